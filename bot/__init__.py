@@ -1,0 +1,1 @@
+"""The edge of Guanjia: web app, channel adapters, inbox, outbound sender, CLI."""

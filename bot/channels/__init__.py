@@ -1,0 +1,1 @@
+"""Channel adapters: signature, decryption and parsing for each platform."""

@@ -1,0 +1,63 @@
+"""Official Account: URL check and the three message modes (plain, compatible, safe)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.channels.common import Refusal, check_signature, check_timestamp, parse_xml, require, text_reply_xml
+from bot.channels.crypto import ChannelCrypto
+from bot.channels.normalize import to_message
+from bot.config import ChannelSettings
+from handlers.message import Message
+
+
+@dataclass
+class Inbound:
+    message: Message
+    encrypted: bool
+    nonce: str
+    timestamp: str
+
+
+class MpChannel:
+    name = "mp"
+
+    def __init__(self, settings: ChannelSettings, window_s: int) -> None:
+        self.settings = settings
+        self.window_s = window_s
+        self.crypto = (ChannelCrypto(settings.token, settings.aes_key, settings.app_id, enterprise=False)
+                       if settings.aes_key else None)
+
+    def _check_url_signature(self, args) -> None:
+        check_timestamp(args.get("timestamp"), self.window_s)
+        check_signature(args.get("signature"), self.settings.token, args.get("timestamp", ""), args.get("nonce", ""))
+
+    def verify_url(self, args) -> str:
+        self._check_url_signature(args)
+        echostr = args.get("echostr")
+        if not echostr:
+            raise Refusal(400, "missing_field", "echostr")
+        return echostr
+
+    def open(self, args, body: bytes) -> Inbound:
+        # The URL signature is sent in every mode; check it first, it costs nothing.
+        self._check_url_signature(args)
+        fields = parse_xml(body)
+        encrypted = args.get("encrypt_type") == "aes"
+        if encrypted:
+            if self.crypto is None:
+                raise Refusal(400, "encryption_not_configured", "WECHAT_AES_KEY is not set")
+            require(fields, "Encrypt")
+            self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
+                               fields["Encrypt"])
+            fields = parse_xml(self.crypto.decrypt(fields["Encrypt"]))
+        require(fields, "FromUserName", "MsgType", "CreateTime")
+        msg = to_message(fields, "mp")
+        if msg.kind == "text" and not msg.msg_id:
+            raise Refusal(400, "missing_field", "MsgId")
+        return Inbound(msg, encrypted, args.get("nonce", ""), args.get("timestamp", ""))
+
+    def render_reply(self, inbound: Inbound, text: str) -> str:
+        xml = text_reply_xml(inbound.message.sender, inbound.message.to or "", text)
+        if inbound.encrypted:
+            return self.crypto.encrypt_reply(xml, inbound.nonce)
+        return xml

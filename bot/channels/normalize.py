@@ -1,0 +1,38 @@
+"""Platform XML fields -> Message. Events wechatpy 1.8 does not know
+(template_card_event, change_external_chat, msgaudit_notify) become typed
+events here too."""
+from __future__ import annotations
+
+from handlers.message import Message
+
+# Fields kept in Message.data for events, by event name; unknown events keep everything.
+EVENT_FIELDS = {
+    "template_card_event": ("EventKey", "TaskId", "CardType", "ResponseCode", "SelectedItems",
+                            "SelectedItems.SelectedItem"),
+    "change_external_chat": ("ChatId", "ChangeType", "UpdateDetail", "JoinScene", "QuitScene", "MemChangeCnt"),
+    "msgaudit_notify": (),
+}
+
+
+def to_message(fields: dict[str, str], channel: str) -> Message:
+    msg_type = (fields.get("MsgType") or "").lower()
+    created = int(fields["CreateTime"]) if fields.get("CreateTime", "").isdigit() else 0
+    base = dict(channel=channel, sender=fields.get("FromUserName", ""), to=fields.get("ToUserName"),
+                created_at=created, msg_id=fields.get("MsgId") or None, agent_id=fields.get("AgentID") or None,
+                chat="staff" if channel == "wecom" else "private")
+    if msg_type == "text":
+        return Message(kind="text", text=fields.get("Content", ""), **base)
+    if msg_type == "event":
+        event = fields.get("Event", "")
+        wanted = EVENT_FIELDS.get(event)
+        data = {k: v for k, v in fields.items()
+                if k not in ("ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "AgentID")
+                and (wanted is None or not wanted or k in wanted or k.split(".")[0] in wanted)}
+        if event == "change_external_chat" or event == "change_external_contact":
+            base["group_id"] = fields.get("ChatId") or None
+        return Message(kind="event", event=event, data=data, **base)
+    data = {k: v for k, v in fields.items() if k in ("MediaId", "PicUrl", "Recognition", "Label", "Url", "Title")}
+    text = fields.get("Recognition", "")  # voice messages with recognition on carry text
+    if msg_type == "voice" and text:
+        return Message(kind="text", text=text, data=data, **base)
+    return Message(kind=msg_type or "unknown", data=data, **base)

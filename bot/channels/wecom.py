@@ -1,0 +1,44 @@
+"""WeCom self-built app: URL check (decrypt echostr) and encrypted callbacks."""
+from __future__ import annotations
+
+from bot.channels.common import Refusal, check_timestamp, parse_xml, require, text_reply_xml
+from bot.channels.crypto import ChannelCrypto
+from bot.channels.mp import Inbound
+from bot.channels.normalize import to_message
+from bot.config import ChannelSettings
+
+
+class WeComChannel:
+    name = "wecom"
+
+    def __init__(self, settings: ChannelSettings, window_s: int) -> None:
+        self.settings = settings
+        self.window_s = window_s
+        self.crypto = ChannelCrypto(settings.token, settings.aes_key, settings.app_id, enterprise=True)
+
+    def verify_url(self, args, check_time: bool = True) -> str:
+        if check_time:
+            check_timestamp(args.get("timestamp"), self.window_s)
+        echostr = args.get("echostr")
+        if not echostr:
+            raise Refusal(400, "missing_field", "echostr")
+        self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""), echostr)
+        return self.crypto.decrypt(echostr)
+
+    def open(self, args, body: bytes, check_time: bool = True) -> Inbound:
+        if check_time:
+            check_timestamp(args.get("timestamp"), self.window_s)
+        outer = parse_xml(body)
+        require(outer, "Encrypt")
+        self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
+                           outer["Encrypt"])
+        fields = parse_xml(self.crypto.decrypt(outer["Encrypt"]))
+        require(fields, "FromUserName", "MsgType", "CreateTime")
+        msg = to_message(fields, "wecom")
+        if msg.kind == "text" and not msg.msg_id:
+            raise Refusal(400, "missing_field", "MsgId")
+        return Inbound(msg, True, args.get("nonce", ""), args.get("timestamp", ""))
+
+    def render_reply(self, inbound: Inbound, text: str) -> str:
+        xml = text_reply_xml(inbound.message.sender, inbound.message.to or self.settings.app_id, text)
+        return self.crypto.encrypt_reply(xml, inbound.nonce)

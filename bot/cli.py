@@ -1,0 +1,181 @@
+"""The `guanjia` command (also `python -m bot`). CONTRACT.md lists the stable commands."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """管家: WeChat / WeCom concierge bot."""
+
+
+# --- processes ---------------------------------------------------------------
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+@click.option("--workers", default=None, type=int, help="gunicorn workers (default from deploy/gunicorn.conf.py)")
+def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
+    """The webhook and web server."""
+    _settings_or_exit()
+    if dev:
+        from bot.web import create_app
+
+        create_app().run(host=host, port=port, threaded=True)
+        return
+    from bot.config import PROJECT_ROOT
+
+    args = ["gunicorn", "-c", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
+    if workers:
+        args += ["-w", str(workers)]
+    os.execvp(sys.executable, [sys.executable, "-m", *args, "bot.web:create_app()"])
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queues", default=None, help="Comma-separated queue names (default: all).")
+def worker(burst: bool, queues: str | None) -> None:
+    """An rq worker on the project's queues."""
+    _settings_or_exit()
+    from bot.worker import run_worker
+
+    run_worker(burst=burst, queues=queues.split(",") if queues else None)
+
+
+@main.command()
+def scheduler() -> None:
+    """The scheduler (one leader even when several run)."""
+    _settings_or_exit()
+    from scheduler.main import run_scheduler
+
+    run_scheduler()
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int)
+def run(port: int) -> None:
+    """Web + worker + scheduler together, on the embedded defaults."""
+    _settings_or_exit()
+    from bot.runall import run_all
+
+    run_all(port)
+
+
+# --- data ----------------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (`alembic upgrade heads`)."""
+    settings = _settings_or_exit()
+    from store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    click.echo(f"database at {settings.database_url} is up to date")
+
+
+@main.command("demo-data")
+def demo_data() -> None:
+    """Load a demo community: buildings, owners, staff, groups."""
+    settings = _settings_or_exit()
+    from bot.demo import load_demo
+    from store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    click.echo(load_demo())
+
+
+# --- understanding ----------------------------------------------------------------
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (CONTRACT.md).")
+@click.option("--chat", type=click.Choice(["private", "vip", "building"]), default="private")
+@click.option("--role", type=click.Choice(["owner", "admin", "staff"]), default="owner")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Many messages, one JSON object a line.")
+@click.argument("text", required=False)
+def route(as_json: bool, chat: str, role: str, from_stdin: bool, text: str | None) -> None:
+    """Explain what the bot would do with TEXT (no side effects)."""
+    from handlers.router import route as do_route
+
+    if from_stdin:
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                case = json.loads(line)
+                res = do_route(case.get("text", ""), case.get("chat") or chat, case.get("role") or role).contract()
+            except Exception as exc:  # one bad line must not stop the batch
+                res = {"error": f"{type(exc).__name__}: {exc}"}
+            click.echo(json.dumps(res, ensure_ascii=False))
+        return
+    if text is None:
+        raise click.UsageError("TEXT is required (or --stdin)")
+    res = do_route(text, chat, role)
+    if as_json:
+        click.echo(json.dumps(res.contract(), ensure_ascii=False))
+    else:
+        for k, v in res.contract().items():
+            click.echo(f"{k:10} {v}")
+
+
+@main.command()
+@click.option("--as", "who", default=None, help="Who you play: an openid, a staff userid, or a name from the demo.")
+@click.option("--chat", type=click.Choice(["private", "vip", "building", "staff"]), default="private")
+def chat(who: str | None, chat: str) -> None:
+    """Play an owner, an admin or a staff member and see the bot's replies and pushes."""
+    _settings_or_exit()
+    from bot.chat import run_chat
+
+    run_chat(who, chat)
+
+
+# --- development ----------------------------------------------------------------
+
+@main.group()
+def dev() -> None:
+    """Development tools."""
+
+
+@dev.command("fake-platform")
+@click.option("--port", default=9100, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def fake_platform(port: int, host: str) -> None:
+    """A local stand-in for the WeChat and WeCom HTTP APIs."""
+    from bot.devtools.fake_platform import serve_fake_platform
+
+    serve_fake_platform(host, port)
+
+
+def _settings_or_exit():
+    from bot.config import ConfigError, get_settings
+
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+# Capabilities add their own command groups here (imported lazily to keep start-up fast).
+EXTRA_COMMANDS: list[str] = []
+
+
+def _register_extra() -> None:
+    import importlib
+
+    for spec in EXTRA_COMMANDS:
+        module, attr = spec.split(":")
+        main.add_command(getattr(importlib.import_module(module), attr))
+
+
+_register_extra()

@@ -1,0 +1,147 @@
+"""Settings from the environment (and a `.env` file), validated once at start.
+
+Every setting CONTRACT.md names lives here; a missing or malformed value raises
+`ConfigError` naming the variable, so a bad deployment fails loudly at start
+instead of at the first message.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _str(name: str, default: str | None = None) -> str | None:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """One platform's credentials; `enabled` is False when none are given."""
+
+    app_id: str | None = None
+    secret: str | None = None
+    token: str | None = None
+    aes_key: str | None = None
+    agent_id: str | None = None
+    api_base: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app_id and self.token)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    wechat: ChannelSettings
+    wecom: ChannelSettings
+    admin_token: str | None
+    var_dir: Path
+    # Ingress
+    timestamp_window_s: int = 300
+    max_body_bytes: int = 256 * 1024
+    passive_budget_s: float = 3.0
+    dedup_ttl_s: int = 600
+    # Outbound limits (PLATFORM.md); settings because the platforms change them.
+    wecom_per_member_per_minute: int = 30
+    wecom_per_member_per_hour: int = 1000
+    wecom_app_per_minute: int = 10000
+    mp_cs_per_window: int = 5
+    outbox_max_attempts: int = 6
+    timezone: str = "Asia/Shanghai"
+    extra: dict = field(default_factory=dict)
+
+
+def _check_aes_key(name: str, value: str | None) -> None:
+    if value is not None and len(value) != 43:
+        raise ConfigError(f"{name} must be the 43-character EncodingAESKey, got {len(value)} characters")
+
+
+def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
+    """Read the environment (after `.env`, which never overrides real variables)."""
+    load_dotenv(env_file or PROJECT_ROOT / ".env", override=False)
+    var_dir = Path(_str("GUANJIA_VAR_DIR", str(Path.cwd() / "var")))
+    database_url = _str("DATABASE_URL") or f"sqlite:///{var_dir / 'guanjia.db'}"
+    if "://" not in database_url:
+        raise ConfigError(f"DATABASE_URL must be an SQLAlchemy URL such as sqlite:///var/guanjia.db, got {database_url!r}")
+    redis_url = _str("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}")
+
+    wechat = ChannelSettings(
+        app_id=_str("WECHAT_APPID"), secret=_str("WECHAT_SECRET"), token=_str("WECHAT_TOKEN"),
+        aes_key=_str("WECHAT_AES_KEY"),
+        api_base=_str("WECHAT_API_BASE", "https://api.weixin.qq.com").rstrip("/"),
+    )
+    wecom = ChannelSettings(
+        app_id=_str("WECOM_CORP_ID"), secret=_str("WECOM_SECRET"), token=_str("WECOM_TOKEN"),
+        aes_key=_str("WECOM_AES_KEY"), agent_id=_str("WECOM_AGENT_ID"),
+        api_base=_str("WECOM_API_BASE", "https://qyapi.weixin.qq.com").rstrip("/"),
+    )
+    _check_aes_key("WECHAT_AES_KEY", wechat.aes_key)
+    _check_aes_key("WECOM_AES_KEY", wecom.aes_key)
+    if wecom.app_id and wecom.token and not wecom.aes_key:
+        raise ConfigError("WECOM_AES_KEY is required when WECOM_CORP_ID and WECOM_TOKEN are set (WeCom always encrypts)")
+    if wecom.agent_id is not None and not wecom.agent_id.isdigit():
+        raise ConfigError(f"WECOM_AGENT_ID must be a number, got {wecom.agent_id!r}")
+
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        wechat=wechat,
+        wecom=wecom,
+        admin_token=_str("GUANJIA_ADMIN_TOKEN"),
+        var_dir=var_dir,
+        timestamp_window_s=_int("GUANJIA_TIMESTAMP_WINDOW_S", 300),
+        max_body_bytes=_int("GUANJIA_MAX_BODY_BYTES", 256 * 1024),
+        passive_budget_s=_float("GUANJIA_PASSIVE_BUDGET_S", 3.0),
+        dedup_ttl_s=_int("GUANJIA_DEDUP_TTL_S", 600),
+        wecom_per_member_per_minute=_int("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", 30),
+        wecom_per_member_per_hour=_int("GUANJIA_WECOM_PER_MEMBER_PER_HOUR", 1000),
+        wecom_app_per_minute=_int("GUANJIA_WECOM_APP_PER_MINUTE", 10000),
+        mp_cs_per_window=_int("GUANJIA_MP_CS_PER_WINDOW", 5),
+        outbox_max_attempts=_int("GUANJIA_OUTBOX_MAX_ATTEMPTS", 6),
+        timezone=_str("GUANJIA_TIMEZONE", "Asia/Shanghai"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

@@ -1,0 +1,66 @@
+"""`guanjia demo-data`: the demo community from demo_community.yaml, idempotent.
+
+Capabilities with their own demo data (duty roster, spend ledger...) add a
+loader to DEMO_LOADERS.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+from store.db import session_scope
+from store.models import Building, Group, GroupMember, Home, Owner, Staff
+
+DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
+DEMO_LOADERS: list[str] = []  # "module:function(session)" run after the community exists
+
+
+def _upsert(session, model, key: str, values: dict):
+    row = session.scalar(select(model).where(getattr(model, key) == values[key]))
+    if row is None:
+        row = model(**values)
+        session.add(row)
+    else:
+        for k, v in values.items():
+            setattr(row, k, v)
+    session.flush()
+    return row
+
+
+def load_demo(path: Path = DEMO_FILE) -> str:
+    import importlib
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    with session_scope() as s:
+        buildings = {b["code"]: _upsert(s, Building, "code", b) for b in data["buildings"]}
+        homes = {}
+        for h in data["homes"]:
+            h = dict(h)
+            h["building_id"] = buildings[h.pop("building")].id
+            homes[h["room"]] = _upsert(s, Home, "room", h)
+        for o in data["owners"]:
+            o = dict(o)
+            o["home_id"] = homes[o.pop("room")].id
+            _upsert(s, Owner, "openid", o)
+        staff = {m["userid"]: _upsert(s, Staff, "userid", m) for m in data["staff"]}
+        for g in data["groups"]:
+            g = dict(g)
+            members = g.pop("members", [])
+            g["staff_admin_id"] = staff[g.pop("staff_admin")].id
+            if "building" in g:
+                g["building_id"] = buildings[g.pop("building")].id
+            group = _upsert(s, Group, "chat_id", g)
+            for m in members:
+                owner = s.scalar(select(Owner).where(Owner.external_userid == m["id"]))
+                row = s.scalar(select(GroupMember).where(GroupMember.group_id == group.id,
+                                                         GroupMember.member_id == m["id"]))
+                if row is None:
+                    s.add(GroupMember(group_id=group.id, member_id=m["id"], owner_id=owner.id if owner else None,
+                                      role=m.get("role", "member")))
+        for spec in DEMO_LOADERS:
+            module, fn = spec.split(":")
+            getattr(importlib.import_module(module), fn)(s)
+    return (f"demo community loaded: {len(data['buildings'])} buildings, {len(data['owners'])} owners, "
+            f"{len(data['staff'])} staff, {len(data['groups'])} groups")

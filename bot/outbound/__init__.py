@@ -1,0 +1,1 @@
+"""Everything that leaves: the outbox, platform clients, tokens, rate limits, the sender."""

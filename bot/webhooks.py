@@ -1,0 +1,76 @@
+"""The two webhook endpoints. Every refusal is logged with its reason and
+answered with a status the caller can act on; never a 500 for bad input."""
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from bot import inbox, metrics
+from bot.channels.common import Refusal
+from bot.channels.mp import MpChannel
+from bot.channels.wecom import WeComChannel
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+
+def _refuse(endpoint: str, exc: Refusal) -> Response:
+    metrics.REFUSALS.labels(endpoint, exc.reason).inc()
+    log.warning("refused %s from %s: %s", endpoint, request.remote_addr, exc)
+    return Response(exc.reason, status=exc.status, mimetype="text/plain")
+
+
+def _body(settings) -> bytes:
+    length = request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        raise Refusal(413, "body_too_large", f"{length} bytes")
+    body = request.stream.read(settings.max_body_bytes + 1)
+    if len(body) > settings.max_body_bytes:
+        raise Refusal(413, "body_too_large", f"over {settings.max_body_bytes} bytes")
+    return body
+
+
+def _serve(endpoint: str, channel) -> Response:
+    settings = current_app.config["GUANJIA_SETTINGS"]
+    started = time.perf_counter()
+    try:
+        if channel is None:
+            raise Refusal(404, "channel_off", f"{endpoint} is not configured")
+        if request.method == "GET":
+            return Response(channel.verify_url(request.args), mimetype="text/plain")
+        inbound = channel.open(request.args, _body(settings))
+        accepted = inbox.accept(inbound.message, settings.dedup_ttl_s)
+        if accepted.inbox_id is None or not accepted.queued:
+            return Response("success", mimetype="text/plain")
+        replies = inbox.wait_for_reply(accepted.inbox_id, settings.passive_budget_s)
+        if not replies:
+            return Response("success", mimetype="text/plain")
+        # One passive reply per request: join them; the platforms refuse about 2 KB and more.
+        text = "\n\n".join(replies)
+        if len(text.encode("utf-8")) > 2000:
+            text = text.encode("utf-8")[:1990].decode("utf-8", "ignore") + "…"
+        return Response(channel.render_reply(inbound, text), mimetype="application/xml")
+    except Refusal as exc:
+        return _refuse(endpoint, exc)
+    finally:
+        metrics.REQUEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+
+@bp.route("/wechat/mp", methods=["GET", "POST"])
+def wechat_mp() -> Response:
+    return _serve("wechat_mp", current_app.config.get("GUANJIA_MP"))
+
+
+@bp.route("/wecom/app", methods=["GET", "POST"])
+def wecom_app() -> Response:
+    return _serve("wecom_app", current_app.config.get("GUANJIA_WECOM"))
+
+
+def make_channels(settings) -> dict:
+    return {
+        "GUANJIA_MP": MpChannel(settings.wechat, settings.timestamp_window_s) if settings.wechat.enabled else None,
+        "GUANJIA_WECOM": (WeComChannel(settings.wecom, settings.timestamp_window_s)
+                          if settings.wecom.enabled else None),
+    }

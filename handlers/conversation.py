@@ -1,0 +1,46 @@
+"""Multi-turn state: one open exchange per sender and chat, with an expiry."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from store.models import Conversation
+
+
+def _chat_key(chat: str, group_id: str | None) -> str:
+    return f"{chat}:{group_id}" if group_id else chat
+
+
+def get(session: Session, sender: str, chat: str, now: datetime, group_id: str | None = None) -> Conversation | None:
+    conv = session.scalar(select(Conversation).where(Conversation.sender == sender,
+                                                     Conversation.chat == _chat_key(chat, group_id)))
+    if conv and conv.expires_at <= now:
+        session.delete(conv)
+        session.flush()
+        return None
+    return conv
+
+
+def start(session: Session, sender: str, chat: str, handler: str, state: dict, now: datetime,
+          ttl: timedelta = timedelta(minutes=30), group_id: str | None = None) -> Conversation:
+    """Start (or replace) the sender's open exchange."""
+    end(session, sender, chat, group_id)
+    conv = Conversation(sender=sender, chat=_chat_key(chat, group_id), handler=handler,
+                        state=state, expires_at=now + ttl)
+    session.add(conv)
+    session.flush()
+    return conv
+
+
+def update(session: Session, conv: Conversation, state: dict, now: datetime,
+           ttl: timedelta = timedelta(minutes=30)) -> None:
+    conv.state = dict(state)  # a new object so SQLAlchemy sees the change
+    conv.expires_at = now + ttl
+    session.flush()
+
+
+def end(session: Session, sender: str, chat: str, group_id: str | None = None) -> None:
+    session.execute(delete(Conversation).where(Conversation.sender == sender,
+                                               Conversation.chat == _chat_key(chat, group_id)))

@@ -1,0 +1,1 @@
+"""Scheduled work: APScheduler definitions that enqueue rq tasks."""
