@@ -13,8 +13,11 @@ def run_migrations_online() -> None:
         from store.db import make_engine
 
         connectable = make_engine(config.get_main_option("sqlalchemy.url"))
-        with connectable.connect() as connection:
-            _run(connection)
+        try:
+            with connectable.connect() as connection:
+                _run(connection)
+        finally:
+            connectable.dispose()  # checkpoints SQLite's WAL so the file is complete on its own
     else:
         _run(connectable)
 
