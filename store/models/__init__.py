@@ -5,3 +5,4 @@ A capability adds its own module and one import line below.
 from store.models.base import Base  # noqa: F401
 from store.models.community import Building, Group, GroupMember, Home, Owner, Staff  # noqa: F401
 from store.models.messaging import AuditLog, Conversation, InboxMessage, OutboxMessage  # noqa: F401
+from store.models.accounts import ApiToken, ConsoleUser  # noqa: F401
