@@ -22,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
+# Fixture plugins; the outbound one appears when its developer commits it.
+pytest_plugins = [p for p in ("tests.fixtures_platform", "tests.fixtures_ingress")
+                  if (ROOT / (p.replace(".", "/") + ".py")).exists()]
+
 
 def free_port() -> int:
     with socket.socket() as s:
