@@ -6,3 +6,4 @@ from store.models.base import Base  # noqa: F401
 from store.models.community import Building, Group, GroupMember, Home, Owner, Staff  # noqa: F401
 from store.models.messaging import AuditLog, Conversation, InboxMessage, OutboxMessage  # noqa: F401
 from store.models.accounts import ApiToken, ConsoleUser  # noqa: F401
+from store.models.campaigns import Campaign, Delivery, GroupBulkSend, JobRun, Reminder, SurveyAnswer  # noqa: F401
