@@ -7,3 +7,5 @@ from store.models.community import Building, Group, GroupMember, Home, Owner, St
 from store.models.messaging import AuditLog, Conversation, InboxMessage, OutboxMessage  # noqa: F401
 from store.models.accounts import ApiToken, ConsoleUser  # noqa: F401
 from store.models.campaigns import Campaign, Delivery, GroupBulkSend, JobRun, Reminder, SurveyAnswer  # noqa: F401
+from store.models.tickets import Ticket, TicketClock, TicketEvent  # noqa: F401
+from store.models.membership import Booking, DowngradeNotice, MemberApplication, MemberSanction, QuotaUsage, ServiceCapacity, ServiceClock, SpendEntry, TierChange  # noqa: F401
