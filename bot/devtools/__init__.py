@@ -1,0 +1,1 @@
+"""Development tools (the fake platform, ...); never imported by production code paths."""

@@ -1,0 +1,709 @@
+"""`guanjia dev fake-platform`: WeChat OA and WeCom HTTP APIs, faked on loopback.
+
+Both platforms are served from one root (their paths do not collide). The fake
+answers like the real APIs, errcodes included, so the sender's error handling
+is exercised for real:
+
+- tokens are issued here and checked on every call: missing -> 41001, unknown
+  -> 40001 (OA) / 40014 (WeCom), expired -> 42001. A new OA `/cgi-bin/token`
+  makes the older ones invalid after `token_overlap_s` (5 min, as the real
+  one); `stable_token` keeps its token unless `force_refresh`; WeCom `gettoken`
+  returns the same token while it is valid.
+- users: every openid / userid exists except those starting with `unknown` or
+  `invalid`, or listed in config `unknown_users` (OA 40003, WeCom invaliduser /
+  81013). OA openids in config `closed_window` get 45015, in `unsubscribed`
+  43004 for templates.
+- WeCom `message/send` keeps per-member counts per app; beyond 30 a minute or
+  1,000 an hour (config `per_member_per_minute` / `_per_hour`) the message is
+  dropped silently, as the real platform does, and the breach is counted.
+
+Control endpoints (not part of either platform):
+  GET /_sent[?path=...]   accepted calls, oldest first: {path, time, query, json, ...}
+  DELETE /_sent           forget them
+  POST /_faults           {"path", "errcode"|"status"|"delay_s", "times"}; GET lists, DELETE clears
+  GET /_stats             calls and errors by path, token calls, rate-limit breaches
+  POST /_config           merge settings (see DEFAULT_CONFIG); GET shows them
+  POST /_tokens/expire    expire every issued token now (the next call gets 42001)
+  POST /_reset            forget everything (records, faults, tokens, stats, config)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import secrets
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from flask import Flask, Response, jsonify, request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "expires_in": 7200,
+    "token_overlap_s": 300,  # an old OA token stays valid this long after a new /cgi-bin/token
+    "credentials": {},  # {appid_or_corpid: secret}; empty = any non-empty pair is accepted
+    "unknown_users": [],
+    "closed_window": [],  # OA openids outside the 48 h customer-service window -> 45015
+    "unsubscribed": [],  # OA openids that unfollowed -> 43004 on template messages
+    "templates": [],  # OA template ids that exist; empty = any non-empty id
+    "mp_cs_per_window": 0,  # >0: customer-service messages per openid before 45047 (0 = off)
+    "per_member_per_minute": 30,
+    "per_member_per_hour": 1000,
+}
+
+OA_MSGTYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
+               "wxcard", "miniprogrampage"}
+WECOM_MSGTYPES = {"text", "image", "voice", "video", "file", "textcard", "news", "mpnews", "markdown",
+                  "miniprogram_notice", "template_card"}
+# Cards with callbacks get a response_code usable once with update_template_card.
+CALLBACK_CARDS = {"button_interaction", "vote_interaction", "multiple_interaction"}
+TOKEN_PATHS = {"/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-bin/gettoken"}
+
+
+class ApiAnswer(Exception):
+    """An errcode answer (HTTP 200, as both platforms answer errors)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errmsg)
+        self.errcode, self.errmsg = errcode, errmsg
+
+
+@dataclass
+class Token:
+    value: str
+    platform: str  # mp / wecom
+    app: str  # appid or corpid
+    secret: str
+    kind: str  # token / stable / wecom
+    expires_at: float
+    revoked_at: float | None = None  # replaced: invalid from this moment on
+
+
+@dataclass
+class Fault:
+    errcode: int | None = None
+    status: int | None = None
+    delay_s: float | None = None
+    times: int = 1
+
+
+class FakeState:
+    """Everything the fake remembers; one lock, since the server is threaded."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
+            self.sent: list[dict] = []
+            # A clear bumps the generation, so a delayed call that started before
+            # it cannot land in the next test's record.
+            self.generation = 0
+            self.faults: dict[str, deque[Fault]] = defaultdict(deque)
+            self.tokens: dict[str, Token] = {}
+            self.oa_latest: dict[str, str] = {}
+            self.oa_stable: dict[str, str] = {}
+            self.wecom_tokens: dict[tuple[str, str], str] = {}
+            self.calls: Counter[str] = Counter()
+            self.errors: Counter[str] = Counter()
+            self.faults_fired: Counter[str] = Counter()
+            self.member_log: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+            self.breaches: list[dict] = []
+            self.dropped = 0
+            self.used_response_codes: set[str] = set()
+            self.issued_response_codes: set[str] = set()
+            self.chats: dict[str, dict] = {}
+            self.dup_registry: dict[str, float] = {}
+            self.cs_counts: Counter[str] = Counter()
+            self.msg_seq = 0
+
+    def clear_sent(self) -> None:
+        with self.lock:
+            self.sent.clear()
+            self.dup_registry.clear()
+            self.generation += 1
+
+    # --- tokens ---------------------------------------------------------------
+
+    def _issue(self, platform: str, app: str, secret: str, kind: str) -> Token:
+        value = secrets.token_urlsafe(48)
+        tok = Token(value, platform, app, secret, kind, time.time() + int(self.config["expires_in"]))
+        self.tokens[value] = tok
+        return tok
+
+    def _check_credentials(self, app: str, secret: str, platform: str) -> None:
+        creds = self.config.get("credentials") or {}
+        if creds:
+            if app not in creds:
+                raise ApiAnswer(40013, "invalid appid" if platform == "mp" else "invalid corpid")
+            if creds[app] != secret:
+                raise ApiAnswer(40125, "invalid appsecret") if platform == "mp" else ApiAnswer(40001, "invalid secret")
+
+    def oa_token(self, appid: str, secret: str) -> Token:
+        with self.lock:
+            self._check_credentials(appid, secret, "mp")
+            now = time.time()
+            old = self.oa_latest.get(appid)
+            if old and old in self.tokens and self.tokens[old].revoked_at is None:
+                # PLATFORM.md: the old token keeps working for the overlap, then stops.
+                self.tokens[old].revoked_at = now + float(self.config["token_overlap_s"])
+            tok = self._issue("mp", appid, secret, "token")
+            self.oa_latest[appid] = tok.value
+            return tok
+
+    def oa_stable_token(self, appid: str, secret: str, force: bool) -> Token:
+        with self.lock:
+            self._check_credentials(appid, secret, "mp")
+            now = time.time()
+            cur = self.tokens.get(self.oa_stable.get(appid, ""))
+            if cur and not force and cur.revoked_at is None and cur.expires_at > now:
+                return cur
+            if cur and cur.revoked_at is None:
+                cur.revoked_at = now  # force_refresh: the previous one is invalid at once
+            tok = self._issue("mp", appid, secret, "stable")
+            self.oa_stable[appid] = tok.value
+            return tok
+
+    def wecom_token(self, corpid: str, secret: str) -> Token:
+        with self.lock:
+            self._check_credentials(corpid, secret, "wecom")
+            cur = self.tokens.get(self.wecom_tokens.get((corpid, secret), ""))
+            if cur and cur.revoked_at is None and cur.expires_at > time.time():
+                return cur
+            tok = self._issue("wecom", corpid, secret, "wecom")
+            self.wecom_tokens[(corpid, secret)] = tok.value
+            return tok
+
+    def check_token(self, platform: str, value: str | None) -> Token:
+        if not value:
+            raise ApiAnswer(41001, "access_token missing")
+        invalid = (ApiAnswer(40001, "invalid credential, access_token is invalid or not latest") if platform == "mp"
+                   else ApiAnswer(40014, "invalid access_token"))
+        with self.lock:
+            tok = self.tokens.get(value)
+            if tok is None or tok.platform != platform:
+                raise invalid
+            now = time.time()
+            if tok.revoked_at is not None and now >= tok.revoked_at:
+                raise invalid
+            if now >= tok.expires_at:
+                raise ApiAnswer(42001, "access_token expired")
+            return tok
+
+    def expire_tokens(self) -> int:
+        with self.lock:
+            now = time.time()
+            for tok in self.tokens.values():
+                tok.expires_at = min(tok.expires_at, now - 1)
+            return len(self.tokens)
+
+    # --- users, faults, records ---------------------------------------------------
+
+    def user_known(self, user: str) -> bool:
+        return bool(user) and not user.startswith(("unknown", "invalid")) and user not in self.config["unknown_users"]
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            queue = self.faults.get(path)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.times -= 1
+            if fault.times <= 0:
+                queue.popleft()
+            self.faults_fired[path] += 1
+            return fault
+
+    def record(self, generation: int, entry: dict) -> None:
+        with self.lock:
+            if generation == self.generation:
+                self.sent.append(entry)
+
+    def next_msgid(self) -> str:
+        with self.lock:
+            self.msg_seq += 1
+            return f"fake-msg-{self.msg_seq}"
+
+    def stats(self) -> dict:
+        with self.lock:
+            now = time.time()
+            members = {}
+            for (agent, user), log_ in self.member_log.items():
+                members[f"{agent}:{user}"] = {"minute": sum(1 for t in log_ if t > now - 60), "hour": len(log_)}
+            return {
+                "calls": dict(self.calls), "errors": dict(self.errors), "faults_fired": dict(self.faults_fired),
+                "token_calls": sum(n for p, n in self.calls.items() if p in TOKEN_PATHS),
+                "tokens_issued": len(self.tokens), "sent": len(self.sent), "dropped": self.dropped,
+                "breach_count": len(self.breaches), "breaches": list(self.breaches[-200:]),
+                "members": members,
+            }
+
+    # --- WeCom per-member limits ---------------------------------------------------
+
+    def member_admit(self, agentid: str, user: str) -> bool:
+        """Count one message to `user`; False when the platform would drop it."""
+        with self.lock:
+            now = time.time()
+            log_ = self.member_log[(agentid, user)]
+            while log_ and log_[0] <= now - 3600:
+                log_.popleft()
+            per_min = sum(1 for t in log_ if t > now - 60)
+            window = None
+            if per_min >= int(self.config["per_member_per_minute"]):
+                window = "minute"
+            elif len(log_) >= int(self.config["per_member_per_hour"]):
+                window = "hour"
+            if window:
+                self.breaches.append({"agentid": agentid, "userid": user, "window": window, "time": now})
+                return False
+            log_.append(now)
+            return True
+
+    def is_duplicate(self, key: str, interval: float) -> bool:
+        with self.lock:
+            now = time.time()
+            seen = self.dup_registry.get(key)
+            self.dup_registry[key] = now
+            return seen is not None and now - seen < interval
+
+
+# --- request helpers ------------------------------------------------------------
+
+def _body() -> dict:
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiAnswer(44002, "empty post data")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ApiAnswer(47001, "data format error: Warning: wrong json format.") from None
+    if not isinstance(data, dict):
+        raise ApiAnswer(47001, "data format error")
+    return data
+
+
+def _ok(**extra: Any) -> dict:
+    return {"errcode": 0, "errmsg": "ok", **extra}
+
+
+def _need_str(data: dict, key: str, errcode: int, errmsg: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiAnswer(errcode, errmsg)
+    return value
+
+
+def _content(data: dict, msgtype: str, limit: int = 2048) -> str:
+    part = data.get(msgtype)
+    if not isinstance(part, dict):
+        raise ApiAnswer(44004, f"empty content: missing {msgtype}")
+    content = part.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise ApiAnswer(44004, "empty content")
+    if len(content.encode()) > limit:
+        raise ApiAnswer(45002, "content size out of limit")
+    return content
+
+
+def _agentid(data: dict) -> str:
+    if "agentid" not in data or data["agentid"] in (None, ""):
+        raise ApiAnswer(41011, "missing agentid")
+    try:
+        return str(int(data["agentid"]))
+    except (TypeError, ValueError):
+        raise ApiAnswer(40056, "invalid agentid") from None
+
+
+def create_fake_app(state: FakeState | None = None) -> Flask:
+    """The fake as a WSGI app (tests may also mount it in-process)."""
+    st = state or FakeState()
+    app = Flask("guanjia-fake-platform")
+    app.config["fake_state"] = st
+
+    def api(path: str, methods: list[str], platform: str | None, needs_token: bool = True):
+        """Register an API handler: faults first, then token, then the handler.
+
+        The handler returns (answer, recorded) where recorded is False when the
+        call was accepted but not delivered (nothing recorded) or a dict of extra
+        fields for the /_sent entry.
+        """
+
+        def deco(fn: Callable[..., Any]):
+            def view():
+                generation = st.generation
+                started = time.time()
+                with st.lock:
+                    st.calls[path] += 1
+                fault = st.take_fault(path)
+                if fault is not None:
+                    if fault.delay_s:
+                        time.sleep(float(fault.delay_s))  # then answer normally, as a slow platform does
+                    if fault.status:
+                        return Response("fake platform fault", status=int(fault.status), mimetype="text/plain")
+                    if fault.errcode is not None:
+                        with st.lock:
+                            st.errors[f"{path}:{fault.errcode}"] += 1
+                        return jsonify({"errcode": int(fault.errcode), "errmsg": "fault injected by fake platform"})
+                try:
+                    tok = st.check_token(platform, request.args.get("access_token")) if needs_token else None
+                    answer, extra = fn(tok)
+                except ApiAnswer as err:
+                    with st.lock:
+                        st.errors[f"{path}:{err.errcode}"] += 1
+                    return jsonify({"errcode": err.errcode, "errmsg": err.errmsg})
+                if extra is not None and path not in TOKEN_PATHS:
+                    body = None
+                    if request.method == "POST":
+                        try:
+                            body = json.loads(request.get_data(cache=True) or b"null")
+                        except ValueError:
+                            body = None
+                    entry = {"path": path, "time": started, "method": request.method,
+                             "query": {k: v for k, v in request.args.items() if k != "access_token"},
+                             "json": body, "platform": platform, **extra}
+                    st.record(generation, entry)
+                return Response(json.dumps(answer, ensure_ascii=False), mimetype="application/json")
+
+            view.__name__ = "api_" + path.strip("/").replace("/", "_")
+            app.add_url_rule(path, view.__name__, view, methods=methods)
+            return fn
+
+        return deco
+
+    # --- Official Account -------------------------------------------------------
+
+    @api("/cgi-bin/token", ["GET"], None, needs_token=False)
+    def oa_token(_tok):
+        a = request.args
+        if a.get("grant_type") != "client_credential":
+            raise ApiAnswer(40002, "invalid grant_type")
+        appid, secret = a.get("appid", ""), a.get("secret", "")
+        if not appid:
+            raise ApiAnswer(41002, "appid missing")
+        if not secret:
+            raise ApiAnswer(41004, "appsecret missing")
+        tok = st.oa_token(appid, secret)
+        return {"access_token": tok.value, "expires_in": int(st.config["expires_in"])}, {}
+
+    @api("/cgi-bin/stable_token", ["POST"], None, needs_token=False)
+    def oa_stable_token(_tok):
+        data = _body()
+        if data.get("grant_type") != "client_credential":
+            raise ApiAnswer(40002, "invalid grant_type")
+        appid, secret = data.get("appid") or "", data.get("secret") or ""
+        if not appid:
+            raise ApiAnswer(41002, "appid missing")
+        if not secret:
+            raise ApiAnswer(41004, "appsecret missing")
+        tok = st.oa_stable_token(appid, secret, bool(data.get("force_refresh")))
+        return {"access_token": tok.value, "expires_in": max(1, int(tok.expires_at - time.time()))}, {}
+
+    @api("/cgi-bin/message/custom/send", ["POST"], "mp")
+    def oa_custom_send(_tok):
+        data = _body()
+        touser = data.get("touser")
+        if not isinstance(touser, str) or not st.user_known(touser):
+            raise ApiAnswer(40003, "invalid openid")
+        msgtype = data.get("msgtype")
+        if msgtype not in OA_MSGTYPES:
+            raise ApiAnswer(40008, "invalid message type")
+        if msgtype == "text":
+            _content(data, "text")
+        elif not isinstance(data.get(msgtype), dict):
+            raise ApiAnswer(47001, f"data format error: missing {msgtype}")
+        if touser in st.config["closed_window"]:
+            raise ApiAnswer(45015, "response out of time limit or subscription is canceled")
+        limit = int(st.config.get("mp_cs_per_window") or 0)
+        if limit:
+            with st.lock:
+                if st.cs_counts[touser] >= limit:
+                    raise ApiAnswer(45047, "out of response count limit")
+                st.cs_counts[touser] += 1
+        return _ok(), {}
+
+    @api("/cgi-bin/message/template/send", ["POST"], "mp")
+    def oa_template_send(_tok):
+        data = _body()
+        touser = data.get("touser")
+        if not isinstance(touser, str) or not st.user_known(touser):
+            raise ApiAnswer(40003, "invalid openid")
+        template_id = data.get("template_id")
+        if not isinstance(template_id, str) or not template_id:
+            raise ApiAnswer(40037, "invalid template_id")
+        if st.config["templates"] and template_id not in st.config["templates"]:
+            raise ApiAnswer(40037, "invalid template_id")
+        if not isinstance(data.get("data"), dict):
+            raise ApiAnswer(47001, "data format error: data must be an object")
+        if touser in st.config["unsubscribed"]:
+            raise ApiAnswer(43004, "require subscribe")
+        msgid = int(time.time() * 1000)
+        return _ok(msgid=msgid), {"msgid": msgid}
+
+    # --- WeCom ---------------------------------------------------------------------
+
+    @api("/cgi-bin/gettoken", ["GET"], None, needs_token=False)
+    def wecom_gettoken(_tok):
+        corpid, secret = request.args.get("corpid", ""), request.args.get("corpsecret", "")
+        if not corpid:
+            raise ApiAnswer(41002, "corpid missing")
+        if not secret:
+            raise ApiAnswer(41004, "corpsecret missing")
+        tok = st.wecom_token(corpid, secret)
+        return _ok(access_token=tok.value, expires_in=max(1, int(tok.expires_at - time.time()))), {}
+
+    @api("/cgi-bin/message/send", ["POST"], "wecom")
+    def wecom_message_send(tok):
+        data = _body()
+        agentid = _agentid(data)
+        msgtype = data.get("msgtype")
+        if msgtype not in WECOM_MSGTYPES:
+            raise ApiAnswer(40008, "invalid message type")
+        if msgtype in ("text", "markdown"):
+            _content(data, msgtype)
+        elif msgtype == "textcard":
+            card = data.get("textcard")
+            if not isinstance(card, dict) or not card.get("title"):
+                raise ApiAnswer(41016, "missing title")
+            if not card.get("description"):
+                raise ApiAnswer(44004, "empty content: missing description")
+            if not card.get("url"):
+                raise ApiAnswer(40058, "missing url")
+        elif msgtype == "template_card":
+            card = data.get("template_card")
+            if not isinstance(card, dict) or not card.get("card_type"):
+                raise ApiAnswer(40058, "template_card.card_type missing")
+            if card["card_type"] in CALLBACK_CARDS and not card.get("task_id"):
+                raise ApiAnswer(40058, "template_card.task_id missing")
+            if card["card_type"] == "button_interaction" and not card.get("button_list"):
+                raise ApiAnswer(40058, "template_card.button_list missing")
+        touser = data.get("touser") or ""
+        if not (touser or data.get("toparty") or data.get("totag")):
+            raise ApiAnswer(40058, "touser, toparty and totag all empty")
+        users = [u for u in str(touser).split("|") if u] if touser != "@all" else []
+        invalid = [u for u in users if not st.user_known(u)]
+        valid = [u for u in users if st.user_known(u)]
+        if users and not valid and not data.get("toparty") and not data.get("totag"):
+            raise ApiAnswer(81013, "user & party & tag all invalid")
+        extra: dict[str, Any] = {}
+        if data.get("enable_duplicate_check"):
+            interval = float(data.get("duplicate_check_interval") or 1800)
+            key = json.dumps({k: v for k, v in data.items() if k not in ("enable_duplicate_check",
+                              "duplicate_check_interval")}, sort_keys=True, ensure_ascii=False)
+            if st.is_duplicate(key, interval):
+                extra["dropped"] = "duplicate"
+        if not extra:
+            kept = [u for u in valid if st.member_admit(agentid, u)]
+            dropped = [u for u in valid if u not in kept]
+            if dropped:
+                extra["rate_dropped"] = dropped
+                with st.lock:
+                    st.dropped += len(dropped)
+                if not kept and users:
+                    extra["dropped"] = "rate_limit"
+            extra["delivered_to"] = kept
+        answer = _ok(invaliduser="|".join(invalid), invalidparty="", invalidtag="", unlicenseduser="",
+                     msgid=st.next_msgid())
+        if msgtype == "template_card" and (data["template_card"].get("card_type") in CALLBACK_CARDS
+                                           or data["template_card"].get("action_menu")):
+            code = "fake-rc-" + secrets.token_hex(8)
+            with st.lock:
+                st.issued_response_codes.add(code)
+            answer["response_code"] = code
+        extra["msgid"] = answer["msgid"]
+        return answer, extra
+
+    @api("/cgi-bin/message/update_template_card", ["POST"], "wecom")
+    def wecom_update_card(_tok):
+        data = _body()
+        _agentid(data)
+        code = data.get("response_code")
+        if not isinstance(code, str) or not code:
+            raise ApiAnswer(40058, "response_code missing")
+        if not data.get("userids") and not data.get("partyids") and not data.get("tagids") and not data.get("atall"):
+            raise ApiAnswer(40058, "userids, partyids, tagids and atall all empty")
+        if not isinstance(data.get("button"), dict) and not isinstance(data.get("template_card"), dict):
+            raise ApiAnswer(40058, "button or template_card required")
+        if isinstance(data.get("button"), dict) and not data["button"].get("replace_name"):
+            raise ApiAnswer(40058, "button.replace_name missing")
+        with st.lock:
+            # Any code a callback could carry is accepted, but only once (PLATFORM.md).
+            if code in st.used_response_codes:
+                raise ApiAnswer(40035, "invalid response_code: already used")
+            st.used_response_codes.add(code)
+        userids = data.get("userids") or []
+        invalid = [u for u in userids if not st.user_known(u)]
+        return _ok(invaliduser=invalid), {}
+
+    @api("/cgi-bin/appchat/create", ["POST"], "wecom")
+    def appchat_create(_tok):
+        data = _body()
+        userlist = data.get("userlist")
+        if not isinstance(userlist, list) or len(userlist) < 2:
+            raise ApiAnswer(40058, "userlist needs at least 2 members")
+        bad = [u for u in userlist if not st.user_known(u)]
+        if bad:
+            raise ApiAnswer(60111, f"invalid userid {bad[0]}")
+        chatid = data.get("chatid") or "wr" + secrets.token_hex(8)
+        with st.lock:
+            if chatid in st.chats:
+                raise ApiAnswer(86215, "chatid already exists")
+            owner = data.get("owner") or userlist[0]
+            st.chats[chatid] = {"chatid": chatid, "name": data.get("name") or "", "owner": owner,
+                                "userlist": list(dict.fromkeys(userlist))}
+        return _ok(chatid=chatid), {"chatid": chatid}
+
+    def _chat_or_error(chatid: Any) -> dict | None:
+        if not isinstance(chatid, str) or not chatid:
+            raise ApiAnswer(40058, "chatid missing")
+        if chatid.startswith(("unknown", "invalid")):
+            raise ApiAnswer(86003, "chat not exist")
+        return st.chats.get(chatid)
+
+    @api("/cgi-bin/appchat/update", ["POST"], "wecom")
+    def appchat_update(_tok):
+        data = _body()
+        with st.lock:
+            chat = _chat_or_error(data.get("chatid"))
+            if chat is None:
+                raise ApiAnswer(86003, "chat not exist")
+            if data.get("name"):
+                chat["name"] = data["name"]
+            if data.get("owner"):
+                chat["owner"] = data["owner"]
+            for u in data.get("add_user_list") or []:
+                if u not in chat["userlist"]:
+                    chat["userlist"].append(u)
+            chat["userlist"] = [u for u in chat["userlist"] if u not in (data.get("del_user_list") or [])]
+        return _ok(), {}
+
+    @api("/cgi-bin/appchat/get", ["GET"], "wecom")
+    def appchat_get(_tok):
+        with st.lock:
+            chat = _chat_or_error(request.args.get("chatid"))
+            if chat is None:
+                raise ApiAnswer(86003, "chat not exist")
+            return _ok(chat_info=copy.deepcopy(chat)), None
+
+    @api("/cgi-bin/appchat/send", ["POST"], "wecom")
+    def appchat_send(_tok):
+        data = _body()
+        _chat_or_error(data.get("chatid"))  # chats made outside the fake are accepted
+        msgtype = data.get("msgtype")
+        if msgtype not in WECOM_MSGTYPES - {"template_card", "miniprogram_notice"}:
+            raise ApiAnswer(40008, "invalid message type")
+        if msgtype in ("text", "markdown"):
+            _content(data, msgtype)
+        return _ok(), {}
+
+    @api("/cgi-bin/externalcontact/add_msg_template", ["POST"], "wecom")
+    def add_msg_template(_tok):
+        data = _body()
+        chat_type = data.get("chat_type") or "single"
+        if chat_type not in ("single", "group"):
+            raise ApiAnswer(40058, "invalid chat_type")
+        text = data.get("text") if isinstance(data.get("text"), dict) else {}
+        if not text.get("content") and not data.get("attachments"):
+            raise ApiAnswer(44004, "empty content: text and attachments both empty")
+        if chat_type == "group" and not data.get("sender"):
+            raise ApiAnswer(40058, "sender required for chat_type group")
+        return _ok(fail_list=[], msgid="msg" + secrets.token_hex(12)), {}
+
+    @api("/cgi-bin/user/get", ["GET"], "wecom")
+    def user_get(_tok):
+        userid = request.args.get("userid", "")
+        if not st.user_known(userid):
+            raise ApiAnswer(60111, "userid not found")
+        return _ok(userid=userid, name=userid, status=1), None
+
+    # --- control endpoints -----------------------------------------------------------
+
+    @app.get("/_sent")
+    def get_sent():
+        path = request.args.get("path")
+        with st.lock:
+            items = [e for e in st.sent if path is None or e["path"] == path]
+        return jsonify(items)
+
+    @app.delete("/_sent")
+    def delete_sent():
+        st.clear_sent()
+        return jsonify({"ok": True})
+
+    @app.post("/_faults")
+    def add_fault():
+        data = request.get_json(force=True, silent=True) or {}
+        path = data.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            return jsonify({"error": "path required"}), 400
+        if data.get("errcode") is None and data.get("status") is None and data.get("delay_s") is None:
+            return jsonify({"error": "one of errcode, status, delay_s required"}), 400
+        fault = Fault(errcode=data.get("errcode"), status=data.get("status"), delay_s=data.get("delay_s"),
+                      times=max(1, int(data.get("times", 1))))
+        with st.lock:
+            st.faults[path].append(fault)
+        return jsonify({"ok": True})
+
+    @app.get("/_faults")
+    def list_faults():
+        with st.lock:
+            return jsonify({p: [f.__dict__ for f in q] for p, q in st.faults.items() if q})
+
+    @app.delete("/_faults")
+    def clear_faults():
+        with st.lock:
+            st.faults.clear()
+        return jsonify({"ok": True})
+
+    @app.get("/_stats")
+    def get_stats():
+        return jsonify(st.stats())
+
+    @app.get("/_config")
+    def get_config():
+        with st.lock:
+            return jsonify(st.config)
+
+    @app.post("/_config")
+    def set_config():
+        data = request.get_json(force=True, silent=True) or {}
+        unknown = sorted(set(data) - set(DEFAULT_CONFIG))
+        if unknown:
+            return jsonify({"error": f"unknown config keys {unknown}"}), 400
+        with st.lock:
+            st.config.update(data)
+            return jsonify(st.config)
+
+    @app.post("/_tokens/expire")
+    def expire_tokens():
+        return jsonify({"expired": st.expire_tokens()})
+
+    @app.post("/_reset")
+    def reset():
+        with st.lock:
+            generation = st.generation
+            st.reset()
+            st.generation = generation + 1
+        return jsonify({"ok": True})
+
+    @app.get("/_health")
+    def health():
+        return jsonify({"ok": True})
+
+    return app
+
+
+def serve_fake_platform(host: str = "127.0.0.1", port: int = 9100) -> None:
+    """Serve the fake (threaded: delayed answers must not block other calls)."""
+    from werkzeug.serving import run_simple
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("the fake platform is meant for loopback; serving on %s anyway", host)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    print(f"fake platform on http://{host}:{port} (GET /_sent, POST /_faults, GET /_stats)", flush=True)
+    run_simple(host, port, create_fake_app(), threaded=True, use_reloader=False, use_debugger=False)
