@@ -81,12 +81,42 @@ class Settings:
     mp_cs_per_window: int = 5
     outbox_max_attempts: int = 6
     timezone: str = "Asia/Shanghai"
+    web_workers: int = 2  # gunicorn processes (deploy/gunicorn.conf.py)
+    web_threads: int = 16  # threads each: a passive-reply wait holds one for up to the budget
     extra: dict = field(default_factory=dict)
 
 
 def _check_aes_key(name: str, value: str | None) -> None:
-    if value is not None and len(value) != 43:
+    if value is None:
+        return
+    if len(value) != 43:
         raise ConfigError(f"{name} must be the 43-character EncodingAESKey, got {len(value)} characters")
+    import base64
+    import binascii
+
+    try:
+        base64.b64decode(value + "=", validate=True)
+    except binascii.Error:
+        raise ConfigError(f"{name} must be base64 (letters and digits), as the platform's console shows it") from None
+
+
+def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def _check_url(name: str, value: str) -> None:
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+
+
+def _check_pair(first: str, second: str) -> None:
+    """Half a channel is a typo, not a choice: name the half that is missing."""
+    a, b = _str(first), _str(second)
+    if bool(a) != bool(b):
+        missing = second if a else first
+        raise ConfigError(f"{missing} is required when {first if a else second} is set")
 
 
 def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
@@ -110,6 +140,10 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         aes_key=_str("WECOM_AES_KEY"), agent_id=_str("WECOM_AGENT_ID"),
         api_base=_str("WECOM_API_BASE", "https://qyapi.weixin.qq.com").rstrip("/"),
     )
+    _check_pair("WECHAT_APPID", "WECHAT_TOKEN")
+    _check_pair("WECOM_CORP_ID", "WECOM_TOKEN")
+    _check_url("WECHAT_API_BASE", wechat.api_base)
+    _check_url("WECOM_API_BASE", wecom.api_base)
     _check_aes_key("WECHAT_AES_KEY", wechat.aes_key)
     _check_aes_key("WECOM_AES_KEY", wecom.aes_key)
     if wecom.app_id and wecom.token and not wecom.aes_key:
@@ -117,7 +151,7 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
     if wecom.agent_id is not None and not wecom.agent_id.isdigit():
         raise ConfigError(f"WECOM_AGENT_ID must be a number, got {wecom.agent_id!r}")
 
-    return Settings(
+    settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
         wechat=wechat,
@@ -134,7 +168,24 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         mp_cs_per_window=_int("GUANJIA_MP_CS_PER_WINDOW", 5),
         outbox_max_attempts=_int("GUANJIA_OUTBOX_MAX_ATTEMPTS", 6),
         timezone=_str("GUANJIA_TIMEZONE", "Asia/Shanghai"),
+        web_workers=_int("GUANJIA_WEB_WORKERS", 2),
+        web_threads=_int("GUANJIA_WEB_THREADS", 16),
     )
+    _check_range("GUANJIA_TIMESTAMP_WINDOW_S", settings.timestamp_window_s, 0)
+    _check_range("GUANJIA_MAX_BODY_BYTES", settings.max_body_bytes, 1024)
+    # The platforms give up after 5 s; a longer wait would answer nobody.
+    _check_range("GUANJIA_PASSIVE_BUDGET_S", settings.passive_budget_s, 0, 4.5)
+    _check_range("GUANJIA_DEDUP_TTL_S", settings.dedup_ttl_s, 60)
+    _check_range("GUANJIA_OUTBOX_MAX_ATTEMPTS", settings.outbox_max_attempts, 1)
+    _check_range("GUANJIA_WEB_WORKERS", settings.web_workers, 1, 64)
+    _check_range("GUANJIA_WEB_THREADS", settings.web_threads, 1, 256)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except Exception:
+        raise ConfigError(f"GUANJIA_TIMEZONE must be an IANA zone such as Asia/Shanghai, got {settings.timezone!r}") from None
+    return settings
 
 
 @lru_cache(maxsize=1)
