@@ -1,0 +1,1 @@
+"""Routes for the capabilities built in parallel (tickets, bookings, groups, campaigns, FAQ)."""

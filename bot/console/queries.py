@@ -1,0 +1,167 @@
+"""Read-side queries the console and the API share.
+
+The capabilities (tickets, membership, groups, campaigns, FAQ) are written
+in parallel; their models are imported lazily here so the console works (and
+says "not installed") before each one lands, and so nothing in their files
+has to change for the console's sake.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
+PRIORITIES = ("urgent", "important", "general")
+PRIORITY_LABELS = {"urgent": "紧急", "important": "重要", "general": "一般"}
+
+
+def model(module: str, name: str):
+    """A capability's model class, or None while that capability has not landed."""
+    try:
+        return getattr(importlib.import_module(f"store.models.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+# --- clocks -----------------------------------------------------------------------------
+
+@dataclass
+class ClockView:
+    id: int
+    name: str
+    rule: str
+    state: str
+    due_at: datetime
+    color: str  # green / amber / red / grey
+    remaining: str
+
+    @property
+    def label(self) -> str:
+        return {"red": "已超时", "amber": "即将超时", "green": "计时中", "grey": "已结束"}[self.color]
+
+
+def clock_color(c, now: datetime) -> str:
+    """red = broken, amber = about to break (inside its warning window, or the
+    last fifth of its time when it has none), green = running with time left."""
+    if c.state in ("met", "cancelled"):
+        return "grey"
+    if c.state in ("breached", "late") or now >= c.due_at:
+        return "red"
+    warn_at = c.warn_at
+    if warn_at is None or warn_at >= c.due_at:
+        warn_at = c.due_at - (c.due_at - c.started_at) / 5
+    return "amber" if now >= warn_at else "green"
+
+
+def human_delta(delta: timedelta) -> str:
+    mins = int(abs(delta.total_seconds()) // 60)
+    if mins < 60:
+        text = f"{mins}分钟"
+    elif mins < 1440:
+        text = f"{mins // 60}小时{mins % 60}分"
+    else:
+        text = f"{mins // 1440}天{(mins % 1440) // 60}小时"
+    return ("超时" if delta.total_seconds() < 0 else "剩余") + text
+
+
+def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_only: bool = True) -> dict[int, list[ClockView]]:
+    TicketClock = model("tickets", "TicketClock")
+    out: dict[int, list[ClockView]] = {i: [] for i in ticket_ids}
+    if TicketClock is None or not ticket_ids:
+        return out
+    stmt = select(TicketClock).where(TicketClock.ticket_id.in_(ticket_ids)).order_by(TicketClock.due_at)
+    if active_only:
+        stmt = stmt.where(TicketClock.state.in_(("running", "breached")))
+    for c in session.scalars(stmt):
+        color = clock_color(c, now)
+        out[c.ticket_id].append(ClockView(c.id, c.clock, c.rule, c.state, c.due_at, color,
+                                          human_delta(c.due_at - now) if color != "grey" else c.state))
+    return out
+
+
+def worst(colors: list[str]) -> str:
+    for c in ("red", "amber", "green"):
+        if c in colors:
+            return c
+    return "grey"
+
+
+# --- tickets ------------------------------------------------------------------------------
+
+def ticket_query(filters: dict):
+    """A select over tickets with the console/API filters applied; None when not installed."""
+    Ticket = model("tickets", "Ticket")
+    if Ticket is None:
+        return None
+    stmt = select(Ticket)
+    state = filters.get("state")
+    if state == "open":
+        stmt = stmt.where(Ticket.state.in_(OPEN_TICKET_STATES))
+    elif state:
+        stmt = stmt.where(Ticket.state == state)
+    for f in ("priority", "category", "kind", "building", "assignee", "team", "room"):
+        if filters.get(f):
+            stmt = stmt.where(getattr(Ticket, f) == filters[f])
+    if filters.get("q"):
+        stmt = stmt.where(Ticket.content.like(f"%{filters['q']}%"))
+    return stmt.order_by(Ticket.id.desc())
+
+
+def late_ticket_ids(session: Session, now: datetime) -> set[int]:
+    """Tickets with a broken clock still running (the 'late' filter)."""
+    TicketClock = model("tickets", "TicketClock")
+    if TicketClock is None:
+        return set()
+    rows = session.scalars(select(TicketClock).where(TicketClock.state.in_(("running", "breached"))))
+    return {c.ticket_id for c in rows if clock_color(c, now) == "red"}
+
+
+def ticket_dict(t, clocks: list[ClockView] | None = None) -> dict:
+    from bot.api.common import row_dict
+
+    d = row_dict(t, ["id", "kind", "priority", "category", "team", "content", "state", "channel", "room",
+                     "building", "contact_name", "assignee", "created_at", "accepted_at", "on_site_at",
+                     "completed_at", "closed_at", "survey_score", "reopen_count"])
+    d["number"] = f"T{t.id}"
+    if clocks is not None:
+        d["clocks"] = [{"clock": c.name, "rule": c.rule, "state": c.state, "due_at": c.due_at.isoformat(),
+                        "status": c.color} for c in clocks]
+        d["status"] = worst([c.color for c in clocks])
+    return d
+
+
+def ticket_events(session: Session, ticket_id: int) -> list:
+    TicketEvent = model("tickets", "TicketEvent")
+    if TicketEvent is None:
+        return []
+    return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
+                                .order_by(TicketEvent.at, TicketEvent.id)))
+
+
+def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: str | None, now: datetime) -> None:
+    """Hand a ticket to someone else, as a recorded ticket event.
+
+    O10 (首问负责制) makes the first taker the owner; a supervisor moving it is
+    the one sanctioned exception, so it is always an explicit event with who
+    and why. The tickets capability's own function is used when it offers one
+    (it also sends the new holder a card); otherwise the row and event are
+    written here.
+    """
+    try:
+        mod = importlib.import_module("handlers.tickets")
+        fn = getattr(mod, "reassign", None)
+    except ImportError:
+        fn = None
+    if fn is not None:
+        fn(session, ticket, to_userid, by=by, reason=reason, now=now)
+        return
+    TicketEvent = model("tickets", "TicketEvent")
+    previous = ticket.assignee
+    ticket.assignee = to_userid
+    session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=by, action="reassigned",
+                            detail={"from": previous, "to": to_userid, "reason": reason}))
+    session.flush()

@@ -1,0 +1,139 @@
+"""Console pages. Every page names the least role it needs (`@page(role)`);
+the role is re-read from the database on each request so disabling a user or
+lowering a role takes effect at once, not at the next login."""
+from __future__ import annotations
+
+import functools
+import secrets
+from typing import Callable
+
+from flask import (abort, current_app, flash, g, redirect, render_template, request, session,
+                   url_for)
+from sqlalchemy import select
+
+from bot import clock
+from bot.console import bp
+from bot.console.auth import ADMIN, Principal, audit, check_admin_token, principal_for, verify_login
+from store.models import ConsoleUser
+
+NAV = [  # (endpoint, label, least role)
+    ("console.today", "今日", "staff"),
+    ("console.tickets", "工单", "staff"),
+    ("console.satisfaction", "满意度", "supervisor"),
+    ("console.kb", "知识库", "staff"),
+    ("console.announcements", "公告", "supervisor"),
+    ("console.owners", "业主", "manager"),
+]
+
+
+def _current_principal() -> Principal | None:
+    uid = session.get("uid")
+    if uid == "admin":
+        # Logged in with GUANJIA_ADMIN_TOKEN: valid only while the token still is.
+        tok = current_app.config["GUANJIA_SETTINGS"].admin_token
+        return ADMIN if tok and session.get("admin_fp") == _fingerprint(tok) else None
+    if not isinstance(uid, int):
+        return None
+    user = g.db.get(ConsoleUser, uid)
+    if user is None or not user.active:
+        return None
+    return principal_for(user, "session")
+
+
+def _fingerprint(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(("console:" + token).encode()).hexdigest()[:16]
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+def _check_csrf() -> None:
+    # Same-site cookies already stop most forgeries; the token covers old browsers.
+    if request.method == "POST" and request.form.get("csrf") != session.get("csrf"):
+        abort(400, "表单已过期，请刷新后重试")
+
+
+def page(role: str) -> Callable:
+    """The page needs a login with at least `role`; opens `g.db` for the request."""
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from store.db import session_scope
+
+            with session_scope() as s:
+                g.db = s
+                who = _current_principal()
+                if who is None:
+                    return redirect(url_for("console.login", next=request.full_path))
+                g.principal = who
+                if not who.at_least(role):
+                    return render_template("forbidden.html", need=role), 403
+                _check_csrf()
+                return fn(*args, **kwargs)
+        return wrapper
+    return deco
+
+
+@bp.app_context_processor
+def _inject() -> dict:
+    who = g.get("principal")
+    nav = [(ep, label) for ep, label, role in NAV if who and who.at_least(role)]
+    return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": clock.local_now()}
+
+
+@bp.app_template_filter("cst")
+def _cst(dt, fmt: str = "%m-%d %H:%M") -> str:
+    if dt is None:
+        return ""
+    return dt.astimezone(clock.CST).strftime(fmt)
+
+
+# --- login -----------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    from store.db import session_scope
+
+    error = None
+    nxt = request.values.get("next") or url_for("console.today")
+    if not nxt.startswith("/console"):  # no open redirects
+        nxt = url_for("console.today")
+    if request.method == "POST":
+        username = (request.form.get("username") or "").strip()
+        password = request.form.get("password") or ""
+        with session_scope() as s:
+            tok = current_app.config["GUANJIA_SETTINGS"].admin_token
+            if username == "admin" and check_admin_token(password, tok):
+                session.clear()
+                session["uid"], session["admin_fp"] = "admin", _fingerprint(tok)
+                audit(s, ADMIN, "console.login", "admin")
+                return redirect(nxt)
+            user = verify_login(s, username, password)
+            if user is not None:
+                session.clear()
+                session["uid"] = user.id
+                session.permanent = True
+                audit(s, principal_for(user, "session"), "console.login", user.username)
+                return redirect(nxt)
+            audit(s, Principal(username[:40] or "?", "", "staff"), "console.login_failed", username[:64])
+        error = "用户名或密码错误"
+    return render_template("login.html", error=error, next=nxt), (401 if error else 200)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("console.today"))
+
+
+from bot.console import pages, capability_views  # noqa: E402,F401
