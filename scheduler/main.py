@@ -1,20 +1,130 @@
-"""Placeholder loop until the scheduler capability lands: runs the sweeper."""
+"""`guanjia scheduler`: APScheduler with its jobs in the project's database,
+run only by the leader among however many scheduler processes are started.
+
+- Jobs come from schedule.yaml and are (re)written into the persistent job
+  store (SQLAlchemyJobStore, table apscheduler_jobs) when a process becomes
+  leader, so a changed timing takes effect at the next hand-over or restart.
+- Followers poll the Redis lock every `poll_s`; the leader renews it every
+  `renew_s`. A leader that cannot renew (lost Redis, paused process) stops its
+  scheduler at once: two schedulers must never run the same jobs.
+- Job functions (scheduler.jobs.fire) record the run per slot in the database
+  (unique), so even a double fire during a hand-over runs a job once.
+"""
 from __future__ import annotations
 
 import logging
-import time
+import os
+import signal
+import threading
 
 log = logging.getLogger(__name__)
 
 
-def run_scheduler(interval_s: float = 5.0) -> None:
+def _settings() -> dict:
+    return {
+        "ttl_s": float(os.environ.get("GUANJIA_SCHEDULER_LOCK_TTL_S", "30")),
+        "renew_s": float(os.environ.get("GUANJIA_SCHEDULER_RENEW_S", "10")),
+        "poll_s": float(os.environ.get("GUANJIA_SCHEDULER_POLL_S", "5")),
+    }
+
+
+def build_scheduler(engine=None):
+    """A BackgroundScheduler on the database job store, with schedule.yaml's jobs."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.clock import CST
+    from scheduler.config import get_schedule
+    from store.db import get_engine
+
+    sched = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine or get_engine(), tablename="apscheduler_jobs")},
+        executors={"default": ThreadPoolExecutor(4)},
+        # coalesce: after downtime a job runs once, not once per missed fire;
+        # max_instances 1: a slow enqueue never overlaps itself.
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone=CST,
+    )
+    return sched, get_schedule()
+
+
+def sync_jobs(sched, schedule) -> list[str]:
+    """Write schedule.yaml's jobs into the job store; drop jobs no longer listed."""
+    names = []
+    for name, spec in schedule.jobs.items():
+        sched.add_job("scheduler.jobs:fire", trigger=spec.trigger, args=[name], id=name, name=name,
+                      replace_existing=True, **spec.trigger_args)
+        names.append(name)
+    for job in sched.get_jobs():
+        if job.id not in schedule.jobs:
+            job.remove()
+    return names
+
+
+class SchedulerProcess:
+    """Follower until it gets the lock; leader until it loses it or stops."""
+
+    def __init__(self) -> None:
+        from bot.queues import get_redis
+        from scheduler.leader import LeaderLock
+
+        self.cfg = _settings()
+        self.lock = LeaderLock(get_redis(), ttl_s=self.cfg["ttl_s"])
+        self.stop_event = threading.Event()
+        self.sched = None
+
+    def _lead(self) -> None:
+        sched, schedule = build_scheduler()
+        sched.start(paused=True)
+        names = sync_jobs(sched, schedule)
+        sched.resume()
+        self.sched = sched
+        log.info("scheduler %s leads; jobs: %s", self.lock.token, ", ".join(names))
+        print(f"LEADER {self.lock.token}", flush=True)
+
+    def _step_down(self) -> None:
+        if self.sched is not None:
+            try:
+                self.sched.shutdown(wait=False)
+            except Exception:
+                pass
+            self.sched = None
+            print(f"FOLLOWER {self.lock.token}", flush=True)
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                if self.sched is None:
+                    if self.lock.acquire():
+                        self._lead()
+                    wait = self.cfg["poll_s"] if self.sched is None else self.cfg["renew_s"]
+                else:
+                    if not self.lock.renew():
+                        log.warning("scheduler %s lost the lock; stepping down", self.lock.token)
+                        self._step_down()
+                    wait = self.cfg["renew_s"]
+            except Exception as exc:  # Redis down: a leader that cannot renew must stop
+                log.warning("scheduler lock: %s", exc)
+                self._step_down()
+                wait = self.cfg["poll_s"]
+            self.stop_event.wait(wait)
+        self._step_down()
+        self.lock.release()
+
+
+def run_scheduler() -> None:
     from bot.logs import setup_logging
-    from bot.sweeper import sweep
 
     setup_logging()
-    while True:
-        try:
-            sweep()
-        except Exception as exc:
-            log.warning("sweep failed: %s", exc)
-        time.sleep(interval_s)
+    # APScheduler logs every run at INFO (the sweeper every 5 s): too chatty.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    proc = SchedulerProcess()
+
+    def stop(*_):
+        proc.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"scheduler {proc.lock.token} started", flush=True)
+    proc.run()

@@ -1,0 +1,470 @@
+"""Campaigns: one message to many recipients, planned per recipient, sent
+paced, resumable after a crash without sending anything twice.
+
+Life of a campaign
+  create (state scheduled, send_at)  ->  plan (one Delivery row per recipient,
+  written in one transaction, unique (campaign, recipient))  ->  send in chunks
+  (rq jobs on the "bulk" queue; each claims batches of pending deliveries,
+  writes their outbox rows, sends them one by one through the sender, paced by
+  a shared sliding-window limiter)  ->  done.
+
+Exactly once: a delivery's outbox row (dedup_key campaign:<id>:<recipient>)
+is the commit point. Rows are written "held" (next_attempt_at far ahead) so
+the sweeper leaves them to the campaign; a resumed campaign sends a held row
+only if the sender never attempted it. A row the sender attempted while the
+process died (it may or may not have reached the platform) is resent only on
+channels with a platform-side duplicate check (WeCom); elsewhere it is marked
+`unknown` for a person to look at.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot import clock
+from scheduler.config import get_schedule, time_scale
+from scheduler.timing import local, may_send, month_days
+from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
+
+log = logging.getLogger(__name__)
+
+HELD_FOR = timedelta(days=3650)  # "held": the sweeper's `next_attempt_at <= now` never matches
+TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
+EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
+
+
+class CampaignError(ValueError):
+    """A campaign request that cannot be honoured; the message says why (shown to the person)."""
+
+
+# --- creation and cancellation ---------------------------------------------------------
+
+def _check_target(target: dict) -> dict:
+    if not isinstance(target, dict) or not target:
+        raise CampaignError("target must name groups, buildings, tiers, owners, staff or everyone")
+    unknown = set(target) - set(TARGET_KEYS)
+    if unknown:
+        raise CampaignError(f"unknown target keys {sorted(unknown)}; use {TARGET_KEYS}")
+    return dict(target)
+
+
+def create_campaign(session: Session, *, kind: str, title: str, text: str, target: dict,
+                    send_at: datetime | None = None, emergency: bool = False, created_by: str = "system",
+                    dedup_key: str | None = None, template_id: str | None = None) -> Campaign:
+    """Record a campaign (sent by the pump when due). With `dedup_key`, a second
+    call returns the existing campaign instead of creating another."""
+    if dedup_key:
+        existing = session.scalar(select(Campaign).where(Campaign.dedup_key == dedup_key))
+        if existing is not None:
+            return existing
+    now = clock.now()
+    camp = Campaign(kind=kind, title=title[:128], text=text, target=_check_target(target),
+                    send_at=send_at or now, emergency=emergency, state="scheduled", created_by=created_by,
+                    dedup_key=dedup_key, template_id=template_id, created_at=now)
+    session.add(camp)
+    session.flush()
+    return camp
+
+
+def create_announcement(session: Session, text: str, target: dict, at: datetime | None = None,
+                        emergency: bool | None = None, created_by: str = "admin") -> Campaign:
+    """An announcement for /公告 and the admin API.
+
+    target: {"everyone": True} | {"groups": [chat_id...]} | {"buildings": ["1栋"...]} |
+    {"tiers": ["金卡"...]} | {"owners": [owner_id...]} | {"staff": [userid...]} (combinable).
+    at: when to send (None = now). emergency: None = guessed from the text
+    (停水/停电...); emergencies go at once, through quiet hours.
+    Queues the first chunk at once when due; otherwise the pump starts it.
+    """
+    text = (text or "").strip()
+    if not text:
+        raise CampaignError("公告内容不能为空")
+    if emergency is None:
+        emergency = any(w in text for w in EMERGENCY_WORDS)
+    now = clock.now()
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=clock.CST)
+    if emergency:
+        at = None  # "immediately", whatever time was asked
+    if at is not None and at < now - timedelta(minutes=1):
+        raise CampaignError("发送时间已过")
+    camp = create_campaign(session, kind="announcement", title=text[:40], text=text, target=target,
+                           send_at=at or now, emergency=bool(emergency), created_by=created_by)
+    from store.models import AuditLog
+
+    session.add(AuditLog(actor=created_by, action="announcement.create", target=f"campaign:{camp.id}",
+                         detail={"target": camp.target, "emergency": camp.emergency,
+                                 "send_at": camp.send_at.isoformat()}, created_at=now))
+    return camp
+
+
+def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = "admin") -> dict:
+    """Cancel what has not gone out yet. Returns {"cancelled": bool, "sent": n,
+    "withdrawn": n, "state": ...}; a finished campaign cannot be cancelled."""
+    camp = session.get(Campaign, campaign_id)
+    if camp is None:
+        raise CampaignError(f"没有编号为 {campaign_id} 的公告")
+    if camp.state in ("done", "cancelled"):
+        sent = _count(session, camp.id, "sent")
+        return {"cancelled": False, "state": camp.state, "sent": sent, "withdrawn": 0}
+    now = clock.now()
+    withdrawn = session.execute(update(Delivery).where(Delivery.campaign_id == camp.id, Delivery.state == "pending")
+                                .values(state="cancelled")).rowcount
+    # Rows written but not yet attempted by the sender are withdrawn from the outbox too.
+    held = list(session.scalars(select(Delivery).where(Delivery.campaign_id == camp.id, Delivery.state == "sending")))
+    for d in held:
+        ob = session.get(OutboxMessage, d.outbox_id) if d.outbox_id else None
+        if ob is not None and ob.state == "queued" and ob.attempts == 0:
+            ob.state, ob.last_error = "dead", "campaign cancelled"
+            d.state = "cancelled"
+            withdrawn += 1
+    camp.state, camp.cancelled_at, camp.cancelled_by = "cancelled", now, cancelled_by
+    sent = _count(session, camp.id, "sent")
+    from store.models import AuditLog
+
+    session.add(AuditLog(actor=cancelled_by, action="announcement.cancel", target=f"campaign:{camp.id}",
+                         detail={"sent": sent, "withdrawn": withdrawn}, created_at=now))
+    session.flush()
+    return {"cancelled": True, "state": "cancelled", "sent": sent, "withdrawn": withdrawn}
+
+
+def _count(session: Session, campaign_id: int, state: str) -> int:
+    return session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.campaign_id == campaign_id, Delivery.state == state)) or 0
+
+
+def campaign_status(session: Session, campaign_id: int) -> dict:
+    camp = session.get(Campaign, campaign_id)
+    if camp is None:
+        raise CampaignError(f"no campaign {campaign_id}")
+    rows = session.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                           .group_by(Delivery.state)).all()
+    return {"id": camp.id, "kind": camp.kind, "state": camp.state, "emergency": camp.emergency,
+            "send_at": camp.send_at.isoformat(), "deliveries": {s: n for s, n in rows}}
+
+
+# --- planning: who gets what, on which channel ------------------------------------------
+
+def _owners_for(session: Session, target: dict) -> Iterable[Owner]:
+    q = select(Owner)
+    conds = []
+    if target.get("everyone"):
+        return session.scalars(q.order_by(Owner.id))
+    if target.get("buildings"):
+        conds.append(Owner.home_id.in_(select(Home.id).join(Building, Home.building_id == Building.id)
+                                       .where(Building.code.in_(target["buildings"]))))
+    if target.get("tiers"):
+        conds.append(Owner.tier.in_(target["tiers"]))
+    if target.get("owners"):
+        conds.append(Owner.id.in_([int(i) for i in target["owners"]]))
+    if not conds:
+        return []
+    from sqlalchemy import or_
+
+    return session.scalars(q.where(or_(*conds)).order_by(Owner.id))
+
+
+def _fmt(text: str, **values) -> str:
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return text  # a brace in an announcement is text, not a placeholder
+
+
+def plan_owner(owner: Owner, text: str, now: datetime, template_id: str | None) -> tuple[str, str, str, dict] | None:
+    """(channel, kind, address, payload) for one owner, or None when unreachable.
+
+    PLATFORM.md: a customer-service message only within 48 h of the owner's
+    last message; outside it a template message."""
+    if not owner.openid:
+        return None
+    hours = get_schedule().campaign["window_hours"]
+    if owner.last_inbound_at and now - owner.last_inbound_at < timedelta(hours=hours) - timedelta(minutes=10):
+        return "mp", "text", owner.openid, {"content": text}
+    tid = template_id or get_schedule().campaign.get("template_id") or "notice"
+    return "mp", "template", owner.openid, {
+        "template_id": tid,
+        "data": {"first": {"value": text[:200]}, "keyword1": {"value": "物业通知"},
+                 "keyword2": {"value": local(now).strftime("%Y-%m-%d %H:%M")}, "remark": {"value": text}}}
+
+
+def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
+    """Write one delivery per recipient (in the caller's transaction). Personal
+    placeholders ({name}, {room}) are filled per owner."""
+    now = now or clock.now()
+    target = camp.target or {}
+    personal = "{" in camp.text
+    rows: list[dict] = []
+    seen: set[str] = set()
+
+    def add(key: str, channel: str, kind: str, address: str, payload: dict | None, state: str = "pending",
+            error: str | None = None) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        rows.append({"campaign_id": camp.id, "recipient_key": key, "channel": channel, "kind": kind,
+                     "address": address, "payload": payload, "state": state, "attempts": 0, "error": error})
+
+    for o in _owners_for(session, target):
+        text = _fmt(camp.text, name=o.name, room=o.room or "",
+                    paid_until=o.fees_paid_until.isoformat() if o.fees_paid_until else "—") if personal else camp.text
+        p = plan_owner(o, text, now, camp.template_id)
+        if p is None:
+            add(f"owner:{o.id}", "mp", "none", "", None, "skipped", "no openid")
+            continue
+        channel, kind, addr, payload = p
+        # The plain-text campaign body is not copied into 10,000 rows.
+        add(f"owner:{o.id}", channel, kind, addr, None if (kind == "text" and not personal) else payload)
+
+    staff_q = None
+    if target.get("all_staff"):
+        staff_q = select(Staff).where(Staff.active.is_(True))
+    elif target.get("staff") or target.get("staff_teams"):
+        from sqlalchemy import or_
+
+        staff_q = select(Staff).where(Staff.active.is_(True), or_(Staff.userid.in_(target.get("staff") or []),
+                                                                    Staff.team.in_(target.get("staff_teams") or [])))
+    if staff_q is not None:
+        for st in session.scalars(staff_q.order_by(Staff.id)):
+            add(f"staff:{st.userid}", "wecom", "text", st.userid, None)
+
+    if target.get("groups") or (target.get("everyone") and target.get("include_groups")):
+        month = local(now).strftime("%Y-%m")
+        cap = month_days(local(now).year, local(now).month)
+        for g in session.scalars(select(Group).where(Group.chat_id.in_(target.get("groups") or [])).order_by(Group.id)):
+            key = f"group:{g.chat_id}"
+            admin = g.staff_admin
+            if admin is None:
+                add(key, "wecom", "group_task", "", None, "skipped", "group has no staff admin")
+                continue
+            used = session.scalar(select(func.count()).select_from(GroupBulkSend).where(
+                GroupBulkSend.group_id == g.id, GroupBulkSend.month == month)) or 0
+            if used >= cap:  # PLATFORM.md: at most as many bulk sends a month as the month has days
+                add(key, "wecom", "group_task", admin.userid, None, "skipped", f"monthly bulk-send cap {cap} reached")
+                continue
+            session.add(GroupBulkSend(group_id=g.id, month=month, campaign_id=camp.id, created_at=now))
+            add(key, "wecom", "group_task", admin.userid,
+                {"group_id": g.chat_id, "group_name": g.name, "text": camp.text,
+                 "reason": f"campaign:{camp.id}", "bulk_sends_this_month": used + 1, "cap": cap})
+    if rows:
+        session.execute(Delivery.__table__.insert(), rows)
+    camp.state, camp.planned_at = "planned", now
+    camp.stats = {"recipients": len(rows)}
+    session.flush()
+    return len(rows)
+
+
+# --- sending -----------------------------------------------------------------------------
+
+def _push_for(camp: Campaign, d: Delivery):
+    from handlers.message import Push
+
+    if d.kind == "text":
+        payload = d.payload or {"content": camp.text}
+    else:
+        payload = dict(d.payload or {})
+    if d.channel == "wecom" and d.kind in ("text", "markdown"):
+        # A resend after a crash must not reach anyone twice (WeCom drops duplicates).
+        payload = {**payload, "enable_duplicate_check": 1,
+                   "duplicate_check_interval": int(get_schedule().campaign["wecom_duplicate_check_seconds"])}
+    return Push(channel=d.channel, recipient=d.address, kind=d.kind, payload=payload,
+                dedup_key=f"campaign:{camp.id}:{d.recipient_key}", priority=0 if camp.emergency else 7,
+                source=f"campaign:{camp.id}")
+
+
+class _Pace:
+    """The campaign's per-app pace for one channel, on the outbound rate limiter
+    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker)."""
+
+    def __init__(self, channel: str) -> None:
+        from bot.config import get_settings
+        from bot.outbound.ratelimit import Limit
+
+        c = get_schedule().campaign
+        per_min = c.get("app_per_minute") or get_settings().wecom_app_per_minute
+        if channel == "mp":
+            per_min = c.get("mp_per_minute") or per_min
+        window = float(c["window_seconds"]) * time_scale()
+        # A small margin: the platform stamps a call when it arrives, a little after we count it.
+        self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + min(0.05, window / 50))]
+
+    def acquire(self, deadline: float) -> bool:
+        from bot.outbound.ratelimit import acquire
+
+        while True:
+            wait = acquire(self.limits)
+            if wait <= 0:
+                return True
+            if time.monotonic() + wait > deadline:
+                return False
+            time.sleep(min(wait, 0.5))
+
+
+def limiter_for(channel: str) -> _Pace:
+    return _Pace(channel)
+
+
+def _send(outbox_id: int) -> str:
+    from bot.outbound.sender import send_one
+
+    return send_one(outbox_id)
+
+
+def _recover(session: Session, camp: Campaign) -> dict:
+    """Deliveries left `sending` by a process that died: settle each from its outbox row."""
+    resend_ok = set(get_schedule().campaign.get("resend_unknown_channels") or [])
+    out = {"sent": 0, "retry": 0, "unknown": 0}
+    rows = session.execute(select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id,
+                                                                isouter=True)
+                           .where(Delivery.campaign_id == camp.id, Delivery.state == "sending")).all()
+    far = clock.now() + timedelta(days=365)
+    for d, ob in rows:
+        if ob is None:
+            d.state = "pending"
+        elif ob.state == "sent":
+            d.state, d.sent_at = "sent", ob.sent_at
+            out["sent"] += 1
+        elif ob.state == "dead":
+            d.state, d.error = "failed", ob.last_error
+        elif ob.next_attempt_at is not None and ob.next_attempt_at > far and ob.attempts > 0 \
+                and ob.state not in ("failed",):
+            # Held for the campaign and attempted, yet neither sent nor failed: the
+            # process died with this call in flight.
+            if d.channel in resend_ok:
+                ob.state, ob.next_attempt_at = "queued", clock.now()  # WeCom drops a duplicate
+                out["retry"] += 1
+            else:
+                ob.state, ob.last_error = "dead", "in flight when the process died; not resent (no duplicate check)"
+                d.state, d.error = "unknown", ob.last_error
+                out["unknown"] += 1
+        else:
+            out["retry"] += 1  # never tried (sent by the loop) or retried by the outbox
+    return out
+
+
+def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
+    """Send as much of a campaign as `max_seconds` allows; returns what happened
+    and whether more remains ("more": True -> the caller re-queues)."""
+    from bot.queues import get_redis
+    from store.db import session_scope
+
+    sched = get_schedule()
+    max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
+    deadline = time.monotonic() + max_seconds
+    r = get_redis()
+    lock_key = f"sched:campaign-lock:{campaign_id}"
+    # One runner per campaign at a time; the lock outlives the chunk by a margin.
+    if not r.set(lock_key, "1", nx=True, ex=int(max_seconds) + 60):
+        return {"campaign": campaign_id, "state": "busy", "more": False}
+    sent = failed = 0
+    try:
+        with session_scope() as s:
+            camp = s.get(Campaign, campaign_id)
+            if camp is None or camp.state in ("done", "cancelled"):
+                return {"campaign": campaign_id, "state": camp.state if camp else "missing", "more": False}
+            now = clock.now()
+            if camp.send_at > now:
+                return {"campaign": campaign_id, "state": "waiting", "more": False}
+            if not may_send(now, camp.emergency, sched):
+                return {"campaign": campaign_id, "state": "paused", "more": False}
+            if camp.state == "scheduled":
+                plan(s, camp, now)
+            recovered = _recover(s, camp) if camp.state == "sending" else {}
+            if camp.state == "planned":
+                camp.state, camp.started_at = "sending", now
+            emergency = camp.emergency
+        limiters: dict[str, object] = {}
+        batch = int(sched.campaign["batch_size"])
+        while time.monotonic() < deadline:
+            with session_scope() as s:
+                camp = s.get(Campaign, campaign_id)
+                if camp.state == "cancelled":
+                    return {"campaign": campaign_id, "state": "cancelled", "sent": sent, "more": False}
+                if not may_send(clock.now(), emergency, sched):
+                    return {"campaign": campaign_id, "state": "paused", "sent": sent, "more": False}
+                from bot.outbound import outbox
+
+                # Held rows first (written before a crash, never attempted), then new ones.
+                work: list[tuple[int, int, str]] = []
+                for d, ob in s.execute(select(Delivery, OutboxMessage).join(
+                        OutboxMessage, OutboxMessage.id == Delivery.outbox_id).where(
+                        Delivery.campaign_id == campaign_id, Delivery.state == "sending",
+                        OutboxMessage.state == "queued", OutboxMessage.attempts == 0).limit(batch)).all():
+                    work.append((d.id, ob.id, d.channel))
+                held_until = clock.now() + HELD_FOR
+                fresh = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
+                                                              Delivery.state == "pending")
+                                       .order_by(Delivery.id).limit(batch - len(work)))) if len(work) < batch else []
+                for d in fresh:
+                    row = outbox.add(s, _push_for(camp, d), held_until)
+                    if row is None:  # already recorded under this dedup key
+                        row = s.scalar(select(OutboxMessage).where(
+                            OutboxMessage.dedup_key == f"campaign:{camp.id}:{d.recipient_key}"))
+                    d.state, d.outbox_id, d.attempts = "sending", row.id, d.attempts + 1
+                    if row.state == "queued" and row.attempts == 0:
+                        work.append((d.id, row.id, d.channel))
+            if not work:
+                break
+            done_ids, fail_ids = [], []
+            for did, oid, channel in work:
+                lim = limiters.get(channel) or limiters.setdefault(channel, limiter_for(channel))
+                if not lim.acquire(deadline):
+                    break
+                try:
+                    res = _send(oid)
+                except Exception as exc:  # one bad row must not stop the campaign
+                    log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
+                    res = "error"
+                (done_ids if res == "sent" else fail_ids).append((did, oid))
+            with session_scope() as s:
+                _settle(s, done_ids + fail_ids)
+            sent += len(done_ids)
+            failed += len(fail_ids)
+        with session_scope() as s:
+            left = s.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.campaign_id == campaign_id, Delivery.state.in_(("pending",)))) or 0
+            held = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
+                                                          Delivery.state == "sending")))
+            _settle(s, [(d.id, d.outbox_id) for d in held])
+            still = s.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.campaign_id == campaign_id, Delivery.state == "sending")) or 0
+            camp = s.get(Campaign, campaign_id)
+            if left == 0 and still == 0 and camp.state == "sending":
+                camp.state, camp.finished_at = "done", clock.now()
+                rows = s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                 .group_by(Delivery.state)).all()
+                camp.stats = {**(camp.stats or {}), **{st: n for st, n in rows}}
+            return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
+                    "recovered": recovered, "more": left > 0 or (still > 0 and camp.state == "sending" and sent > 0),
+                    "pending": left, "in_outbox": still}
+    finally:
+        r.delete(lock_key)
+
+
+def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
+    """Copy the outbox's verdict onto deliveries (the outbox is the record of what left)."""
+    if not pairs:
+        return
+    states = dict(session.execute(select(OutboxMessage.id, OutboxMessage.state)
+                                  .where(OutboxMessage.id.in_([o for _, o in pairs]))).all())
+    now = clock.now()
+    sent = [d for d, o in pairs if states.get(o) == "sent"]
+    dead = [d for d, o in pairs if states.get(o) == "dead"]
+    if sent:
+        session.execute(update(Delivery).where(Delivery.id.in_(sent)).values(state="sent", sent_at=now))
+    if dead:
+        session.execute(update(Delivery).where(Delivery.id.in_(dead), Delivery.state == "sending")
+                        .values(state="failed"))
+
+
+def due_campaigns(session: Session, now: datetime) -> list[int]:
+    """Campaigns the pump should (re)start now: due, unfinished, allowed at this hour."""
+    rows = session.execute(select(Campaign.id, Campaign.emergency).where(
+        Campaign.state.in_(("scheduled", "planned", "sending")), Campaign.send_at <= now)
+        .order_by(Campaign.emergency.desc(), Campaign.send_at)).all()
+    return [cid for cid, em in rows if may_send(now, em)]

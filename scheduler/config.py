@@ -1,0 +1,150 @@
+"""scheduler/schedule.yaml, loaded once and validated: a mistake names the
+file, the entry and the field instead of failing at 3 a.m. when a job fires."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEDULE_FILE = Path(__file__).with_name("schedule.yaml")
+TRIGGERS = ("cron", "interval")
+CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
+INTERVAL_FIELDS = ("weeks", "days", "hours", "minutes", "seconds")
+SLOTS = ("minute", "hour", "day", "month", "quarter")
+
+
+class ScheduleError(ValueError):
+    """schedule.yaml is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    trigger: str
+    trigger_args: dict
+    task: str
+    queue: str  # an rq queue, or "inline" for light work done in the scheduler itself
+    once_per: str | int | None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    path: Path
+    timezone: str
+    quiet_start: time
+    quiet_end: time
+    avoid_minutes: tuple[int, ...]
+    avoid_margin: int
+    campaign: dict
+    jobs: dict[str, JobSpec]
+    rules: dict
+    texts: dict[str, str]
+    holiday_names: dict[str, str]
+    holiday_defer: tuple[str, ...]
+    festivals: dict[date, str] = field(default_factory=dict)
+    hooks: dict[str, list[str]] = field(default_factory=dict)
+
+    def text(self, key: str, **values: Any) -> str:
+        return self.texts[key].format(**values)
+
+
+def _err(path: Path, where: str, msg: str) -> ScheduleError:
+    return ScheduleError(f"{path.name}: {where}: {msg}")
+
+
+def _hhmm(path: Path, where: str, raw: Any) -> time:
+    try:
+        h, m = str(raw).split(":")
+        return time(int(h), int(m))
+    except Exception:
+        raise _err(path, where, f"expected HH:MM, got {raw!r}") from None
+
+
+def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ScheduleError(f"{path.name}: not valid YAML: {exc}") from None
+    for key in ("quiet_hours", "jobs", "texts", "campaign"):
+        if key not in data:
+            raise _err(path, key, "missing")
+    qh = data["quiet_hours"]
+    quiet_start = _hhmm(path, "quiet_hours.start", qh.get("start"))
+    quiet_end = _hhmm(path, "quiet_hours.end", qh.get("end"))
+    marks = data.get("avoid_marks") or {}
+    avoid = tuple(int(m) for m in marks.get("minutes", []))
+    if any(not 0 <= m < 60 for m in avoid):
+        raise _err(path, "avoid_marks.minutes", f"minutes must be 0-59, got {avoid}")
+
+    jobs: dict[str, JobSpec] = {}
+    for name, spec in (data["jobs"] or {}).items():
+        where = f"jobs.{name}"
+        if not isinstance(spec, dict):
+            raise _err(path, where, "expected a mapping")
+        trig = spec.get("trigger")
+        if trig not in TRIGGERS:
+            raise _err(path, f"{where}.trigger", f"must be one of {TRIGGERS}, got {trig!r}")
+        allowed = CRON_FIELDS if trig == "cron" else INTERVAL_FIELDS
+        known = {"trigger", "task", "queue", "once_per", *allowed}
+        unknown = set(spec) - known
+        if unknown:
+            raise _err(path, where, f"unknown field(s) {sorted(unknown)} for a {trig} trigger")
+        args = {k: spec[k] for k in allowed if k in spec}
+        if not args:
+            raise _err(path, where, f"a {trig} trigger needs at least one of {allowed}")
+        task = spec.get("task")
+        if not task:
+            raise _err(path, f"{where}.task", "missing")
+        from scheduler import tasks  # the names a job may call
+
+        if task not in tasks.JOB_TASKS:
+            raise _err(path, f"{where}.task", f"unknown task {task!r}; known: {sorted(tasks.JOB_TASKS)}")
+        queue = spec.get("queue", "scheduled")
+        if queue not in ("inline", "scheduled", "bulk"):
+            raise _err(path, f"{where}.queue", f"must be inline, scheduled or bulk, got {queue!r}")
+        once = spec.get("once_per")
+        if once is not None and once not in SLOTS and not (isinstance(once, int) and once > 0):
+            raise _err(path, f"{where}.once_per", f"must be one of {SLOTS}, a number of seconds, or null; got {once!r}")
+        jobs[name] = JobSpec(name, trig, args, task, queue, once)
+
+    texts = {str(k): str(v) for k, v in (data["texts"] or {}).items()}
+    festivals = {}
+    for raw, name in (data.get("festivals") or {}).items():
+        try:
+            festivals[date.fromisoformat(str(raw))] = str(name)
+        except ValueError:
+            raise _err(path, f"festivals.{raw}", "expected a YYYY-MM-DD date") from None
+    camp = dict(data["campaign"])
+    for key in ("batch_size", "chunk_seconds", "window_seconds", "window_hours"):
+        if not isinstance(camp.get(key), (int, float)) or camp[key] <= 0:
+            raise _err(path, f"campaign.{key}", f"must be a positive number, got {camp.get(key)!r}")
+    return Schedule(
+        path=path, timezone=data.get("timezone", "Asia/Shanghai"), quiet_start=quiet_start, quiet_end=quiet_end,
+        avoid_minutes=avoid, avoid_margin=int(marks.get("margin_minutes", 0)), campaign=camp, jobs=jobs,
+        rules=data.get("rules") or {}, texts=texts, holiday_names=dict(data.get("holiday_names") or {}),
+        holiday_defer=tuple(data.get("holiday_defer_to_festival") or ()), festivals=festivals,
+        hooks={str(k): [str(x) for x in (v or [])] for k, v in (data.get("hooks") or {}).items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def get_schedule() -> Schedule:
+    override = os.environ.get("GUANJIA_SCHEDULE_FILE")
+    return load_schedule(Path(override) if override else SCHEDULE_FILE)
+
+
+def reset_schedule() -> None:
+    get_schedule.cache_clear()
+
+
+def time_scale() -> float:
+    """Tests and benches shrink the limits' time windows (1 = real time)."""
+    try:
+        return float(os.environ.get("GUANJIA_SCHED_TIME_SCALE", "1") or 1)
+    except ValueError:
+        return 1.0

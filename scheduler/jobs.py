@@ -1,0 +1,50 @@
+"""What APScheduler calls: tiny functions that record the run and enqueue the
+real work (scheduler/tasks.py) on rq. They must return fast: the scheduler
+thread pool is small and a leader hand-over must not wait on them."""
+from __future__ import annotations
+
+import logging
+import socket
+
+from sqlalchemy.exc import IntegrityError
+
+from bot import clock
+from scheduler.config import get_schedule
+from scheduler.timing import slot_key
+
+log = logging.getLogger(__name__)
+
+
+def claim_slot(name: str, slot: str) -> bool:
+    """Record the run; False when this job already ran in this slot (another
+    process, a previous leader, a misfire catch-up)."""
+    from store.db import session_scope
+    from store.models import JobRun
+
+    try:
+        with session_scope() as s:
+            s.add(JobRun(job=name, slot=slot, host=socket.gethostname(), created_at=clock.now()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def fire(name: str) -> str:
+    """Run job `name` of schedule.yaml once for the current slot."""
+    spec = get_schedule().jobs.get(name)
+    if spec is None:
+        log.warning("job %s is no longer in schedule.yaml; ignored", name)
+        return "unknown"
+    if spec.queue == "inline":  # light and self-deduplicating (the sweeper)
+        from scheduler.tasks import JOB_TASKS
+
+        JOB_TASKS[spec.task]()
+        return "inline"
+    slot = slot_key(clock.now(), spec.once_per)
+    if slot is not None and not claim_slot(name, slot):
+        return "duplicate"
+    from bot.queues import get_queue
+
+    get_queue(spec.queue).enqueue("scheduler.tasks.run_job", name, slot, job_timeout=600,
+                                  description=f"scheduled {name} {slot}")
+    return "queued"

@@ -1,0 +1,385 @@
+"""rq tasks of the scheduler: the heavy part of every job. A scheduler job
+only enqueues one of these (queue "scheduled", or "bulk" for campaigns).
+
+Each task takes plain values, reads "now" from bot.clock and is safe to run
+twice: campaigns carry a dedup key per period, reminders are unique rows per
+(rule, subject, period), pushes carry dedup keys.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import clock
+from scheduler.config import get_schedule
+from scheduler.timing import (add_months, birthday_this_year, in_quiet_hours, local, occasion, quarter_of)
+from store.db import session_scope
+from store.models import Campaign, Group, Owner, Reminder, Staff
+
+log = logging.getLogger(__name__)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def _today(now: datetime) -> date:
+    return local(now).date()
+
+
+def remember(session: Session, rule: str, subject: str, period: str, detail: dict | None = None) -> bool:
+    """Record that a clock fired; False when it already had for this period."""
+    try:
+        with session.begin_nested():
+            session.add(Reminder(rule=rule, subject=subject, period=period, detail=detail, created_at=clock.now()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _push_owner(session: Session, owner: Owner, text: str, dedup_key: str, source: str, now: datetime) -> int | None:
+    """One message to one owner on the channel the 48 h window allows."""
+    from bot.outbound import outbox
+    from handlers.message import Push
+    from scheduler.campaigns import plan_owner
+
+    p = plan_owner(owner, text, now, None)
+    if p is None:
+        return None
+    channel, kind, addr, payload = p
+    row = outbox.add(session, Push(channel=channel, recipient=addr, kind=kind, payload=payload,
+                                   dedup_key=dedup_key, priority=6, source=source), now)
+    return row.id if row is not None else None
+
+
+def _push_staff(session: Session, userid: str, text: str, dedup_key: str, source: str, now: datetime) -> int | None:
+    from bot.outbound import outbox
+    from handlers.message import Push
+
+    row = outbox.add(session, Push(channel="wecom", recipient=userid, kind="text", payload={"content": text},
+                                   dedup_key=dedup_key, priority=5, source=source), now)
+    return row.id if row is not None else None
+
+
+def _queue(ids: list[int]) -> None:
+    from bot.outbound import outbox
+
+    outbox.queue_send([i for i in ids if i])
+
+
+def _campaign(session: Session, **kw) -> Campaign:
+    from scheduler.campaigns import create_campaign
+
+    return create_campaign(session, **kw)
+
+
+def _kick(campaign_id: int) -> None:
+    """Start a due campaign now instead of at the pump's next round."""
+    enqueue_campaign(campaign_id)
+
+
+# --- campaigns --------------------------------------------------------------------------
+
+def enqueue_campaign(campaign_id: int, emergency: bool = False) -> bool:
+    """Queue a chunk of the campaign unless one is already queued or running."""
+    from bot.queues import get_queue, get_redis
+
+    r = get_redis()
+    # The marker lives a little longer than a chunk; run_campaign clears it.
+    if not r.set(f"sched:campaign-queued:{campaign_id}", "1", nx=True,
+                 ex=int(get_schedule().campaign["chunk_seconds"]) + 120):
+        return False
+    get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, at_front=emergency,
+                              job_timeout=int(get_schedule().campaign["chunk_seconds"]) + 300)
+    return True
+
+
+def run_campaign(campaign_id: int) -> dict:
+    """One chunk of a campaign; re-queues itself while there is more."""
+    from bot.queues import get_redis
+    from scheduler.campaigns import run_chunk
+
+    try:
+        res = run_chunk(campaign_id)
+    finally:
+        get_redis().delete(f"sched:campaign-queued:{campaign_id}")
+    if res.get("more"):
+        enqueue_campaign(campaign_id)
+    return res
+
+
+def pump_campaigns() -> list[int]:
+    """Queue every campaign that is due and allowed at this hour."""
+    from scheduler.campaigns import due_campaigns
+
+    with session_scope() as s:
+        due = due_campaigns(s, clock.now())
+        em = {c.id for c in s.scalars(select(Campaign).where(Campaign.id.in_(due), Campaign.emergency.is_(True)))}
+    return [cid for cid in due if enqueue_campaign(cid, cid in em)]
+
+
+# --- other capabilities' clocks ------------------------------------------------------------
+
+def _resolve(specs: list[str]) -> Callable | None:
+    for spec in specs:
+        module, _, fn = spec.partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that capability has not landed
+            raise
+        f = getattr(mod, fn, None)
+        if callable(f):
+            return f
+    return None
+
+
+def call_hook(name: str) -> dict:
+    """Run another capability's periodic function and send what it returns."""
+    fn = _resolve(get_schedule().hooks.get(name, []))
+    if fn is None:
+        return {"hook": name, "skipped": "not available"}
+    from bot.outbound import outbox
+    from handlers.message import Outcome, Push
+
+    now = clock.now()
+    with session_scope() as s:
+        try:
+            res = fn(s, now)
+        except TypeError:
+            res = fn()  # a hook that takes no arguments (e.g. an archive poll)
+        pushes = res.pushes if isinstance(res, Outcome) else [p for p in (res or []) if isinstance(p, Push)] \
+            if isinstance(res, (list, tuple)) else []
+        ids = [row.id for row in (outbox.add(s, p, now) for p in pushes) if row is not None]
+    _queue(ids)
+    return {"hook": name, "pushes": len(ids)}
+
+
+def ticket_clocks() -> dict:
+    return call_hook("ticket_clocks")
+
+
+def booking_clocks() -> dict:
+    return call_hook("booking_clocks")
+
+
+def memberships() -> dict:
+    return call_hook("memberships")
+
+
+def archive_poll() -> dict:
+    return call_hook("archive_poll")
+
+
+def sweep() -> dict:
+    from bot.sweeper import sweep as do_sweep
+
+    return do_sweep()
+
+
+# --- O15 arrears --------------------------------------------------------------------------
+
+def arrears_due(owner: Owner, today: date, rules: dict) -> tuple[date, int] | None:
+    """(start, n) when `owner` is owed a follow-up today: fees unpaid for over
+    `overdue_after_months` since `start`, n-th follow-up window of `every_days`."""
+    if owner.fees_paid_until is None:
+        return None
+    start = add_months(owner.fees_paid_until, int(rules.get("overdue_after_months", 1))) + timedelta(days=1)
+    if today < start:
+        return None
+    return start, (today - start).days // int(rules.get("every_days", 15))
+
+
+def _building_admin(session: Session, owner: Owner) -> str | None:
+    if owner.home is None:
+        return None
+    g = session.scalar(select(Group).where(Group.kind == "building", Group.building_id == owner.home.building_id))
+    return g.staff_admin.userid if g and g.staff_admin else None
+
+
+def arrears() -> dict:
+    """O15: owners over a month in arrears hear from us (and their agent is
+    told to call) when they cross the month and every 15 days after, until paid."""
+    sched = get_schedule()
+    rules = sched.rules.get("arrears", {})
+    now = clock.now()
+    today = _today(now)
+    ids, fired = [], []
+    with session_scope() as s:
+        cs = [m.userid for m in s.scalars(select(Staff).where(
+            Staff.active.is_(True), Staff.team == rules.get("notify_staff_team", "customer_service"),
+            Staff.role == "staff").order_by(Staff.id))]
+        for o in s.scalars(select(Owner).where(Owner.fees_paid_until.is_not(None)).order_by(Owner.id)):
+            due = arrears_due(o, today, rules)
+            if due is None:
+                continue
+            start, n = due
+            period = f"{start.isoformat()}#{n}"
+            if not remember(s, "O15", f"owner:{o.id}", period,
+                            {"paid_until": o.fees_paid_until.isoformat(), "days": (today - o.fees_paid_until).days}):
+                continue
+            values = dict(name=o.name, room=o.room or "", paid_until=o.fees_paid_until.isoformat(),
+                          days=(today - o.fees_paid_until).days)
+            ids.append(_push_owner(s, o, sched.text("arrears", **values), f"O15:{o.id}:{period}", f"O15:owner:{o.id}", now))
+            agent = _building_admin(s, o) or (cs[0] if cs else None)
+            if agent:
+                ids.append(_push_staff(s, agent, sched.text("arrears_staff", **values), f"O15s:{o.id}:{period}",
+                                       f"O15:owner:{o.id}", now))
+            fired.append(o.id)
+    _queue(ids)
+    return {"rule": "O15", "owners": fired}
+
+
+# --- O12 warranty ---------------------------------------------------------------------------
+
+def warranty() -> dict:
+    """O12: one reminder per home, from a month before its warranty ends (a
+    missed day is caught up the next day, never twice)."""
+    sched = get_schedule()
+    days = int(sched.rules.get("warranty", {}).get("days_before", 30))
+    now = clock.now()
+    today = _today(now)
+    ids, fired = [], []
+    with session_scope() as s:
+        from store.models import Home
+
+        for h in s.scalars(select(Home).where(Home.warranty_until.is_not(None),
+                                              Home.warranty_until > today,
+                                              Home.warranty_until <= today + timedelta(days=days))):
+            owners = list(s.scalars(select(Owner).where(Owner.home_id == h.id)))
+            if not owners or not remember(s, "O12", f"home:{h.id}", h.warranty_until.isoformat()):
+                continue
+            for o in owners:
+                ids.append(_push_owner(s, o, sched.text("warranty", name=o.name, room=h.room,
+                                                        until=h.warranty_until.isoformat()),
+                                       f"O12:{h.id}:{o.id}:{h.warranty_until}", f"O12:home:{h.id}", now))
+            fired.append(h.room)
+    _queue(ids)
+    return {"rule": "O12", "homes": fired}
+
+
+# --- O14 bills, O16 census, O17 survey, O18 forum: periodic campaigns -------------------------
+
+def bills() -> dict:
+    """O14: every owner's monthly bill, personalised, as one campaign."""
+    sched = get_schedule()
+    now = clock.now()
+    month = local(now).strftime("%Y年%m月")
+    key = local(now).strftime("%Y-%m")
+    with session_scope() as s:
+        camp = _campaign(s, kind="bill", title=f"{month}账单", created_by="scheduler", target={"everyone": True},
+                         text=sched.texts["bill"].replace("{month}", month), dedup_key=f"O14:{key}")
+        remember(s, "O14", "community", key, {"campaign": camp.id})
+        cid = camp.id
+    _kick(cid)
+    return {"rule": "O14", "campaign": cid}
+
+
+def census() -> dict:
+    """O16: the quarterly household census, assigned to the customer-service agents."""
+    sched = get_schedule()
+    now = clock.now()
+    q = quarter_of(_today(now))
+    with session_scope() as s:
+        camp = _campaign(s, kind="census", title=f"{q}家庭普查", created_by="scheduler",
+                         target={"staff_teams": ["customer_service"]}, text=sched.text("census", quarter=q),
+                         dedup_key=f"O16:{q}")
+        remember(s, "O16", "community", q, {"campaign": camp.id})
+        cid = camp.id
+    _kick(cid)
+    return {"rule": "O16", "campaign": cid}
+
+
+def survey() -> dict:
+    """O17: the quarterly satisfaction survey; answers come back in the chat
+    (scheduler.survey opens a short exchange with each owner)."""
+    from scheduler import survey as sv
+
+    sched = get_schedule()
+    now = clock.now()
+    q = quarter_of(_today(now))
+    with session_scope() as s:
+        camp = _campaign(s, kind="survey", title=f"{q}满意度调查", created_by="scheduler",
+                         target={"everyone": True}, text=sched.texts["survey"].replace("{quarter}", q),
+                         dedup_key=f"O17:{q}")
+        opened = sv.open_survey(s, q, now)
+        remember(s, "O17", "community", q, {"campaign": camp.id, "opened": opened})
+        cid = camp.id
+    _kick(cid)
+    return {"rule": "O17", "campaign": cid, "opened": opened}
+
+
+def forum() -> dict:
+    """O18: the quarterly owners' forum notice."""
+    sched = get_schedule()
+    now = clock.now()
+    today = _today(now)
+    q = quarter_of(today)
+    held = today + timedelta(days=int(sched.rules.get("forum", {}).get("days_ahead", 14)))
+    with session_scope() as s:
+        camp = _campaign(s, kind="forum", title=f"{q}业主座谈会", created_by="scheduler", target={"everyone": True},
+                         text=sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"), dedup_key=f"O18:{q}")
+        remember(s, "O18", "community", q, {"campaign": camp.id, "held_on": held.isoformat()})
+        cid = camp.id
+    _kick(cid)
+    return {"rule": "O18", "campaign": cid}
+
+
+# --- O13 greetings ------------------------------------------------------------------------------
+
+def greetings() -> dict:
+    """O13: a greeting to every owner on a festival or an official holiday's first day."""
+    sched = get_schedule()
+    now = clock.now()
+    today = _today(now)
+    name = occasion(today, sched)
+    if name is None:
+        return {"rule": "O13", "occasion": None}
+    with session_scope() as s:
+        camp = _campaign(s, kind="greeting", title=name, created_by="scheduler", target={"everyone": True},
+                         text=sched.texts["holiday"].replace("{festival}", name), dedup_key=f"O13:{today}")
+        remember(s, "O13", "community", today.isoformat(), {"occasion": name, "campaign": camp.id})
+        cid = camp.id
+    _kick(cid)
+    return {"rule": "O13", "occasion": name, "campaign": cid}
+
+
+def birthdays() -> dict:
+    """O13: owners whose birthday is today (29 February: on the 28th in common years)."""
+    sched = get_schedule()
+    now = clock.now()
+    today = _today(now)
+    ids, fired = [], []
+    with session_scope() as s:
+        for o in s.scalars(select(Owner).where(Owner.birthday.is_not(None)).order_by(Owner.id)):
+            if birthday_this_year(o.birthday, today.year) != today:
+                continue
+            if not remember(s, "O13", f"owner:{o.id}", f"birthday:{today.year}"):
+                continue
+            ids.append(_push_owner(s, o, sched.text("birthday", name=o.name), f"O13:bday:{o.id}:{today.year}",
+                                   f"O13:owner:{o.id}", now))
+            fired.append(o.id)
+    _queue(ids)
+    return {"rule": "O13", "birthdays": fired}
+
+
+# The tasks a schedule.yaml job may name.
+JOB_TASKS: dict[str, Callable[[], object]] = {
+    "sweep": sweep, "pump_campaigns": pump_campaigns, "ticket_clocks": ticket_clocks,
+    "booking_clocks": booking_clocks, "memberships": memberships, "archive_poll": archive_poll,
+    "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
+    "forum": forum, "greetings": greetings, "birthdays": birthdays,
+}
+
+
+def run_job(name: str, slot: str | None = None) -> object:
+    """The rq entry point of a scheduled job (by its schedule.yaml name)."""
+    spec = get_schedule().jobs[name]
+    res = JOB_TASKS[spec.task]()
+    log.info("job %s (%s): %s", name, slot, res)
+    return res
