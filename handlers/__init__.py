@@ -7,6 +7,10 @@ Handlers never speak HTTP. Capabilities register themselves in
 # One line per capability module; importing it registers its handlers.
 CAPABILITIES: list[str] = [
     "handlers.basics",
+    "handlers.groups",
+    "handlers.tickets",
+    "handlers.membership",
+    "handlers.bookings",
 ]
 
 

@@ -1,0 +1,362 @@
+"""Bookings in the store: entitlement, capacity and quota (taken with
+conditional UPDATEs so concurrent owners cannot overbook), the staff steps
+and the O2/O3 clocks they start and stop."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.clock import CST
+from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
+from handlers.membership import rules as R
+from handlers.membership.clocks import cancel_clocks, start_clock, stop_clock
+from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, recipients, staff_text,
+                                        task_card, team_members)
+from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
+from handlers.message import Push
+from handlers.zh_datetime import When
+from store.models import AuditLog, Booking, Owner, QuotaUsage, ServiceCapacity
+
+ACTIVE = ("requested", "approved", "contacted")
+
+
+# --- entitlement -----------------------------------------------------------------
+
+def refusal(session: Session, owner: Owner, svc: Service, now: datetime) -> str | None:
+    """Why this owner may not book this service (None: they may)."""
+    rules = R.load_rules()
+    if owner.tier not in svc.tiers:
+        lowest = min(svc.tiers, key=rules.rank)
+        msg = f"抱歉，「{svc.name}」是{'/'.join(svc.tiers)}会员专享服务，您目前是{owner.tier}会员。"
+        e = eligibility(session, owner, local_day(now))
+        if e.target and rules.rank(e.target) <= rules.rank(lowest):
+            msg += "\n" + ("您已满足升级条件，回复「申请升级」即可申请。" if e.eligible else "") + gap_text(e)
+        else:
+            msg += f"\n升级至{lowest}会员即可享受。" + ("\n" + gap_text(e) if e.target else "")
+        return msg
+    # Suspended benefits (第十条): member-only services are refused; services
+    # open to everyone stay bookable at the basic tier's price (see `book`).
+    if set(svc.tiers) != set(rules.order):
+        sus = active_suspension(session, owner.id, now)
+        if sus:
+            until = f"至{sus.ends_at.astimezone(CST):%Y年%m月%d日}" if sus.ends_at else ""
+            return f"抱歉，您的会员权益暂停中{until}（{sus.reason}），暂不能预约会员专属服务。"
+    return None
+
+
+def quote_text(svc: Service, tier: str) -> str:
+    price, d = svc.price_for(tier)
+    if svc.price_fen is None:
+        return "费用面议" + (f"（{svc.note}）" if svc.note else "")
+    if svc.price_fen == 0:
+        q = svc.quota.get(tier)
+        return f"会员权益，免费（{PERIOD_NAMES[q.per]}{q.count}次）" if q else "免费"
+    if d < 1:
+        return f"{R.yuan(svc.price_fen)}元，{tier}{round(d * 10, 1):g}折后{R.yuan(price)}元"
+    return f"{R.yuan(svc.price_fen)}元" + (f"（{svc.note}）" if svc.note else "")
+
+
+# --- counters (the concurrency guard) --------------------------------------------------
+
+def _take_capacity(session: Session, svc: Service, day: date) -> bool:
+    try:
+        with session.begin_nested():
+            session.add(ServiceCapacity(service=svc.key, day=day, capacity=svc.capacity, used=0))
+    except IntegrityError:
+        pass  # the day's row exists already
+    res = session.execute(update(ServiceCapacity)
+                          .where(ServiceCapacity.service == svc.key, ServiceCapacity.day == day,
+                                 ServiceCapacity.used < svc.capacity)
+                          .values(used=ServiceCapacity.used + 1, capacity=svc.capacity)
+                          .execution_options(synchronize_session=False))
+    return res.rowcount == 1
+
+
+def _release_capacity(session: Session, service: str, day: date) -> None:
+    session.execute(update(ServiceCapacity).where(ServiceCapacity.service == service, ServiceCapacity.day == day,
+                                                  ServiceCapacity.used > 0)
+                    .values(used=ServiceCapacity.used - 1).execution_options(synchronize_session=False))
+
+
+def _take_quota(session: Session, owner: Owner, svc: Service, day: date) -> tuple[bool, str | None]:
+    q = svc.quota.get(owner.tier)
+    if q is None:
+        return True, None
+    key = period_key(q.per, day)
+    try:
+        with session.begin_nested():
+            session.add(QuotaUsage(owner_id=owner.id, service=svc.key, period=key, allowed=q.count, used=0))
+    except IntegrityError:
+        pass
+    res = session.execute(update(QuotaUsage)
+                          .where(QuotaUsage.owner_id == owner.id, QuotaUsage.service == svc.key,
+                                 QuotaUsage.period == key, QuotaUsage.used < q.count)
+                          .values(used=QuotaUsage.used + 1, allowed=q.count)
+                          .execution_options(synchronize_session=False))
+    return res.rowcount == 1, key
+
+
+def _release_quota(session: Session, owner_id: int, service: str, key: str | None) -> None:
+    if key:
+        session.execute(update(QuotaUsage).where(QuotaUsage.owner_id == owner_id, QuotaUsage.service == service,
+                                                 QuotaUsage.period == key, QuotaUsage.used > 0)
+                        .values(used=QuotaUsage.used - 1).execution_options(synchronize_session=False))
+
+
+def capacity_left(session: Session, svc: Service, day: date) -> int:
+    used = session.scalar(select(ServiceCapacity.used).where(ServiceCapacity.service == svc.key,
+                                                             ServiceCapacity.day == day)) or 0
+    return max(0, svc.capacity - used)
+
+
+# --- times ------------------------------------------------------------------------------------
+
+def start_time(when: When, day: date) -> datetime:
+    """A concrete start: the given clock time, else the part of day's default."""
+    if when.has_time:
+        return datetime.combine(day, when.start.astimezone(CST).time(), CST)
+    defaults = clock_config().get("default_start") or {}
+    hhmm = defaults.get(when.part or "", defaults.get("全天", "10:00"))
+    if when.part and when.part not in defaults:
+        return datetime.combine(day, when.start.astimezone(CST).time(), CST)
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime.combine(day, time(h, m), CST)
+
+
+def when_problem(when: When, now: datetime) -> str | None:
+    horizon = int(clock_config().get("booking_horizon_days", 90))
+    if when.end <= now:
+        return "这个时间已经过去了，请换一个时间。"
+    if when.start.astimezone(CST).date() > local_day(now) + timedelta(days=horizon):
+        return f"目前只能预约{horizon}天内的服务，请换一个近一点的时间。"
+    return None
+
+
+# --- booking ------------------------------------------------------------------------------------
+
+def book(session: Session, owner: Owner, svc: Service, when: When, location: str, now: datetime,
+         when_text: str | None = None) -> tuple[Booking | None, str, list[Push]]:
+    """Take quota and capacity on the first day of `when` that has room, create
+    the booking and hand it to staff for review (O2)."""
+    why = refusal(session, owner, svc, now)
+    if why:
+        return None, why, []
+    quota_refused = None
+    for day in when.days():
+        start = start_time(when, day)
+        if start <= now:
+            continue
+        sp = session.begin_nested()
+        ok_q, qkey = _take_quota(session, owner, svc, day)
+        if not ok_q:
+            sp.rollback()
+            q = svc.quota[owner.tier]
+            quota_refused = (f"您{PERIOD_NAMES[q.per]}的「{svc.name}」次数（{q.count}次）已用完"
+                             f"（{qkey}），请选择下一个周期的时间。")
+            continue
+        if not _take_capacity(session, svc, day):
+            sp.rollback()
+            continue
+        sp.commit()
+        price_tier = R.load_rules().default_tier if active_suspension(session, owner.id, now) else owner.tier
+        price, discount = svc.price_for(price_tier)
+        b = Booking(owner_id=owner.id, service=svc.key, day=day, start_at=start,
+                    end_at=start + timedelta(minutes=svc.duration_minutes), when_text=when_text,
+                    location=location, tier=owner.tier, price_fen=price, discount=discount, quota_key=qkey,
+                    team=svc.team)
+        session.add(b)
+        session.flush()
+        return b, submitted_text(b, svc), review_task(session, b, svc, owner, now)
+    if quota_refused:
+        return None, quota_refused, []
+    nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
+    return None, (f"抱歉，「{svc.name}」{when.describe()}已约满。"
+                  + (f"最近可约：{nxt:%m月%d日}，回复「改到{nxt.month}月{nxt.day}日」即可。" if nxt else "")), []
+
+
+def next_free_day(session: Session, svc: Service, start: date, days: int = 14) -> date | None:
+    for i in range(days):
+        d = start + timedelta(days=i)
+        if capacity_left(session, svc, d) > 0:
+            return d
+    return None
+
+
+def describe(b: Booking, svc: Service | None = None) -> str:
+    svc = svc or catalogue().get(b.service)
+    s = b.start_at.astimezone(CST)
+    return f"B{b.id} {svc.name if svc else b.service} {s.month}月{s.day}日 {s:%H:%M} @{b.location}"
+
+
+def submitted_text(b: Booking, svc: Service) -> str:
+    return (f"预约已提交（编号 B{b.id}）：{svc.name}，{b.start_at.astimezone(CST):%m月%d日 %H:%M}，{b.location}。"
+            f"工作人员将在2小时内审核，审核通过后1小时内与您联系确认细节。回复「取消预约」可取消。")
+
+
+def review_task(session: Session, b: Booking, svc: Service, owner: Owner, now: datetime) -> list[Push]:
+    team = clock_config().get("review_team", "customer_service")
+    to = recipients(team_members(session, team))
+    start_clock(session, f"booking:{b.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
+                detail={"title": f"预约审核 B{b.id} {svc.name}（{owner.name} {owner.room or ''}）"})
+    if not to:
+        return []
+    price = "面议" if b.price_fen is None else f"{R.yuan(b.price_fen)}元"
+    return [task_card(to, f"booking-{b.id}-review", f"会员服务预约 B{b.id}", "请在2小时内审核（第十二条）",
+                      [("业主", owner.name), ("房号", owner.room or "-"), ("等级", owner.tier), ("服务", svc.name),
+                       ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location), ("费用", price)],
+                      [("通过", f"booking:approve:{b.id}"), ("驳回", f"booking:reject:{b.id}")],
+                      dedup_key=f"booking:{b.id}:review-card", source=f"booking:{b.id}")]
+
+
+def cancel(session: Session, b: Booking, now: datetime, by: str) -> list[Push]:
+    """Give the slot and the entitlement back; tell whoever holds the task."""
+    prior = b.state
+    b.state, b.cancelled_at = "cancelled", now
+    _release_capacity(session, b.service, b.day)
+    _release_quota(session, b.owner_id, b.service, b.quota_key)
+    cancel_clocks(session, f"booking:{b.id}", now)
+    session.add(AuditLog(actor=by, action="booking_cancel", target=f"booking:{b.id}", detail={"from": prior}))
+    session.flush()
+    team = b.team if prior in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
+    to = recipients(team_members(session, team))
+    return [staff_text(to, f"【预约取消】{describe(b)} 已由业主取消。", f"booking:{b.id}:cancelled", f"booking:{b.id}")] if to else []
+
+
+def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str) -> tuple[bool, str, list[Push]]:
+    """Move a booking: the new day's capacity (and period's quota) is taken
+    before the old one is given back, so a failed move keeps the old slot."""
+    svc = catalogue()[b.service]
+    owner = b.owner
+    problem = when_problem(when, now)
+    if problem:
+        return False, problem, []
+    for day in when.days():
+        start = start_time(when, day)
+        if start <= now:
+            continue
+        sp = session.begin_nested()
+        same_day = day == b.day
+        new_qkey = b.quota_key
+        if b.quota_key and period_key(svc.quota[b.tier].per, day) != b.quota_key:
+            ok_q, new_qkey = _take_quota(session, owner, svc, day)
+            if not ok_q:
+                sp.rollback()
+                continue
+        if not same_day and not _take_capacity(session, svc, day):
+            sp.rollback()
+            continue
+        sp.commit()
+        if not same_day:
+            _release_capacity(session, b.service, b.day)
+        if new_qkey != b.quota_key:
+            _release_quota(session, b.owner_id, b.service, b.quota_key)
+        old = b.start_at
+        b.day, b.start_at, b.end_at, b.quota_key = day, start, start + timedelta(minutes=svc.duration_minutes), new_qkey
+        session.add(AuditLog(actor=by, action="booking_reschedule", target=f"booking:{b.id}",
+                             detail={"from": old.isoformat(), "to": start.isoformat()}))
+        session.flush()
+        team = b.team if b.state in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
+        to = recipients(team_members(session, team))
+        pushes = [staff_text(to, f"【预约改期】{describe(b, svc)}（原 {old.astimezone(CST):%m-%d %H:%M}）。",
+                             f"booking:{b.id}:moved:{int(start.timestamp())}", f"booking:{b.id}")] if to else []
+        return True, f"已改期：{describe(b, svc)}。", pushes
+    nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
+    return False, (f"抱歉，{when.describe()}「{svc.name}」已约满或次数已用完，原预约保持不变。"
+                   + (f"最近可约：{nxt:%m月%d日}。" if nxt else "")), []
+
+
+def active_bookings(session: Session, owner: Owner) -> list[Booking]:
+    return list(session.scalars(select(Booking).where(Booking.owner_id == owner.id, Booking.state.in_(ACTIVE))
+                                .order_by(Booking.start_at)))
+
+
+# --- staff steps (card clicks) ------------------------------------------------------------------
+
+def staff_action(session: Session, action: str, booking_id: int, staff_userid: str, now: datetime,
+                 response_code: str | None = None) -> tuple[str, list[Push]]:
+    b = session.get(Booking, booking_id)
+    if b is None:
+        return f"没有找到预约 B{booking_id}。", []
+    svc = catalogue().get(b.service)
+    owner = b.owner
+    subject = f"booking:{b.id}"
+    pushes: list[Push] = []
+    label = {"approve": "已通过", "reject": "已驳回", "contacted": "已联系业主", "done": "服务已完成"}.get(action)
+    if label is None:
+        return f"未知操作 {action}。", []
+    allowed = {"approve": ("requested",), "reject": ("requested",), "contacted": ("approved",),
+               "done": ("approved", "contacted")}[action]
+    if b.state not in allowed:
+        return f"预约 B{b.id} 当前状态为 {b.state}，不能{label}。", []
+    session.add(AuditLog(actor=staff_userid, action=f"booking_{action}", target=subject))
+    done_card = card_done(response_code, staff_userid, label)
+    if action == "approve":
+        b.state, b.reviewed_by, b.approved_at = "approved", staff_userid, now
+        stop_clock(session, subject, "O2_review", now, by=staff_userid)
+        team_staff = team_members(session, b.team)
+        to = recipients(team_staff)
+        start_clock(session, subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
+                    detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name} {owner.phone or ''}）"})
+        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在1小时内与您联系确认时间和地点。",
+                       now, dedup_key=f"{subject}:approved", source=subject)
+        pushes += [p] if p else []
+        if to:
+            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请1小时内联系业主",
+                                    "确认时间地点（第十二条）",
+                                    [("业主", owner.name), ("电话", owner.phone or "-"), ("服务", svc.name),
+                                     ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location)],
+                                    [("已联系业主", f"booking:contacted:{b.id}"), ("服务完成", f"booking:done:{b.id}")],
+                                    dedup_key=f"{subject}:deliver-card", source=subject))
+    elif action == "reject":
+        b.state, b.reviewed_by = "rejected", staff_userid
+        stop_clock(session, subject, "O2_review", now, by=staff_userid)
+        _release_capacity(session, b.service, b.day)
+        _release_quota(session, b.owner_id, b.service, b.quota_key)
+        p = owner_push(owner, f"抱歉，您的预约 {describe(b, svc)} 未通过审核，本次不占用次数。如有疑问请回复「人工」。",
+                       now, dedup_key=f"{subject}:rejected", source=subject)
+        pushes += [p] if p else []
+    elif action == "contacted":
+        b.state, b.contacted_at = "contacted", now
+        stop_clock(session, subject, "O2_contact", now, by=staff_userid)
+        if response_code:  # the card keeps one button: "服务完成" comes as a fresh card
+            pushes.append(task_card(staff_userid, f"booking-{b.id}-done", f"会员服务 B{b.id}：完成后请点击",
+                                    "完成后2小时内反馈业主（第十四条）",
+                                    [("服务", svc.name), ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"),
+                                     ("地点", b.location)],
+                                    [("服务完成", f"booking:done:{b.id}")],
+                                    dedup_key=f"{subject}:done-card", source=subject))
+    elif action == "done":
+        if b.state == "approved":
+            stop_clock(session, subject, "O2_contact", now, by=staff_userid)
+        b.state, b.done_at = "done", now
+        key = f"{subject}:feedback"
+        start_clock(session, subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
+                    detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})
+        p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：回复「评分5」（1-5分，5分最满意），"
+                              f"也可以写下您的意见，我们会持续改进。", now, dedup_key=key, source=subject)
+        pushes += [p] if p else []
+    if done_card:
+        pushes.append(done_card)
+    session.flush()
+    return f"B{b.id} {label}。", pushes
+
+
+def rate(session: Session, owner: Owner, score: int, now: datetime, comment: str | None = None) -> tuple[str, list[Push]]:
+    b = session.scalar(select(Booking).where(Booking.owner_id == owner.id, Booking.state == "done",
+                                             Booking.rating.is_(None)).order_by(Booking.done_at.desc()))
+    if b is None:
+        return "目前没有待评价的服务。", []
+    b.rating, b.state = score, "rated"
+    session.add(AuditLog(actor=owner.openid or str(owner.id), action="booking_rated", target=f"booking:{b.id}",
+                         detail={"score": score, "comment": comment}))
+    session.flush()
+    pushes: list[Push] = []
+    if score <= 2:  # a dissatisfied owner is followed up by a supervisor
+        sup = by_role(session, "supervisor", b.team)
+        if sup:
+            pushes.append(staff_text(recipients(sup), f"【差评跟进】{describe(b)} 业主{owner.name}评分{score}，请跟进回访。",
+                                     f"booking:{b.id}:lowrating", f"booking:{b.id}"))
+    return f"感谢您的评价（{score}分）！" + ("我们会尽快联系您改进。" if score <= 2 else ""), pushes

@@ -1,0 +1,180 @@
+"""Membership capability (seed 000): 我的会员, the way up, upgrade applications,
+staff look-ups and sanctions, special-contribution upgrades, consultations
+under the O1 clock, and the card clicks "member:...".
+
+Public functions for other capabilities and the scheduler:
+- `handlers.membership.service.evaluate_memberships(session, now) -> list[Push]`
+- `handlers.membership.clocks.check_clocks(session, now) -> list[Push]`
+  (also exported as `handlers.bookings.check_booking_clocks`)
+- `start_consult(session, owner, text, now)` / `answer_consult(...)`: the O1 staff task.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers import card_events, registry
+from handlers.identity import find_owner, find_staff
+from handlers.membership import service as S
+from handlers.membership.clocks import start_clock, stop_clock
+from handlers.membership.notify import card_done, clock_config, recipients, task_card, team_members
+from handlers.message import Context, Message, Outcome, Push
+from store.models import Owner, ServiceClock
+
+NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「绑定」），或回复「人工」联系客服。"
+_TIERS = {"警告": "warn", "暂停": "suspend", "降级": "downgrade"}
+
+
+def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome | None]:
+    owner = find_owner(ctx.session, msg)
+    if owner is None:
+        return None, Outcome(replies=[NOT_BOUND], intent="membership")
+    return owner, None
+
+
+@registry.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
+                       intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
+def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
+    owner, out = _owner_or_reply(ctx, msg)
+    if out:
+        return out
+    return Outcome(replies=[S.summary(ctx.session, owner, ctx.now)], intent="membership")
+
+
+@registry.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
+                       intent="membership", chats=("private",), why="what is missing for the next tier")
+def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
+    owner, out = _owner_or_reply(ctx, msg)
+    if out:
+        return out
+    e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
+    wanted = re.search(r"(银卡|金卡)", msg.text)
+    prefix = f"您目前是{owner.tier}会员。"
+    if wanted and e.target and wanted.group(1) != e.target:
+        from handlers.membership.rules import load_rules
+
+        rules = load_rules()
+        if rules.rank(wanted.group(1)) <= rules.rank(owner.tier):
+            return Outcome(replies=[prefix + f"已享有{wanted.group(1)}及以上权益。"], intent="membership")
+        prefix += f"需先升级为{e.target}，再由{e.target}升级为{wanted.group(1)}。"
+    text = prefix + ("您已满足升级条件，回复「申请升级」即可申请。" if e.eligible else "") + S.gap_text(e)
+    return Outcome(replies=[text], intent="membership")
+
+
+@registry.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
+                       intent="membership", chats=("private",), why="apply for the next tier")
+def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
+    owner, out = _owner_or_reply(ctx, msg)
+    if out:
+        return out
+    text, pushes = S.apply_upgrade(ctx.session, owner, ctx.now)
+    return Outcome(replies=[text], pushes=pushes, intent="membership")
+
+
+@registry.intent_handler("membership")
+def on_membership(ctx: Context, msg: Message, route) -> Outcome:
+    """Classified membership questions: the common ones answered from the
+    rules; anything else becomes a consultation for a person (O1)."""
+    t = msg.text
+    if re.search(r"申请.*(升级|银卡|金卡)", t):
+        return member_apply(ctx, msg, route)
+    if re.search(r"差多少|怎么升|如何升|升级条件|条件", t):
+        return member_gap(ctx, msg, route)
+    if re.search(r"我的|等级|权益|会员", t) and len(t) <= 12:
+        return my_membership(ctx, msg, route)
+    owner, out = _owner_or_reply(ctx, msg)
+    if out:
+        return out
+    reply, pushes = start_consult(ctx.session, owner, t, ctx.now)
+    return Outcome(replies=[reply], pushes=pushes, intent="membership")
+
+
+def start_consult(session: Session, owner: Owner, text: str, now: datetime,
+                  topic: str = "会员咨询") -> tuple[str, list[Push]]:
+    """A question the bot cannot answer goes to customer service as a staff
+    task under O1 (first response within 10 minutes, 第十一条)."""
+    team = clock_config().get("review_team", "customer_service")
+    to = recipients(team_members(session, team))
+    row = start_clock(session, f"consult:{owner.id}:{int(now.timestamp())}", "O1", now, owner_id=owner.id,
+                      team=team, assignee=to, detail={"title": f"{topic}：{owner.name}（{owner.room or ''}）：{text[:40]}"})
+    pushes = [task_card(to, f"member-consult-{row.id}", f"{topic}（10分钟内响应）", text[:44],
+                        [("业主", owner.name), ("房号", owner.room or "-"), ("电话", owner.phone or "-"), ("等级", owner.tier)],
+                        [("已回复业主", f"member:answered:{row.id}")],
+                        dedup_key=f"consult:{row.id}:card", source=row.subject)] if to else []
+    return "已收到您的咨询，客服会在10分钟内回复您。", pushes
+
+
+def answer_consult(session: Session, clock_id: int, staff_userid: str, now: datetime) -> ServiceClock | None:
+    row = session.get(ServiceClock, clock_id)
+    if row is None:
+        return None
+    return stop_clock(session, row.subject, row.clock, now, by=staff_userid)
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+def _staff(ctx: Context, msg: Message, roles: tuple[str, ...] = ("staff", "supervisor", "manager")):
+    st = find_staff(ctx.session, msg.sender)
+    return st if st and st.role in roles else None
+
+
+@registry.text_command("member_lookup", r"^查会员\s*(?P<key>\S+)$", intent="command", chats=("staff",),
+                       roles=("staff",), why="staff look an owner's membership up (logged)")
+def member_lookup(ctx: Context, msg: Message, _route) -> Outcome:
+    key = re.match(r"^查会员\s*(\S+)$", msg.text.strip()).group(1)
+    return Outcome(replies=[S.staff_lookup(ctx.session, msg.sender, key, ctx.now)], intent="command")
+
+
+@registry.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
+                       intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
+def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
+    m = re.match(r"^特殊贡献\s*(\S+)\s+(银卡|金卡)\s+(.+)$", msg.text.strip())
+    owner = S.find_owner_by_key(ctx.session, m.group(1))
+    if owner is None:
+        return Outcome(replies=[f"没有找到业主「{m.group(1)}」。"], intent="command")
+    try:
+        row, pushes = S.grant_special_contribution(ctx.session, owner, m.group(2), m.group(3), msg.sender, ctx.now)
+    except (PermissionError, ValueError) as exc:
+        return Outcome(replies=[f"未执行：{'特殊贡献升级需由经理录入' if isinstance(exc, PermissionError) else exc}"],
+                       intent="command")
+    return Outcome(replies=[f"已将{owner.name}升级为{row.to_tier}（特殊贡献：{row.reason}），已通知业主并记录。"],
+                   pushes=pushes, intent="command")
+
+
+@registry.text_command("member_breach", r"^会员违规\s*(?P<key>\S+)\s+(?P<action>警告|暂停|降级)\s+(?P<reason>\S+)(?:\s+(?P<days>\d+)天?)?$",
+                       intent="command", chats=("staff",), roles=("staff",), why="record a rule breach: warn / suspend / downgrade")
+def member_breach(ctx: Context, msg: Message, _route) -> Outcome:
+    m = re.match(r"^会员违规\s*(\S+)\s+(警告|暂停|降级)\s+(\S+)(?:\s+(\d+)天?)?$", msg.text.strip())
+    if _staff(ctx, msg, ("supervisor", "manager")) is None:
+        return Outcome(replies=["会员处罚需由主管或经理录入。"], intent="command")
+    owner = S.find_owner_by_key(ctx.session, m.group(1))
+    if owner is None:
+        return Outcome(replies=[f"没有找到业主「{m.group(1)}」。"], intent="command")
+    try:
+        row, pushes = S.record_breach(ctx.session, owner, _TIERS[m.group(2)], m.group(3), msg.sender, ctx.now,
+                                      int(m.group(4)) if m.group(4) else None)
+    except ValueError as exc:
+        return Outcome(replies=[f"未执行：{exc}"], intent="command")
+    return Outcome(replies=[f"已记录：{owner.name} {m.group(2)}（{m.group(3)}），已通知业主。"], pushes=pushes, intent="command")
+
+
+@card_events.prefix("member:")
+def on_member_card(ctx: Context, msg: Message, key: str) -> Outcome:
+    parts = key.split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        return Outcome(intent="event")
+    action, ident = parts[1], int(parts[2])
+    code = msg.data.get("ResponseCode")
+    if action in ("approve", "reject"):
+        text, pushes = S.review_application(ctx.session, ident, action == "approve", msg.sender, ctx.now)
+        label = "已通过" if action == "approve" else "已驳回"
+    elif action == "answered":
+        answer_consult(ctx.session, ident, msg.sender, ctx.now)
+        text, pushes, label = "已记录回复。", [], "已回复"
+    else:
+        return Outcome(intent="event")
+    upd = card_done(code, msg.sender, label)
+    return Outcome(replies=[text], pushes=pushes + ([upd] if upd else []), intent="event")

@@ -1,0 +1,101 @@
+"""Who gets told, and in which shape: owners on the Official Account, staff on
+WeCom (button cards for tasks, text for reminders)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers.message import Push
+from store.models import Owner, Staff
+
+CLOCKS_FILE = Path(__file__).resolve().parent.parent / "data" / "member_clocks.yaml"
+CS_WINDOW = timedelta(hours=48)  # PLATFORM.md: customer-service messages only within 48 h
+
+
+@lru_cache(maxsize=2)
+def _load(path: str, mtime: float) -> dict:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    for cid, c in (data.get("clocks") or {}).items():
+        if not isinstance(c, dict) or not isinstance(c.get("minutes"), (int, float)) or c["minutes"] <= 0:
+            raise ValueError(f"{path}: clocks.{cid}: field 'minutes' should be a positive number")
+    for i, step in enumerate(data.get("escalation") or []):
+        if not isinstance(step.get("after_minutes"), (int, float)):
+            raise ValueError(f"{path}: escalation[{i}]: field 'after_minutes' should be a number")
+        bad = set(step.get("to") or []) - {"assignee", "supervisor", "manager"}
+        if bad or not step.get("to"):
+            raise ValueError(f"{path}: escalation[{i}]: field 'to' should list assignee/supervisor/manager, got {step.get('to')!r}")
+    return data
+
+
+def clock_config(path: Path = CLOCKS_FILE) -> dict:
+    return _load(str(path), path.stat().st_mtime)
+
+
+def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,
+               source: str | None = None, priority: int = 5) -> Push | None:
+    """A message to an owner: a customer-service text inside the 48 h window,
+    a template message outside it when one is configured (else text anyway,
+    and the sender records the platform's refusal)."""
+    if not owner.openid:
+        return None
+    template_id = clock_config().get("notice_template_id")
+    recent = owner.last_inbound_at is not None and now - owner.last_inbound_at <= CS_WINDOW
+    if template_id and not recent:
+        return Push(channel="mp", recipient=owner.openid, kind="template",
+                    payload={"template_id": template_id, "data": {"first": {"value": text[:200]}}},
+                    dedup_key=dedup_key, priority=priority, source=source)
+    return Push(channel="mp", recipient=owner.openid, kind="text", payload={"content": text},
+                dedup_key=dedup_key, priority=priority, source=source)
+
+
+def team_members(session: Session, team: str, role: str | None = "staff") -> list[Staff]:
+    q = select(Staff).where(Staff.team == team, Staff.active.is_(True))
+    if role:
+        q = q.where(Staff.role == role)
+    rows = list(session.scalars(q.order_by(Staff.id)))
+    if not rows and role:  # a team with only a supervisor still gets its tasks
+        rows = list(session.scalars(select(Staff).where(Staff.team == team, Staff.active.is_(True)).order_by(Staff.id)))
+    return rows
+
+
+def by_role(session: Session, role: str, team: str | None = None) -> list[Staff]:
+    rows = list(session.scalars(select(Staff).where(Staff.role == role, Staff.active.is_(True)).order_by(Staff.id)))
+    same = [s for s in rows if team and s.team == team]
+    return same or rows[:1] if rows else []
+
+
+def recipients(staff: list[Staff]) -> str:
+    return "|".join(s.userid for s in staff)
+
+
+def task_card(to: str, task_id: str, title: str, desc: str, fields: list[tuple[str, str]],
+              buttons: list[tuple[str, str]], dedup_key: str, source: str, priority: int = 3) -> Push:
+    """A WeCom button_interaction card: the staff task and its actions."""
+    card = {
+        "card_type": "button_interaction",
+        "source": {"desc": "管家·会员服务"},
+        "main_title": {"title": title[:36], "desc": desc[:44]},
+        "horizontal_content_list": [{"keyname": k[:5], "value": str(v)[:30]} for k, v in fields],
+        "task_id": task_id,
+        "button_list": [{"text": t, "style": 1 if i == 0 else 2, "key": k} for i, (t, k) in enumerate(buttons)],
+    }
+    return Push(channel="wecom", recipient=to, kind="template_card", payload={"card": card},
+                dedup_key=dedup_key, priority=priority, source=source)
+
+
+def card_done(response_code: str | None, recipient: str, label: str) -> Push | None:
+    """Turn the clicked card's buttons into a single grey label for everyone."""
+    if not response_code:
+        return None
+    return Push(channel="wecom", recipient=recipient, kind="update_card",
+                payload={"response_code": response_code, "button": {"replace_name": label}})
+
+
+def staff_text(to: str, text: str, dedup_key: str | None, source: str, priority: int = 3) -> Push:
+    return Push(channel="wecom", recipient=to, kind="text", payload={"content": text},
+                dedup_key=dedup_key, priority=priority, source=source)

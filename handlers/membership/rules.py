@@ -1,0 +1,197 @@
+"""The membership rules of seed 000, read from handlers/data/tiers.yaml.
+
+Pure functions over an owner's facts (tier, since, move-in date, spend): the
+store-facing code in `service.py` feeds them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+TIERS_FILE = DATA / "tiers.yaml"
+
+
+class RulesError(ValueError):
+    """A data file is wrong; the message names file, entry and field."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    keep_spend_fen: int
+    benefits: tuple[str, ...]
+    upgrade_from: str | None = None
+    upgrade_spend_fen: int | None = None
+    upgrade_tenure_years: int | None = None
+    special_contribution: bool = False
+
+
+@dataclass(frozen=True)
+class TierRules:
+    order: tuple[str, ...]
+    tiers: dict[str, Tier]
+    default_tier: str
+    spend_window_months: int
+    upgrade_spend_basis: str
+    downgrade_notice_days: int
+    downgrade_needs_months_in_tier: int
+    suspend_default_days: int
+
+    def rank(self, tier: str) -> int:
+        return self.order.index(tier) if tier in self.order else 0
+
+    def next_tier(self, tier: str) -> Tier | None:
+        i = self.rank(tier)
+        if i + 1 < len(self.order):
+            nxt = self.tiers[self.order[i + 1]]
+            if nxt.upgrade_from in (None, tier):
+                return nxt
+        return None
+
+    def lower_tier(self, tier: str) -> str | None:
+        i = self.rank(tier)
+        return self.order[i - 1] if i > 0 else None
+
+
+def _need(d: dict, key: str, where: str, typ=None):
+    if key not in d:
+        raise RulesError(f"{where}: missing field '{key}'")
+    v = d[key]
+    if typ is not None and not isinstance(v, typ):
+        raise RulesError(f"{where}: field '{key}' should be {typ.__name__ if isinstance(typ, type) else typ}, got {v!r}")
+    return v
+
+
+def parse_rules(data: dict, path: Path | str = TIERS_FILE) -> TierRules:
+    where = str(path)
+    order = tuple(_need(data, "order", where, list))
+    raw = _need(data, "tiers", where, dict)
+    tiers: dict[str, Tier] = {}
+    for name in order:
+        if name not in raw:
+            raise RulesError(f"{where}: tiers.{name}: listed in 'order' but not defined")
+        t = raw[name] or {}
+        w = f"{where}: tiers.{name}"
+        up = t.get("upgrade") or {}
+        if not isinstance(up, dict):
+            raise RulesError(f"{w}: field 'upgrade' should be a mapping")
+        for k in ("spend", "tenure_years"):
+            if up.get(k) is not None and (not isinstance(up[k], (int, float)) or up[k] < 0):
+                raise RulesError(f"{w}.upgrade: field '{k}' should be a non-negative number, got {up[k]!r}")
+        keep = t.get("keep_spend", 0)
+        if not isinstance(keep, (int, float)) or keep < 0:
+            raise RulesError(f"{w}: field 'keep_spend' should be a non-negative number, got {keep!r}")
+        if t.get("upgrade_from") is not None and t["upgrade_from"] not in order:
+            raise RulesError(f"{w}: field 'upgrade_from' names unknown tier {t['upgrade_from']!r}")
+        tiers[name] = Tier(
+            name=name, keep_spend_fen=round(keep * 100), benefits=tuple(_need(t, "benefits", w, list)),
+            upgrade_from=t.get("upgrade_from"),
+            upgrade_spend_fen=round(up["spend"] * 100) if up.get("spend") is not None else None,
+            upgrade_tenure_years=up.get("tenure_years"),
+            special_contribution=bool(up.get("special_contribution", False)))
+    default = data.get("default_tier", order[0])
+    if default not in order:
+        raise RulesError(f"{where}: field 'default_tier' names unknown tier {default!r}")
+    basis = data.get("upgrade_spend_basis", "since_tier")
+    if basis not in ("since_tier", "all", "window"):
+        raise RulesError(f"{where}: field 'upgrade_spend_basis' should be since_tier, all or window, got {basis!r}")
+    return TierRules(order=order, tiers=tiers, default_tier=default,
+                     spend_window_months=int(data.get("spend_window_months", 12)),
+                     upgrade_spend_basis=basis,
+                     downgrade_notice_days=int(data.get("downgrade_notice_days", 30)),
+                     downgrade_needs_months_in_tier=int(data.get("downgrade_needs_months_in_tier", 12)),
+                     suspend_default_days=int(((data.get("sanctions") or {}).get("suspend") or {}).get("default_days", 90)))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> TierRules:
+    return parse_rules(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, path)
+
+
+def load_rules(path: Path = TIERS_FILE) -> TierRules:
+    """The rules, re-read when the file changes (no restart to change a threshold)."""
+    return _load(str(path), path.stat().st_mtime)
+
+
+# --- dates ---------------------------------------------------------------------
+
+def add_months(d: date, months: int) -> date:
+    """Same day n months later, clamped to the month's end (Jan 31 + 1 -> Feb 28)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    y, m = d.year + y, m + 1
+    import calendar
+
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def anniversary(d: date, years: int) -> date:
+    """The day `years` full years after d (Feb 29 -> Mar 1 in common years)."""
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:
+        return date(d.year + years, 3, 1)
+
+
+def window_start(today: date, months: int) -> date:
+    """First day inside the rolling window ending today: 12 months up to and including today."""
+    return add_months(today, -months) + (date.resolution)
+
+
+# --- decisions -----------------------------------------------------------------
+
+@dataclass
+class Eligibility:
+    """What the owner lacks for `target` (None: already at the top)."""
+
+    current: str
+    target: str | None
+    met: list[str] = field(default_factory=list)  # spend / tenure
+    spend_fen: int = 0
+    spend_missing_fen: int | None = None
+    tenure_due: date | None = None  # the day the tenure rule is met
+    special_contribution: bool = False
+
+    @property
+    def eligible(self) -> bool:
+        return bool(self.met)
+
+
+def eligibility(rules: TierRules, tier: str, move_in: date | None, upgrade_spend_fen: int,
+                today: date) -> Eligibility:
+    nxt = rules.next_tier(tier)
+    e = Eligibility(current=tier, target=nxt.name if nxt else None, spend_fen=upgrade_spend_fen)
+    if nxt is None:
+        return e
+    e.special_contribution = nxt.special_contribution
+    if nxt.upgrade_spend_fen is not None:
+        e.spend_missing_fen = max(0, nxt.upgrade_spend_fen - upgrade_spend_fen)
+        if upgrade_spend_fen >= nxt.upgrade_spend_fen:
+            e.met.append("spend")
+    if nxt.upgrade_tenure_years is not None and move_in is not None:
+        e.tenure_due = anniversary(move_in, nxt.upgrade_tenure_years)
+        if today >= e.tenure_due:
+            e.met.append("tenure")
+    return e
+
+
+def keeps_tier(rules: TierRules, tier: str, tier_since: date | None, spend_window_fen: int,
+               today: date) -> bool:
+    """False when the 12-month spend is below the tier's keep threshold and the
+    tier has been held long enough to be judged on it."""
+    t = rules.tiers.get(tier)
+    if t is None or rules.lower_tier(tier) is None or t.keep_spend_fen <= 0:
+        return True
+    if tier_since is not None and today < add_months(tier_since, rules.downgrade_needs_months_in_tier):
+        return True
+    return spend_window_fen >= t.keep_spend_fen
+
+
+def yuan(fen: int | None) -> str:
+    if fen is None:
+        return "面议"
+    return f"{fen / 100:,.0f}" if fen % 100 == 0 else f"{fen / 100:,.2f}"
