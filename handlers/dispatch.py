@@ -57,6 +57,7 @@ def handle(ctx: Context, msg: Message) -> Outcome:
 def _finish(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """In customer groups no bot can post (PLATFORM.md): replies become a
     ready-to-send suggestion for the group's staff admin."""
+    out = (registry.get_event_handler("__group_message__") or (lambda c, m, o: o))(ctx, msg, out) or out if msg.chat in ("vip", "building") else out  # moderation, mutes (groups capability)
     if msg.chat in ("vip", "building") and out.replies:
         hook = registry.get_event_handler("__group_replies__")
         if hook is not None:

@@ -9,3 +9,4 @@ from store.models.accounts import ApiToken, ConsoleUser  # noqa: F401
 from store.models.campaigns import Campaign, Delivery, GroupBulkSend, JobRun, Reminder, SurveyAnswer  # noqa: F401
 from store.models.tickets import Ticket, TicketClock, TicketEvent  # noqa: F401
 from store.models.membership import Booking, DowngradeNotice, MemberApplication, MemberSanction, QuotaUsage, ServiceCapacity, ServiceClock, SpendEntry, TierChange  # noqa: F401
+from store.models.groups import ArchiveCursor, GroupAdmission, GroupAnnouncement, GroupSuggestion, ModerationCase  # noqa: F401

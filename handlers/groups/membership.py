@@ -1,0 +1,237 @@
+"""The group registry kept in step with WeCom's `change_external_chat`
+events, and the admission check for joiners (RULES.md, VIP group).
+
+The event says only that members came or went (UpdateDetail add_member /
+del_member, MemChangeCnt), never who: the member list comes from
+`externalcontact/groupchat/get` through a `GroupDirectory`, and the store is
+diffed against it.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import CST
+from handlers import registry
+from handlers.groups import ladder
+from handlers.message import Context, Message, Outcome, Push
+from store.models import AuditLog, Group, GroupMember, Owner, Staff
+from store.models.groups import GroupAdmission
+
+log = logging.getLogger(__name__)
+DATA_FILE = Path(__file__).with_name("data") / "admission.yaml"
+
+
+@lru_cache(maxsize=1)
+def admission_rules() -> dict[str, Any]:
+    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
+    for kind in ("vip", "building"):
+        body = raw.get(kind)
+        if not isinstance(body, dict):
+            raise ValueError(f"{DATA_FILE.name}: {kind} must be a mapping of rules")
+        for key in ("require_owner", "require_fees_paid"):
+            if not isinstance(body.get(key), bool):
+                raise ValueError(f"{DATA_FILE.name}: {kind}.{key} must be true or false")
+    return raw
+
+
+# --- who is in a group: the platform's view ----------------------------------------------------
+
+class GroupDirectory(Protocol):
+    def get(self, chat_id: str) -> dict | None:
+        """groupchat/get's `group_chat` ({name, owner, member_list, admin_list}), None if unknown."""
+
+
+class WeComGroupDirectory:
+    """externalcontact/groupchat/get through the project's WeCom client."""
+
+    def get(self, chat_id: str) -> dict | None:
+        from bot.outbound.clients import PlatformError, get_wecom_client
+
+        try:
+            answer = get_wecom_client().call("POST", "/cgi-bin/externalcontact/groupchat/get",
+                                             {"chat_id": chat_id, "need_name": 1})
+        except PlatformError as exc:
+            log.warning("groupchat/get %s failed: %s", chat_id, exc)
+            return None
+        return answer.get("group_chat")
+
+
+_directory: GroupDirectory | None = None
+
+
+def set_directory(directory: GroupDirectory | None) -> None:
+    """Tests and `guanjia chat` install a fake; None restores the WeCom one."""
+    global _directory
+    _directory = directory
+
+
+def get_directory() -> GroupDirectory:
+    return _directory or WeComGroupDirectory()
+
+
+# --- admission -----------------------------------------------------------------------------------
+
+def check_admission(session: Session, group: Group, member_id: str, now: datetime) -> tuple[Owner | None, list[str]]:
+    """The owner record matched and the reasons (if any) the joiner does not qualify."""
+    rules = admission_rules().get(group.kind) or admission_rules()["building"]
+    owner = session.scalar(select(Owner).where(Owner.external_userid == member_id))
+    reasons: list[str] = []
+    if owner is None:
+        if rules.get("require_owner"):
+            reasons.append("未匹配到业主档案（身份未核验）")
+        return None, reasons
+    today = now.astimezone(CST).date()
+    if rules.get("require_fees_paid"):
+        grace = timedelta(days=int(rules.get("fee_grace_days") or 0))
+        if owner.fees_paid_until is None:
+            reasons.append("没有物业费缴纳记录")
+        elif owner.fees_paid_until + grace < today:
+            reasons.append(f"物业费仅缴至{owner.fees_paid_until.isoformat()}，已逾期")
+    tiers = rules.get("tiers")
+    if tiers and owner.tier not in tiers:
+        reasons.append(f"会员等级为{owner.tier}，本群限{'/'.join(tiers)}业主")
+    if rules.get("same_building") and group.building_id and (
+            owner.home is None or owner.home.building_id != group.building_id):
+        reasons.append("房屋不在本楼栋")
+    return owner, reasons
+
+
+def admission_card(adm: GroupAdmission, group: Group, name: str) -> dict:
+    return {
+        "card_type": "button_interaction",
+        "source": {"desc": "群管家 · 入群核验"},
+        "main_title": {"title": f"入群核验未通过：{name}"[:26], "desc": group.name[:30]},
+        "sub_title_text": f"原因：{adm.reason}"[:112],
+        "horizontal_content_list": [{"keyname": "群", "value": group.name[:30]},
+                                    {"keyname": "成员", "value": name[:30]}],
+        "task_id": f"adm-{adm.id}",
+        "button_list": [{"text": "同意入群", "style": 1, "key": f"mod:admit:{adm.id}"},
+                        {"text": "移出群聊", "style": 2, "key": f"mod:kick:{adm.id}"}],
+    }
+
+
+def admit(session: Session, group: Group, member_id: str, now: datetime) -> list[Push]:
+    """Check one joiner; a card for the staff admin when they do not qualify."""
+    owner, reasons = check_admission(session, group, member_id, now)
+    member = _member_row(session, group, member_id)
+    if owner is not None:
+        member.owner_id = owner.id
+    if not reasons:
+        session.add(GroupAdmission(group_chat_id=group.chat_id, member_id=member_id,
+                                   owner_id=owner.id if owner else None, decision="admitted", created_at=now))
+        return []
+    adm = GroupAdmission(group_chat_id=group.chat_id, member_id=member_id, owner_id=owner.id if owner else None,
+                         decision="pending", reason="；".join(reasons), created_at=now)
+    session.add(adm)
+    session.flush()
+    member.state = "pending"
+    admin = ladder.staff_admin_of(session, group)
+    log.info("admission %s: %s in %s pending (%d reasons)", adm.id, member_id, group.chat_id, len(reasons))
+    if admin is None:
+        return []
+    name = owner.name if owner else member_id
+    return [Push(channel="wecom", recipient=admin, kind="template_card",
+                 payload={"card": admission_card(adm, group, name)}, dedup_key=f"adm:{adm.id}:card",
+                 priority=3, source=f"admission:{adm.id}")]
+
+
+def decide_admission(session: Session, now: datetime, adm: GroupAdmission, action: str, actor: str) -> None:
+    """The staff admin's answer: admit anyway, or remove (by hand in WeCom; no API)."""
+    if adm.decision not in ("pending",):
+        return
+    adm.decision = "admitted_by_staff" if action == "admit" else "removed"
+    adm.decided_by, adm.decided_at = actor, now
+    member = session.scalar(select(GroupMember).join(Group).where(
+        Group.chat_id == adm.group_chat_id, GroupMember.member_id == adm.member_id))
+    if member is not None:
+        member.state = "active" if action == "admit" else "removed"
+    session.add(AuditLog(actor=actor, action=f"group.admission.{action}", target=f"{adm.group_chat_id}/{adm.member_id}",
+                         detail={"admission": adm.id, "reason": adm.reason}, created_at=now))
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+def _member_row(session: Session, group: Group, member_id: str) -> GroupMember:
+    row = session.scalar(select(GroupMember).where(GroupMember.group_id == group.id,
+                                                   GroupMember.member_id == member_id))
+    if row is None:
+        row = GroupMember(group_id=group.id, member_id=member_id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _kind_for(name: str) -> str:
+    words = admission_rules().get("vip_name_words") or []
+    return "vip" if any(w in name for w in words) else "building"
+
+
+def sync_group(session: Session, chat_id: str, info: dict, now: datetime) -> tuple[Group, list[str], list[str]]:
+    """Bring the store in line with groupchat/get; returns (group, joined, left)."""
+    group = session.scalar(select(Group).where(Group.chat_id == chat_id))
+    name = str(info.get("name") or chat_id)
+    if group is None:
+        group = Group(chat_id=chat_id, name=name, kind=_kind_for(name), created_at=now)
+        owner_staff = session.scalar(select(Staff).where(Staff.userid == info.get("owner")))
+        group.staff_admin_id = owner_staff.id if owner_staff else None
+        session.add(group)
+        session.flush()
+    elif info.get("name"):
+        group.name = name
+    admins = {a.get("userid") for a in info.get("admin_list") or []}
+    current = {m["userid"]: m for m in info.get("member_list") or [] if m.get("userid")}
+    rows = {r.member_id: r for r in session.scalars(select(GroupMember).where(GroupMember.group_id == group.id))}
+    joined, left = [], []
+    for uid, m in current.items():
+        row = rows.get(uid)
+        is_staff = int(m.get("type") or 2) == 1
+        role = "staff" if is_staff else ("admin" if uid in admins else "member")
+        if row is None or row.state in ("left", "removed"):
+            joined.append(uid)
+            row = row or _member_row(session, group, uid)
+            row.state = "active"
+        row.role = role
+    for uid, row in rows.items():
+        if uid not in current and row.state not in ("left", "removed"):
+            row.state = "left"
+            left.append(uid)
+    return group, joined, left
+
+
+@registry.event_handler("change_external_chat")
+def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
+    chat_id = str(msg.data.get("ChatId") or msg.group_id or "")
+    change = str(msg.data.get("ChangeType") or "")
+    out = Outcome(intent="event")
+    if not chat_id:
+        return out
+    if change == "dismiss":
+        group = ctx.session.scalar(select(Group).where(Group.chat_id == chat_id))
+        if group is not None:
+            for row in ctx.session.scalars(select(GroupMember).where(GroupMember.group_id == group.id)):
+                row.state = "left"
+        ctx.session.add(AuditLog(actor="wecom", action="group.dismiss", target=chat_id, created_at=ctx.now))
+        return out
+    info = get_directory().get(chat_id)
+    if info is None:
+        # Without the member list the event says nothing usable; the next event re-syncs.
+        log.warning("change_external_chat %s %s: member list unavailable", chat_id, msg.data.get("UpdateDetail"))
+        return out
+    group, joined, left = sync_group(ctx.session, chat_id, info, ctx.now)
+    members = {m["userid"]: m for m in info.get("member_list") or []}
+    for uid in joined:
+        if int(members[uid].get("type") or 2) == 2:
+            out.pushes.extend(admit(ctx.session, group, uid, ctx.now))
+    ctx.session.add(AuditLog(actor="wecom", action="group.sync", target=chat_id,
+                             detail={"change": change, "detail": msg.data.get("UpdateDetail"),
+                                     "joined": len(joined), "left": len(left)}, created_at=ctx.now))
+    log.info("group %s synced: +%d -%d", chat_id, len(joined), len(left))
+    return out

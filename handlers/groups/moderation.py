@@ -1,0 +1,424 @@
+"""What breaks the group rules (RULES.md, VIP group), and masking personal data.
+
+Pure functions, no database: `check(text, chat, role)` is installed as the
+router's moderation checker, so `guanjia route` shows the same verdict the
+worker acts on. The lexicons are data (data/moderation.yaml); this module is
+the machinery that survives the usual evasions:
+
+- full-width letters/digits (NFKC), traditional characters (OpenCC t2s),
+- spaces, dots and emoji between characters (matching on a compact form),
+- homophones and spellings (薇信, V信, vx...) folded by the `variants` table,
+- digits written as Chinese numerals (一三八..., 幺, 洞) or split by symbols,
+  for phone, ID and bank-card numbers.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+import yaml
+
+DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
+CATEGORIES = ("ad", "insult", "illegal")
+
+
+class ModerationDataError(ValueError):
+    """The lexicon file is malformed; the message names file, entry and field."""
+
+
+# --- loading ------------------------------------------------------------------
+
+@dataclass
+class Category:
+    name: str
+    strong: list[str]
+    weak: list[str]
+    weak_needed: int
+    boosters: list[str]
+    exceptions: dict[str, dict[str, list[str]]]
+
+
+@dataclass
+class Lexicon:
+    variants: list[tuple[str, str]]  # (variant, canonical), longest first
+    categories: dict[str, Category]
+    allowed_domains: list[str]
+    exempt_roles: list[str]
+    precedence: list[str]
+    automaton: Any = None
+    boosters: Any = None
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise ModerationDataError(f"{DATA_FILE.name}: {where} must be a list of words")
+    return [_fold(str(v)) for v in value]
+
+
+def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    variants: list[tuple[str, str]] = []
+    for canon, forms in (raw.get("variants") or {}).items():
+        for form in _str_list(forms, f"variants.{canon}"):
+            variants.append((form, _fold(str(canon))))
+    variants.sort(key=lambda p: -len(p[0]))
+    cats: dict[str, Category] = {}
+    for name, body in (raw.get("categories") or {}).items():
+        if name not in CATEGORIES:
+            raise ModerationDataError(f"{path.name}: categories.{name}: unknown category (expected one of {CATEGORIES})")
+        if not isinstance(body, dict):
+            raise ModerationDataError(f"{path.name}: categories.{name} must be a mapping")
+        exc = {}
+        for term, rule in (body.get("exceptions") or {}).items():
+            if not isinstance(rule, dict) or set(rule) - {"not_before", "not_after"}:
+                raise ModerationDataError(f"{path.name}: categories.{name}.exceptions.{term}: "
+                                          "only not_before / not_after lists are allowed")
+            exc[_fold(str(term))] = {k: _str_list(v, f"categories.{name}.exceptions.{term}.{k}")
+                                     for k, v in rule.items()}
+        needed = body.get("weak_needed", 2)
+        if not isinstance(needed, int) or needed < 1:
+            raise ModerationDataError(f"{path.name}: categories.{name}.weak_needed must be a positive whole number")
+        cats[name] = Category(name, _str_list(body.get("strong"), f"categories.{name}.strong"),
+                              _str_list(body.get("weak"), f"categories.{name}.weak"), needed,
+                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc)
+    lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
+                  [str(r) for r in raw.get("exempt_roles") or []],
+                  [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]])
+    auto = ahocorasick.Automaton()
+    for cat in cats.values():
+        for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
+            for w in words:
+                # One key may belong to several categories: keep a list per key.
+                auto.add_word(w, list(auto.get(w, [])) + [(cat.name, strength, w)])
+    auto.make_automaton()
+    lex.automaton = auto
+    boost = ahocorasick.Automaton()
+    for cat in cats.values():
+        for w in cat.boosters:
+            entries = list(boost.get(w, [])) + [cat.name]
+            boost.add_word(w, entries)
+    if len(boost):
+        boost.make_automaton()
+    lex.boosters = boost if len(boost) else None
+    return lex
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    return load_lexicon()
+
+
+# --- normalisation ---------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _t2s():
+    try:
+        import opencc
+
+        return opencc.OpenCC("t2s")
+    except Exception:  # OpenCC missing: traditional text is then matched as is
+        return None
+
+
+def _fold(text: str) -> str:
+    """NFKC + simplified + lower case: the form every lexicon word and message share."""
+    text = unicodedata.normalize("NFKC", text or "")
+    conv = _t2s()
+    if conv is not None:
+        text = conv.convert(text)
+    return text.lower()
+
+
+def _keep(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] in ("L", "N")
+
+
+def compact(text: str) -> str:
+    """Folded text with variants canonicalised and only letters/digits/CJK kept."""
+    folded = "".join(ch for ch in _fold(text) if _keep(ch))
+    for form, canon in lexicon().variants:
+        if form in folded:
+            folded = folded.replace(form, canon)
+    return folded
+
+
+# --- numbers: phones, ID cards, bank cards -------------------------------------------
+
+DIGIT_MAP = {**{str(i): str(i) for i in range(10)},
+             "零": "0", "〇": "0", "○": "0", "洞": "0", "一": "1", "壹": "1", "幺": "1", "二": "2", "贰": "2",
+             "两": "2", "三": "3", "叁": "3", "四": "4", "肆": "4", "五": "5", "伍": "5", "六": "6", "陆": "6",
+             "七": "7", "柒": "7", "拐": "7", "八": "8", "捌": "8", "九": "9", "玖": "9", "勾": "9"}
+# Characters people put between digits to dodge filters; they keep a run going.
+SEPARATORS = set(" \t-_.,，、·*/|~+()（）[]【】:：;；'\"`^=#")
+PHONE = re.compile(r"^1[3-9]\d{9}$")
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+@dataclass
+class NumberHit:
+    kind: str  # phone / id / card
+    positions: list[int]  # indexes in the NFKC text, one per digit
+
+
+def _runs(text: str) -> list[list[list[tuple[str, int]]]]:
+    """Digit runs as lists of groups; a group is split off at a separator."""
+    runs, groups, group = [], [], []
+    pending_sep = False
+    for i, ch in enumerate(text):
+        d = DIGIT_MAP.get(ch)
+        if d is None and ch in "xX" and group:
+            d = "X"  # only meaningful as an ID's last character; checked later
+        if d is not None:
+            if pending_sep and group:
+                groups.append(group)
+                group = []
+            pending_sep = False
+            group.append((d, i))
+        elif (ch in SEPARATORS or unicodedata.category(ch) in ("So", "Sk", "Sm")) and (group or groups):
+            pending_sep = True
+        else:
+            if group:
+                groups.append(group)
+            if groups:
+                runs.append(groups)
+            groups, group, pending_sep = [], [], False
+    if group:
+        groups.append(group)
+    if groups:
+        runs.append(groups)
+    return runs
+
+
+def valid_id(num: str) -> bool:
+    if len(num) != 18 or not num[:17].isdigit():
+        return False
+    total = sum(int(n) * w for n, w in zip(num[:17], ID_WEIGHTS))
+    if ID_CHECK[total % 11] != num[17].upper():
+        return False
+    try:  # a real birth date keeps random 18-digit strings from passing
+        born = date(int(num[6:10]), int(num[10:12]), int(num[12:14]))
+    except ValueError:
+        return False
+    return 1900 <= born.year <= 2030
+
+
+def luhn(num: str) -> bool:
+    if not num.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(num)):
+        n = int(ch)
+        if i % 2 == 1:
+            n *= 2
+            if n > 9:
+                n -= 9
+        total += n
+    return total % 10 == 0
+
+
+def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
+    num = "".join(d for d, _ in digits)
+    pos = [p for _, p in digits]
+    if len(num) == 11 and PHONE.match(num):
+        return NumberHit("phone", pos)
+    if len(num) == 18 and valid_id(num):
+        return NumberHit("id", pos)
+    if 16 <= len(num) <= 19 and num[0] in "3456" and "X" not in num and luhn(num):
+        return NumberHit("card", pos)
+    return None
+
+
+def find_numbers(text: str) -> list[NumberHit]:
+    """Phones, ID numbers and bank cards however they are spelt or split."""
+    text = unicodedata.normalize("NFKC", text or "")
+    hits: list[NumberHit] = []
+    for groups in _runs(text):
+        flat = [d for g in groups for d in g]
+        found = _classify(flat)
+        if found:
+            hits.append(found)
+            continue
+        n = len(flat)
+        # +86 / 0086 prefixes and one stray digit glued on either side.
+        for a, b in ((2, n), (3, n), (4, n), (1, n), (0, n - 1), (1, n - 1)):
+            if 0 <= a < b <= n and b - a == 11 and flat[a][0] == "1":
+                found = _classify(flat[a:b])
+                if found:
+                    hits.append(found)
+                    break
+        if found:
+            continue
+        # Several numbers in one run, split by separators: try each span of groups.
+        used: set[int] = set()
+        for i in range(len(groups)):
+            if i in used:
+                continue
+            for j in range(i + 1, len(groups) + 1):
+                span = [d for g in groups[i:j] for d in g]
+                if len(span) > 19:
+                    break
+                found = _classify(span)
+                if found:
+                    hits.append(found)
+                    used.update(range(i, j))
+                    break
+    return hits
+
+
+# --- contact handles and links ---------------------------------------------------------
+
+HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
+EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
+URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
+URL_SPOKEN = re.compile(r"[a-z0-9]{2,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)")
+ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
+
+
+def find_handles(text: str) -> list[str]:
+    """WeChat / QQ ids after a label (微信号 abc123), in the compact form."""
+    return [m.group(2) for m in HANDLE.finditer(compact(text))]
+
+
+def find_links(text: str) -> list[str]:
+    folded = EMAIL.sub(" ", _fold(text))  # an e-mail's domain is not a link
+    found = [u for u in URL.findall(folded)]
+    allowed = lexicon().allowed_domains
+    found = [u for u in found if not any(d in u for d in allowed)]
+    if URL_SPOKEN.search(compact(text)):
+        found.append("(spoken link)")
+    return found
+
+
+# --- masking -----------------------------------------------------------------------------
+
+_LONG_DIGITS = 5  # any run this long may be a phone, QQ or account number
+_ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]*\d)(?=[a-z0-9_-]*[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
+
+
+def mask(text: str) -> str:
+    """The text with personal data starred: phones 138****1111, IDs and cards
+    all but the last 4, any other number of 5+ digits (QQ, accounts), ids
+    mixing letters and digits (WeChat ids) and e-mails.
+
+    Used for everything that leaves the bot (cards, logs, answers) and for the
+    evidence kept for appeals."""
+    text = unicodedata.normalize("NFKC", text or "")
+    chars = list(text)
+    done: set[int] = set()
+    for hit in find_numbers(text):
+        keep_head = 3 if hit.kind == "phone" else 0
+        for k, p in enumerate(hit.positions):
+            done.add(p)
+            if keep_head <= k < len(hit.positions) - 4:
+                chars[p] = "*"
+    for groups in _runs(text):  # anything else long enough to identify someone
+        flat = [d for g in groups for d in g if d[1] not in done]
+        if len(flat) >= _LONG_DIGITS:
+            for _, p in flat[:-2]:
+                chars[p] = "*"
+    out = "".join(chars)
+    out = EMAIL.sub(lambda m: m.group(0)[0] + "***@" + m.group(0).split("@", 1)[1], out)
+    return _ID_TOKEN.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 2), out)
+
+
+# --- the verdict -----------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    violation: str = "none"  # none / ad / insult / privacy / illegal
+    reasons: list[str] = field(default_factory=list)
+    terms: dict[str, list[str]] = field(default_factory=dict)
+    numbers: list[str] = field(default_factory=list)  # kinds found: phone / id / card
+    handles: int = 0
+    links: int = 0
+
+    @property
+    def why(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _term_hits(comp: str, lex: Lexicon) -> dict[str, dict[str, set[str]]]:
+    hits: dict[str, dict[str, set[str]]] = {}
+    for end, entries in lex.automaton.iter(comp):
+        for cat, strength, word in entries:
+            start = end - len(word) + 1
+            if word.isascii():  # "sb" inside "usb" is not an insult
+                before = comp[start - 1] if start > 0 else ""
+                after = comp[end + 1] if end + 1 < len(comp) else ""
+                if (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum()):
+                    continue
+            rule = lex.categories[cat].exceptions.get(word)
+            if rule:
+                rest, prev = comp[end + 1:], comp[:start]
+                if any(rest.startswith(x) for x in rule.get("not_before", [])):
+                    continue
+                if any(prev.endswith(x) for x in rule.get("not_after", [])):
+                    continue
+            hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
+    return hits
+
+
+def analyse(text: str) -> Verdict:
+    """Every rule the text breaks, and the one that wins (data: precedence)."""
+    lex = lexicon()
+    comp = compact(text)
+    v = Verdict()
+    hits = _term_hits(comp, lex)
+    numbers = find_numbers(text)
+    handles = find_handles(text)
+    links = find_links(text)
+    v.numbers = [n.kind for n in numbers]
+    v.handles, v.links = len(handles), len(links)
+    contact = bool(numbers or handles or links)
+    boosted: set[str] = set()
+    if lex.boosters is not None:
+        for _, cats in lex.boosters.iter(comp):
+            boosted.update(cats)
+
+    found: dict[str, str] = {}
+    for cat, by in hits.items():
+        strong, weak = sorted(by.get("strong", ())), sorted(by.get("weak", ()))
+        need = lex.categories[cat].weak_needed
+        if strong:
+            found[cat] = f"{cat}: {'、'.join(strong)}"
+        elif weak and (len(weak) >= need or contact or cat in boosted):
+            extra = " + contact details" if contact else (" + offer words" if cat in boosted else "")
+            found[cat] = f"{cat}: {'、'.join(weak)}{extra}"
+        v.terms[cat] = strong + weak
+    if links:
+        found.setdefault("ad", "ad: link")
+    kinds = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
+    if numbers or handles:
+        what = sorted({kinds[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
+        found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
+        if ROOM.search(unicodedata.normalize("NFKC", text)):
+            found["privacy"] += " with a room number"
+    for cat in lex.precedence:
+        if cat in found:
+            if v.violation == "none":
+                v.violation = cat
+            v.reasons.append(found[cat])
+    return v
+
+
+def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
+    """The router's checker: (violation, action, why). The action is the first
+    rung of the ladder a member with no earlier strikes would get."""
+    if role in lexicon().exempt_roles:
+        return "none", "none", ""
+    v = analyse(text)
+    if v.violation == "none":
+        return "none", "none", ""
+    from handlers.groups.ladder import first_action
+
+    return v.violation, first_action(v.violation, chat), v.why
