@@ -1,0 +1,34 @@
+"""Button clicks on ticket cards (WeCom template_card_event, EventKey
+"ticket:<action>:T<id>"). The click's ResponseCode updates the card for
+everyone who got it; the clicker also gets a short text saying what happened
+(e.g. who already owns the ticket)."""
+from __future__ import annotations
+
+from handlers import card_events
+from handlers.message import Context, Message, Outcome
+from handlers.tickets import core
+
+ACTIONS = {
+    "accept": lambda s, n, u, now, rc: core.accept(s, n, u, now, rc),
+    "onsite": lambda s, n, u, now, rc: core.on_site(s, n, u, now, rc),
+    "done": lambda s, n, u, now, rc: core.complete(s, n, u, now, "", rc),
+    "transfer": lambda s, n, u, now, rc: core.transfer(s, n, u, now, None, rc),
+    "callback": lambda s, n, u, now, rc: core.called_back(s, n, u, now, "", rc),
+    "takeover": lambda s, n, u, now, rc: core.take_over(s, n, u, now, rc),
+}
+
+
+@card_events.prefix("ticket:")
+def on_ticket_click(ctx: Context, msg: Message, key: str) -> Outcome:
+    parts = key.split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    n = core.parse_number(parts[2]) if len(parts) > 2 else None
+    fn = ACTIONS.get(action)
+    if fn is None or n is None or msg.role != "staff":
+        return Outcome(intent="event")
+    res = fn(ctx.session, n, msg.sender, ctx.now, msg.data.get("ResponseCode") or None)
+    out = Outcome(pushes=list(res.pushes), intent="command")
+    # A click has no chat reply of its own (the web answer is empty); the
+    # message goes to the clicker's app chat.
+    out.replies.append(res.message)
+    return out

@@ -1,0 +1,127 @@
+"""Text commands: staff in the WeCom app chat (接单 T12, 出发/到场 T12, 进度 T12 备注,
+完成 T12 备注, 转派 T12 姓名, 回访 T12 备注, 接管 T12, 我的工单) and owners in the OA
+chat (我的工单, 催一下 T12). They do what the card buttons do."""
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+
+from handlers import registry
+from handlers.identity import find_owner
+from handlers.message import Context, Message, Outcome
+from handlers.tickets import core
+from store.models import Ticket
+
+_T = r"\s*[Tt]?\s*(?P<n>\d+)"
+_NOTE = r"(?:\s*[,，:：]?\s*(?P<note>.*))?$"
+STAFF = ("staff",)
+
+
+def _args(route) -> dict:
+    match = (route.args or {}).get("match") if route is not None else None
+    return match if isinstance(match, dict) else {}
+
+
+def _out(res: core.Result) -> Outcome:
+    return Outcome(replies=[res.message], pushes=res.pushes, intent="command")
+
+
+@registry.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
+                       why="staff accepts a ticket (O10)")
+def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
+    return _out(core.accept(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+
+
+@registry.text_command("ticket_on_the_way", rf"^出发{_T}$", chats=STAFF, roles=STAFF, why="staff on the way")
+def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
+    return _out(core.on_the_way(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+
+
+@registry.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
+                       why="staff on site (O5)")
+def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
+    return _out(core.on_site(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+
+
+@registry.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                       why="staff reports progress (O8, O4 plan)")
+def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
+    a = _args(route)
+    return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+
+
+@registry.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                       why="staff completes a ticket (O9)")
+def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
+    a = _args(route)
+    return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+
+
+@registry.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
+                       why="staff hands a ticket to a colleague")
+def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
+    a = _args(route)
+    return _out(core.transfer(ctx.session, int(a["n"]), msg.sender, ctx.now, a.get("to") or None))
+
+
+@registry.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                       why="customer service called the owner back (O11)")
+def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
+    a = _args(route)
+    return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+
+
+@registry.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
+                       why="a supervisor takes an escalated ticket")
+def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
+    return _out(core.take_over(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+
+
+@registry.text_command("ticket_mine", r"^我的工单$", chats=("private", "staff"), why="list my tickets")
+def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
+    s = ctx.session
+    if msg.chat == "staff" and msg.role == "staff":
+        rows = s.scalars(select(Ticket).where(Ticket.assignee == msg.sender, Ticket.state.in_(core.OPEN_STATES))
+                         .order_by(Ticket.id)).all()
+        waiting = [t for t in s.scalars(select(Ticket).where(Ticket.state == "open")).all()
+                   if msg.sender in (t.notified or [])]
+        lines = [core.describe(s, t, with_holder=False) for t in rows]
+        lines += [core.describe(s, t) + "  → 回复「接单 " + t.number + "」" for t in waiting]
+        text = "您负责的工单：\n" + "\n".join(lines) if lines else "您目前没有待处理的工单。"
+        return Outcome(replies=[text], intent="command")
+    owner = find_owner(s, msg)
+    cond = [Ticket.sender == msg.sender] + ([Ticket.owner_id == owner.id] if owner else [])
+    rows = s.scalars(select(Ticket).where(or_(*cond)).order_by(Ticket.id.desc()).limit(10)).all()
+    if not rows:
+        return Outcome(replies=["您还没有工单。报修或投诉直接发消息告诉我即可。"], intent="command")
+    return Outcome(replies=["您的工单：\n" + "\n".join(core.describe(s, t) for t in rows)], intent="command")
+
+
+@registry.text_command("ticket_nudge", rf"^(?:催一下|催办|催单|催促){_T}\s*$", chats=("private",),
+                       why="owner nudges a ticket")
+def cmd_nudge(ctx: Context, msg: Message, route) -> Outcome:
+    s, n = ctx.session, int(_args(route)["n"])
+    ticket = core.get_ticket(s, n)
+    owner = find_owner(s, msg)
+    if ticket is None or not (ticket.sender == msg.sender or (owner and ticket.owner_id == owner.id)):
+        return Outcome(replies=[f"没有找到您的工单T{n}，回复「我的工单」查看。"], intent="command")
+    if ticket.state in ("closed", "completed"):
+        return Outcome(replies=[f"工单{ticket.number}已{core.STATE_LABELS[ticket.state]}。"], intent="command")
+    ticket.nudges += 1
+    core.record(s, ticket, msg.sender, "nudged", ctx.now, count=ticket.nudges, holder=ticket.assignee)
+    out = Outcome(intent="command")
+    if ticket.state == "waiting_home":
+        out.replies.append(f"工单{ticket.number}在等待核对房屋：请回复房号和预留手机号后四位，例如「1-1201 0002」。")
+        return out
+    holder = ticket.assignee
+    targets = [holder] if holder else list(ticket.notified or [])
+    for u in targets:
+        out.pushes.append(core.staff_text(u, f"业主催办工单{ticket.number}（第{ticket.nudges}次）："
+                                             f"{ticket.content[:40]}，请尽快处理并回复进度。",
+                                          f"ticket:{ticket.id}:nudge:{ticket.nudges}:{u}", ticket, priority=1))
+    if holder:
+        phone = core.staff_phone(s, holder)
+        out.replies.append(f"已为您催办。工单{ticket.number}由{core.staff_name(s, holder)}负责"
+                           + (f"（电话{phone}）" if phone else "") + f"，当前{core.STATE_LABELS[ticket.state]}。")
+    else:
+        out.replies.append(f"已为您催办。工单{ticket.number}正在等待值班人员接单，我们已再次提醒。")
+    return out

@@ -1,0 +1,141 @@
+"""Intake: a classified complaint or repair becomes a ticket at once.
+
+The ticket records content, owner, room, contact and time (001 三.1). An owner
+whose OA account is not yet bound to a home is asked for the room and the last
+four digits of the phone on record; the ticket waits (state waiting_home), it
+is not dropped, and is dispatched the moment the binding succeeds.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers import conversation, registry
+from handlers.identity import find_owner
+from handlers.message import Context, Message, Outcome, Push
+from handlers.route_result import RouteResult
+from handlers.tickets import core
+from handlers.tickets.policy import PRIORITIES, policy, roster
+from store.models import Home, Owner, Ticket
+
+BIND_CONV = "ticket_bind"
+BIND_TTL = timedelta(days=3)
+BIND_TRIES = 3
+_ROOM = re.compile(r"(\d{1,2})\s*[-－栋#号]\s*(\d{3,4})")
+_LAST4 = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+
+def create_ticket(session: Session, msg: Message, owner: Owner | None, priority: str | None,
+                  category: str | None, now: datetime) -> tuple[Ticket, list[Push]]:
+    """Registers the request; dispatches it when the home is known."""
+    priority = priority if priority in PRIORITIES else "general"
+    category = category or "other"
+    kind = "repair" if category in policy().repair_categories else "complaint"
+    ticket = Ticket(kind=kind, priority=priority, category=category, team=roster().team_for(category),
+                    content=msg.text.strip(), state="waiting_home", channel=msg.channel, sender=msg.sender,
+                    notified=[], created_at=now)
+    session.add(ticket)
+    session.flush()
+    core.record(session, ticket, msg.sender, "created", now, content=ticket.content, priority=priority,
+                category=category, kind=kind, channel=msg.channel, chat=msg.chat)
+    pushes: list[Push] = []
+    if owner is not None and owner.home is not None:
+        pushes = attach_owner(session, ticket, owner, now)
+    return ticket, pushes
+
+
+def attach_owner(session: Session, ticket: Ticket, owner: Owner, now: datetime) -> list[Push]:
+    """Fills owner, room and contact, starts the clocks (from the time the owner
+    reported it, so binding delays count against us, not the owner) and dispatches."""
+    ticket.owner_id, ticket.room = owner.id, owner.room
+    ticket.building = owner.home.building.code if owner.home and owner.home.building else None
+    ticket.contact_name, ticket.contact_phone = owner.name, owner.phone
+    ticket.state = "open"
+    core.record(session, ticket, "bot", "registered", now, owner=owner.name, room=ticket.room,
+                contact=owner.phone)
+    # "created" starts the class's clocks, from the time of the report (recorded already).
+    core.fire(session, ticket, "created", "bot", now, clock_start=ticket.created_at, quiet=True)
+    return core.dispatch(session, ticket, now)
+
+
+def _ack(ticket: Ticket) -> str:
+    cls = core.class_label(ticket.priority)
+    cat = core.CATEGORY_LABELS.get(ticket.category, ticket.category)
+    return (f"已为您登记工单{ticket.number}（{cls}·{cat}），已通知{roster().team_label(ticket.team)}值班人员，"
+            f"处理进度会随时告诉您。查询进度回复「我的工单」，催办回复「催一下 {ticket.number}」。")
+
+
+@registry.intent_handler("complaint")
+def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outcome:
+    route = route or RouteResult(intent="complaint")
+    owner = find_owner(ctx.session, msg)
+    ticket, pushes = create_ticket(ctx.session, msg, owner, route.priority, route.category, ctx.now)
+    if ticket.state == "open":
+        return Outcome(replies=[_ack(ticket)], pushes=pushes, intent="complaint")
+    # Not bound yet: the ticket waits for the room check.
+    conv = conversation.get(ctx.session, msg.sender, msg.chat, ctx.now, msg.group_id)
+    waiting = list(conv.state.get("tickets", [])) if conv is not None and conv.handler == BIND_CONV else []
+    conversation.start(ctx.session, msg.sender, msg.chat, BIND_CONV, {"tickets": waiting + [ticket.id], "tries": 0},
+                       ctx.now, ttl=BIND_TTL, group_id=msg.group_id)
+    return Outcome(replies=[f"已记录您的诉求，工单号{ticket.number}。为了尽快派人处理，请先核对房屋："
+                            f"回复房号和预留手机号后四位，例如「1-1201 0002」。"], intent="complaint")
+
+
+def bind_home(session: Session, openid: str, room: str, last4: str) -> tuple[Owner | None, str]:
+    """Binds an OA account to the owner on record for `room` if the phone matches.
+
+    Returns (owner, "") or (None, reason)."""
+    home = session.scalar(select(Home).where(Home.room == room))
+    if home is None:
+        return None, f"没有找到房号{room}。"
+    owners = session.scalars(select(Owner).where(Owner.home_id == home.id)).all()
+    match = next((o for o in owners if o.phone and o.phone.endswith(last4)), None)
+    if match is None:
+        return None, "房号与手机号后四位不匹配。"
+    if match.openid and match.openid != openid:
+        return None, "该房屋已绑定其他微信号，请联系客服中心核实。"
+    other = session.scalar(select(Owner).where(Owner.openid == openid, Owner.id != match.id))
+    if other is not None:
+        other.openid = None  # one OA account, one home
+    match.openid = openid
+    session.flush()
+    return match, ""
+
+
+@registry.conversation_handler(BIND_CONV)
+def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
+    text = msg.text.strip()
+    m_room = _ROOM.search(text)
+    rest = text[m_room.end():] if m_room else text
+    m_last = _LAST4.search(rest)
+    if not m_room or not m_last:
+        if m_room or _LAST4.search(text):
+            return Outcome(replies=["请同时回复房号和手机号后四位，例如「1-1201 0002」。"], intent="command")
+        return None  # something else: let the router have it, the tickets keep waiting
+    room = f"{int(m_room.group(1))}-{m_room.group(2).zfill(4)}"
+    owner, why = bind_home(ctx.session, msg.sender, room, m_last.group(1))
+    state = dict(conv.state)
+    tickets = [core.get_ticket(ctx.session, t) for t in state.get("tickets", [])]
+    tickets = [t for t in tickets if t is not None and t.state == "waiting_home"]
+    if owner is None:
+        state["tries"] = state.get("tries", 0) + 1
+        for t in tickets:
+            core.record(ctx.session, t, msg.sender, "bind_failed", ctx.now, reason=why, tries=state["tries"])
+        if state["tries"] >= BIND_TRIES:
+            conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+            nums = "、".join(t.number for t in tickets)
+            return Outcome(replies=[f"{why}多次核对未成功，请致电客服中心核实身份，您的工单{nums}已保留，核实后立即派单。"],
+                           intent="command")
+        conversation.update(ctx.session, conv, state, ctx.now, ttl=BIND_TTL)
+        return Outcome(replies=[f"{why}请再核对一次：房号和预留手机号后四位，例如「1-1201 0002」。"], intent="command")
+    conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+    out = Outcome(intent="command")
+    for t in tickets:
+        core.record(ctx.session, t, msg.sender, "owner_bound", ctx.now, owner=owner.name, room=owner.room)
+        out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
+    nums = "、".join(t.number for t in tickets) or "无"
+    out.replies.append(f"核对成功，{owner.name}您好，已绑定房屋{owner.room}。工单{nums}已派给值班人员，进度会随时通知您。")
+    return out

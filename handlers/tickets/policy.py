@@ -1,0 +1,175 @@
+"""The ticket rules as data: clocks.yaml (SLA policies) and duty_roster.yaml
+(who takes what), loaded once and validated with errors naming file, entry
+and field."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CLOCKS_FILE = DATA / "clocks.yaml"
+ROSTER_FILE = DATA / "duty_roster.yaml"
+PRIORITIES = ("urgent", "important", "general")
+EVENTS = ("created", "accepted", "on_the_way", "on_site", "progress", "completed", "result_sent",
+          "called_back", "reopened", "closed")
+LADDER_STEPS = ("redispatch", "supervisor", "manager")
+
+
+class PolicyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClockSpec:
+    id: str
+    rule: str
+    title: str
+    start: str
+    stop: tuple[str, ...]
+    minutes: int | None = None
+    working_days: int | None = None
+    until: str | None = None
+    warn_before: int = 0
+    ladder: tuple[str, ...] = ()
+    step_minutes: int = 60
+    holder: str = "assignee"  # who is warned: assignee / supervisor / callback
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    name: str
+    label: str
+    clocks: tuple[ClockSpec, ...]
+    notify_all_on_duty: bool = False
+    notify_head: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    classes: dict[str, ClassSpec]
+    kinds: dict[str, tuple[ClockSpec, ...]]
+    all: tuple[ClockSpec, ...]
+    repair_categories: frozenset[str]
+    survey_words: dict[str, int]
+    survey_reopen_at_or_below: int
+    survey_ttl_hours: int
+
+    def clocks_for(self, priority: str, kind: str, home_repair: bool) -> list[ClockSpec]:
+        specs = list(self.classes[priority].clocks)
+        if kind == "complaint":
+            specs += self.kinds.get("complaint", ())
+        if home_repair:
+            specs += self.kinds.get("home_repair", ())
+        return specs + list(self.all)
+
+
+@dataclass(frozen=True)
+class Roster:
+    categories: dict[str, str]
+    teams: dict[str, dict]
+    escalation: dict[str, str]
+    callback: dict[str, str] = field(default_factory=dict)
+
+    def team_for(self, category: str | None) -> str:
+        return self.categories.get(category or "other") or self.categories.get("other", "customer_service")
+
+    def on_duty(self, team: str, building: str | None) -> list[str]:
+        by_building = self.teams[team]["on_duty"]
+        return list(by_building.get(building or "*") or by_building.get("*") or [])
+
+    def head(self, team: str) -> str:
+        return self.teams[team].get("head") or self.escalation["supervisor"]
+
+    def team_label(self, team: str) -> str:
+        return self.teams.get(team, {}).get("label", team)
+
+    def callback_for(self, building: str | None) -> str:
+        return self.callback.get(building or "*") or self.callback.get("*") or self.escalation["supervisor"]
+
+
+def _clock(raw: dict, where: str) -> ClockSpec:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where}: a clock must be a mapping")
+    for name in ("id", "rule", "start", "stop"):
+        if name not in raw:
+            raise PolicyError(f"{where}: field '{name}' is missing")
+    where = f"{where} ({raw['id']})"
+    stop = raw["stop"] if isinstance(raw["stop"], list) else [raw["stop"]]
+    for ev in [raw["start"], *stop]:
+        if ev not in EVENTS:
+            raise PolicyError(f"{where}: field start/stop: unknown event '{ev}' (known: {', '.join(EVENTS)})")
+    durations = [k for k in ("minutes", "working_days", "until") if raw.get(k) is not None]
+    if len(durations) != 1:
+        raise PolicyError(f"{where}: exactly one of minutes / working_days / until is needed")
+    if raw.get("until") not in (None, "end_of_day"):
+        raise PolicyError(f"{where}: field until: only 'end_of_day' is known")
+    for step in raw.get("ladder", []):
+        if step not in LADDER_STEPS:
+            raise PolicyError(f"{where}: field ladder: unknown step '{step}'")
+    if raw.get("holder", "assignee") not in ("assignee", "supervisor", "callback"):
+        raise PolicyError(f"{where}: field holder: assignee / supervisor / callback")
+    try:
+        return ClockSpec(id=str(raw["id"]), rule=str(raw["rule"]), title=str(raw.get("title", raw["id"])),
+                         start=raw["start"], stop=tuple(stop), minutes=raw.get("minutes"),
+                         working_days=raw.get("working_days"), until=raw.get("until"),
+                         warn_before=int(raw.get("warn_before", 0)), ladder=tuple(raw.get("ladder", [])),
+                         step_minutes=int(raw.get("step_minutes", 60)), holder=raw.get("holder", "assignee"))
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{where}: {exc}") from exc
+
+
+def load_policy(path: Path = CLOCKS_FILE) -> Policy:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    name = path.name
+    classes = {}
+    for prio in PRIORITIES:
+        raw = (data.get("classes") or {}).get(prio)
+        if raw is None:
+            raise PolicyError(f"{name}: classes.{prio} is missing")
+        clocks = tuple(_clock(c, f"{name}: classes.{prio}.clocks[{i}]") for i, c in enumerate(raw.get("clocks", [])))
+        classes[prio] = ClassSpec(prio, raw.get("label", prio), clocks, bool(raw.get("notify_all_on_duty")),
+                                  bool(raw.get("notify_head")))
+    kinds = {k: tuple(_clock(c, f"{name}: kinds.{k}[{i}]") for i, c in enumerate(v or []))
+             for k, v in (data.get("kinds") or {}).items()}
+    all_ = tuple(_clock(c, f"{name}: all[{i}]") for i, c in enumerate(data.get("all") or []))
+    survey = data.get("survey") or {}
+    words = survey.get("words") or {}
+    for w, score in words.items():
+        if not isinstance(score, int) or not 1 <= score <= 5:
+            raise PolicyError(f"{name}: survey.words.{w}: score must be 1-5")
+    return Policy(classes, kinds, all_, frozenset(data.get("repair_categories") or ()), dict(words),
+                  int(survey.get("reopen_at_or_below", 2)), int(survey.get("ttl_hours", 72)))
+
+
+def load_roster(path: Path = ROSTER_FILE) -> Roster:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    name = path.name
+    teams = data.get("teams") or {}
+    for team, spec in teams.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("on_duty"), dict):
+            raise PolicyError(f"{name}: teams.{team}: field on_duty (building -> [userids]) is missing")
+        for b, people in spec["on_duty"].items():
+            if not isinstance(people, list) or not people:
+                raise PolicyError(f"{name}: teams.{team}.on_duty.{b}: a non-empty list of userids is needed")
+    cats = data.get("categories") or {}
+    for cat, team in cats.items():
+        if team not in teams:
+            raise PolicyError(f"{name}: categories.{cat}: unknown team '{team}'")
+    esc = data.get("escalation") or {}
+    for role in ("supervisor", "manager"):
+        if not esc.get(role):
+            raise PolicyError(f"{name}: escalation.{role} is missing")
+    return Roster(dict(cats), teams, dict(esc), dict(data.get("callback") or {}))
+
+
+@lru_cache(maxsize=1)
+def policy() -> Policy:
+    return load_policy()
+
+
+@lru_cache(maxsize=1)
+def roster() -> Roster:
+    return load_roster()

@@ -1,0 +1,75 @@
+"""Satisfaction survey in the owner's chat (O9): 1-5 or 满意/一般/不满意 plus an
+optional comment. A low score reopens the ticket to the supervisor, who follows
+up until the owner is satisfied (the follow-up clock runs meanwhile)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from handlers import conversation, registry
+from handlers.message import Context, Message, Outcome
+from handlers.tickets import core
+from handlers.tickets.policy import policy, roster
+from store.models import Ticket
+
+SURVEY_CONV = "ticket_survey"
+_SCORE = re.compile(r"^\s*([1-5])\s*(?:分|星)?\s*[,，。.!！:：、 ]*(.*)$", re.S)
+
+
+def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> None:
+    conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
+                       ttl=timedelta(hours=policy().survey_ttl_hours))
+
+
+def parse_answer(text: str) -> tuple[int, str] | None:
+    """(score, comment) or None when the text is not an answer."""
+    text = (text or "").strip()
+    m = _SCORE.match(text)
+    if m:
+        return int(m.group(1)), m.group(2).strip()
+    # Longest word first: "不满意" must not read as "满意".
+    for word in sorted(policy().survey_words, key=len, reverse=True):
+        if text.startswith(word):
+            return policy().survey_words[word], text[len(word):].strip(" ,，。.!！:：")
+    return None
+
+
+def answer(session: Session, ticket: Ticket, owner_sender: str, score: int, comment: str,
+           now: datetime) -> Outcome:
+    ticket.survey_score, ticket.survey_comment = score, comment or None
+    core.record(session, ticket, owner_sender, "survey", now, score=score, comment=comment,
+                round=ticket.reopen_count)
+    if score > policy().survey_reopen_at_or_below:
+        ticket.state, ticket.closed_at = "closed", now
+        core.fire(session, ticket, "closed", owner_sender, now, reason="satisfied")
+        return Outcome(replies=[f"感谢您的评价（{score}分）！工单{ticket.number}已办结，有需要随时找我。"], intent="complaint")
+    # Dissatisfied: back to the supervisor, who owns the follow-up until the owner is satisfied.
+    sup = roster().escalation["supervisor"]
+    prev = ticket.assignee
+    ticket.state, ticket.assignee = "reopened", sup
+    ticket.reopen_count += 1
+    core.fire(session, ticket, "reopened", owner_sender, now, score=score, comment=comment, previous=prev,
+              to=sup)
+    out = Outcome(intent="complaint")
+    ticket.version += 1
+    out.pushes.append(core.card_push(
+        session, ticket, [sup], f"{ticket.number}v{ticket.version}",
+        f"业主不满意：{ticket.number} 请跟进", core.WORK_BUTTONS,
+        desc=f"评分{score}分：{comment or '未留言'} · 原处理人{core.staff_name(session, prev)}"))
+    out.replies.append(f"非常抱歉没能让您满意。已请{core.staff_name(session, sup)}亲自跟进工单{ticket.number}，"
+                       f"会尽快联系您，直到您满意为止。")
+    return out
+
+
+@registry.conversation_handler(SURVEY_CONV)
+def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
+    parsed = parse_answer(msg.text)
+    if parsed is None:
+        return None  # not an answer: the question stays open, the router takes the message
+    ticket = core.get_ticket(ctx.session, conv.state.get("ticket"))
+    conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+    if ticket is None or ticket.state != "completed":
+        return None
+    return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
