@@ -1,0 +1,334 @@
+"""Send one outbox row: claim it, render its kind into an API call, respect the
+rate limits, send, and record what happened.
+
+States: queued -> sent | failed (retry at next_attempt_at) -> ... -> dead.
+The row is claimed with a conditional UPDATE that moves next_attempt_at one
+lease ahead, so two jobs for the same row (a re-queue by the sweeper, a retried
+rq job) cannot both send it, and a worker that dies mid-send only delays the
+row until the lease runs out, when the sweeper re-queues it. Retries are not
+rq-scheduled (workers run without rq's scheduler): the row's next_attempt_at is
+set and `bot/sweeper.py` re-queues it once due.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from urllib.parse import quote
+
+from redis.exceptions import RedisError
+from sqlalchemy import or_, select, update
+
+from bot import clock, metrics
+from bot.config import get_settings
+from bot.outbound import ratelimit
+from bot.outbound.clients import (ApiError, NotConfigured, PlatformError, TransportError, WeChatClient,
+                                  WeComClient, get_wechat_client, get_wecom_client)
+from bot.outbound.options import OutboundOptions, get_options
+from bot.outbound.tokens import TokenUnavailable
+from store.db import session_scope
+from store.models import OutboxMessage, Owner, Staff
+
+log = logging.getLogger(__name__)
+
+# Worth another try later: the platform is busy or limiting us, or the token
+# was refused twice in a row (a refresh race, not the message's fault).
+RATE_LIMIT_ERRCODES = frozenset({45009, 45011, 45033, 45047, 45039})
+TRANSIENT_ERRCODES = RATE_LIMIT_ERRCODES | {-1, 40001, 42001, 40014}
+# Everything else (45015 outside the 48 h window, 40003 / 81013 unknown user,
+# 43004 unsubscribed, 40037 template, 44004 empty, ...) will fail the same way
+# again: dead at once, recorded and reported.
+
+REPORT_SOURCE = "outbox-report"  # reports about failed reports are never sent (no loops)
+WECOM_TEXT_LIMIT = 2048  # bytes, message/send text
+# WeCom drops an identical message to the same member within this interval when
+# asked to: a retry after a time-out (the first try may have arrived) cannot
+# reach the member twice.
+DUPLICATE_CHECK_S = 600
+
+
+class RenderError(ValueError):
+    """The row's payload does not fit its kind (a producer bug): not retried."""
+
+
+@dataclass
+class Row:
+    id: int
+    channel: str
+    kind: str
+    recipient: str
+    payload: dict
+    attempts: int
+    source: str | None
+    window_start: float | None  # OA: when the owner last wrote (48 h customer-service window)
+
+
+@dataclass
+class Plan:
+    limits: list[ratelimit.Limit]
+    call: Callable[[], dict]
+
+
+# --- rendering: push kind -> API call ------------------------------------------------------
+
+def _need(payload: dict, key: str, kind: str) -> Any:
+    value = payload.get(key)
+    if value in (None, "", {}, []):
+        raise RenderError(f"{kind} push needs payload[{key!r}]")
+    return value
+
+
+def _users(recipient: str) -> list[str]:
+    # DEV_NOTES: template_card recipients are "a|b|c", update_card recipients comma-separated.
+    return [u.strip() for u in recipient.replace(",", "|").split("|") if u.strip()]
+
+
+def _truncate_bytes(text: str, limit: int) -> str:
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "…"
+
+
+def group_task_text(row_id: int, payload: dict, public_url: str) -> str:
+    """The app message a staff member gets for a post only they can make in a customer group."""
+    group_id = _need(payload, "group_id", "group_task")
+    text = _need(payload, "text", "group_task")
+    link = f"{public_url}/sidebar?group={quote(str(group_id), safe='')}&task={row_id}"
+    head = f"【待发群消息】请在客户群「{payload.get('group_name') or group_id}」发送以下内容"
+    if payload.get("reason"):
+        head += f"\n原因：{payload['reason']}"
+    tail = f'\n<a href="{html.escape(link)}">在侧边栏打开并一键发送</a>'
+    budget = WECOM_TEXT_LIMIT - len((head + "\n——\n" + "\n——" + tail).encode())
+    return f"{head}\n——\n{_truncate_bytes(str(text), budget)}\n——{tail}"
+
+
+def render(row: Row, opts: OutboundOptions) -> Plan:
+    """The API call (and the rate limits it must pass) for one row."""
+    p = row.payload or {}
+    if row.channel == "mp":
+        client: WeChatClient = get_wechat_client()
+        if row.kind == "text":
+            content = _need(p, "content", "text")
+            return Plan(ratelimit.mp_cs_limits(row.recipient, row.window_start),
+                        lambda: client.send_text(row.recipient, content))
+        if row.kind == "template":
+            template_id, data = _need(p, "template_id", "template"), _need(p, "data", "template")
+            return Plan([], lambda: client.send_template(row.recipient, template_id, data, p.get("url"),
+                                                         p.get("miniprogram")))
+        raise RenderError(f"kind {row.kind!r} cannot be sent on channel mp")
+    if row.channel != "wecom":
+        raise RenderError(f"unknown channel {row.channel!r}")
+    wc: WeComClient = get_wecom_client()
+    users = _users(row.recipient)
+    dup = {"duplicate_check_s": DUPLICATE_CHECK_S}
+    if row.kind in ("text", "markdown"):
+        content = _need(p, "content", row.kind)
+        return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send(users, row.kind, {"content": content}, **dup))
+    if row.kind == "textcard":
+        card = {k: p[k] for k in ("title", "description", "url", "btntxt") if p.get(k)}
+        for key in ("title", "description", "url"):
+            _need(card, key, "textcard")
+        return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send(users, "textcard", card, **dup))
+    if row.kind == "template_card":
+        card = _need(p, "card", "template_card")
+        return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send_template_card(users, card, **dup))
+    if row.kind == "group_task":
+        text = group_task_text(row.id, p, opts.public_url)
+        return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send_text(users, text, **dup))
+    if row.kind == "update_card":
+        code = _need(p, "response_code", "update_card")
+        if not isinstance(p.get("button"), dict) and not isinstance(p.get("template_card"), dict):
+            raise RenderError("update_card push needs payload['button'] or payload['template_card']")
+        return Plan(ratelimit.wecom_api_limits("update_template_card"),
+                    lambda: wc.update_template_card(users, code, button=p.get("button"),
+                                                    template_card=p.get("template_card")))
+    if row.kind == "appchat":
+        msgtype = p.get("msgtype") or "text"
+        body = p.get(msgtype) if isinstance(p.get(msgtype), dict) else {"content": _need(p, "content", "appchat")}
+        return Plan(ratelimit.wecom_api_limits("appchat/send"), lambda: wc.appchat_send(row.recipient, msgtype, body))
+    raise RenderError(f"kind {row.kind!r} cannot be sent on channel wecom")
+
+
+# --- state changes ------------------------------------------------------------------------
+
+def backoff_s(attempt: int, opts: OutboundOptions) -> float:
+    """Exponential with equal jitter: spreads a burst of failures instead of retrying in lock-step."""
+    delay = min(opts.backoff_max_s, opts.backoff_base_s * (2 ** max(0, attempt - 1)))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _set(row_id: int, **values: Any) -> None:
+    with session_scope() as s:
+        s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+
+def _claim(outbox_id: int, now: datetime, opts: OutboundOptions) -> Row | str:
+    with session_scope() as s:
+        row = s.get(OutboxMessage, outbox_id)
+        if row is None:
+            return "missing"
+        if row.state in ("sent", "dead"):
+            return f"already {row.state}"
+        claimed = s.execute(update(OutboxMessage).where(
+            OutboxMessage.id == outbox_id, OutboxMessage.state.in_(("queued", "failed")),
+            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+        ).values(next_attempt_at=now + timedelta(seconds=opts.lease_s)).execution_options(
+            synchronize_session=False)).rowcount
+        if not claimed:
+            return "not due"
+        window_start = None
+        if row.channel == "mp" and row.kind == "text":
+            last = s.scalar(select(Owner.last_inbound_at).where(Owner.openid == row.recipient))
+            window_start = last.timestamp() if last else None
+        return Row(row.id, row.channel, row.kind, row.recipient, dict(row.payload or {}), row.attempts,
+                   row.source, window_start)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return f"{exc.errcode} {exc.errmsg} ({exc.path})"[:2000]
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def send_one(outbox_id: int) -> str:
+    """Send one outbox row; returns what happened: sent / retry / dead / deferred /
+    not due / already sent / already dead / missing. Safe to call twice."""
+    opts = get_options()
+    now = clock.now()
+    claimed = _claim(outbox_id, now, opts)
+    if isinstance(claimed, str):
+        return claimed
+    row = claimed
+    channel = row.channel
+    try:
+        plan = render(row, opts)
+    except NotConfigured as exc:
+        # Nothing to retry until someone configures the channel; no report (it could not be sent either).
+        _set(row.id, state="dead", last_error=f"not configured: {exc}", attempts=row.attempts + 1)
+        metrics.OUTBOUND.labels(channel, "unconfigured").inc()
+        log.warning("outbox %s dead: %s", row.id, exc)
+        return "dead"
+    except RenderError as exc:
+        return _dead(row, now, str(exc), errcode="render")
+
+    try:
+        wait = ratelimit.acquire_blocking(plan.limits, opts.inline_wait_s)
+    except RedisError as exc:  # fail open: a Redis outage must not stop every message
+        log.warning("rate limiter unavailable (%s); sending outbox %s unchecked", exc, row.id)
+        wait = 0.0
+    if wait > 0:
+        # Deferred, not dropped, and no attempt used: the message did nothing wrong.
+        # Capped so an OA window quota is re-checked after the owner may have written again.
+        delay = min(wait, 3600.0) + random.uniform(0, min(wait, 3600.0) * 0.1)
+        _set(row.id, next_attempt_at=clock.now() + timedelta(seconds=delay))
+        metrics.OUTBOUND.labels(channel, "deferred").inc()
+        return "deferred"
+
+    attempt = row.attempts + 1
+    try:
+        answer = plan.call()
+    except ApiError as exc:
+        if exc.errcode in TRANSIENT_ERRCODES:
+            return _retry(row, attempt, now, exc, opts)
+        return _dead(row, now, _error_text(exc), errcode=str(exc.errcode), attempts=attempt)
+    except (TransportError, TokenUnavailable, RedisError) as exc:
+        return _retry(row, attempt, now, exc, opts)
+    except PlatformError as exc:
+        return _retry(row, attempt, now, exc, opts)
+
+    values: dict[str, Any] = {"state": "sent", "sent_at": clock.now(), "attempts": attempt, "last_error": None}
+    invalid = answer.get("invaliduser")
+    if invalid:  # partly delivered: keep who was missed
+        values["last_error"] = f"invaliduser: {invalid if isinstance(invalid, str) else '|'.join(invalid)}"
+    result = {k: answer[k] for k in ("msgid", "response_code") if answer.get(k)}
+    if result:
+        # response_code of a callback card allows one update_template_card (72 h); keep it with the row.
+        values["payload"] = {**row.payload, "_result": result}
+    _set(row.id, **values)
+    metrics.OUTBOUND.labels(channel, "sent").inc()
+    return "sent"
+
+
+def _retry(row: Row, attempt: int, now: datetime, exc: BaseException, opts: OutboundOptions) -> str:
+    settings = get_settings()
+    if attempt >= settings.outbox_max_attempts:
+        return _dead(row, now, f"gave up after {attempt} attempts: {_error_text(exc)}",
+                     errcode=str(getattr(exc, "errcode", None) or getattr(exc, "kind", type(exc).__name__)),
+                     attempts=attempt)
+    delay = backoff_s(attempt, opts)
+    _set(row.id, state="failed", attempts=attempt, last_error=_error_text(exc),
+         next_attempt_at=clock.now() + timedelta(seconds=delay))
+    metrics.OUTBOUND.labels(row.channel, "retry").inc()
+    log.info("outbox %s attempt %d failed (%s); retry in %.1fs", row.id, attempt, _error_text(exc), delay)
+    return "retry"
+
+
+def _dead(row: Row, now: datetime, error: str, errcode: str, attempts: int | None = None) -> str:
+    values: dict[str, Any] = {"state": "dead", "last_error": error[:2000]}
+    if attempts is not None:
+        values["attempts"] = attempts
+    _set(row.id, **values)
+    metrics.OUTBOUND.labels(row.channel, "dead").inc()
+    log.warning("outbox %s (%s/%s to %s) dead: %s", row.id, row.channel, row.kind, row.recipient, error)
+    if row.source != REPORT_SOURCE:
+        try:
+            report_to_staff(row, error, errcode)
+        except Exception:  # the record is what matters; a failed report must not hide it
+            log.exception("could not report dead outbox %s to staff", row.id)
+    return "dead"
+
+
+# --- reporting to staff ---------------------------------------------------------------------
+
+def report_to_staff(row: Row, error: str, errcode: str) -> int | None:
+    """Tell supervisors and managers (WeCom text) that a message could not be delivered.
+
+    Deduplicated per error, producer and hour: a campaign hitting 45015 for 500
+    owners makes one report, not 500.
+    """
+    from bot.outbound import outbox
+    from handlers.message import Push
+
+    settings = get_settings()
+    if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
+        log.warning("outbox %s dead and WeCom is not configured: no staff report", row.id)
+        return None
+    with session_scope() as s:
+        staff = list(s.scalars(select(Staff.userid).where(
+            Staff.role.in_(("supervisor", "manager")), Staff.active.is_(True)).order_by(Staff.id)))
+        if not staff:
+            log.warning("outbox %s dead and no supervisor or manager to tell", row.id)
+            return None
+        preview = str(row.payload.get("content") or row.payload.get("text") or row.payload.get("title")
+                      or row.kind)[:60]
+        text = (f"【消息未送达】\n对象：{row.recipient}（{row.channel}/{row.kind}）\n"
+                f"来源：{row.source or '-'}\n原因：{error[:300]}\n内容：{preview}\n编号：outbox {row.id}")
+        hour = clock.local_now().strftime("%Y%m%d%H")
+        added = outbox.add(s, Push(channel="wecom", recipient="|".join(staff), kind="text",
+                                   payload={"content": text},
+                                   dedup_key=f"report:{errcode}:{row.source or row.kind}:{hour}"[:128],
+                                   priority=1, source=REPORT_SOURCE))
+        report_id = added.id if added is not None else None
+    if report_id is not None:
+        outbox.queue_send([report_id])
+    return report_id
+
+
+def send_due(limit: int = 100) -> dict[str, int]:
+    """Send rows that are due now, in priority order, in this process (CLI, tests, `guanjia chat`)."""
+    now = clock.now()
+    with session_scope() as s:
+        ids = list(s.scalars(select(OutboxMessage.id).where(
+            OutboxMessage.state.in_(("queued", "failed")),
+            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
+        ).order_by(OutboxMessage.priority, OutboxMessage.id).limit(limit)))
+    counts: dict[str, int] = {}
+    for oid in ids:
+        result = send_one(oid)
+        counts[result] = counts.get(result, 0) + 1
+    return counts
+
