@@ -1,1 +1,329 @@
-"""Routes for the capabilities built in parallel (tickets, bookings, groups, campaigns, FAQ)."""
+"""Routes over the capabilities built in parallel: tickets, bookings and
+applications, duty roster, announcements, surveys, groups and strikes, FAQ.
+
+Their models and functions are imported lazily (bot.console.queries.model),
+so an endpoint answers 501 "not installed" rather than failing while its
+capability has not landed.
+"""
+from __future__ import annotations
+
+import importlib
+
+from flask import g, jsonify
+from sqlalchemy import func, select
+
+from bot import clock
+from bot.api.common import (ApiError, api_route, body_json, iso, not_installed, page_args, principal, query_args,
+                            req_date, req_datetime, req_int, req_str, row_dict)
+from bot.console import queries as Q
+from bot.console.auth import audit, event_actor
+from store.models import Owner, Staff
+
+# --- tickets ---------------------------------------------------------------------------------
+
+TICKET_FILTERS = {"state": "string: open (every unfinished state) or one state",
+                  "priority": "string: urgent/important/general", "category": "string: e.g. plumbing",
+                  "kind": "string: complaint/repair", "building": "string: e.g. 1栋", "room": "string: e.g. 1-1201",
+                  "assignee": "string: staff userid", "team": "string: e.g. repair", "q": "string: text in the content",
+                  "late": "string: 1 = only tickets with a broken clock", "limit": "integer: page size (1-500)",
+                  "offset": "integer: rows to skip"}
+TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
+
+
+@api_route("/tickets", ["GET"], "staff", "Tickets, filtered, newest first, with their running clocks",
+           query=TICKET_FILTERS)
+def tickets_list():
+    if Q.model("tickets", "Ticket") is None:
+        not_installed("tickets")
+    q = query_args()
+    f = {"state": req_str(q, "state", required=False, choices=TICKET_STATES),
+         "priority": req_str(q, "priority", required=False, choices=Q.PRIORITIES),
+         "kind": req_str(q, "kind", required=False, choices=("complaint", "repair"))}
+    for k in ("category", "building", "room", "assignee", "team", "q"):
+        f[k] = req_str(q, k, required=False, max_len=64)
+    late = req_str(q, "late", required=False, choices=("0", "1"))
+    limit, offset = page_args()
+    now = clock.now()
+    stmt = Q.ticket_query(f)
+    if late == "1":
+        ids = Q.late_ticket_ids(g.db, now)
+        stmt = stmt.where(Q.model("tickets", "Ticket").id.in_(ids or [-1]))
+    rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
+    clocks = Q.clock_views(g.db, [t.id for t in rows], now)
+    return jsonify({"tickets": [Q.ticket_dict(t, clocks[t.id]) for t in rows], "limit": limit, "offset": offset})
+
+
+def _ticket_or_404(ticket_id: int):
+    Ticket = Q.model("tickets", "Ticket")
+    if Ticket is None:
+        not_installed("tickets")
+    t = g.db.get(Ticket, ticket_id)
+    if t is None:
+        raise ApiError(404, f"no ticket T{ticket_id}", "ticket_id")
+    return t
+
+
+@api_route("/tickets/<int:ticket_id>", ["GET"], "staff", "One ticket: its fields, every clock and its full story (events)")
+def ticket_detail(ticket_id: int):
+    t = _ticket_or_404(ticket_id)
+    d = Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now(), active_only=False)[t.id])
+    d["events"] = [{"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
+                   for e in Q.ticket_events(g.db, t.id)]
+    return jsonify(d)
+
+
+@api_route("/tickets/<int:ticket_id>/reassign", ["POST"], "supervisor",
+           "Reassign a ticket to another staff member (recorded as a ticket event; the new holder gets a card)",
+           body={"assignee": "string: staff userid", "reason": "string: why (optional)"}, required=["assignee"])
+def ticket_reassign(ticket_id: int):
+    data = body_json()
+    to = req_str(data, "assignee", max_len=64)
+    reason = req_str(data, "reason", required=False, max_len=200)
+    t = _ticket_or_404(ticket_id)
+    if g.db.scalar(select(Staff).where(Staff.userid == to, Staff.active.is_(True))) is None:
+        raise ApiError(400, f"assignee {to!r} is not an active staff member", "assignee")
+    prev = t.assignee
+    try:
+        Q.reassign_ticket(g.db, t, to, by=event_actor(g.db, principal()), reason=reason, now=clock.now())
+    except Q.ReassignError as exc:
+        raise ApiError(409, str(exc), "ticket_id") from None
+    audit(g.db, principal(), "ticket.reassign", f"ticket:{t.id}", {"from": prev, "to": to, "reason": reason})
+    return jsonify(Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now())[t.id]))
+
+
+# --- bookings and applications -----------------------------------------------------------------
+
+BOOKING_STATES = ("requested", "approved", "contacted", "done", "rated", "rejected", "cancelled")
+
+
+def _owner_label(o: Owner | None) -> dict:
+    # Staff handle bookings, so they see who and where, but not phone or birthday (owner records).
+    return {"owner_id": o.id, "owner_name": o.name, "room": o.room} if o else {"owner_id": None}
+
+
+@api_route("/bookings", ["GET"], "staff", "Member-service bookings",
+           query={"state": "string: " + "/".join(BOOKING_STATES), "service": "string: service id",
+                  "day": "string: date 2026-09-15", "limit": "integer: page size (1-500)",
+                  "offset": "integer: rows to skip"})
+def bookings_list():
+    Booking = Q.model("membership", "Booking")
+    if Booking is None:
+        not_installed("membership")
+    q = query_args()
+    state = req_str(q, "state", required=False, choices=BOOKING_STATES)
+    service = req_str(q, "service", required=False, max_len=32)
+    day = req_date(q, "day", required=False)
+    limit, offset = page_args()
+    stmt = select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc())
+    if state:
+        stmt = stmt.where(Booking.state == state)
+    if service:
+        stmt = stmt.where(Booking.service == service)
+    if day:
+        stmt = stmt.where(Booking.day == day)
+    out = []
+    for b in g.db.scalars(stmt.limit(limit).offset(offset)):
+        d = row_dict(b, ["id", "service", "day", "start_at", "end_at", "when_text", "location", "tier", "team",
+                         "state", "reviewed_by", "approved_at", "contacted_at", "done_at", "rating", "created_at"])
+        out.append(d | _owner_label(b.owner))
+    return jsonify({"bookings": out, "limit": limit, "offset": offset})
+
+
+@api_route("/applications", ["GET"], "staff", "Membership upgrade applications",
+           query={"state": "string: pending/approved/rejected"})
+def applications_list():
+    App = Q.model("membership", "MemberApplication")
+    if App is None:
+        not_installed("membership")
+    state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
+    stmt = select(App).order_by(App.id.desc())
+    if state:
+        stmt = stmt.where(App.state == state)
+    out = [row_dict(a, ["id", "from_tier", "target_tier", "basis", "state", "reviewed_by", "reviewed_at",
+                        "created_at"]) | _owner_label(a.owner) for a in g.db.scalars(stmt.limit(200))]
+    return jsonify({"applications": out})
+
+
+# --- duty roster -------------------------------------------------------------------------------------
+
+@api_route("/roster", ["GET"], "staff", "The duty roster: who is asked first per team and building, heads, escalation")
+def roster():
+    try:
+        from handlers.tickets.policy import roster as load
+    except ImportError:
+        not_installed("tickets")
+    r = load()
+    names = {s.userid: s.name for s in g.db.scalars(select(Staff))}
+    teams = {}
+    for team, spec in r.teams.items():
+        teams[team] = {"label": spec.get("label", team), "head": spec.get("head"),
+                       "on_duty": {b: [{"userid": u, "name": names.get(u)} for u in people]
+                                   for b, people in (spec.get("on_duty") or {}).items()}}
+    return jsonify({"categories": r.categories, "teams": teams, "escalation": r.escalation, "callback": r.callback})
+
+
+# --- announcements -----------------------------------------------------------------------------------
+
+def _campaigns():
+    try:
+        return importlib.import_module("scheduler.campaigns")
+    except ImportError:
+        not_installed("campaigns")
+
+
+TARGET_HELP = ('object: {"everyone": true} | {"buildings": ["1栋"]} | {"tiers": ["金卡"]} | '
+               '{"groups": [chat_id]} | {"owners": [id]} | {"staff": [userid]}')
+
+
+def announcement_dict(camp, progress: dict | None = None) -> dict:
+    d = row_dict(camp, ["id", "kind", "title", "text", "target", "send_at", "emergency", "state", "created_by",
+                        "created_at", "started_at", "finished_at", "cancelled_at", "cancelled_by"])
+    if progress is not None:
+        d["deliveries"] = progress
+        d["total"] = sum(progress.values())
+        d["sent"] = progress.get("sent", 0)
+    return d
+
+
+def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
+    Delivery = Q.model("campaigns", "Delivery")
+    out: dict[int, dict] = {i: {} for i in campaign_ids}
+    if Delivery is None or not campaign_ids:
+        return out
+    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
+                                         .where(Delivery.campaign_id.in_(campaign_ids))
+                                         .group_by(Delivery.campaign_id, Delivery.state)):
+        out[cid][state] = n
+    return out
+
+
+@api_route("/announcements", ["GET"], "staff", "Announcements with delivery progress, newest first",
+           query={"state": "string: scheduled/planned/sending/done/cancelled", "limit": "integer: page size (1-500)",
+                  "offset": "integer: rows to skip"})
+def announcements_list():
+    Campaign = Q.model("campaigns", "Campaign")
+    if Campaign is None:
+        not_installed("campaigns")
+    state = req_str(query_args(), "state", required=False,
+                    choices=("scheduled", "planned", "sending", "done", "cancelled"))
+    limit, offset = page_args()
+    stmt = select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc())
+    if state:
+        stmt = stmt.where(Campaign.state == state)
+    rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
+    prog = delivery_progress(g.db, [c.id for c in rows])
+    return jsonify({"announcements": [announcement_dict(c, prog[c.id]) for c in rows]})
+
+
+def validate_target(data: dict) -> dict:
+    target = data.get("target")
+    if not isinstance(target, dict) or not target:
+        raise ApiError(400, "target must be an object such as {\"everyone\": true}", "target")
+    allowed = ("everyone", "groups", "buildings", "tiers", "owners", "staff")
+    for k, v in target.items():
+        if k not in allowed:
+            raise ApiError(400, f"target.{k} is unknown; use {', '.join(allowed)}", f"target.{k}")
+        if k == "everyone":
+            if v is not True:
+                raise ApiError(400, "target.everyone must be true", "target.everyone")
+        elif not isinstance(v, list) or not v:
+            raise ApiError(400, f"target.{k} must be a non-empty list", f"target.{k}")
+    for t in target.get("tiers", []):
+        if t not in ("普通", "银卡", "金卡"):
+            raise ApiError(400, f"target.tiers: {t!r} is not 普通/银卡/金卡", "target.tiers")
+    return target
+
+
+@api_route("/announcements", ["POST"], "supervisor",
+           "Create an announcement: now, or scheduled with send_at (Shanghai time when no offset is given)",
+           body={"text": "string: the announcement", "target": TARGET_HELP,
+                 "send_at": "string: ISO date-time; omitted = now", "emergency": "boolean: send at once through quiet hours"},
+           required=["text", "target"])
+def announcements_create():
+    mod = _campaigns()
+    data = body_json()
+    text = req_str(data, "text", max_len=2000)
+    target = validate_target(data)
+    send_at = req_datetime(data, "send_at", required=False)
+    emergency = data.get("emergency")
+    if emergency is not None and not isinstance(emergency, bool):
+        raise ApiError(400, "emergency must be true or false", "emergency")
+    if send_at is not None and send_at < clock.now():
+        raise ApiError(400, "send_at is in the past", "send_at")
+    try:
+        camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=emergency,
+                                       created_by=principal().actor)
+    except mod.CampaignError as exc:
+        raise ApiError(400, str(exc), "target" if "target" in str(exc) else "text") from None
+    audit(g.db, principal(), "announcement.create", f"campaign:{camp.id}",
+          {"send_at": iso(camp.send_at), "target": target})
+    return jsonify(announcement_dict(camp, {})), 201
+
+
+def _announcement_or_404(campaign_id: int):
+    Campaign = Q.model("campaigns", "Campaign")
+    if Campaign is None:
+        not_installed("campaigns")
+    camp = g.db.get(Campaign, campaign_id)
+    if camp is None or camp.kind != "announcement":
+        raise ApiError(404, f"no announcement {campaign_id}", "announcement_id")
+    return camp
+
+
+@api_route("/announcements/<int:announcement_id>", ["GET"], "staff", "One announcement with delivery progress")
+def announcement_detail(announcement_id: int):
+    camp = _announcement_or_404(announcement_id)
+    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]))
+
+
+@api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
+           "Cancel whatever of an announcement has not gone out yet")
+def announcement_cancel(announcement_id: int):
+    mod = _campaigns()
+    camp = _announcement_or_404(announcement_id)
+    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
+    if not res.get("cancelled"):
+        raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
+    audit(g.db, principal(), "announcement.cancel", f"campaign:{camp.id}", res)
+    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
+
+
+# --- surveys ------------------------------------------------------------------------------------------
+
+@api_route("/surveys/results", ["GET"], "supervisor",
+           "Satisfaction results: average score and count per period, grouped by building, tier or category",
+           query={"source": "string: survey (quarterly survey answers) or tickets (post-ticket ratings)",
+                  "by": "string: building/tier/category/none", "survey": "string: survey name (default satisfaction)"})
+def surveys_results():
+    from bot.console.satisfaction import results
+
+    q = query_args()
+    source = req_str(q, "source", required=False, choices=("survey", "tickets")) or "survey"
+    by = req_str(q, "by", required=False, choices=("building", "tier", "category", "none")) or "none"
+    survey = req_str(q, "survey", required=False, max_len=32) or "satisfaction"
+    if source == "survey" and by == "category":
+        raise ApiError(400, "survey answers have no category; use source=tickets", "by")
+    try:
+        series = results(g.db, source, by, survey)
+    except LookupError as exc:
+        not_installed(str(exc))
+    return jsonify({"source": source, "by": by, "series": series})
+
+
+# --- groups and strikes ------------------------------------------------------------------------------
+
+@api_route("/strikes", ["GET"], "supervisor", "Moderation cases (strikes) in the customer groups, newest first",
+           query={"group": "string: group chat_id", "member": "string: member external_userid",
+                  "status": "string: open/done/reversed/lifted", "limit": "integer: page size (1-500)"})
+def strikes_list():
+    from bot.console.group_queries import strikes
+
+    q = query_args()
+    group = req_str(q, "group", required=False, max_len=64)
+    member = req_str(q, "member", required=False, max_len=64)
+    status = req_str(q, "status", required=False, choices=("open", "done", "reversed", "lifted"))
+    limit, _ = page_args(100)
+    rows = strikes(g.db, group, member, status, limit)
+    if rows is None:
+        not_installed("groups")
+    return jsonify({"strikes": rows})

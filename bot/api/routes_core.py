@@ -157,9 +157,13 @@ def audit_list():
     return jsonify({"entries": [row_dict(a) for a in g.db.scalars(stmt.limit(limit).offset(offset))]})
 
 
-@api_route("/users", ["GET"], "manager", "Console users")
+@api_route("/users", ["GET"], "manager", "Console users", query={"role": "string: staff/supervisor/manager"})
 def users_list():
-    users = g.db.scalars(select(ConsoleUser).order_by(ConsoleUser.username))
+    role = req_str(query_args(), "role", required=False, choices=("staff", "supervisor", "manager"))
+    stmt = select(ConsoleUser).order_by(ConsoleUser.username)
+    if role:
+        stmt = stmt.where(ConsoleUser.role == role)
+    users = g.db.scalars(stmt)
     return jsonify({"users": [row_dict(u, ["id", "username", "name", "role", "active", "last_login_at"])
                               for u in users]})
 

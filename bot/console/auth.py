@@ -114,3 +114,14 @@ def audit(session: Session, who: Principal, action: str, target: str | None = No
           detail: dict | None = None) -> None:
     """Record a look-up or change; owner-record reads are never unlogged."""
     session.add(AuditLog(actor=who.actor, action=action, target=target, detail=detail))
+
+
+def event_actor(session: Session, who: Principal) -> str:
+    """The actor written into capability events: the WeCom userid when the console
+    user is linked to a staff record (so the story reads "陈主管 transferred"),
+    otherwise console:<username> / api:<username>."""
+    if who.staff_id:
+        staff = session.get(Staff, who.staff_id)
+        if staff is not None:
+            return staff.userid
+    return who.actor

@@ -3,42 +3,188 @@
 while its capability has not landed, and the page says so."""
 from __future__ import annotations
 
-from flask import g, render_template
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import flash, g, redirect, render_template, request, url_for
+from markupsafe import Markup
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import clock
 from bot.console import bp, queries as Q
+from bot.console.auth import audit
 from bot.console.views import page
 
 
+@dataclass
+class Item:
+    """One line on the Today page."""
+
+    label: str
+    when: str
+    id: int | None = None
+    text: str = ""
+    count: int = 0
+
+
+def _cst(dt: datetime | None) -> str:
+    return dt.astimezone(clock.CST).strftime("%m-%d %H:%M") if dt else ""
+
+
 def unanswered(session: Session, limit: int = 10):
-    return None
+    from bot.console import kb_queries
+
+    return kb_queries.open_misses(session, limit)
 
 
 def pending_bookings(session: Session):
-    return None
+    Booking = Q.model("membership", "Booking")
+    if Booking is None:
+        return None
+    rows = session.scalars(select(Booking).where(Booking.state.in_(("requested", "approved")))
+                           .order_by(Booking.start_at).limit(30))
+    return [Item(f"预约 #{b.id} {b.service} · {b.owner.room if b.owner else ''} · "
+                 f"{'待审核' if b.state == 'requested' else '待联系业主'}", _cst(b.start_at), b.id) for b in rows]
 
 
 def pending_applications(session: Session):
-    return None
+    App = Q.model("membership", "MemberApplication")
+    if App is None:
+        return None
+    rows = session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30))
+    return [Item(f"升级申请 #{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
+                 _cst(a.created_at), a.id) for a in rows]
 
 
 def moderation_waiting(session: Session):
-    return None
+    from bot.console import group_queries
 
+    return group_queries.moderation_waiting(session)
+
+
+# --- Satisfaction ----------------------------------------------------------------------------------
 
 @bp.get("/satisfaction")
 @page("supervisor")
 def satisfaction():
-    return render_template("not_installed.html", title="满意度", capability="tickets / surveys")
+    from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
+
+    by = request.args.get("by") if request.args.get("by") in ("building", "tier", "category") else "building"
+    charts = []
+    for source, label in (("survey", "季度满意度调查"), ("tickets", "工单评价")):
+        if source == "survey" and by == "category":
+            continue  # survey answers are about the community, not a category
+        try:
+            series = results(g.db, source, by)
+        except LookupError:
+            charts.append((label, Markup('<p class="muted">模块尚未上线。</p>')))
+            continue
+        charts.append((label, Markup(line_chart(series, title=label))))
+    months = clocks_by_month(g.db)
+    clock_chart = Markup(bar_chart(months)) if months is not None else None
+    return render_template("satisfaction.html", by=by, charts=charts, clock_chart=clock_chart, months=months or [])
 
 
-@bp.get("/kb")
-@page("staff")
-def kb():
-    return render_template("not_installed.html", title="知识库", capability="faq")
+# --- Announcements ----------------------------------------------------------------------------------
+
+def _campaigns():
+    try:
+        return importlib.import_module("scheduler.campaigns")
+    except ImportError:
+        return None
+
+
+TARGET_LABELS = {"everyone": "全体业主", "buildings": "楼栋", "tiers": "会员等级", "groups": "业主群"}
+
+
+def _target_text(target: dict) -> str:
+    parts = []
+    for k, v in (target or {}).items():
+        parts.append(TARGET_LABELS.get(k, k) + ("" if v is True else "：" + "、".join(map(str, v))))
+    return "；".join(parts)
 
 
 @bp.get("/announcements")
 @page("supervisor")
 def announcements():
-    return render_template("not_installed.html", title="公告", capability="campaigns")
+    Campaign = Q.model("campaigns", "Campaign")
+    mod = _campaigns()
+    if Campaign is None or mod is None:
+        return render_template("not_installed.html", title="公告", capability="campaigns")
+    from bot.api.routes_capabilities import delivery_progress
+    from store.models import Building, Group
+
+    rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
+    prog = delivery_progress(g.db, [c.id for c in rows])
+    buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
+    groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
+    return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
+                           buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
+
+
+@bp.post("/announcements")
+@page("supervisor")
+def announcements_create():
+    mod = _campaigns()
+    if mod is None:
+        return render_template("not_installed.html", title="公告", capability="campaigns")
+    f = request.form
+    text = (f.get("text") or "").strip()
+    scope = f.get("scope") or "everyone"
+    target: dict = {}
+    if scope == "everyone":
+        target = {"everyone": True}
+    elif scope in ("buildings", "tiers", "groups"):
+        chosen = f.getlist(scope)
+        if chosen:
+            target = {scope: chosen}
+    errors = []
+    if not text:
+        errors.append("请填写公告内容")
+    if len(text) > 2000:
+        errors.append("公告内容不能超过2000字")
+    if not target:
+        errors.append("请选择发送对象")
+    send_at = None
+    if f.get("when") == "later":
+        raw = (f.get("send_at") or "").strip()
+        try:
+            send_at = datetime.fromisoformat(raw).replace(tzinfo=clock.CST)
+            if send_at <= clock.now():
+                errors.append("发送时间必须晚于现在")
+        except ValueError:
+            errors.append("请填写发送时间")
+    if not errors:
+        try:
+            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")) or None,
+                                           created_by=g.principal.actor)
+        except mod.CampaignError as exc:
+            errors.append(str(exc))
+        else:
+            audit(g.db, g.principal, "announcement.create", f"campaign:{camp.id}",
+                  {"send_at": camp.send_at.isoformat(), "target": target})
+            flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
+            return redirect(url_for("console.announcements"))
+    for e in errors:
+        flash(e, "error")
+    return redirect(url_for("console.announcements"))
+
+
+@bp.post("/announcements/<int:campaign_id>/cancel")
+@page("supervisor")
+def announcement_cancel(campaign_id: int):
+    mod = _campaigns()
+    Campaign = Q.model("campaigns", "Campaign")
+    camp = g.db.get(Campaign, campaign_id) if Campaign else None
+    if mod is None or camp is None or camp.kind != "announcement":
+        flash("没有这条公告", "error")
+        return redirect(url_for("console.announcements"))
+    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
+    if res.get("cancelled"):
+        audit(g.db, g.principal, "announcement.cancel", f"campaign:{camp.id}", res)
+        flash(f"公告 #{camp.id} 已取消（已发出 {res.get('sent', 0)}，撤回 {res.get('withdrawn', 0)}）", "ok")
+    else:
+        flash(f"公告 #{camp.id} 已{res.get('state')}，无法取消", "error")
+    return redirect(url_for("console.announcements"))

@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 
 from bot import clock
 from bot.console import bp, queries as Q
-from bot.console.auth import audit
+from bot.console.auth import audit, event_actor
 from bot.console.views import page
 from store.models import Group, GroupMember, Home, Owner, Staff
 
@@ -96,7 +96,11 @@ def ticket_reassign(ticket_id: int):
         return redirect(url_for("console.ticket", ticket_id=ticket_id))
     reason = (request.form.get("reason") or "").strip()[:200] or None
     previous = t.assignee
-    Q.reassign_ticket(g.db, t, to, by=g.principal.actor, reason=reason, now=clock.now())
+    try:
+        Q.reassign_ticket(g.db, t, to, by=event_actor(g.db, g.principal), reason=reason, now=clock.now())
+    except Q.ReassignError:
+        flash(f"T{t.id} 已{STATE_LABELS.get(t.state, t.state)}，不能转派", "error")
+        return redirect(url_for("console.ticket", ticket_id=ticket_id))
     audit(g.db, g.principal, "ticket.reassign", f"ticket:{t.id}", {"from": previous, "to": to, "reason": reason})
     flash(f"T{t.id} 已转派给 {staff.name}", "ok")
     return redirect(url_for("console.ticket", ticket_id=ticket_id))

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.models import Staff
+
 OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
 PRIORITIES = ("urgent", "important", "general")
 PRIORITY_LABELS = {"urgent": "紧急", "important": "重要", "general": "一般"}
@@ -142,26 +144,44 @@ def ticket_events(session: Session, ticket_id: int) -> list:
                                 .order_by(TicketEvent.at, TicketEvent.id)))
 
 
+class ReassignError(ValueError):
+    """The ticket cannot be reassigned now (closed, completed...)."""
+
+
 def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: str | None, now: datetime) -> None:
-    """Hand a ticket to someone else, as a recorded ticket event.
+    """Hand a ticket to someone else from the console, as a recorded ticket event.
 
     O10 (首问负责制) makes the first taker the owner; a supervisor moving it is
-    the one sanctioned exception, so it is always an explicit event with who
-    and why. The tickets capability's own function is used when it offers one
-    (it also sends the new holder a card); otherwise the row and event are
-    written here.
+    the sanctioned exception, so it is an explicit "transferred" event saying
+    who and why. The tickets capability's own primitives are used (event,
+    clocks, the new holder's work card, the owner's progress message O8), so a
+    console reassignment behaves like 「转派 T12 姓名」 in WeCom.
     """
-    try:
-        mod = importlib.import_module("handlers.tickets")
-        fn = getattr(mod, "reassign", None)
-    except ImportError:
-        fn = None
-    if fn is not None:
-        fn(session, ticket, to_userid, by=by, reason=reason, now=now)
-        return
-    TicketEvent = model("tickets", "TicketEvent")
-    previous = ticket.assignee
+    if ticket.state in ("closed", "completed"):
+        raise ReassignError(f"T{ticket.id} is {ticket.state} and cannot be reassigned")
+    from bot.outbound import outbox
+    from handlers.tickets import core
+
+    target = session.scalar(select(Staff).where(Staff.userid == to_userid))
+    prev = ticket.assignee
     ticket.assignee = to_userid
-    session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=by, action="reassigned",
-                            detail={"from": previous, "to": to_userid, "reason": reason}))
+    pushes = []
+    if ticket.state == "open":  # nobody had taken it: the reassignment is the acceptance
+        ticket.state, ticket.accepted_at = "accepted", now
+        core.fire(session, ticket, "accepted", by, now, assigned_to=to_userid)
+    core.record(session, ticket, by, "transferred", now, frm=prev, to=to_userid, reason=reason, via="console")
+    pushes.append(core.work_card(session, ticket, to_userid, f"工单{ticket.number}已转派给您"))
+    pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已转交{target.name if target else to_userid}跟进。",
+                              f"transfer:{ticket.version}")
+    if prev and prev != to_userid:
+        pushes.append(core.staff_text(prev, f"工单{ticket.number}已转派给{target.name if target else to_userid}。",
+                                      None, ticket))
+    rows = [outbox.add(session, p, now) for p in pushes]
     session.flush()
+    ids = [r.id for r in rows if r is not None]
+    # Sent after commit by the worker; if Redis is down the sweeper picks the rows up.
+    from sqlalchemy import event
+
+    @event.listens_for(session, "after_commit", once=True)
+    def _send(_s) -> None:
+        outbox.queue_send(ids)

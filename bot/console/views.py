@@ -136,4 +136,4 @@ def index():
     return redirect(url_for("console.today"))
 
 
-from bot.console import pages, capability_views  # noqa: E402,F401
+from bot.console import pages, capability_views, kb_queries  # noqa: E402,F401

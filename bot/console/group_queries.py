@@ -1,0 +1,63 @@
+"""Groups and moderation for the console and API: the strikes (moderation
+cases) and what waits for a staff admin's decision."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot import clock
+from bot.console.queries import model
+from store.models import Group, Owner
+
+
+def moderation_waiting(session: Session):
+    """Open moderation cases and pending admissions (the cards staff admins have not decided)."""
+    Case = model("groups", "ModerationCase")
+    Admission = model("groups", "GroupAdmission")
+    if Case is None:
+        return None
+    from bot.console.capability_views import Item
+
+    names = {g.chat_id: g.name for g in session.scalars(select(Group))}
+    who = _member_names(session)
+    items = []
+    for c in session.scalars(select(Case).where(Case.status == "open").order_by(Case.id).limit(30)):
+        items.append(Item(f"{names.get(c.group_chat_id, c.group_chat_id)} · {who.get(c.member_id, c.member_id)} · "
+                          f"{c.violation} → {c.step}（第{c.strike_total}次）",
+                          c.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), c.id))
+    if Admission is not None:
+        for a in session.scalars(select(Admission).where(Admission.decision == "pending").order_by(Admission.id).limit(30)):
+            items.append(Item(f"{names.get(a.group_chat_id, a.group_chat_id)} · 入群待审核 · {who.get(a.member_id, a.member_id)}",
+                              a.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), a.id))
+    return items
+
+
+def _member_names(session: Session) -> dict[str, str]:
+    # Room + name: what a staff admin needs to recognise a member, no phone.
+    return {o.external_userid: f"{o.room or ''} {o.name}".strip()
+            for o in session.scalars(select(Owner).where(Owner.external_userid.is_not(None)))}
+
+
+def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
+            limit: int = 100) -> list[dict] | None:
+    Case = model("groups", "ModerationCase")
+    if Case is None:
+        return None
+    from bot.api.common import row_dict
+
+    stmt = select(Case).order_by(Case.id.desc())
+    if group:
+        stmt = stmt.where(Case.group_chat_id == group)
+    if member:
+        stmt = stmt.where(Case.member_id == member)
+    if status:
+        stmt = stmt.where(Case.status == status)
+    who = _member_names(session)
+    out = []
+    for c in session.scalars(stmt.limit(limit)):
+        d = row_dict(c, ["id", "group_chat_id", "member_id", "violation", "step", "strikes", "strike_total",
+                         "source", "actor", "why", "evidence", "mute_until", "status", "false_positive",
+                         "decided_by", "decided_at", "created_at"])
+        d["member"] = who.get(c.member_id)
+        out.append(d)
+    return out

@@ -1,0 +1,117 @@
+"""Satisfaction over time (scores per building, category, tier) and clocks
+kept vs broken per month, with the charts drawn as inline SVG on the server
+(no JS chart library: the console has no build step and no CDN access)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import CST
+from bot.console.queries import model
+from store.models import Owner
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def results(session: Session, source: str, by: str, survey: str = "satisfaction") -> list[dict]:
+    """[{"group": key, "points": [{"period", "avg", "n"}...]}...]; LookupError(capability) if absent."""
+    acc: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    if source == "survey":
+        Answer = model("campaigns", "SurveyAnswer")
+        if Answer is None:
+            raise LookupError("surveys")
+        for a in session.scalars(select(Answer).where(Answer.survey == survey)):
+            key = {"building": a.building_code, "tier": a.tier}.get(by, "全部") or "未知"
+            acc[key][a.period].append(a.score)
+    else:
+        Ticket = model("tickets", "Ticket")
+        if Ticket is None:
+            raise LookupError("tickets")
+        rows = session.execute(select(Ticket, Owner.tier).outerjoin(Owner, Ticket.owner_id == Owner.id)
+                               .where(Ticket.survey_score.is_not(None)))
+        for t, tier in rows:
+            when = t.completed_at or t.created_at
+            period = when.astimezone(CST).strftime("%Y-%m")
+            key = {"building": t.building, "tier": tier, "category": t.category}.get(by, "全部") or "未知"
+            acc[key][period].append(t.survey_score)
+    return [{"group": k, "points": [{"period": p, "avg": round(sum(v) / len(v), 2), "n": len(v)}
+                                    for p, v in sorted(periods.items())]}
+            for k, periods in sorted(acc.items())]
+
+
+def clocks_by_month(session: Session) -> list[dict] | None:
+    """Per month (of the deadline): clocks kept (met) and broken (late / breached)."""
+    TicketClock = model("tickets", "TicketClock")
+    if TicketClock is None:
+        return None
+    acc: dict[str, dict[str, int]] = defaultdict(lambda: {"kept": 0, "broken": 0})
+    for c in session.scalars(select(TicketClock).where(TicketClock.state.in_(("met", "late", "breached")))):
+        month = c.due_at.astimezone(CST).strftime("%Y-%m")
+        acc[month]["kept" if c.state == "met" else "broken"] += 1
+    ServiceClock = model("membership", "ServiceClock")
+    if ServiceClock is not None:  # O1-O3 service clocks count too
+        for c in session.scalars(select(ServiceClock).where(ServiceClock.state.in_(("met", "breached_met", "breached")))):
+            month = c.due_at.astimezone(CST).strftime("%Y-%m")
+            acc[month]["kept" if c.state == "met" else "broken"] += 1
+    return [{"month": m, **v} for m, v in sorted(acc.items())]
+
+
+# --- SVG -----------------------------------------------------------------------------------------
+
+def line_chart(series: list[dict], y_max: float = 5.0, title: str = "") -> str:
+    """A line chart of average score per period, one line per group."""
+    periods = sorted({p["period"] for s in series for p in s["points"]})
+    if not periods:
+        return '<p class="muted">暂无数据</p>'
+    w, h, left, bottom, top = 640, 260, 36, 40, 16
+    pw, ph = w - left - 10, h - bottom - top
+    step = pw / max(len(periods) - 1, 1)
+    x = {p: left + (i * step if len(periods) > 1 else pw / 2) for i, p in enumerate(periods)}
+
+    def y(v: float) -> float:
+        return top + ph - (v / y_max) * ph
+
+    parts = [f'<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">']
+    for tick in range(int(y_max) + 1):
+        parts.append(f'<line x1="{left}" x2="{w - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
+    for p in periods:
+        parts.append(f'<text x="{x[p]:.1f}" y="{h - bottom + 16}" text-anchor="middle">{escape(p)}</text>')
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        pts = " ".join(f"{x[pt['period']]:.1f},{y(pt['avg']):.1f}" for pt in s["points"])
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+        for pt in s["points"]:
+            parts.append(f'<circle cx="{x[pt["period"]]:.1f}" cy="{y(pt["avg"]):.1f}" r="3.5" fill="{color}">'
+                         f'<title>{escape(str(s["group"]))} {escape(pt["period"])}: {pt["avg"]}（{pt["n"]}份）</title></circle>')
+    parts.append("</svg>")
+    legend = "".join(f'<span><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{escape(str(s["group"]))}</span>'
+                     for i, s in enumerate(series))
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def bar_chart(rows: list[dict]) -> str:
+    """Stacked bars per month: clocks kept (green) and broken (red)."""
+    if not rows:
+        return '<p class="muted">暂无数据</p>'
+    w, h, left, bottom, top = 640, 240, 36, 40, 16
+    pw, ph = w - left - 10, h - bottom - top
+    peak = max(r["kept"] + r["broken"] for r in rows) or 1
+    bw = pw / len(rows)
+    parts = [f'<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="时限达成" xmlns="http://www.w3.org/2000/svg">']
+    parts.append(f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>'
+                 f'<text x="{left - 6}" y="{top + ph + 4}" text-anchor="end">0</text>')
+    for i, r in enumerate(rows):
+        x0 = left + i * bw + bw * 0.15
+        kh, bh = ph * r["kept"] / peak, ph * r["broken"] / peak
+        parts.append(f'<rect x="{x0:.1f}" y="{top + ph - kh:.1f}" width="{bw * 0.7:.1f}" height="{kh:.1f}" fill="#2e7d32">'
+                     f'<title>{r["month"]} 达成 {r["kept"]}</title></rect>')
+        parts.append(f'<rect x="{x0:.1f}" y="{top + ph - kh - bh:.1f}" width="{bw * 0.7:.1f}" height="{bh:.1f}" fill="#c62828">'
+                     f'<title>{r["month"]} 超时 {r["broken"]}</title></rect>')
+        parts.append(f'<text x="{x0 + bw * 0.35:.1f}" y="{h - bottom + 16}" text-anchor="middle">{escape(r["month"])}</text>')
+    parts.append("</svg>")
+    return "".join(parts) + ('<div class="legend"><span><i style="background:#2e7d32"></i>达成</span>'
+                             '<span><i style="background:#c62828"></i>超时</span></div>')
