@@ -1,0 +1,81 @@
+"""`guanjia faq ...`: the knowledge base from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.group("faq")
+def faq() -> None:
+    """FAQ knowledge base: evaluate, check, ask, list unanswered questions."""
+
+
+@faq.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--strict", is_flag=True, help="Also fail on violation checks (moderation).")
+def eval_cmd(file: str, strict: bool) -> None:
+    """Per-field accuracy of route() on FILE (jsonl cases) and every failure.
+    Exits 1 when an intent/priority/category/faq_id/answer check fails."""
+    from faq.evaluate import evaluate, load_cases, render
+
+    rep = evaluate(load_cases(file))
+    click.echo(render(rep))
+    if rep.gating_failures() or (strict and rep.failures):
+        sys.exit(1)
+
+
+@faq.command("check")
+def check_cmd() -> None:
+    """Validate the knowledge-base files (errors name file, entry and field)."""
+    from faq.kb import KBError, load
+
+    try:
+        kb = load()
+    except KBError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {len(kb.entries)} entries, {sum(len(e.questions) for e in kb.entries)} phrasings, "
+               f"{len(kb.lexicon.canonical)} synonym groups")
+
+
+@faq.command("ask")
+@click.argument("text")
+@click.option("-k", default=3, show_default=True)
+def ask_cmd(text: str, k: int) -> None:
+    """The k closest entries for TEXT, with scores."""
+    from faq import matcher
+
+    for m in matcher.search(text, k):
+        click.echo(json.dumps({"id": m.id, "score": m.score, "raw": m.raw, "terms": m.terms,
+                               "title": m.entry.title}, ensure_ascii=False))
+
+
+@faq.command("misses")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Include resolved ones.")
+def misses_cmd(limit: int, show_all: bool) -> None:
+    """Questions the bot could not answer outright, newest first."""
+    from sqlalchemy import select
+
+    from bot.config import ConfigError, get_settings
+    from store.db import session_scope
+    from store.models.faq import FaqMiss
+
+    try:
+        get_settings()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    with session_scope() as s:
+        q = select(FaqMiss).order_by(FaqMiss.created_at.desc(), FaqMiss.id.desc()).limit(limit)
+        if not show_all:
+            q = q.where(FaqMiss.resolved.is_(False))
+        rows = list(s.scalars(q))
+        if not rows:
+            click.echo("no unanswered questions")
+            return
+        for r in rows:
+            click.echo(f"{r.created_at:%Y-%m-%d %H:%M} [{r.kind}] {r.chat} {r.text!r} "
+                       f"best={r.best_id or '-'} {r.best_score:.2f} candidates={','.join(r.candidates or [])}")

@@ -1,0 +1,268 @@
+"""Which knowledge-base entry answers a question, and how sure we are.
+
+Ranking: BM25 over jieba words (with the domain user dictionary) plus BM25
+over character bigrams (robust to segmentation differences and one-character
+typos), on two fields: each question phrasing alone (best one counts) and the
+whole entry (title + questions + tags + answer). Owner text and KB text both
+go through `faq.normalize.canonical`, which rewrites typos, homophones and
+synonyms to one form, so synonyms are expanded on both sides.
+
+Confidence (`Match.score`, 0..1): the share of the question's information
+(IDF mass of its words) that the best entry covers, tempered by how far it is
+ahead of the runner-up. A question full of words the KB has never seen gets a
+low score, which is how the bot knows it does not know.
+
+Public API for other capabilities (e.g. suggested replies in groups):
+`best(text) -> Match | None`, `search(text, k) -> list[Match]`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faq.kb import DATA_DIR, Entry, KnowledgeBase, Store
+from faq.normalize import Rewriter, clean
+
+log = logging.getLogger(__name__)
+
+# Below ANSWER the bot does not answer outright; below CLARIFY it does not even
+# offer topics. Tuned on tests/data/route_cases.jsonl (see `guanjia faq eval`).
+ANSWER = 0.55
+CLARIFY = 0.30
+
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+_WORD_OK = re.compile(r"[\u4e00-\u9fffa-z0-9]")
+K1, B = 1.2, 0.75
+BIGRAM_WEIGHT = 0.5
+ENTRY_FIELD_WEIGHT = 0.5
+# Tags are a manager's own keywords for an entry: a query word equal to a tag
+# is strong evidence (e.g. which tier a benefits question is about).
+TAG_WEIGHT = 1.0
+
+_jieba_lock = threading.Lock()
+_jieba_ready: set[str] = set()
+
+
+def _jieba(user_words: list[str]):
+    """The process-wide jieba tokenizer, loaded once (~0.5-1.3 s) and shared by
+    every capability. Domain words are added idempotently."""
+    import jieba
+
+    with _jieba_lock:
+        if not _jieba_ready:
+            jieba.setLogLevel(logging.WARNING)
+            jieba.initialize()
+        for w in user_words:
+            if w not in _jieba_ready:
+                jieba.add_word(w, freq=200000)  # high enough to win over the stock split
+                _jieba_ready.add(w)
+        _jieba_ready.add("")
+    return jieba
+
+
+@dataclass
+class Match:
+    entry: Entry
+    score: float  # confidence, 0..1
+    raw: float  # BM25 score (for ranking and debugging)
+    terms: list[str] = field(default_factory=list)  # the query's words this entry covers
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+    @property
+    def answer(self) -> str:
+        return self.entry.answer
+
+
+class _BM25:
+    """A small inverted-index BM25 (docs are token Counters)."""
+
+    def __init__(self, docs: list[Counter]) -> None:
+        self.n = len(docs)
+        self.len = [sum(d.values()) for d in docs]
+        self.avg = (sum(self.len) / self.n) if self.n else 1.0
+        self.post: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for i, d in enumerate(docs):
+            for t, tf in d.items():
+                self.post[t].append((i, tf))
+        self.idf = {t: math.log(1 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.post.items()}
+
+    def scores(self, terms: list[str]) -> dict[int, float]:
+        out: dict[int, float] = defaultdict(float)
+        for t in terms:
+            p = self.post.get(t)
+            if not p:
+                continue
+            idf = self.idf[t]
+            for i, tf in p:
+                out[i] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * self.len[i] / self.avg))
+        return out
+
+
+class Index:
+    """Everything needed to answer quickly, built from one KnowledgeBase."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self.rewrite = Rewriter(kb.lexicon.canonical)
+        self.stop = {clean(s) for s in kb.lexicon.stopwords}
+        # Single characters carry meaning only when the lexicon says so (群, 狗...).
+        self.keep1 = {w for w in self.rewrite.mapping.values() if len(w) == 1} | \
+                     {clean(w) for w in kb.lexicon.user_words if len(clean(w)) == 1}
+        self.jieba = _jieba([clean(w) for w in kb.lexicon.user_words] + list(self.rewrite.mapping.values()))
+        entries = kb.entries
+        q_words, q_bi, self.q_owner = [], [], []
+        e_words, e_bi = [], []
+        self.e_vocab: list[set[str]] = []
+        self.tag_post: dict[str, list[int]] = defaultdict(list)
+        for n, e in enumerate(entries):
+            texts = [e.title, *e.questions]
+            all_w: Counter = Counter()
+            all_b: Counter = Counter()
+            for t in texts:
+                w, b = self.tokens(t)
+                q_words.append(Counter(w))
+                q_bi.append(Counter(b))
+                self.q_owner.append(n)
+                all_w.update(w)
+                all_b.update(b)
+            tag_w = [t for tag in e.tags for t in self.tokens(tag)[0]]
+            ans_w, ans_b = self.tokens(e.answer)
+            all_w.update(tag_w)
+            all_w.update(ans_w)
+            all_b.update(ans_b)
+            e_words.append(all_w)
+            e_bi.append(all_b)
+            tagset = set(tag_w) | {self.rewrite(clean(tag)) for tag in e.tags}
+            for t in tagset:
+                self.tag_post[t].append(n)
+            self.e_vocab.append(set(all_w) | tagset)
+        self.qw, self.qb = _BM25(q_words), _BM25(q_bi)
+        self.ew, self.eb = _BM25(e_words), _BM25(e_bi)
+        idfs = list(self.ew.idf.values()) or [1.0]
+        self.avg_idf = sum(idfs) / len(idfs)
+
+    def tokens(self, text: str) -> tuple[list[str], list[str]]:
+        """(words, bigrams) of a text in canonical form."""
+        t = self.rewrite(clean(text))
+        words = [w for w in self.jieba.lcut(t, HMM=True)
+                 if w not in self.stop and _WORD_OK.search(w) and (len(w) > 1 or w in self.keep1 or w.isdigit())]
+        bigrams = [f"#{run[i:i + 2]}" for run in _CJK.findall(t) for i in range(len(run) - 1)]
+        return words, bigrams
+
+    def search(self, text: str, k: int = 3) -> list[Match]:
+        words, bigrams = self.tokens(text)
+        if not words and not bigrams:
+            return []
+        uw = list(dict.fromkeys(words))
+        ub = list(dict.fromkeys(bigrams))
+        per_entry: dict[int, float] = defaultdict(float)
+        for qi, s in self.qw.scores(uw).items():
+            per_entry[self.q_owner[qi]] = max(per_entry[self.q_owner[qi]], s)
+        best_q: dict[int, float] = defaultdict(float)
+        for qi, s in self.qb.scores(ub).items():
+            n = self.q_owner[qi]
+            best_q[n] = max(best_q[n], s)
+        for n, s in best_q.items():
+            per_entry[n] += BIGRAM_WEIGHT * s
+        for n, s in self.ew.scores(uw).items():
+            per_entry[n] += ENTRY_FIELD_WEIGHT * s
+        for n, s in self.eb.scores(ub).items():
+            per_entry[n] += ENTRY_FIELD_WEIGHT * BIGRAM_WEIGHT * s
+        for w in uw:
+            for n in self.tag_post.get(w, ()):
+                per_entry[n] += TAG_WEIGHT * self.ew.idf.get(w, 0.0)
+        if not per_entry:
+            return []
+        # Information mass of the query: a word unknown to the KB weighs like an
+        # average word, so off-topic questions cannot look covered.
+        weights = {w: self.ew.idf.get(w, self.avg_idf) for w in uw}
+        total = sum(weights.values()) or 1.0
+
+        def coverage(n: int) -> tuple[float, list[str]]:
+            covered = [w for w in uw if w in self.e_vocab[n]]
+            return (sum(weights[w] for w in covered) / total if uw else 0.5), covered
+
+        # Re-rank the BM25 shortlist by how much of the question each entry covers:
+        # BM25 alone favours entries that repeat one common word (e.g. 群).
+        shortlist = sorted(per_entry.items(), key=lambda kv: -kv[1])[:10]
+        scored = []
+        for n, raw in shortlist:
+            cov, covered = coverage(n)
+            scored.append((raw * (0.4 + cov), n, raw, cov, covered))
+        scored.sort(key=lambda x: -x[0])
+        top = scored[0][0]
+        second = scored[1][0] if len(scored) > 1 else 0.0
+        out = []
+        for rank, (key, n, raw, cov, covered) in enumerate(scored[:k]):
+            if rank == 0:
+                # Coverage says "this entry talks about what was asked"; the lead says
+                # "and no other entry does as well". Both matter for answering outright.
+                lead = (key - second) / key if key > 0 else 0.0
+                conf = cov * (0.75 + 0.25 * min(1.0, lead * 2))
+            else:
+                conf = cov * 0.75 * key / top
+            out.append(Match(self.kb.entries[n], round(conf, 3), round(raw, 3), covered))
+        return out
+
+
+class Matcher:
+    """The process-wide matcher: follows the knowledge base's reloads."""
+
+    def __init__(self, data_dir: Path = DATA_DIR) -> None:
+        self.store = Store(data_dir)
+        self._index: Index | None = None
+        self._version = -1
+        self._lock = threading.Lock()
+
+    def index(self) -> Index:
+        kb = self.store.get()
+        if self._index is None or self._version != self.store.version:
+            with self._lock:
+                if self._index is None or self._version != self.store.version:
+                    self._index = Index(kb)
+                    self._version = self.store.version
+        return self._index
+
+    def search(self, text: str, k: int = 3) -> list[Match]:
+        return self.index().search(text, k)
+
+    def best(self, text: str, min_score: float = ANSWER) -> Match | None:
+        found = self.search(text, 1)
+        return found[0] if found and found[0].score >= min_score else None
+
+
+_default: Matcher | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> Matcher:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Matcher()
+    return _default
+
+
+def search(text: str, k: int = 3) -> list[Match]:
+    """The k closest entries, best first, with confidence scores."""
+    return default().search(text, k)
+
+
+def best(text: str, min_score: float = ANSWER) -> Match | None:
+    """The entry that answers `text`, or None when not confident enough."""
+    return default().best(text, min_score)
+
+
+def warm_up() -> None:
+    """Load jieba, the knowledge base and the index now (worker parent, before
+    forking), so no job pays for it."""
+    default().search("银卡会员有哪些权益")

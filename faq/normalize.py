@@ -1,0 +1,84 @@
+"""How an owner's text is made comparable with the knowledge base.
+
+Two forms:
+- `clean(text)`: NFKC (full-width -> half-width), traditional -> simplified
+  (OpenCC t2s), lower case, emoji and whitespace removed. The intent
+  classifier reads this.
+- `canonical(text, table)`: `clean` plus the lexicon's rewriting of typos,
+  homophones and synonyms to one written form. The matcher reads this, and
+  the knowledge base is indexed through the same function, so a synonym is
+  expanded on both sides by construction.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_WS = re.compile(r"\s+")
+# Zero-width joiners, variation selectors, keycaps and skin tones glue emoji together.
+_INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufe00-\ufe0f\u20e3\U0001f3fb-\U0001f3ff]")
+
+_opencc = None
+
+
+def _t2s(text: str) -> str:
+    global _opencc
+    if _opencc is None:  # ~15 ms, and only processes that understand text need it
+        import opencc
+
+        _opencc = opencc.OpenCC("t2s")
+    return _opencc.convert(text)
+
+
+def _is_emoji(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    # So: symbols incl. emoji, Sk: modifiers, Cs/Co: surrogates/private use (broken emoji, WeChat faces).
+    return cat in ("So", "Sk", "Cs", "Co") or 0x1F000 <= ord(ch) <= 0x1FAFF
+
+
+def strip_emoji(text: str) -> str:
+    text = _INVISIBLE.sub("", text)
+    return "".join(ch for ch in text if not _is_emoji(ch))
+
+
+# WeChat's text faces like [微笑] [捂脸] arrive as bracketed words.
+_WECHAT_FACE = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
+
+
+@lru_cache(maxsize=4096)
+def clean(text: str) -> str:
+    """NFKC, t2s, lower, no emoji, no whitespace. Cached: owners repeat themselves."""
+    t = unicodedata.normalize("NFKC", text or "")
+    t = _WECHAT_FACE.sub("", t)
+    t = strip_emoji(t)
+    t = _t2s(t).lower()
+    return _WS.sub("", t)
+
+
+class Rewriter:
+    """One-pass longest-match rewriting of variants to canonical words.
+
+    Canonical words map to themselves so that a variant hidden inside an
+    already-correct word (e.g. 住满 in 居住满) is not rewritten twice.
+    """
+
+    def __init__(self, canonical: dict[str, list[str]]) -> None:
+        mapping: dict[str, str] = {}
+        for canon, variants in canonical.items():
+            c = clean(canon)
+            mapping.setdefault(c, c)
+            for v in variants:
+                mapping[clean(str(v))] = c
+        self.mapping = mapping
+        keys = sorted(mapping, key=len, reverse=True)
+        self._re = re.compile("|".join(re.escape(k) for k in keys)) if keys else None
+
+    def __call__(self, text: str) -> str:
+        if self._re is None:
+            return text
+        return self._re.sub(lambda m: self.mapping[m.group(0)], text)
+
+
+def canonical(text: str, rewriter: Rewriter) -> str:
+    return rewriter(clean(text))
