@@ -167,7 +167,7 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users"]
+EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq"]
 
 
 def _register_extra() -> None:

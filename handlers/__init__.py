@@ -11,6 +11,7 @@ CAPABILITIES: list[str] = [
     "handlers.tickets",
     "handlers.membership",
     "handlers.bookings",
+    "handlers.understanding",
 ]
 
 
