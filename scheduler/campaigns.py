@@ -9,12 +9,13 @@ Life of a campaign
   a shared sliding-window limiter)  ->  done.
 
 Exactly once: a delivery's outbox row (dedup_key campaign:<id>:<recipient>)
-is the commit point. Rows are written "held" (next_attempt_at far ahead) so
-the sweeper leaves them to the campaign; a resumed campaign sends a held row
-only if the sender never attempted it. A row the sender attempted while the
-process died (it may or may not have reached the platform) is resent only on
-channels with a platform-side duplicate check (WeCom); elsewhere it is marked
-`unknown` for a person to look at.
+is the commit point, and the sender claims a row atomically before sending
+it, so nothing is sent twice by two processes. A resumed campaign sends the
+rows its predecessor wrote but never handed to the sender, then goes on with
+pending deliveries. The single row that was in the sender's hands when the
+process died (it may or may not have reached the platform) is sent again only
+where the platform drops duplicates (WeCom); on the Official Account it is
+marked `unknown` for a person to look at.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Ho
 
 log = logging.getLogger(__name__)
 
-HELD_FOR = timedelta(days=3650)  # "held": the sweeper's `next_attempt_at <= now` never matches
 TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
 EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
 
@@ -264,14 +264,7 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
 def _push_for(camp: Campaign, d: Delivery):
     from handlers.message import Push
 
-    if d.kind == "text":
-        payload = d.payload or {"content": camp.text}
-    else:
-        payload = dict(d.payload or {})
-    if d.channel == "wecom" and d.kind in ("text", "markdown"):
-        # A resend after a crash must not reach anyone twice (WeCom drops duplicates).
-        payload = {**payload, "enable_duplicate_check": 1,
-                   "duplicate_check_interval": int(get_schedule().campaign["wecom_duplicate_check_seconds"])}
+    payload = (d.payload or {"content": camp.text}) if d.kind == "text" else dict(d.payload or {})
     return Push(channel=d.channel, recipient=d.address, kind=d.kind, payload=payload,
                 dedup_key=f"campaign:{camp.id}:{d.recipient_key}", priority=0 if camp.emergency else 7,
                 source=f"campaign:{camp.id}")
@@ -279,7 +272,8 @@ def _push_for(camp: Campaign, d: Delivery):
 
 class _Pace:
     """The campaign's per-app pace for one channel, on the outbound rate limiter
-    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker)."""
+    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker, so
+    the count of calls in any window stays under the limit, bursts included)."""
 
     def __init__(self, channel: str) -> None:
         from bot.config import get_settings
@@ -290,6 +284,7 @@ class _Pace:
         if channel == "mp":
             per_min = c.get("mp_per_minute") or per_min
         window = float(c["window_seconds"]) * time_scale()
+        self.per_s = per_min / window
         # A small margin: the platform stamps a call when it arrives, a little after we count it.
         self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + min(0.05, window / 50))]
 
@@ -305,51 +300,40 @@ class _Pace:
             time.sleep(min(wait, 0.5))
 
 
-def limiter_for(channel: str) -> _Pace:
-    return _Pace(channel)
-
-
 def _send(outbox_id: int) -> str:
     from bot.outbound.sender import send_one
 
     return send_one(outbox_id)
 
 
-def _recover(session: Session, camp: Campaign) -> dict:
-    """Deliveries left `sending` by a process that died: settle each from its outbox row."""
-    resend_ok = set(get_schedule().campaign.get("resend_unknown_channels") or [])
-    out = {"sent": 0, "retry": 0, "unknown": 0}
-    rows = session.execute(select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id,
-                                                                isouter=True)
-                           .where(Delivery.campaign_id == camp.id, Delivery.state == "sending")).all()
-    far = clock.now() + timedelta(days=365)
-    for d, ob in rows:
-        if ob is None:
-            d.state = "pending"
-        elif ob.state == "sent":
-            d.state, d.sent_at = "sent", ob.sent_at
-            out["sent"] += 1
-        elif ob.state == "dead":
-            d.state, d.error = "failed", ob.last_error
-        elif ob.next_attempt_at is not None and ob.next_attempt_at > far and ob.attempts > 0 \
-                and ob.state not in ("failed",):
-            # Held for the campaign and attempted, yet neither sent nor failed: the
-            # process died with this call in flight.
-            if d.channel in resend_ok:
-                ob.state, ob.next_attempt_at = "queued", clock.now()  # WeCom drops a duplicate
-                out["retry"] += 1
-            else:
-                ob.state, ob.last_error = "dead", "in flight when the process died; not resent (no duplicate check)"
-                d.state, d.error = "unknown", ob.last_error
-                out["unknown"] += 1
-        else:
-            out["retry"] += 1  # never tried (sent by the loop) or retried by the outbox
-    return out
+def _inflight_key(campaign_id: int) -> str:
+    return f"sched:campaign-inflight:{campaign_id}"
+
+
+def _recover(session: Session, camp: Campaign, inflight: int | None) -> dict:
+    """After a process died: the one outbox row it had in flight (claimed by the
+    sender, not recorded as sent) may or may not have reached the platform.
+    WeCom's duplicate check makes a resend harmless; the Official Account has
+    none, so there the row is held back as `unknown` (never twice beats maybe twice)."""
+    if not inflight:
+        return {}
+    d = session.scalar(select(Delivery).where(Delivery.campaign_id == camp.id, Delivery.outbox_id == inflight))
+    ob = session.get(OutboxMessage, inflight)
+    if d is None or ob is None or ob.state != "queued" or d.state != "sending":
+        return {}
+    if d.channel in set(get_schedule().campaign.get("resend_unknown_channels") or []):
+        ob.next_attempt_at = clock.now()  # send again now, the platform drops a duplicate
+        return {"resent": d.recipient_key}
+    ob.state, ob.last_error = "dead", "in flight when the sending process died; not resent (no duplicate check)"
+    d.state, d.error = "unknown", ob.last_error
+    log.warning("campaign %s: %s was in flight at a crash; marked unknown", camp.id, d.recipient_key)
+    return {"unknown": d.recipient_key}
 
 
 def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
     """Send as much of a campaign as `max_seconds` allows; returns what happened
     and whether more remains ("more": True -> the caller re-queues)."""
+    from bot.outbound import outbox
     from bot.queues import get_redis
     from store.db import session_scope
 
@@ -358,10 +342,11 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
     deadline = time.monotonic() + max_seconds
     r = get_redis()
     lock_key = f"sched:campaign-lock:{campaign_id}"
-    # One runner per campaign at a time; the lock outlives the chunk by a margin.
+    # One runner per campaign at a time; the lock outlives a chunk by a margin.
     if not r.set(lock_key, "1", nx=True, ex=int(max_seconds) + 60):
         return {"campaign": campaign_id, "state": "busy", "more": False}
     sent = failed = 0
+    recovered: dict = {}
     try:
         with session_scope() as s:
             camp = s.get(Campaign, campaign_id)
@@ -374,74 +359,79 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
                 return {"campaign": campaign_id, "state": "paused", "more": False}
             if camp.state == "scheduled":
                 plan(s, camp, now)
-            recovered = _recover(s, camp) if camp.state == "sending" else {}
             if camp.state == "planned":
                 camp.state, camp.started_at = "sending", now
+            raw = r.get(_inflight_key(campaign_id))
+            recovered = _recover(s, camp, int(raw) if raw else None)
             emergency = camp.emergency
-        limiters: dict[str, object] = {}
-        batch = int(sched.campaign["batch_size"])
+        r.delete(_inflight_key(campaign_id))
+        paces: dict[str, _Pace] = {}
         while time.monotonic() < deadline:
             with session_scope() as s:
                 camp = s.get(Campaign, campaign_id)
                 if camp.state == "cancelled":
                     return {"campaign": campaign_id, "state": "cancelled", "sent": sent, "more": False}
-                if not may_send(clock.now(), emergency, sched):
+                now = clock.now()
+                if not may_send(now, emergency, sched):
                     return {"campaign": campaign_id, "state": "paused", "sent": sent, "more": False}
-                from bot.outbound import outbox
-
-                # Held rows first (written before a crash, never attempted), then new ones.
-                work: list[tuple[int, int, str]] = []
-                for d, ob in s.execute(select(Delivery, OutboxMessage).join(
-                        OutboxMessage, OutboxMessage.id == Delivery.outbox_id).where(
-                        Delivery.campaign_id == campaign_id, Delivery.state == "sending",
-                        OutboxMessage.state == "queued", OutboxMessage.attempts == 0).limit(batch)).all():
-                    work.append((d.id, ob.id, d.channel))
-                held_until = clock.now() + HELD_FOR
-                fresh = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
+                # Rows written before a crash and never claimed go first, then new ones.
+                work: list[tuple[int, int, str]] = [
+                    (d.id, ob.id, d.channel) for d, ob in s.execute(
+                        select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+                        .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending",
+                               OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
+                               OutboxMessage.next_attempt_at <= now)
+                        .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
+                # A batch must go out before the sweeper (10 s) would hand its rows
+                # to the outbound workers, which know nothing of this campaign's pace.
+                rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
+                size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 5)))
+                if len(work) < size:
+                    for d in s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
                                                               Delivery.state == "pending")
-                                       .order_by(Delivery.id).limit(batch - len(work)))) if len(work) < batch else []
-                for d in fresh:
-                    row = outbox.add(s, _push_for(camp, d), held_until)
-                    if row is None:  # already recorded under this dedup key
-                        row = s.scalar(select(OutboxMessage).where(
-                            OutboxMessage.dedup_key == f"campaign:{camp.id}:{d.recipient_key}"))
-                    d.state, d.outbox_id, d.attempts = "sending", row.id, d.attempts + 1
-                    if row.state == "queued" and row.attempts == 0:
-                        work.append((d.id, row.id, d.channel))
+                                       .order_by(Delivery.id).limit(size - len(work))):
+                        row = outbox.add(s, _push_for(camp, d), now)
+                        if row is None:  # recorded before under this dedup key
+                            row = s.scalar(select(OutboxMessage).where(
+                                OutboxMessage.dedup_key == f"campaign:{camp.id}:{d.recipient_key}"))
+                        d.state, d.outbox_id, d.attempts = "sending", row.id, d.attempts + 1
+                        if row.state == "queued" and row.attempts == 0:
+                            work.append((d.id, row.id, d.channel))
             if not work:
                 break
-            done_ids, fail_ids = [], []
+            done: list[tuple[int, int]] = []
             for did, oid, channel in work:
-                lim = limiters.get(channel) or limiters.setdefault(channel, limiter_for(channel))
-                if not lim.acquire(deadline):
+                if not paces.setdefault(channel, _Pace(channel)).acquire(deadline):
                     break
+                r.set(_inflight_key(campaign_id), oid)  # the one row a crash could leave ambiguous
                 try:
                     res = _send(oid)
                 except Exception as exc:  # one bad row must not stop the campaign
                     log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
                     res = "error"
-                (done_ids if res == "sent" else fail_ids).append((did, oid))
+                done.append((did, oid))
+                if res == "sent":
+                    sent += 1
+                elif res in ("dead", "error"):
+                    failed += 1
+            r.delete(_inflight_key(campaign_id))
             with session_scope() as s:
-                _settle(s, done_ids + fail_ids)
-            sent += len(done_ids)
-            failed += len(fail_ids)
+                _settle(s, done)
         with session_scope() as s:
-            left = s.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state.in_(("pending",)))) or 0
-            held = list(s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
-                                                          Delivery.state == "sending")))
-            _settle(s, [(d.id, d.outbox_id) for d in held])
-            still = s.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "sending")) or 0
+            held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
+                Delivery.campaign_id == campaign_id, Delivery.state == "sending"))]
+            _settle(s, held)
+            counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                    .group_by(Delivery.state)).all())
             camp = s.get(Campaign, campaign_id)
-            if left == 0 and still == 0 and camp.state == "sending":
+            left, waiting = counts.get("pending", 0), counts.get("sending", 0)
+            if left == 0 and waiting == 0 and camp.state == "sending":
                 camp.state, camp.finished_at = "done", clock.now()
-                rows = s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
-                                 .group_by(Delivery.state)).all()
-                camp.stats = {**(camp.stats or {}), **{st: n for st, n in rows}}
+            camp.stats = {**(camp.stats or {}), "deliveries": counts}
             return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
-                    "recovered": recovered, "more": left > 0 or (still > 0 and camp.state == "sending" and sent > 0),
-                    "pending": left, "in_outbox": still}
+                    "recovered": recovered, "deliveries": counts,
+                    # Rows the outbox retries later are settled by the pump's next round.
+                    "more": left > 0 and camp.state == "sending"}
     finally:
         r.delete(lock_key)
 
@@ -451,12 +441,13 @@ def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
     if not pairs:
         return
     states = dict(session.execute(select(OutboxMessage.id, OutboxMessage.state)
-                                  .where(OutboxMessage.id.in_([o for _, o in pairs]))).all())
+                                  .where(OutboxMessage.id.in_([o for _, o in pairs if o]))).all())
     now = clock.now()
     sent = [d for d, o in pairs if states.get(o) == "sent"]
     dead = [d for d, o in pairs if states.get(o) == "dead"]
-    if sent:
-        session.execute(update(Delivery).where(Delivery.id.in_(sent)).values(state="sent", sent_at=now))
+    for chunk in range(0, len(sent), 500):
+        session.execute(update(Delivery).where(Delivery.id.in_(sent[chunk:chunk + 500]), Delivery.state == "sending")
+                        .values(state="sent", sent_at=now))
     if dead:
         session.execute(update(Delivery).where(Delivery.id.in_(dead), Delivery.state == "sending")
                         .values(state="failed"))

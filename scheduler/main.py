@@ -16,8 +16,10 @@ import logging
 import os
 import signal
 import threading
+from datetime import timedelta
 
 log = logging.getLogger(__name__)
+_EPS = timedelta(microseconds=1)
 
 
 def _settings() -> dict:
@@ -128,3 +130,30 @@ def run_scheduler() -> None:
     signal.signal(signal.SIGINT, stop)
     print(f"scheduler {proc.lock.token} started", flush=True)
     proc.run()
+
+
+def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
+    """(fire time, job name) of every cron/interval job of schedule.yaml in
+    (start, end], in order: what the leader would run over that span. Used by
+    the tests (with a frozen clock) and handy to check a schedule change."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from bot.clock import CST
+    from scheduler.config import get_schedule
+
+    out = []
+    for name, spec in get_schedule().jobs.items():
+        if names is not None and name not in names:
+            continue
+        if spec.trigger == "cron":
+            trig = CronTrigger(timezone=CST, **spec.trigger_args)
+        else:
+            trig = IntervalTrigger(timezone=CST, start_date=start, **spec.trigger_args)
+        t = trig.get_next_fire_time(None, start)
+        while t is not None and t <= end:
+            if t > start:
+                out.append((t, name))
+            t = trig.get_next_fire_time(t, t + _EPS)
+    return sorted(out)
+
