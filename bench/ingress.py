@@ -1,0 +1,229 @@
+"""Ingress benchmark: /wechat/mp (safe mode, unique messages, passive reply on)
+next to a bare Flask endpoint answering `success`, both under deploy/gunicorn.conf.py,
+in the same run.
+
+    .venv/bin/python bench/ingress.py [--seconds 6] [--connections 32] [--workers 2]
+
+Starts its own redis-server, a temp SQLite database, `guanjia worker` processes and
+two gunicorns; loads each with a small asyncio HTTP/1.1 keep-alive client (closed
+loop, maximum throughput), then at a fixed 200 requests/s (open loop: latency is
+counted from the moment a request was due, so a stall is not hidden).
+Targets (issue 2): ours >= 0.5 x bare throughput; p99 < 50 ms at 200 req/s on 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import platform as P  # noqa: E402  (request builders: what WeChat sends)
+from tests.conftest import free_port, wait_port  # noqa: E402
+
+
+# --- a tiny HTTP/1.1 client ------------------------------------------------------------
+
+async def _request(reader, writer, raw: bytes) -> bytes:
+    writer.write(raw)
+    status = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    body = await reader.readexactly(length) if length else b""
+    if not status.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(f"{status!r} {body[:200]!r}")
+    return body
+
+
+def build_requests(port: int, n: int, offset: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        q, body = P.mp_text_request(f"o_bench{i % 500}", "你好", offset + i, mode="safe")
+        out.append((f"POST /wechat/mp?{urlencode(q)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+    return out
+
+
+async def closed_loop(port: int, requests: list[bytes], connections: int, seconds: float) -> dict:
+    """As fast as the server answers, `connections` requests in flight."""
+    latencies: list[float] = []
+    errors = 0
+    it = iter(requests)
+    deadline = time.perf_counter() + seconds
+
+    async def conn() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for raw in it:
+            if time.perf_counter() > deadline:
+                break
+            t = time.perf_counter()
+            try:
+                await _request(reader, writer, raw)
+                latencies.append(time.perf_counter() - t)
+            except Exception:
+                errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(conn() for _ in range(connections)))
+    return _summary(latencies, errors, time.perf_counter() - started)
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float, seconds: float) -> dict:
+    """One request every 1/rate s whatever happens; latency from when it was due."""
+    n = int(rate * seconds)
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        reader, writer = await pool.get()
+        try:
+            await _request(reader, writer, requests[i])
+            latencies.append(time.perf_counter() - due)
+        except Exception:
+            errors += 1
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        pool.put_nowait((reader, writer))
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return _summary(latencies, errors, time.perf_counter() - start)
+
+
+def _summary(lat: list[float], errors: int, elapsed: float) -> dict:
+    lat = sorted(lat)
+    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")  # noqa: E731
+    return {"n": len(lat), "errors": errors, "rps": len(lat) / elapsed, "p50_ms": pick(0.50),
+            "p99_ms": pick(0.99), "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan")}
+
+
+# --- the processes -----------------------------------------------------------------------
+
+class Stack:
+    def __init__(self, workers: int, rq_workers: int) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
+        self.procs: list[subprocess.Popen] = []
+        self.redis_port, self.app_port, self.bare_port = free_port(), free_port(), free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
+        self.env |= P.channel_env("http://127.0.0.1:9") | {
+            "DATABASE_URL": f"sqlite:///{self.tmp / 'bench.db'}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers),
+            "GUANJIA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+        self.rq_workers = rq_workers
+
+    def _spawn(self, args: list[str], env: dict | None = None, log: str = "x") -> subprocess.Popen:
+        out = open(self.tmp / f"{log}.log", "ab")
+        p = subprocess.Popen(args, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def start(self) -> None:
+        py = sys.executable
+        self._spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(self.tmp)], log="redis")
+        wait_port(self.redis_port)
+        subprocess.run([py, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=self.env, check=True,
+                       capture_output=True)
+        for i in range(self.rq_workers):
+            self._spawn([py, "-m", "bot", "worker", "--queues", "inbound,outbound"], log=f"worker{i}")
+        self._spawn([py, "-m", "bot", "serve", "--port", str(self.app_port)], log="app")
+        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
+        self._spawn([py, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.bare_port}", "bench.bare:create_app()"],
+                    env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-bare")}, log="bare")
+        wait_port(self.app_port, 30)
+        wait_port(self.bare_port, 30)
+        time.sleep(1.5)  # the rq workers warm up
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _line(name: str, r: dict) -> str:
+    return (f"{name:<22} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms"
+            f"   n={r['n']} errors={r['errors']}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn processes")
+    ap.add_argument("--rq-workers", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=200.0)
+    args = ap.parse_args()
+    if shutil.which("redis-server") is None:
+        print("redis-server is needed: apt-get install redis-server", file=sys.stderr)
+        return 2
+
+    stack = Stack(args.workers, args.rq_workers)
+    try:
+        stack.start()
+        n_max = int(args.seconds * 4000)
+        print(f"building {n_max * 2 + int(args.rate * args.seconds * 2)} encrypted requests...", flush=True)
+        ours_reqs = build_requests(stack.app_port, n_max, 10_000_000)
+        bare_reqs = build_requests(stack.bare_port, n_max, 20_000_000)
+        warm = build_requests(stack.app_port, 200, 30_000_000)
+        asyncio.run(closed_loop(stack.app_port, warm, 8, 2))
+        asyncio.run(closed_loop(stack.bare_port, build_requests(stack.bare_port, 200, 0), 8, 2))
+
+        bare = asyncio.run(closed_loop(stack.bare_port, bare_reqs, args.connections, args.seconds))
+        ours = asyncio.run(closed_loop(stack.app_port, ours_reqs, args.connections, args.seconds))
+        n_rate = int(args.rate * args.seconds * 2)
+        bare_rate = asyncio.run(open_loop(stack.bare_port, build_requests(stack.bare_port, n_rate, 40_000_000),
+                                          args.rate, args.seconds * 2))
+        ours_rate = asyncio.run(open_loop(stack.app_port, build_requests(stack.app_port, n_rate, 50_000_000),
+                                          args.rate, args.seconds * 2))
+    finally:
+        stack.stop()
+
+    ratio = ours["rps"] / bare["rps"]
+    print(f"\n{os.cpu_count()} cores; gunicorn gthread x{args.workers}, {args.rq_workers} rq worker(s), "
+          f"{args.connections} connections, {args.seconds:.0f} s per run; /wechat/mp safe mode, passive reply on")
+    print("max throughput (closed loop)")
+    print("  " + _line("bare Flask 'success'", bare))
+    print("  " + _line("guanjia /wechat/mp", ours))
+    print(f"  ratio ours/bare: {ratio:.2f}  (target >= 0.50)")
+    print(f"fixed rate {args.rate:.0f} req/s (open loop)")
+    print("  " + _line("bare Flask 'success'", bare_rate))
+    print("  " + _line("guanjia /wechat/mp", ours_rate))
+    ok = ratio >= 0.5 and ours_rate["p99_ms"] < 50 and ours["errors"] == ours_rate["errors"] == 0
+    print(f"targets {'met' if ok else 'NOT met'}: ratio {ratio:.2f} >= 0.50, p99 {ours_rate['p99_ms']:.1f} ms < 50 ms")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
