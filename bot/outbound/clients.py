@@ -50,13 +50,15 @@ class NotConfigured(PlatformError):
 
 class _Client:
     platform = ""
+    can_force_token = False
 
     def __init__(self, channel: ChannelSettings, timeout_s: float) -> None:
         self.channel = channel
         self.base = channel.api_base.rstrip("/")
         self.timeout_s = timeout_s
         self._local = threading.local()  # requests.Session is not documented as thread-safe
-        self.tokens = TokenCache(self._token_name(), self.fetch_token, _redis, margin_s=get_options().token_margin_s)
+        self.tokens = TokenCache(self._token_name(), self.fetch_token, _redis, margin_s=get_options().token_margin_s,
+                                 can_force=self.can_force_token)
 
     def _token_name(self) -> str:
         raise NotImplementedError
@@ -127,6 +129,10 @@ class WeChatClient(_Client):
     """Official Account (公众号)."""
 
     platform = "mp"
+
+    @property
+    def can_force_token(self) -> bool:  # stable_token's force_refresh; /cgi-bin/token always rotates
+        return self.token_mode == "stable"
 
     def __init__(self, channel: ChannelSettings, timeout_s: float, token_mode: str = "stable") -> None:
         if not (channel.app_id and channel.secret):

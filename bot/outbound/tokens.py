@@ -43,7 +43,8 @@ class TokenCache:
     """
 
     def __init__(self, name: str, fetch: Callable[[bool], tuple[str, int]],
-                 redis_getter: Callable[[], Redis], margin_s: float = 300.0, wait_s: float = 20.0) -> None:
+                 redis_getter: Callable[[], Redis], margin_s: float = 300.0, wait_s: float = 20.0,
+                 can_force: bool = True) -> None:
         self.key = f"guanjia:token:{name}"
         self.lock_key = self.key + ":lock"
         self.bad_key = self.key + ":bad"
@@ -51,6 +52,7 @@ class TokenCache:
         self._redis = redis_getter
         self.margin_s = margin_s
         self.wait_s = wait_s
+        self.can_force = can_force  # WeCom's gettoken has no force mode: asking twice gains nothing
         self._local: tuple[str, float] | None = None
         self._local_lock = threading.Lock()
 
@@ -79,7 +81,7 @@ class TokenCache:
                     if cached:
                         return cached.decode()
                     token, expires_in = self._fetch(False)
-                    bad = r.get(self.bad_key)
+                    bad = r.get(self.bad_key) if self.can_force else None
                     if bad and bad.decode() == token:
                         # The platform handed back the token it just refused: force a new one.
                         token, expires_in = self._fetch(True)

@@ -1,0 +1,122 @@
+"""Rate limits: the sliding window itself, and the sender deferring (not dropping)
+what would go over the platforms' per-member limits."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from tests.outbound_helpers import add_push, mp_text, row, wecom_text
+
+SEND = "/cgi-bin/message/send"
+
+
+def test_sliding_window_counts_and_waits(env):
+    from bot.outbound.ratelimit import Limit, acquire
+    from bot.queues import get_redis
+
+    r = get_redis()
+    lim = [Limit("t:a:m", 3, 60)]
+    t0 = 1_000_000.0
+    assert [acquire(lim, r, now=t0 + i) for i in range(3)] == [0.0, 0.0, 0.0]
+    wait = acquire(lim, r, now=t0 + 10)
+    assert 50 < wait <= 50.01  # the first send (t0) leaves the window at t0 + 60
+    assert acquire(lim, r, now=t0 + 60.5) == 0.0  # sliding: one slot back
+    assert acquire(lim, r, now=t0 + 60.8) > 0  # t0+1, t0+2 and t0+60.5 fill it again
+
+
+def test_all_or_nothing_across_keys(env):
+    from bot.outbound.ratelimit import Limit, acquire
+    from bot.queues import get_redis
+
+    r = get_redis()
+    t0 = 2_000_000.0
+    member, app = Limit("t:u:m", 1, 60), Limit("t:app:m", 10, 60)
+    assert acquire([member, app], r, now=t0) == 0.0
+    assert acquire([member, app], r, now=t0 + 1) > 0
+    # The refused call took no slot on the app key.
+    assert r.zcard("guanjia:rl:t:app:m") == 1
+    assert acquire([Limit("t:none", 0, 60)], r) == 0.0  # limit 0 = unlimited
+
+
+def test_campaign_sized_throughput(env):
+    """A 10,000-recipient campaign pays one Redis round trip per message."""
+    from bot.outbound.ratelimit import acquire, wecom_message_limits
+
+    started = time.perf_counter()
+    for i in range(2000):
+        assert acquire(wecom_message_limits([f"u{i}"])) == 0.0
+    per_call = (time.perf_counter() - started) / 2000
+    assert per_call < 0.005, per_call
+
+
+def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_platform, monkeypatch):
+    from bot.config import reset_settings
+    from bot.outbound.sender import send_one
+
+    monkeypatch.setenv("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", "3")
+    monkeypatch.setenv("GUANJIA_RATE_INLINE_WAIT_S", "0")
+    reset_settings()
+    ids = [add_push(wecom_text("weixiu_laozhou", f"工单{i}")) for i in range(5)]
+    results = [send_one(i) for i in ids]
+    assert results == ["sent"] * 3 + ["deferred"] * 2
+    late = row(ids[3])
+    assert late.state == "queued" and late.attempts == 0  # deferral uses no attempt
+    from bot import clock
+
+    assert timedelta(seconds=50) < late.next_attempt_at - clock.now() < timedelta(seconds=70)
+    assert send_one(ids[3]) == "not due"
+    assert len(fake_platform.sent(SEND)) == 3
+    assert fake_platform.stats()["breach_count"] == 0
+    # Another member is not held up.
+    assert send_one(add_push(wecom_text("weixiu_xiaoli"))) == "sent"
+
+
+def test_short_wait_is_slept_inline(outbound_env, fake_platform, monkeypatch):
+    from bot.outbound import ratelimit
+    from bot.outbound.sender import send_one
+
+    # A one-second window of 1 message: the second send waits inside the worker.
+    monkeypatch.setattr(ratelimit, "wecom_message_limits",
+                        lambda users, settings=None: [ratelimit.Limit(f"t:{u}:s", 1, 0.5) for u in users])
+    a, b = add_push(wecom_text("baoan_dawei", "一")), add_push(wecom_text("baoan_dawei", "二"))
+    started = time.monotonic()
+    assert send_one(a) == "sent" and send_one(b) == "sent"
+    assert 0.3 < time.monotonic() - started < 3
+
+
+def test_mp_customer_service_quota_per_window(outbound_env, fake_platform, demo, monkeypatch):
+    """5 customer-service messages per window opened by the owner's last message;
+    a new message from the owner opens a new window."""
+    from bot import clock
+    from bot.outbound.sender import send_one
+    from store.db import session_scope
+    from store.models import Owner
+
+    monkeypatch.setenv("GUANJIA_RATE_INLINE_WAIT_S", "0")
+
+    def owner_writes(at):
+        with session_scope() as s:
+            s.query(Owner).filter(Owner.openid == "o_chen").one().last_inbound_at = at
+
+    owner_writes(clock.now() - timedelta(hours=1))
+    ids = [add_push(mp_text("o_chen", f"回复{i}")) for i in range(6)]
+    assert [send_one(i) for i in ids] == ["sent"] * 5 + ["deferred"]
+    owner_writes(clock.now())
+    with session_scope() as s:  # due again (as the sweeper would find it an hour later)
+        from store.models import OutboxMessage
+
+        s.get(OutboxMessage, ids[5]).next_attempt_at = clock.now()
+    assert send_one(ids[5]) == "sent"
+
+
+def test_fake_platform_drops_and_counts_breaches(outbound_env, fake_platform):
+    """Without our limiter, the platform drops silently beyond the per-member limit."""
+    from bot.outbound.clients import get_wecom_client
+
+    fake_platform.config(per_member_per_minute=2)
+    client = get_wecom_client()
+    answers = [client.send_text("kefu_ajie", f"x{i}") for i in range(3)]
+    assert all(a["errcode"] == 0 for a in answers)  # silently
+    stats = fake_platform.stats()
+    assert stats["breach_count"] == 1 and stats["breaches"][0]["userid"] == "kefu_ajie"
+    assert len(fake_platform.delivered(SEND)) == 2 and fake_platform.sent(SEND)[2]["dropped"] == "rate_limit"
