@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -204,7 +204,8 @@ def page_args(default: int = 50) -> tuple[int, int]:
 def iso(v: Any) -> Any:
     """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
     if isinstance(v, datetime):
-        return v.isoformat()
+        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
+        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
     if isinstance(v, date):
         return v.isoformat()
     return v
