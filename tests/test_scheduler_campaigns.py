@@ -1,0 +1,159 @@
+"""Campaigns and announcements against the fake platform: channel planning,
+quiet hours and the :00/:30 marks, emergencies, cancellation, the monthly
+bulk-send cap per group, the survey answered in the chat."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import CST
+
+
+def _run(cid: int) -> dict:
+    from scheduler.campaigns import run_chunk
+
+    return run_chunk(cid, max_seconds=20)
+
+
+def _announce(text, target, at=None, emergency=None):
+    from scheduler.campaigns import create_announcement
+    from store.db import session_scope
+
+    with session_scope() as s:
+        return create_announcement(s, text, target, at=at, emergency=emergency, created_by="kefu_xiaomei").id
+
+
+def test_channel_planning_per_recipient(demo, outbound_env, fake_platform, frozen_clock):
+    from store.db import session_scope
+    from store.models import Delivery, Owner
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    with session_scope() as s:  # 王建国 wrote an hour ago: inside the 48 h window
+        s.scalar(select(Owner).where(Owner.openid == "o_wang")).last_inbound_at = frozen_clock.now() - timedelta(hours=1)
+        s.scalar(select(Owner).where(Owner.openid == "o_li")).last_inbound_at = frozen_clock.now() - timedelta(hours=50)
+    cid = _announce("本周六上午9点小区举办亲子活动，欢迎参加。",
+                    {"buildings": ["1栋"], "staff": ["weixiu_laozhou"], "groups": ["wr_bld_2"]})
+    res = _run(cid)
+    assert res["state"] == "done", res
+    with session_scope() as s:
+        plan = {d.recipient_key: (d.channel, d.kind, d.address, d.state) for d in
+                s.scalars(select(Delivery).where(Delivery.campaign_id == cid))}
+    assert plan["owner:1"] == ("mp", "text", "o_wang", "sent")  # customer-service message in the window
+    assert plan["owner:2"] == ("mp", "template", "o_li", "sent")  # outside it: template
+    assert plan["staff:weixiu_laozhou"] == ("wecom", "text", "weixiu_laozhou", "sent")
+    assert plan["group:wr_bld_2"] == ("wecom", "group_task", "kefu_ajie", "sent")  # the group's staff owner
+    assert len([k for k in plan if k.startswith("owner:")]) == 6  # 1栋 has six owners
+    assert len(fake_platform.sent("/cgi-bin/message/custom/send")) == 1
+    assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 5
+    wecom = fake_platform.sent("/cgi-bin/message/send")
+    assert sorted(e["json"]["touser"] for e in wecom) == ["kefu_ajie", "weixiu_laozhou"]
+    assert "2栋业主群" in next(e for e in wecom if e["json"]["touser"] == "kefu_ajie")["json"]["text"]["content"]
+    # Nothing twice: running the finished campaign again sends nothing.
+    assert _run(cid)["state"] == "done"
+    assert len(fake_platform.sent()) == len([e for e in fake_platform.sent()])
+    assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 5
+
+
+def test_quiet_hours_marks_and_emergencies(demo, outbound_env, fake_platform, frozen_clock):
+    from scheduler.campaigns import campaign_status, due_campaigns
+    from store.db import session_scope
+
+    frozen_clock.set(datetime(2026, 9, 15, 22, 0, tzinfo=CST))
+    normal = _announce("下周一起垃圾分类新规实施。", {"tiers": ["金卡"]})
+    urgent = _announce("紧急通知：今晚23点至次日6点1栋停水检修。", {"buildings": ["1栋"]})
+    with session_scope() as s:
+        assert campaign_status(s, urgent)["emergency"] is True  # 停水 makes it an emergency
+        assert due_campaigns(s, frozen_clock.now()) == [urgent]
+    assert _run(normal)["state"] == "paused"  # quiet hours
+    assert _run(urgent)["state"] == "done"
+    assert len(fake_platform.sent()) == 6
+    # 08:00 sharp is on a :00 mark: still held; 08:03 goes.
+    frozen_clock.set(datetime(2026, 9, 16, 8, 0, 30, tzinfo=CST))
+    assert _run(normal)["state"] == "paused"
+    frozen_clock.set(datetime(2026, 9, 16, 8, 29, 0, tzinfo=CST))
+    assert _run(normal)["state"] == "paused"
+    frozen_clock.set(datetime(2026, 9, 16, 8, 3, 0, tzinfo=CST))
+    assert _run(normal)["state"] == "done"
+    assert len(fake_platform.sent()) == 8  # 王建国 and 赵丽 (金卡)
+
+
+def test_scheduled_announcement_can_be_cancelled_until_sent(demo, outbound_env, fake_platform, frozen_clock):
+    from scheduler.campaigns import CampaignError, cancel_announcement
+    from store.db import session_scope
+    from store.models import AuditLog
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    cid = _announce("周五下午电梯年检。", {"everyone": True}, at=datetime(2026, 9, 18, 14, 10, tzinfo=CST))
+    assert _run(cid)["state"] == "waiting"
+    with session_scope() as s:
+        assert cancel_announcement(s, cid, "jingli_lin")["cancelled"] is True
+    frozen_clock.set(datetime(2026, 9, 18, 14, 10, tzinfo=CST))
+    assert _run(cid)["state"] == "cancelled"
+    assert fake_platform.sent() == []
+    # Once sent it cannot be cancelled.
+    done = _announce("通知：明天上午维修。", {"owners": [1]})
+    _run(done)
+    with session_scope() as s:
+        res = cancel_announcement(s, done, "jingli_lin")
+        assert res == {"cancelled": False, "state": "done", "sent": 1, "withdrawn": 0}
+        assert [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.id))] == [
+            "announcement.create", "announcement.cancel", "announcement.create"]
+        with pytest.raises(CampaignError):
+            cancel_announcement(s, 9999)
+    with pytest.raises(CampaignError):
+        _announce("   ", {"everyone": True})
+    with pytest.raises(CampaignError):
+        _announce("x", {"floors": [3]})
+
+
+def test_group_bulk_send_cap_per_month(demo, outbound_env, fake_platform, frozen_clock):
+    from store.db import session_scope
+    from store.models import Campaign, Delivery, Group, GroupBulkSend
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    with session_scope() as s:  # September has 30 days: 29 used already
+        g = s.scalar(select(Group).where(Group.chat_id == "wr_vip_01"))
+        for i in range(29):
+            c = Campaign(kind="announcement", title="t", text="t", target={}, send_at=frozen_clock.now(),
+                         state="done", created_by="x")
+            s.add(c)
+            s.flush()
+            s.add(GroupBulkSend(group_id=g.id, month="2026-09", campaign_id=c.id))
+    first = _announce("VIP 群活动通知一", {"groups": ["wr_vip_01"]})
+    second = _announce("VIP 群活动通知二", {"groups": ["wr_vip_01"]})
+    _run(first), _run(second)
+    with session_scope() as s:
+        states = [(d.campaign_id, d.state, d.error) for d in s.scalars(select(Delivery).order_by(Delivery.id))]
+    assert states == [(first, "sent", None), (second, "skipped", "monthly bulk-send cap 30 reached")]
+    frozen_clock.set(datetime(2026, 10, 1, 10, 10, tzinfo=CST))  # a new month, a new allowance
+    third = _announce("VIP 群活动通知三", {"groups": ["wr_vip_01"]})
+    assert _run(third)["deliveries"] == {"sent": 1}
+
+
+def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from scheduler import survey as sv
+    from scheduler.tasks import survey
+    from store.db import session_scope
+
+    frozen_clock.set(datetime(2026, 9, 20, 10, 20, tzinfo=CST))
+    assert survey()["opened"] == 12
+
+    def say(openid, text):
+        with session_scope() as s:
+            return handle(Context(s, frozen_clock.now()), Message(channel="mp", sender=openid, text=text))
+
+    assert say("o_wang", "5 服务很好").replies == ["感谢您的评价（5分），我们会认真改进。"]
+    assert say("o_zhao", "2分，电梯太慢").intent == "survey"
+    assert say("o_liu", "4").intent == "survey"
+    assert say("o_li", "7").replies[0].startswith("请回复1到5")  # out of scale: asked again
+    assert say("o_wang", "5").intent != "survey"  # answered: the exchange is closed
+    with session_scope() as s:
+        rep = sv.report(s, "2026Q3")
+    assert rep["answers"] == 3 and rep["average"] == 3.67
+    assert rep["by_building"] == {"1栋": {"answers": 2, "average": 4.5, "low": 0},
+                                  "2栋": {"answers": 1, "average": 2.0, "low": 1}}
+    assert rep["by_tier"]["金卡"] == {"answers": 2, "average": 3.5, "low": 1}
