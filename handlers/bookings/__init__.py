@@ -103,7 +103,7 @@ def _next_prompt(ctx: Context, owner: Owner, state: dict) -> str:
         return f"请问「{svc.name}」的服务地点是？"
     state["stage"] = "confirm"
     w = _when_from(state)
-    when_txt = w.describe() if w.is_range else ops.start_time(w, w.day).strftime("%m月%d日 %H:%M").lstrip("0")
+    when_txt = w.describe() if w.is_range else ops.fmt_dt(ops.start_time(w, w.day))
     if w.is_range:
         when_txt += "（按最早可约的一天安排）"
     return (f"请确认预约：\n服务：{svc.name}\n时间：{when_txt}\n地点：{state['location']}\n"

@@ -32,10 +32,9 @@ def refusal(session: Session, owner: Owner, svc: Service, now: datetime) -> str 
         lowest = min(svc.tiers, key=rules.rank)
         msg = f"抱歉，「{svc.name}」是{'/'.join(svc.tiers)}会员专享服务，您目前是{owner.tier}会员。"
         e = eligibility(session, owner, local_day(now))
-        if e.target and rules.rank(e.target) <= rules.rank(lowest):
-            msg += "\n" + ("您已满足升级条件，回复「申请升级」即可申请。" if e.eligible else "") + gap_text(e)
-        else:
-            msg += f"\n升级至{lowest}会员即可享受。" + ("\n" + gap_text(e) if e.target else "")
+        msg += f"\n升级至{lowest}会员即可享受" + (f"（需先升级为{e.target}）" if e.target and e.target != lowest else "") + "。"
+        if e.target:
+            msg += "\n" + gap_text(e)
         return msg
     # Suspended benefits (第十条): member-only services are refused; services
     # open to everyone stay bookable at the basic tier's price (see `book`).
@@ -174,7 +173,7 @@ def book(session: Session, owner: Owner, svc: Service, when: When, location: str
         return None, quota_refused, []
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return None, (f"抱歉，「{svc.name}」{when.describe()}已约满。"
-                  + (f"最近可约：{nxt:%m月%d日}，回复「改到{nxt.month}月{nxt.day}日」即可。" if nxt else "")), []
+                  + (f"最近可约：{nxt.month}月{nxt.day}日，告诉我「{nxt.month}月{nxt.day}日」即可。" if nxt else "")), []
 
 
 def next_free_day(session: Session, svc: Service, start: date, days: int = 14) -> date | None:
@@ -185,14 +184,19 @@ def next_free_day(session: Session, svc: Service, start: date, days: int = 14) -
     return None
 
 
+def fmt_dt(dt: datetime) -> str:
+    """9月16日(周三) 15:00, as owners read it."""
+    s = dt.astimezone(CST)
+    return f"{s.month}月{s.day}日(周{'一二三四五六日'[s.weekday()]}) {s:%H:%M}"
+
+
 def describe(b: Booking, svc: Service | None = None) -> str:
     svc = svc or catalogue().get(b.service)
-    s = b.start_at.astimezone(CST)
-    return f"B{b.id} {svc.name if svc else b.service} {s.month}月{s.day}日 {s:%H:%M} @{b.location}"
+    return f"B{b.id} {svc.name if svc else b.service} {fmt_dt(b.start_at)} @{b.location}"
 
 
 def submitted_text(b: Booking, svc: Service) -> str:
-    return (f"预约已提交（编号 B{b.id}）：{svc.name}，{b.start_at.astimezone(CST):%m月%d日 %H:%M}，{b.location}。"
+    return (f"预约已提交（编号 B{b.id}）：{svc.name}，{fmt_dt(b.start_at)}，{b.location}。"
             f"工作人员将在2小时内审核，审核通过后1小时内与您联系确认细节。回复「取消预约」可取消。")
 
 
@@ -265,7 +269,7 @@ def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str)
         return True, f"已改期：{describe(b, svc)}。", pushes
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return False, (f"抱歉，{when.describe()}「{svc.name}」已约满或次数已用完，原预约保持不变。"
-                   + (f"最近可约：{nxt:%m月%d日}。" if nxt else "")), []
+                   + (f"最近可约：{nxt.month}月{nxt.day}日。" if nxt else "")), []
 
 
 def active_bookings(session: Session, owner: Owner) -> list[Booking]:

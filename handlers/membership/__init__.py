@@ -60,7 +60,7 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
         if rules.rank(wanted.group(1)) <= rules.rank(owner.tier):
             return Outcome(replies=[prefix + f"已享有{wanted.group(1)}及以上权益。"], intent="membership")
         prefix += f"需先升级为{e.target}，再由{e.target}升级为{wanted.group(1)}。"
-    text = prefix + ("您已满足升级条件，回复「申请升级」即可申请。" if e.eligible else "") + S.gap_text(e)
+    text = prefix + S.gap_text(e)
     return Outcome(replies=[text], intent="membership")
 
 

@@ -192,14 +192,17 @@ def review_application(session: Session, app_id: int, approve: bool, reviewer: s
 # --- texts -----------------------------------------------------------------------------
 
 def gap_text(e: R.Eligibility) -> str:
+    """What is missing for the next tier, or that nothing is."""
     if e.target is None:
         return f"您已是最高等级（{e.current}）。"
+    if e.eligible:
+        met = "、".join({"spend": f"累计消费{R.yuan(e.spend_fen)}元", "tenure": "居住年限"}[b] for b in e.met)
+        return f"您已满足升级{e.target}的条件（{met}），回复「申请升级」即可申请。"
     ways = []
     if e.spend_missing_fen is not None:
-        ways.append("消费条件已满足" if e.spend_missing_fen == 0 else
-                    f"再消费{R.yuan(e.spend_missing_fen)}元（已累计{R.yuan(e.spend_fen)}元）")
+        ways.append(f"再消费{R.yuan(e.spend_missing_fen)}元（已累计{R.yuan(e.spend_fen)}元）")
     if e.tenure_due is not None:
-        ways.append("居住年限已满足" if "tenure" in e.met else f"或于{e.tenure_due:%Y年%m月%d日}居住年限达标")
+        ways.append(f"或于{e.tenure_due:%Y年%m月%d日}居住年限达标")
     if e.special_contribution:
         ways.append("或经物业评估的特殊贡献")
     return f"升级{e.target}：" + "；".join(ways) + "。"
@@ -222,7 +225,7 @@ def summary(session: Session, owner: Owner, now: datetime) -> str:
         lines.append(f"降级提醒：若{notice.due_on:%Y年%m月%d日}前近12个月消费仍低于标准，将调整为{notice.to_tier}。")
     e = eligibility(session, owner, today)
     if e.target:
-        lines.append(("您已满足升级条件，回复「申请升级」即可申请。" if e.eligible else "") + gap_text(e))
+        lines.append(gap_text(e))
     sus = active_suspension(session, owner.id, now)
     if sus:
         lines.append(f"会员权益暂停中（{sus.reason}），至{sus.ends_at.astimezone(CST):%Y年%m月%d日}恢复。"
