@@ -277,16 +277,20 @@ def find_numbers(text: str) -> list[NumberHit]:
 
 # --- contact handles and links ---------------------------------------------------------
 
+_CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
 HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
 EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
-URL_SPOKEN = re.compile(r"[a-z0-9]{2,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)")
+# Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
+URL_SPOKEN = re.compile(r"[a-z0-9]{2,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
 def find_handles(text: str) -> list[str]:
     """WeChat / QQ ids after a label (微信号 abc123), in the compact form."""
-    return [m.group(2) for m in HANDLE.finditer(compact(text))]
+    comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
+    found = [m.group(2) for m in HANDLE.finditer(comp)]
+    return found + EMAIL.findall(_fold(text))
 
 
 def find_links(text: str) -> list[str]:
@@ -294,7 +298,7 @@ def find_links(text: str) -> list[str]:
     found = [u for u in URL.findall(folded)]
     allowed = lexicon().allowed_domains
     found = [u for u in found if not any(d in u for d in allowed)]
-    if URL_SPOKEN.search(compact(text)):
+    if not found and not EMAIL.search(folded.replace(" ", "")) and URL_SPOKEN.search(compact(EMAIL.sub(" ", _fold(text)))):
         found.append("(spoken link)")
     return found
 
