@@ -442,3 +442,42 @@ def test_daily_digest_and_monthly_summary(demo, frozen_clock):
     body = pushes[0].payload["content"]
     assert "2026-09" in body and "共 2 件" in body and "紧急 1" in body and "一般 1" in body
     assert "满意度：4.0" in body and "O5 1 次" in body and "O7 1 次" in body
+
+
+def test_staff_registers_for_an_owner_and_survey_never_cuts_another_exchange(demo, frozen_clock):
+    from handlers import conversation
+    from handlers import registry
+    from handlers.dispatch import handle  # noqa: F401
+    from store.db import session_scope
+
+    msg = Message(channel="wecom", sender="kefu_ajie", chat="staff", text="业主来电：客厅灯不亮", role="staff")
+    with session_scope() as s:
+        out = registry.get_intent_handler("complaint")(
+            Context(s, clock.now()), msg, RouteResult(intent="complaint", priority="general", category="repair"))
+    assert "房号" in out.replies[0] and ticket().state == "waiting_home"
+    out = say("kefu_ajie", "2-1603", staff=True)
+    t = ticket()
+    assert (t.state, t.room, t.contact_name) == ("open", "2-1603", "吴强")
+    with session_scope() as s:  # staff registering does not bind anyone's account
+        from store.models import Owner
+        assert s.scalar(select(Owner).where(Owner.name == "吴强")).openid == "o_wu"
+    say("weixiu_xiaoli", "接单 T1", staff=True)
+    with session_scope() as s:  # the owner is in the middle of another exchange
+        conversation.start(s, "o_wu", "private", "someone_elses", {"step": "time"}, clock.now())
+    out = say("weixiu_xiaoli", "完成 T1 已更换灯管", staff=True)
+    assert "评价 T1 5" in text_of(out.pushes, "o_wu") and actions(action="survey_deferred")
+    with session_scope() as s:
+        assert conversation.get(s, "o_wu", "private", clock.now()).handler == "someone_elses"
+    out = say("o_wu", "评价 T1 4 师傅很准时")
+    assert ticket().state == "closed" and ticket().survey_score == 4 and ticket().survey_comment == "师傅很准时"
+
+
+def test_survey_answers_are_read_as_the_owner_means_them():
+    from handlers.tickets.survey import parse_answer
+
+    assert parse_answer("不满意，还是漏水") == (1, "还是漏水")
+    assert parse_answer("满意") == (5, "")
+    assert parse_answer("一般") == (3, "")
+    assert parse_answer("2分 太慢了") == (2, "太慢了")
+    assert parse_answer("5") == (5, "")
+    assert parse_answer("明天下午有空吗") is None

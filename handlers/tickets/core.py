@@ -378,7 +378,8 @@ def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]
     if not openid:  # nobody to message: the result clock keeps running until a call-back
         return []
     text = (f"您的工单{ticket.number}已处理完成：{ticket.result_note}\n"
-            f"请为本次服务打分：回复 1-5 分（5 分最满意），或回复「满意」「一般」「不满意」，可附上意见。")
+            f"请为本次服务打分：回复 1-5 分（5 分最满意），或回复「满意」「一般」「不满意」，可附上意见"
+            f"（也可回复「评价 {ticket.number} 5」）。")
     pushes = owner_push(session, ticket, text, f"result:{ticket.reopen_count}")
     ticket.result_sent_at = now
     fire(session, ticket, "result_sent", "bot", now)

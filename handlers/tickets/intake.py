@@ -64,30 +64,50 @@ def attach_owner(session: Session, ticket: Ticket, owner: Owner, now: datetime) 
 def _ack(ticket: Ticket) -> str:
     cls = core.class_label(ticket.priority)
     cat = core.CATEGORY_LABELS.get(ticket.category, ticket.category)
-    return (f"已为您登记工单{ticket.number}（{cls}·{cat}），已通知{roster().team_label(ticket.team)}值班人员，"
-            f"处理进度会随时告诉您。查询进度回复「我的工单」，催办回复「催一下 {ticket.number}」。")
+    promise = policy().classes[ticket.priority].promise
+    return (f"已为您登记工单{ticket.number}（{cls}·{cat}），已通知{roster().team_label(ticket.team)}值班人员"
+            + (f"，{promise}" if promise else "") + f"。处理进度会随时告诉您。查询进度回复「我的工单」，催办回复「催一下 {ticket.number}」。")
 
 
 @registry.intent_handler("complaint")
 def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outcome:
     route = route or RouteResult(intent="complaint")
-    owner = find_owner(ctx.session, msg)
+    staff = msg.role in ("staff", "admin") and msg.chat == "staff"
+    # Staff registering a request for an owner name the room; owners are who they are.
+    owner = _owner_of_room(ctx.session, msg.text) if staff else find_owner(ctx.session, msg)
     ticket, pushes = create_ticket(ctx.session, msg, owner, route.priority, route.category, ctx.now)
     if ticket.state == "open":
         return Outcome(replies=[_ack(ticket)], pushes=pushes, intent="complaint")
     # Not bound yet: the ticket waits for the room check.
     conv = conversation.get(ctx.session, msg.sender, msg.chat, ctx.now, msg.group_id)
     waiting = list(conv.state.get("tickets", [])) if conv is not None and conv.handler == BIND_CONV else []
-    conversation.start(ctx.session, msg.sender, msg.chat, BIND_CONV, {"tickets": waiting + [ticket.id], "tries": 0},
+    conversation.start(ctx.session, msg.sender, msg.chat, BIND_CONV,
+                       {"tickets": waiting + [ticket.id], "tries": 0, "staff": staff},
                        ctx.now, ttl=BIND_TTL, group_id=msg.group_id)
+    if staff:
+        return Outcome(replies=[f"已登记工单{ticket.number}，请回复业主房号（例如 1-1201）以便派单。"], intent="complaint")
     return Outcome(replies=[f"已记录您的诉求，工单号{ticket.number}。为了尽快派人处理，请先核对房屋："
                             f"回复房号和预留手机号后四位，例如「1-1201 0002」。"], intent="complaint")
 
 
-def bind_home(session: Session, openid: str, room: str, last4: str) -> tuple[Owner | None, str]:
-    """Binds an OA account to the owner on record for `room` if the phone matches.
+def _room(text: str) -> str | None:
+    m = _ROOM.search(text or "")
+    return f"{int(m.group(1))}-{m.group(2).zfill(4)}" if m else None
 
-    Returns (owner, "") or (None, reason)."""
+
+def _owner_of_room(session: Session, text: str) -> Owner | None:
+    room = _room(text)
+    home = session.scalar(select(Home).where(Home.room == room)) if room else None
+    if home is None:
+        return None
+    return session.scalars(select(Owner).where(Owner.home_id == home.id).order_by(Owner.id)).first()
+
+
+def bind_home(session: Session, sender: str, room: str, last4: str, channel: str = "mp") -> tuple[Owner | None, str]:
+    """Binds an owner's platform identity (OA openid, or the WeCom external_userid
+    for someone writing from a customer group) to the owner on record for `room`
+    if the phone matches. Returns (owner, "") or (None, reason)."""
+    field = "openid" if channel == "mp" else "external_userid"
     home = session.scalar(select(Home).where(Home.room == room))
     if home is None:
         return None, f"没有找到房号{room}。"
@@ -95,12 +115,12 @@ def bind_home(session: Session, openid: str, room: str, last4: str) -> tuple[Own
     match = next((o for o in owners if o.phone and o.phone.endswith(last4)), None)
     if match is None:
         return None, "房号与手机号后四位不匹配。"
-    if match.openid and match.openid != openid:
+    if getattr(match, field) and getattr(match, field) != sender:
         return None, "该房屋已绑定其他微信号，请联系客服中心核实。"
-    other = session.scalar(select(Owner).where(Owner.openid == openid, Owner.id != match.id))
+    other = session.scalar(select(Owner).where(getattr(Owner, field) == sender, Owner.id != match.id))
     if other is not None:
-        other.openid = None  # one OA account, one home
-    match.openid = openid
+        setattr(other, field, None)  # one account, one home
+    setattr(match, field, sender)
     session.flush()
     return match, ""
 
@@ -108,6 +128,8 @@ def bind_home(session: Session, openid: str, room: str, last4: str) -> tuple[Own
 @registry.conversation_handler(BIND_CONV)
 def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = msg.text.strip()
+    if conv.state.get("staff"):
+        return _staff_room_reply(ctx, msg, conv)
     m_room = _ROOM.search(text)
     rest = text[m_room.end():] if m_room else text
     m_last = _LAST4.search(rest)
@@ -116,7 +138,7 @@ def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
             return Outcome(replies=["请同时回复房号和手机号后四位，例如「1-1201 0002」。"], intent="command")
         return None  # something else: let the router have it, the tickets keep waiting
     room = f"{int(m_room.group(1))}-{m_room.group(2).zfill(4)}"
-    owner, why = bind_home(ctx.session, msg.sender, room, m_last.group(1))
+    owner, why = bind_home(ctx.session, msg.sender, room, m_last.group(1), msg.channel)
     state = dict(conv.state)
     tickets = [core.get_ticket(ctx.session, t) for t in state.get("tickets", [])]
     tickets = [t for t in tickets if t is not None and t.state == "waiting_home"]
@@ -138,4 +160,21 @@ def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
         out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
     nums = "、".join(t.number for t in tickets) or "无"
     out.replies.append(f"核对成功，{owner.name}您好，已绑定房屋{owner.room}。工单{nums}已派给值班人员，进度会随时通知您。")
+    return out
+
+
+def _staff_room_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
+    """Staff registering for an owner: the room is enough (no phone check, no binding)."""
+    if _room(msg.text) is None:
+        return None
+    owner = _owner_of_room(ctx.session, msg.text)
+    if owner is None:
+        return Outcome(replies=[f"没有找到房号{_room(msg.text)}的业主，请核对后再回复。"], intent="command")
+    conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+    out = Outcome(intent="command")
+    tickets = [core.get_ticket(ctx.session, t) for t in conv.state.get("tickets", [])]
+    for t in [t for t in tickets if t is not None and t.state == "waiting_home"]:
+        core.record(ctx.session, t, msg.sender, "room_given", ctx.now, room=owner.room, owner=owner.name)
+        out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
+        out.replies.append(f"工单{t.number}已关联{owner.room} {owner.name}，已派单。")
     return out

@@ -45,6 +45,7 @@ class ClassSpec:
     clocks: tuple[ClockSpec, ...]
     notify_all_on_duty: bool = False
     notify_head: bool = False
+    promise: str = ""  # what the owner is told at intake
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def load_policy(path: Path = CLOCKS_FILE) -> Policy:
             raise PolicyError(f"{name}: classes.{prio} is missing")
         clocks = tuple(_clock(c, f"{name}: classes.{prio}.clocks[{i}]") for i, c in enumerate(raw.get("clocks", [])))
         classes[prio] = ClassSpec(prio, raw.get("label", prio), clocks, bool(raw.get("notify_all_on_duty")),
-                                  bool(raw.get("notify_head")))
+                                  bool(raw.get("notify_head")), str(raw.get("promise") or ""))
     kinds = {k: tuple(_clock(c, f"{name}: kinds.{k}[{i}]") for i, c in enumerate(v or []))
              for k, v in (data.get("kinds") or {}).items()}
     all_ = tuple(_clock(c, f"{name}: all[{i}]") for i, c in enumerate(data.get("all") or []))

@@ -18,9 +18,17 @@ SURVEY_CONV = "ticket_survey"
 _SCORE = re.compile(r"^\s*([1-5])\s*(?:分|星)?\s*[,，。.!！:：、 ]*(.*)$", re.S)
 
 
-def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> None:
+def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
+    """Waits for the owner's answer in the chat. An exchange the owner is in the
+    middle of (a booking, say) is not cut off: the owner then answers with
+    「评价 T12 5」, which always works."""
+    current = conversation.get(session, openid, "private", now)
+    if current is not None and current.handler not in (SURVEY_CONV,):
+        core.record(session, ticket, "bot", "survey_deferred", now, busy_with=current.handler)
+        return False
     conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
                        ttl=timedelta(hours=policy().survey_ttl_hours))
+    return True
 
 
 def parse_answer(text: str) -> tuple[int, str] | None:
@@ -72,4 +80,27 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
     if ticket is None or ticket.state != "completed":
         return None
+    return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
+
+
+@registry.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
+                       roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
+def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
+    from handlers.identity import find_owner
+
+    args = (route.args or {}).get("match") or {}
+    ticket = core.get_ticket(ctx.session, int(args["n"]))
+    owner = find_owner(ctx.session, msg)
+    if ticket is None or not (ticket.sender == msg.sender or (owner and ticket.owner_id == owner.id)):
+        return Outcome(replies=["没有找到您的这个工单，回复「我的工单」查看。"], intent="command")
+    if ticket.state != "completed":
+        return Outcome(replies=[f"工单{ticket.number}当前{core.STATE_LABELS.get(ticket.state)}，完成后再评价。"],
+                       intent="command")
+    parsed = parse_answer(args.get("answer") or "")
+    if parsed is None:
+        return Outcome(replies=[f"请回复「评价 {ticket.number} 5」（1-5分），或「评价 {ticket.number} 满意/一般/不满意」。"],
+                       intent="command")
+    current = conversation.get(ctx.session, msg.sender, msg.chat, ctx.now)
+    if current is not None and current.handler == SURVEY_CONV and current.state.get("ticket") == ticket.id:
+        conversation.end(ctx.session, msg.sender, msg.chat)
     return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
