@@ -14,7 +14,9 @@ from store.db import session_scope
 from store.models import Building, Group, GroupMember, Home, Owner, Staff
 
 DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
-DEMO_LOADERS: list[str] = []  # "module:function(session)" run after the community exists
+DEMO_LOADERS: list[str] = [  # "module:function(session)" run after the community exists; one per line
+    "handlers.membership.demo:load_demo_spend",
+]
 
 
 def _upsert(session, model, key: str, values: dict):

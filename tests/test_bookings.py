@@ -14,6 +14,19 @@ from handlers.message import Context, Message
 NOW = datetime(2026, 9, 15, 9, 0, tzinfo=CST)  # Tuesday
 
 
+@pytest.fixture
+def demo(demo):
+    """The demo community without its demo spend ledger: each test sets the spend it needs."""
+    from sqlalchemy import delete
+
+    from store.db import session_scope
+    from store.models import SpendEntry
+
+    with session_scope() as s:
+        s.execute(delete(SpendEntry))
+    return demo
+
+
 def say(session, openid, text, now=NOW):
     from handlers.dispatch import handle
 

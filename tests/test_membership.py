@@ -20,6 +20,19 @@ def rules():
     return R.load_rules()
 
 
+@pytest.fixture
+def demo(demo):
+    """The demo community without its demo spend ledger: each test sets the spend it needs."""
+    from sqlalchemy import delete
+
+    from store.db import session_scope
+    from store.models import SpendEntry
+
+    with session_scope() as s:
+        s.execute(delete(SpendEntry))
+    return demo
+
+
 # --- pure rules at the boundary ------------------------------------------------------
 
 @pytest.mark.parametrize("spend,ok", [(499_900, False), (499_999, False), (500_000, True)])
@@ -228,3 +241,19 @@ def test_summary_and_staff_lookup_logged(demo, session):
     assert "张伟" in out
     log = session.scalar(select(AuditLog).where(AuditLog.action == "member_lookup"))
     assert log.actor == "kefu_ajie" and log.target == f"owner:{o.id}"
+
+
+def test_demo_spend_loader_is_registered_and_idempotent(env):
+    from sqlalchemy import func
+
+    from bot.demo import DEMO_LOADERS, load_demo
+    from store.db import session_scope
+    from store.models import SpendEntry
+
+    assert "handlers.membership.demo:load_demo_spend" in DEMO_LOADERS
+    load_demo()
+    load_demo()
+    with session_scope() as s:
+        liu = owner(s, "o_liu")
+        assert S.window_spend(s, liu, S.local_day(__import__("bot.clock").clock.now())) == 480_000
+        assert s.scalar(select(func.count()).select_from(SpendEntry)) == 17  # loaded once
