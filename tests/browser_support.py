@@ -1,0 +1,135 @@
+"""Headless Chromium against the real app served on loopback (issue 8).
+
+One browser and one server per test module keep the browser tests fast. The
+app runs in a thread of the test process (werkzeug's make_server), so the
+frozen clock and the test database are shared with the test code.
+Screenshots of failures go to test-artifacts/ (gitignored).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+class LiveApp:
+    def __init__(self, app) -> None:
+        from werkzeug.serving import make_server
+
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live_env(redis_server, migrated_template, tmp_path_factory):
+    """A module-wide world: database copy, demo community, console users, frozen clock."""
+    from bot import clock
+    from tests.conftest import _reset_singletons
+    from tests.console_support import ADMIN_TOKEN, make_users
+
+    tmp = tmp_path_factory.mktemp("browser")
+    db = tmp / "guanjia.db"
+    shutil.copy(migrated_template, db)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DATABASE_URL", f"sqlite:///{db}")
+    mp.setenv("REDIS_URL", redis_server.url)
+    mp.setenv("GUANJIA_VAR_DIR", str(tmp / "var"))
+    mp.setenv("GUANJIA_ADMIN_TOKEN", ADMIN_TOKEN)
+    for name in ("WECHAT_APPID", "WECHAT_TOKEN", "WECOM_CORP_ID", "WECOM_TOKEN", "GUANJIA_FAKE_NOW"):
+        mp.delenv(name, raising=False)
+    _reset_singletons()
+    from redis import Redis
+
+    Redis.from_url(redis_server.url).flushall()
+    original = clock.get_clock()
+    fc = clock.FrozenClock(datetime(2026, 9, 15, 9, 0, tzinfo=clock.CST))
+    clock.set_clock(fc)
+    from bot.demo import load_demo
+
+    load_demo()
+    make_users()
+    yield {"tmp": tmp, "clock": fc}
+    clock.set_clock(original)
+    mp.undo()
+    _reset_singletons()
+
+
+@pytest.fixture(scope="module")
+def live_app(live_env):
+    from bot.web import create_app
+
+    app = create_app()
+    srv = LiveApp(app)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
+        pytest.skip("Debian chromium / chromium-driver are not installed")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    profile = tempfile.mkdtemp(prefix="guanjia-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}", "--window-size=420,900"):  # a phone-sized window
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot_on_failure(fn):
+    """Save a screenshot (and the page source) when the wrapped browser test fails."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            driver = kwargs.get("browser")
+            if driver is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                driver.save_screenshot(str(ARTIFACTS / f"{fn.__name__}.png"))
+                (ARTIFACTS / f"{fn.__name__}.html").write_text(driver.page_source, encoding="utf-8")
+            raise
+    return wrapper
+
+
+def login(driver, base: str, username: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.delete_all_cookies()
+    driver.get(base + "/console/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-btn").click()
+
+
+def wait_for(driver, cond, timeout: float = 5.0):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(cond)
