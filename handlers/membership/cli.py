@@ -1,0 +1,139 @@
+"""`guanjia member ...`: staff and managers at a terminal (every change audited)."""
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+
+def _owner(s, key: str):
+    from handlers.membership.service import find_owner_by_key
+
+    o = find_owner_by_key(s, key)
+    if o is None:
+        raise click.ClickException(f"no owner matches {key!r} (room, phone, name or openid)")
+    return o
+
+
+def _send(s, pushes) -> list[int]:
+    from bot import clock
+    from bot.outbound.outbox import add
+
+    return [row.id for p in pushes if p for row in [add(s, p, clock.now())] if row is not None]
+
+
+def _after_commit(ids: list[int]) -> None:
+    from bot.outbound.outbox import queue_send
+
+    queue_send(ids)
+
+
+@click.group()
+def member() -> None:
+    """Membership: look-ups, spend, special contributions, sanctions, the monthly evaluation."""
+
+
+@member.command("show")
+@click.argument("key")
+@click.option("--actor", required=True, help="your WeCom userid (the look-up is logged)")
+def show(key: str, actor: str) -> None:
+    """An owner's membership (room, phone, name or openid)."""
+    from bot import clock
+    from handlers.membership.service import staff_lookup
+    from store.db import session_scope
+
+    with session_scope() as s:
+        click.echo(staff_lookup(s, actor, key, clock.now()))
+
+
+@member.command("spend")
+@click.argument("key")
+@click.argument("amount", type=float)
+@click.option("--category", default="other", show_default=True)
+@click.option("--on", "on_", default=None, help="YYYY-MM-DD (default today)")
+@click.option("--actor", required=True)
+def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -> None:
+    """Record spend that counts toward tiers."""
+    from bot import clock
+    from handlers.membership.service import add_spend, local_day
+    from store.db import session_scope
+    from store.models import AuditLog
+
+    with session_scope() as s:
+        o = _owner(s, key)
+        row = add_spend(s, o, amount, date.fromisoformat(on_) if on_ else local_day(clock.now()), category,
+                        entered_by=actor)
+        s.add(AuditLog(actor=actor, action="member_spend", target=f"owner:{o.id}",
+                       detail={"amount_fen": row.amount_fen, "category": category}))
+        click.echo(f"recorded {amount:.2f} yuan for {o.name}")
+
+
+@member.command("upgrade")
+@click.argument("key")
+@click.argument("tier")
+@click.option("--reason", required=True, help="the special contribution")
+@click.option("--actor", required=True, help="a manager's WeCom userid")
+def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
+    """Special-contribution upgrade (第九条 3), by a manager."""
+    from bot import clock
+    from handlers.membership.service import grant_special_contribution
+    from store.db import session_scope
+
+    with session_scope() as s:
+        o = _owner(s, key)
+        try:
+            row, pushes = grant_special_contribution(s, o, tier, reason, actor, clock.now())
+        except (PermissionError, ValueError) as exc:
+            raise click.ClickException(str(exc))
+        ids = _send(s, pushes)
+    _after_commit(ids)
+    click.echo(f"{o.name}: {row.from_tier} -> {row.to_tier} ({reason})")
+
+
+@member.command("sanction")
+@click.argument("key")
+@click.argument("action", type=click.Choice(["warn", "suspend", "downgrade"]))
+@click.option("--reason", required=True)
+@click.option("--days", type=int, default=None, help="suspension length (default from tiers.yaml)")
+@click.option("--actor", required=True)
+def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -> None:
+    """Record a rule breach (第十条 2)."""
+    from bot import clock
+    from handlers.membership.service import record_breach
+    from store.db import session_scope
+
+    with session_scope() as s:
+        o = _owner(s, key)
+        try:
+            _, pushes = record_breach(s, o, action, reason, actor, clock.now(), days)
+        except ValueError as exc:
+            raise click.ClickException(str(exc))
+        ids = _send(s, pushes)
+    _after_commit(ids)
+    click.echo(f"{o.name}: {action} recorded")
+
+
+@member.command("evaluate")
+def evaluate() -> None:
+    """Run the monthly evaluation now (the scheduler does this monthly)."""
+    from bot import clock
+    from handlers.membership.service import evaluate_memberships
+    from store.db import session_scope
+
+    with session_scope() as s:
+        ids = _send(s, evaluate_memberships(s, clock.now()))
+    _after_commit(ids)
+    click.echo(f"{len(ids)} notices queued")
+
+
+@member.command("clocks")
+def clocks() -> None:
+    """Check the O1-O3 clocks now and escalate broken ones."""
+    from bot import clock
+    from handlers.bookings import check_booking_clocks
+    from store.db import session_scope
+
+    with session_scope() as s:
+        ids = _send(s, check_booking_clocks(s, clock.now()))
+    _after_commit(ids)
+    click.echo(f"{len(ids)} escalations queued")
