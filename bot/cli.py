@@ -167,7 +167,7 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq"]
+EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member"]
 
 
 def _register_extra() -> None:
