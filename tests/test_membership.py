@@ -257,3 +257,29 @@ def test_demo_spend_loader_is_registered_and_idempotent(env):
         liu = owner(s, "o_liu")
         assert S.window_spend(s, liu, S.local_day(__import__("bot.clock").clock.now())) == 480_000
         assert s.scalar(select(func.count()).select_from(SpendEntry)) == 17  # loaded once
+
+
+def test_cli_member_commands(demo):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from store.db import session_scope
+    from store.models import AuditLog, OutboxMessage
+
+    r = CliRunner()
+    res = r.invoke(main, ["member", "spend", "1-2202", "5000", "--category", "clubhouse", "--actor", "kefu_ajie"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["member", "show", "1-2202", "--actor", "jingli_lin"])
+    assert res.exit_code == 0 and "杨洋" in res.output and "5,000" in res.output
+    res = r.invoke(main, ["member", "upgrade", "1-2202", "金卡", "--reason", "x", "--actor", "kefu_ajie"])
+    assert res.exit_code != 0 and "manager" in res.output
+    res = r.invoke(main, ["member", "upgrade", "1-2202", "银卡", "--reason", "组织义诊", "--actor", "jingli_lin"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["member", "sanction", "1-2202", "warn", "--reason", "违规停车", "--actor", "zhuguan_chen"])
+    assert res.exit_code == 0, res.output
+    assert r.invoke(main, ["member", "evaluate"]).exit_code == 0
+    assert r.invoke(main, ["member", "clocks"]).exit_code == 0
+    with session_scope() as s:
+        actions = {a.action for a in s.scalars(select(AuditLog))}
+        assert {"member_spend", "member_lookup", "member_tier_change", "member_warn"} <= actions
+        assert s.scalar(select(OutboxMessage).where(OutboxMessage.recipient == "o_yang")) is not None
