@@ -481,3 +481,47 @@ def test_survey_answers_are_read_as_the_owner_means_them():
     assert parse_answer("2分 太慢了") == (2, "太慢了")
     assert parse_answer("5") == (5, "")
     assert parse_answer("明天下午有空吗") is None
+
+
+def test_result_clock_fires_when_the_owner_cannot_be_messaged(demo, frozen_clock):
+    """O9 from a customer group: no OA account to message, so the result is owed
+    by call-back and its clock runs until someone calls."""
+    from store.db import session_scope
+    from store.models import Owner
+
+    with session_scope() as s:
+        s.scalar(select(Owner).where(Owner.openid == "o_chen")).openid = None
+    complain("楼道里堆了好几天的垃圾", "general", "sanitation", sender="wm_chen", channel="archive")
+    assert ticket().room == "1-2001"
+    say("baojie_ayi", "接单 T1", staff=True)
+    frozen_clock.set(at(2026, 9, 15, 10, 0))
+    say("baojie_ayi", "完成 T1 已清运", staff=True)
+    c = clocks()
+    assert c["result"].state == "running" and c["result"].due_at == at(2026, 9, 16, 10)
+    frozen_clock.set(at(2026, 9, 16, 8, 0))
+    assert "反馈结果" in text_of(tick(), "baojie_ayi")
+    frozen_clock.set(at(2026, 9, 16, 10, 0))
+    [esc] = tick()
+    assert esc.recipient == "zhuguan_chen" and clocks()["result"].state == "breached"
+    frozen_clock.set(at(2026, 9, 16, 11, 0))
+    say("kefu_xiaomei", "回访 T1 已电话告知业主，业主表示满意", staff=True)
+    assert clocks()["result"].state == "late" and ticket().result_sent_at == at(2026, 9, 16, 11)
+
+
+def test_followup_of_a_dissatisfied_owner_escalates_to_the_manager(demo, frozen_clock):
+    complain("门口监控坏了", "general", "security")
+    say("baoan_dawei", "接单 T1", staff=True)
+    say("baoan_dawei", "完成 T1 已报修厂家", staff=True)
+    say("o_wang", "1 根本没修好")
+    assert ticket().state == "reopened" and clocks()["followup#1"].due_at == at(2026, 9, 16, 9)
+    frozen_clock.set(at(2026, 9, 16, 7, 0))
+    assert "跟进" in text_of(tick(), "zhuguan_chen")
+    frozen_clock.set(at(2026, 9, 16, 9, 0))
+    [esc] = tick()
+    assert esc.recipient == "jingli_lin"
+    out = click("jingli_lin", "ticket:takeover:T1", esc.payload["card"]["task_id"], "rc-mgr")
+    assert ticket().assignee == "jingli_lin" and "接管" in out.replies[0]
+    say("jingli_lin", "完成 T1 已更换摄像头并当面确认", staff=True)
+    assert clocks()["followup#1"].state == "late"
+    say("o_wang", "满意")
+    assert ticket().state == "closed"
