@@ -4,6 +4,10 @@ staff admin, and the staff admin's clicks on moderation/admission cards."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
 
 from sqlalchemy import select
 
@@ -55,12 +59,29 @@ def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     return out
 
 
+@lru_cache(maxsize=1)
+def _reply_rules() -> dict:
+    raw = yaml.safe_load((Path(__file__).with_name("data") / "replies.yaml").read_text(encoding="utf-8")) or {}
+    if not isinstance(raw.get("suggest_intents"), list):
+        raise ValueError("replies.yaml: suggest_intents must be a list of intents")
+    raw.setdefault("min_faq_score", 0.6)
+    return raw
+
+
 # --- suggested replies -----------------------------------------------------------------------
 
 @registry.event_handler("__group_replies__")
 def on_group_replies(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """No bot can post into a customer group: each reply becomes a suggestion
-    the staff admin sends with one tap from the sidebar."""
+    the staff admin sends with one tap from the sidebar (only the replies
+    data/replies.yaml keeps: group chatter must not flood the staff admin)."""
+    rules = _reply_rules()
+    route = out.route or {}
+    intent = out.intent or route.get("intent")
+    if intent not in rules["suggest_intents"] or (
+            intent == "faq" and float(route.get("score") or 0) < float(rules["min_faq_score"])):
+        out.replies = []
+        return out
     group = ctx.session.scalar(select(Group).where(Group.chat_id == msg.group_id))
     admin = ladder.staff_admin_of(ctx.session, group)
     if admin is None:
