@@ -11,6 +11,7 @@ from bot.config import Settings, get_settings
 BLUEPRINTS: list[str] = [
     "bot.webhooks:bp",
     "bot.health:bp",
+    "bot.groups_web:bp",
     "bot.api:bp", "bot.console:bp",
 ]
 
