@@ -71,6 +71,8 @@ class Match:
     score: float  # confidence, 0..1
     raw: float  # BM25 score (for ranking and debugging)
     terms: list[str] = field(default_factory=list)  # the query's words this entry covers
+    coverage: float = 0.0  # share of the query's information this entry covers
+    lead: float = 0.0  # how far ahead of the runner-up (top match only)
 
     @property
     def id(self) -> str:
@@ -152,15 +154,30 @@ class Index:
     def tokens(self, text: str) -> tuple[list[str], list[str]]:
         """(words, bigrams) of a text in canonical form."""
         t = self.rewrite(clean(text))
-        words = [w for w in self.jieba.lcut(t, HMM=True)
+        # No HMM: its guesses glue unknown pairs into fake words (长能, 打折扣).
+        words = [w for w in self.jieba.lcut(t, HMM=False)
                  if w not in self.stop and _WORD_OK.search(w) and (len(w) > 1 or w in self.keep1 or w.isdigit())]
         bigrams = [f"#{run[i:i + 2]}" for run in _CJK.findall(t) for i in range(len(run) - 1)]
         return words, bigrams
+
+    def _known(self, words: list[str]) -> list[str]:
+        """A word the KB never uses is replaced by the KB words inside it
+        (停水通知 -> 停水, 通知), so one odd segmentation does not lose a question."""
+        out = []
+        for w in words:
+            if w in self.ew.idf or len(w) < 3:
+                out.append(w)
+                continue
+            parts = [w[i:j] for i in range(len(w)) for j in range(i + 2, len(w) + 1)
+                     if (i, j) != (0, len(w)) and w[i:j] in self.ew.idf]
+            out.extend(parts or [w])
+        return out
 
     def search(self, text: str, k: int = 3) -> list[Match]:
         words, bigrams = self.tokens(text)
         if not words and not bigrams:
             return []
+        words = self._known(words)
         uw = list(dict.fromkeys(words))
         ub = list(dict.fromkeys(bigrams))
         per_entry: dict[int, float] = defaultdict(float)
@@ -202,14 +219,18 @@ class Index:
         second = scored[1][0] if len(scored) > 1 else 0.0
         out = []
         for rank, (key, n, raw, cov, covered) in enumerate(scored[:k]):
+            lead = 0.0
             if rank == 0:
                 # Coverage says "this entry talks about what was asked"; the lead says
                 # "and no other entry does as well". Both matter for answering outright.
                 lead = (key - second) / key if key > 0 else 0.0
-                conf = cov * (0.75 + 0.25 * min(1.0, lead * 2))
+                # A one-word message ("权益", "群") fits many entries equally:
+                # better to offer the topics than to guess.
+                info = 0.7 if len(uw) <= 1 else 1.0
+                conf = cov * (0.6 + 0.4 * min(1.0, lead * 4)) * info
             else:
-                conf = cov * 0.75 * key / top
-            out.append(Match(self.kb.entries[n], round(conf, 3), round(raw, 3), covered))
+                conf = cov * 0.6 * key / top
+            out.append(Match(self.kb.entries[n], round(conf, 3), round(raw, 3), covered, round(cov, 3), round(lead, 3)))
         return out
 
 

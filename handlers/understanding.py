@@ -31,7 +31,7 @@ INTENTS_FILE = DATA / "intents.yaml"
 PRIORITY_FILE = DATA / "priority.yaml"
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-_QUESTION = re.compile(r"[?？吗么呢]|怎么|怎样|如何|多久|多少|什么|哪|几|是否|是不是|能不能|可不可以|有没有|啥|咋")
+_QUESTION = re.compile(r"[?？吗么呢]|怎么|怎样|如何|多久|多长|多少|什么|哪|几|是否|是不是|能不能|可不可以|有没有|会不会|啥|咋|谁")
 _TRAILING = re.compile(r"[呀啊吧呢哦嘛啦哈~～!！。.,，]+$")
 PRIORITIES = ("urgent", "important", "general")
 CATEGORIES = ("repair", "sanitation", "security", "neighbour", "noise", "facility", "other")
@@ -148,14 +148,19 @@ def classify_priority(text: str) -> tuple[str, str | None]:
 
 
 def classify_category(text: str) -> tuple[str, str | None]:
+    """(category, deciding word): the category with the longest matching word
+    (卫生间 is a room, not 卫生), ties broken by the order in priority.yaml."""
     from faq.normalize import clean
 
     c = clean(text)
-    for cat, words in lexicons().category.items():
+    best: tuple[int, int, str, str] | None = None
+    for order, (cat, words) in enumerate(lexicons().category.items()):
         hit = _hits(c, words)
         if hit:
-            return cat, max(hit, key=len)
-    return "other", None
+            w = max(hit, key=len)
+            if best is None or (len(w), -order) > (best[0], best[1]):
+                best = (len(w), -order, cat, w)
+    return (best[2], best[3]) if best else ("other", None)
 
 
 def _core(c: str) -> str:
@@ -191,15 +196,19 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     from faq.normalize import clean
 
     lx = lexicons()
-    c = clean(text)
-    core = _core(c)
+    raw_clean = clean(text)
+    # Lexicons see the text as written AND with typos fixed (电悌 -> 电梯), so
+    # neither a rewrite nor a typo hides a word.
+    canon = matcher.default().index().rewrite(raw_clean)
+    c = raw_clean if canon == raw_clean else f"{raw_clean}|{canon}"
+    core = _core(raw_clean)
     in_group = chat in ("vip", "building")
 
     if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
         return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
                            why="slash command not owned by any capability")
 
-    kind = _smalltalk(c, lx)
+    kind = _smalltalk(raw_clean, lx)
     if kind is not None:
         answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})")
@@ -219,8 +228,11 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     prio, prio_word = classify_priority(c)
     meta = _hits(c, lx.c_meta)
     event = _hits(c, lx.c_event)
-    problem = prio_word is not None and (prio != "general" or _problem_cue(c))
-    if (req or problem) and (not meta or event):
+    problem = prio_word is not None and (prio != "general" or _problem_cue(c) or bool(event))
+    # "可以在微信上报修吗": a request word inside a question, with no problem
+    # described, asks how things work.
+    asks_only = bool(req) and not problem and not event and bool(_QUESTION.search(c))
+    if (req or problem) and (not meta or event) and not asks_only:
         cat, cat_word = classify_category(c)
         deciding = ", ".join(dict.fromkeys([*req[:2], *([prio_word] if prio_word else []), *event[:1]]))
         answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
@@ -265,7 +277,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
 
 
 _CUES = re.compile(r"太|很差|好差|真差|差劲|脏|臭|吵|乱|没人|不管|坏|堵|漏|又|一直|严重|受不了|影响|占|堆|不亮|不行|不能用|"
-                   r"不工作|失灵|有问题|出问题|麻烦|烦|到处|满地|天天|每天|半夜|凌晨")
+                   r"不工作|失灵|有问题|出问题|烦死|好烦|真烦|到处|满地|天天|每天|半夜|凌晨|恶心|好几天")
 
 
 def _problem_cue(c: str) -> bool:
