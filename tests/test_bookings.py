@@ -258,7 +258,7 @@ def test_o2_and_o3_clocks_start_fire_and_are_recorded(demo, session, frozen_cloc
     out = click(session, "kefu_xiaomei", f"booking:approve:{b.id}", t1)
     assert review.state == "breached_met" and review.level == 2
     kinds = [(x.kind, x.recipient) for x in out.pushes]
-    assert ("text", "o_li") in kinds and ("update_card", "kefu_xiaomei") in kinds
+    assert ("text", "o_li") in kinds and ("update_card", "kefu_xiaomei,kefu_ajie") in kinds
     deliver = [x for x in out.pushes if x.kind == "template_card"][0]
     assert deliver.recipient == "weixiu_laozhou|weixiu_xiaoli"
     contact = session.scalar(select(ServiceClock).where(ServiceClock.clock == "O2_contact"))

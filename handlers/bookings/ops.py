@@ -296,7 +296,11 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
     if b.state not in allowed:
         return f"预约 B{b.id} 当前状态为 {b.state}，不能{label}。", []
     session.add(AuditLog(actor=staff_userid, action=f"booking_{action}", target=subject))
-    done_card = card_done(response_code, staff_userid, label)
+    review_team = clock_config().get("review_team", "customer_service")
+    card_to = (recipients(team_members(session, review_team)) if action in ("approve", "reject")
+               else recipients(team_members(session, b.team)) if action == "contacted" else staff_userid)
+    done_card = card_done(response_code, card_to or staff_userid, f"{label}" if action == "done" else
+                          f"{_staff_name(session, staff_userid)}{label}")
     if action == "approve":
         b.state, b.reviewed_by, b.approved_at = "approved", staff_userid, now
         stop_clock(session, subject, "O2_review", now, by=staff_userid)
@@ -346,6 +350,13 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         pushes.append(done_card)
     session.flush()
     return f"B{b.id} {label}。", pushes
+
+
+def _staff_name(session: Session, userid: str) -> str:
+    from handlers.identity import find_staff
+
+    st = find_staff(session, userid)
+    return st.name if st else userid
 
 
 def rate(session: Session, owner: Owner, score: int, now: datetime, comment: str | None = None) -> tuple[str, list[Push]]:

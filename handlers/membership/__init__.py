@@ -176,5 +176,8 @@ def on_member_card(ctx: Context, msg: Message, key: str) -> Outcome:
         text, pushes, label = "已记录回复。", [], "已回复"
     else:
         return Outcome(intent="event")
-    upd = card_done(code, msg.sender, label)
+    st = find_staff(ctx.session, msg.sender)
+    team = clock_config().get("review_team", "customer_service")
+    upd = card_done(code, recipients(team_members(ctx.session, team)) or msg.sender,
+                    f"{st.name if st else msg.sender}{label}")
     return Outcome(replies=[text], pushes=pushes + ([upd] if upd else []), intent="event")

@@ -89,10 +89,11 @@ def task_card(to: str, task_id: str, title: str, desc: str, fields: list[tuple[s
 
 
 def card_done(response_code: str | None, recipient: str, label: str) -> Push | None:
-    """Turn the clicked card's buttons into a single grey label for everyone."""
+    """Turn the clicked card's buttons into a single grey label for everyone
+    who got the card (`recipient`: "a|b" as the card was sent, or one userid)."""
     if not response_code:
         return None
-    return Push(channel="wecom", recipient=recipient, kind="update_card",
+    return Push(channel="wecom", recipient=",".join(u for u in recipient.split("|") if u), kind="update_card",
                 payload={"response_code": response_code, "button": {"replace_name": label}})
 
 
