@@ -85,3 +85,52 @@ def make_ticket(session, *, priority: str = "urgent", state: str = "open", assig
                             breached_at=due if due <= now else None))
     session.flush()
     return t
+
+
+@pytest.fixture
+def faq_copy(tmp_path):
+    """The FAQ matcher reading a copy of faq/data, so tests that add phrasings
+    never touch the repository's knowledge base."""
+    yield from _faq_copy(tmp_path)
+
+
+def _faq_copy(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from faq import matcher
+
+    src = Path(matcher.__file__).resolve().parent / "data"
+    dst = tmp_path / "faq_data"
+    shutil.copytree(src, dst)
+    saved = matcher._default
+    matcher._default = matcher.Matcher(dst)
+    try:
+        yield dst
+    finally:
+        matcher._default = saved
+
+
+def wait_route(text: str, faq_id: str, timeout: float = 5.0) -> dict:
+    """route() for `text` once the matcher has hot-reloaded (it looks at mtimes every few seconds)."""
+    import time
+
+    from handlers.router import route
+
+    deadline = time.time() + timeout
+    while True:
+        res = route(text).contract()
+        if res["faq_id"] == faq_id or time.time() > deadline:
+            return res
+        time.sleep(0.2)
+
+
+def make_miss(session, text: str = "小区里能放风筝吗", kind: str = "handoff"):
+    from faq.normalize import clean
+    from store.models.faq import FaqMiss
+
+    m = FaqMiss(text=text, normalized=clean(text)[:500], chat="private", sender="o_li", kind=kind,
+                best_id="prohibited-acts", best_score=0.0, candidates=["prohibited-acts"])
+    session.add(m)
+    session.flush()
+    return m

@@ -7,7 +7,7 @@ import io
 
 from sqlalchemy import select
 
-from tests.console_support import ADMIN_TOKEN, api, make_ticket  # noqa: F401
+from tests.console_support import ADMIN_TOKEN, api, faq_copy, make_ticket  # noqa: F401
 
 
 def _audit(action: str) -> list:
@@ -154,3 +154,45 @@ def test_openapi_document(api):
     op = spec["paths"]["/tickets/{ticket_id}/reassign"]["post"]
     assert op["x-required-role"] == "supervisor" and "assignee" in op["requestBody"]["content"]["application/json"]["schema"]["required"]
     assert spec["paths"]["/owners/{owner_id}"]["get"]["x-required-role"] == "manager"
+
+
+def test_answering_a_miss_with_a_phrasing_makes_route_answer(api, faq_copy):
+    from store.db import session_scope
+    from store.models.faq import FaqMiss
+    from tests.console_support import make_miss, wait_route
+
+    assert wait_route("小区里能放风筝吗", "prohibited-acts", timeout=0)["intent"] == "handoff"
+    with session_scope() as s:
+        mid = make_miss(s).id
+        make_miss(s)  # asked twice
+    misses = api.get("/faq/misses", role="staff").json["misses"]
+    assert {m["id"] for m in misses} >= {mid}
+    r = api.post("/faq/entries/prohibited-acts/phrasings", role="supervisor", json={"phrase": "小区里能放风筝吗", "miss_id": mid})
+    assert r.status_code == 201 and r.json["resolved_misses"] == 2 and r.json["file"] == "community.yaml"
+    res = wait_route("小区里能放风筝吗", "prohibited-acts")
+    assert res["intent"] == "faq" and res["faq_id"] == "prohibited-acts" and res["answer"]
+    text = (faq_copy / "community.yaml").read_text(encoding="utf-8")
+    assert '- "小区里能放风筝吗"' in text and text.startswith("#")  # comments kept
+    with session_scope() as s:
+        assert all(m.resolved for m in s.scalars(select(FaqMiss)))
+    # Same phrasing twice, unknown entry: refused, naming the field.
+    r = api.post("/faq/entries/prohibited-acts/phrasings", role="supervisor", json={"phrase": "小区里能放风筝吗"})
+    assert r.status_code == 400 and r.json["field"] == "phrase"
+    r = api.post("/faq/entries/no-such-entry/phrasings", role="supervisor", json={"phrase": "x"})
+    assert r.status_code == 404 and r.json["field"] == "entry_id"
+
+
+def test_new_entry_from_the_console_is_served(api, faq_copy):
+    from tests.console_support import wait_route
+
+    r = api.post("/faq/entries", role="supervisor",
+                 json={"id": "kite-flying", "title": "放风筝", "questions": ["小区可以放风筝吗", "哪里能放风筝"],
+                       "answer": "中心草坪可以放风筝，请远离电线和道路。", "tags": ["风筝"]})
+    assert r.status_code == 201 and r.json["file"] == "console_added.yaml"
+    assert wait_route("小区可以放风筝吗", "kite-flying")["faq_id"] == "kite-flying"
+    r = api.post("/faq/entries", role="supervisor",
+                 json={"id": "kite-flying", "title": "x", "questions": ["a b", "c d"], "answer": "y"})
+    assert r.status_code == 400 and r.json["field"] == "id"
+    r = api.post("/faq/entries", role="supervisor",
+                 json={"id": "kite-2", "title": "x", "questions": ["only one"], "answer": "y"})
+    assert r.status_code == 400 and r.json["field"] == "questions"

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.console_support import ADMIN_TOKEN, api, make_ticket  # noqa: F401
+from tests.console_support import ADMIN_TOKEN, api, faq_copy, make_miss, make_ticket  # noqa: F401
 
 RANK = {"staff": 0, "supervisor": 1, "manager": 2}
 
@@ -49,6 +49,7 @@ def seed(api_) -> dict:
         s.flush()
         ids["announcement"] = c.id
         ids["owner"] = li.id
+        ids["miss"] = make_miss(s).id
     return ids
 
 
@@ -91,6 +92,15 @@ CASES = [
      ("POST", "/announcements/99999/cancel", {}), "announcement_id"),
     ("GET /surveys/results", "supervisor", ("GET", "/surveys/results?by=building", {}),
      ("GET", "/surveys/results?by=category&source=survey", {}), "by"),
+    ("GET /faq/entries", "staff", ("GET", "/faq/entries?q=停车", {}), ("GET", "/faq/entries?q=" + "x" * 70, {}), "q"),
+    ("GET /faq/misses", "staff", ("GET", "/faq/misses", {}), ("GET", "/faq/misses?all=yes", {}), "all"),
+    ("POST /faq/entries/{entry_id}/phrasings", "supervisor",
+     ("POST", "/faq/entries/prohibited-acts/phrasings", {"json": {"phrase": "小区里能放风筝吗", "miss_id": "{miss}"}}),
+     ("POST", "/faq/entries/prohibited-acts/phrasings", {"json": {"phrase": ""}}), "phrase"),
+    ("POST /faq/entries", "supervisor",
+     ("POST", "/faq/entries", {"json": {"id": "kite-flying", "title": "放风筝", "questions": ["小区能放风筝吗", "哪里可以放风筝"],
+                                        "answer": "小区中心草坪可以放风筝，请远离电线和道路。", "tags": ["风筝"]}}),
+     ("POST", "/faq/entries", {"json": {"id": "Bad Id", "title": "x", "questions": ["a", "b"], "answer": "y"}}), "id"),
     ("GET /strikes", "supervisor", ("GET", "/strikes?group=wr_vip_01", {}), ("GET", "/strikes?status=angry", {}), "status"),
 ]
 
@@ -98,6 +108,9 @@ CASES = [
 def _call(api_, req, ids, role):
     method, path, kw = req
     path = path.format(**ids)
+    if isinstance(kw, dict) and "json" in kw:  # fill ids into bodies too
+        kw = {"json": {k: (int(v.format(**ids)) if isinstance(v, str) and v.startswith("{") else v)
+                       for k, v in kw["json"].items()}}
     if kw == "csv_ok":
         kw = _upload(CSV_OK)
     elif kw == "csv_bad":
@@ -125,7 +138,7 @@ def test_every_route_is_described(api):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_endpoint(api, case):
+def test_endpoint(api, faq_copy, case):
     op, role, ok, bad, field = case
     ids = seed(api)
     # Role refusal: one step below the least role (staff-level endpoints: no token at all).

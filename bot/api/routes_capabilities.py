@@ -327,3 +327,87 @@ def strikes_list():
     if rows is None:
         not_installed("groups")
     return jsonify({"strikes": rows})
+
+
+# --- FAQ ------------------------------------------------------------------------------------------
+
+def _kb():
+    from bot.console import kb_queries
+
+    try:
+        kb_queries.data_dir()
+    except LookupError:
+        not_installed("faq")
+    return kb_queries
+
+
+@api_route("/faq/entries", ["GET"], "staff", "Knowledge-base entries (as the bot currently serves them)",
+           query={"q": "string: text in a question, the answer or the title, or an exact id"})
+def faq_entries():
+    kbq = _kb()
+    q = req_str(query_args(), "q", required=False, max_len=64)
+    return jsonify({"entries": [{"id": e.id, "title": e.title, "questions": list(e.questions), "answer": e.answer,
+                                 "tags": list(e.tags), "source": e.source, "file": e.file}
+                                for e in kbq.entries(q)]})
+
+
+@api_route("/faq/misses", ["GET"], "staff", "Questions the bot could not answer outright, newest first",
+           query={"all": "string: 1 = include resolved ones", "limit": "integer: page size (1-500)"})
+def faq_misses():
+    kbq = _kb()
+    show_all = req_str(query_args(), "all", required=False, choices=("0", "1")) == "1"
+    limit, _ = page_args(100)
+    rows = kbq.miss_rows(g.db, show_all, limit)
+    if rows is None:
+        not_installed("faq misses")
+    return jsonify({"misses": [row_dict(m, ["id", "text", "chat", "kind", "best_id", "best_score", "candidates",
+                                            "resolved", "created_at"]) for m in rows]})
+
+
+@api_route("/faq/entries/<entry_id>/phrasings", ["POST"], "supervisor",
+           "Add a phrasing to an entry (written into the entry's YAML file; the bot reloads it within seconds); "
+           "with miss_id, the miss and its repeats are marked resolved",
+           body={"phrase": "string: the new way of asking", "miss_id": "integer: the miss it answers (optional)"},
+           required=["phrase"])
+def faq_add_phrasing(entry_id: str):
+    kbq = _kb()
+    data = body_json()
+    phrase = req_str(data, "phrase", max_len=200)
+    miss_id = req_int(data, "miss_id", required=False, minimum=1)
+    Miss = Q.model("faq", "FaqMiss")
+    miss = g.db.get(Miss, miss_id) if (miss_id and Miss) else None
+    if miss_id and miss is None:
+        raise ApiError(400, f"no miss {miss_id}", "miss_id")
+    try:
+        file = kbq.add_phrasing(entry_id, phrase)
+    except kbq.KBEditError as exc:
+        raise ApiError(404 if "no entry" in str(exc) else 400, str(exc), exc.field) from None
+    resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
+    audit(g.db, principal(), "faq.add_phrasing", f"faq:{entry_id}", {"phrase": phrase, "file": file, "miss": miss_id})
+    return jsonify({"entry_id": entry_id, "phrase": phrase, "file": file, "resolved_misses": resolved}), 201
+
+
+@api_route("/faq/entries", ["POST"], "supervisor", "Add a new entry (written to faq/data/console_added.yaml)",
+           body={"id": "string: lower-case id", "title": "string", "questions": "array: at least two phrasings",
+                 "answer": "string: at most 400 characters", "tags": "array: keywords", "miss_id": "integer: optional"},
+           required=["id", "title", "questions", "answer"])
+def faq_add_entry():
+    kbq = _kb()
+    data = body_json()
+    qs = data.get("questions")
+    if not isinstance(qs, list) or not all(isinstance(x, str) for x in qs):
+        raise ApiError(400, "questions must be a list of texts", "questions")
+    tags = data.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
+        raise ApiError(400, "tags must be a list of texts", "tags")
+    miss_id = req_int(data, "miss_id", required=False, minimum=1)
+    try:
+        file = kbq.add_entry(req_str(data, "id", max_len=64), req_str(data, "title", max_len=64), qs,
+                             req_str(data, "answer", max_len=2000), tags)
+    except kbq.KBEditError as exc:
+        raise ApiError(400, str(exc), "id" if exc.field == "entry_id" else exc.field) from None
+    Miss = Q.model("faq", "FaqMiss")
+    miss = g.db.get(Miss, miss_id) if (miss_id and Miss) else None
+    resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
+    audit(g.db, principal(), "faq.add_entry", f"faq:{data['id']}", {"file": file, "miss": miss_id})
+    return jsonify({"id": data["id"], "file": file, "resolved_misses": resolved}), 201

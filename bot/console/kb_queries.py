@@ -1,20 +1,271 @@
-"""FAQ knowledge base for the console: entries, misses, adding phrasings (filled in when the FAQ capability lands)."""
+"""The knowledge base from the console: entries, the questions the bot could
+not answer (faq_misses), and adding a phrasing or a new entry from a miss.
+
+Where new text goes: the FAQ capability loads every YAML file under its data
+directory (faq/data/) and hot-reloads on mtime change; entry ids must be
+unique across files. So
+- a new phrasing of an existing entry is inserted as one line into that
+  entry's `questions:` list in the entry's own file (line-based, so the
+  file's comments and folded answers stay as the editors wrote them);
+- a new entry goes to `console_added.yaml` in the same directory, the one
+  file the console owns.
+Every write is validated with the FAQ loader before it is kept; an edit that
+would not load is rolled back and reported, so the bot never serves (or
+logs) a broken knowledge base because of the console.
+"""
 from __future__ import annotations
 
+import json
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+
+from flask import flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from bot.console import bp
+from bot.console.auth import audit
+from bot.console.queries import model
+from bot.console.views import page
+
+CONSOLE_FILE = "console_added.yaml"
+_write_lock = threading.Lock()  # two managers saving at once must not interleave edits
+
+
+class KBEditError(ValueError):
+    """The edit cannot be made; `field` names the input at fault."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def data_dir() -> Path:
+    """The directory the running matcher reads (tests point it at a copy)."""
+    try:
+        from faq import matcher
+    except ImportError:
+        raise LookupError("faq") from None
+    return Path(matcher.default().store.data_dir)
+
+
+def entries(query: str | None = None) -> list:
+    from faq import matcher
+
+    kb = matcher.default().store.get()
+    rows = list(kb.entries)
+    if query:
+        rows = [e for e in rows if query in e.title or query in e.answer or any(query in q for q in e.questions)
+                or query == e.id]
+    return rows
 
 
 def open_misses(session: Session, limit: int = 10):
-    return None
+    """Unresolved misses, grouped by normalized text, most asked first."""
+    Miss = model("faq", "FaqMiss")
+    if Miss is None:
+        return None
+    from bot.console.capability_views import Item
+
+    rows = session.execute(
+        select(Miss.normalized, func.count(), func.max(Miss.id), func.max(Miss.created_at))
+        .where(Miss.resolved.is_(False)).group_by(Miss.normalized)
+        .order_by(func.count().desc(), func.max(Miss.id).desc()).limit(limit)).all()
+    out = []
+    for norm, n, last_id, last_at in rows:
+        m = session.get(Miss, last_id)
+        out.append(Item(label=m.text, when=last_at.isoformat() if last_at else "", id=m.id, text=m.text, count=n))
+    return out
 
 
-from flask import render_template  # noqa: E402
+def miss_rows(session: Session, show_all: bool = False, limit: int = 200):
+    Miss = model("faq", "FaqMiss")
+    if Miss is None:
+        return None
+    stmt = select(Miss).order_by(Miss.id.desc()).limit(limit)
+    if not show_all:
+        stmt = stmt.where(Miss.resolved.is_(False))
+    return list(session.scalars(stmt))
 
-from bot.console import bp  # noqa: E402
-from bot.console.views import page  # noqa: E402
 
+def resolve_misses(session: Session, text: str) -> int:
+    """Mark every unresolved miss with the same normalized text as answered."""
+    Miss = model("faq", "FaqMiss")
+    from faq.normalize import clean
+
+    norm = clean(text)[:500]
+    n = 0
+    for m in session.scalars(select(Miss).where(Miss.resolved.is_(False), Miss.normalized == norm)):
+        m.resolved = True
+        n += 1
+    return n
+
+
+def _validate_phrase(phrase: str, field: str = "phrase") -> str:
+    phrase = " ".join((phrase or "").split())
+    if not phrase:
+        raise KBEditError(f"{field} is required", field)
+    if len(phrase) > 200:
+        raise KBEditError(f"{field} must be at most 200 characters", field)
+    return phrase
+
+
+def _write_checked(path: Path, new_text: str) -> None:
+    """Write atomically, then load the whole knowledge base; roll back on error."""
+    from faq.kb import KBError, load
+
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".console-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(new_text)
+    os.replace(tmp, path)
+    try:
+        load(path.parent)
+    except KBError as exc:
+        if old is None:
+            path.unlink()
+        else:
+            path.write_text(old, encoding="utf-8")
+        raise KBEditError(f"the knowledge base would not load: {exc}", "phrase") from None
+
+
+def add_phrasing(entry_id: str, phrase: str) -> str:
+    """Insert `phrase` into entry `entry_id`'s questions; returns the file name."""
+    phrase = _validate_phrase(phrase)
+    with _write_lock:
+        kb_entries = {e.id: e for e in entries()}
+        entry = kb_entries.get(entry_id)
+        if entry is None:
+            raise KBEditError(f"no entry {entry_id!r}", "entry_id")
+        if phrase in entry.questions:
+            raise KBEditError("this phrasing is already in the entry", "phrase")
+        path = data_dir() / entry.file
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        start = next((i for i, ln in enumerate(lines) if re.match(rf"^\s*-\s+id:\s*['\"]?{re.escape(entry_id)}['\"]?\s*$", ln)), None)
+        if start is None:
+            raise KBEditError(f"entry {entry_id!r} is not written in block style in {entry.file}", "entry_id")
+        q = next((i for i in range(start + 1, len(lines)) if re.match(r"^\s*questions:\s*$", lines[i])
+                  or re.match(r"^\s*-\s+id:", lines[i])), None)
+        if q is None or not re.match(r"^\s*questions:\s*$", lines[q]):
+            raise KBEditError(f"entry {entry_id!r} has no block `questions:` list in {entry.file}", "entry_id")
+        last, indent = q, None
+        for i in range(q + 1, len(lines)):
+            m = re.match(r"^(\s*)-\s", lines[i])
+            if m and (indent is None or m.group(1) == indent):
+                indent, last = m.group(1), i
+            elif lines[i].strip() == "" or lines[i].lstrip().startswith("#"):
+                continue
+            else:
+                break
+        if indent is None:
+            raise KBEditError(f"entry {entry_id!r} has an empty questions list", "entry_id")
+        nl = "" if lines[last].endswith("\n") else "\n"
+        lines.insert(last + 1, f"{nl}{indent}- {json.dumps(phrase, ensure_ascii=False)}\n")
+        _write_checked(path, "".join(lines))
+    return entry.file
+
+
+def add_entry(entry_id: str, title: str, questions: list[str], answer: str, tags: list[str]) -> str:
+    """Append a new entry to console_added.yaml; returns the file name."""
+    import yaml
+
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{1,63}$", entry_id or ""):
+        raise KBEditError("id must be lower-case letters, digits, '-' or '_' (2-64 characters)", "entry_id")
+    title = (title or "").strip()
+    if not title or len(title) > 64:
+        raise KBEditError("title is required (at most 64 characters)", "title")
+    qs = [_validate_phrase(q, "questions") for q in questions if q and q.strip()]
+    if len(qs) < 2:
+        raise KBEditError("give at least two phrasings of the question", "questions")
+    answer = " ".join((answer or "").split())
+    if not answer or len(answer) > 400:
+        raise KBEditError("answer is required (at most 400 characters; owners read it on a phone)", "answer")
+    tags = [t.strip() for t in tags if t and t.strip()] or [title]
+    with _write_lock:
+        if entry_id in {e.id for e in entries()}:
+            raise KBEditError(f"id {entry_id!r} is already used", "entry_id")
+        path = data_dir() / CONSOLE_FILE
+        text = path.read_text(encoding="utf-8") if path.exists() else (
+            "# Entries added from the manager's console (bot/console/kb_queries.py).\n"
+            "# Same format as the other files; edit freely.\nentries:\n")
+        block = yaml.safe_dump([{"id": entry_id, "title": title, "questions": qs, "answer": answer, "tags": tags,
+                                 "source": "控制台添加"}], allow_unicode=True, sort_keys=False, indent=2, width=1000)
+        block = "".join("  " + ln if ln.strip() else ln for ln in block.splitlines(keepends=True))
+        if text.rstrip().endswith("entries: []"):
+            text = text.rstrip()[: -len("[]")].rstrip() + "\n"
+        _write_checked(path, text + ("" if text.endswith("\n") else "\n") + block)
+    return CONSOLE_FILE
+
+
+# --- page ---------------------------------------------------------------------------------------------
 
 @bp.get("/kb")
 @page("staff")
 def kb():
-    return render_template("not_installed.html", title="知识库", capability="faq")
+    try:
+        data_dir()
+    except LookupError:
+        return render_template("not_installed.html", title="知识库", capability="faq")
+    q = (request.args.get("q") or "").strip()[:64]
+    misses = miss_rows(g.db, show_all=bool(request.args.get("all")))
+    ents = entries(q or None)
+    return render_template("kb.html", q=q, entries=ents[:200], total=len(ents), misses=misses,
+                           all_ids=sorted(e.id for e in entries()), show_all=bool(request.args.get("all")))
+
+
+@bp.post("/kb/misses/<int:miss_id>/phrasing")
+@page("supervisor")
+def kb_add_phrasing(miss_id: int):
+    Miss = model("faq", "FaqMiss")
+    miss = g.db.get(Miss, miss_id) if Miss else None
+    if miss is None:
+        flash("没有这条未回答的问题", "error")
+        return redirect(url_for("console.kb"))
+    entry_id = (request.form.get("entry_id") or "").strip()
+    phrase = request.form.get("phrase") or miss.text
+    try:
+        file = add_phrasing(entry_id, phrase)
+    except KBEditError as exc:
+        flash(f"未保存：{exc}", "error")
+        return redirect(url_for("console.kb") + f"#miss-{miss_id}")
+    n = resolve_misses(g.db, miss.text)
+    audit(g.db, g.principal, "faq.add_phrasing", f"faq:{entry_id}", {"phrase": phrase, "file": file, "miss": miss_id})
+    flash(f"已把「{phrase}」加入 {entry_id}（{file}），{n} 条未回答问题已标记解决。机器人几秒内生效。", "ok")
+    return redirect(url_for("console.kb"))
+
+
+@bp.post("/kb/misses/<int:miss_id>/entry")
+@page("supervisor")
+def kb_add_entry(miss_id: int):
+    Miss = model("faq", "FaqMiss")
+    miss = g.db.get(Miss, miss_id) if Miss else None
+    if miss is None:
+        flash("没有这条未回答的问题", "error")
+        return redirect(url_for("console.kb"))
+    f = request.form
+    questions = [miss.text] + (f.get("questions") or "").splitlines()
+    try:
+        file = add_entry((f.get("entry_id") or "").strip(), f.get("title") or "", questions, f.get("answer") or "",
+                         (f.get("tags") or "").replace("，", ",").split(","))
+    except KBEditError as exc:
+        flash(f"未保存：{exc}", "error")
+        return redirect(url_for("console.kb") + f"#miss-{miss_id}")
+    n = resolve_misses(g.db, miss.text)
+    audit(g.db, g.principal, "faq.add_entry", f"faq:{f.get('entry_id')}", {"file": file, "miss": miss_id})
+    flash(f"已新增条目 {f.get('entry_id')}（{file}），{n} 条未回答问题已标记解决。", "ok")
+    return redirect(url_for("console.kb"))
+
+
+@bp.post("/kb/misses/<int:miss_id>/dismiss")
+@page("supervisor")
+def kb_dismiss(miss_id: int):
+    Miss = model("faq", "FaqMiss")
+    miss = g.db.get(Miss, miss_id) if Miss else None
+    if miss is not None:
+        n = resolve_misses(g.db, miss.text)
+        audit(g.db, g.principal, "faq.dismiss_miss", f"miss:{miss_id}", {"count": n})
+        flash(f"已忽略 {n} 条", "ok")
+    return redirect(url_for("console.kb"))
