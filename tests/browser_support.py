@@ -63,10 +63,14 @@ def live_env(redis_server, migrated_template, tmp_path_factory):
     fc = clock.FrozenClock(datetime(2026, 9, 15, 9, 0, tzinfo=clock.CST))
     clock.set_clock(fc)
     from bot.demo import load_demo
+    from tests.console_support import _faq_copy
 
     load_demo()
     make_users()
-    yield {"tmp": tmp, "clock": fc}
+    faq = _faq_copy(tmp)  # the knowledge base the console edits is a copy
+    faq_dir = next(faq)
+    yield {"tmp": tmp, "clock": fc, "faq_dir": faq_dir}
+    faq.close()
     clock.set_clock(original)
     mp.undo()
     _reset_singletons()

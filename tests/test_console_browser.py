@@ -107,3 +107,31 @@ def test_schedule_and_cancel_announcement(live_app, live_env, browser):
         (By.CSS_SELECTOR, f'tr[data-announcement="{aid}"] .ann-state'), "已取消"))
     with session_scope() as s:
         assert s.scalar(select(Campaign).where(Campaign.id == aid)).state == "cancelled"
+
+
+@screenshot_on_failure
+def test_answer_a_miss_by_adding_a_phrasing(live_app, live_env, browser):
+    from store.db import session_scope
+    from store.models.faq import FaqMiss
+    from tests.console_support import make_miss, wait_route
+
+    question = "小区里能放风筝吗"
+    assert wait_route(question, "prohibited-acts", timeout=0)["intent"] == "handoff"
+    with session_scope() as s:
+        mid = make_miss(s, question).id
+    base = live_app.url
+    login(browser, base, "supervisor", PASSWORD)
+    wait_for(browser, EC.presence_of_element_located((By.ID, "whoami")))
+    assert question in browser.find_element(By.ID, "today-misses").text  # Today lists it
+    browser.find_element(By.LINK_TEXT, question).click()
+    box = wait_for(browser, EC.presence_of_element_located((By.ID, f"miss-{mid}")))
+    assert box.find_element(By.CLASS_NAME, "phrase-input").get_attribute("value") == question
+    Select(box.find_element(By.CLASS_NAME, "entry-select")).select_by_value("prohibited-acts")
+    box.find_element(By.CLASS_NAME, "add-phrasing-btn").click()
+    wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
+    assert "prohibited-acts" in browser.find_element(By.CSS_SELECTOR, ".flash.ok").text
+    assert not browser.find_elements(By.ID, f"miss-{mid}")  # no longer waiting
+    res = wait_route(question, "prohibited-acts")
+    assert res["intent"] == "faq" and res["faq_id"] == "prohibited-acts"
+    with session_scope() as s:
+        assert s.get(FaqMiss, mid).resolved
