@@ -525,3 +525,39 @@ def test_followup_of_a_dissatisfied_owner_escalates_to_the_manager(demo, frozen_
     assert clocks()["followup#1"].state == "late"
     say("o_wang", "满意")
     assert ticket().state == "closed"
+
+
+def test_urgent_request_nobody_moves_for_climbs_the_ladder(demo, frozen_clock):
+    complain("楼道里有燃气味，好像漏气了", "urgent", "repair", sender="o_huang")  # 2栋
+    frozen_clock.set(at(2026, 9, 15, 9, 4, 59))
+    assert tick() == []
+    frozen_clock.set(at(2026, 9, 15, 9, 5))  # O10 accept clock: everyone on duty had the card already
+    [sup] = tick()
+    assert sup.recipient == "zhuguan_chen" and clocks()["accept"].state == "breached"
+    frozen_clock.set(at(2026, 9, 15, 9, 10))  # O5 warning and the accept ladder's next rung, together
+    pushes = tick()
+    assert {p.recipient for p in pushes} == {"weixiu_xiaoli", "weixiu_laozhou", "jingli_lin"}
+    frozen_clock.set(at(2026, 9, 15, 9, 15))  # O5 broken
+    [sup] = tick()
+    assert sup.recipient == "zhuguan_chen" and "15分钟到场" in sup.payload["card"]["main_title"]["title"]
+    [ev] = actions(action="clock_breached", clock_id="on_site")
+    assert ev[3] == at(2026, 9, 15, 9, 15) and ev[2]["rule"] == "O5"
+    out = click("zhuguan_chen", "ticket:takeover:T1", sup.payload["card"]["task_id"], "rc-sup")
+    assert ticket().assignee == "zhuguan_chen" and clocks()["accept"].state == "late"
+    say("zhuguan_chen", "转派 T1 老周", staff=True)
+    frozen_clock.set(at(2026, 9, 15, 9, 20))
+    say("weixiu_laozhou", "到场 T1", staff=True)
+    assert clocks()["on_site"].state == "late"
+    assert tick() == []
+
+
+def test_complaint_without_a_first_reply_in_24_hours(demo, frozen_clock):
+    complain("物业对小区绿化不上心，草坪一片枯黄", "general", "other", sender="o_xu")  # a complaint, O4
+    frozen_clock.set(at(2026, 9, 16, 7, 0))
+    tick()  # routed (O7) broke at midnight; the warnings are due too
+    frozen_clock.set(at(2026, 9, 16, 9, 0))
+    pushes = tick()
+    [ev] = actions(action="clock_breached", clock_id="first_reply")
+    assert ev[3] == at(2026, 9, 16, 9) and ev[2]["rule"] == "O4"
+    assert any(p.recipient == "zhuguan_chen" and "24小时内初步回复" in p.payload["card"]["main_title"]["title"]
+               for p in pushes)
