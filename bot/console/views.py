@@ -4,6 +4,7 @@ lowering a role takes effect at once, not at the next login."""
 from __future__ import annotations
 
 import functools
+import hmac
 import secrets
 from typing import Callable
 
@@ -54,8 +55,10 @@ def csrf_token() -> str:
 
 def _check_csrf() -> None:
     # Same-site cookies already stop most forgeries; the token covers old browsers.
-    if request.method == "POST" and request.form.get("csrf") != session.get("csrf"):
-        abort(400, "表单已过期，请刷新后重试")
+    if request.method == "POST":
+        expected, given = session.get("csrf") or "", request.form.get("csrf") or ""
+        if not expected or not hmac.compare_digest(expected, given):
+            abort(400, "表单已过期，请刷新后重试")
 
 
 def page(role: str) -> Callable:
