@@ -347,8 +347,6 @@ def complete(session: Session, ticket_id: int, userid: str, now: datetime, note:
              response_code: str | None = None) -> Result:
     """Done: the result goes to the owner at once with the survey (O9), and a home
     repair starts the call-back clock (O11)."""
-    from handlers.tickets import survey
-
     ticket = get_ticket(session, ticket_id)
     err = _check(session, ticket, userid, ("accepted", "on_the_way", "on_site", "reopened"))
     if err:
