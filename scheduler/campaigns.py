@@ -20,7 +20,9 @@ marked `unknown` for a person to look at.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -300,39 +302,78 @@ class _Pace:
             time.sleep(min(wait, 0.5))
 
 
+def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, mine=True) -> list[tuple[int, int, str]]:
+    """Turn up to `size` pending deliveries into outbox rows (one transaction,
+    set-wise: a 10,000-recipient campaign must not pay an ORM flush per row)."""
+    from sqlalchemy import bindparam
+
+    rows = session.execute(select(Delivery.id, Delivery.recipient_key, Delivery.channel, Delivery.kind,
+                                  Delivery.address, Delivery.payload)
+                           .where(Delivery.campaign_id == camp.id, Delivery.state == "pending", mine)
+                           .order_by(Delivery.id).limit(size)).all()
+    if not rows:
+        return []
+    prio = 0 if camp.emergency else 7
+    keys = {f"campaign:{camp.id}:{r.recipient_key}": r for r in rows}
+    existing = set(session.scalars(select(OutboxMessage.dedup_key).where(OutboxMessage.dedup_key.in_(list(keys)))))
+    new = [{"channel": r.channel, "kind": r.kind, "recipient": r.address,
+            "payload": (r.payload or {"content": camp.text}) if r.kind == "text" else (r.payload or {}),
+            "dedup_key": k, "state": "queued", "attempts": 0, "next_attempt_at": now, "priority": prio,
+            "source": f"campaign:{camp.id}", "created_at": now}
+           for k, r in keys.items() if k not in existing]
+    if new:
+        session.execute(OutboxMessage.__table__.insert(), new)
+    ids = {k: (i, st, a) for k, i, st, a in session.execute(
+        select(OutboxMessage.dedup_key, OutboxMessage.id, OutboxMessage.state, OutboxMessage.attempts)
+        .where(OutboxMessage.dedup_key.in_(list(keys)))).all()}
+    t = Delivery.__table__
+    session.execute(t.update().where(t.c.id == bindparam("did")).values(
+        state="sending", outbox_id=bindparam("oid"), attempts=t.c.attempts + 1),
+        [{"did": r.id, "oid": ids[k][0]} for k, r in keys.items()])
+    # Only rows nobody has tried yet are ours to send; older ones the outbox settles.
+    return [(r.id, ids[k][0], r.channel) for k, r in keys.items() if ids[k][1] == "queued" and ids[k][2] == 0]
+
+
 def _send(outbox_id: int) -> str:
     from bot.outbound.sender import send_one
 
     return send_one(outbox_id)
 
 
-def _inflight_key(campaign_id: int) -> str:
-    return f"sched:campaign-inflight:{campaign_id}"
+def _inflight_key(campaign_id: int, shard: int = 0) -> str:
+    return f"sched:campaign-inflight:{campaign_id}:{shard}"
 
 
-def _recover(session: Session, camp: Campaign, inflight: int | None) -> dict:
-    """After a process died: the one outbox row it had in flight (claimed by the
+def _recover(session: Session, camp: Campaign, inflight: list[int]) -> dict:
+    """After a process died: the outbox rows it had in flight (claimed by the
     sender, not recorded as sent) may or may not have reached the platform.
     WeCom's duplicate check makes a resend harmless; the Official Account has
-    none, so there the row is held back as `unknown` (never twice beats maybe twice)."""
-    if not inflight:
-        return {}
-    d = session.scalar(select(Delivery).where(Delivery.campaign_id == camp.id, Delivery.outbox_id == inflight))
-    ob = session.get(OutboxMessage, inflight)
-    if d is None or ob is None or ob.state != "queued" or d.state != "sending":
-        return {}
-    if d.channel in set(get_schedule().campaign.get("resend_unknown_channels") or []):
-        ob.next_attempt_at = clock.now()  # send again now, the platform drops a duplicate
-        return {"resent": d.recipient_key}
-    ob.state, ob.last_error = "dead", "in flight when the sending process died; not resent (no duplicate check)"
-    d.state, d.error = "unknown", ob.last_error
-    log.warning("campaign %s: %s was in flight at a crash; marked unknown", camp.id, d.recipient_key)
-    return {"unknown": d.recipient_key}
+    none, so there a row is held back as `unknown` (never twice beats maybe twice)."""
+    out: dict[str, list[str]] = {}
+    resend_ok = set(get_schedule().campaign.get("resend_unknown_channels") or [])
+    for oid in inflight:
+        d = session.scalar(select(Delivery).where(Delivery.campaign_id == camp.id, Delivery.outbox_id == oid))
+        ob = session.get(OutboxMessage, oid)
+        if d is None or ob is None or ob.state != "queued" or d.state != "sending":
+            continue
+        if d.channel in resend_ok:
+            ob.next_attempt_at = clock.now()  # send again now, the platform drops a duplicate
+            out.setdefault("resent", []).append(d.recipient_key)
+            continue
+        ob.state, ob.last_error = "dead", "in flight when the sending process died; not resent (no duplicate check)"
+        d.state, d.error = "unknown", ob.last_error
+        out.setdefault("unknown", []).append(d.recipient_key)
+        log.warning("campaign %s: %s was in flight at a crash; marked unknown", camp.id, d.recipient_key)
+    return out
 
 
-def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
+def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0, shards: int = 1) -> dict:
     """Send as much of a campaign as `max_seconds` allows; returns what happened
-    and whether more remains ("more": True -> the caller re-queues)."""
+    and whether more remains ("more": True -> the caller re-queues).
+
+    A big campaign can be sent by several workers at once: shard k of n takes
+    the deliveries with id % n == k (each shard has its own lock and in-flight
+    set; the pace is one Redis limiter for all of them). Shard 0 plans."""
     from bot.outbound import outbox
     from bot.queues import get_redis
     from store.db import session_scope
@@ -341,12 +382,14 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
     max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
     deadline = time.monotonic() + max_seconds
     r = get_redis()
-    lock_key = f"sched:campaign-lock:{campaign_id}"
+    lock_key = f"sched:campaign-lock:{campaign_id}:{shard}"
+    mine = (Delivery.id % shards) == shard
     # One runner per campaign at a time; the lock outlives a chunk by a margin.
     if not r.set(lock_key, "1", nx=True, ex=int(max_seconds) + 60):
         return {"campaign": campaign_id, "state": "busy", "more": False}
     sent = failed = 0
     recovered: dict = {}
+    pool = None
     try:
         with session_scope() as s:
             camp = s.get(Campaign, campaign_id)
@@ -358,14 +401,18 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
             if not may_send(now, camp.emergency, sched):
                 return {"campaign": campaign_id, "state": "paused", "more": False}
             if camp.state == "scheduled":
+                if shard != 0:
+                    time.sleep(0.5)  # shard 0 is writing the deliveries
+                    return {"campaign": campaign_id, "state": "planning", "more": True}
                 plan(s, camp, now)
             if camp.state == "planned":
                 camp.state, camp.started_at = "sending", now
-            raw = r.get(_inflight_key(campaign_id))
-            recovered = _recover(s, camp, int(raw) if raw else None)
+            recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
             emergency = camp.emergency
-        r.delete(_inflight_key(campaign_id))
+        r.delete(_inflight_key(campaign_id, shard))
         paces: dict[str, _Pace] = {}
+        # A few calls in flight at once: a platform call mostly waits on the network.
+        pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
         while time.monotonic() < deadline:
             with session_scope() as s:
                 camp = s.get(Campaign, campaign_id)
@@ -378,7 +425,7 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
                 work: list[tuple[int, int, str]] = [
                     (d.id, ob.id, d.channel) for d, ob in s.execute(
                         select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
-                        .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending",
+                        .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine,
                                OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
                                OutboxMessage.next_attempt_at <= now)
                         .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
@@ -387,53 +434,69 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None) -> dict:
                 rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
                 size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 5)))
                 if len(work) < size:
-                    for d in s.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
-                                                              Delivery.state == "pending")
-                                       .order_by(Delivery.id).limit(size - len(work))):
-                        row = outbox.add(s, _push_for(camp, d), now)
-                        if row is None:  # recorded before under this dedup key
-                            row = s.scalar(select(OutboxMessage).where(
-                                OutboxMessage.dedup_key == f"campaign:{camp.id}:{d.recipient_key}"))
-                        d.state, d.outbox_id, d.attempts = "sending", row.id, d.attempts + 1
-                        if row.state == "queued" and row.attempts == 0:
-                            work.append((d.id, row.id, d.channel))
+                    work += _write_batch(s, camp, size - len(work), now, mine)
             if not work:
                 break
             done: list[tuple[int, int]] = []
-            for did, oid, channel in work:
-                if not paces.setdefault(channel, _Pace(channel)).acquire(deadline):
-                    break
-                r.set(_inflight_key(campaign_id), oid)  # the one row a crash could leave ambiguous
-                try:
-                    res = _send(oid)
-                except Exception as exc:  # one bad row must not stop the campaign
-                    log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
-                    res = "error"
+            results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool)
+            for (did, oid, _), res in zip(work, results):
+                if res is None:
+                    continue  # not sent before the chunk's deadline: next chunk
                 done.append((did, oid))
                 if res == "sent":
                     sent += 1
                 elif res in ("dead", "error"):
                     failed += 1
-            r.delete(_inflight_key(campaign_id))
             with session_scope() as s:
                 _settle(s, done)
         with session_scope() as s:
             held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "sending"))]
+                Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
             _settle(s, held)
             counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
                                     .group_by(Delivery.state)).all())
             camp = s.get(Campaign, campaign_id)
             left, waiting = counts.get("pending", 0), counts.get("sending", 0)
+            mine_left = s.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.campaign_id == campaign_id, Delivery.state == "pending", mine)) or 0
             if left == 0 and waiting == 0 and camp.state == "sending":
                 camp.state, camp.finished_at = "done", clock.now()
             camp.stats = {**(camp.stats or {}), "deliveries": counts}
             return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
                     "recovered": recovered, "deliveries": counts,
                     # Rows the outbox retries later are settled by the pump's next round.
-                    "more": left > 0 and camp.state == "sending"}
+                    "more": mine_left > 0 and camp.state == "sending"}
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
         r.delete(lock_key)
+
+
+def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]], paces: dict[str, "_Pace"],
+                deadline: float, pool: ThreadPoolExecutor) -> list[str | None]:
+    """Send a batch through the sender, paced, a few at a time. Each row is in
+    the in-flight set only while the sender has it: after a crash that set
+    names exactly the rows that may or may not have reached the platform."""
+    stop = threading.Event()
+
+    def one(item: tuple[int, int, str]) -> str | None:
+        _, oid, channel = item
+        if stop.is_set() or not paces[channel].acquire(deadline):
+            stop.set()
+            return None
+        r.sadd(key, oid)
+        try:
+            return _send(oid)
+        except Exception as exc:  # one bad row must not stop the campaign
+            log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
+            return "error"
+        finally:
+            r.srem(key, oid)
+
+    for _, _, channel in work:
+        if channel not in paces:
+            paces[channel] = _Pace(channel)
+    return list(pool.map(one, work))
 
 
 def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:

@@ -84,31 +84,35 @@ def _kick(campaign_id: int) -> None:
 
 # --- campaigns --------------------------------------------------------------------------
 
-def enqueue_campaign(campaign_id: int, emergency: bool = False) -> bool:
-    """Queue a chunk of the campaign unless one is already queued or running."""
+def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
+    """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
     from bot.queues import get_queue, get_redis
 
+    c = get_schedule().campaign
+    shards = max(1, int(c.get("shards", 1)))
     r = get_redis()
-    # The marker lives a little longer than a chunk; run_campaign clears it.
-    if not r.set(f"sched:campaign-queued:{campaign_id}", "1", nx=True,
-                 ex=int(get_schedule().campaign["chunk_seconds"]) + 120):
-        return False
-    get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, at_front=emergency,
-                              job_timeout=int(get_schedule().campaign["chunk_seconds"]) + 300)
-    return True
+    queued = False
+    for k in ([shard] if shard is not None else range(shards)):
+        # The marker lives a little longer than a chunk; run_campaign clears it.
+        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True, ex=int(c["chunk_seconds"]) + 120):
+            continue
+        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
+                                  job_timeout=int(c["chunk_seconds"]) + 300)
+        queued = True
+    return queued
 
 
-def run_campaign(campaign_id: int) -> dict:
-    """One chunk of a campaign; re-queues itself while there is more."""
+def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
+    """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
     from bot.queues import get_redis
     from scheduler.campaigns import run_chunk
 
     try:
-        res = run_chunk(campaign_id)
+        res = run_chunk(campaign_id, shard=shard, shards=shards)
     finally:
-        get_redis().delete(f"sched:campaign-queued:{campaign_id}")
+        get_redis().delete(f"sched:campaign-queued:{campaign_id}:{shard}")
     if res.get("more"):
-        enqueue_campaign(campaign_id)
+        enqueue_campaign(campaign_id, shard=shard)
     return res
 
 
@@ -124,37 +128,39 @@ def pump_campaigns() -> list[int]:
 
 # --- other capabilities' clocks ------------------------------------------------------------
 
-def _resolve(specs: list[str]) -> Callable | None:
+def _resolve(specs: list[str]) -> tuple[Callable, bool] | None:
+    """The first importable hook: (function, takes (session, now))."""
     for spec in specs:
         module, _, fn = spec.partition(":")
+        bare = fn.endswith("()")
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name and module.startswith(exc.name):
                 continue  # that capability has not landed
             raise
-        f = getattr(mod, fn, None)
+        f = getattr(mod, fn.removesuffix("()"), None)
         if callable(f):
-            return f
+            return f, not bare
     return None
 
 
 def call_hook(name: str) -> dict:
     """Run another capability's periodic function and send what it returns."""
-    fn = _resolve(get_schedule().hooks.get(name, []))
-    if fn is None:
+    found = _resolve(get_schedule().hooks.get(name, []))
+    if found is None:
         return {"hook": name, "skipped": "not available"}
+    fn, with_args = found
     from bot.outbound import outbox
     from handlers.message import Outcome, Push
 
     now = clock.now()
+    if not with_args:  # manages its own sessions (the archive poll)
+        return {"hook": name, "result": fn()}
     with session_scope() as s:
-        try:
-            res = fn(s, now)
-        except TypeError:
-            res = fn()  # a hook that takes no arguments (e.g. an archive poll)
-        pushes = res.pushes if isinstance(res, Outcome) else [p for p in (res or []) if isinstance(p, Push)] \
-            if isinstance(res, (list, tuple)) else []
+        res = fn(s, now)
+        pushes = res.pushes if isinstance(res, Outcome) else \
+            [p for p in res if isinstance(p, Push)] if isinstance(res, (list, tuple)) else []
         ids = [row.id for row in (outbox.add(s, p, now) for p in pushes) if row is not None]
     _queue(ids)
     return {"hook": name, "pushes": len(ids)}
