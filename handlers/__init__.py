@@ -12,6 +12,7 @@ CAPABILITIES: list[str] = [
     "handlers.membership",
     "handlers.bookings",
     "handlers.understanding",
+    "scheduler.survey",
 ]
 
 
