@@ -481,6 +481,9 @@ def test_survey_answers_are_read_as_the_owner_means_them():
     assert parse_answer("2分 太慢了") == (2, "太慢了")
     assert parse_answer("5") == (5, "")
     assert parse_answer("明天下午有空吗") is None
+    assert parse_answer("5楼又漏水了") is None and parse_answer("3号楼电梯坏了") is None
+    assert parse_answer("满意度调查是什么？") is None
+    assert parse_answer("4，还行") == (4, "还行") and parse_answer("5分很好") == (5, "很好")
 
 
 def test_result_clock_fires_when_the_owner_cannot_be_messaged(demo, frozen_clock):

@@ -15,7 +15,9 @@ from handlers.tickets.policy import policy, roster
 from store.models import Ticket
 
 SURVEY_CONV = "ticket_survey"
-_SCORE = re.compile(r"^\s*([1-5])\s*(?:分|星)?\s*[,，。.!！:：、 ]*(.*)$", re.S)
+# "5", "5分 很好", "4，还行": a digit alone or followed by 分/星 or a separator, so that
+# "5楼又漏水了" is not read as a score.
+_SCORE = re.compile(r"^\s*([1-5])\s*(?:(?:分|星)[\s,，。.!！:：、]*|[\s,，。.!！:：、]+|$)(.*)$", re.S)
 
 
 def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
@@ -34,6 +36,8 @@ def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) ->
 def parse_answer(text: str) -> tuple[int, str] | None:
     """(score, comment) or None when the text is not an answer."""
     text = (text or "").strip()
+    if re.search(r"[?？吗么]$|什么|怎么", text):  # "满意度调查是什么？" asks, it does not rate
+        return None
     m = _SCORE.match(text)
     if m:
         return int(m.group(1)), m.group(2).strip()
