@@ -564,3 +564,22 @@ def test_complaint_without_a_first_reply_in_24_hours(demo, frozen_clock):
     assert ev[3] == at(2026, 9, 16, 9) and ev[2]["rule"] == "O4"
     assert any(p.recipient == "zhuguan_chen" and "24小时内初步回复" in p.payload["card"]["main_title"]["title"]
                for p in pushes)
+
+
+def test_owner_outside_the_48h_window_gets_a_template_message(demo, frozen_clock, monkeypatch):
+    from dataclasses import replace
+
+    from handlers.tickets import core, policy as pol
+    from store.db import session_scope
+    from store.models import Owner
+
+    monkeypatch.setattr(core, "policy", lambda: replace(pol.policy(), owner_template_id="tmpl-progress"))
+    with session_scope() as s:
+        s.scalar(select(Owner).where(Owner.openid == "o_wang")).last_inbound_at = at(2026, 9, 15, 8, 0)
+    complain("空调外机漏水到楼下", "general", "repair")
+    out = say("weixiu_laozhou", "接单 T1", staff=True)
+    assert of(out.pushes, "text", "o_wang")  # inside the window: a customer-service text
+    frozen_clock.set(at(2026, 9, 17, 9, 0))
+    out = say("weixiu_laozhou", "进度 T1 配件已订，周五上门更换", staff=True)
+    [tpl] = of(out.pushes, "template", "o_wang")
+    assert tpl.payload["template_id"] == "tmpl-progress" and "配件已订" in tpl.payload["data"]["first"]["value"]

@@ -148,14 +148,31 @@ def owner_openid(session: Session, ticket: Ticket) -> str | None:
     return owner.openid if owner else None
 
 
-def owner_push(session: Session, ticket: Ticket, text: str, key: str) -> list[Push]:
-    """A progress message to the owner's OA chat (O8), once per `key`."""
+def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datetime | None = None) -> list[Push]:
+    """A progress message to the owner's OA chat (O8), once per `key`.
+
+    PLATFORM.md: customer-service texts only reach an owner within 48 h of their
+    last message; outside it a template message is used when clocks.yaml names
+    one (else the text is tried and the sender records the refusal)."""
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    return [Push(channel="mp", recipient=openid, kind="text", payload={"content": text},
-                 dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
-                 source=f"ticket:{ticket.id}")]
+    from bot import clock
+
+    now = now or clock.now()
+    common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
+                  source=f"ticket:{ticket.id}")
+    pol = policy()
+    owner = session.scalar(select(Owner).where(Owner.openid == openid))
+    last = owner.last_inbound_at if owner else None
+    in_window = last is not None and now - last < timedelta(hours=pol.cs_window_hours) - timedelta(minutes=10)
+    if pol.owner_template_id and not in_window:
+        return [Push(channel="mp", recipient=openid, kind="template", payload={
+            "template_id": pol.owner_template_id,
+            "data": {"first": {"value": text[:200]}, "keyword1": {"value": ticket.number},
+                     "keyword2": {"value": STATE_LABELS.get(ticket.state, ticket.state)},
+                     "remark": {"value": "回复「我的工单」查看详情"}}}, **common)]
+    return [Push(channel="mp", recipient=openid, kind="text", payload={"content": text}, **common)]
 
 
 def staff_text(userid: str, text: str, dedup_key: str | None, ticket: Ticket, priority: int = 3) -> Push:

@@ -57,6 +57,8 @@ class Policy:
     survey_words: dict[str, int]
     survey_reopen_at_or_below: int
     survey_ttl_hours: int
+    owner_template_id: str | None = None  # OA template for owners outside the 48 h window
+    cs_window_hours: int = 48
 
     def clocks_for(self, priority: str, kind: str, home_repair: bool) -> list[ClockSpec]:
         specs = list(self.classes[priority].clocks)
@@ -142,7 +144,9 @@ def load_policy(path: Path = CLOCKS_FILE) -> Policy:
         if not isinstance(score, int) or not 1 <= score <= 5:
             raise PolicyError(f"{name}: survey.words.{w}: score must be 1-5")
     return Policy(classes, kinds, all_, frozenset(data.get("repair_categories") or ()), dict(words),
-                  int(survey.get("reopen_at_or_below", 2)), int(survey.get("ttl_hours", 72)))
+                  int(survey.get("reopen_at_or_below", 2)), int(survey.get("ttl_hours", 72)),
+                  (data.get("owner_notice") or {}).get("template_id") or None,
+                  int((data.get("owner_notice") or {}).get("cs_window_hours", 48)))
 
 
 def load_roster(path: Path = ROSTER_FILE) -> Roster:
