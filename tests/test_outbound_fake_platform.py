@@ -154,3 +154,14 @@ def test_delayed_call_that_outlives_a_clear_is_not_recorded(fake_platform):
     fake_platform.clear()
     time.sleep(0.6)
     assert fake_platform.sent() == []
+
+
+def test_customer_group_lookup(fake_platform):
+    wc = _wecom_token(fake_platform)
+    fake_platform.config(customer_groups={"wrvip01": {"name": "VIP业主群", "owner": "kefu_xiaomei",
+                                                      "member_list": [{"userid": "wm_wang", "type": 2}]}})
+    got = _post(fake_platform, "/cgi-bin/externalcontact/groupchat/get", {"chat_id": "wrvip01", "need_name": 1},
+                access_token=wc)
+    assert got["errcode"] == 0 and got["group_chat"]["member_list"][0]["userid"] == "wm_wang"
+    assert _post(fake_platform, "/cgi-bin/externalcontact/groupchat/get", {"chat_id": "wrnone"},
+                 access_token=wc)["errcode"] == 40050

@@ -53,6 +53,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "mp_cs_per_window": 0,  # >0: customer-service messages per openid before 45047 (0 = off)
     "per_member_per_minute": 30,
     "per_member_per_hour": 1000,
+    # WeCom customer groups known to externalcontact/groupchat/get:
+    # {chat_id: {"name", "owner", "member_list": [{"userid", "type": 1|2, ...}], "admin_list": [...]}}
+    "customer_groups": {},
 }
 
 OA_MSGTYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
@@ -613,6 +616,21 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         if chat_type == "group" and not data.get("sender"):
             raise ApiAnswer(40058, "sender required for chat_type group")
         return _ok(fail_list=[], msgid="msg" + secrets.token_hex(12)), {}
+
+    @api("/cgi-bin/externalcontact/groupchat/get", ["POST"], "wecom")
+    def groupchat_get(_tok):
+        data = _body()
+        chat_id = data.get("chat_id")
+        if not isinstance(chat_id, str) or not chat_id:
+            raise ApiAnswer(40058, "chat_id missing")
+        with st.lock:
+            group = copy.deepcopy((st.config.get("customer_groups") or {}).get(chat_id))
+        if group is None:
+            raise ApiAnswer(40050, "chatid not exist")
+        group.setdefault("chat_id", chat_id)
+        group.setdefault("member_list", [])
+        group.setdefault("admin_list", [])
+        return _ok(group_chat=group), None
 
     @api("/cgi-bin/user/get", ["GET"], "wecom")
     def user_get(_tok):
