@@ -195,3 +195,12 @@ def test_future_row_is_not_sent_early(outbound_env, fake_platform, frozen_clock)
     assert send_one(oid) == "not due"
     frozen_clock.advance(minutes=6)
     assert send_due() == {"sent": 1}
+
+
+def test_overlong_wecom_text_is_cut_not_lost(outbound_env, fake_platform):
+    from bot.outbound.sender import send_one
+
+    oid = add_push(wecom_text("kefu_ajie", "长" * 1500))  # 4,500 bytes; WeCom takes 2,048
+    assert send_one(oid) == "sent"
+    content = fake_platform.sent(SEND)[0]["json"]["text"]["content"]
+    assert len(content.encode()) <= 2048 and content.endswith("…")

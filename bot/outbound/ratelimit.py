@@ -53,14 +53,16 @@ class Limit(NamedTuple):
     window_s: float
 
 
-_scripts: dict[int, object] = {}
+_script = None
 
 
-def _script(r: Redis):
-    s = _scripts.get(id(r))
-    if s is None:
-        s = _scripts[id(r)] = r.register_script(_ACQUIRE)
-    return s
+def _acquire_script(r: Redis):
+    # One Script object (it only caches the SHA); the client is passed per call,
+    # so a new Redis connection (tests, a changed REDIS_URL) is always the one used.
+    global _script
+    if _script is None:
+        _script = r.register_script(_ACQUIRE)
+    return _script
 
 
 def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | None = None) -> float:
@@ -79,7 +81,7 @@ def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | No
     args: list = [now_ms, uuid.uuid4().hex]
     for lim in active:
         args += [lim.limit, int(lim.window_s * 1000)]
-    wait_ms = _script(redis)(keys=[PREFIX + lim.key for lim in active], args=args)
+    wait_ms = _acquire_script(redis)(keys=[PREFIX + lim.key for lim in active], args=args, client=redis)
     return float(wait_ms) / 1000.0
 
 

@@ -126,7 +126,8 @@ def render(row: Row, opts: OutboundOptions) -> Plan:
     users = _users(row.recipient)
     dup = {"duplicate_check_s": DUPLICATE_CHECK_S}
     if row.kind in ("text", "markdown"):
-        content = _need(p, "content", row.kind)
+        # Over 2,048 bytes WeCom refuses the whole message (45002): better cut than lost.
+        content = _truncate_bytes(str(_need(p, "content", row.kind)), WECOM_TEXT_LIMIT)
         return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send(users, row.kind, {"content": content}, **dup))
     if row.kind == "textcard":
         card = {k: p[k] for k in ("title", "description", "url", "btntxt") if p.get(k)}
