@@ -257,8 +257,21 @@ def test_important_request_escalation_ladder_and_low_score_reopens(demo, frozen_
     steps = [(e[2]["step"], e[2]["to"]) for e in actions(action="clock_escalated")]
     assert steps == [("redispatch", "weixiu_laozhou"), ("supervisor", "zhuguan_chen"), ("manager", "jingli_lin")]
 
+    # What the outbound sender keeps from each card's send: its response_code.
+    from store.db import session_scope
+    from store.models import OutboxMessage
+
+    with session_scope() as s:
+        cards = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "template_card")).all()
+        for row in cards:
+            row.payload = {**row.payload, "_result": {"response_code": f"rc-send-{row.id}"}}
+        sent = {f"rc-send-{row.id}" for row in cards}
+    assert len(sent) == 4  # the dispatch, the re-dispatch and two escalation cards
     out = say("weixiu_laozhou", "接单 T1", staff=True)
     assert "您已接单T1" in out.replies[0]
+    # A text command settles every copy of the card, each with its own code.
+    assert {p.payload["response_code"] for p in of(out.pushes, "update_card")} == sent
+    assert all(p.payload["button"]["replace_name"] == "老周已接单" for p in of(out.pushes, "update_card"))
     assert clocks()["routed_to_head"].state == "late"
     frozen_clock.set(at(2026, 9, 16, 7, 0))
     assert "超时" in text_of(tick(), "weixiu_laozhou")  # resolution warning, 2 h ahead

@@ -8,13 +8,14 @@ from handlers import card_events
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
 
+# (session, ticket number, clicker, now, response_code, task_id) -> core.Result
 ACTIONS = {
-    "accept": lambda s, n, u, now, rc: core.accept(s, n, u, now, rc),
-    "onsite": lambda s, n, u, now, rc: core.on_site(s, n, u, now, rc),
-    "done": lambda s, n, u, now, rc: core.complete(s, n, u, now, "", rc),
-    "transfer": lambda s, n, u, now, rc: core.transfer(s, n, u, now, None, rc),
-    "callback": lambda s, n, u, now, rc: core.called_back(s, n, u, now, "", rc),
-    "takeover": lambda s, n, u, now, rc: core.take_over(s, n, u, now, rc),
+    "accept": lambda s, n, u, now, rc, task: core.accept(s, n, u, now, rc, task),
+    "onsite": lambda s, n, u, now, rc, task: core.on_site(s, n, u, now, rc),
+    "done": lambda s, n, u, now, rc, task: core.complete(s, n, u, now, "", rc, task),
+    "transfer": lambda s, n, u, now, rc, task: core.transfer(s, n, u, now, None, rc),
+    "callback": lambda s, n, u, now, rc, task: core.called_back(s, n, u, now, "", rc, task),
+    "takeover": lambda s, n, u, now, rc, task: core.take_over(s, n, u, now, rc),
 }
 
 
@@ -26,7 +27,8 @@ def on_ticket_click(ctx: Context, msg: Message, key: str) -> Outcome:
     fn = ACTIONS.get(action)
     if fn is None or n is None or msg.role != "staff":
         return Outcome(intent="event")
-    res = fn(ctx.session, n, msg.sender, ctx.now, msg.data.get("ResponseCode") or None)
+    res = fn(ctx.session, n, msg.sender, ctx.now, msg.data.get("ResponseCode") or None,
+             msg.data.get("TaskId") or None)
     out = Outcome(pushes=list(res.pushes), intent="command")
     # A click has no chat reply of its own (the web answer is empty); the
     # message goes to the clicker's app chat.

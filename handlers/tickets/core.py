@@ -7,6 +7,7 @@ button and "接单 T12" behave the same.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,7 +18,7 @@ from bot.clock import CST
 from handlers import calendar_cn
 from handlers.message import Push
 from handlers.tickets.policy import ClockSpec, policy, roster
-from store.models import Owner, Staff, Ticket, TicketClock, TicketEvent
+from store.models import OutboxMessage, Owner, Staff, Ticket, TicketClock, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +228,34 @@ def update_card_push(ticket: Ticket, userids: list[str], response_code: str | No
                  dedup_key=f"ticket:update:{response_code}"[:128], priority=1, source=f"ticket:{ticket.id}")]
 
 
+def close_cards(session: Session, ticket: Ticket, text: str, skip_task: str | None = None,
+                callback: bool = False) -> list[Push]:
+    """Greys out the ticket's earlier cards, so a text command (or a click on one
+    card) settles every copy. Uses the response_code each card's send returned
+    (the outbound sender keeps it in payload["_result"]); each code once.
+    `callback`: the call-back cards (O11) instead of the work cards."""
+    pushes: list[Push] = []
+    rows = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.dedup_key.like(f"ticket:card:{ticket.number}%"), OutboxMessage.kind == "template_card")).all()
+    for r in rows:
+        task = r.dedup_key[len("ticket:card:"):]
+        if task == skip_task or not re.fullmatch(rf"{ticket.number}[vc]\d+(l\d+)?", task):
+            continue
+        keys = [b.get("key", "") for b in (r.payload or {}).get("card", {}).get("button_list", [])]
+        if any(":callback:" in k for k in keys) != callback:
+            continue
+        code = ((r.payload or {}).get("_result") or {}).get("response_code")
+        if not code or session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.dedup_key == f"ticket:update:{code}"[:128])) is not None:
+            continue
+        pushes += update_card_push(ticket, _users(r.recipient), code, text)
+    return pushes
+
+
+def _users(recipient: str) -> list[str]:
+    return [u for u in recipient.replace("|", ",").split(",") if u]
+
+
 DISPATCH_BUTTONS = [("接单", "accept", 1), ("转派", "transfer", 2)]
 WORK_BUTTONS = [("到场", "onsite", 2), ("完成", "done", 1), ("转派", "transfer", 2)]
 
@@ -275,7 +304,8 @@ def get_ticket(session: Session, ticket_id: int | None) -> Ticket | None:
     return session.get(Ticket, ticket_id) if ticket_id else None
 
 
-def accept(session: Session, ticket_id: int, userid: str, now: datetime, response_code: str | None = None) -> Result:
+def accept(session: Session, ticket_id: int, userid: str, now: datetime, response_code: str | None = None,
+           task_id: str | None = None) -> Result:
     """O10: the first to accept owns the ticket. The conditional UPDATE is the
     race guard: of two simultaneous clicks exactly one matches `assignee IS NULL`."""
     won = session.execute(
@@ -297,6 +327,7 @@ def accept(session: Session, ticket_id: int, userid: str, now: datetime, respons
     name = staff_name(session, userid)
     fire(session, ticket, "accepted", userid, now, by=name)
     pushes = update_card_push(ticket, list(ticket.notified or []) + [userid], response_code, f"{name}已接单")
+    pushes += close_cards(session, ticket, f"{name}已接单", skip_task=task_id)
     pushes.append(work_card(session, ticket, userid))
     phone = staff_phone(session, userid)
     pushes += owner_push(session, ticket, f"您的工单{ticket.number}已由{name}受理"
@@ -361,7 +392,7 @@ def progress(session: Session, ticket_id: int, userid: str, now: datetime, note:
 
 
 def complete(session: Session, ticket_id: int, userid: str, now: datetime, note: str = "",
-             response_code: str | None = None) -> Result:
+             response_code: str | None = None, task_id: str | None = None) -> Result:
     """Done: the result goes to the owner at once with the survey (O9), and a home
     repair starts the call-back clock (O11)."""
     ticket = get_ticket(session, ticket_id)
@@ -375,6 +406,7 @@ def complete(session: Session, ticket_id: int, userid: str, now: datetime, note:
         ticket.on_site_at = now
     fire(session, ticket, "completed", userid, now, note=ticket.result_note)
     pushes = update_card_push(ticket, [userid], response_code, "已完成")
+    pushes += close_cards(session, ticket, "已完成", skip_task=task_id)
     if home_repair(ticket):
         cb = roster().callback_for(ticket.building)
         ticket.version += 1
@@ -403,7 +435,7 @@ def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]
 
 
 def called_back(session: Session, ticket_id: int, userid: str, now: datetime, note: str = "",
-                response_code: str | None = None) -> Result:
+                response_code: str | None = None, task_id: str | None = None) -> Result:
     ticket = get_ticket(session, ticket_id)
     if ticket is None:
         return Result(False, "没有找到这个工单。")
@@ -412,6 +444,7 @@ def called_back(session: Session, ticket_id: int, userid: str, now: datetime, no
     ticket.called_back_at = now
     fire(session, ticket, "called_back", userid, now, note=note)
     pushes = update_card_push(ticket, [userid], response_code, "已回访")
+    pushes += close_cards(session, ticket, "已回访", skip_task=task_id, callback=True)
     if ticket.result_sent_at is None:  # the call-back reported the result too (O9)
         ticket.result_sent_at = now
         fire(session, ticket, "result_sent", userid, now, by="call-back")
@@ -452,6 +485,7 @@ def transfer(session: Session, ticket_id: int, userid: str, now: datetime, to: s
         fire(session, ticket, "accepted", userid, now, by=staff_name(session, userid), assigned_to=target.userid)
     record(session, ticket, userid, "transferred", now, frm=prev, to=target.userid)
     pushes = update_card_push(ticket, [userid], response_code, f"已转派{target.name}")
+    pushes += close_cards(session, ticket, f"已转派{target.name}")
     pushes.append(work_card(session, ticket, target.userid, f"{staff_name(session, userid)}转派工单{ticket.number}给您"))
     pushes += owner_push(session, ticket, f"您的工单{ticket.number}已转交{target.name}跟进。",
                          f"transfer:{ticket.version}")
@@ -476,6 +510,7 @@ def take_over(session: Session, ticket_id: int, userid: str, now: datetime, resp
     prev, ticket.assignee = ticket.assignee, userid
     record(session, ticket, userid, "taken_over", now, frm=prev)
     pushes = update_card_push(ticket, [userid], response_code, "已接管")
+    pushes += close_cards(session, ticket, f"{staff_name(session, userid)}已接管")
     pushes.append(work_card(session, ticket, userid, f"您已接管工单{ticket.number}"))
     if prev and prev != userid:
         pushes.append(staff_text(prev, f"工单{ticket.number}已由{staff_name(session, userid)}接管。", None, ticket))
