@@ -125,13 +125,13 @@ def _summary(lat: list[float], errors: int, elapsed: float) -> dict:
 # --- the processes -----------------------------------------------------------------------
 
 class Stack:
-    def __init__(self, workers: int, rq_workers: int) -> None:
+    def __init__(self, workers: int, rq_workers: int, database_url: str | None = None) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
         self.redis_port, self.app_port, self.bare_port = free_port(), free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         self.env |= P.channel_env("http://127.0.0.1:9") | {
-            "DATABASE_URL": f"sqlite:///{self.tmp / 'bench.db'}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "DATABASE_URL": database_url or f"sqlite:///{self.tmp / 'bench.db'}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers),
             "GUANJIA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
@@ -184,12 +184,19 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="gunicorn processes")
     ap.add_argument("--rq-workers", type=int, default=2)
     ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--database-url", default=None,
+                    help="a throw-away PostgreSQL (emptied and migrated), e.g. from scripts/pg-local.sh; "
+                         "default: a temp SQLite file (the embedded default)")
     args = ap.parse_args()
+    if args.database_url:
+        from tests.pg import fresh_postgres
+
+        fresh_postgres(args.database_url)
     if shutil.which("redis-server") is None:
         print("redis-server is needed: apt-get install redis-server", file=sys.stderr)
         return 2
 
-    stack = Stack(args.workers, args.rq_workers)
+    stack = Stack(args.workers, args.rq_workers, args.database_url)
     try:
         stack.start()
         n_max = int(args.seconds * 4000)
@@ -211,7 +218,8 @@ def main() -> int:
         stack.stop()
 
     ratio = ours["rps"] / bare["rps"]
-    print(f"\n{os.cpu_count()} cores; gunicorn gthread x{args.workers}, {args.rq_workers} rq worker(s), "
+    db = "PostgreSQL" if args.database_url else "SQLite"
+    print(f"\n{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} before the end); {db}; gunicorn gthread x{args.workers}, {args.rq_workers} guanjia worker(s), "
           f"{args.connections} connections, {args.seconds:.0f} s per run; /wechat/mp safe mode, passive reply on")
     print("max throughput (closed loop)")
     print("  " + _line("bare Flask 'success'", bare))

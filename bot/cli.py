@@ -39,12 +39,13 @@ def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--queues", default=None, help="Comma-separated queue names (default: all).")
-def worker(burst: bool, queues: str | None) -> None:
+@click.option("--fork", is_flag=True, help="Fork a process per job (rq's default; slower).")
+def worker(burst: bool, queues: str | None, fork: bool) -> None:
     """An rq worker on the project's queues."""
     _settings_or_exit()
     from bot.worker import run_worker
 
-    run_worker(burst=burst, queues=queues.split(",") if queues else None)
+    run_worker(burst=burst, queues=queues.split(",") if queues else None, fork=fork)
 
 
 @main.command()

@@ -83,6 +83,7 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     web_workers: int = 2  # gunicorn processes (deploy/gunicorn.conf.py)
     web_threads: int = 16  # threads each: a passive-reply wait holds one for up to the budget
+    inbound_threads: int = 2  # inbound-lane consumer threads per `guanjia worker`
     extra: dict = field(default_factory=dict)
 
 
@@ -170,6 +171,7 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         timezone=_str("GUANJIA_TIMEZONE", "Asia/Shanghai"),
         web_workers=_int("GUANJIA_WEB_WORKERS", 2),
         web_threads=_int("GUANJIA_WEB_THREADS", 16),
+        inbound_threads=_int("GUANJIA_INBOUND_THREADS", 2),
     )
     _check_range("GUANJIA_TIMESTAMP_WINDOW_S", settings.timestamp_window_s, 0)
     _check_range("GUANJIA_MAX_BODY_BYTES", settings.max_body_bytes, 1024)
@@ -179,6 +181,7 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
     _check_range("GUANJIA_OUTBOX_MAX_ATTEMPTS", settings.outbox_max_attempts, 1)
     _check_range("GUANJIA_WEB_WORKERS", settings.web_workers, 1, 64)
     _check_range("GUANJIA_WEB_THREADS", settings.web_threads, 1, 256)
+    _check_range("GUANJIA_INBOUND_THREADS", settings.inbound_threads, 1, 64)
     try:
         from zoneinfo import ZoneInfo
 

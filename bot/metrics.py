@@ -32,8 +32,11 @@ def render() -> bytes:
     try:
         from bot.queues import QUEUE_NAMES, get_queue
 
+        from bot.inbox import lane_length
+
         for name in QUEUE_NAMES:
-            queue_depth.labels(name).set(get_queue(name).count)
+            # inbound messages wait on the lane (bot/inbox.py), other work in rq
+            queue_depth.labels(name).set(get_queue(name).count + (lane_length() if name == "inbound" else 0))
     except Exception:
         pass
     try:

@@ -20,18 +20,22 @@ PASSIVE_GRACE = timedelta(seconds=4)
 
 
 def process_inbox(inbox_id: int) -> str:
-    from handlers.dispatch import handle
+    """Handle one stored message, once.
 
-    with session_scope() as s:
-        # Claim the row so a re-queued job cannot handle it a second time.
-        claimed = s.execute(update(InboxMessage).where(
-            InboxMessage.id == inbox_id, InboxMessage.state.in_(("received", "queued", "stalled"))
-        ).values(state="handling", attempts=InboxMessage.attempts + 1)).rowcount
-    if not claimed:
-        return "already handled"
+    Claim, handling, the outbox rows and the reply decision are one transaction
+    (one commit per message: this is the passive-reply hot path). The claim is a
+    conditional UPDATE, so a re-queued job finds nothing to do; if the handler
+    fails, everything rolls back and the row is marked failed.
+    """
+    from handlers.dispatch import handle
 
     try:
         with session_scope() as s:
+            claimed = s.execute(update(InboxMessage).where(
+                InboxMessage.id == inbox_id, InboxMessage.state.in_(("received", "queued", "stalled"))
+            ).values(state="handling", attempts=InboxMessage.attempts + 1)).rowcount
+            if not claimed:
+                return "already handled"
             row = s.get(InboxMessage, inbox_id)
             msg = Message.from_json(row.payload)
             now = clock.now()
@@ -44,48 +48,80 @@ def process_inbox(inbox_id: int) -> str:
             ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
             row.state, row.handled_at = "done", now
             row.replies = list(out.replies)
-            row.reply_mode = "pending" if out.replies else "none"
             row.payload = {**row.payload, "role": msg.role}
-            created_at = row.created_at
+            mode = "none"
+            if out.replies:
+                mode = "passive" if not must_push and _claim_passive(inbox_id, msg, row.created_at) else "pushed"
+                if mode == "pushed":
+                    ids += _push_replies(s, inbox_id, msg, out.replies)
+            row.reply_mode = mode
     except Exception as exc:
         log.exception("handling inbox %s failed", inbox_id)
         with session_scope() as s:
             row = s.get(InboxMessage, inbox_id)
             row.state, row.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+            row.attempts = (row.attempts or 0) + 1
         raise
+    if mode == "passive" and not _hand_over(inbox_id, out.replies):
+        deliver_replies(inbox_id, msg, out.replies, None, must_push=True)
+        mode = "pushed"
+    elif mode != "none":
+        metrics.REPLIES.labels(mode).inc()
     outbox.queue_send(ids)
-    if out.replies:
-        deliver_replies(inbox_id, msg, out.replies, created_at, must_push)
     return "done"
 
 
-def deliver_replies(inbox_id: int, msg: Message, replies: list[str], created_at, must_push: bool = False) -> str:
-    """Passively through the waiting web request if it still waits, else pushed."""
-    mode = "pushed"
-    if not must_push and msg.channel in ("mp", "wecom") and clock.now() - created_at < PASSIVE_GRACE:
-        try:
-            from bot.inbox import claim_key, reply_list_key
-            from bot.queues import get_redis
+def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:
+    """Win the race against the web request's deadline (see inbox.wait_for_reply)."""
+    if msg.channel not in ("mp", "wecom") or created_at is None or clock.now() - created_at >= PASSIVE_GRACE:
+        return False
+    try:
+        from bot.inbox import claim_key
+        from bot.queues import get_redis
 
-            r = get_redis()
-            if r.set(claim_key(inbox_id), "worker", nx=True, ex=3600):
-                r.rpush(reply_list_key(inbox_id), json.dumps(replies, ensure_ascii=False))
-                r.expire(reply_list_key(inbox_id), 60)
-                mode = "passive"
-        except Exception as exc:
-            log.warning("passive hand-over for inbox %s failed (%s); pushing", inbox_id, exc)
-    if mode == "pushed":
-        with session_scope() as s:
-            ids = []
-            for i, text in enumerate(replies):
-                row = outbox.add(s, Push(channel="mp" if msg.channel == "mp" else "wecom", recipient=msg.sender,
-                                         kind="text", payload={"content": text},
-                                         dedup_key=f"reply:{inbox_id}:{i}", priority=1, source=f"inbox:{inbox_id}"))
-                if row is not None:
-                    ids.append(row.id)
-        outbox.queue_send(ids)
+        return bool(get_redis().set(claim_key(inbox_id), "worker", nx=True, ex=3600))
+    except Exception as exc:
+        log.warning("passive claim for inbox %s failed (%s); pushing", inbox_id, exc)
+        return False
+
+
+def _hand_over(inbox_id: int, replies: list[str]) -> bool:
+    """Give the waiting web request its replies (after the commit, so they are recorded)."""
+    try:
+        from bot.inbox import reply_list_key
+        from bot.queues import get_redis
+
+        key = reply_list_key(inbox_id)
+        get_redis().pipeline(transaction=False).rpush(key, json.dumps(replies, ensure_ascii=False)).expire(key, 60).execute()
+        return True
+    except Exception as exc:
+        log.warning("passive hand-over for inbox %s failed (%s); pushing", inbox_id, exc)
+        return False
+
+
+def _push_replies(s, inbox_id: int, msg: Message, replies: list[str]) -> list[int]:
+    ids = []
+    for i, text in enumerate(replies):
+        row = outbox.add(s, Push(channel="mp" if msg.channel == "mp" else "wecom", recipient=msg.sender,
+                                 kind="text", payload={"content": text}, dedup_key=f"reply:{inbox_id}:{i}",
+                                 priority=1, source=f"inbox:{inbox_id}"))
+        if row is not None:
+            ids.append(row.id)
+    return ids
+
+
+def deliver_replies(inbox_id: int, msg: Message, replies: list[str], created_at, must_push: bool = False) -> str:
+    """Passively through the waiting web request if it still waits, else pushed
+    (the sweeper calls this for handled rows whose replies never left)."""
+    mode = "pushed"
+    if not must_push and _claim_passive(inbox_id, msg, created_at) and _hand_over(inbox_id, replies):
+        mode = "passive"
+    ids: list[int] = []
     with session_scope() as s:
+        if mode == "pushed":
+            ids = _push_replies(s, inbox_id, msg, replies)
         s.get(InboxMessage, inbox_id).reply_mode = mode
+    outbox.queue_send(ids)
     metrics.REPLIES.labels(mode).inc()
     return mode
 

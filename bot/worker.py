@@ -1,5 +1,5 @@
-"""The rq worker. Heavy things (jieba, the FAQ index) load in the parent once,
-so every forked job inherits them instead of paying ~1.3 s each."""
+"""The rq worker. Heavy things (jieba, the FAQ index) load once at start, so no
+job pays ~1.3 s for them."""
 from __future__ import annotations
 
 import logging
@@ -22,9 +22,13 @@ def warm_up() -> None:
         getattr(importlib.import_module(module), fn)()
 
 
-def run_worker(burst: bool = False, queues: list[str] | None = None) -> None:
+def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool = False) -> None:
+    """Jobs run in this process (rq SimpleWorker) unless `fork`: a fork per job
+    costs 10-30 ms, longer than handling a message, and the passive reply waits on
+    it. The jobs are ours and short; rq's job timeout still applies (SIGALRM), and
+    more throughput means more `guanjia worker` processes."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # native libraries are not fork-safe with threads
-    from rq import Worker
+    from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
     from bot.queues import QUEUE_NAMES, get_queue, get_redis
@@ -32,6 +36,27 @@ def run_worker(burst: bool = False, queues: list[str] | None = None) -> None:
     setup_logging()
     warm_up()
     names = queues or list(QUEUE_NAMES)
-    worker = Worker([get_queue(n) for n in names], connection=get_redis())
-    log.info("worker on %s", ", ".join(names))
+    if "inbound" in names:
+        _start_lane_consumers(burst)
+    cls = Worker if fork else SimpleWorker
+    worker = cls([get_queue(n) for n in names], connection=get_redis())
+    log.info("worker on %s (%s)", ", ".join(names), "fork per job" if fork else "in process")
     worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+
+
+def _start_lane_consumers(burst: bool) -> None:
+    """Threads popping the inbound lane (bot/inbox.py). Handling is mostly CPU, so a
+    couple of threads hide the I/O waits; more throughput = more worker processes."""
+    import threading
+
+    from bot.inbox import consume, lane_length, pop_and_process
+
+    if burst:  # `--burst`: empty the lane first, then run the rq queues to empty
+        while lane_length():
+            pop_and_process(0)
+        return
+    from bot.config import get_settings
+
+    stop = threading.Event()
+    for i in range(get_settings().inbound_threads):
+        threading.Thread(target=consume, args=(stop,), daemon=True, name=f"inbound-{i}").start()

@@ -216,15 +216,24 @@ class InProcessWorker(SimpleWorker):
 
 
 def drain_queues(names: list[str] | tuple[str, ...] | None = None, rounds: int = 10) -> int:
-    """Run every queued rq job in this process (SimpleWorker, burst, no fork),
-    repeating while jobs enqueue more jobs; returns how many ran."""
+    """Run every queued job in this process: the inbound lane's messages, then rq
+    jobs (SimpleWorker, burst, no fork), repeating while jobs enqueue more jobs;
+    returns how many ran."""
     from bot.queues import QUEUE_NAMES, get_queue, get_redis
 
-    queues = [get_queue(n) for n in (names or QUEUE_NAMES)]
+    from bot.inbox import pop_and_process
+
+    names = names or QUEUE_NAMES
+    queues = [get_queue(n) for n in names]
     ran = 0
     for _ in range(rounds):
+        # Inbound messages travel on the lane (bot/inbox.py), everything else on rq.
+        while "inbound" in names and pop_and_process(0) is not None:
+            ran += 1
         waiting = sum(q.count for q in queues)
         if not waiting:
+            if "inbound" in names and get_redis().llen("guanjia:lane:inbound"):
+                continue
             break
         worker = InProcessWorker(queues, connection=get_redis(), name=f"drain-{os.getpid()}-{_nonce()}")
         worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
