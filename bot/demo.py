@@ -16,6 +16,7 @@ from store.models import Building, Group, GroupMember, Home, Owner, Staff
 DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
 DEMO_LOADERS: list[str] = [  # "module:function(session)" run after the community exists; one per line
     "handlers.membership.demo:load_demo_spend",
+    "handlers.tickets.policy:check_roster_staff",
 ]
 
 

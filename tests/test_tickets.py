@@ -596,3 +596,14 @@ def test_owner_outside_the_48h_window_gets_a_template_message(demo, frozen_clock
     out = say("weixiu_laozhou", "进度 T1 配件已订，周五上门更换", staff=True)
     [tpl] = of(out.pushes, "template", "o_wang")
     assert tpl.payload["template_id"] == "tmpl-progress" and "配件已订" in tpl.payload["data"]["first"]["value"]
+
+
+def test_roster_names_only_real_staff(demo, session, monkeypatch):
+    from handlers.tickets import policy as pol
+    from store.models import Staff
+
+    pol.check_roster_staff(session)  # the demo roster is consistent (also run by guanjia demo-data)
+    session.scalar(select(Staff).where(Staff.userid == "baoan_dawei")).active = False
+    session.flush()
+    with pytest.raises(pol.PolicyError, match=r"duty_roster.yaml: .*teams.security.on_duty.\*: baoan_dawei"):
+        pol.check_roster_staff(session)

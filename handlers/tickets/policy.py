@@ -178,3 +178,24 @@ def policy() -> Policy:
 @lru_cache(maxsize=1)
 def roster() -> Roster:
     return load_roster()
+
+
+def check_roster_staff(session) -> None:
+    """Every userid in duty_roster.yaml must be an active staff member (run after
+    the community is loaded, e.g. by `guanjia demo-data`): a card sent to an
+    unknown userid would reach nobody and the clocks would break unseen."""
+    from sqlalchemy import select
+
+    from store.models import Staff
+
+    r = roster()
+    known = set(session.scalars(select(Staff.userid).where(Staff.active.is_(True))))
+    where: list[tuple[str, str]] = [(f"escalation.{k}", v) for k, v in r.escalation.items()]
+    where += [(f"callback.{b}", u) for b, u in r.callback.items()]
+    for team, spec in r.teams.items():
+        if spec.get("head"):
+            where.append((f"teams.{team}.head", spec["head"]))
+        where += [(f"teams.{team}.on_duty.{b}", u) for b, people in spec["on_duty"].items() for u in people]
+    unknown = [f"{w}: {u}" for w, u in where if u not in known]
+    if unknown:
+        raise PolicyError(f"{ROSTER_FILE.name}: unknown or inactive staff userid(s): " + "; ".join(unknown))
