@@ -17,6 +17,7 @@ Public API for other capabilities (e.g. suggested replies in groups):
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -84,28 +85,26 @@ class Match:
 
 
 class _BM25:
-    """A small inverted-index BM25 (docs are token Counters)."""
+    """BM25 with per-document precomputed term weights, scored
+    document-at-a-time over a candidate list (so common words with long
+    postings lists cost nothing extra)."""
 
     def __init__(self, docs: list[Counter]) -> None:
         self.n = len(docs)
-        self.len = [sum(d.values()) for d in docs]
-        self.avg = (sum(self.len) / self.n) if self.n else 1.0
-        self.post: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for i, d in enumerate(docs):
-            for t, tf in d.items():
-                self.post[t].append((i, tf))
-        self.idf = {t: math.log(1 + (self.n - len(p) + 0.5) / (len(p) + 0.5)) for t, p in self.post.items()}
+        lens = [sum(d.values()) for d in docs]
+        avg = (sum(lens) / self.n) if self.n else 1.0
+        df: Counter = Counter()
+        for d in docs:
+            df.update(d.keys())
+        self.df = df
+        self.idf = {t: math.log(1 + (self.n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        self.wt: list[dict[str, float]] = [
+            {t: self.idf[t] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * lens[i] / avg)) for t, tf in d.items()}
+            for i, d in enumerate(docs)]
 
-    def scores(self, terms: list[str]) -> dict[int, float]:
-        out: dict[int, float] = defaultdict(float)
-        for t in terms:
-            p = self.post.get(t)
-            if not p:
-                continue
-            idf = self.idf[t]
-            for i, tf in p:
-                out[i] += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * self.len[i] / self.avg))
-        return out
+    def score(self, terms: list[str], doc: int) -> float:
+        w = self.wt[doc]
+        return sum(w.get(t, 0.0) for t in terms)
 
 
 class Index:
@@ -124,6 +123,7 @@ class Index:
         e_words, e_bi = [], []
         self.e_vocab: list[set[str]] = []
         self.tag_post: dict[str, list[int]] = defaultdict(list)
+        self.e_tags: list[set[str]] = []
         for n, e in enumerate(entries):
             texts = [e.title, *e.questions]
             all_w: Counter = Counter()
@@ -143,11 +143,26 @@ class Index:
             e_words.append(all_w)
             e_bi.append(all_b)
             tagset = set(tag_w) | {self.rewrite(clean(tag)) for tag in e.tags}
+            self.e_tags.append(tagset)
             for t in tagset:
                 self.tag_post[t].append(n)
             self.e_vocab.append(set(all_w) | tagset)
         self.qw, self.qb = _BM25(q_words), _BM25(q_bi)
         self.ew, self.eb = _BM25(e_words), _BM25(e_bi)
+        self.e_qdocs: list[list[int]] = [[] for _ in entries]
+        for qi, n in enumerate(self.q_owner):
+            self.e_qdocs[n].append(qi)
+        # Entry-level postings, for choosing candidates cheaply.
+        self.w_post: dict[str, list[int]] = defaultdict(list)
+        for n, d in enumerate(e_words):
+            for t in d:
+                self.w_post[t].append(n)
+        self.b_post: dict[str, list[int]] = defaultdict(list)
+        for n, d in enumerate(e_bi):
+            for t in d:
+                self.b_post[t].append(n)
+        # A word in more than this many entries is too common to pick candidates by.
+        self.selective = max(8, len(entries) // 5)
         idfs = list(self.ew.idf.values()) or [1.0]
         self.avg_idf = sum(idfs) / len(idfs)
 
@@ -173,6 +188,34 @@ class Index:
             out.extend(parts or [w])
         return out
 
+    def _candidates(self, uw: list[str], ub: list[str], limit: int = 40) -> list[int]:
+        """Entries worth scoring: those sharing the query's selective words (or
+        tags), best first by IDF mass; bigrams stand in when no word is known
+        (typos). Keeps latency flat as the KB grows."""
+        pre: dict[int, float] = defaultdict(float)
+        for terms, post, idf in ((uw, self.w_post, self.ew.idf), (ub, self.b_post, self.eb.idf)):
+            sel = [t for t in terms if 0 < len(post.get(t, ())) <= self.selective]
+            if not sel and not pre:
+                sel = [t for t in terms if t in post]
+            for t in sel:
+                for n in post[t]:
+                    pre[n] += idf[t]
+            if pre:
+                break
+        for w in uw:
+            for n in self.tag_post.get(w, ()):
+                pre[n] += self.ew.idf.get(w, 0.0)
+        return [n for n, _ in sorted(pre.items(), key=lambda kv: -kv[1])[:limit]]
+
+    def _score(self, n: int, uw: list[str], ub: list[str]) -> float:
+        """Best phrasing by words + best phrasing by bigrams + whole entry + tag hits."""
+        qd = self.e_qdocs[n]
+        q = max(self.qw.score(uw, qi) for qi in qd) + BIGRAM_WEIGHT * max(self.qb.score(ub, qi) for qi in qd)
+        e = ENTRY_FIELD_WEIGHT * (self.ew.score(uw, n) + BIGRAM_WEIGHT * self.eb.score(ub, n))
+        tagset = self.e_tags[n]
+        tags = sum(TAG_WEIGHT * self.ew.idf.get(w, 0.0) for w in uw if w in tagset)
+        return q + e + tags
+
     def search(self, text: str, k: int = 3) -> list[Match]:
         words, bigrams = self.tokens(text)
         if not words and not bigrams:
@@ -180,22 +223,8 @@ class Index:
         words = self._known(words)
         uw = list(dict.fromkeys(words))
         ub = list(dict.fromkeys(bigrams))
-        per_entry: dict[int, float] = defaultdict(float)
-        for qi, s in self.qw.scores(uw).items():
-            per_entry[self.q_owner[qi]] = max(per_entry[self.q_owner[qi]], s)
-        best_q: dict[int, float] = defaultdict(float)
-        for qi, s in self.qb.scores(ub).items():
-            n = self.q_owner[qi]
-            best_q[n] = max(best_q[n], s)
-        for n, s in best_q.items():
-            per_entry[n] += BIGRAM_WEIGHT * s
-        for n, s in self.ew.scores(uw).items():
-            per_entry[n] += ENTRY_FIELD_WEIGHT * s
-        for n, s in self.eb.scores(ub).items():
-            per_entry[n] += ENTRY_FIELD_WEIGHT * BIGRAM_WEIGHT * s
-        for w in uw:
-            for n in self.tag_post.get(w, ()):
-                per_entry[n] += TAG_WEIGHT * self.ew.idf.get(w, 0.0)
+        per_entry = {n: self._score(n, uw, ub) for n in self._candidates(uw, ub)}
+        per_entry = {n: v for n, v in per_entry.items() if v > 0}
         if not per_entry:
             return []
         # Information mass of the query: a word unknown to the KB weighs like an
@@ -250,7 +279,39 @@ class Matcher:
                 if self._index is None or self._version != self.store.version:
                     self._index = Index(kb)
                     self._version = self.store.version
+                    # The index is ~100k long-lived objects: keep the cyclic GC from
+                    # walking them on every full collection (latency spikes), and keep
+                    # forked workers from dirtying their copy-on-write pages.
+                    gc.freeze()
         return self._index
+
+    def _candidates(self, uw: list[str], ub: list[str], limit: int = 40) -> list[int]:
+        """Entries worth scoring: those sharing the query's selective words (or
+        tags), best first by IDF mass; bigrams stand in when no word is known
+        (typos). Keeps latency flat as the KB grows."""
+        pre: dict[int, float] = defaultdict(float)
+        for terms, post, idf in ((uw, self.w_post, self.ew.idf), (ub, self.b_post, self.eb.idf)):
+            sel = [t for t in terms if 0 < len(post.get(t, ())) <= self.selective]
+            if not sel and not pre:
+                sel = [t for t in terms if t in post]
+            for t in sel:
+                for n in post[t]:
+                    pre[n] += idf[t]
+            if pre:
+                break
+        for w in uw:
+            for n in self.tag_post.get(w, ()):
+                pre[n] += self.ew.idf.get(w, 0.0)
+        return [n for n, _ in sorted(pre.items(), key=lambda kv: -kv[1])[:limit]]
+
+    def _score(self, n: int, uw: list[str], ub: list[str]) -> float:
+        """Best phrasing by words + best phrasing by bigrams + whole entry + tag hits."""
+        qd = self.e_qdocs[n]
+        q = max(self.qw.score(uw, qi) for qi in qd) + BIGRAM_WEIGHT * max(self.qb.score(ub, qi) for qi in qd)
+        e = ENTRY_FIELD_WEIGHT * (self.ew.score(uw, n) + BIGRAM_WEIGHT * self.eb.score(ub, n))
+        tagset = self.e_tags[n]
+        tags = sum(TAG_WEIGHT * self.ew.idf.get(w, 0.0) for w in uw if w in tagset)
+        return q + e + tags
 
     def search(self, text: str, k: int = 3) -> list[Match]:
         return self.index().search(text, k)
