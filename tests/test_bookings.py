@@ -369,3 +369,18 @@ def test_membership_commands_through_dispatch(demo, session):
     out = handle(Context(session, NOW), Message(channel="wecom", sender="zhuguan_chen", chat="staff",
                                                 text="会员违规 1-1201 暂停 违规搭建 30天"))
     assert "已记录" in out.replies[0]
+
+
+def test_cancel_and_change_name_the_booking_by_day(demo, session):
+    say(session, "o_wang", "预约家政明天上午")
+    say(session, "o_wang", "确认")
+    say(session, "o_wang", "预约健身房周五下午")
+    say(session, "o_wang", "确认")
+    assert "多个预约" in say(session, "o_wang", "改到周日上午").replies[0]
+    out = say(session, "o_wang", "把明天的预约改到后天下午三点")
+    assert "已改期" in out.replies[0] and "家政保洁" in out.replies[0] and "9月17日(周四) 15:00" in out.replies[0]
+    out = say(session, "o_wang", "能不能把预约改到周日 B2")
+    assert "已改期" in out.replies[0] and "9月20日(周日)" in out.replies[0]
+    out = say(session, "o_wang", "我要取消周日的预约")
+    assert "已取消" in out.replies[0] and "健身房" in out.replies[0]
+    assert [b.state for b in bookings(session)] == ["requested", "cancelled"]

@@ -24,6 +24,7 @@ NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「�
 YES = re.compile(r"^(确认|确定|是的?|好的?|对|可以|没问题|嗯+|ok|OK|行)[。!！]*$")
 QUIT = re.compile(r"^(取消|取消预约|算了|不要了|不用了|不约了|退出)[。!！]*$")
 TTL_MINUTES = 30
+CHANGE_VERB = re.compile(r"改到|改期到?|改成|换到|改约到?|改时间到?")
 
 
 def check_booking_clocks(session: Session, now: datetime) -> list[Push]:
@@ -183,16 +184,21 @@ def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
     return start_booking(ctx, msg, msg.text)
 
 
-@registry.text_command("booking_cancel", r"^取消(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$", intent="booking",
+@registry.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
+                       intent="booking",
                        chats=("private",), why="cancel a booking")
 def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
         return Outcome(replies=[NOT_BOUND], intent="booking")
-    m = re.search(r"(\d+)", msg.text)
+    m = re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text)
     active = ops.active_bookings(ctx.session, owner)
     if m:
         active = [b for b in active if b.id == int(m.group(1))]
+    elif len(active) > 1:  # "取消明天的预约": the day narrows it down
+        w = parse_when(msg.text, ctx.now)
+        if w is not None:
+            active = [b for b in active if b.day in w.days()] or active
     if not active:
         return Outcome(replies=["您目前没有可以取消的预约。"], intent="booking")
     if len(active) > 1:
@@ -203,22 +209,30 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已取消预约 {ops.describe(b)}。"], pushes=pushes, intent="booking")
 
 
-@registry.text_command("booking_change", r"^(?:预约)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
+@registry.text_command("booking_change",
+                       r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
                        intent="booking", chats=("private",), why="move a booking")
 def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
         return Outcome(replies=[NOT_BOUND], intent="booking")
     active = ops.active_bookings(ctx.session, owner)
+    # "把明天的预约改到后天": which booking is before the verb, the new time after it.
+    parts = CHANGE_VERB.split(msg.text, maxsplit=1)
+    before, after = (parts[0], parts[1]) if len(parts) == 2 else ("", msg.text)
     m = re.search(r"[Bb](\d+)", msg.text)
     if m:
         active = [b for b in active if b.id == int(m.group(1))]
+    elif len(active) > 1:
+        old = parse_when(before, ctx.now)
+        if old is not None:
+            active = [b for b in active if b.day in old.days()] or active
     if not active:
         return Outcome(replies=["您目前没有可以改期的预约。回复「预约」新建一个。"], intent="booking")
     if len(active) > 1:
         return Outcome(replies=["您有多个预约，请说明编号，如「改到明天下午 B12」：\n" + "\n".join(ops.describe(b) for b in active)],
                        intent="booking")
-    w = parse_when(msg.text, ctx.now)
+    w = parse_when(re.sub(r"[Bb]\d+", "", after), ctx.now)
     if w is None:
         return Outcome(replies=["请告诉我新的时间，例如「改到下周六上午」。"], intent="booking")
     ok, text, pushes = ops.reschedule(ctx.session, active[0], w, ctx.now, owner.openid or str(owner.id))
