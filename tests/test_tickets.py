@@ -607,3 +607,23 @@ def test_roster_names_only_real_staff(demo, session, monkeypatch):
     session.flush()
     with pytest.raises(pol.PolicyError, match=r"duty_roster.yaml: .*teams.security.on_duty.\*: baoan_dawei"):
         pol.check_roster_staff(session)
+
+
+def test_unanswered_survey_closes_and_weekly_review_lists_old_open_tickets(demo, frozen_clock):
+    from handlers.tickets import weekly_review
+    from store.db import session_scope
+
+    complain("电梯按钮失灵", "general", "facility")
+    complain("草坪浇水喷到窗户", "general", "sanitation", sender="o_li")
+    say("weixiu_laozhou", "接单 T1", staff=True)
+    say("weixiu_laozhou", "完成 T1 已更换按钮", staff=True)
+    frozen_clock.set(at(2026, 9, 18, 8, 59))
+    tick()
+    assert ticket(1).state == "completed"
+    frozen_clock.set(at(2026, 9, 18, 9, 0))  # 72 h without an answer
+    tick()
+    assert ticket(1).state == "closed" and actions(1, "closed")[0][2]["reason"] == "survey unanswered"
+    frozen_clock.set(at(2026, 9, 22, 9, 30))
+    with session_scope() as s:
+        [w] = weekly_review(s, clock.now())
+    assert w.dedup_key == "tickets:weekly:2026-W39" and "T2" in w.payload["content"] and "T1" not in w.payload["content"]
