@@ -384,3 +384,13 @@ def test_cancel_and_change_name_the_booking_by_day(demo, session):
     out = say(session, "o_wang", "我要取消周日的预约")
     assert "已取消" in out.replies[0] and "健身房" in out.replies[0]
     assert [b.state for b in bookings(session)] == ["requested", "cancelled"]
+
+
+def test_groups_never_get_personal_membership_or_booking_answers(demo, session):
+    from handlers.bookings import on_booking_intent
+    from handlers.membership import on_membership
+
+    msg = Message(channel="archive", sender="wm_li", chat="vip", group_id="wr_vip_01", text="我是什么等级的会员")
+    assert "私信" in on_membership(Context(session, NOW), msg, None).replies[0]
+    msg = Message(channel="archive", sender="wm_li", chat="vip", group_id="wr_vip_01", text="帮我约个家政")
+    assert "私信" in on_booking_intent(Context(session, NOW), msg, None).replies[0]

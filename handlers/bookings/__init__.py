@@ -179,8 +179,13 @@ def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
     return start_booking(ctx, msg, msg.text)
 
 
+PRIVATE_ONLY = "预约和会员信息涉及个人信息，请私信公众号「小区管家」办理，我们不在群里处理。"
+
+
 @registry.intent_handler("booking")
 def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
+    if msg.chat != "private":  # groups: never handle (or show) one owner's bookings in front of others
+        return Outcome(replies=[PRIVATE_ONLY], intent="booking")
     return start_booking(ctx, msg, msg.text)
 
 

@@ -78,6 +78,8 @@ def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
 def on_membership(ctx: Context, msg: Message, route) -> Outcome:
     """Classified membership questions: the common ones answered from the
     rules; anything else becomes a consultation for a person (O1)."""
+    if msg.chat != "private":  # a member's tier and spend are personal (第十五条): not in a group
+        return Outcome(replies=["会员信息涉及个人隐私，请私信公众号「小区管家」查询或咨询。"], intent="membership")
     t = msg.text
     if re.search(r"申请.*(升级|银卡|金卡)", t):
         return member_apply(ctx, msg, route)
