@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bot import clock, metrics
@@ -88,10 +89,12 @@ def accept(msg: Message, dedup_ttl_s: int = 600) -> Accepted:
     if _enqueue_job(inbox_id):
         return Accepted(inbox_id, True)
     with session_scope() as s:  # Redis failed between the two calls
-        row = s.get(InboxMessage, inbox_id)
-        if row.state == "queued":
-            row.state, row.queued_at = "received", None
-        row.reply_mode = "push"  # nobody will wait for a passive reply
+        # Conditional UPDATEs, never read-then-write: a worker may be handling the row
+        # right now (the LPUSH may have landed before the connection broke).
+        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "queued")
+                  .values(state="received", queued_at=None))
+        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.reply_mode.is_(None))
+                  .values(reply_mode="push"))  # nobody will wait for a passive reply
     return Accepted(inbox_id, False)
 
 
@@ -110,9 +113,10 @@ def enqueue(inbox_id: int) -> bool:
     if not _enqueue_job(inbox_id):
         return False
     with session_scope() as s:
-        row = s.get(InboxMessage, inbox_id)
-        if row is not None and row.state in ("received", "queued"):
-            row.state, row.queued_at = "queued", clock.now()
+        # One conditional UPDATE: the worker may already have handled the row (done must stay done).
+        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id,
+                                             InboxMessage.state.in_(("received", "queued")))
+                  .values(state="queued", queued_at=clock.now()))
     return True
 
 
