@@ -105,7 +105,7 @@ def test_quotas_per_tier(demo, session):
 
 @pytest.mark.parametrize("openid,service,limit_text", [("o_li", "安全检查", "每季度"), ("o_zhao", "宴会厅", "每年")])
 def test_quarterly_and_yearly_quotas(demo, session, openid, service, limit_text):
-    say(session, openid, f"预约{service}明天上午")
+    say(session, openid, f"预约{service}下周一上午")
     assert "预约已提交" in say(session, openid, "确认").replies[0]
     say(session, openid, f"预约{service}下周三上午")
     out = say(session, openid, "确认")
@@ -394,3 +394,31 @@ def test_groups_never_get_personal_membership_or_booking_answers(demo, session):
     assert "私信" in on_membership(Context(session, NOW), msg, None).replies[0]
     msg = Message(channel="archive", sender="wm_li", chat="vip", group_id="wr_vip_01", text="帮我约个家政")
     assert "私信" in on_booking_intent(Context(session, NOW), msg, None).replies[0]
+
+
+def test_service_hours_and_booking_ahead(demo, session):
+    out = say(session, "o_zhao", "预约宴会厅明天晚上")  # the banquet hall is booked 3 days ahead
+    assert "至少提前3天" in out.replies[0] and "什么时间" in out.replies[0]
+    out = say(session, "o_zhao", "9月18日晚上")
+    assert "请确认" in out.replies[0]
+    say(session, "o_zhao", "取消")
+    out = say(session, "o_li", "预约家政明天晚上九点")
+    assert "服务时间为08:00-20:00" in out.replies[0]
+    out = say(session, "o_li", "明天晚上七点")
+    assert "请确认" in out.replies[0] and "19:00" in out.replies[0]
+
+
+def test_catalogue_validation_names_file_entry_field():
+    from handlers.bookings.catalogue import parse_catalogue
+    from handlers.membership.rules import RulesError
+
+    base = {"name": "x", "keywords": [], "tiers": ["金卡"], "duration_minutes": 60, "capacity": 1,
+            "team": "t", "location": "home"}
+    with pytest.raises(RulesError, match=r"services\.s1: quota\.金卡"):
+        parse_catalogue({"services": {"s1": dict(base, quota={"金卡": {"count": 1, "per": "fortnight"}})}}, "svc.yaml")
+    with pytest.raises(RulesError, match=r"services\.s1: field 'tiers' names unknown"):
+        parse_catalogue({"services": {"s1": dict(base, tiers=["钻石卡"])}}, "svc.yaml")
+    with pytest.raises(RulesError, match=r"services\.s1: field 'hours'"):
+        parse_catalogue({"services": {"s1": dict(base, hours=["21:00", "08:00"])}}, "svc.yaml")
+    with pytest.raises(RulesError, match=r"services\.s1: field 'place'"):
+        parse_catalogue({"services": {"s1": dict(base, location="venue")}}, "svc.yaml")

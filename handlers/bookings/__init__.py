@@ -82,6 +82,13 @@ def _absorb(ctx: Context, owner: Owner, state: dict, text: str) -> tuple[bool, s
         _put_when(state, w)
         understood = True
     m = re.search(r"(?:地点|地址|在)[:：是]?\s*(\S{2,40})", text)
+    if state.get("service") and state.get("start") and not state.get("is_range"):
+        w2 = _when_from(state)
+        svc = catalogue()[state["service"]]
+        problem = ops.slot_problem(svc, ops.start_time(w2, w2.day, svc), ctx.now)
+        if problem:
+            state.pop("start", None)
+            return True, problem
     if m and state.get("service") and catalogue()[state["service"]].location == "ask":
         state["location"] = m.group(1)
         understood = True
@@ -104,7 +111,7 @@ def _next_prompt(ctx: Context, owner: Owner, state: dict) -> str:
         return f"请问「{svc.name}」的服务地点是？"
     state["stage"] = "confirm"
     w = _when_from(state)
-    when_txt = w.describe() if w.is_range else ops.fmt_dt(ops.start_time(w, w.day))
+    when_txt = w.describe() if w.is_range else ops.fmt_dt(ops.start_time(w, w.day, svc))
     if w.is_range:
         when_txt += "（按最早可约的一天安排）"
     return (f"请确认预约：\n服务：{svc.name}\n时间：{when_txt}\n地点：{state['location']}\n"

@@ -34,6 +34,8 @@ class Service:
     location: str
     place: str | None = None
     note: str | None = None
+    hours: tuple[str, str] = ("08:00", "20:00")
+    lead_days: int = 0
     quota: dict[str, Quota] = field(default_factory=dict)
     discount: dict[str, float] = field(default_factory=dict)
 
@@ -56,6 +58,7 @@ def period_key(per: str, day: date) -> str:
 def parse_catalogue(data: dict, path: Path | str = SERVICES_FILE) -> dict[str, Service]:
     tiers = set(load_rules().order)
     out: dict[str, Service] = {}
+    default_hours = _hours(data.get("default_hours", ["08:00", "20:00"]), f"{path}: default_hours")
     raw = data.get("services")
     if not isinstance(raw, dict) or not raw:
         raise RulesError(f"{path}: missing field 'services'")
@@ -89,12 +92,25 @@ def parse_catalogue(data: dict, path: Path | str = SERVICES_FILE) -> dict[str, S
         price = s.get("price")
         if price is not None and (not isinstance(price, (int, float)) or price < 0):
             raise RulesError(f"{w}: field 'price' should be a non-negative number or null")
+        lead = s.get("lead_days", 0)
+        if not isinstance(lead, int) or lead < 0:
+            raise RulesError(f"{w}: field 'lead_days' should be a non-negative integer")
+        hours = _hours(s["hours"], f"{w}: field 'hours'") if "hours" in s else default_hours
         out[key] = Service(key=key, name=s["name"], keywords=tuple(s["keywords"]), tiers=tuple(s["tiers"]),
                            price_fen=None if price is None else round(price * 100),
                            duration_minutes=int(s["duration_minutes"]), capacity=s["capacity"], team=s["team"],
                            location=s["location"], place=s.get("place"), note=s.get("note"),
-                           quota=quota, discount=discount)
+                           quota=quota, discount=discount, hours=hours, lead_days=lead)
     return out
+
+
+def _hours(v, where: str) -> tuple[str, str]:
+    import re
+
+    if (not isinstance(v, (list, tuple)) or len(v) != 2
+            or not all(isinstance(x, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", x) for x in v) or v[0] >= v[1]):
+        raise RulesError(f"{where} should be [\"HH:MM\", \"HH:MM\"], start before end, got {v!r}")
+    return v[0], v[1]
 
 
 @lru_cache(maxsize=2)

@@ -113,16 +113,21 @@ def capacity_left(session: Session, svc: Service, day: date) -> int:
 
 # --- times ------------------------------------------------------------------------------------
 
-def start_time(when: When, day: date) -> datetime:
-    """A concrete start: the given clock time, else the part of day's default."""
+def start_time(when: When, day: date, svc: Service | None = None) -> datetime:
+    """A concrete start: the given clock time, else the part of day's default
+    (moved to the service's opening time when it opens later)."""
     if when.has_time:
         return datetime.combine(day, when.start.astimezone(CST).time(), CST)
     defaults = clock_config().get("default_start") or {}
-    hhmm = defaults.get(when.part or "", defaults.get("全天", "10:00"))
     if when.part and when.part not in defaults:
-        return datetime.combine(day, when.start.astimezone(CST).time(), CST)
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime.combine(day, time(h, m), CST)
+        t = when.start.astimezone(CST).time()
+    else:
+        h, m = (int(x) for x in defaults.get(when.part or "", defaults.get("全天", "10:00")).split(":"))
+        t = time(h, m)
+    if svc is not None and f"{t:%H:%M}" < svc.hours[0]:
+        h, m = (int(x) for x in svc.hours[0].split(":"))
+        t = time(h, m)
+    return datetime.combine(day, t, CST)
 
 
 def when_problem(when: When, now: datetime) -> str | None:
@@ -131,6 +136,16 @@ def when_problem(when: When, now: datetime) -> str | None:
         return "这个时间已经过去了，请换一个时间。"
     if when.start.astimezone(CST).date() > local_day(now) + timedelta(days=horizon):
         return f"目前只能预约{horizon}天内的服务，请换一个近一点的时间。"
+    return None
+
+
+def slot_problem(svc: Service, start: datetime, now: datetime) -> str | None:
+    """The service's own limits: starting hours and how far ahead to book."""
+    s = start.astimezone(CST)
+    if not svc.hours[0] <= f"{s:%H:%M}" <= svc.hours[1]:
+        return f"「{svc.name}」的服务时间为{svc.hours[0]}-{svc.hours[1]}，请换一个时间。"
+    if svc.lead_days and s.date() < local_day(now) + timedelta(days=svc.lead_days):
+        return f"「{svc.name}」需至少提前{svc.lead_days}天预订，请选择{(local_day(now) + timedelta(days=svc.lead_days)):%m月%d日}及以后。"
     return None
 
 
@@ -143,10 +158,13 @@ def book(session: Session, owner: Owner, svc: Service, when: When, location: str
     why = refusal(session, owner, svc, now)
     if why:
         return None, why, []
-    quota_refused = None
+    quota_refused = slot_refused = None
     for day in when.days():
-        start = start_time(when, day)
+        start = start_time(when, day, svc)
         if start <= now:
+            continue
+        slot_refused = slot_problem(svc, start, now)
+        if slot_refused:
             continue
         sp = session.begin_nested()
         ok_q, qkey = _take_quota(session, owner, svc, day)
@@ -171,6 +189,8 @@ def book(session: Session, owner: Owner, svc: Service, when: When, location: str
         return b, submitted_text(b, svc), review_task(session, b, svc, owner, now)
     if quota_refused:
         return None, quota_refused, []
+    if slot_refused:
+        return None, slot_refused, []
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return None, (f"抱歉，「{svc.name}」{when.describe()}已约满。"
                   + (f"最近可约：{nxt.month}月{nxt.day}日，告诉我「{nxt.month}月{nxt.day}日」即可。" if nxt else "")), []
@@ -237,9 +257,13 @@ def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str)
     problem = when_problem(when, now)
     if problem:
         return False, problem, []
+    refused = None
     for day in when.days():
-        start = start_time(when, day)
+        start = start_time(when, day, svc)
         if start <= now:
+            continue
+        refused = slot_problem(svc, start, now)
+        if refused:
             continue
         sp = session.begin_nested()
         same_day = day == b.day
@@ -267,6 +291,8 @@ def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str)
         pushes = [staff_text(to, f"【预约改期】{describe(b, svc)}（原 {old.astimezone(CST):%m-%d %H:%M}）。",
                              f"booking:{b.id}:moved:{int(start.timestamp())}", f"booking:{b.id}")] if to else []
         return True, f"已改期：{describe(b, svc)}。", pushes
+    if refused:
+        return False, refused + "原预约保持不变。", []
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return False, (f"抱歉，{when.describe()}「{svc.name}」已约满或次数已用完，原预约保持不变。"
                    + (f"最近可约：{nxt.month}月{nxt.day}日。" if nxt else "")), []
