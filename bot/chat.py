@@ -1,0 +1,258 @@
+"""`guanjia chat`: play an owner, a group admin or a staff member in a terminal.
+
+Each line you type becomes a `Message` handled in-process by
+`handlers.dispatch.handle` on the real database (no HTTP, no worker), exactly
+as a worker would handle it. The bot's replies to you are printed, and so is
+every outbox row the message created (pushes to other people: staff cards,
+notices...). Pushes stay queued in the outbox; a running `guanjia worker`
+would send them.
+
+Commands: /as WHO, /chat private|vip|building|staff, /who, /help, /quit.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from sqlalchemy import func, select
+
+CHATS = ("private", "vip", "building", "staff")
+HELP = """commands:
+  /as WHO        play someone else (name, openid, external userid or staff userid)
+  /chat KIND     private (Official Account or WeCom app 1:1), vip, building (customer groups)
+  /who           list the people you can play
+  /quit          leave (Ctrl-D too)
+anything else is a message to the bot."""
+
+
+@dataclass
+class Persona:
+    name: str
+    kind: str  # owner / staff
+    ident: str  # openid (owner) or userid (staff)
+    external_userid: str | None = None  # how an owner appears in customer groups
+    building_id: int | None = None
+    detail: str = ""
+
+
+def _people(session) -> list[Persona]:
+    from store.models import Home, Owner, Staff
+
+    out = []
+    for o in session.scalars(select(Owner).order_by(Owner.id)):
+        home = session.get(Home, o.home_id) if o.home_id else None
+        out.append(Persona(o.name, "owner", o.openid or o.external_userid or f"owner-{o.id}", o.external_userid,
+                           home.building_id if home else None, f"owner, {o.tier}, {home.room if home else '-'}"))
+    for s in session.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.id)):
+        out.append(Persona(s.name, "staff", s.userid, detail=f"staff, {s.team}, {s.role}"))
+    return out
+
+
+def find_persona(session, who: str) -> Persona | None:
+    """By name, openid, external userid or staff userid (exact first, then a unique prefix)."""
+    people = _people(session)
+    for p in people:
+        if who in (p.name, p.ident, p.external_userid):
+            return p
+    matches = [p for p in people if p.name.startswith(who) or p.ident.startswith(who)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _group_for(session, persona: Persona, chat: str):
+    from store.models import Group
+
+    query = select(Group).where(Group.kind == chat).order_by(Group.id)
+    groups = list(session.scalars(query))
+    if chat == "building" and persona.building_id:
+        groups = [g for g in groups if g.building_id == persona.building_id] or groups
+    return groups[0] if groups else None
+
+
+class ChatSession:
+    """One person in one chat; `say()` handles a line and returns what to print."""
+
+    _ids = itertools.count(int(time.time() * 1000) % 10**12)
+
+    def __init__(self, persona: Persona, chat: str) -> None:
+        self.persona = persona
+        self.chat = chat
+
+    def describe(self, session) -> str:
+        p = self.persona
+        where = {"private": "a private chat with the bot (Official Account)",
+                 "staff": "the WeCom app (staff 1:1)"}.get(self._chat(), "")
+        if not where:
+            group = _group_for(session, p, self._chat())
+            where = f"the group {group.name} ({group.chat_id})" if group else f"a {self._chat()} group (none found)"
+        return f"you are {p.name} ({p.detail}) in {where}"
+
+    def _chat(self) -> str:
+        # Staff talk to the bot through the WeCom app; owners through the Official Account.
+        if self.chat in ("private", "staff"):
+            return "staff" if self.persona.kind == "staff" else "private"
+        return self.chat
+
+    def message(self, session, text: str):
+        from bot import clock
+        from handlers.message import Message
+
+        chat = self._chat()
+        p = self.persona
+        created = int(clock.now().timestamp())
+        msg_id = str(next(self._ids))
+        if chat == "private":
+            return Message(channel="mp", sender=p.ident, chat="private", text=text, msg_id=msg_id, created_at=created)
+        if chat == "staff":
+            return Message(channel="wecom", sender=p.ident, chat="staff", text=text, msg_id=msg_id,
+                           created_at=created)
+        group = _group_for(session, p, chat)
+        sender = p.external_userid or p.ident if p.kind == "owner" else p.ident
+        return Message(channel="archive", sender=sender, chat=chat, text=text, msg_id=msg_id, created_at=created,
+                       group_id=group.chat_id if group else None)
+
+    def say(self, text: str) -> list[str]:
+        """Handle one line through dispatch.handle; the lines to print."""
+        from bot import clock
+        from bot.outbound import outbox
+        from handlers.dispatch import handle
+        from handlers.message import Context
+        from store.db import session_scope
+        from store.models import OutboxMessage
+
+        with session_scope() as s:
+            before = s.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+            now = clock.now()
+            msg = self.message(s, text)
+            out = handle(Context(session=s, now=now), msg)
+            for push in out.pushes:
+                outbox.add(s, push, now)
+            s.flush()
+            created = list(s.scalars(select(OutboxMessage).where(OutboxMessage.id > before)
+                                     .order_by(OutboxMessage.id)))
+            lines = [f"管家 > {r}" for r in out.replies]
+            if not out.replies:
+                lines.append("管家 (no reply)")
+            for row in created:
+                lines.append(f"  push -> {row.channel}:{row.recipient} [{row.kind}] {_summary(row.payload)}")
+            tag = f"intent={out.intent}" if out.intent else ""
+            if out.route and out.route.get("violation") not in (None, "none"):
+                tag += f" violation={out.route['violation']} action={out.route.get('action')}"
+            if tag:
+                lines.append(f"  ({tag.strip()}, role={msg.role})")
+        return lines
+
+
+def _summary(payload: dict, limit: int = 160) -> str:
+    """One line for a push: its text where it has one, else its JSON."""
+    import json
+
+    text = (payload.get("content") or payload.get("text") or payload.get("description")
+            or (payload.get("card") or {}).get("main_title", {}).get("title") or "")
+    if not text:
+        text = json.dumps(payload, ensure_ascii=False)
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _ensure_data(out: TextIO) -> None:
+    """Migrated database with people in it; the demo community if it is empty."""
+    from bot.config import get_settings
+    from store.db import session_scope
+    from store.migrate import upgrade
+    from store.models import Owner
+
+    upgrade(get_settings().database_url)
+    with session_scope() as s:
+        empty = not s.scalar(select(func.count()).select_from(Owner))
+    if empty:
+        from bot.demo import load_demo
+
+        print(f"(empty database: {load_demo()})", file=out)
+
+
+def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, out: TextIO | None = None) -> int:
+    """The interactive loop; reads `inp` (stdin) until EOF or /quit. Returns an exit code."""
+    import logging
+
+    from store.db import session_scope
+
+    inp, out = inp or sys.stdin, out or sys.stdout
+    logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the logs
+    _ensure_data(out)
+    interactive = inp.isatty() if hasattr(inp, "isatty") else False
+
+    def ask(prompt: str) -> str | None:
+        if interactive:
+            out.write(prompt)
+            out.flush()
+        line = inp.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    def list_people() -> None:
+        with session_scope() as s:
+            for p in _people(s):
+                print(f"  {p.name:<6} {p.ident:<16} {p.detail}", file=out)
+
+    with session_scope() as s:
+        persona = find_persona(s, who) if who else None
+    while persona is None:
+        if who:
+            print(f"nobody called {who!r}", file=out)
+        print("who are you? (a name, openid or staff userid)", file=out)
+        list_people()
+        who = ask("as> ")
+        if who is None:
+            return 1
+        with session_scope() as s:
+            persona = find_persona(s, who.strip())
+    if chat not in CHATS:
+        print(f"chat must be one of {', '.join(CHATS)}", file=out)
+        return 2
+    session = ChatSession(persona, chat)
+    with session_scope() as s:
+        print(session.describe(s) + ". /help for commands.", file=out)
+
+    while True:
+        line = ask(f"{session.persona.name}> ")
+        if line is None:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit", "/q"):
+            return 0
+        if line == "/help":
+            print(HELP, file=out)
+            continue
+        if line == "/who":
+            list_people()
+            continue
+        if line.startswith("/as "):
+            with session_scope() as s:
+                p = find_persona(s, line[4:].strip())
+                if p is None:
+                    print(f"nobody called {line[4:].strip()!r}; /who lists them", file=out)
+                    continue
+                session.persona = p
+                print(session.describe(s), file=out)
+            continue
+        if line.startswith("/chat"):
+            kind = line[5:].strip()
+            if kind not in CHATS:
+                print(f"/chat {'|'.join(CHATS)}", file=out)
+                continue
+            session.chat = kind
+            with session_scope() as s:
+                print(session.describe(s), file=out)
+            continue
+        if not interactive:
+            print(f"{session.persona.name}> {line}", file=out)  # a transcript when piped
+        try:
+            for text in session.say(line):
+                print(text, file=out)
+        except Exception as exc:  # a handler bug must not end the session; show it
+            print(f"  !! {type(exc).__name__}: {exc}", file=out)
+        out.flush()
