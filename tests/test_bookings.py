@@ -279,7 +279,7 @@ def test_o2_and_o3_clocks_start_fire_and_are_recorded(demo, session, frozen_cloc
     o3 = session.scalar(select(ServiceClock).where(ServiceClock.clock == "O3"))
     assert o3.due_at == t2 + timedelta(hours=2) and b.state == "done"
     feedback = session.scalar(select(OutboxMessage).where(OutboxMessage.dedup_key == f"booking:{b.id}:feedback"))
-    assert "评分" in feedback.payload["content"]
+    assert "打分" in feedback.payload["content"]
     # Not sent (e.g. the 48 h window closed): O3 fires at 2 h.
     p = check_booking_clocks(session, t2 + timedelta(hours=2))
     assert p and "服务完成反馈" in p[0].payload["content"] and "weixiu_laozhou" in p[0].recipient
@@ -290,8 +290,9 @@ def test_o2_and_o3_clocks_start_fire_and_are_recorded(demo, session, frozen_cloc
     assert session.scalar(select(AuditLog).where(AuditLog.action == "clock_escalated")) is not None
 
     # The owner rates it; a low score goes to the supervisor for follow-up.
-    out = say(session, "o_li", "评分2 师傅迟到了", t2 + timedelta(hours=4))
+    out = say(session, "o_li", "2分，师傅迟到了", t2 + timedelta(hours=4))
     assert "感谢" in out.replies[0] and b.rating == 2 and out.pushes[0].recipient == "zhuguan_chen"
+    assert "没有待评价" in say(session, "o_li", "评分5", t2 + timedelta(hours=5)).replies[0]
 
 
 def test_o3_met_in_time(demo, session, frozen_clock):
@@ -422,3 +423,45 @@ def test_catalogue_validation_names_file_entry_field():
         parse_catalogue({"services": {"s1": dict(base, hours=["21:00", "08:00"])}}, "svc.yaml")
     with pytest.raises(RulesError, match=r"services\.s1: field 'place'"):
         parse_catalogue({"services": {"s1": dict(base, location="venue")}}, "svc.yaml")
+
+
+# Each entitlement of seed 000 第五-七条 as the catalogue states it.
+ENTITLEMENTS = {
+    # service: (tiers allowed, {tier: (count, period)})
+    "safety_check": ({"银卡", "金卡"}, {"银卡": (1, "quarter"), "金卡": (1, "quarter")}),
+    "rubbish_pickup": ({"银卡", "金卡"}, {"银卡": (1, "week"), "金卡": (3, "week")}),
+    "banquet_venue": ({"金卡"}, {"金卡": (1, "year")}),
+    "private_security": ({"金卡"}, {}),
+    "parking_choice": ({"金卡"}, {"金卡": (1, "year")}),
+    "resource_referral": ({"金卡"}, {}),
+    "pet_care": ({"银卡", "金卡"}, {}),
+    "plant_care": ({"银卡", "金卡"}, {}),
+    "gym": ({"普通", "银卡", "金卡"}, {}),
+    "housekeeping": ({"普通", "银卡", "金卡"}, {}),
+    "community_activity": ({"普通", "银卡", "金卡"}, {}),
+}
+
+
+@pytest.mark.parametrize("key", sorted(ENTITLEMENTS))
+def test_each_entitlement_and_quota(demo, session, key):
+    from handlers.bookings.catalogue import catalogue
+    from handlers.bookings.ops import refusal
+    from store.models import Owner
+
+    svc = catalogue()[key]
+    tiers, quotas = ENTITLEMENTS[key]
+    assert set(svc.tiers) == tiers
+    assert {t: (q.count, q.per) for t, q in svc.quota.items()} == quotas
+    for openid, tier in (("o_liu", "普通"), ("o_li", "银卡"), ("o_wang", "金卡")):
+        o = session.scalar(select(Owner).where(Owner.openid == openid))
+        assert (refusal(session, o, svc, NOW) is None) is (tier in tiers), (key, tier)
+
+
+def test_bare_score_rates_the_finished_service(demo, session):
+    say(session, "o_wang", "预约家政明天上午")
+    say(session, "o_wang", "确认")
+    b = bookings(session)[0]
+    click(session, "kefu_ajie", f"booking:approve:{b.id}")
+    click(session, "baojie_ayi", f"booking:done:{b.id}")
+    out = say(session, "o_wang", "5")
+    assert "感谢您的评价（5分）" in out.replies[0] and b.rating == 5 and b.state == "rated"

@@ -276,6 +276,19 @@ def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
+@registry.conversation_handler("booking_rating")
+def continue_rating(ctx: Context, msg: Message, conv) -> Outcome | None:
+    """After a service: "5" or "4分 很准时" is the rating; anything else ends
+    the wait and goes to normal routing."""
+    conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+    m = re.match(r"^\s*([1-5])\s*分?\s*[，,。.、:：]?\s*(.*)$", msg.text, re.S)
+    owner = _owner(ctx, msg)
+    if not m or owner is None:
+        return None
+    text, pushes = ops.rate(ctx.session, owner, int(m.group(1)), ctx.now, m.group(2).strip() or None)
+    return Outcome(replies=[text], pushes=pushes, intent="booking")
+
+
 @card_events.prefix("booking:")
 def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")

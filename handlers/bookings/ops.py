@@ -369,13 +369,26 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         key = f"{subject}:feedback"
         start_clock(session, subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
                     detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})
-        p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：回复「评分5」（1-5分，5分最满意），"
+        p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：直接回复1-5（5分最满意），"
                               f"也可以写下您的意见，我们会持续改进。", now, dedup_key=key, source=subject)
         pushes += [p] if p else []
+        _open_rating(session, owner, b, now)
     if done_card:
         pushes.append(done_card)
     session.flush()
     return f"B{b.id} {label}。", pushes
+
+
+RATING_TTL = timedelta(days=3)
+
+
+def _open_rating(session: Session, owner: Owner, b: Booking, now: datetime) -> None:
+    """Let a bare "5" from the owner count as the rating, without cutting into
+    an exchange already in progress (a booking, a survey)."""
+    from handlers import conversation
+
+    if owner.openid and conversation.get(session, owner.openid, "private", now) is None:
+        conversation.start(session, owner.openid, "private", "booking_rating", {"booking_id": b.id}, now, ttl=RATING_TTL)
 
 
 def _staff_name(session: Session, userid: str) -> str:
