@@ -130,3 +130,13 @@ def test_redis_down_still_sends_with_a_process_token(outbound_env, fake_platform
         redis_server.start()
     assert fake_platform.stats()["calls"]["/cgi-bin/gettoken"] == 1
     assert len(fake_platform.sent(SEND)) == 2
+
+
+def test_refused_token_fetch_fails_fast_and_is_retried_later(outbound_env, fake_platform):
+    from bot.outbound.sender import send_one
+
+    fake_platform.config(credentials={"wwfake0000000001": "another-secret"})  # our secret is now wrong
+    ids = [add_push(wecom_text(f"staff{i}")) for i in range(5)]
+    assert [send_one(i) for i in ids] == ["retry"] * 5
+    assert fake_platform.stats()["calls"]["/cgi-bin/gettoken"] == 1  # the others did not ask again
+    assert "40001" in row(ids[0]).last_error and "refused recently" in row(ids[1]).last_error

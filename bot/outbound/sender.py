@@ -42,6 +42,7 @@ TRANSIENT_ERRCODES = RATE_LIMIT_ERRCODES | {-1, 40001, 42001, 40014}
 # 43004 unsubscribed, 40037 template, 44004 empty, ...) will fail the same way
 # again: dead at once, recorded and reported.
 
+TOKEN_PATHS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token", "/cgi-bin/gettoken"})
 REPORT_SOURCE = "outbox-report"  # reports about failed reports are never sent (no loops)
 WECOM_TEXT_LIMIT = 2048  # bytes, message/send text
 # WeCom drops an identical message to the same member within this interval when
@@ -233,7 +234,8 @@ def send_one(outbox_id: int) -> str:
     try:
         answer = plan.call()
     except ApiError as exc:
-        if exc.errcode in TRANSIENT_ERRCODES:
+        # A token endpoint refusing (wrong secret, IP not allowed) is a set-up problem, not the message's.
+        if exc.errcode in TRANSIENT_ERRCODES or exc.path in TOKEN_PATHS:
             return _retry(row, attempt, now, exc, opts)
         return _dead(row, now, _error_text(exc), errcode=str(exc.errcode), attempts=attempt)
     except (TransportError, TokenUnavailable, RedisError) as exc:

@@ -20,6 +20,10 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 15_000  # longer than one token call with its time-out
+# After the platform refuses to issue a token (wrong secret, IP not allowed...),
+# callers fail fast for this long instead of each asking again: a 10,000-message
+# campaign must not spend the OA's 2,000 token calls a day in a minute.
+ERROR_TTL_S = 30
 WAIT_POLL_S = 0.05
 
 # Delete the key only if it still holds what we expect (another process may
@@ -48,6 +52,7 @@ class TokenCache:
         self.key = f"guanjia:token:{name}"
         self.lock_key = self.key + ":lock"
         self.bad_key = self.key + ":bad"
+        self.error_key = self.key + ":error"
         self._fetch = fetch
         self._redis = redis_getter
         self.margin_s = margin_s
@@ -69,6 +74,9 @@ class TokenCache:
             return self._get_local()
         if cached:
             return cached.decode()
+        error = r.get(self.error_key)
+        if error:
+            raise TokenUnavailable(f"token fetch refused recently: {error.decode()}")
         return self._refresh(r)
 
     def _refresh(self, r: Redis) -> str:
@@ -80,11 +88,16 @@ class TokenCache:
                     cached = r.get(self.key)  # refreshed between our miss and our lock
                     if cached:
                         return cached.decode()
-                    token, expires_in = self._fetch(False)
-                    bad = r.get(self.bad_key) if self.can_force else None
-                    if bad and bad.decode() == token:
-                        # The platform handed back the token it just refused: force a new one.
-                        token, expires_in = self._fetch(True)
+                    try:
+                        token, expires_in = self._fetch(False)
+                        bad = r.get(self.bad_key) if self.can_force else None
+                        if bad and bad.decode() == token:
+                            # The platform handed back the token it just refused: force a new one.
+                            token, expires_in = self._fetch(True)
+                    except Exception as exc:
+                        if getattr(exc, "errcode", None) is not None:  # an answer, not a network hiccup
+                            r.set(self.error_key, str(exc)[:300], ex=ERROR_TTL_S)
+                        raise
                     r.set(self.key, token, ex=self._ttl(expires_in))
                     return token
                 finally:
