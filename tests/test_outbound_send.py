@@ -204,3 +204,8 @@ def test_overlong_wecom_text_is_cut_not_lost(outbound_env, fake_platform):
     assert send_one(oid) == "sent"
     content = fake_platform.sent(SEND)[0]["json"]["text"]["content"]
     assert len(content.encode()) <= 2048 and content.endswith("…")
+    card = add_push(Push("wecom", "kefu_ajie", "textcard", {"title": "标题" * 50, "description": "描述" * 200,
+                                                           "url": "https://example.invalid/x"}))
+    assert send_one(card) == "sent"
+    sent = fake_platform.sent(SEND)[1]["json"]["textcard"]
+    assert len(sent["title"].encode()) <= 128 and len(sent["description"].encode()) <= 512

@@ -477,6 +477,8 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
                 raise ApiAnswer(44004, "empty content: missing description")
             if not card.get("url"):
                 raise ApiAnswer(40058, "missing url")
+            if len(str(card["title"]).encode()) > 128 or len(str(card["description"]).encode()) > 512:
+                raise ApiAnswer(45002, "content size out of limit: textcard title <= 128, description <= 512 bytes")
         elif msgtype == "template_card":
             card = data.get("template_card")
             if not isinstance(card, dict) or not card.get("card_type"):

@@ -134,6 +134,8 @@ def render(row: Row, opts: OutboundOptions) -> Plan:
         card = {k: p[k] for k in ("title", "description", "url", "btntxt") if p.get(k)}
         for key in ("title", "description", "url"):
             _need(card, key, "textcard")
+        card["title"] = _truncate_bytes(str(card["title"]), 128)
+        card["description"] = _truncate_bytes(str(card["description"]), 512)
         return Plan(ratelimit.wecom_message_limits(users), lambda: wc.send(users, "textcard", card, **dup))
     if row.kind == "template_card":
         card = _need(p, "card", "template_card")
