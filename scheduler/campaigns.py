@@ -20,7 +20,10 @@ marked `unknown` for a person to look at.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import uuid
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
@@ -287,8 +290,11 @@ class _Pace:
             per_min = c.get("mp_per_minute") or per_min
         window = float(c["window_seconds"]) * time_scale()
         self.per_s = per_min / window
-        # A small margin: the platform stamps a call when it arrives, a little after we count it.
-        self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + min(0.05, window / 50))]
+        # The platform stamps a call when it arrives, a moment after we count it, and
+        # that moment varies (a busy host, a slow commit in the sender): widen our
+        # window a little so the platform's count of any window stays under the limit.
+        margin = min(float(c.get("pace_margin_seconds", 0.5)), window * 0.05)
+        self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + margin)]
 
     def acquire(self, deadline: float) -> bool:
         from bot.outbound.ratelimit import acquire
@@ -340,6 +346,64 @@ def _send(outbox_id: int) -> str:
     return send_one(outbox_id)
 
 
+class _Lease:
+    """A Redis lock held as a short lease and renewed while work goes on."""
+
+    def __init__(self, r, key: str, ttl_s: float, companions: list[str]) -> None:
+        self.r, self.key, self.ttl_ms = r, key, int(ttl_s * 1000)
+        self.token = f"{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.companions = companions  # keys kept alive with the lease (the "queued" marker)
+        self._last = 0.0
+        self._mu = threading.Lock()
+
+    def acquire(self) -> bool:
+        ok = bool(self.r.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        if ok:
+            self._last = time.monotonic()
+        return ok
+
+    def renew(self) -> None:
+        with self._mu:  # at most every second, from any sending thread
+            if time.monotonic() - self._last < 1.0:
+                return
+            self._last = time.monotonic()
+        if self.r.get(self.key) in (self.token, self.token.encode()):
+            pipe = self.r.pipeline()
+            pipe.pexpire(self.key, self.ttl_ms)
+            for k in self.companions:
+                pipe.pexpire(k, self.ttl_ms)
+            pipe.execute()
+
+    def release(self) -> None:
+        if self.r.get(self.key) in (self.token, self.token.encode()):
+            self.r.delete(self.key)
+
+
+class _on_sigterm:
+    """SIGTERM (a deploy, `kill`) lets the calls in flight finish and the chunk
+    settle, instead of dying mid-call; rq's work horse would die at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._old = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+            except ValueError:
+                self._old = None
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            if self.event.is_set() and callable(self._old):
+                self._old(signal.SIGTERM, None)
+            elif self.event.is_set() and self._old == signal.SIG_DFL:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _inflight_key(campaign_id: int, shard: int = 0) -> str:
     return f"sched:campaign-inflight:{campaign_id}:{shard}"
 
@@ -356,6 +420,8 @@ def _recover(session: Session, camp: Campaign, inflight: list[int]) -> dict:
         ob = session.get(OutboxMessage, oid)
         if d is None or ob is None or ob.state != "queued" or d.state != "sending":
             continue
+        if ob.next_attempt_at is None or ob.next_attempt_at <= clock.now():
+            continue  # the sender never claimed it (a claim moves it one lease ahead): plain resend
         if d.channel in resend_ok:
             ob.next_attempt_at = clock.now()  # send again now, the platform drops a duplicate
             out.setdefault("resent", []).append(d.recipient_key)
@@ -384,9 +450,13 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     r = get_redis()
     lock_key = f"sched:campaign-lock:{campaign_id}:{shard}"
     mine = (Delivery.id % shards) == shard
-    # One runner per campaign at a time; the lock outlives a chunk by a margin.
-    if not r.set(lock_key, "1", nx=True, ex=int(max_seconds) + 60):
+    # One runner per shard at a time. The lock is a short lease renewed while
+    # sending, so after a crash the next runner can take over within seconds.
+    lease = _Lease(r, lock_key, float(sched.campaign.get("lease_seconds", 10)),
+                   [f"sched:campaign-queued:{campaign_id}:{shard}"])
+    if not lease.acquire():
         return {"campaign": campaign_id, "state": "busy", "more": False}
+    stopping = _on_sigterm()
     sent = failed = 0
     recovered: dict = {}
     pool = None
@@ -413,7 +483,8 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
         paces: dict[str, _Pace] = {}
         # A few calls in flight at once: a platform call mostly waits on the network.
         pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stopping.is_set():
+            lease.renew()
             with session_scope() as s:
                 camp = s.get(Campaign, campaign_id)
                 if camp.state == "cancelled":
@@ -432,13 +503,14 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
                 # A batch must go out before the sweeper (10 s) would hand its rows
                 # to the outbound workers, which know nothing of this campaign's pace.
                 rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
-                size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 5)))
+                size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 2)))
                 if len(work) < size:
                     work += _write_batch(s, camp, size - len(work), now, mine)
             if not work:
                 break
             done: list[tuple[int, int]] = []
-            results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool)
+            results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool,
+                                  lease, stopping)
             for (did, oid, _), res in zip(work, results):
                 if res is None:
                     continue  # not sent before the chunk's deadline: next chunk
@@ -469,11 +541,12 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
-        r.delete(lock_key)
+        stopping.restore()
+        lease.release()
 
 
 def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]], paces: dict[str, "_Pace"],
-                deadline: float, pool: ThreadPoolExecutor) -> list[str | None]:
+                deadline: float, pool: ThreadPoolExecutor, lease: "_Lease", stopping) -> list[str | None]:
     """Send a batch through the sender, paced, a few at a time. Each row is in
     the in-flight set only while the sender has it: after a crash that set
     names exactly the rows that may or may not have reached the platform."""
@@ -481,9 +554,10 @@ def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]],
 
     def one(item: tuple[int, int, str]) -> str | None:
         _, oid, channel = item
-        if stop.is_set() or not paces[channel].acquire(deadline):
+        if stop.is_set() or stopping.is_set() or not paces[channel].acquire(deadline):
             stop.set()
             return None
+        lease.renew()
         r.sadd(key, oid)
         try:
             return _send(oid)

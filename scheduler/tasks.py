@@ -93,8 +93,10 @@ def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | Non
     r = get_redis()
     queued = False
     for k in ([shard] if shard is not None else range(shards)):
-        # The marker lives a little longer than a chunk; run_campaign clears it.
-        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True, ex=int(c["chunk_seconds"]) + 120):
+        # The marker is kept alive by the running chunk (its lease) and cleared at
+        # its end; a dead worker's marker lapses within a lease, so the pump resumes.
+        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True,
+                     ex=int(c["chunk_seconds"]) + 120):
             continue
         get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
                                   job_timeout=int(c["chunk_seconds"]) + 300)
@@ -104,13 +106,24 @@ def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | Non
 
 def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
     """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
+    import time
+
     from bot.queues import get_redis
     from scheduler.campaigns import run_chunk
 
-    try:
+    r = get_redis()
+    lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
+    deadline = time.monotonic() + 2 * lease_s + 1
+    while True:
         res = run_chunk(campaign_id, shard=shard, shards=shards)
-    finally:
-        get_redis().delete(f"sched:campaign-queued:{campaign_id}:{shard}")
+        if res.get("state") != "busy":
+            break
+        # Another runner holds this shard, alive or dead: a dead one's lease
+        # lapses within lease_seconds, then this job carries on in its place.
+        if time.monotonic() > deadline:
+            return res  # a live runner: it keeps the "queued" marker alive itself
+        time.sleep(min(1.0, lease_s / 3))
+    r.delete(f"sched:campaign-queued:{campaign_id}:{shard}")
     if res.get("more"):
         enqueue_campaign(campaign_id, shard=shard)
     return res
