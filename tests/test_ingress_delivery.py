@@ -130,3 +130,23 @@ def test_fast_worker_means_passive_reply_and_no_push(app_client, live_worker, mo
     time.sleep(0.1)
     assert _outbox_rows() == []
     assert _count(InboxMessage, InboxMessage.reply_mode == "passive") == 1
+
+
+def test_missed_budget_reply_reaches_the_platform_as_a_push(app_client, fake_platform):
+    """`success` now; the worker's reply leaves through the customer-service API (OA)
+    and as an app message (WeCom), recorded by the fake platform."""
+    q, body = P.mp_text_request("o_push", "你好", 5558)
+    wq, wbody = P.wecom_text_request("kefu_ajie", "你好", 5559)
+    assert app_client.post("/wechat/mp", query_string=q, data=body).data == b"success"
+    assert app_client.post("/wecom/app", query_string=wq, data=wbody).data == b"success"
+    P.drain_queues()
+    [cs] = fake_platform.sent("/cgi-bin/message/custom/send")
+    assert cs["json"]["touser"] == "o_push" and "管家" in cs["json"]["text"]["content"]
+    [app] = fake_platform.sent("/cgi-bin/message/send")
+    assert app["json"]["touser"] == "kefu_ajie" and app["json"]["msgtype"] == "text"
+    assert {r[0] for r in _outbox_rows()} == {"o_push", "kefu_ajie"}
+    from store.db import session_scope
+    from store.models import OutboxMessage
+
+    with session_scope() as s:
+        assert {r.state for r in s.scalars(select(OutboxMessage))} == {"sent"}
