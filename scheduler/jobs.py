@@ -4,6 +4,7 @@ thread pool is small and a leader hand-over must not wait on them."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,7 @@ def claim_slot(name: str, slot: str) -> bool:
 
     try:
         with session_scope() as s:
-            s.add(JobRun(job=name, slot=slot, host=socket.gethostname(), created_at=clock.now()))
+            s.add(JobRun(job=name, slot=slot, host=f"{socket.gethostname()}:{os.getpid()}", created_at=clock.now()))
         return True
     except IntegrityError:
         return False
@@ -42,9 +43,11 @@ def fire(name: str) -> str:
         return "inline"
     slot = slot_key(clock.now(), spec.once_per)
     if slot is not None and not claim_slot(name, slot):
+        log.info("job %s slot %s: already ran", name, slot)
         return "duplicate"
     from bot.queues import get_queue
 
     get_queue(spec.queue).enqueue("scheduler.tasks.run_job", name, slot, job_timeout=600,
                                   description=f"scheduled {name} {slot}")
+    log.info("job %s slot %s: queued", name, slot)
     return "queued"
