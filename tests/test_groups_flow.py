@@ -136,3 +136,39 @@ def test_reversed_strike_no_longer_counts(env, demo, frozen_clock):
     frozen_clock.advance(days=100)  # strikes decay (ladder.yaml decay_days)
     out = say("代购奶粉，加V详聊", 3)
     assert out.pushes[0].payload["card"]["main_title"]["title"].startswith("警告")
+
+
+def test_webhook_events_sync_members_and_fetch_the_archive(outbound_env, demo, app_client):
+    """change_external_chat -> groupchat/get on the fake platform -> admission card;
+    msgaudit_notify -> the archive is read at once."""
+    from handlers.groups import archive
+    from handlers.groups.archive import FakeArchiveSource
+    from store.db import session_scope
+    from store.models import GroupMember, InboxMessage
+
+    fake = outbound_env["fake"]
+    members = [{"userid": u, "type": 2} for u in ("wm_wang", "wm_li", "wm_zhang", "wm_zhao", "wm_huang", "wm_xu",
+                                                   "wm_yang")]
+    fake.config(customer_groups={VIP: {"name": "尊享业主VIP群", "owner": "kefu_xiaomei", "member_list": members,
+                                       "admin_list": [{"userid": "wm_wang"}]}})
+    q, body = wecom_event_request("sys", "change_external_chat", {
+        "ChatId": VIP, "ChangeType": "update", "UpdateDetail": "add_member", "JoinScene": "1", "MemChangeCnt": "1"})
+    assert app_client.post("/wecom/app", query_string=q, data=body).status_code == 200
+    drain_queues()
+    [card] = _cards(fake, "kefu_xiaomei")
+    assert card["main_title"]["title"] == "入群核验未通过：杨洋"  # 普通 tier and fees only to 2026-08-31
+    with session_scope() as s:
+        row = s.scalar(select(GroupMember).where(GroupMember.member_id == "wm_yang", GroupMember.group_id == 1))
+        assert row.state == "pending"
+
+    src = FakeArchiveSource()
+    src.add("wm_li", VIP, "大家周末好呀")
+    archive.set_source(src)
+    try:
+        q, body = wecom_event_request("sys", "msgaudit_notify")
+        assert app_client.post("/wecom/app", query_string=q, data=body).status_code == 200
+        drain_queues()
+    finally:
+        archive.set_source(None)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.channel == "archive")) == 1
