@@ -67,7 +67,7 @@ def test_find_late_ticket_and_reassign(live_app, live_env, browser):
     browser.find_element(By.ID, "reassign-reason").send_keys("老周在另一单现场")
     browser.find_element(By.ID, "reassign-btn").click()
     wait_for(browser, EC.text_to_be_present_in_element((By.ID, "ticket-assignee"), "小李"))
-    assert "transferred" in browser.find_element(By.ID, "ticket-events").text
+    assert "转派" in browser.find_element(By.ID, "ticket-events").text
     with session_scope() as s:
         assert s.get(Ticket, late).assignee == "weixiu_xiaoli"
         ev = s.scalar(select(TicketEvent).where(TicketEvent.ticket_id == late, TicketEvent.action == "transferred"))

@@ -79,7 +79,7 @@ def verify_login(session: Session, username: str, password: str) -> ConsoleUser 
 
 
 def create_user(session: Session, username: str, name: str, role: str, password: str,
-                staff_userid: str | None = None) -> ConsoleUser:
+                staff_userid: str | None = None, hash_method: str = "scrypt") -> ConsoleUser:
     """A console user; raises ValueError naming the bad field."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -96,7 +96,7 @@ def create_user(session: Session, username: str, name: str, role: str, password:
             raise ValueError(f"staff userid {staff_userid!r} is unknown")
         staff_id = staff.id
     user = ConsoleUser(username=username, name=name or username, role=role,
-                       password_hash=generate_password_hash(password), staff_id=staff_id)
+                       password_hash=generate_password_hash(password, method=hash_method), staff_id=staff_id)
     session.add(user)
     session.flush()
     return user

@@ -86,7 +86,31 @@ def page(role: str) -> Callable:
 def _inject() -> dict:
     who = g.get("principal")
     nav = [(ep, label) for ep, label, role in NAV if who and who.at_least(role)]
-    return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": clock.local_now()}
+    return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": clock.local_now(),
+            "staff_name": staff_name, "action_label": lambda a: ACTION_LABELS.get(a, a)}
+
+
+# Ticket events as people read them (the raw action stays in the API).
+ACTION_LABELS = {
+    "created": "登记", "dispatched": "派单", "accepted": "接单", "on_the_way": "出发", "on_site": "到场",
+    "progress": "进展", "completed": "完成", "result_sent": "告知结果", "called_back": "回访", "reopened": "重新处理",
+    "closed": "办结", "transferred": "转派", "taken_over": "接管", "survey": "评价", "redispatched": "改派",
+    "clock_started": "开始计时", "clock_met": "按时完成", "clock_late": "超时完成", "clock_warned": "即将超时提醒",
+    "clock_breached": "超时", "escalated": "升级",
+}
+
+
+def staff_name(userid: str | None) -> str:
+    """A staff member's name for a userid (cached per request); other actors as they are."""
+    if not userid:
+        return ""
+    names = g.get("_staff_names")
+    if names is None:
+        from store.models import Staff
+
+        names = {s.userid: s.name for s in g.db.scalars(select(Staff))} if g.get("db") is not None else {}
+        g._staff_names = names
+    return names.get(userid, userid)
 
 
 @bp.app_template_filter("cst")
