@@ -57,8 +57,8 @@ def max_in_window(times: list[float], window: float) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipients", type=int, default=5000)
-    ap.add_argument("--per-minute", type=int, default=2000, help="per-app limit per (scaled) minute")
+    ap.add_argument("--recipients", type=int, default=3000)
+    ap.add_argument("--per-minute", type=int, default=600, help="per-app limit per (scaled) minute")
     ap.add_argument("--window-scale", type=float, default=0.1, help="the limit's minute lasts 60*scale seconds")
     args = ap.parse_args()
 
