@@ -113,14 +113,20 @@ def _faq_copy(tmp_path):
 
 
 def wait_route(text: str, faq_id: str, timeout: float = 5.0) -> dict:
-    """route() for `text` once the matcher has hot-reloaded (it looks at mtimes every few seconds)."""
+    """`guanjia route --json TEXT` once the matcher has hot-reloaded (it looks at mtimes every few seconds)."""
+    import json
     import time
 
-    from handlers.router import route
+    from click.testing import CliRunner
+
+    from bot.cli import main
 
     deadline = time.time() + timeout
     while True:
-        res = route(text).contract()
+        # `guanjia route --json TEXT`, run in-process so it reads the same (copied) knowledge base.
+        out = CliRunner().invoke(main, ["route", "--json", text])
+        assert out.exit_code == 0, out.output
+        res = json.loads(out.output)
         if res["faq_id"] == faq_id or time.time() > deadline:
             return res
         time.sleep(0.2)

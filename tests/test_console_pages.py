@@ -215,3 +215,12 @@ def test_cli_users_add(demo):
     with session_scope() as s:
         u = s.scalar(select(ConsoleUser).where(ConsoleUser.username == "lin"))
         assert u.role == "manager" and u.staff_id is not None and u.password_hash != "a-long-password"
+
+
+def test_login_is_throttled_after_repeated_failures(api):
+    c = api.client
+    for _ in range(5):
+        assert _login(c, "staff", "wrong").status_code == 401
+    r = _login(c, "staff", PASSWORD)  # even the right password waits now
+    assert r.status_code == 429
+    assert _login(c, "manager", PASSWORD).status_code == 302  # other names are not affected

@@ -133,6 +133,8 @@ def login():
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
+        if _too_many_failures(username):
+            return render_template("login.html", error="尝试次数过多，请15分钟后再试", next=nxt), 429
         with session_scope() as s:
             tok = current_app.config["GUANJIA_SETTINGS"].admin_token
             if username == "admin" and check_admin_token(password, tok):
@@ -148,8 +150,39 @@ def login():
                 audit(s, principal_for(user, "session"), "console.login", user.username)
                 return redirect(nxt)
             audit(s, Principal(username[:40] or "?", "", "staff"), "console.login_failed", username[:64])
+        _count_failure(username)
         error = "用户名或密码错误"
     return render_template("login.html", error=error, next=nxt), (401 if error else 200)
+
+
+MAX_FAILURES, FAILURE_WINDOW_S = 5, 900
+
+
+def _failure_key(username: str) -> str:
+    return f"console:login_failures:{username[:64]}"
+
+
+def _too_many_failures(username: str) -> bool:
+    # Passwords guessed online: a few tries per name per quarter hour. Redis down
+    # must not lock everyone out, so an error here allows the attempt.
+    try:
+        from bot.queues import get_redis
+
+        return int(get_redis().get(_failure_key(username)) or 0) >= MAX_FAILURES
+    except Exception:
+        return False
+
+
+def _count_failure(username: str) -> None:
+    try:
+        from bot.queues import get_redis
+
+        r = get_redis()
+        key = _failure_key(username)
+        if r.incr(key) == 1:
+            r.expire(key, FAILURE_WINDOW_S)
+    except Exception:
+        pass
 
 
 @bp.post("/logout")
