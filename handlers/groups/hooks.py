@@ -34,6 +34,9 @@ def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
         return out  # the property's own people are not moderated
     if out.intent == "command" and msg.role == "admin":
         return out  # "/警告 @x 发广告加微信" quotes the offence; it is not one
+    if ladder.removal_pending(ctx.session, msg.group_id, msg.sender):
+        out.replies = []  # already at the top of the ladder: one card is enough, not one per message
+        return out
     route = out.route or {}
     violation = route.get("violation")
     why = route.get("why") or ""

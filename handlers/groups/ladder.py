@@ -115,6 +115,13 @@ def active_mute(session: Session, chat_id: str, member_id: str, now: datetime) -
     return next((r for r in rows if r.mute_until and r.mute_until > now), None)
 
 
+def removal_pending(session: Session, chat_id: str, member_id: str) -> bool:
+    """A removal was asked for (and not reversed): further speech adds nothing."""
+    return session.scalar(select(ModerationCase.id).where(
+        ModerationCase.group_chat_id == chat_id, ModerationCase.member_id == member_id,
+        ModerationCase.step == "remove", ModerationCase.status.in_(("open", "done"))).limit(1)) is not None
+
+
 def member_name(session: Session, member_id: str) -> str:
     owner = session.scalar(select(Owner).where(Owner.external_userid == member_id))
     return owner.name if owner else member_id
