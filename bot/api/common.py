@@ -51,7 +51,7 @@ def _openapi_path(rule: str) -> str:
 
 def api_route(rule: str, methods: list[str], role: str, summary: str, *,
               query: dict[str, str] | None = None, body: dict[str, str] | None = None,
-              required: list[str] | None = None) -> Callable:
+              required: list[str] | None = None, body_type: str = "application/json") -> Callable:
     """Register a route that needs at least `role`, and describe it for OpenAPI.
 
     `query`/`body` map parameter names to a short description (type first,
@@ -90,9 +90,10 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
         if params:
             op["parameters"] = params
         if body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            op["requestBody"] = {"required": True, "content": {body_type: {"schema": {
                 "type": "object", "required": required or [],
-                "properties": {k: {"type": _type_of(v), "description": v} for k, v in body.items()}}}}}
+                "properties": {k: ({"type": "string", "format": "binary", "description": v} if body_type.startswith("multipart")
+                                   else {"type": _type_of(v), "description": v}) for k, v in body.items()}}}}}
         for m in methods:
             PATHS.setdefault(_openapi_path(rule), {})[m.lower()] = op
         return wrapper

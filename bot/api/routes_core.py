@@ -91,7 +91,7 @@ def owner_detail(owner_id: int):
            "Import owners from CSV or Excel (multipart `file`); dry run unless dry_run=0, nothing "
            "is written while any row is bad",
            query={"dry_run": "string: 1 (default) checks only, 0 imports when clean"},
-           body={"file": "string: the CSV/XLSX upload (multipart/form-data)"}, required=["file"])
+           body={"file": "string: the CSV/XLSX upload"}, required=["file"], body_type="multipart/form-data")
 def owners_import():
     from bot.console.owner_import import run_import
 
