@@ -80,7 +80,7 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
                         emergency: bool | None = None, created_by: str = "admin") -> Campaign:
     """An announcement for /公告 and the admin API.
 
-    target: {"everyone": True} | {"groups": [chat_id...]} | {"buildings": ["1栋"...]} |
+    target: {"everyone": True} | {"groups": [chat_id...] or "all"} | {"buildings": ["1栋"...]} |
     {"tiers": ["金卡"...]} | {"owners": [owner_id...]} | {"staff": [userid...]} (combinable).
     at: when to send (None = now). emergency: None = guessed from the text
     (停水/停电...); emergencies go at once, through quiet hours.
@@ -105,7 +105,26 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
     session.add(AuditLog(actor=created_by, action="announcement.create", target=f"campaign:{camp.id}",
                          detail={"target": camp.target, "emergency": camp.emergency,
                                  "send_at": camp.send_at.isoformat()}, created_at=now))
+    if camp.send_at <= now + timedelta(seconds=30):
+        start_after_commit(session, camp.id, camp.emergency)
     return camp
+
+
+def start_after_commit(session: Session, campaign_id: int, emergency: bool = False) -> None:
+    """Queue the campaign as soon as the caller's transaction commits (a 停水
+    notice must not wait for the pump's next round; before the commit a worker
+    would not see the campaign yet)."""
+    from sqlalchemy import event
+
+    def _go(_session) -> None:
+        try:
+            from scheduler.tasks import enqueue_campaign
+
+            enqueue_campaign(campaign_id, emergency)
+        except Exception as exc:  # Redis down: the pump starts it later
+            log.warning("could not queue campaign %s now (%s); the pump will", campaign_id, exc)
+
+    event.listen(session, "after_commit", _go, once=True)
 
 
 def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = "admin") -> dict:
@@ -238,10 +257,13 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
         for st in session.scalars(staff_q.order_by(Staff.id)):
             add(f"staff:{st.userid}", "wecom", "text", st.userid, None)
 
-    if target.get("groups") or (target.get("everyone") and target.get("include_groups")):
+    if target.get("groups"):
         month = local(now).strftime("%Y-%m")
         cap = month_days(local(now).year, local(now).month)
-        for g in session.scalars(select(Group).where(Group.chat_id.in_(target.get("groups") or [])).order_by(Group.id)):
+        wanted = target["groups"]
+        gq = select(Group).where(Group.kind.in_(("vip", "building"))) if wanted in ("all", ["all"]) else \
+            select(Group).where(Group.chat_id.in_(wanted))
+        for g in session.scalars(gq.order_by(Group.id)):
             key = f"group:{g.chat_id}"
             admin = g.staff_admin
             if admin is None:

@@ -157,3 +157,21 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
     assert rep["by_building"] == {"1栋": {"answers": 2, "average": 4.5, "low": 0},
                                   "2栋": {"answers": 1, "average": 2.0, "low": 1}}
     assert rep["by_tier"]["金卡"] == {"answers": 2, "average": 3.5, "low": 1}
+
+
+def test_monthly_bill_is_personal_and_announcements_start_on_commit(demo, outbound_env, fake_platform, frozen_clock):
+    from bot.queues import get_queue
+    from scheduler.campaigns import run_chunk
+    from scheduler.tasks import bills
+
+    frozen_clock.set(datetime(2026, 10, 1, 9, 17, tzinfo=CST))
+    cid = bills()["campaign"]
+    assert run_chunk(cid, max_seconds=20)["state"] == "done"
+    sent = {e["json"]["touser"]: e["json"]["data"]["remark"]["value"]
+            for e in fake_platform.sent("/cgi-bin/message/template/send")}
+    assert len(sent) == 12
+    assert sent["o_zhang"] == "张伟您好：2026年10月物业服务费账单已生成（1-1502）。目前缴费至2026-09-30。如有疑问请回复本消息。"
+    # An announcement due now is queued for the bulk workers as soon as it is committed.
+    before = get_queue("bulk").count
+    _announce("紧急通知：2栋今晚停电检修。", {"buildings": ["2栋"]})
+    assert get_queue("bulk").count == before + 1
