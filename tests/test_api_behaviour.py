@@ -144,6 +144,8 @@ def test_announcement_schedule_and_cancel(api, frozen_clock):
     assert r.status_code == 400 and r.json["field"] == "text"
     r = api.post(f"/announcements/{aid}/cancel", role="supervisor")
     assert r.status_code == 200 and r.json["state"] == "cancelled"
+    assert [a[:2] for a in _audit("announcement.create")] == [("api:supervisor", f"campaign:{aid}")]
+    assert [a[:2] for a in _audit("announcement.cancel")] == [("api:supervisor", f"campaign:{aid}")]
     r = api.post(f"/announcements/{aid}/cancel", role="supervisor")
     assert r.status_code == 409
 

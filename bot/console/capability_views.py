@@ -163,8 +163,7 @@ def announcements_create():
         except mod.CampaignError as exc:
             errors.append(str(exc))
         else:
-            audit(g.db, g.principal, "announcement.create", f"campaign:{camp.id}",
-                  {"send_at": camp.send_at.isoformat(), "target": target})
+            # create_announcement writes the audit row itself (actor = created_by).
             flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
             return redirect(url_for("console.announcements"))
     for e in errors:
@@ -183,7 +182,6 @@ def announcement_cancel(campaign_id: int):
         return redirect(url_for("console.announcements"))
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
     if res.get("cancelled"):
-        audit(g.db, g.principal, "announcement.cancel", f"campaign:{camp.id}", res)
         flash(f"公告 #{camp.id} 已取消（已发出 {res.get('sent', 0)}，撤回 {res.get('withdrawn', 0)}）", "ok")
     else:
         flash(f"公告 #{camp.id} 已{res.get('state')}，无法取消", "error")
