@@ -172,3 +172,41 @@ def test_webhook_events_sync_members_and_fetch_the_archive(outbound_env, demo, a
         archive.set_source(None)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(InboxMessage).where(InboxMessage.channel == "archive")) == 1
+
+
+def test_staff_group_posts_and_removes_directly(outbound_env, demo):
+    from bot import clock
+    from handlers.dispatch import handle
+    from handlers.groups import staff_groups
+    from handlers.message import Context, Message
+    from store.db import session_scope
+    from store.models import GroupMember
+
+    fake = outbound_env["fake"]
+    with session_scope() as s:
+        group = staff_groups.create_staff_group(s, clock.now(), "客服值班群", "zhuguan_chen",
+                                                ["kefu_xiaomei", "kefu_ajie", "baoan_dawei"])
+        chat_id = group.chat_id
+    assert fake.sent("/cgi-bin/appchat/create")[0]["json"]["name"] == "客服值班群"
+
+    def command(text: str):
+        with session_scope() as s:
+            out = handle(Context(s, clock.now()), Message(channel="wecom", sender="zhuguan_chen", chat="staff",
+                                                          text=text, msg_id=f"sg-{text}"))
+            from bot.outbound import outbox
+
+            ids = [r.id for r in (outbox.add(s, p) for p in out.pushes) if r is not None]
+        outbox.queue_send(ids)
+        drain_queues()
+        return out
+
+    out = command("/警告 客服值班群 @大伟 交接班记录未填写")
+    assert "已在「客服值班群」提醒" in out.replies[0]
+    sent = fake.sent("/cgi-bin/appchat/send")
+    assert sent[0]["json"]["chatid"] == chat_id and "@大伟 提醒" in sent[0]["json"]["text"]["content"]
+    out = command("/移除 客服值班群 @大伟 调岗")
+    assert "已将 大伟 移出" in out.replies[0]
+    upd = fake.sent("/cgi-bin/appchat/update")
+    assert upd[0]["json"]["del_user_list"] == ["baoan_dawei"]
+    with session_scope() as s:
+        assert s.scalar(select(GroupMember).where(GroupMember.member_id == "baoan_dawei")).state == "removed"

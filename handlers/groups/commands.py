@@ -102,6 +102,9 @@ def _find_member(session: Session, group: Group, token: str) -> GroupMember | No
     for r in rows:
         if r.member_id == name or (r.owner is not None and r.owner.name == name):
             return r
+    staff = session.scalar(select(Staff).where(Staff.name == name))
+    if staff is not None:
+        return next((r for r in rows if r.member_id == staff.userid), None)
     owner = session.scalar(select(Owner).where(Owner.name == name))
     if owner is not None:
         return next((r for r in rows if r.member_id == owner.external_userid), None)
@@ -160,6 +163,8 @@ def on_command(ctx: Context, msg: Message, route) -> Outcome:
         text, pushes = HANDLERS[key](ctx, msg, group, role, args)
     except Reply as r:
         text, result = r.text, r.result
+        if isinstance(r, _Posted):
+            pushes = [r.push]
     ctx.session.add(AuditLog(actor=msg.sender, action=f"command.{key or 'unknown'}",
                              target=group.chat_id if group else None,
                              detail={"args": mask(" ".join(args))[:200], "role": role, "result": result,
@@ -203,6 +208,8 @@ def _member_arg(ctx, group, args, key) -> tuple[GroupMember, list[str]]:
 
 def _sanction(ctx, msg, group, role, args, key, step):
     member, rest = _member_arg(ctx, group, args, key)
+    if group.kind == "staff":
+        return _staff_group(ctx, msg, group, member, rest, step), []
     minutes = None
     if step == "mute":
         if not rest:
@@ -218,27 +225,37 @@ def _sanction(ctx, msg, group, role, args, key, step):
                                  violation="manual", why=f"{specs()[key]['names'][0]}：{reason}", evidence=reason,
                                  source="command", actor=msg.sender, force_step=step, mute_minutes=minutes)
     name = ladder.member_name(ctx.session, member.member_id)
-    if group.kind == "staff" and step == "remove":
-        return _appchat_remove(ctx, group, member, name), []
     # The staff admin's own command needs no card asking them to do it; anyone else's does.
-    admin = ladder.staff_admin_of(ctx.session, group)
-    if admin == msg.sender:
+    if ladder.staff_admin_of(ctx.session, group) == msg.sender:
         pushes = []
     what = {"warn": "已记录警告", "mute": f"已记录禁言（至{case.mute_until.astimezone(CST):%m-%d %H:%M}）" if case.mute_until else "",
             "remove": "已记录移除"}[step]
     return f"{what}：{name}。请在群内发送：\n{case.warning_text}", pushes
 
 
-def _appchat_remove(ctx, group, member, name) -> str:
-    """Staff groups created by the app: the API can remove members itself."""
-    from bot.outbound.clients import PlatformError, get_wecom_client
+def _staff_group(ctx, msg, group, member, rest, step) -> str:
+    """Staff groups created by the app: the API posts and removes by itself."""
+    from bot.outbound.clients import PlatformError
+    from handlers.groups import staff_groups
 
+    staff = ctx.session.scalar(select(Staff).where(Staff.userid == member.member_id))
+    name = staff.name if staff else member.member_id
+    reason = " ".join(rest) or "管理员处理"
+    if step == "mute":
+        raise Reply("内部群不支持禁言，可用 /警告 或 /移除。", "bad_args")
+    if step == "warn":
+        raise _Posted(staff_groups.post(group.chat_id, f"@{name} 提醒：{reason}"), f"已在「{group.name}」提醒 {name}。")
     try:
-        get_wecom_client().appchat_update(group.chat_id, del_user_list=[member.member_id])
+        staff_groups.remove_member(ctx.session, ctx.now, group, member.member_id, msg.sender)
     except PlatformError as exc:
         raise Reply(f"移出失败：{exc}", "failed") from None
-    member.state = "removed"
     return f"已将 {name} 移出「{group.name}」。"
+
+
+class _Posted(Reply):
+    def __init__(self, push: Push, text: str) -> None:
+        super().__init__(text, "ok")
+        self.push = push
 
 
 def _warn(ctx, msg, group, role, args):
