@@ -132,9 +132,15 @@ def test_today_shows_clock_colours_and_waiting_work(api, frozen_clock, faq_copy)
                       team="customer_service", state="requested"))
         s.add(ModerationCase(group_chat_id="wr_vip_01", member_id="wm_zhang", violation="ad", step="warn"))
         make_miss(s, "快递柜坏了找谁")
+        from store.models.groups import GroupSuggestion
+
+        make_ticket(s, assignee="kefu_xiaomei", state="accepted", content="邻居装修噪音")
+        s.add(GroupSuggestion(group_chat_id="wr_bld_1", staff_userid="kefu_xiaomei", text="您好，停车场开放时间为6:00-23:00。"))
     c = api.client
-    _login(c, "staff")
+    _login(c, "staff")  # linked to kefu_xiaomei, the staff admin of the building groups
     html = c.get("/console/today").get_data(as_text=True)
+    mine = html.split('id="today-mine"')[1].split("</section>")[0]
+    assert "邻居装修噪音" in mine and "停车场开放时间" in mine and "水管" not in mine
     assert re.search(rf'class="ticket red" href="/console/tickets/{red}"', html)
     assert re.search(rf'class="ticket amber" href="/console/tickets/{amber}"', html)
     assert re.search(rf'class="ticket green" href="/console/tickets/{green}"', html)

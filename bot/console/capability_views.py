@@ -27,6 +27,7 @@ class Item:
     id: int | None = None
     text: str = ""
     count: int = 0
+    kind: str = ""
 
 
 def _cst(dt: datetime | None) -> str:
@@ -56,6 +57,30 @@ def pending_applications(session: Session):
     rows = session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30))
     return [Item(f"升级申请 #{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
                  _cst(a.created_at), a.id) for a in rows]
+
+
+def my_work(session: Session, staff_id: int | None):
+    """For a login linked to a staff record (staff open the console from WeCom's
+    sidebar): their open tickets and the group replies waiting for them to post."""
+    if not staff_id:
+        return None
+    from store.models import Staff
+
+    me = session.get(Staff, staff_id)
+    if me is None:
+        return None
+    items = []
+    Ticket = Q.model("tickets", "Ticket")
+    if Ticket is not None:
+        for t in session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
+                                                      Ticket.state.in_(Q.OPEN_TICKET_STATES)).order_by(Ticket.id)):
+            items.append(Item(f"T{t.id} {t.room or ''} {t.content[:30]}", _cst(t.created_at), t.id, kind="ticket"))
+    Suggestion = Q.model("groups", "GroupSuggestion")
+    if Suggestion is not None:
+        for sg in session.scalars(select(Suggestion).where(Suggestion.staff_userid == me.userid,
+                                                           Suggestion.state == "pending").order_by(Suggestion.id)):
+            items.append(Item(f"群回复待发送：{sg.text[:60]}", _cst(sg.created_at), sg.id, text=sg.text, kind="suggestion"))
+    return items
 
 
 def moderation_waiting(session: Session):

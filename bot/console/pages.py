@@ -41,7 +41,8 @@ def today():
             rows.sort(key=lambda r: (order[r[2]], r[0].id))
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
                            misses=C.unanswered(g.db, 10), pending=C.pending_bookings(g.db),
-                           applications=C.pending_applications(g.db), moderation=C.moderation_waiting(g.db))
+                           applications=C.pending_applications(g.db), moderation=C.moderation_waiting(g.db),
+                           mine=C.my_work(g.db, g.principal.staff_id))
 
 
 # --- Tickets ---------------------------------------------------------------------------------------
