@@ -24,6 +24,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LEXICON_FILE = "lexicon.yaml"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+_CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
 # How often (seconds) a process looks at the files' mtimes: a stat per file is
 # cheap but not free on the hot path.
 CHECK_EVERY = 2.0
@@ -101,7 +102,8 @@ def parse_entries(file: str, data) -> list[Entry]:
             v = raw.get(name)
             if not isinstance(v, str) or not v.strip():
                 raise _err(file, eid, name, "is required and must be non-empty text")
-        answer = " ".join(raw["answer"].split())
+        # YAML folding turns line breaks into spaces; Chinese text has none between characters.
+        answer = _CJK_SPACE.sub("", " ".join(raw["answer"].split()))
         if len(answer) > 400:
             raise _err(file, eid, "answer", f"is {len(answer)} characters; keep it under 400 (owners read it on a phone)")
         out.append(Entry(

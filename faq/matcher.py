@@ -246,6 +246,9 @@ class Index:
         scored.sort(key=lambda x: -x[0])
         top = scored[0][0]
         second = scored[1][0] if len(scored) > 1 else 0.0
+        # A one-word message ("权益", "群") fits many entries equally:
+        # better to offer the topics than to guess.
+        info = 0.7 if len(uw) <= 1 else 1.0
         out = []
         for rank, (key, n, raw, cov, covered) in enumerate(scored[:k]):
             lead = 0.0
@@ -253,12 +256,9 @@ class Index:
                 # Coverage says "this entry talks about what was asked"; the lead says
                 # "and no other entry does as well". Both matter for answering outright.
                 lead = (key - second) / key if key > 0 else 0.0
-                # A one-word message ("权益", "群") fits many entries equally:
-                # better to offer the topics than to guess.
-                info = 0.7 if len(uw) <= 1 else 1.0
                 conf = cov * (0.6 + 0.4 * min(1.0, lead * 4)) * info
             else:
-                conf = cov * 0.6 * key / top
+                conf = cov * 0.6 * key / top * info
             out.append(Match(self.kb.entries[n], round(conf, 3), round(raw, 3), covered, round(cov, 3), round(lead, 3)))
         return out
 

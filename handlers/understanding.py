@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +122,28 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
 
 
 _lex: Lexicons | None = None
+_lex_mtimes: tuple[float, float] = (0.0, 0.0)
+_lex_checked = 0.0
 
 
 def lexicons() -> Lexicons:
-    global _lex
+    """The lexicons, reloaded when a manager edits a file (checked every few
+    seconds); a broken edit keeps the last good version and is logged."""
+    global _lex, _lex_mtimes, _lex_checked
+    now = time.monotonic()
+    if _lex is not None and now - _lex_checked < 2.0:
+        return _lex
+    _lex_checked = now
+    mt = (INTENTS_FILE.stat().st_mtime, PRIORITY_FILE.stat().st_mtime)
     if _lex is None:
-        _lex = load_lexicons()
+        _lex, _lex_mtimes = load_lexicons(), mt
+    elif mt != _lex_mtimes:
+        _lex_mtimes = mt
+        try:
+            _lex = load_lexicons()
+            log.info("intent/priority lexicons reloaded")
+        except (LexiconError, yaml.YAMLError, OSError) as exc:
+            log.error("lexicons NOT reloaded: %s", exc)
     return _lex
 
 
@@ -264,8 +281,9 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
                            why=f"group chatter, not a question (best {top.id if top else '-'} "
                                f"{top.score if top else 0:.2f})")
-    close = [m for m in found if m.score >= matcher.CLARIFY]
-    if close:
+    if top and top.score >= matcher.CLARIFY:
+        # Offer the 2-3 closest topics: the best one plus any runner-up that is not far-fetched.
+        close = [top] + [m for m in found[1:] if m.score >= 0.1]
         return RouteResult(intent="faq", score=top.score, answer=_clarify_text(close, lx),
                            why=f"unsure: closest {', '.join(f'{m.id} {m.score:.2f}' for m in close)} "
                                f"below {matcher.ANSWER}; asking which one",
