@@ -465,3 +465,13 @@ def test_bare_score_rates_the_finished_service(demo, session):
     click(session, "baojie_ayi", f"booking:done:{b.id}")
     out = say(session, "o_wang", "5")
     assert "感谢您的评价（5分）" in out.replies[0] and b.rating == 5 and b.state == "rated"
+
+
+def test_place_can_be_changed_before_confirming(demo, session):
+    say(session, "o_li", "预约宠物代管明天上午")
+    out = say(session, "o_li", "地点改成会所门口")
+    assert "地点：会所门口" in out.replies[0] and "宠物代管" in out.replies[0]
+    say(session, "o_li", "确认")
+    assert bookings(session)[0].location == "会所门口"
+    out = say(session, "o_wang", "预约私人安保在明天下午三点")
+    assert "服务地点" in out.replies[0]  # "在明天下午三点" is a time, so the place is still asked

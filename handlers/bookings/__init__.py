@@ -66,7 +66,8 @@ def _absorb(ctx: Context, owner: Owner, state: dict, text: str) -> tuple[bool, s
     """Take what this text says (service, time, place) into the state.
     Returns (understood anything, a refusal/problem to tell)."""
     understood = False
-    svc = find_service(text)
+    names_place = re.search(r"地点|地址", text) is not None
+    svc = None if names_place else find_service(text)  # "地点改成会所" is a place, not the 会所 service
     if svc and svc.key != state.get("service"):
         why = ops.refusal(ctx.session, owner, svc, ctx.now)
         if why:
@@ -81,7 +82,11 @@ def _absorb(ctx: Context, owner: Owner, state: dict, text: str) -> tuple[bool, s
             return True, problem
         _put_when(state, w)
         understood = True
-    m = re.search(r"(?:地点|地址|在)[:：是]?\s*(\S{2,40})", text)
+    # "地点改成会所" names a place for any service that is not at a fixed venue;
+    # "在浦东机场" only where the place has to be asked anyway.
+    m = re.search(r"(?:地点|地址)(?:改为|改成|改到|换成|是|在|:|：)*\s*(\S{2,40})", text) or (
+        re.search(r"在([^\s，。,]{2,40})", text) if state.get("service")
+        and catalogue()[state["service"]].location == "ask" else None)
     if state.get("service") and state.get("start") and not state.get("is_range"):
         w2 = _when_from(state)
         svc = catalogue()[state["service"]]
@@ -89,7 +94,9 @@ def _absorb(ctx: Context, owner: Owner, state: dict, text: str) -> tuple[bool, s
         if problem:
             state.pop("start", None)
             return True, problem
-    if m and state.get("service") and catalogue()[state["service"]].location == "ask":
+    if m and parse_when(m.group(1), ctx.now) is not None and not names_place:
+        m = None  # "在明天下午" is a time, not a place
+    if m and state.get("service") and catalogue()[state["service"]].location != "venue":
         state["location"] = m.group(1)
         understood = True
     elif not understood and state.get("stage") == "where":
