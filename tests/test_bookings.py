@@ -475,3 +475,16 @@ def test_place_can_be_changed_before_confirming(demo, session):
     assert bookings(session)[0].location == "会所门口"
     out = say(session, "o_wang", "预约私人安保在明天下午三点")
     assert "服务地点" in out.replies[0]  # "在明天下午三点" is a time, so the place is still asked
+
+
+def test_dedicated_agent_for_silver_and_gold(demo, session):
+    from handlers.membership import start_consult
+    from store.models import Owner
+
+    li = session.scalar(select(Owner).where(Owner.openid == "o_li"))  # 银卡, 1栋
+    reply, pushes = start_consult(session, li, "宠物代管可以过夜吗", NOW)
+    assert "专属客服小美" in reply and pushes[0].recipient == "kefu_xiaomei"
+    liu = session.scalar(select(Owner).where(Owner.openid == "o_liu"))  # 普通: the whole team
+    reply, pushes = start_consult(session, liu, "活动怎么报名", NOW)
+    assert "专属" not in reply and pushes[0].recipient == "kefu_xiaomei|kefu_ajie"
+    assert "专属客服：阿杰" in say(session, "o_huang", "我的会员").replies[0]

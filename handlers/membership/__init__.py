@@ -20,7 +20,7 @@ from handlers import card_events, registry
 from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
 from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import card_done, clock_config, recipients, task_card, team_members
+from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
 from store.models import Owner, ServiceClock
 
@@ -99,14 +99,16 @@ def start_consult(session: Session, owner: Owner, text: str, now: datetime,
     """A question the bot cannot answer goes to customer service as a staff
     task under O1 (first response within 10 minutes, 第十一条)."""
     team = clock_config().get("review_team", "customer_service")
-    to = recipients(team_members(session, team))
+    agent = dedicated_agent(session, owner)
+    to = agent.userid if agent else recipients(team_members(session, team))
     row = start_clock(session, f"consult:{owner.id}:{int(now.timestamp())}", "O1", now, owner_id=owner.id,
                       team=team, assignee=to, detail={"title": f"{topic}：{owner.name}（{owner.room or ''}）：{text[:40]}"})
     pushes = [task_card(to, f"member-consult-{row.id}", f"{topic}（10分钟内响应）", text[:44],
                         [("业主", owner.name), ("房号", owner.room or "-"), ("电话", owner.phone or "-"), ("等级", owner.tier)],
                         [("已回复业主", f"member:answered:{row.id}")],
                         dedup_key=f"consult:{row.id}:card", source=row.subject)] if to else []
-    return "已收到您的咨询，客服会在10分钟内回复您。", pushes
+    who = f"您的专属客服{agent.name}" if agent else "客服"
+    return f"已收到您的咨询，{who}会在10分钟内回复您。", pushes
 
 
 def answer_consult(session: Session, clock_id: int, staff_userid: str, now: datetime) -> ServiceClock | None:

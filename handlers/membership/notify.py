@@ -53,6 +53,17 @@ def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = N
                 dedup_key=dedup_key, priority=priority, source=source)
 
 
+def dedicated_agent(session: Session, owner: Owner) -> Staff | None:
+    """The owner's dedicated agent (第六条 2) when their tier has one."""
+    from handlers.identity import find_staff
+
+    cfg = clock_config().get("dedicated_agents") or {}
+    if owner.tier not in (cfg.get("tiers") or []) or owner.home is None:
+        return None
+    userid = (cfg.get("by_building") or {}).get(owner.home.building.code)
+    return find_staff(session, userid) if userid else None
+
+
 def team_members(session: Session, team: str, role: str | None = "staff") -> list[Staff]:
     q = select(Staff).where(Staff.team == team, Staff.active.is_(True))
     if role:

@@ -232,6 +232,11 @@ def summary(session: Session, owner: Owner, now: datetime) -> str:
                      if sus.ends_at else f"会员权益暂停中（{sus.reason}）。")
     else:
         lines.append("当前权益：\n" + "\n".join(f"· {b}" for b in tier.benefits))
+        from handlers.membership.notify import dedicated_agent
+
+        agent = dedicated_agent(session, owner)
+        if agent:
+            lines.append(f"您的专属客服：{agent.name}" + (f"（{agent.phone}）" if agent.phone else ""))
     return "\n".join(lines)
 
 
