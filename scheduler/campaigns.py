@@ -315,7 +315,7 @@ class _Pace:
         # The platform stamps a call when it arrives, a moment after we count it, and
         # that moment varies (a busy host, a slow commit in the sender): widen our
         # window a little so the platform's count of any window stays under the limit.
-        margin = min(float(c.get("pace_margin_seconds", 0.5)), window * 0.05)
+        margin = min(float(c.get("pace_margin_seconds", 1.0)), window * 0.1)
         self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + margin)]
 
     def acquire(self, deadline: float) -> bool:
@@ -382,7 +382,19 @@ class _Lease:
         ok = bool(self.r.set(self.key, self.token, nx=True, px=self.ttl_ms))
         if ok:
             self._last = time.monotonic()
+            # Renewed from a thread of its own too: a runner waiting on the pace
+            # (or a slow commit) must not look dead to the pump or another runner.
+            self._stop = threading.Event()
+            threading.Thread(target=self._keepalive, daemon=True, name="campaign-lease").start()
         return ok
+
+    def _keepalive(self) -> None:
+        while not self._stop.wait(self.ttl_ms / 3000):
+            try:
+                self._last = 0.0
+                self.renew()
+            except Exception as exc:  # Redis blip: the next round tries again
+                log.warning("campaign lease %s not renewed: %s", self.key, exc)
 
     def renew(self) -> None:
         with self._mu:  # at most every second, from any sending thread
@@ -397,6 +409,8 @@ class _Lease:
             pipe.execute()
 
     def release(self) -> None:
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
         if self.r.get(self.key) in (self.token, self.token.encode()):
             self.r.delete(self.key)
 
@@ -610,6 +624,24 @@ def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
     if dead:
         session.execute(update(Delivery).where(Delivery.id.in_(dead), Delivery.state == "sending")
                         .values(state="failed"))
+
+
+def recover_orphans(session: Session, r) -> dict:
+    """For the pump: settle in-flight rows of runners that died (no live lease),
+    well before the sender's lease lapses and the sweeper would retry them
+    (on the Official Account a retry of a call that did arrive is a second copy)."""
+    out = {}
+    shards = max(1, int(get_schedule().campaign.get("shards", 1)))
+    for camp in session.scalars(select(Campaign).where(Campaign.state == "sending")):
+        for k in range(shards):
+            key = _inflight_key(camp.id, k)
+            if r.exists(f"sched:campaign-lock:{camp.id}:{k}") or not r.scard(key):
+                continue
+            res = _recover(session, camp, [int(x) for x in r.smembers(key)])
+            r.delete(key)
+            if res:
+                out[f"{camp.id}:{k}"] = res
+    return out
 
 
 def due_campaigns(session: Session, now: datetime) -> list[int]:

@@ -131,8 +131,11 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
 
 def pump_campaigns() -> list[int]:
     """Queue every campaign that is due and allowed at this hour."""
-    from scheduler.campaigns import due_campaigns
+    from bot.queues import get_redis
+    from scheduler.campaigns import due_campaigns, recover_orphans
 
+    with session_scope() as s:
+        recover_orphans(s, get_redis())
     with session_scope() as s:
         due = due_campaigns(s, clock.now())
         em = {c.id for c in s.scalars(select(Campaign).where(Campaign.id.in_(due), Campaign.emergency.is_(True)))}
