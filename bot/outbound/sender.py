@@ -218,6 +218,9 @@ def send_one(outbox_id: int) -> str:
         return "dead"
     except RenderError as exc:
         return _dead(row, now, str(exc), errcode="render")
+    except Exception as exc:  # a bug must not leave the row claimed and re-sent forever
+        log.exception("rendering outbox %s failed", row.id)
+        return _dead(row, now, f"render: {type(exc).__name__}: {exc}", errcode="render")
 
     try:
         wait = ratelimit.acquire_blocking(plan.limits, opts.inline_wait_s)
@@ -243,6 +246,9 @@ def send_one(outbox_id: int) -> str:
     except (TransportError, TokenUnavailable, RedisError) as exc:
         return _retry(row, attempt, now, exc, opts)
     except PlatformError as exc:
+        return _retry(row, attempt, now, exc, opts)
+    except Exception as exc:  # unexpected: counted as an attempt, so a poison row ends up dead
+        log.exception("sending outbox %s failed unexpectedly", row.id)
         return _retry(row, attempt, now, exc, opts)
 
     values: dict[str, Any] = {"state": "sent", "sent_at": clock.now(), "attempts": attempt, "last_error": None}
