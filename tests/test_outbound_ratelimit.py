@@ -72,15 +72,17 @@ def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_pl
 
 
 def test_short_wait_is_slept_inline(outbound_env, fake_platform, monkeypatch):
-    from bot.outbound import ratelimit
+    """A wait shorter than GUANJIA_RATE_INLINE_WAIT_S is slept in the worker, then sent."""
+    from bot.config import reset_settings
+    from bot.outbound.ratelimit import acquire, wecom_message_limits
     from bot.outbound.sender import send_one
 
-    # A one-second window of 1 message: the second send waits inside the worker.
-    monkeypatch.setattr(ratelimit, "wecom_message_limits",
-                        lambda users, settings=None: [ratelimit.Limit(f"t:{u}:s", 1, 0.5) for u in users])
-    a, b = add_push(wecom_text("baoan_dawei", "一")), add_push(wecom_text("baoan_dawei", "二"))
+    monkeypatch.setenv("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", "1")
+    reset_settings()
+    # A send 59.6 s ago fills the member's minute: the slot frees in 0.4 s.
+    assert acquire(wecom_message_limits(["baoan_dawei"]), now=time.time() - 59.6) == 0.0
     started = time.monotonic()
-    assert send_one(a) == "sent" and send_one(b) == "sent"
+    assert send_one(add_push(wecom_text("baoan_dawei", "一"))) == "sent"
     assert 0.3 < time.monotonic() - started < 3
 
 
