@@ -56,9 +56,13 @@ def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_pl
     monkeypatch.setenv("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", "3")
     monkeypatch.setenv("GUANJIA_RATE_INLINE_WAIT_S", "0")
     reset_settings()
+    from bot.metrics import OUTBOUND
+
+    deferred_before = OUTBOUND.labels("wecom", "deferred")._value.get()
     ids = [add_push(wecom_text("weixiu_laozhou", f"工单{i}")) for i in range(5)]
     results = [send_one(i) for i in ids]
     assert results == ["sent"] * 3 + ["deferred"] * 2
+    assert OUTBOUND.labels("wecom", "deferred")._value.get() == deferred_before + 2
     late = row(ids[3])
     assert late.state == "queued" and late.attempts == 0  # deferral uses no attempt
     from bot import clock
