@@ -51,6 +51,9 @@ class Lexicon:
     allowed_domains: list[str]
     exempt_roles: list[str]
     precedence: list[str]
+    report_cues: list[str] = field(default_factory=list)
+    whole_insults: list[str] = field(default_factory=list)
+    number_labels: list[str] = field(default_factory=list)
     automaton: Any = None
     boosters: Any = None
 
@@ -91,7 +94,10 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
                               _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc)
     lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
                   [str(r) for r in raw.get("exempt_roles") or []],
-                  [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]])
+                  [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
+                  report_cues=_str_list(raw.get("report_cues"), "report_cues"),
+                  number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
+                  whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
@@ -239,8 +245,15 @@ def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
 
 
 def find_numbers(text: str) -> list[NumberHit]:
-    """Phones, ID numbers and bank cards however they are spelt or split."""
+    """Phones, ID numbers and bank cards however they are spelt or split
+    (an ID or card number right after 订单号/快递单号... is a reference, not one)."""
     text = unicodedata.normalize("NFKC", text or "")
+    labels = lexicon().number_labels
+    return [h for h in _find_numbers(text)
+            if h.kind == "phone" or not any(w in _fold(text[max(0, h.positions[0] - 8):h.positions[0]]) for w in labels)]
+
+
+def _find_numbers(text: str) -> list[NumberHit]:
     hits: list[NumberHit] = []
     for groups in _runs(text):
         flat = [d for g in groups for d in g]
@@ -279,6 +292,8 @@ def find_numbers(text: str) -> list[NumberHit]:
 
 _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
 HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
+# "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
+SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,19})")
 EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
@@ -290,6 +305,7 @@ def find_handles(text: str) -> list[str]:
     """WeChat / QQ ids after a label (微信号 abc123), in the compact form."""
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
     found = [m.group(2) for m in HANDLE.finditer(comp)]
+    found += SHORT_HANDLE.findall(_fold(text).translate(_CN_DIGITS))
     return found + EMAIL.findall(_fold(text))
 
 
@@ -389,9 +405,16 @@ def analyse(text: str) -> Verdict:
         for _, cats in lex.boosters.iter(comp):
             boosted.update(cats)
 
+    # Quoting an ad to report it is not advertising (data: report_cues).
+    reporting = not contact and any(c in comp for c in lex.report_cues)
     found: dict[str, str] = {}
     for cat, by in hits.items():
+        if reporting and cat in ("ad", "illegal"):
+            v.terms[cat] = sorted(set().union(*by.values()))
+            continue
         strong, weak = sorted(by.get("strong", ())), sorted(by.get("weak", ()))
+        # 优惠 inside 优惠券 is one word, not two signals.
+        weak = [w for w in weak if not any(w != o and w in o for o in strong + weak)]
         need = lex.categories[cat].weak_needed
         if strong:
             found[cat] = f"{cat}: {'、'.join(strong)}"
@@ -401,6 +424,8 @@ def analyse(text: str) -> Verdict:
         v.terms[cat] = strong + weak
     if links:
         found.setdefault("ad", "ad: link")
+    if comp in lex.whole_insults:
+        found.setdefault("insult", f"insult: {comp}")
     kinds = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
     if numbers or handles:
         what = sorted({kinds[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
