@@ -11,8 +11,9 @@ Choices made for a booking context (documented because they are guesses):
   Monday-based week's, "下周六" next week's.
 - A day of the month alone ("15号") is this month's, or next month's once passed;
   a month-day without a year ("10月3日") is the next one to come.
-- Holidays ("国庆期间") come from chinesecalendar, whose data ends in 2026: later
-  years are not understood (None) rather than guessed.
+- Holidays ("国庆期间") come from chinesecalendar, whose data ends in 2026; beyond
+  it the fixed-date ones (元旦, 五一, 国庆) fall back to their usual span and the
+  lunar ones (春节, 中秋, 端午, 清明) are not understood (None) rather than guessed.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class When:
         wk = "一二三四五六日"[self.start.weekday()]
         if self.is_range:
             last = (self.end - timedelta(microseconds=1)).date()
-            return f"{self.start:%m月%d日}至{last:%m月%d日}"
+            return f"{self.start.month}月{self.start.day}日至{last.month}月{last.day}日"
         base = f"{self.start.month}月{self.start.day}日(周{wk})"
         if self.has_time:
             return f"{base} {self.start:%H:%M}"
@@ -117,8 +118,29 @@ def _safe_date(y: int, m: int, d: int) -> date | None:
         return None
 
 
+# Holidays on fixed Gregorian dates, used where chinesecalendar has no data yet
+# (its official 调休 arrangement is published each November): month, day, days.
+_FIXED_HOLIDAYS = {"New Year's Day": (1, 1, 1), "Labour Day": (5, 1, 5), "National Day": (10, 1, 7)}
+
+
 def _holiday_range(name: str, today: date) -> tuple[date, date] | None:
-    """The next (or current) run of days chinesecalendar marks with this holiday."""
+    """The next (or current) holiday: chinesecalendar's days when it knows the
+    year, else the fixed-date span for 元旦/五一/国庆 (lunar ones: None)."""
+    found = _holiday_from_library(name, today)
+    if found is not None or name not in _FIXED_HOLIDAYS:
+        return found
+    m, d, n = _FIXED_HOLIDAYS[name]
+    for year in (today.year, today.year + 1):
+        first = date(year, m, d)
+        last = first + timedelta(days=n - 1)
+        if last >= today:
+            return max(first, today), last
+    return None
+
+
+def _holiday_from_library(name: str, today: date) -> tuple[date, date] | None:
+    """The next (or current) run of days chinesecalendar marks with this holiday;
+    None when its data ends first."""
     import chinese_calendar as cc
 
     d = today
@@ -160,6 +182,15 @@ def _find_date(t: str, now: datetime) -> tuple[date | None, date | None, str | N
         rng = _holiday_range(_HOLIDAYS[m.group(1)], today)
         if rng:
             return rng[0], rng[1], None, m.group(0)
+
+    m = re.search(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])", t)
+    if m:
+        mo, dd = int(m.group(1)), int(m.group(2))
+        d = _safe_date(today.year, mo, dd)
+        if d and d < today:
+            d = _safe_date(today.year + 1, mo, dd)
+        if d:
+            return d, None, None, m.group(0)
 
     m = re.search(rf"(?:({NUM})年)?({NUM})月({NUM})(?:日|号)?", t)
     if m:
@@ -292,9 +323,33 @@ def _relative_time(t: str, now: datetime) -> tuple[datetime | None, str]:
     return (now.astimezone(CST) + delta).replace(second=0, microsecond=0), m.group(0)
 
 
+def _span(t: str, now: datetime) -> When | None:
+    """"10月1号到7号", "下周一到周三": two dates joined by 到/至 make a range."""
+    m = re.search(r"^(.*?)(?<![改换调])(?:到|至|~|～)(.+)$", t)  # "改到" is a move, not a span
+    if not m:
+        return None
+    first, _, _, a = _find_date(m.group(1), now)
+    if first is None:
+        return None
+    right = m.group(2)
+    if re.fullmatch(rf"({NUM})(?:号|日)\S*", right) and "月" in m.group(1):  # "10月1号到7号": same month
+        right = f"{first.month}月{right}"
+    elif re.fullmatch(r"(?:周|星期|礼拜)[一二三四五六日天1-7]\S*", right):  # "下周一到周三": same week
+        prefix = re.match(r"(下下个?|下个?|这个?|本)?", m.group(1)).group(0)
+        right = prefix + right
+    last, _, _, b = _find_date(right, now)
+    if last is None or last <= first:
+        return None
+    return When(datetime.combine(first, time(0), CST), datetime.combine(last + timedelta(days=1), time(0), CST),
+                is_range=True, text=f"{a}到{b}")
+
+
 def parse_when(text: str, now: datetime) -> When | None:
     """The date/time a Chinese phrase means, relative to `now`; None if none found."""
     t = _norm(text)
+    span = _span(t, now)
+    if span is not None:
+        return span
     local_now = now.astimezone(CST)
     rel, rel_text = _relative_time(t, now)
     if rel is not None:

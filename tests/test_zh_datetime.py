@@ -69,6 +69,22 @@ CASES = [
     ("我想约下周六上午做安全检查", dt(9, 26, 8), None, False),
     ("帮我预约明天下午三点的家政", dt(9, 16, 15), None, True),
     ("十一点", dt(9, 15, 11), None, True),
+    ("下礼拜三", dt(9, 23), None, False),
+    ("周六晚上7点", dt(9, 19, 19), None, True),
+    ("后天中午", dt(9, 17, 11), dt(9, 17, 14), False),
+    ("下个月底", dt(10, 31), None, False),
+    ("这周日", dt(9, 20), None, False),
+    ("今天下午五点半", dt(9, 15, 17, 30), None, True),
+    ("明天早上8点", dt(9, 16, 8), None, True),
+    ("下星期一上午十点", dt(9, 21, 10), None, True),
+    ("凌晨两点", dt(9, 16, 2), None, True),
+    ("二十号上午九点", dt(9, 20, 9), None, True),
+    ("9/20", dt(9, 20), None, False),
+    ("10月1号到7号", dt(10, 1), dt(10, 8), False),
+    ("下周一到周三", dt(9, 21), dt(9, 24), False),
+    ("明天到后天", dt(9, 16), dt(9, 18), False),
+    ("一个月后", dt(10, 15), None, False),
+    ("改到明天", dt(9, 16), dt(9, 17), False),
 ]
 
 
@@ -94,9 +110,16 @@ def test_no_date_in_text():
     assert parse_when("", NOW) is None
 
 
-def test_holidays_beyond_library_data_are_not_guessed():
-    # chinesecalendar 1.11 ends in 2026: 国庆 2027 cannot be known.
-    assert parse_when("国庆期间", datetime(2026, 10, 20, 9, tzinfo=CST)) is None
+def test_holidays_beyond_library_data():
+    # chinesecalendar 1.11 ends in 2026: lunar holidays of 2027 are not guessed;
+    # fixed-date ones fall back to their usual span.
+    assert parse_when("春节", NOW) is None and parse_when("端午节", NOW) is None
+    later = datetime(2026, 10, 20, 9, tzinfo=CST)
+    w = parse_when("国庆期间", later)
+    assert (w.start, w.end) == (dt(10, 1, y=2027), dt(10, 8, y=2027))
+    assert parse_when("元旦", NOW).start == dt(1, 1, y=2027)
+    w = parse_when("五一期间", NOW)
+    assert (w.start, w.end) == (dt(5, 1, y=2027), dt(5, 6, y=2027))
 
 
 def test_weekend_on_sunday_is_today():
@@ -110,5 +133,5 @@ def test_cn_numbers():
 
 def test_describe_and_days():
     w = parse_when("国庆期间", NOW)
-    assert len(w.days()) == 7 and w.is_range
+    assert len(w.days()) == 7 and w.is_range and w.describe() == "10月1日至10月7日"
     assert parse_when("明天下午三点", NOW).describe() == "9月16日(周三) 15:00"
