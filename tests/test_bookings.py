@@ -488,3 +488,33 @@ def test_dedicated_agent_for_silver_and_gold(demo, session):
     reply, pushes = start_consult(session, liu, "活动怎么报名", NOW)
     assert "专属" not in reply and pushes[0].recipient == "kefu_xiaomei|kefu_ajie"
     assert "专属客服：阿杰" in say(session, "o_huang", "我的会员").replies[0]
+
+
+def test_quota_race_same_owner_two_devices(demo):
+    """One 银卡 owner confirms two weekly rubbish pickups at once (phone and
+    tablet): the week's single entitlement is taken once."""
+    from handlers.bookings import ops
+    from handlers.bookings.catalogue import catalogue
+    from handlers.zh_datetime import parse_when
+    from store.db import session_scope
+    from store.models import Booking, Owner, QuotaUsage
+
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def run(phrase):
+        try:
+            with session_scope() as s:
+                o = s.scalar(select(Owner).where(Owner.openid == "o_li"))
+                barrier.wait()
+                b, _, _ = ops.book(s, o, catalogue()["rubbish_pickup"], parse_when(phrase, NOW), "1-1201", NOW)
+                results.append(b is not None)
+        except Exception as exc:  # pragma: no cover
+            results.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in ("明天上午", "后天上午")]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    assert sorted(results) == [False, True], results
+    with session_scope() as s:
+        assert s.scalar(select(QuotaUsage)).used == 1 and len(list(s.scalars(select(Booking)))) == 1
