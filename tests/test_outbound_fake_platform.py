@@ -28,11 +28,11 @@ def test_oa_tokens_rotate_after_overlap_and_expire(fake_platform):
     assert first["expires_in"] == 7200 and first["access_token"]
     text = {"touser": "o_a", "msgtype": "text", "text": {"content": "hi"}}
     assert _post(fake_platform, "/cgi-bin/message/custom/send", text, access_token=first["access_token"])["errcode"] == 0
-    fake_platform.config(token_overlap_s=0.3)
+    fake_platform.config(token_overlap_s=1.0)
     second = _oa_token(fake_platform)
     # Both valid during the overlap, the old one refused after it.
     assert _post(fake_platform, "/cgi-bin/message/custom/send", text, access_token=first["access_token"])["errcode"] == 0
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert _post(fake_platform, "/cgi-bin/message/custom/send", text, access_token=first["access_token"])["errcode"] == 40001
     assert _post(fake_platform, "/cgi-bin/message/custom/send", text, access_token=second["access_token"])["errcode"] == 0
     fake_platform.expire_tokens()
@@ -144,7 +144,7 @@ def test_control_endpoints(fake_platform):
 
 def test_delayed_call_that_outlives_a_clear_is_not_recorded(fake_platform):
     wc = _wecom_token(fake_platform)
-    fake_platform.fault("/cgi-bin/message/send", delay_s=0.5)
+    fake_platform.fault("/cgi-bin/message/send", delay_s=1.0)
     body = {"touser": "a", "agentid": 1, "msgtype": "text", "text": {"content": "late"}}
     try:
         requests.post(fake_platform.base_url + "/cgi-bin/message/send", params={"access_token": wc}, json=body,
@@ -152,7 +152,7 @@ def test_delayed_call_that_outlives_a_clear_is_not_recorded(fake_platform):
     except requests.Timeout:
         pass
     fake_platform.clear()
-    time.sleep(0.6)
+    time.sleep(1.1)
     assert fake_platform.sent() == []
 
 
