@@ -210,3 +210,31 @@ def test_staff_group_posts_and_removes_directly(outbound_env, demo):
     assert upd[0]["json"]["del_user_list"] == ["baoan_dawei"]
     with session_scope() as s:
         assert s.scalar(select(GroupMember).where(GroupMember.member_id == "baoan_dawei")).state == "removed"
+
+
+def test_personal_data_never_leaves_unmasked(env, demo, frozen_clock, caplog):
+    """A privacy leak in a group: nothing the bot sends, logs or records for
+    appeals carries the numbers (the inbox row keeps the original, inside)."""
+    import json
+    import logging
+
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from store.db import session_scope
+    from store.models import AuditLog
+    from store.models.groups import GroupSuggestion, ModerationCase
+
+    caplog.set_level(logging.DEBUG)
+    secrets = ["13700001111", "110105198001011238", "lisi2026"]
+    with session_scope() as s:
+        out = handle(Context(s, frozen_clock.now()), Message(
+            channel="archive", sender="wm_li", chat="vip", msg_id="leak1", group_id=VIP,
+            text="5栋302李四的电话13700001111，身份证110105198001011238，微信号 lisi2026"))
+        assert out.route["violation"] == "privacy"
+        leaving = json.dumps([p.payload for p in out.pushes] + out.replies + [out.route], ensure_ascii=False)
+        kept = json.dumps([[c.evidence, c.why, c.warning_text] for c in s.scalars(select(ModerationCase))] +
+                          [a.detail for a in s.scalars(select(AuditLog))] +
+                          [g.question for g in s.scalars(select(GroupSuggestion))], ensure_ascii=False)
+    for secret in secrets:
+        assert secret not in leaving and secret not in kept and secret not in caplog.text, secret
+    assert "137****1111" in leaving
