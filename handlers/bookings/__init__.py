@@ -7,7 +7,7 @@ For the scheduler: `check_booking_clocks(session, now) -> list[Push]`.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from handlers.identity import find_owner
 from handlers.membership.clocks import check_clocks
 from handlers.message import Context, Message, Outcome, Push
 from handlers.zh_datetime import When, parse_when
-from store.models import Booking, Owner
+from store.models import Owner
 
 NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「绑定」），或回复「人工」联系客服。"
 YES = re.compile(r"^(确认|确定|是的?|好的?|对|可以|没问题|嗯+|ok|OK|行)[。!！]*$")
@@ -139,9 +139,7 @@ def _reply(ctx: Context, msg: Message, state: dict, text: str, keep: bool = True
     return Outcome(replies=[text], pushes=list(pushes or []), intent="booking")
 
 
-def _ttl():
-    from datetime import timedelta
-
+def _ttl() -> timedelta:
     return timedelta(minutes=TTL_MINUTES)
 
 
@@ -306,4 +304,4 @@ def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="event")
 
 
-__all__ = ["check_booking_clocks", "start_booking", "Booking"]
+__all__ = ["check_booking_clocks", "start_booking"]
