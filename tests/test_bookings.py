@@ -465,6 +465,10 @@ def test_bare_score_rates_the_finished_service(demo, session):
     click(session, "baojie_ayi", f"booking:done:{b.id}")
     out = say(session, "o_wang", "5")
     assert "感谢您的评价（5分）" in out.replies[0] and b.rating == 5 and b.state == "rated"
+    # The paid service (200 yuan, 金卡 8.5折) now counts toward the tiers.
+    from handlers.membership.service import window_spend
+
+    assert window_spend(session, b.owner, NOW.date()) == 17000
 
 
 def test_place_can_be_changed_before_confirming(demo, session):

@@ -223,6 +223,9 @@ def test_breaches_warn_suspend_downgrade(demo, session):
     assert S.active_suspension(session, o.id, NOW + timedelta(days=29)) is not None
     assert S.active_suspension(session, o.id, NOW + timedelta(days=30)) is None
     assert "暂停" in S.summary(session, o, NOW)
+    sus, pushes = S.lift_suspension(session, o, "jingli_lin", NOW + timedelta(days=10))
+    assert sus.lifted_at is not None and S.active_suspension(session, o.id, NOW + timedelta(days=11)) is None
+    assert "恢复" in pushes[0].payload["content"]
     S.record_breach(session, o, "downgrade", "损害其他业主利益", "jingli_lin", NOW)
     assert o.tier == "普通"
     assert [s.action for s in session.scalars(select(MemberSanction).order_by(MemberSanction.id))] == \

@@ -18,7 +18,7 @@ from handlers.membership.notify import (by_role, card_done, clock_config, owner_
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
 from handlers.message import Push
 from handlers.zh_datetime import When
-from store.models import AuditLog, Booking, Owner, QuotaUsage, ServiceCapacity
+from store.models import AuditLog, Booking, Owner, QuotaUsage, ServiceCapacity, SpendEntry
 
 ACTIVE = ("requested", "approved", "contacted")
 
@@ -366,6 +366,9 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         if b.state == "approved":
             stop_clock(session, subject, "O2_contact", now, by=staff_userid)
         b.state, b.done_at = "done", now
+        if b.price_fen:  # a paid service counts toward the tiers (第九条 1: 购买增值服务)
+            session.add(SpendEntry(owner_id=owner.id, amount_fen=b.price_fen, spent_on=local_day(now),
+                                   category=b.service, note=f"B{b.id}", entered_by=subject))
         key = f"{subject}:feedback"
         start_clock(session, subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
                     detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})

@@ -113,6 +113,23 @@ def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -
     click.echo(f"{o.name}: {action} recorded")
 
 
+@member.command("lift")
+@click.argument("key")
+@click.option("--actor", required=True)
+def lift(key: str, actor: str) -> None:
+    """End an owner's benefit suspension early."""
+    from bot import clock
+    from handlers.membership.service import lift_suspension
+    from store.db import session_scope
+
+    with session_scope() as s:
+        o = _owner(s, key)
+        sus, pushes = lift_suspension(s, o, actor, clock.now())
+        ids = _send(s, pushes)
+    _after_commit(ids)
+    click.echo(f"{o.name}: " + ("suspension lifted" if sus else "no suspension in force"))
+
+
 @member.command("evaluate")
 def evaluate() -> None:
     """Run the monthly evaluation now (the scheduler does this monthly)."""

@@ -134,6 +134,20 @@ def record_breach(session: Session, owner: Owner, action: str, reason: str, acto
     return row, [p] if p else []
 
 
+def lift_suspension(session: Session, owner: Owner, actor: str, now: datetime) -> tuple[MemberSanction | None, list[Push]]:
+    """End a suspension early (recorded; the owner is told)."""
+    sus = active_suspension(session, owner.id, now)
+    if sus is None:
+        return None, []
+    sus.lifted_at = now
+    session.add(AuditLog(actor=actor, action="member_suspension_lifted", target=f"owner:{owner.id}",
+                         detail={"sanction": sus.id}))
+    session.flush()
+    p = owner_push(owner, "您的会员权益已恢复，感谢您对社区管理的理解与支持。", now,
+                   dedup_key=f"member:{owner.id}:sanction:{sus.id}:lifted", source=f"member:{owner.id}")
+    return sus, [p] if p else []
+
+
 # --- applications (O2 review) ------------------------------------------------------------
 
 def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, list[Push]]:
