@@ -232,6 +232,8 @@ def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
             out.pushes.extend(admit(ctx.session, group, uid, ctx.now))
     ctx.session.add(AuditLog(actor="wecom", action="group.sync", target=chat_id,
                              detail={"change": change, "detail": msg.data.get("UpdateDetail"),
-                                     "joined": len(joined), "left": len(left)}, created_at=ctx.now))
+                                     "join_scene": msg.data.get("JoinScene"), "quit_scene": msg.data.get("QuitScene"),
+                                     "count": msg.data.get("MemChangeCnt"), "joined": len(joined),
+                                     "left": len(left)}, created_at=ctx.now))
     log.info("group %s synced: +%d -%d", chat_id, len(joined), len(left))
     return out
