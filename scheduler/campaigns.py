@@ -143,7 +143,8 @@ def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = 
     held = list(session.scalars(select(Delivery).where(Delivery.campaign_id == camp.id, Delivery.state == "sending")))
     for d in held:
         ob = session.get(OutboxMessage, d.outbox_id) if d.outbox_id else None
-        if ob is not None and ob.state == "queued" and ob.attempts == 0:
+        # Not yet claimed by the sender (a claim moves next_attempt_at a lease ahead).
+        if ob is not None and ob.state == "queued" and ob.attempts == 0 and ob.next_attempt_at <= now:
             ob.state, ob.last_error = "dead", "campaign cancelled"
             d.state = "cancelled"
             withdrawn += 1
@@ -476,7 +477,6 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     A big campaign can be sent by several workers at once: shard k of n takes
     the deliveries with id % n == k (each shard has its own lock and in-flight
     set; the pace is one Redis limiter for all of them). Shard 0 plans."""
-    from bot.outbound import outbox
     from bot.queues import get_redis
     from store.db import session_scope
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot import clock
 from scheduler.config import get_schedule
-from scheduler.timing import (add_months, birthday_this_year, in_quiet_hours, local, occasion, quarter_of)
+from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
 from store.models import Campaign, Group, Owner, Reminder, Staff
 

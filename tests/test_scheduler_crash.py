@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
-from bot.clock import CST
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """Scheduler jobs under a controlled clock: each fires when it should and not otherwise."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import pytest
 from sqlalchemy import func, select
