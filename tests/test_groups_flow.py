@@ -238,3 +238,34 @@ def test_personal_data_never_leaves_unmasked(env, demo, frozen_clock, caplog):
     for secret in secrets:
         assert secret not in leaving and secret not in kept and secret not in caplog.text, secret
     assert "137****1111" in leaving
+
+
+def test_mute_is_time_bound(env, demo, frozen_clock):
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from store.db import session_scope
+
+    def say(text: str, n: int):
+        with session_scope() as s:
+            return handle(Context(s, frozen_clock.now()), Message(channel="archive", sender="wm_huang", chat="vip",
+                                                                  text=text, msg_id=f"tb{n}", group_id=VIP))
+
+    out = say("出售假证 包过", 1)  # illegal weighs 2: straight to a mute (ladder.yaml)
+    assert out.pushes[0].payload["card"]["main_title"]["title"].startswith("禁言")
+    frozen_clock.advance(hours=2)
+    assert say("那我不说了", 2).pushes[0].payload["card"]["main_title"]["title"].startswith("移出群聊")
+
+
+def test_mute_expires(env, demo, frozen_clock):
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from store.db import session_scope
+
+    def say(text: str, n: int):
+        with session_scope() as s:
+            return handle(Context(s, frozen_clock.now()), Message(channel="archive", sender="wm_huang", chat="vip",
+                                                                  text=text, msg_id=f"te{n}", group_id=VIP))
+
+    say("出售假证 包过", 1)
+    frozen_clock.advance(hours=25)  # mute_minutes 1440
+    assert say("大家好，我回来了", 2).pushes == []

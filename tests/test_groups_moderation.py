@@ -6,6 +6,7 @@ Pure functions only (no database), so this runs in well under a second.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,15 @@ def _emoji(t: str) -> str:
     return "🌸".join(t[i:i + 2] for i in range(0, len(t), 2))
 
 
-def _traditional(t: str) -> str:
+@lru_cache(maxsize=1)
+def _s2t():
     import opencc
 
-    return opencc.OpenCC("s2t").convert(t)
+    return opencc.OpenCC("s2t")
+
+
+def _traditional(t: str) -> str:
+    return _s2t().convert(t)
 
 
 def _digits_cn(t: str) -> str:
@@ -96,8 +102,9 @@ def test_corpus_figures():
     bad, good = violation_cases(), ordinary_cases()
     assert len(bad) >= 300 and len(good) >= 500, (len(bad), len(good))
     assert len(set(good)) == len(good), "ordinary messages must be distinct"
-    missed = [(t, acc, ev, analyse(t).violation) for t, acc, ev in bad if analyse(t).violation not in acc]
-    flagged = [(t, analyse(t).why) for t in good if analyse(t).violation != "none"]
+    verdicts = {t: analyse(t) for t in [t for t, _, _ in bad] + good}
+    missed = [(t, acc, ev, verdicts[t].violation) for t, acc, ev in bad if verdicts[t].violation not in acc]
+    flagged = [(t, verdicts[t].why) for t in good if verdicts[t].violation != "none"]
     recall = 1 - len(missed) / len(bad)
     fp_rate = len(flagged) / len(good)
     print(f"\nmoderation: {len(bad)} violations, recall {recall:.1%} (right category); "
