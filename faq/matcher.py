@@ -44,6 +44,7 @@ ENTRY_FIELD_WEIGHT = 0.5
 # Tags are a manager's own keywords for an entry: a query word equal to a tag
 # is strong evidence (e.g. which tier a benefits question is about).
 TAG_WEIGHT = 1.0
+SINGLE_WEIGHT = 0.5
 
 _jieba_lock = threading.Lock()
 _jieba_ready: set[str] = set()
@@ -124,6 +125,7 @@ class Index:
         self.e_vocab: list[set[str]] = []
         self.tag_post: dict[str, list[int]] = defaultdict(list)
         self.e_tags: list[set[str]] = []
+        self.e_chars: list[set[str]] = []
         for n, e in enumerate(entries):
             texts = [e.title, *e.questions]
             all_w: Counter = Counter()
@@ -144,6 +146,7 @@ class Index:
             e_bi.append(all_b)
             tagset = set(tag_w) | {self.rewrite(clean(tag)) for tag in e.tags}
             self.e_tags.append(tagset)
+            self.e_chars.append(set(self.rewrite(clean(" ".join([e.title, *e.questions, e.answer, *e.tags])))))
             for t in tagset:
                 self.tag_post[t].append(n)
             self.e_vocab.append(set(all_w) | tagset)
@@ -168,12 +171,23 @@ class Index:
 
     def tokens(self, text: str) -> tuple[list[str], list[str]]:
         """(words, bigrams) of a text in canonical form."""
-        t = self.rewrite(clean(text))
-        # No HMM: its guesses glue unknown pairs into fake words (长能, 打折扣).
-        words = [w for w in self.jieba.lcut(t, HMM=False)
-                 if w not in self.stop and _WORD_OK.search(w) and (len(w) > 1 or w in self.keep1 or w.isdigit())]
-        bigrams = [f"#{run[i:i + 2]}" for run in _CJK.findall(t) for i in range(len(run) - 1)]
+        words, bigrams, _ = self._tokens(text)
         return words, bigrams
+
+    def _tokens(self, text: str) -> tuple[list[str], list[str], list[str]]:
+        """(words, bigrams, meaningful single characters)."""
+        t = self.rewrite(clean(text))
+        words, singles = [], []
+        # No HMM: its guesses glue unknown pairs into fake words (长能, 打折扣).
+        for w in self.jieba.lcut(t, HMM=False):
+            if w in self.stop or not _WORD_OK.search(w):
+                continue
+            if len(w) > 1 or w in self.keep1 or w.isdigit():
+                words.append(w)
+            elif _CJK.match(w):
+                singles.append(w)  # 狗, 咬, 坏: not indexed, but part of what was asked
+        bigrams = [f"#{run[i:i + 2]}" for run in _CJK.findall(t) for i in range(len(run) - 1)]
+        return words, bigrams, singles
 
     def _known(self, words: list[str]) -> list[str]:
         """A word the KB never uses is replaced by the KB words inside it
@@ -217,10 +231,11 @@ class Index:
         return q + e + tags
 
     def search(self, text: str, k: int = 3) -> list[Match]:
-        words, bigrams = self.tokens(text)
+        words, bigrams, singles = self._tokens(text)
         if not words and not bigrams:
             return []
         words = self._known(words)
+        singles = list(dict.fromkeys(singles))
         uw = list(dict.fromkeys(words))
         ub = list(dict.fromkeys(bigrams))
         per_entry = {n: self._score(n, uw, ub) for n in self._candidates(uw, ub)}
@@ -230,11 +245,14 @@ class Index:
         # Information mass of the query: a word unknown to the KB weighs like an
         # average word, so off-topic questions cannot look covered.
         weights = {w: self.ew.idf.get(w, self.avg_idf) for w in uw}
-        total = sum(weights.values()) or 1.0
+        # A single character counts for less, and is covered if the entry's text has it.
+        total = (sum(weights.values()) + SINGLE_WEIGHT * self.avg_idf * len(singles)) or 1.0
 
         def coverage(n: int) -> tuple[float, list[str]]:
             covered = [w for w in uw if w in self.e_vocab[n]]
-            return (sum(weights[w] for w in covered) / total if uw else 0.5), covered
+            chars = self.e_chars[n]
+            got = sum(weights[w] for w in covered) + SINGLE_WEIGHT * self.avg_idf * sum(1 for c in singles if c in chars)
+            return (got / total if uw or singles else 0.5), covered
 
         # Re-rank the BM25 shortlist by how much of the question each entry covers:
         # BM25 alone favours entries that repeat one common word (e.g. 群).

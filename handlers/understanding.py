@@ -249,7 +249,10 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     # "可以在微信上报修吗": a request word inside a question, with no problem
     # described, asks how things work.
     asks_only = bool(req) and not problem and not event and bool(_QUESTION.search(c))
-    if (req or problem) and (not meta or event) and not asks_only:
+    # "明天停水吗": a problem word in a yes/no question with nobody affected
+    # is more likely a question for the KB; it stays a complaint if the KB has no answer.
+    yes_no = problem and not req and not event and bool(re.search(r"[吗么?？]$", c.split("|")[0]))
+    if (req or problem) and (not meta or event) and not asks_only and not (yes_no and _kb_answers(text)):
         cat, cat_word = classify_category(c)
         deciding = ", ".join(dict.fromkeys([*req[:2], *([prio_word] if prio_word else []), *event[:1]]))
         answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
@@ -276,6 +279,11 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                            why=f"faq {top.id} ({top.entry.title}) score {top.score:.2f} by [{', '.join(top.terms)}]",
                            args={"candidates": [m.id for m in found]})
     is_question = bool(_QUESTION.search(c))
+    thanks = _hits(raw_clean, lx.thanks)
+    if thanks and not is_question:
+        # "已经修好了，谢谢" / "谢谢你们及时处理": thanks with a tail, not a question.
+        return RouteResult(intent="smalltalk", score=0.8, answer=None if in_group else lx.answers["thanks"],
+                           why=f"thanks ({thanks[0]}), no question")
     if in_group and not is_question:
         # Group chatter that is not a question: the bot stays quiet.
         return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
@@ -292,6 +300,13 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                        why=f"nothing close enough (best {top.id if top else '-'} "
                            f"{top.score if top else 0:.2f} < {matcher.CLARIFY}); handed to a person",
                        args={"candidates": [m.id for m in found]})
+
+
+def _kb_answers(text: str) -> bool:
+    from faq import matcher
+
+    found = matcher.search(text, 1)
+    return bool(found) and found[0].score >= matcher.ANSWER
 
 
 _CUES = re.compile(r"太|很差|好差|真差|差劲|脏|臭|吵|乱|没人|不管|坏|堵|漏|又|一直|严重|受不了|影响|占|堆|不亮|不行|不能用|"

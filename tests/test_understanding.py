@@ -273,3 +273,27 @@ def test_faq_cli_eval_prints_accuracy_and_failures(tmp_path):
     res = CliRunner().invoke(main, ["faq", "eval", str(f)])
     assert res.exit_code == 1
     assert "intent" in res.output and "100.0%" in res.output and "[b] priority" in res.output
+
+
+def test_heldout_floor(router):
+    """tests/data/faq_heldout.jsonl was written before tuning (it measures
+    generalization). Keep a floor: most questions answered right or clarified
+    with the right topic offered, nothing off-topic answered, few wrong answers."""
+    good = wrong = offtopic_answered = n = 0
+    for line in (ROOT / "tests" / "data" / "faq_heldout.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        c = json.loads(line)
+        exp = c["faq_id"] if isinstance(c["faq_id"], list) else [c["faq_id"]]
+        r = router(c["text"])
+        if exp == [None]:
+            offtopic_answered += r.faq_id is not None
+            continue
+        n += 1
+        if r.faq_id:
+            good += r.faq_id in exp
+            wrong += r.faq_id not in exp
+        elif any(x in exp for x in r.args.get("clarify", [])) or None in exp:
+            good += 1
+    assert offtopic_answered == 0
+    assert good >= 0.85 * n and wrong <= 2, (good, wrong, n)
