@@ -18,9 +18,13 @@ Public API for other capabilities (e.g. suggested replies in groups):
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import math
+import os
+import pickle
 import re
+import sys
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -169,6 +173,15 @@ class Index:
         idfs = list(self.ew.idf.values()) or [1.0]
         self.avg_idf = sum(idfs) / len(idfs)
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("jieba", None)  # a module: re-attached (and initialised) on load
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.jieba = _jieba([clean(w) for w in self.kb.lexicon.user_words] + list(self.rewrite.mapping.values()))
+
     def tokens(self, text: str) -> tuple[list[str], list[str]]:
         """(words, bigrams) of a text in canonical form."""
         words, bigrams, _ = self._tokens(text)
@@ -281,6 +294,48 @@ class Index:
         return out
 
 
+def _cache_file(data_dir: Path) -> Path:
+    var = Path(os.environ.get("GUANJIA_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    return var / "cache" / f"faq-index-{hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]}.pickle"
+
+
+def _cache_key(kb: KnowledgeBase) -> tuple:
+    """The KB files as loaded, and the code that turns them into an index."""
+    here = Path(__file__).resolve().parent
+    code = tuple((f, os.stat(here / f).st_mtime_ns, os.stat(here / f).st_size)
+                 for f in ("matcher.py", "normalize.py", "kb.py"))
+    return tuple(sorted(kb.mtimes.items())), code, sys.version_info[:2]
+
+
+def _cached_index(kb: KnowledgeBase, data_dir: Path) -> Index:
+    """Building the index means segmenting every phrasing (~0.5 ms each): a
+    large KB would slow every cold start, so the result is kept under var/cache
+    (our own directory, never a shared temp dir: it is a pickle) and reused
+    while neither the KB files nor this code changed."""
+    path = _cache_file(data_dir)
+    key = _cache_key(kb)
+    try:
+        with path.open("rb") as f:
+            saved_key, index = pickle.load(f)
+        if saved_key == key:
+            index.kb = kb
+            return index
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # a stale or truncated cache is only a missed shortcut
+        log.info("faq index cache not used (%s)", exc)
+    index = Index(kb)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump((key, index), f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("faq index cache not written (%s)", exc)
+    return index
+
+
 class Matcher:
     """The process-wide matcher: follows the knowledge base's reloads."""
 
@@ -295,7 +350,7 @@ class Matcher:
         if self._index is None or self._version != self.store.version:
             with self._lock:
                 if self._index is None or self._version != self.store.version:
-                    self._index = Index(kb)
+                    self._index = _cached_index(kb, self.store.data_dir)
                     self._version = self.store.version
                     # The index is ~100k long-lived objects: keep the cyclic GC from
                     # walking them on every full collection (latency spikes), and keep

@@ -37,9 +37,14 @@ def _is_emoji(ch: str) -> bool:
     return cat in ("So", "Sk", "Cs", "Co") or 0x1F000 <= ord(ch) <= 0x1FAFF
 
 
+# Characters that might be emoji/symbols; only these are checked one by one
+# (CJK, Latin and full-width text, i.e. nearly everything, is skipped at C speed).
+_MAYBE_EMOJI = re.compile("[\u00a9\u00ae\u2000-\u2fff\u3297\u3299\ud800-\udfff\ue000-\uf8ff\U00010000-\U0010ffff]")
+
+
 def strip_emoji(text: str) -> str:
     text = _INVISIBLE.sub("", text)
-    return "".join(ch for ch in text if not _is_emoji(ch))
+    return _MAYBE_EMOJI.sub(lambda m: "" if _is_emoji(m.group(0)) else m.group(0), text)
 
 
 # WeChat's text faces like [微笑] [捂脸] arrive as bracketed words.

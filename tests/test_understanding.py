@@ -130,6 +130,7 @@ def test_hot_reload_without_restart(tmp_path, monkeypatch):
     from faq.matcher import Matcher
 
     monkeypatch.setattr(faq.kb, "CHECK_EVERY", 0.0)
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path / "var"))  # index cache of this throwaway KB
     d = _kb_copy(tmp_path)
     m = Matcher(d)
     assert m.best("小区游泳馆可以带宠物狗进去吗") is None or m.best("小区游泳馆可以带宠物狗进去吗").id != "pool-pets"
@@ -297,3 +298,20 @@ def test_heldout_floor(router):
             good += 1
     assert offtopic_answered == 0
     assert good >= 0.85 * n and wrong <= 2, (good, wrong, n)
+
+
+def test_index_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    import faq.kb
+    from faq.matcher import Matcher, _cache_file
+
+    monkeypatch.setattr(faq.kb, "CHECK_EVERY", 0.0)
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path / "var"))
+    d = _kb_copy(tmp_path)
+    assert Matcher(d).best("银卡有哪些权益").id == "member-silver-benefits"
+    assert _cache_file(d).exists()
+    again = Matcher(d)  # a restart: the cached index answers the same
+    assert again.best("银卡有哪些权益").id == "member-silver-benefits"
+    f = d / "membership.yaml"
+    f.write_text(f.read_text(encoding="utf-8").replace("银卡会员的权益", "银卡会员的全部权益"), encoding="utf-8")
+    os.utime(f, (time.time() + 10, time.time() + 10))
+    assert Matcher(d).best("银卡有哪些权益").entry.title == "银卡会员的全部权益"
