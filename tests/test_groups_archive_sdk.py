@@ -74,3 +74,13 @@ def test_archive_off_by_default_and_sdk_needs_settings(monkeypatch):
             archive.get_source()
     finally:
         archive.set_source(None)
+
+
+def test_cli_check_masks():
+    from click.testing import CliRunner
+
+    from handlers.groups.cli import groups
+
+    res = CliRunner().invoke(groups, ["check", "王姐电话 138 1234 5678"])
+    out = json.loads(res.output)
+    assert out["violation"] == "privacy" and "1234" not in out["masked"] and out["masked"].endswith("5678")
