@@ -181,3 +181,22 @@ def test_fee_arrears_and_building_rules(run):
         _, reasons = check_admission(s, bld1, "wm_sun", now)  # lives in 2栋
         assert reasons == ["房屋不在本楼栋"]
         assert check_admission(s, vip, "wm_wang", now)[1] == []
+
+
+def test_apply_verify_invite(run):
+    from store.db import session_scope
+    from store.models import GroupMember, Owner
+
+    out = run("o_chen", "申请加入VIP群", chat="private", group=None, channel="mp")  # 普通 tier
+    assert "暂时无法加入" in out.replies[0] and "银卡/金卡" in out.replies[0]
+    out = run("o_zhang", "申请加入VIP群", chat="private", group=None, channel="mp")
+    assert "已经在" in out.replies[0]
+    with session_scope() as s:
+        s.scalar(select(Owner).where(Owner.openid == "o_chen")).tier = "金卡"
+    out = run("o_chen", "申请入群", chat="private", group=None, channel="mp")
+    assert "已通过核验" in out.replies[0] and "VIP" in out.replies[0]
+    [invite] = out.pushes
+    assert invite.recipient == "kefu_xiaomei" and "陈明" in invite.payload["content"]
+    assert "13800000005" not in invite.payload["content"]
+    out = run("o_unknown", "申请入群", chat="private", group=None, channel="mp")
+    assert "暂未核验到您的业主身份" in out.replies[0]

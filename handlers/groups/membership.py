@@ -237,3 +237,59 @@ def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
                                      "left": len(left)}, created_at=ctx.now))
     log.info("group %s synced: +%d -%d", chat_id, len(joined), len(left))
     return out
+
+
+# --- applying to join (003: 提交申请 -> 身份核验 -> 发放邀请 -> 确认加入) ----------------------------
+
+APPLY_PATTERN = r"^(?:我要|我想|想|申请)?(?:加入|进|入)(?P<which>VIP|vip|贵宾|业主|楼栋|本楼)?群$|^申请入群$"
+
+
+def _group_for(session: Session, owner: Owner, which: str | None) -> Group | None:
+    if which and which.lower() in ("vip", "贵宾"):
+        return session.scalar(select(Group).where(Group.kind == "vip").order_by(Group.id))
+    building = owner.home.building_id if owner.home else None
+    if which or building is None:
+        return session.scalar(select(Group).where(Group.kind == "building", Group.building_id == building)) \
+            if building else None
+    # No group named: the VIP group when the owner's tier opens it, else their building's.
+    tiers = (admission_rules().get("vip") or {}).get("tiers") or []
+    if owner.tier in tiers:
+        return session.scalar(select(Group).where(Group.kind == "vip").order_by(Group.id))
+    return session.scalar(select(Group).where(Group.kind == "building", Group.building_id == building))
+
+
+@registry.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
+                       why="asks to join a customer group")
+def on_apply(ctx: Context, msg: Message, route) -> Outcome:
+    """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
+    -> joining is confirmed by change_external_chat (admit() finds them qualified)."""
+    from handlers.identity import find_owner
+
+    out = Outcome(intent="command")
+    owner = find_owner(ctx.session, msg)
+    if owner is None:
+        return out.reply("暂未核验到您的业主身份。请先回复「人工」，由管家为您核验身份后再申请入群。")
+    m = __import__("re").match(APPLY_PATTERN, msg.text.strip())
+    group = _group_for(ctx.session, owner, m.group("which") if m else None)
+    if group is None:
+        return out.reply("暂时没有适合您的业主群，管家会另行通知。")
+    if not owner.external_userid:
+        return out.reply("请先添加您的专属管家企业微信，再回复「申请入群」，以便管家邀请您。")
+    member = ctx.session.scalar(select(GroupMember).where(GroupMember.group_id == group.id,
+                                                          GroupMember.member_id == owner.external_userid))
+    if member is not None and member.state == "active":
+        return out.reply(f"您已经在「{group.name}」里了。")
+    _, reasons = check_admission(ctx.session, group, owner.external_userid, ctx.now)
+    adm = GroupAdmission(group_chat_id=group.chat_id, member_id=owner.external_userid, owner_id=owner.id,
+                         decision="to_invite" if not reasons else "refused", reason="；".join(reasons) or None,
+                         created_at=ctx.now)
+    ctx.session.add(adm)
+    ctx.session.flush()
+    if reasons:
+        return out.reply(f"暂时无法加入「{group.name}」：{'；'.join(reasons)}。如有疑问请回复「人工」。")
+    admin = ladder.staff_admin_of(ctx.session, group)
+    if admin:
+        out.push(Push(channel="wecom", recipient=admin, kind="text", dedup_key=f"adm:{adm.id}:invite",
+                      payload={"content": f"【入群邀请】业主{owner.name}（{owner.room or '房号未登记'}）已通过入群核验"
+                                          f"（业主身份、物业费记录），请邀请其加入「{group.name}」。"}, priority=3))
+    return out.reply(f"已通过核验（业主身份、物业费缴纳记录），群管理员会尽快邀请您加入「{group.name}」。")
