@@ -51,12 +51,32 @@ def build_scheduler(engine=None):
     return sched, get_schedule()
 
 
+def make_trigger(spec):
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from bot.clock import CST
+
+    if spec.trigger == "cron":
+        return CronTrigger(timezone=CST, **spec.trigger_args)
+    return IntervalTrigger(timezone=CST, **spec.trigger_args)
+
+
 def sync_jobs(sched, schedule) -> list[str]:
-    """Write schedule.yaml's jobs into the job store; drop jobs no longer listed."""
+    """Write schedule.yaml's jobs into the job store; drop jobs no longer listed.
+
+    A job whose timing did not change is left as stored: its next_run_time may
+    lie in the past (the old leader died just before it), and APScheduler then
+    runs it once on start (misfire grace, coalesced) instead of skipping to the
+    next month."""
     names = []
     for name, spec in schedule.jobs.items():
-        sched.add_job("scheduler.jobs:fire", trigger=spec.trigger, args=[name], id=name, name=name,
-                      replace_existing=True, **spec.trigger_args)
+        trigger = make_trigger(spec)
+        job = sched.get_job(name)
+        if job is None or str(job.trigger) != str(trigger) or list(job.args) != [name] \
+                or job.func_ref != "scheduler.jobs:fire":
+            sched.add_job("scheduler.jobs:fire", trigger=trigger, args=[name], id=name, name=name,
+                          replace_existing=True)
         names.append(name)
     for job in sched.get_jobs():
         if job.id not in schedule.jobs:

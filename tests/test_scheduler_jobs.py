@@ -190,3 +190,25 @@ def test_hooks_of_other_capabilities_are_called_or_skipped(demo, frozen_clock, m
     # A capability that is not installed is skipped, not an error.
     monkeypatch.setitem(get_schedule().hooks, "ticket_clocks", ["handlers.nonexistent_cap:check_clocks"])
     assert tasks.call_hook("ticket_clocks") == {"hook": "ticket_clocks", "skipped": "not available"}
+
+
+def test_a_new_leader_keeps_a_missed_run(env):
+    """The leader died a minute before the monthly bills: the next leader must run
+    them on start (misfire), not reschedule them to next month."""
+    from datetime import timezone
+
+    from scheduler.config import get_schedule
+    from scheduler.main import build_scheduler, sync_jobs
+    from store.db import get_engine
+
+    sched, schedule = build_scheduler(get_engine())
+    sched.start(paused=True)
+    try:
+        sync_jobs(sched, schedule)
+        missed = datetime(2020, 1, 1, 9, 17, tzinfo=CST)
+        sched.get_job("bills").modify(next_run_time=missed)
+        sync_jobs(sched, get_schedule())  # what a new leader does first
+        assert sched.get_job("bills").next_run_time == missed
+        assert {j.id for j in sched.get_jobs()} == set(schedule.jobs)
+    finally:
+        sched.shutdown(wait=False)
