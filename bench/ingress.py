@@ -128,6 +128,7 @@ class Stack:
     def __init__(self, workers: int, rq_workers: int, database_url: str | None = None) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
+        self.names: list[str] = []
         self.redis_port, self.app_port, self.bare_port = free_port(), free_port(), free_port()
         self.nowait_port, self.fake_port = free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
@@ -139,11 +140,15 @@ class Stack:
             "GUANJIA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
 
+    def pids(self, *logs: str) -> list[int]:
+        return [p.pid for p, name in zip(self.procs, self.names) if name in logs]
+
     def _spawn(self, args: list[str], env: dict | None = None, log: str = "x") -> subprocess.Popen:
         out = open(self.tmp / f"{log}.log", "ab")
         p = subprocess.Popen(args, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
                              start_new_session=True)
         self.procs.append(p)
+        self.names.append(log)
         return p
 
     def start(self) -> None:
@@ -182,6 +187,37 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes and their descendants (Linux /proc), in seconds.
+    CPU per request does not depend on what else the machine is doing; wall-clock figures do."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in {d for p in pids for d in _descendants(p)}:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def _line(name: str, r: dict) -> str:
     return (f"{name:<22} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms"
             f"   n={r['n']} errors={r['errors']}")
@@ -218,8 +254,14 @@ def main() -> int:
         asyncio.run(closed_loop(stack.app_port, warm, 8, 2))
         asyncio.run(closed_loop(stack.bare_port, build_requests(stack.bare_port, 200, 0), 8, 2))
 
+        ours_pids = stack.pids("app", "redis", *[f"worker{i}" for i in range(args.rq_workers)])
+        c0 = cpu_seconds(stack.pids("bare"))
         bare = asyncio.run(closed_loop(stack.bare_port, bare_reqs, args.connections, args.seconds))
+        bare["cpu_ms"] = (cpu_seconds(stack.pids("bare")) - c0) / max(1, bare["n"]) * 1000
+        c0 = cpu_seconds(ours_pids)
         ours = asyncio.run(closed_loop(stack.app_port, ours_reqs, args.connections, args.seconds))
+        time.sleep(0.5)
+        ours["cpu_ms"] = (cpu_seconds(ours_pids) - c0) / max(1, ours["n"]) * 1000
         n_rate = int(args.rate * args.seconds * 2)
         bare_rate = asyncio.run(open_loop(stack.bare_port, build_requests(stack.bare_port, n_rate, 40_000_000),
                                           args.rate, args.seconds * 2))
@@ -240,6 +282,11 @@ def main() -> int:
     print("  " + _line("guanjia /wechat/mp", ours))
     print("  " + _line("  same, no passive wait", nowait) + f"   ratio {nowait['rps'] / bare['rps']:.2f}")
     print(f"  ratio ours/bare: {ratio:.2f}  (target >= 0.50)")
+    cores = os.cpu_count() or 1
+    print(f"CPU per request (server side, independent of other load): bare {bare['cpu_ms']:.2f} ms, "
+          f"ours {ours['cpu_ms']:.2f} ms (web + worker + redis) -> on {cores} idle cores at most "
+          f"~{cores * 1000 / bare['cpu_ms']:.0f} vs ~{cores * 1000 / ours['cpu_ms']:.0f} req/s, "
+          f"ratio <= {bare['cpu_ms'] / ours['cpu_ms']:.2f}")
     print(f"fixed rate {args.rate:.0f} req/s (open loop)")
     print("  " + _line("bare Flask 'success'", bare_rate))
     print("  " + _line("guanjia /wechat/mp", ours_rate))

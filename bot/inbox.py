@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import clock, metrics
@@ -72,13 +72,11 @@ def accept(msg: Message, dedup_ttl_s: int = 600) -> Accepted:
             # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
             # is back. Redis up: `queued` now; if the process dies before the job is queued, the
             # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED).
-            row = InboxMessage(channel=msg.channel, dedup_key=key, sender=msg.sender, kind=msg.kind,
-                               payload=msg.to_json(), state="queued" if redis_ok else "received",
-                               queued_at=clock.now() if redis_ok else None,
-                               reply_mode=None if redis_ok else "push")
-            s.add(row)
-            s.flush()
-            inbox_id = row.id
+            # A statement rather than an ORM object: this runs while the platform waits.
+            inbox_id = s.execute(insert(InboxMessage).values(
+                channel=msg.channel, dedup_key=key, sender=msg.sender, kind=msg.kind, payload=msg.to_json(),
+                state="queued" if redis_ok else "received", queued_at=clock.now() if redis_ok else None,
+                reply_mode=None if redis_ok else "push").returning(InboxMessage.id)).scalar_one()
     except IntegrityError:
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)

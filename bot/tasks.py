@@ -31,30 +31,29 @@ def process_inbox(inbox_id: int) -> str:
 
     try:
         with session_scope() as s:
+            # Statements, not loaded objects: this runs for every message while the sender waits.
             claimed = s.execute(update(InboxMessage).where(
                 InboxMessage.id == inbox_id, InboxMessage.state.in_(("received", "queued", "stalled"))
-            ).values(state="handling", attempts=InboxMessage.attempts + 1)).rowcount
-            if not claimed:
+            ).values(state="handling", attempts=InboxMessage.attempts + 1).returning(
+                InboxMessage.payload, InboxMessage.created_at, InboxMessage.reply_mode)).first()
+            if claimed is None:
                 return "already handled"
-            row = s.get(InboxMessage, inbox_id)
-            msg = Message.from_json(row.payload)
+            payload, created_at, reply_mode = claimed
+            msg = Message.from_json(payload)
             now = clock.now()
-            if msg.channel == "mp":
-                owner = s.query(Owner).filter(Owner.openid == msg.sender).one_or_none()
-                if owner is not None:
-                    owner.last_inbound_at = now
-            must_push = row.reply_mode == "push"
+            if msg.channel == "mp":  # the 48 h customer-service window starts again
+                s.execute(update(Owner).where(Owner.openid == msg.sender).values(last_inbound_at=now))
             out = handle(Context(session=s, now=now), msg)
             ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
-            row.state, row.handled_at = "done", now
-            row.replies = list(out.replies)
-            row.payload = {**row.payload, "role": msg.role}
             mode = "none"
             if out.replies:
-                mode = "passive" if not must_push and _claim_passive(inbox_id, msg, row.created_at) else "pushed"
+                passive = reply_mode != "push" and _claim_passive(inbox_id, msg, created_at)
+                mode = "passive" if passive else "pushed"
                 if mode == "pushed":
                     ids += _push_replies(s, inbox_id, msg, out.replies)
-            row.reply_mode = mode
+            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id).values(
+                state="done", handled_at=now, replies=list(out.replies), reply_mode=mode,
+                payload={**payload, "role": msg.role}))
     except Exception as exc:
         log.exception("handling inbox %s failed", inbox_id)
         with session_scope() as s:
