@@ -168,7 +168,7 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups"]
+EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
 
 
 def _register_extra() -> None:

@@ -1,0 +1,51 @@
+"""`guanjia schedule ...`: look at and poke the scheduler without waiting for it."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import click
+
+
+@click.group("schedule")
+def schedule_cli() -> None:
+    """Scheduled jobs and campaigns."""
+
+
+@schedule_cli.command("show")
+@click.option("--days", default=7, show_default=True, type=int, help="How far ahead.")
+@click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
+def show(days: int, show_all: bool) -> None:
+    """When each job of schedule.yaml runs next (Asia/Shanghai)."""
+    from bot import clock
+    from scheduler.config import get_schedule
+    from scheduler.main import due_between
+
+    now = clock.now()
+    frequent = {n for n, j in get_schedule().jobs.items() if j.trigger == "interval"}
+    for t, name in due_between(now, now + timedelta(days=days)):
+        if show_all or name not in frequent:
+            click.echo(f"{t.astimezone(clock.CST):%Y-%m-%d %H:%M}  {name}")
+
+
+@schedule_cli.command("run")
+@click.argument("job")
+def run(job: str) -> None:
+    """Run JOB's task now, in this process (idempotent: a job already done for its period does nothing new)."""
+    from scheduler.config import get_schedule
+    from scheduler.tasks import run_job
+
+    if job not in get_schedule().jobs:
+        raise click.UsageError(f"no job {job!r}; jobs: {', '.join(get_schedule().jobs)}")
+    click.echo(json.dumps(run_job(job, "manual"), ensure_ascii=False, default=str))
+
+
+@schedule_cli.command("campaign")
+@click.argument("campaign_id", type=int)
+def campaign(campaign_id: int) -> None:
+    """A campaign's state and deliveries."""
+    from scheduler.campaigns import campaign_status
+    from store.db import session_scope
+
+    with session_scope() as s:
+        click.echo(json.dumps(campaign_status(s, campaign_id), ensure_ascii=False))
