@@ -185,3 +185,9 @@ def test_staff_are_exempt_and_private_chat_ignored():
     assert check("物业电话13800000001", "vip", "staff")[0] == "none"
     assert check("低价代购 加微信 abc888", "private", "owner")[0] == "none"
     assert check("低价代购 加微信 abc888", "building", "owner")[0] == "ad"
+
+
+def test_answers_keep_their_numbers_but_not_personal_data():
+    out = mask("金卡：消费满15000元或居住5年，热线400-123-4567，管家电话13900000001，微信号 guanjia888", strict=False)
+    assert "15000" in out and "400-123-4567" in out
+    assert "13900000001" not in out and "guanjia888" not in out

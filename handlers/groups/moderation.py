@@ -247,7 +247,7 @@ def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
 def find_numbers(text: str) -> list[NumberHit]:
     """Phones, ID numbers and bank cards however they are spelt or split
     (an ID or card number right after 订单号/快递单号... is a reference, not one)."""
-    text = unicodedata.normalize("NFKC", text or "")
+    text = _aligned(text or "")
     labels = lexicon().number_labels
     return [h for h in _find_numbers(text)
             if h.kind == "phone" or not any(w in _fold(text[max(0, h.positions[0] - 8):h.positions[0]]) for w in labels)]
@@ -322,33 +322,58 @@ def find_links(text: str) -> list[str]:
 # --- masking -----------------------------------------------------------------------------
 
 _LONG_DIGITS = 5  # any run this long may be a phone, QQ or account number
+_LABELLED_ID = re.compile(r"(?i)((?:微信号?|vx|qq号?)\s*[:：]?\s*(?:是|为)?\s*)([a-z0-9][a-z0-9_-]{4,19})")
 _ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]*\d)(?=[a-z0-9_-]*[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
 
 
-def mask(text: str) -> str:
+def mask(text: str, strict: bool = True) -> str:
     """The text with personal data starred: phones 138****1111, IDs and cards
     all but the last 4, any other number of 5+ digits (QQ, accounts), ids
     mixing letters and digits (WeChat ids) and e-mails.
 
     Used for everything that leaves the bot (cards, logs, answers) and for the
-    evidence kept for appeals."""
-    text = unicodedata.normalize("NFKC", text or "")
-    chars = list(text)
+    evidence kept for appeals. `strict=False` (the bot's own answers) masks
+    only phones, IDs, cards, e-mails and labelled ids, so "消费满15000元" stays."""
+    # Detection on a per-character NFKC copy (full-width digits read as digits),
+    # stars in the original, so the rest of the text (，：) is left exactly as written.
+    original = text or ""
+    aligned = _aligned(original)
+    chars = list(original)
     done: set[int] = set()
-    for hit in find_numbers(text):
+    for hit in find_numbers(aligned):
         keep_head = 3 if hit.kind == "phone" else 0
         for k, p in enumerate(hit.positions):
             done.add(p)
             if keep_head <= k < len(hit.positions) - 4:
                 chars[p] = "*"
-    for groups in _runs(text):  # anything else long enough to identify someone
+    for groups in (_runs(aligned) if strict else []):  # anything else long enough to identify someone
         flat = [d for g in groups for d in g if d[1] not in done]
         if len(flat) >= _LONG_DIGITS:
             for _, p in flat[:-2]:
                 chars[p] = "*"
-    out = "".join(chars)
-    out = EMAIL.sub(lambda m: m.group(0)[0] + "***@" + m.group(0).split("@", 1)[1], out)
-    return _ID_TOKEN.sub(lambda m: m.group(0)[:2] + "*" * (len(m.group(0)) - 2), out)
+
+    def star(a: int, b: int) -> None:
+        for i in range(a, b):
+            chars[i] = "*"
+
+    for m in EMAIL.finditer(aligned.lower()):
+        star(m.start() + 1, m.start() + m.group(0).index("@"))
+    if strict:
+        for m in _ID_TOKEN.finditer(aligned):
+            star(m.start() + 2, m.end())
+    else:
+        for m in _LABELLED_ID.finditer(aligned):
+            star(m.start(2) + 2, m.end(2))
+    return "".join(chars)
+
+
+def _aligned(text: str) -> str:
+    """NFKC character by character, keeping a character whose form would change length."""
+    out = []
+    for c in text:
+        n = unicodedata.normalize("NFKC", c)
+        out.append(n if len(n) == 1 else c)
+    return "".join(out)
 
 
 # --- the verdict -----------------------------------------------------------------------------
