@@ -212,3 +212,16 @@ def test_a_new_leader_keeps_a_missed_run(env):
         assert {j.id for j in sched.get_jobs()} == set(schedule.jobs)
     finally:
         sched.shutdown(wait=False)
+
+
+def test_cli_shows_upcoming_runs(env, frozen_clock):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    out = CliRunner().invoke(main, ["schedule", "show", "--days", "1"]).output
+    # Tuesday 2026-09-15 09:00 in Shanghai: the rest of today's jobs, then tomorrow's.
+    assert out.splitlines()[:3] == ["2026-09-15 09:05  birthdays", "2026-09-15 10:07  arrears",
+                                    "2026-09-15 10:12  warranty"]
+    res = CliRunner().invoke(main, ["schedule", "run", "nosuchjob"])
+    assert res.exit_code == 2 and "no job 'nosuchjob'" in res.output
