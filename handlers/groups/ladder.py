@@ -204,10 +204,11 @@ def case_card(case: ModerationCase, group: Group | None, name: str) -> dict:
 def decide(session: Session, now: datetime, case: ModerationCase, decision: str, actor: str) -> str:
     """`done` (the staff admin applied the step) or `fp` (not a violation:
     the strike is reversed and counted as a false positive)."""
-    if case.status in ("reversed", "done") and decision == "done" and case.status == "done":
-        return "already done"
     if case.status == "reversed":
         return "already reversed"
+    if decision == "done" and case.status == "done":
+        return "already done"
+    # "fp" after "done" is allowed: an appeal can reverse a step already applied.
     case.decided_by, case.decided_at = actor, now
     if decision == "fp":
         case.status, case.false_positive = "reversed", True
