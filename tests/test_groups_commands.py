@@ -200,3 +200,22 @@ def test_apply_verify_invite(run):
     assert "13800000005" not in invite.payload["content"]
     out = run("o_unknown", "申请入群", chat="private", group=None, channel="mp")
     assert "暂未核验到您的业主身份" in out.replies[0]
+
+
+def test_group_complaint_becomes_the_writers_ticket_and_a_suggestion(run):
+    from store.db import session_scope
+    from store.models import Owner
+    from store.models.groups import GroupSuggestion
+    from store.models.tickets import Ticket
+
+    out = run("wm_li", "楼道的灯坏了一个月了，一直没人修")
+    assert out.replies == []  # nobody can post into the group but the staff admin
+    [task] = [p for p in out.pushes if p.kind == "group_task"]
+    assert task.recipient == "kefu_xiaomei" and "工单T" in task.payload["text"]
+    with session_scope() as s:
+        ticket = s.scalars(select(Ticket)).one()
+        assert ticket.owner_id == s.scalar(select(Owner.id).where(Owner.external_userid == "wm_li"))
+        sugg = s.scalars(select(GroupSuggestion)).one()
+        assert sugg.reply_to == "wm_li" and f"T{ticket.id}" in sugg.text
+    # group chatter produces nothing for the staff admin
+    assert run("wm_li", "大家周末好呀").pushes == []
