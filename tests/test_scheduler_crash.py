@@ -136,7 +136,7 @@ def _crash_run(monkeypatch, tmp_path, fake_platform, n: int, per_window: int, sh
 
 def test_10000_recipients_killed_half_way_each_gets_exactly_one(outbound_env, fake_platform, monkeypatch, tmp_path):
     n, per_window = 10_000, 1200  # 200 msg/s
-    res = _crash_run(monkeypatch, tmp_path, fake_platform, n, per_window, shards=2, sig=signal.SIGTERM)
+    res = _crash_run(monkeypatch, tmp_path, fake_platform, n, per_window, shards=3, sig=signal.SIGTERM)
     assert len(res["per_user"]) == n and set(res["per_user"].values()) == {1}
     assert res["states"] == {"sent": n}
     assert res["max_window"] <= per_window
