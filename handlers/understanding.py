@@ -61,6 +61,7 @@ class Lexicons:
     small_max: int
     membership: tuple[str, ...]
     c_request: tuple[str, ...]
+    c_topic: tuple[str, ...]
     c_meta: tuple[str, ...]
     c_event: tuple[str, ...]
     b_verbs: tuple[str, ...]
@@ -109,6 +110,7 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         small_max=int(sec(it, "smalltalk.max_len", f)),
         membership=_words(f, "membership.phrases", sec(it, "membership.phrases", f)),
         c_request=_words(f, "complaint.request_words", sec(it, "complaint.request_words", f)),
+        c_topic=_words(f, "complaint.topic_words", sec(it, "complaint.topic_words", f)),
         c_meta=_words(f, "complaint.meta_words", sec(it, "complaint.meta_words", f)),
         c_event=_words(f, "complaint.event_markers", sec(it, "complaint.event_markers", f)),
         b_verbs=_words(f, "booking.verbs", sec(it, "booking.verbs", f)),
@@ -243,12 +245,17 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     # --- complaint / repair ---------------------------------------------------
     req = _hits(c, lx.c_request)
     prio, prio_word = classify_priority(c)
+    booking = _booking(c, lx)
+    if booking and not req and (prio_word is None or prio == "general"):
+        # "我家狗没人照顾 能帮忙代管几天吗": a service asked for, nothing broken.
+        return booking
     meta = _hits(c, lx.c_meta)
     event = _hits(c, lx.c_event)
     problem = prio_word is not None and (prio != "general" or _problem_cue(c) or bool(event))
     # "可以在微信上报修吗": a request word inside a question, with no problem
     # described, asks how things work.
-    asks_only = bool(req) and not problem and not event and bool(_QUESTION.search(c))
+    asks_only = (bool(req) and all(r in lx.c_topic for r in req) and not problem and not event
+                 and bool(_QUESTION.search(c)))
     # "明天停水吗": a problem word in a yes/no question with nobody affected
     # is more likely a question for the KB; it stays a complaint if the KB has no answer.
     yes_no = problem and not req and not event and bool(re.search(r"[吗么?？]$", c.split("|")[0]))
@@ -262,14 +269,8 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                                f"{' by ' + cat_word if cat_word else ' (default)'}")
 
     # --- booking --------------------------------------------------------------
-    verbs = _hits(c, lx.b_verbs)
-    services = _hits(c, lx.b_services)
-    if verbs and services:
-        strong = _hits(c, lx.b_strong)
-        asks = _hits(c, lx.b_meta) or _QUESTION.search(c)
-        if strong or not asks:
-            return RouteResult(intent="booking", score=0.9, answer=lx.answers["booking"],
-                               why=f"booking by [{', '.join(dict.fromkeys(verbs[:1] + services[:2]))}]")
+    if booking:
+        return booking
 
     # --- FAQ --------------------------------------------------------------------
     found = matcher.search(text, 3)
@@ -302,6 +303,20 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                        args={"candidates": [m.id for m in found]})
 
 
+def _booking(c: str, lx: Lexicons) -> RouteResult | None:
+    """A service asked for (verb + service), unless it asks how booking works."""
+    verbs = _hits(c, lx.b_verbs)
+    services = _hits(c, lx.b_services)
+    if not (verbs and services):
+        return None
+    strong = _hits(c, lx.b_strong)
+    asks = _hits(c, lx.b_meta) or _QUESTION.search(c)
+    if asks and not strong:
+        return None
+    return RouteResult(intent="booking", score=0.9, answer=lx.answers["booking"],
+                       why=f"booking by [{', '.join(dict.fromkeys(verbs[:1] + services[:2] + strong[:1]))}]")
+
+
 def _kb_answers(text: str) -> bool:
     from faq import matcher
 
@@ -310,7 +325,7 @@ def _kb_answers(text: str) -> bool:
 
 
 _CUES = re.compile(r"太|很差|好差|真差|差劲|脏|臭|吵|乱|没人|不管|坏|堵|漏|又|一直|严重|受不了|影响|占|堆|不亮|不行|不能用|"
-                   r"不工作|失灵|有问题|出问题|烦死|好烦|真烦|到处|满地|天天|每天|半夜|凌晨|恶心|好几天")
+                   r"不工作|失灵|有问题|出问题|烦死|好烦|真烦|到处|满地|天天|每天|半夜|凌晨|恶心|好几天|好久没|很久没|没修剪|没人修|没人清")
 
 
 def _problem_cue(c: str) -> bool:
