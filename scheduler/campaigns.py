@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -343,6 +344,7 @@ def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, min
     if not rows:
         return []
     prio = 0 if camp.emergency else 7
+    rows = _replan_closed_windows(session, camp, [SimpleNamespace(**r._mapping) for r in rows], now)
     keys = {f"campaign:{camp.id}:{r.recipient_key}": r for r in rows}
     existing = set(session.scalars(select(OutboxMessage.dedup_key).where(OutboxMessage.dedup_key.in_(list(keys)))))
     new = [{"channel": r.channel, "kind": r.kind, "recipient": r.address,
@@ -361,6 +363,28 @@ def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, min
         [{"did": r.id, "oid": ids[k][0]} for k, r in keys.items()])
     # Only rows nobody has tried yet are ours to send; older ones the outbox settles.
     return [(r.id, ids[k][0], r.channel) for k, r in keys.items() if ids[k][1] == "queued" and ids[k][2] == 0]
+
+
+def _replan_closed_windows(session: Session, camp: Campaign, rows: list, now: datetime) -> list:
+    """A campaign planned at 20:55 may go out at 08:03 after the quiet hours: an
+    owner's 48 h window can have closed in between, so customer-service texts
+    are checked again now and turned into template messages where needed."""
+    cs = {int(r.recipient_key.split(":")[1]): r for r in rows
+          if r.channel == "mp" and r.kind == "text" and r.recipient_key.startswith("owner:")}
+    if not cs:
+        return rows
+    owners = {o.id: o for o in session.scalars(select(Owner).where(Owner.id.in_(list(cs))))}
+    out = []
+    for r in rows:
+        o = owners.get(int(r.recipient_key.split(":")[1])) if r.recipient_key.startswith("owner:") else None
+        if o is not None and r.kind == "text" and r.channel == "mp":
+            text = (r.payload or {}).get("content") or camp.text
+            channel, kind, addr, payload = plan_owner(o, text, now, camp.template_id) or (None,) * 4
+            if kind == "template":
+                session.execute(update(Delivery).where(Delivery.id == r.id).values(kind="template", payload=payload))
+                r.kind, r.payload = "template", payload
+        out.append(r)
+    return out
 
 
 def _send(outbox_id: int) -> str:

@@ -175,3 +175,22 @@ def test_monthly_bill_is_personal_and_announcements_start_on_commit(demo, outbou
     before = get_queue("bulk").count
     _announce("紧急通知：2栋今晚停电检修。", {"buildings": ["2栋"]})
     assert get_queue("bulk").count == before + 1
+
+
+def test_window_closed_overnight_turns_text_into_template(demo, outbound_env, fake_platform, frozen_clock):
+    from store.db import session_scope
+    from store.models import Delivery, Owner
+
+    frozen_clock.set(datetime(2026, 9, 15, 20, 50, tzinfo=CST))
+    with session_scope() as s:  # 王建国 wrote 47 h ago: inside the window now, not tomorrow morning
+        s.scalar(select(Owner).where(Owner.openid == "o_wang")).last_inbound_at = frozen_clock.now() - timedelta(hours=47)
+    cid = _announce("明早8点起小区主干道绿化修剪，请注意绕行。", {"owners": [1]})
+    from scheduler.campaigns import plan
+    from store.models import Campaign
+    with session_scope() as s:
+        plan(s, s.get(Campaign, cid))
+        assert s.scalar(select(Delivery.kind).where(Delivery.campaign_id == cid)) == "text"
+    frozen_clock.set(datetime(2026, 9, 16, 8, 5, tzinfo=CST))  # after the quiet hours
+    assert _run(cid)["deliveries"] == {"sent": 1}
+    assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 1
+    assert fake_platform.sent("/cgi-bin/message/custom/send") == []
