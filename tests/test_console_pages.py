@@ -14,7 +14,8 @@ from tests.console_support import ADMIN_TOKEN, PASSWORD, api, faq_copy, make_mis
 PAGES = {  # path -> least role
     "/console/today": "staff", "/console/tickets": "staff", "/console/kb": "staff",
     "/console/satisfaction": "supervisor", "/console/announcements": "supervisor",
-    "/console/owners": "manager", "/console/owners/import": "manager",
+    "/console/owners": "manager", "/console/owners/import": "manager", "/console/roster": "staff",
+    "/console/audit": "manager",
 }
 RANK = {"staff": 0, "supervisor": 1, "manager": 2}
 
@@ -82,6 +83,8 @@ def test_owner_pages_log_every_lookup(api):
     with session_scope() as s:
         rows = [(a.actor, a.action, a.target) for a in s.scalars(select(AuditLog).where(AuditLog.action.like("owner.%")))]
     assert rows == [("console:manager", "owner.search", "王建国"), ("console:manager", "owner.view", f"owner:{oid}")]
+    page = c.get("/console/audit?action=owner.view").get_data(as_text=True)  # the manager can review them
+    assert f"owner:{oid}" in page and "console:manager" in page
 
 
 def test_forms_need_the_csrf_token(api):

@@ -150,3 +150,30 @@ def owners_import():
             audit(g.db, g.principal, "owner.import", up.filename,
                   {"dry_run": dry, "rows": report.rows, "errors": len(report.errors), "imported": report.imported})
     return render_template("import.html", report=report)
+
+
+# --- Duty roster (read-only: the tickets capability's YAML is the source) -------------------------------
+
+@bp.get("/roster")
+@page("staff")
+def roster():
+    try:
+        from handlers.tickets.policy import roster as load
+    except ImportError:
+        return _not_installed("值班", "tickets")
+    return render_template("roster.html", r=load())
+
+
+# --- Audit log (manager): who opened which owner record, who changed what ------------------------------
+
+@bp.get("/audit")
+@page("manager")
+def audit_log():
+    from store.models import AuditLog
+
+    action = (request.args.get("action") or "").strip()[:64]
+    stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(300)
+    if action:
+        stmt = stmt.where(AuditLog.action == action)
+    actions = sorted(a for a in g.db.scalars(select(AuditLog.action).distinct()))
+    return render_template("audit.html", rows=list(g.db.scalars(stmt)), action=action, actions=actions)

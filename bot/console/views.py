@@ -23,7 +23,9 @@ NAV = [  # (endpoint, label, least role)
     ("console.satisfaction", "满意度", "supervisor"),
     ("console.kb", "知识库", "staff"),
     ("console.announcements", "公告", "supervisor"),
+    ("console.roster", "值班", "staff"),
     ("console.owners", "业主", "manager"),
+    ("console.audit_log", "审计", "manager"),
 ]
 
 
