@@ -446,22 +446,26 @@ class _on_sigterm:
 
     def __init__(self) -> None:
         self.event = threading.Event()
-        self._old = None
+        self._installed, self._old = False, None
         if threading.current_thread() is threading.main_thread():
             try:
                 self._old = signal.signal(signal.SIGTERM, lambda *_: self.event.set())
+                self._installed = True
             except ValueError:
-                self._old = None
+                pass
 
     def is_set(self) -> bool:
         return self.event.is_set()
 
     def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-            if self.event.is_set() and callable(self._old):
-                self._old(signal.SIGTERM, None)
-            elif self.event.is_set() and self._old == signal.SIG_DFL:
+        if not self._installed:
+            return
+        old = self._old if self._old is not None else signal.SIG_DFL  # None: set outside Python
+        signal.signal(signal.SIGTERM, old)
+        if self.event.is_set():  # hand the signal on now that the chunk is settled
+            if callable(old):
+                old(signal.SIGTERM, None)
+            elif old == signal.SIG_DFL:
                 os.kill(os.getpid(), signal.SIGTERM)
 
 
