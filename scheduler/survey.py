@@ -22,7 +22,9 @@ from scheduler.timing import local
 from store.models import Conversation, Owner, SurveyAnswer
 
 HANDLER = "survey"
-SCORE = re.compile(r"^\s*([1-9]|10)\s*分?\s*[，,。.、:：]?\s*(.*)$", re.S)
+# A score alone, or followed by 分, punctuation or a space and a comment: "5", "4分",
+# "2分，电梯太慢", "5 服务很好". Not "3号楼电梯坏了" or "5月3日..." (a message, not an answer).
+SCORE = re.compile(r"^\s*(10|[1-9])(?:\s*分)?(?:\s*$|\s*[，,。.、:：!！;；]\s*|\s+)(.*)$", re.S)
 
 
 def open_survey(session: Session, period: str, now: datetime) -> int:

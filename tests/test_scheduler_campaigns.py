@@ -150,6 +150,7 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
     assert say("o_zhao", "2分，电梯太慢").intent == "survey"
     assert say("o_liu", "4").intent == "survey"
     assert say("o_li", "7").replies[0].startswith("请回复1到5")  # out of scale: asked again
+    assert say("o_li", "3号楼电梯坏了").intent != "survey"  # a message, not a score
     assert say("o_wang", "5").intent != "survey"  # answered: the exchange is closed
     with session_scope() as s:
         rep = sv.report(s, "2026Q3")
