@@ -39,7 +39,10 @@ def seed(api_) -> dict:
                     end_at=now + timedelta(days=1, hours=2), location="1-1201", tier="银卡", team="customer_service",
                     state="requested")
         s.add(b)
-        s.add(MemberApplication(owner_id=li.id, from_tier="银卡", target_tier="金卡", basis="spend"))
+        a = MemberApplication(owner_id=li.id, from_tier="银卡", target_tier="金卡", basis="spend")
+        s.add(a)
+        s.flush()
+        ids["booking"], ids["application"] = b.id, a.id
         s.add(ModerationCase(group_chat_id="wr_vip_01", member_id="wm_zhang", violation="ad", step="warn"))
         c = Campaign(kind="announcement", title="停车场清洗", text="本周六停车场清洗", target={"everyone": True},
                      send_at=now + timedelta(days=2), created_by="test")
@@ -81,6 +84,11 @@ CASES = [
      ("POST", "/tickets/{ticket}/reassign", {"json": {"assignee": "nobody"}}), "assignee"),
     ("GET /bookings", "staff", ("GET", "/bookings?state=requested", {}), ("GET", "/bookings?day=tomorrow", {}), "day"),
     ("GET /applications", "staff", ("GET", "/applications?state=pending", {}), ("GET", "/applications?state=maybe", {}), "state"),
+    ("POST /bookings/{booking_id}/action", "staff", ("POST", "/bookings/{booking}/action", {"json": {"action": "approve"}}),
+     ("POST", "/bookings/{booking}/action", {"json": {"action": "teleport"}}), "action"),
+    ("POST /applications/{application_id}/review", "supervisor",
+     ("POST", "/applications/{application}/review", {"json": {"approve": True}}),
+     ("POST", "/applications/{application}/review", {"json": {"approve": "yes"}}), "approve"),
     ("GET /roster", "staff", ("GET", "/roster", {}), None, None),
     ("GET /announcements", "staff", ("GET", "/announcements", {}), ("GET", "/announcements?state=lost", {}), "state"),
     ("POST /announcements", "supervisor",

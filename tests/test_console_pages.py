@@ -233,3 +233,41 @@ def test_login_is_throttled_after_repeated_failures(api):
     r = _login(c, "staff", PASSWORD)  # even the right password waits now
     assert r.status_code == 429
     assert _login(c, "manager", PASSWORD).status_code == 302  # other names are not affected
+
+
+def test_bookings_and_applications_decided_from_today(api):
+    from datetime import timedelta
+
+    from bot import clock
+    from store.db import session_scope
+    from store.models import Owner, OutboxMessage
+    from store.models.membership import Booking, MemberApplication
+
+    with session_scope() as s:
+        li = s.scalar(select(Owner).where(Owner.openid == "o_li"))
+        now = clock.now()
+        b = Booking(owner_id=li.id, service="housekeeping", day=(now + timedelta(days=1)).date(),
+                    start_at=now + timedelta(days=1), end_at=now + timedelta(days=1, hours=2), location="1-1201",
+                    tier="银卡", team="customer_service", state="requested")
+        a = MemberApplication(owner_id=li.id, from_tier="银卡", target_tier="金卡", basis="spend")
+        s.add_all([b, a])
+        s.flush()
+        bid, aid = b.id, a.id
+    c = api.client
+    _login(c, "staff")
+    html = c.get("/console/today").get_data(as_text=True)
+    assert f"/console/bookings/{bid}/approve" in html and f"/console/applications/{aid}/approve" not in html
+    token = _csrf(c, "/console/today")
+    assert c.post(f"/console/applications/{aid}/approve", data={"csrf": token}).status_code == 403
+    assert c.post(f"/console/bookings/{bid}/approve", data={"csrf": token}).status_code == 302
+    _login(c, "supervisor")
+    token = _csrf(c, "/console/today")
+    assert c.post(f"/console/applications/{aid}/approve", data={"csrf": token}).status_code == 302
+    with session_scope() as s:
+        assert s.get(Booking, bid).state == "approved"
+        assert s.get(MemberApplication, aid).state == "approved"
+        assert s.scalar(select(Owner).where(Owner.openid == "o_li")).tier == "金卡"
+        assert s.scalar(select(OutboxMessage).where(OutboxMessage.recipient == "o_li")) is not None
+    # Deciding twice is refused with the capability's reason.
+    html = c.post(f"/console/applications/{aid}/reject", data={"csrf": token}, follow_redirects=True).get_data(as_text=True)
+    assert "already approved" in html

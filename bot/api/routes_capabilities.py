@@ -144,6 +144,47 @@ def applications_list():
     return jsonify({"applications": out})
 
 
+def _decision_target(model_name: str, obj_id: int, field: str):
+    M = Q.model("membership", model_name)
+    if M is None:
+        not_installed("membership")
+    row = g.db.get(M, obj_id)
+    if row is None:
+        raise ApiError(404, f"no {field.split('_')[0]} {obj_id}", field)
+    return row
+
+
+@api_route("/bookings/<int:booking_id>/action", ["POST"], "staff",
+           "Move a booking on: approve / reject (review, O2), contacted (owner called, O2), done (O3 starts)",
+           body={"action": "string: approve/reject/contacted/done"}, required=["action"])
+def booking_act(booking_id: int):
+    data = body_json()
+    action = req_str(data, "action", choices=("approve", "reject", "contacted", "done"))
+    b = _decision_target("Booking", booking_id, "booking_id")
+    try:
+        text = Q.booking_action(g.db, b.id, action, event_actor(g.db, principal()), clock.now())
+    except Q.DecisionError as exc:
+        raise ApiError(409, str(exc), "action") from None
+    return jsonify({"id": b.id, "state": b.state, "message": text})
+
+
+@api_route("/applications/<int:application_id>/review", ["POST"], "supervisor",
+           "Approve or reject a membership upgrade application (the owner is told; the tier changes on approval)",
+           body={"approve": "boolean", "note": "string: reason shown to the owner (optional)"}, required=["approve"])
+def application_review(application_id: int):
+    data = body_json()
+    approve = data.get("approve")
+    if not isinstance(approve, bool):
+        raise ApiError(400, "approve must be true or false", "approve")
+    note = req_str(data, "note", required=False, max_len=200)
+    app = _decision_target("MemberApplication", application_id, "application_id")
+    try:
+        text = Q.review_application(g.db, app.id, approve, event_actor(g.db, principal()), clock.now(), note)
+    except Q.DecisionError as exc:
+        raise ApiError(409, str(exc), "application_id") from None
+    return jsonify({"id": app.id, "state": app.state, "message": text})
+
+
 # --- duty roster -------------------------------------------------------------------------------------
 
 @api_route("/roster", ["GET"], "staff", "The duty roster: who is asked first per team and building, heads, escalation")

@@ -46,8 +46,9 @@ def pending_bookings(session: Session):
         return None
     rows = session.scalars(select(Booking).where(Booking.state.in_(("requested", "approved")))
                            .order_by(Booking.start_at).limit(30))
-    return [Item(f"预约 #{b.id} {b.service} · {b.owner.room if b.owner else ''} · "
-                 f"{'待审核' if b.state == 'requested' else '待联系业主'}", _cst(b.start_at), b.id) for b in rows]
+    return [Item(f"预约 B{b.id} {b.service} · {b.owner.room if b.owner else ''} · "
+                 f"{'待审核' if b.state == 'requested' else '待联系业主'}", _cst(b.start_at), b.id,
+                 kind=f"booking:{b.state}") for b in rows]
 
 
 def pending_applications(session: Session):
@@ -55,8 +56,8 @@ def pending_applications(session: Session):
     if App is None:
         return None
     rows = session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30))
-    return [Item(f"升级申请 #{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
-                 _cst(a.created_at), a.id) for a in rows]
+    return [Item(f"升级申请 M{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
+                 _cst(a.created_at), a.id, kind="application") for a in rows]
 
 
 def my_work(session: Session, staff_id: int | None):
@@ -211,3 +212,41 @@ def announcement_cancel(campaign_id: int):
     else:
         flash(f"公告 #{camp.id} 已{res.get('state')}，无法取消", "error")
     return redirect(url_for("console.announcements"))
+
+
+# --- decisions from Today ------------------------------------------------------------------------------
+
+@bp.post("/bookings/<int:booking_id>/<action>")
+@page("staff")
+def booking_decide(booking_id: int, action: str):
+    from bot.console.auth import event_actor
+
+    Booking = Q.model("membership", "Booking")
+    if Booking is None or action not in ("approve", "reject", "contacted", "done") or g.db.get(Booking, booking_id) is None:
+        flash("没有这个预约或操作", "error")
+        return redirect(url_for("console.today"))
+    try:
+        text = Q.booking_action(g.db, booking_id, action, event_actor(g.db, g.principal), clock.now())
+        flash(text, "ok")
+    except Q.DecisionError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("console.today"))
+
+
+@bp.post("/applications/<int:application_id>/<decision>")
+@page("supervisor")
+def application_decide(application_id: int, decision: str):
+    from bot.console.auth import event_actor
+
+    App = Q.model("membership", "MemberApplication")
+    if App is None or decision not in ("approve", "reject") or g.db.get(App, application_id) is None:
+        flash("没有这个申请或操作", "error")
+        return redirect(url_for("console.today"))
+    note = (request.form.get("note") or "").strip()[:200] or None
+    try:
+        text = Q.review_application(g.db, application_id, decision == "approve", event_actor(g.db, g.principal),
+                                    clock.now(), note)
+        flash(text, "ok")
+    except Q.DecisionError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("console.today"))

@@ -159,7 +159,6 @@ def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: s
     """
     if ticket.state in ("closed", "completed"):
         raise ReassignError(f"T{ticket.id} is {ticket.state} and cannot be reassigned")
-    from bot.outbound import outbox
     from handlers.tickets import core
 
     target = session.scalar(select(Staff).where(Staff.userid == to_userid))
@@ -176,12 +175,51 @@ def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: s
     if prev and prev != to_userid:
         pushes.append(core.staff_text(prev, f"工单{ticket.number}已转派给{target.name if target else to_userid}。",
                                       None, ticket))
+    deliver(session, pushes, now)
+
+
+def deliver(session: Session, pushes: list, now: datetime) -> None:
+    """Record a capability's pushes in the outbox and ask a worker to send them
+    once this request's transaction has committed (before that a worker could
+    not see the rows); if Redis is down the sweeper picks them up."""
+    from sqlalchemy import event
+
+    from bot.outbound import outbox
+
     rows = [outbox.add(session, p, now) for p in pushes]
     session.flush()
     ids = [r.id for r in rows if r is not None]
-    # Sent after commit by the worker; if Redis is down the sweeper picks the rows up.
-    from sqlalchemy import event
+    if ids:
+        event.listen(session, "after_commit", lambda _s: outbox.queue_send(ids), once=True)
 
-    @event.listens_for(session, "after_commit", once=True)
-    def _send(_s) -> None:
-        outbox.queue_send(ids)
+
+class DecisionError(ValueError):
+    """A booking or application decision that the record's state does not allow."""
+
+
+def booking_action(session: Session, booking_id: int, action: str, actor: str, now: datetime) -> str:
+    """approve / reject / contacted / done, through the bookings capability (its
+    clocks O2/O3, cards and owner messages); returns its message."""
+    from handlers.bookings import ops
+
+    Booking = model("membership", "Booking")
+    b = session.get(Booking, booking_id)
+    before = b.state
+    text, pushes = ops.staff_action(session, action, booking_id, actor, now)
+    if b.state == before:
+        raise DecisionError(text)
+    deliver(session, pushes, now)
+    return text
+
+
+def review_application(session: Session, app_id: int, approve: bool, actor: str, now: datetime,
+                       note: str | None = None) -> str:
+    from handlers.membership.service import review_application as review
+
+    App = model("membership", "MemberApplication")
+    app = session.get(App, app_id)
+    if app.state != "pending":
+        raise DecisionError(f"application M{app_id} is already {app.state}")
+    text, pushes = review(session, app_id, approve, actor, now, note)
+    deliver(session, pushes, now)
+    return text
