@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from handlers import conversation, registry
-from handlers.message import Context, Message, Outcome
+from handlers.message import Context, Message, Outcome, Push
 from scheduler.config import get_schedule
 from scheduler.timing import local
 from store.models import Conversation, Owner, SurveyAnswer
@@ -71,10 +71,32 @@ def handle_survey(ctx: Context, msg: Message, conv) -> Outcome | None:
     if owner is None:
         conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
         return None
-    record_answer(ctx.session, owner, conv.state.get("period"), score, m.group(2).strip(), ctx.now,
-                  conv.state.get("survey", "satisfaction"))
+    period = conv.state.get("period")
+    comment = m.group(2).strip()
+    record_answer(ctx.session, owner, period, score, comment, ctx.now, conv.state.get("survey", "satisfaction"))
     conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
-    return Outcome(replies=[get_schedule().text("survey_thanks", score=score)], intent="survey")
+    out = Outcome(replies=[get_schedule().text("survey_thanks", score=score)], intent="survey")
+    rules = get_schedule().rules.get("survey", {})
+    if score <= int(rules.get("low_score", 2)):
+        # A dissatisfied owner is followed up by a person (001 三.3): tell their building's agent.
+        agent = _agent_for(ctx.session, owner)
+        if agent:
+            out.pushes.append(Push(channel="wecom", recipient=agent, kind="text", dedup_key=f"O17:low:{period}:{owner.id}",
+                                   payload={"content": get_schedule().text(
+                                       "survey_low", period=period, room=owner.room or "", name=owner.name,
+                                       score=score, comment=comment or "（无）")}, priority=4, source=f"O17:owner:{owner.id}"))
+    return out
+
+
+def _agent_for(session: Session, owner: Owner) -> str | None:
+    from store.models import Group, Staff
+
+    if owner.home is not None:
+        g = session.scalar(select(Group).where(Group.kind == "building", Group.building_id == owner.home.building_id))
+        if g is not None and g.staff_admin is not None:
+            return g.staff_admin.userid
+    return session.scalar(select(Staff.userid).where(Staff.team == "customer_service", Staff.active.is_(True))
+                          .order_by(Staff.id).limit(1))
 
 
 def report(session: Session, period: str, survey: str = "satisfaction") -> dict:

@@ -147,7 +147,9 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
             return handle(Context(s, frozen_clock.now()), Message(channel="mp", sender=openid, text=text))
 
     assert say("o_wang", "5 服务很好").replies == ["感谢您的评价（5分），我们会认真改进。"]
-    assert say("o_zhao", "2分，电梯太慢").intent == "survey"
+    low = say("o_zhao", "2分，电梯太慢")
+    assert low.intent == "survey" and [(p.recipient, p.payload["content"][:13]) for p in low.pushes] == [
+        ("kefu_ajie", "【满意度低分跟进 O17】")]  # 赵丽 lives in 2栋
     assert say("o_liu", "4").intent == "survey"
     assert say("o_li", "7").replies[0].startswith("请回复1到5")  # out of scale: asked again
     assert say("o_li", "3号楼电梯坏了").intent != "survey"  # a message, not a score
