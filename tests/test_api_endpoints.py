@@ -43,7 +43,10 @@ def seed(api_) -> dict:
         s.add(a)
         s.flush()
         ids["booking"], ids["application"] = b.id, a.id
-        s.add(ModerationCase(group_chat_id="wr_vip_01", member_id="wm_zhang", violation="ad", step="warn"))
+        case = ModerationCase(group_chat_id="wr_vip_01", member_id="wm_zhang", violation="ad", step="warn")
+        s.add(case)
+        s.flush()
+        ids["case"] = case.id
         c = Campaign(kind="announcement", title="停车场清洗", text="本周六停车场清洗", target={"everyone": True},
                      send_at=now + timedelta(days=2), created_by="test")
         s.add(c)
@@ -100,6 +103,8 @@ CASES = [
      ("POST", "/announcements/99999/cancel", {}), "announcement_id"),
     ("GET /surveys/results", "supervisor", ("GET", "/surveys/results?by=building", {}),
      ("GET", "/surveys/results?by=category&source=survey", {}), "by"),
+    ("POST /strikes/{case_id}/decide", "supervisor", ("POST", "/strikes/{case}/decide", {"json": {"decision": "fp"}}),
+     ("POST", "/strikes/{case}/decide", {"json": {"decision": "forgive"}}), "decision"),
     ("GET /faq/entries", "staff", ("GET", "/faq/entries?q=停车", {}), ("GET", "/faq/entries?q=" + "x" * 70, {}), "q"),
     ("GET /faq/misses", "staff", ("GET", "/faq/misses", {}), ("GET", "/faq/misses?all=yes", {}), "all"),
     ("POST /faq/entries/{entry_id}/phrasings", "supervisor",

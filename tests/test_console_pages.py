@@ -271,3 +271,25 @@ def test_bookings_and_applications_decided_from_today(api):
     # Deciding twice is refused with the capability's reason.
     html = c.post(f"/console/applications/{aid}/reject", data={"csrf": token}, follow_redirects=True).get_data(as_text=True)
     assert "already approved" in html
+
+
+def test_staff_admin_settles_a_moderation_card(api):
+    from store.db import session_scope
+    from store.models import AuditLog
+    from store.models.groups import ModerationCase
+
+    with session_scope() as s:
+        mine = ModerationCase(group_chat_id="wr_bld_1", member_id="wm_liu", violation="ad", step="warn")
+        other = ModerationCase(group_chat_id="wr_bld_2", member_id="wm_wu", violation="ad", step="warn")
+        s.add_all([mine, other])
+        s.flush()
+        mine_id, other_id = mine.id, other.id
+    c = api.client
+    _login(c, "staff")  # 小美 administers the 1栋 group, not the 2栋 one
+    token = _csrf(c, "/console/today")
+    assert c.post(f"/console/strikes/{other_id}/fp", data={"csrf": token}).status_code == 403
+    assert c.post(f"/console/strikes/{mine_id}/fp", data={"csrf": token}).status_code == 302
+    with session_scope() as s:
+        assert s.get(ModerationCase, mine_id).status == "reversed"
+        assert s.get(ModerationCase, other_id).status == "open"
+        assert s.scalar(select(AuditLog).where(AuditLog.action == "moderation.reverse")).actor == "kefu_xiaomei"

@@ -452,3 +452,23 @@ def faq_add_entry():
     resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
     audit(g.db, principal(), "faq.add_entry", f"faq:{data['id']}", {"file": file, "miss": miss_id})
     return jsonify({"id": data["id"], "file": file, "resolved_misses": resolved}), 201
+
+
+@api_route("/strikes/<int:case_id>/decide", ["POST"], "supervisor",
+           "Settle a moderation case: done (the step was applied in the group) or fp (not a violation: reversed)",
+           body={"decision": "string: done/fp"}, required=["decision"])
+def strike_decide(case_id: int):
+    data = body_json()
+    decision = req_str(data, "decision", choices=("done", "fp"))
+    Case = Q.model("groups", "ModerationCase")
+    if Case is None:
+        not_installed("groups")
+    case = g.db.get(Case, case_id)
+    if case is None:
+        raise ApiError(404, f"no moderation case {case_id}", "case_id")
+    from handlers.groups import ladder
+
+    status = ladder.decide(g.db, clock.now(), case, decision, event_actor(g.db, principal()))
+    if status.startswith("already"):
+        raise ApiError(409, f"case {case_id} is {status}", "decision")
+    return jsonify({"id": case.id, "status": case.status, "false_positive": case.false_positive})

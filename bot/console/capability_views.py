@@ -250,3 +250,24 @@ def application_decide(application_id: int, decision: str):
     except Q.DecisionError as exc:
         flash(str(exc), "error")
     return redirect(url_for("console.today"))
+
+
+@bp.post("/strikes/<int:case_id>/<decision>")
+@page("staff")
+def strike_decide(case_id: int, decision: str):
+    """The group's staff admin (or a supervisor) settles a moderation card from the console."""
+    from bot.console.auth import event_actor
+
+    Case = Q.model("groups", "ModerationCase")
+    case = g.db.get(Case, case_id) if Case else None
+    if case is None or decision not in ("done", "fp"):
+        flash("没有这个群管理事项", "error")
+        return redirect(url_for("console.today"))
+    from handlers.groups import ladder
+
+    actor = event_actor(g.db, g.principal)
+    if not (g.principal.at_least("supervisor") or ladder.can_decide(g.db, case.group_chat_id, actor)):
+        return render_template("forbidden.html", need="supervisor"), 403
+    status = ladder.decide(g.db, clock.now(), case, decision, actor)
+    flash({"done": "已处理", "reversed": "已撤销（不算违规）"}.get(status, status), "ok")
+    return redirect(url_for("console.today"))

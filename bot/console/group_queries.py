@@ -24,7 +24,7 @@ def moderation_waiting(session: Session):
     for c in session.scalars(select(Case).where(Case.status == "open").order_by(Case.id).limit(30)):
         items.append(Item(f"{names.get(c.group_chat_id, c.group_chat_id)} · {who.get(c.member_id, c.member_id)} · "
                           f"{c.violation} → {c.step}（第{c.strike_total}次）",
-                          c.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), c.id))
+                          c.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), c.id, kind="case"))
     if Admission is not None:
         for a in session.scalars(select(Admission).where(Admission.decision == "pending").order_by(Admission.id).limit(30)):
             items.append(Item(f"{names.get(a.group_chat_id, a.group_chat_id)} · 入群待审核 · {who.get(a.member_id, a.member_id)}",
