@@ -77,5 +77,25 @@ def misses_cmd(limit: int, show_all: bool) -> None:
             click.echo("no unanswered questions")
             return
         for r in rows:
-            click.echo(f"{r.created_at:%Y-%m-%d %H:%M} [{r.kind}] {r.chat} {r.text!r} "
+            click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M} [{r.kind}] {r.chat} {r.text!r} "
                        f"best={r.best_id or '-'} {r.best_score:.2f} candidates={','.join(r.candidates or [])}")
+
+
+@faq.command("resolve")
+@click.argument("miss_ids", nargs=-1, type=int, required=True)
+def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
+    """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
+    from sqlalchemy import update
+
+    from bot.config import ConfigError, get_settings
+    from store.db import session_scope
+    from store.models.faq import FaqMiss
+
+    try:
+        get_settings()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    with session_scope() as s:
+        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
+    click.echo(f"{n} marked resolved")

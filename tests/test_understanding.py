@@ -244,7 +244,10 @@ def test_handoff_records_miss_and_cli_lists_it(env, session):
 
     res = CliRunner().invoke(main, ["faq", "misses"])
     assert res.exit_code == 0, res.output
-    assert "幼儿园" in res.output
+    assert "幼儿园" in res.output and f"#{rows[0].id}" in res.output
+    res = CliRunner().invoke(main, ["faq", "resolve", str(rows[0].id)])
+    assert res.exit_code == 0 and "1 marked resolved" in res.output
+    assert "no unanswered questions" in CliRunner().invoke(main, ["faq", "misses"]).output
 
 
 def test_clarify_then_pick_a_number(env, session):
