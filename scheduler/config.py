@@ -48,6 +48,7 @@ class Schedule:
     holiday_defer: tuple[str, ...]
     festivals: dict[date, str] = field(default_factory=dict)
     hooks: dict[str, list[str]] = field(default_factory=dict)
+    occasion_texts: dict[str, str] = field(default_factory=dict)
 
     def text(self, key: str, **values: Any) -> str:
         return self.texts[key].format(**values)
@@ -129,6 +130,7 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
         rules=data.get("rules") or {}, texts=texts, holiday_names=dict(data.get("holiday_names") or {}),
         holiday_defer=tuple(data.get("holiday_defer_to_festival") or ()), festivals=festivals,
         hooks={str(k): [str(x) for x in (v or [])] for k, v in (data.get("hooks") or {}).items()},
+        occasion_texts={str(k): str(v) for k, v in (data.get("occasion_texts") or {}).items()},
     )
 
 

@@ -364,7 +364,8 @@ def greetings() -> dict:
         return {"rule": "O13", "occasion": None}
     with session_scope() as s:
         camp = _campaign(s, kind="greeting", title=name, created_by="scheduler", target={"everyone": True},
-                         text=sched.texts["holiday"].replace("{festival}", name), dedup_key=f"O13:{today}")
+                         text=sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
+                         dedup_key=f"O13:{today}")
         remember(s, "O13", "community", today.isoformat(), {"occasion": name, "campaign": camp.id})
         cid = camp.id
     _kick(cid)

@@ -225,3 +225,15 @@ def test_cli_shows_upcoming_runs(env, frozen_clock):
                                     "2026-09-15 10:12  warranty"]
     res = CliRunner().invoke(main, ["schedule", "run", "nosuchjob"])
     assert res.exit_code == 2 and "no job 'nosuchjob'" in res.output
+
+
+def test_qingming_is_not_a_happy_holiday(demo, frozen_clock):
+    from scheduler.tasks import greetings
+    from store.db import session_scope
+    from store.models import Campaign
+
+    frozen_clock.set(datetime(2026, 4, 4, 8, 47, tzinfo=CST))
+    cid = greetings()["campaign"]
+    with session_scope() as s:
+        text = s.get(Campaign, cid).text
+    assert "清明" in text and "快乐" not in text
