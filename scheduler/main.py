@@ -99,7 +99,12 @@ class SchedulerProcess:
     def _lead(self) -> None:
         sched, schedule = build_scheduler()
         sched.start(paused=True)
-        names = sync_jobs(sched, schedule)
+        try:
+            names = sync_jobs(sched, schedule)
+        except Exception:
+            sched.shutdown(wait=False)  # no half-started scheduler left behind
+            self.lock.release()  # let another process try
+            raise
         sched.resume()
         self.sched = sched
         log.info("scheduler %s leads; jobs: %s", self.lock.token, ", ".join(names))
