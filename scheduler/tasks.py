@@ -198,6 +198,18 @@ def archive_poll() -> dict:
     return call_hook("archive_poll")
 
 
+def ticket_digest() -> dict:
+    return call_hook("ticket_digest")
+
+
+def ticket_weekly() -> dict:
+    return call_hook("ticket_weekly")
+
+
+def ticket_monthly() -> dict:
+    return call_hook("ticket_monthly")
+
+
 def sweep() -> dict:
     from bot.sweeper import sweep as do_sweep
 
@@ -395,6 +407,7 @@ def birthdays() -> dict:
 JOB_TASKS: dict[str, Callable[[], object]] = {
     "sweep": sweep, "pump_campaigns": pump_campaigns, "ticket_clocks": ticket_clocks,
     "booking_clocks": booking_clocks, "memberships": memberships, "archive_poll": archive_poll,
+    "ticket_digest": ticket_digest, "ticket_weekly": ticket_weekly, "ticket_monthly": ticket_monthly,
     "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
 }

@@ -237,3 +237,15 @@ def test_qingming_is_not_a_happy_holiday(demo, frozen_clock):
     with session_scope() as s:
         text = s.get(Campaign, cid).text
     assert "清明" in text and "快乐" not in text
+
+
+def test_ticket_digests_are_scheduled_as_o19(demo, frozen_clock):
+    """O19: the daily, weekly and monthly complaint reviews are jobs that reach the ticket digests."""
+    from scheduler.config import get_schedule
+    from scheduler.tasks import JOB_TASKS, run_job
+
+    jobs = get_schedule().jobs
+    for name in ("ticket_digest", "ticket_weekly", "ticket_monthly"):
+        assert name in jobs and jobs[name].task in JOB_TASKS
+        res = run_job(name)
+        assert res.get("hook") == name and "skipped" not in res, res
