@@ -227,7 +227,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=1, help="gunicorn processes (1 did best on 2 shared cores)")
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn processes (GUANJIA_WEB_WORKERS default)")
     ap.add_argument("--rq-workers", type=int, default=1, help="guanjia worker processes")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--database-url", default=None,
