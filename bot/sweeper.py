@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 STUCK_QUEUED = timedelta(minutes=2)
 STUCK_HANDLING = timedelta(minutes=10)
 MAX_INBOX_ATTEMPTS = 5
+RETRY_FAILED = timedelta(minutes=1)
 
 
 def sweep() -> dict:
@@ -28,7 +29,11 @@ def sweep() -> dict:
             or_(InboxMessage.state == "received",
                 (InboxMessage.state == "queued") & (InboxMessage.queued_at < now - STUCK_QUEUED),
                 (InboxMessage.state == "handling") & (InboxMessage.attempts < MAX_INBOX_ATTEMPTS)
-                & (InboxMessage.created_at < now - STUCK_HANDLING)),
+                & (InboxMessage.created_at < now - STUCK_HANDLING),
+                # A failure may be passing (locked database, lost connection): try again later;
+                # a bug fails MAX_INBOX_ATTEMPTS times and stays `failed` with its error.
+                (InboxMessage.state == "failed") & (InboxMessage.attempts < MAX_INBOX_ATTEMPTS)
+                & (InboxMessage.handled_at < now - RETRY_FAILED)),
         ).order_by(InboxMessage.id).limit(500)))
         for row in s.scalars(select(InboxMessage).where(InboxMessage.id.in_(inbox_ids),
                                                         InboxMessage.state == "handling")):

@@ -37,7 +37,7 @@ def process_inbox(inbox_id: int) -> str:
             # statements (about 0.6 ms less a message): this runs while the sender waits.
             conn = s.connection()
             claimed = conn.execute(update(_INBOX).where(
-                _INBOX.c.id == inbox_id, _INBOX.c.state.in_(("received", "queued", "stalled"))
+                _INBOX.c.id == inbox_id, _INBOX.c.state.in_(("received", "queued", "stalled", "failed"))
             ).values(state="handling", attempts=_INBOX.c.attempts + 1).returning(
                 _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode)).first()
             if claimed is None:
@@ -61,9 +61,11 @@ def process_inbox(inbox_id: int) -> str:
     except Exception as exc:
         log.exception("handling inbox %s failed", inbox_id)
         with session_scope() as s:
-            row = s.get(InboxMessage, inbox_id)
-            row.state, row.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
-            row.attempts = (row.attempts or 0) + 1
+            # handled_at = when this attempt ended: the sweeper retries a failed row later
+            # (a locked database, a lost connection), up to MAX_INBOX_ATTEMPTS.
+            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id).values(
+                state="failed", error=f"{type(exc).__name__}: {exc}"[:2000], handled_at=clock.now(),
+                attempts=InboxMessage.attempts + 1))
         raise
     if mode == "passive" and not _hand_over(inbox_id, out.replies):
         deliver_replies(inbox_id, msg, out.replies, None, must_push=True)

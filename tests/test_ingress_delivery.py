@@ -150,3 +150,39 @@ def test_missed_budget_reply_reaches_the_platform_as_a_push(app_client, fake_pla
 
     with session_scope() as s:
         assert {r.state for r in s.scalars(select(OutboxMessage))} == {"sent"}
+
+
+def test_failed_handling_is_retried_by_the_sweeper_then_given_up(app_client, frozen_clock, monkeypatch):
+    """A passing failure (here: the first two tries raise) is retried a minute later and
+    answered; a message that always fails stops after MAX_INBOX_ATTEMPTS, recorded."""
+    import handlers.dispatch
+    from bot.sweeper import MAX_INBOX_ATTEMPTS, sweep
+    from store.models import InboxMessage
+
+    real = handlers.dispatch.handle
+    calls = {"n": 0}
+
+    def flaky(ctx, msg):
+        calls["n"] += 1
+        if msg.sender == "o_broken" or calls["n"] <= 2:
+            raise RuntimeError("database is locked")
+        return real(ctx, msg)
+
+    monkeypatch.setattr(handlers.dispatch, "handle", flaky)
+    for sender, mid in (("o_flaky", 5560), ("o_broken", 5561)):
+        q, body = P.mp_text_request(sender, "你好", mid)
+        assert app_client.post("/wechat/mp", query_string=q, data=body).data == b"success"
+    P.drain_queues(["inbound"])
+    assert _count(InboxMessage, InboxMessage.state == "failed") == 2
+    assert sweep()["inbox"] == 0  # not yet: a minute between tries
+    for _ in range(MAX_INBOX_ATTEMPTS + 2):
+        frozen_clock.advance(minutes=2)
+        sweep()
+        P.drain_queues(["inbound"])
+    from store.db import session_scope
+
+    with session_scope() as s:
+        rows = {r.sender: (r.state, r.attempts, r.error) for r in s.scalars(select(InboxMessage))}
+    assert rows["o_flaky"][0] == "done"
+    assert rows["o_broken"][:2] == ("failed", MAX_INBOX_ATTEMPTS) and "locked" in rows["o_broken"][2]
+    assert [r[0] for r in _outbox_rows()] == ["o_flaky"]  # answered once, by push
