@@ -49,7 +49,7 @@ class GroupAdmission(Timestamped, Base):
     group_chat_id: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[str] = mapped_column(String(64))
     owner_id: Mapped[int | None]
-    decision: Mapped[str] = mapped_column(String(16))  # admitted / pending / admitted_by_staff / removed
+    decision: Mapped[str] = mapped_column(String(32))  # admitted / pending / admitted_by_staff / removed
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None]

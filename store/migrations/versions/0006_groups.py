@@ -27,7 +27,7 @@ def upgrade() -> None:
     sa.Column('group_chat_id', sa.String(length=64), nullable=False),
     sa.Column('member_id', sa.String(length=64), nullable=False),
     sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('decision', sa.String(length=16), nullable=False),
+    sa.Column('decision', sa.String(length=32), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('decided_by', sa.String(length=64), nullable=True),
     sa.Column('decided_at', store.types.UTCDateTime(), nullable=True),
