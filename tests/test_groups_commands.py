@@ -219,3 +219,11 @@ def test_group_complaint_becomes_the_writers_ticket_and_a_suggestion(run):
         assert sugg.reply_to == "wm_li" and f"T{ticket.id}" in sugg.text
     # group chatter produces nothing for the staff admin
     assert run("wm_li", "大家周末好呀").pushes == []
+
+
+def test_an_owners_refused_command_is_answered_privately_not_posted(run):
+    """Staff should not be asked to post an owner's refusal to the whole group."""
+    out = run("wm_li", "/移除 @张伟 捣乱")
+    assert not [p for p in out.pushes if p.kind == "group_task"]
+    private = [p for p in out.pushes if p.channel == "mp"]
+    assert private and private[0].recipient == "o_li" and "仅限" in private[0].payload["content"]

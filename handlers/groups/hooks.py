@@ -15,7 +15,7 @@ from handlers import card_events, moderation_hook, registry
 from handlers.groups import ladder
 from handlers.groups.moderation import check as moderation_check
 from handlers.groups.moderation import mask
-from handlers.identity import find_staff
+from handlers.identity import find_owner, find_staff
 from handlers.message import Context, Message, Outcome, Push
 from store.models import Group
 from store.models.groups import GroupAdmission, GroupSuggestion, ModerationCase
@@ -81,6 +81,17 @@ def on_group_replies(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     rules = _reply_rules()
     route = out.route or {}
     intent = out.intent or route.get("intent")
+    if intent == "command" and msg.role == "owner":
+        # An owner's refused or mistyped command concerns only them: answer in
+        # their private chat rather than asking staff to post it to everyone.
+        owner = find_owner(ctx.session, msg)
+        if owner is not None and owner.openid:
+            out.pushes.extend(Push(channel="mp", recipient=owner.openid, kind="text", payload={"content": text},
+                                   dedup_key=f"cmdreply:{msg.msg_id or msg.dedup_key()}:{i}"[:128], priority=3,
+                                   source=f"group:{msg.group_id}")
+                              for i, text in enumerate(out.replies))
+        out.replies = []
+        return out
     if intent not in rules["suggest_intents"] or (
             intent == "faq" and float(route.get("score") or 0) < float(rules["min_faq_score"])):
         out.replies = []
