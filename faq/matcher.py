@@ -358,34 +358,6 @@ class Matcher:
                     gc.freeze()
         return self._index
 
-    def _candidates(self, uw: list[str], ub: list[str], limit: int = 40) -> list[int]:
-        """Entries worth scoring: those sharing the query's selective words (or
-        tags), best first by IDF mass; bigrams stand in when no word is known
-        (typos). Keeps latency flat as the KB grows."""
-        pre: dict[int, float] = defaultdict(float)
-        for terms, post, idf in ((uw, self.w_post, self.ew.idf), (ub, self.b_post, self.eb.idf)):
-            sel = [t for t in terms if 0 < len(post.get(t, ())) <= self.selective]
-            if not sel and not pre:
-                sel = [t for t in terms if t in post]
-            for t in sel:
-                for n in post[t]:
-                    pre[n] += idf[t]
-            if pre:
-                break
-        for w in uw:
-            for n in self.tag_post.get(w, ()):
-                pre[n] += self.ew.idf.get(w, 0.0)
-        return [n for n, _ in sorted(pre.items(), key=lambda kv: -kv[1])[:limit]]
-
-    def _score(self, n: int, uw: list[str], ub: list[str]) -> float:
-        """Best phrasing by words + best phrasing by bigrams + whole entry + tag hits."""
-        qd = self.e_qdocs[n]
-        q = max(self.qw.score(uw, qi) for qi in qd) + BIGRAM_WEIGHT * max(self.qb.score(ub, qi) for qi in qd)
-        e = ENTRY_FIELD_WEIGHT * (self.ew.score(uw, n) + BIGRAM_WEIGHT * self.eb.score(ub, n))
-        tagset = self.e_tags[n]
-        tags = sum(TAG_WEIGHT * self.ew.idf.get(w, 0.0) for w in uw if w in tagset)
-        return q + e + tags
-
     def search(self, text: str, k: int = 3) -> list[Match]:
         return self.index().search(text, k)
 

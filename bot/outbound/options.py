@@ -8,19 +8,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bot.config import ConfigError
+from bot.config import ConfigError, _check_range, _float
 
 
 def _num(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    value = _float(name, default)
+    _check_range(name, value, 0)
     return value
 
 
