@@ -130,7 +130,13 @@ def login(driver, base: str, username: str, password: str) -> None:
     driver.get(base + "/console/login")
     driver.find_element(By.ID, "username").send_keys(username)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login-btn").click()
+    button = driver.find_element(By.ID, "login-btn")
+    button.click()
+    # The click only starts the form post: wait for the next page, or a loaded
+    # machine lets the test read the old one.
+    from selenium.webdriver.support import expected_conditions as EC
+
+    wait_for(driver, EC.staleness_of(button), timeout=15.0)
 
 
 def wait_for(driver, cond, timeout: float = 5.0):
