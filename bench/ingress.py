@@ -290,8 +290,12 @@ def main() -> int:
     print(f"fixed rate {args.rate:.0f} req/s (open loop)")
     print("  " + _line("bare Flask 'success'", bare_rate))
     print("  " + _line("guanjia /wechat/mp", ours_rate))
-    ok = ratio >= 0.5 and ours_rate["p99_ms"] < 50 and ours["errors"] == ours_rate["errors"] == 0
-    print(f"targets {'met' if ok else 'NOT met'}: ratio {ratio:.2f} >= 0.50, p99 {ours_rate['p99_ms']:.1f} ms < 50 ms")
+    errors = ours["errors"] + ours_rate["errors"]
+    checks = [(f"ratio {ratio:.2f} >= 0.50", ratio >= 0.5),
+              (f"p99 at {args.rate:.0f} req/s {ours_rate['p99_ms']:.1f} ms < 50 ms", ours_rate["p99_ms"] < 50),
+              (f"errors {errors} == 0", errors == 0)]
+    for label, ok in checks:  # one verdict per target, so a miss is not blamed on the others
+        print(f"target {'met    ' if ok else 'NOT met'}: {label}")
     return 0 if ok else 1
 
 
