@@ -51,8 +51,17 @@ def _people(session) -> list[Persona]:
     return out
 
 
+NEW_OWNER_PREFIX = "new:"
+
+
 def find_persona(session, who: str) -> Persona | None:
-    """By name, openid, external userid or staff userid (exact first, then a unique prefix)."""
+    """By name, openid, external userid or staff userid (exact first, then a unique prefix).
+
+    `new:OPENID` plays someone who follows the Official Account but is not bound
+    to a home yet, to try the binding exchange."""
+    if who.startswith(NEW_OWNER_PREFIX) and len(who) > len(NEW_OWNER_PREFIX):
+        ident = who[len(NEW_OWNER_PREFIX):]
+        return Persona("新业主", "owner", ident, detail="owner, not bound to a home yet")
     people = _people(session)
     for p in people:
         if who in (p.name, p.ident, p.external_userid):
@@ -201,7 +210,7 @@ def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, 
     while persona is None:
         if who:
             print(f"nobody called {who!r}", file=out)
-        print("who are you? (a name, openid or staff userid)", file=out)
+        print("who are you? (a name, openid or staff userid; new:OPENID for an owner not yet bound)", file=out)
         list_people()
         who = ask("as> ")
         if who is None:

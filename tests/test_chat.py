@@ -61,3 +61,15 @@ def test_empty_database_gets_the_demo_and_cli_pipes(env, tmp_path):
     assert res.returncode == 0, res.stderr
     assert "demo community loaded" in res.stdout and "you are 张伟" in res.stdout
     assert "管家 > " in res.stdout and "kefu_xiaomei" in res.stdout
+
+
+def test_play_an_owner_not_yet_bound(env):
+    """`--as new:OPENID` tries the binding exchange as a newcomer would."""
+    import io
+
+    from bot.chat import run_chat
+
+    out = io.StringIO()
+    run_chat("new:o_visitor", "private", inp=io.StringIO("楼道灯坏了好几天了\n"), out=out)
+    text = out.getvalue()
+    assert "not bound" in text and "房号" in text and "T1" in text

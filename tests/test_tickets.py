@@ -408,6 +408,19 @@ def test_unbound_owner_is_asked_for_the_room_and_the_ticket_waits(demo, frozen_c
     assert clocks()["routed"].started_at == at(2026, 9, 15, 9, 0)  # the owner's time counts from the report
 
 
+def test_binding_accepts_the_room_and_the_phone_digits_in_two_messages(demo, frozen_clock):
+    from store.db import session_scope
+    from store.models import Owner
+
+    with session_scope() as s:
+        s.scalar(select(Owner).where(Owner.openid == "o_liu")).openid = None
+    complain("电梯口垃圾没人清理", "general", "sanitation", sender="o_stranger")
+    out = say("o_stranger", "1-1803")
+    assert "手机号的后四位" in out.replies[0] and ticket().state == "waiting_home"
+    out = say("o_stranger", "0004")
+    assert "刘芳" in out.replies[0] and ticket().state == "open"
+
+
 def test_owner_lists_and_nudges_tickets(demo, frozen_clock):
     complain("楼道灯坏了", "general", "facility", sender="o_li")
     out = say("o_li", "我的工单")

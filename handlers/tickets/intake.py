@@ -133,13 +133,20 @@ def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     m_room = _ROOM.search(text)
     rest = text[m_room.end():] if m_room else text
     m_last = _LAST4.search(rest)
-    if not m_room or not m_last:
-        if m_room or _LAST4.search(text):
-            return Outcome(replies=["请同时回复房号和手机号后四位，例如「1-1201 0002」。"], intent="command")
-        return None  # something else: let the router have it, the tickets keep waiting
-    room = f"{int(m_room.group(1))}-{m_room.group(2).zfill(4)}"
-    owner, why = bind_home(ctx.session, msg.sender, room, m_last.group(1), msg.channel)
     state = dict(conv.state)
+    # People answer in two messages as often as in one: keep the half already given.
+    room = f"{int(m_room.group(1))}-{m_room.group(2).zfill(4)}" if m_room else state.get("room")
+    last4 = m_last.group(1) if m_last else (state.get("last4") if m_room is None else None)
+    if not m_room and not m_last:
+        return None  # something else: let the router have it, the tickets keep waiting
+    if room is None or last4 is None:
+        state.update(room=room, last4=last4)
+        conversation.update(ctx.session, conv, state, ctx.now, ttl=BIND_TTL)
+        ask = "预留手机号的后四位" if room else "房号（例如 1-1201）"
+        return Outcome(replies=[f"好的，请再回复{ask}，核对后立即为您派单。"], intent="command")
+    state.pop("room", None)
+    state.pop("last4", None)
+    owner, why = bind_home(ctx.session, msg.sender, room, last4, msg.channel)
     tickets = [core.get_ticket(ctx.session, t) for t in state.get("tickets", [])]
     tickets = [t for t in tickets if t is not None and t.state == "waiting_home"]
     if owner is None:
