@@ -16,4 +16,7 @@ def on_subscribe(ctx: Context, msg: Message, _route) -> Outcome:
 @registry.text_command("handoff", r"^(人工|转人工|人工客服|找客服)$", intent="handoff",
                        chats=("private",), why="asked for a person")
 def ask_for_person(ctx: Context, msg: Message, _route) -> Outcome:
-    return Outcome(replies=["好的，已为您转接人工客服，工作人员会在10分钟内回复您。"], intent="handoff")
+    from handlers.understanding import consult_person
+
+    return Outcome(replies=["好的，已为您转接人工客服，工作人员会在10分钟内回复您。"],
+                   pushes=consult_person(ctx, msg), intent="handoff")

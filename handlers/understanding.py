@@ -375,8 +375,25 @@ def on_faq(ctx: Context, msg: Message, route) -> Outcome:
 def on_handoff(ctx: Context, msg: Message, route) -> Outcome:
     if isinstance(route, RouteResult):
         record_miss(ctx, msg, route, "handoff")
-    return Outcome(replies=[route.answer] if route and route.answer else [lexicons().answers["handoff"]],
-                   intent="handoff")
+    out = Outcome(replies=[route.answer] if route and route.answer else [lexicons().answers["handoff"]],
+                  intent="handoff")
+    out.pushes += consult_person(ctx, msg)
+    return out
+
+
+def consult_person(ctx: Context, msg: Message) -> list:
+    """A private question handed to a person starts the O1 first-response clock
+    (10 minutes) with a task card for the owner's agent or customer service."""
+    if msg.chat != "private" or msg.channel != "mp":
+        return []
+    from handlers.identity import find_owner
+    from handlers.membership import hand_to_person
+
+    owner = find_owner(ctx.session, msg)
+    if owner is None:
+        return []
+    _reply, pushes = hand_to_person(ctx.session, owner, msg.text, ctx.now)
+    return pushes
 
 
 @registry.conversation_handler(CLARIFY_CONV)

@@ -6,7 +6,7 @@ import threading
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.clock import CST
 from handlers.message import Context, Message
@@ -522,3 +522,28 @@ def test_quota_race_same_owner_two_devices(demo):
     assert sorted(results) == [False, True], results
     with session_scope() as s:
         assert s.scalar(select(QuotaUsage)).used == 1 and len(list(s.scalars(select(Booking)))) == 1
+
+
+def test_o1_handing_a_question_to_a_person_starts_the_clock_once(demo, session, frozen_clock):
+    """「人工」 or a question the bot cannot answer: a person must respond within
+    10 minutes (O1). The clock starts, fires at 10 minutes, and a second message
+    while one is waiting does not open another task."""
+    from handlers.bookings import check_booking_clocks
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from store.models import ServiceClock
+
+    t0 = frozen_clock.now()
+    out = handle(Context(session, t0), Message(channel="mp", sender="o_zhou", chat="private", text="人工"))
+    assert out.intent == "handoff" and "10分钟" in out.replies[0]
+    cards = [p for p in out.pushes if p.kind == "template_card"]
+    assert cards and "人工咨询" in cards[0].payload["card"]["main_title"]["title"]
+    clock = session.scalar(select(ServiceClock).where(ServiceClock.clock == "O1"))
+    assert clock.started_at == t0 and clock.due_at == t0 + timedelta(minutes=10)
+    again = handle(Context(session, t0 + timedelta(minutes=1)),
+                   Message(channel="mp", sender="o_zhou", chat="private", text="转人工"))
+    assert not [p for p in again.pushes if p.kind == "template_card"]
+    assert session.scalar(select(func.count()).select_from(ServiceClock).where(ServiceClock.clock == "O1")) == 1
+    assert check_booking_clocks(session, t0 + timedelta(minutes=9, seconds=59)) == []
+    fired = check_booking_clocks(session, t0 + timedelta(minutes=10))
+    assert fired and clock.breached_at == t0 + timedelta(minutes=10)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handlers import card_events, registry
@@ -91,6 +92,23 @@ def on_membership(ctx: Context, msg: Message, route) -> Outcome:
         return out
     reply, pushes = start_consult(ctx.session, owner, t, ctx.now)
     return Outcome(replies=[reply], pushes=pushes, intent="membership")
+
+
+def open_consult(session: Session, owner_id: int) -> ServiceClock | None:
+    """The owner's consultation still waiting for a person, if any."""
+    return session.scalar(select(ServiceClock).where(
+        ServiceClock.owner_id == owner_id, ServiceClock.clock == "O1", ServiceClock.state == "running",
+        ServiceClock.subject.like("consult:%")).order_by(ServiceClock.id.desc()).limit(1))
+
+
+def hand_to_person(session: Session, owner: Owner, text: str, now: datetime,
+                   topic: str = "人工咨询") -> tuple[str | None, list[Push]]:
+    """The bot passes a question to a person: O1 runs until staff answer.
+    A second message while one is waiting joins it instead of opening another
+    task (returns (None, []))."""
+    if open_consult(session, owner.id) is not None:
+        return None, []
+    return start_consult(session, owner, text, now, topic=topic)
 
 
 def start_consult(session: Session, owner: Owner, text: str, now: datetime,
