@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from functools import partial
 from datetime import date, datetime, timedelta
 from typing import Callable
 
@@ -180,34 +181,6 @@ def call_hook(name: str) -> dict:
         ids = [row.id for row in (outbox.add(s, p, now) for p in pushes) if row is not None]
     _queue(ids)
     return {"hook": name, "pushes": len(ids)}
-
-
-def ticket_clocks() -> dict:
-    return call_hook("ticket_clocks")
-
-
-def booking_clocks() -> dict:
-    return call_hook("booking_clocks")
-
-
-def memberships() -> dict:
-    return call_hook("memberships")
-
-
-def archive_poll() -> dict:
-    return call_hook("archive_poll")
-
-
-def ticket_digest() -> dict:
-    return call_hook("ticket_digest")
-
-
-def ticket_weekly() -> dict:
-    return call_hook("ticket_weekly")
-
-
-def ticket_monthly() -> dict:
-    return call_hook("ticket_monthly")
 
 
 def sweep() -> dict:
@@ -404,12 +377,15 @@ def birthdays() -> dict:
 
 
 # The tasks a schedule.yaml job may name.
+# Jobs that only run another capability's periodic function (schedule.yaml `hooks`).
+HOOK_TASKS = ("ticket_clocks", "booking_clocks", "memberships", "archive_poll",
+              "ticket_digest", "ticket_weekly", "ticket_monthly")
+
 JOB_TASKS: dict[str, Callable[[], object]] = {
-    "sweep": sweep, "pump_campaigns": pump_campaigns, "ticket_clocks": ticket_clocks,
-    "booking_clocks": booking_clocks, "memberships": memberships, "archive_poll": archive_poll,
-    "ticket_digest": ticket_digest, "ticket_weekly": ticket_weekly, "ticket_monthly": ticket_monthly,
+    "sweep": sweep, "pump_campaigns": pump_campaigns,
     "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
+    **{name: partial(call_hook, name) for name in HOOK_TASKS},
 }
 
 
