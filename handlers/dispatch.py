@@ -5,7 +5,7 @@ import logging
 
 from handlers import conversation, load_capabilities, registry
 from handlers.identity import resolve_role
-from handlers.message import Context, Message, Outcome, Push
+from handlers.message import Context, Message, Outcome
 from handlers.router import route
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,19 @@ def handle(ctx: Context, msg: Message) -> Outcome:
 
 
 def _finish(ctx: Context, msg: Message, out: Outcome) -> Outcome:
-    """In customer groups no bot can post (PLATFORM.md): replies become a
-    ready-to-send suggestion for the group's staff admin."""
-    out = (registry.get_event_handler("__group_message__") or (lambda c, m, o: o))(ctx, msg, out) or out if msg.chat in ("vip", "building") else out  # moderation, mutes (groups capability)
-    if msg.chat in ("vip", "building") and out.replies:
-        hook = registry.get_event_handler("__group_replies__")
-        if hook is not None:
-            return hook(ctx, msg, out) or out
-        out.pushes.extend(Push(channel="wecom", recipient=f"group-admin:{msg.group_id}", kind="group_task",
-                               payload={"group_id": msg.group_id, "text": r, "reply_to": msg.sender})
-                          for r in out.replies)
+    """Customer-group messages get two more steps from the groups capability:
+    every message is seen by moderation (`__group_message__`), and replies become
+    ready-to-send suggestions for the staff admin (`__group_replies__`), because
+    no bot can post into a customer group (PLATFORM.md)."""
+    if msg.chat not in ("vip", "building"):
+        return out
+    on_message = registry.get_event_handler("__group_message__")
+    if on_message is not None:
+        out = on_message(ctx, msg, out) or out
+    if out.replies:
+        on_replies = registry.get_event_handler("__group_replies__")
+        if on_replies is not None:
+            return on_replies(ctx, msg, out) or out
+        log.warning("no group capability: %d replies to %s dropped", len(out.replies), msg.group_id)
         out.replies = []
     return out
