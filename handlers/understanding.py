@@ -58,6 +58,7 @@ class Lexicons:
     thanks: tuple[str, ...]
     help: tuple[str, ...]
     chatter: tuple[str, ...]
+    chitchat: tuple[str, ...]
     small_max: int
     membership: tuple[str, ...]
     c_request: tuple[str, ...]
@@ -89,7 +90,8 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         return cur
 
     answers = sec(it, "answers", f)
-    for key in ("complaint", "booking", "membership", "command", "clarify", "handoff", "help", "greeting", "thanks"):
+    for key in ("complaint", "booking", "membership", "command", "clarify", "handoff", "help", "greeting", "thanks",
+                "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
     prio, prio_text = {}, {}
@@ -107,6 +109,7 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         thanks=_words(f, "smalltalk.thanks", sec(it, "smalltalk.thanks", f)),
         help=_words(f, "smalltalk.help", sec(it, "smalltalk.help", f)),
         chatter=_words(f, "smalltalk.chatter", sec(it, "smalltalk.chatter", f)),
+        chitchat=_words(f, "smalltalk.chitchat", sec(it, "smalltalk.chitchat", f)),
         small_max=int(sec(it, "smalltalk.max_len", f)),
         membership=_words(f, "membership.phrases", sec(it, "membership.phrases", f)),
         c_request=_words(f, "complaint.request_words", sec(it, "complaint.request_words", f)),
@@ -290,6 +293,12 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         # "已经修好了，谢谢" / "谢谢你们及时处理": thanks with a tail, not a question.
         return RouteResult(intent="smalltalk", score=0.8, answer=None if in_group else lx.answers["thanks"],
                            why=f"thanks ({thanks[0]}), no question")
+    chit = _hits(raw_clean, lx.chitchat)
+    if chit and not is_question and not in_group and prio_word is None and classify_category(c)[1] is None:
+        # "今天天气不错": friendly talk about nothing the community handles;
+        # offering FAQ topics to it would read as a misunderstanding.
+        return RouteResult(intent="smalltalk", score=0.8, answer=lx.answers["chitchat"],
+                           why=f"chit-chat ({chit[0]}), no question")
     if in_group and not is_question:
         # Group chatter that is not a question: the bot stays quiet.
         return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
