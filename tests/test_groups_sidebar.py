@@ -1,14 +1,18 @@
 """The /sidebar page in headless Chromium with a stand-in for the WeCom JS-SDK:
-it lists the group's suggestions and calls sendChatMessage with the right text."""
+the staff member signs in through the fake platform's OAuth pages, the page
+configures the SDK with a signed agentConfig, lists the group's suggestions
+and calls sendChatMessage with the right text."""
 from __future__ import annotations
 
+import hashlib
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.fixtures_platform import AGENT_ID, CORP_ID
+from tests.sidebar_support import sidebar_app, sign_in, suggest  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -21,26 +25,20 @@ window.wx = {
     if (name === 'getCurExternalChat') { cb({err_msg: 'getCurExternalChat:ok', chatId: 'wr_vip_01'}); return; }
     cb({err_msg: name + ':ok'});
   },
-  agentConfig: function (c) { c.success && c.success(); }
+  agentConfig: function (c) {
+    window.__wxCalls.push({name: 'agentConfig', args: {corpid: c.corpid, agentid: c.agentid, timestamp: c.timestamp,
+      nonceStr: c.nonceStr, signature: c.signature, jsApiList: c.jsApiList}});
+    c.success && c.success();
+  }
 };
 """
 
 
 @pytest.fixture
-def live_app(demo, monkeypatch):
-    from werkzeug.serving import make_server
-
-    monkeypatch.setenv("GUANJIA_JSSDK_URL", "")  # no network in tests: the stand-in is injected instead
-    from bot.config import reset_settings
-
-    reset_settings()
-    from bot.web import create_app
-
-    server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+def live_app(sidebar_app, fake_platform):
+    """The app, with the fake's authorize page signing in the VIP group's staff admin."""
+    fake_platform.config(oauth_authorize_user="kefu_xiaomei", agent_config_ticket="browser-ticket")
+    return sidebar_app
 
 
 @pytest.fixture
@@ -67,18 +65,7 @@ def browser(request):
 
 
 def _suggest(texts: list[str], group: str = "wr_vip_01") -> list[int]:
-    from store.db import session_scope
-    from store.models.groups import GroupSuggestion
-
-    ids = []
-    with session_scope() as s:
-        for i, t in enumerate(texts):
-            row = GroupSuggestion(group_chat_id=group, staff_userid="kefu_xiaomei", reply_to="wm_li",
-                                  question=f"问题{i}", text=t, intent="faq", dedup_key=f"t:{group}:{i}")
-            s.add(row)
-            s.flush()
-            ids.append(row.id)
-    return ids
+    return suggest(texts, group=group)
 
 
 def test_sidebar_lists_and_sends(live_app, browser):
@@ -91,10 +78,12 @@ def test_sidebar_lists_and_sends(live_app, browser):
     ids = _suggest(["游泳池每天 6:00-22:00 开放，周一 14:00 前换水。", "银卡升级条件：消费满5000元或连续居住满2年。"])
     _suggest(["别的群的建议"], group="wr_bld_2")
 
-    # Opened from the toolbar with no parameters: the page asks WeCom which chat is open.
+    # Opened from the toolbar with no parameters and no session: WeCom's (the fake's) OAuth
+    # page signs the member in and comes back; then the page asks WeCom which chat is open.
     browser.get(f"{live_app}/sidebar")
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".s"))
     assert "group=wr_vip_01" in browser.current_url
+    assert browser.get_cookie("guanjia_sidebar")
     texts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".s .t")]
     assert texts == ["银卡升级条件：消费满5000元或连续居住满2年。", "游泳池每天 6:00-22:00 开放，周一 14:00 前换水。"]
     assert "别的群的建议" not in browser.page_source
@@ -105,6 +94,14 @@ def test_sidebar_lists_and_sends(live_app, browser):
         lambda d: d.find_element(By.CSS_SELECTOR, f'button[data-id="{ids[0]}"]').text == "已发送")
     calls = browser.execute_script("return window.__wxCalls")
     sends = [c for c in calls if c["name"] == "sendChatMessage"]
+    # The SDK was configured first (once for this page), signed for its URL with the app's ticket.
+    assert [c["name"] for c in calls] == ["agentConfig", "sendChatMessage"]
+    c = calls[0]["args"]
+    assert c["corpid"] == CORP_ID and c["agentid"] == AGENT_ID
+    assert c["jsApiList"] == ["sendChatMessage", "getCurExternalChat"]
+    url = browser.current_url.split("#")[0]
+    plain = f"jsapi_ticket=browser-ticket&noncestr={c['nonceStr']}&timestamp={c['timestamp']}&url={url}"
+    assert c["signature"] == hashlib.sha1(plain.encode()).hexdigest()
     assert sends == [{"name": "sendChatMessage", "args": {
         "msgtype": "text", "enterChat": True, "text": {"content": "游泳池每天 6:00-22:00 开放，周一 14:00 前换水。"}}}]
     with session_scope() as s:
@@ -117,9 +114,8 @@ def test_sidebar_lists_and_sends(live_app, browser):
         "银卡升级条件：消费满5000元或连续居住满2年。"]
 
 
-def test_mark_sent_checks_the_group(live_app):
-    import requests
-
+def test_mark_sent_checks_the_group(live_app, fake_platform):
+    http = sign_in(live_app, fake_platform, "kefu_xiaomei")
     ids = _suggest(["x"])
-    assert requests.post(f"{live_app}/sidebar/api/sent/{ids[0]}", json={"group": "wr_bld_2"}).status_code == 404
-    assert requests.post(f"{live_app}/sidebar/api/sent/{ids[0]}", json={"group": "wr_vip_01"}).json()["state"] == "sent"
+    assert http.post(f"{live_app}/sidebar/api/sent/{ids[0]}", json={"group": "wr_bld_2"}).status_code == 404
+    assert http.post(f"{live_app}/sidebar/api/sent/{ids[0]}", json={"group": "wr_vip_01"}).json()["state"] == "sent"

@@ -13,6 +13,12 @@ is exercised for real:
   `invalid`, or listed in config `unknown_users` (OA 40003, WeCom invaliduser /
   81013). OA openids in config `closed_window` get 45015, in `unsubscribed`
   43004 for templates.
+- WeCom web sign-in: `/connect/oauth2/authorize` (the open.weixin.qq.com page,
+  served here too) redirects to `redirect_uri` with a fresh code for config
+  `oauth_authorize_user` and the `state`; `auth/getuserinfo` (and the older
+  `user/getuserinfo`) takes those codes and config `oauth_codes`, each once
+  (40029 otherwise). `ticket/get?type=agent_config` issues the app's jsapi
+  ticket (config `agent_config_ticket` or a random one, kept while valid).
 - WeCom `message/send` keeps per-member counts per app; beyond 30 a minute or
   1,000 an hour (config `per_member_per_minute` / `_per_hour`) the message is
   dropped silently, as the real platform does, and the breach is counted.
@@ -37,6 +43,7 @@ import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 from flask import Flask, Response, jsonify, request
 
@@ -56,6 +63,12 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # WeCom customer groups known to externalcontact/groupchat/get:
     # {chat_id: {"name", "owner", "member_list": [{"userid", "type": 1|2, ...}], "admin_list": [...]}}
     "customer_groups": {},
+    # WeCom web sign-in: codes auth/getuserinfo accepts, each once ({code: userid}); others -> 40029.
+    "oauth_codes": {},
+    # The member /connect/oauth2/authorize signs in (a fresh code for them each time); None -> 400.
+    "oauth_authorize_user": None,
+    # ticket/get?type=agent_config answers this ticket; None -> a random one, kept while valid.
+    "agent_config_ticket": None,
 }
 
 OA_MSGTYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
@@ -125,6 +138,9 @@ class FakeState:
             self.dup_registry: dict[str, float] = {}
             self.cs_counts: Counter[str] = Counter()
             self.msg_seq = 0
+            self.oauth_issued: dict[str, str] = {}  # codes handed out by /connect/oauth2/authorize
+            self.oauth_used: set[str] = set()
+            self.agent_tickets: dict[str, tuple[str, float]] = {}  # corpid -> (ticket, expires_at)
 
     def clear_sent(self) -> None:
         with self.lock:
@@ -633,6 +649,54 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         group.setdefault("member_list", [])
         group.setdefault("admin_list", [])
         return _ok(group_chat=group), None
+
+    def getuserinfo(_tok):
+        code = request.args.get("code", "")
+        if not code:
+            raise ApiAnswer(41008, "missing code")
+        with st.lock:
+            userid = st.oauth_issued.get(code) or (st.config.get("oauth_codes") or {}).get(code)
+            if not userid or code in st.oauth_used:
+                raise ApiAnswer(40029, "invalid code")
+            st.oauth_used.add(code)
+        return _ok(userid=userid, user_ticket="", expires_in=1800), {"userid": userid}
+
+    api("/cgi-bin/auth/getuserinfo", ["GET"], "wecom")(getuserinfo)
+    api("/cgi-bin/user/getuserinfo", ["GET"], "wecom")(getuserinfo)  # the older name
+
+    @api("/cgi-bin/ticket/get", ["GET"], "wecom")
+    def ticket_get(tok):
+        if request.args.get("type") != "agent_config":
+            raise ApiAnswer(40058, "invalid type: only agent_config is faked")
+        with st.lock:
+            now = time.time()
+            ticket, expires_at = st.agent_tickets.get(tok.app, ("", 0.0))
+            fixed = st.config.get("agent_config_ticket")
+            if fixed:
+                ticket, expires_at = fixed, now + int(st.config["expires_in"])
+            elif not ticket or expires_at <= now:
+                ticket, expires_at = "fake-ticket-" + secrets.token_urlsafe(24), now + int(st.config["expires_in"])
+            st.agent_tickets[tok.app] = (ticket, expires_at)
+        return _ok(ticket=ticket, expires_in=max(1, int(expires_at - now))), {}
+
+    @app.get("/connect/oauth2/authorize")
+    def oauth_authorize():
+        a = request.args
+        problems = [name for name, ok in (("appid", a.get("appid")), ("redirect_uri", a.get("redirect_uri")),
+                                          ("response_type=code", a.get("response_type") == "code"),
+                                          ("scope", a.get("scope") in ("snsapi_base", "snsapi_privateinfo")))
+                    if not ok]
+        user = st.config.get("oauth_authorize_user")
+        if problems or not user:
+            return Response("fake authorize: bad " + ", ".join(problems) if problems
+                            else "fake authorize: set config oauth_authorize_user", status=400, mimetype="text/plain")
+        code = "fake-code-" + secrets.token_hex(8)
+        with st.lock:
+            st.oauth_issued[code] = str(user)
+            st.calls["/connect/oauth2/authorize"] += 1
+        uri = str(a["redirect_uri"])
+        query = urlencode({"code": code, "state": a.get("state", "")})
+        return Response(status=302, headers={"Location": uri + ("&" if "?" in uri else "?") + query})
 
     @api("/cgi-bin/user/get", ["GET"], "wecom")
     def user_get(_tok):

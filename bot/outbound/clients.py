@@ -183,6 +183,8 @@ class WeComClient(_Client):
             raise NotConfigured("WECOM_CORP_ID, WECOM_SECRET and WECOM_AGENT_ID are needed to send WeCom messages")
         super().__init__(channel, timeout_s)
         self.agent_id = int(channel.agent_id)
+        self.agent_tickets = TokenCache(self._token_name() + ":agent_config_ticket", self._fetch_agent_ticket, _redis,
+                                        margin_s=get_options().token_margin_s, can_force=False)
 
     def _token_name(self) -> str:
         return f"wecom:{self.channel.app_id}:{self.channel.agent_id}"
@@ -263,6 +265,25 @@ class WeComClient(_Client):
     def add_msg_template(self, body: dict) -> dict:
         """Company bulk send (the staff sender must confirm it in WeCom)."""
         return self.call("POST", "/cgi-bin/externalcontact/add_msg_template", body)
+
+    # --- web sign-in and JS-SDK (the /sidebar page) ---------------------------------------
+
+    def oauth_userinfo(self, code: str) -> dict:
+        """OAuth2 `code` -> {"userid": ...} for a member (non-members get `openid` and no userid).
+        A code works once and for 5 minutes; an unknown or used one is ApiError 40029."""
+        return self.call("GET", "/cgi-bin/auth/getuserinfo", params={"code": code})
+
+    def agent_config_ticket(self) -> str:
+        """The app's jsapi ticket for `wx.agentConfig` (type=agent_config), cached in Redis like
+        the token: one process refreshes, the others wait (the ticket call is rate-limited too)."""
+        return self.agent_tickets.get()
+
+    def _fetch_agent_ticket(self, force: bool = False) -> tuple[str, int]:
+        path = "/cgi-bin/ticket/get"
+        answer = self.call("GET", path, params={"type": "agent_config"})
+        if not answer.get("ticket"):
+            raise TransportError(path, "bad_json", "no ticket in answer")
+        return str(answer["ticket"]), int(answer.get("expires_in") or 7200)
 
 
 def _redis():
