@@ -4,6 +4,10 @@ in the same run.
 
     .venv/bin/python bench/ingress.py [--seconds 6] [--connections 32] [--workers 2]
 
+Also serves bench/floor.py the same way: the least a store-before-answer ingress can do
+(signatures, decryption, Redis dedup, one raw INSERT + COMMIT, one LPUSH; no handling, no
+reply), to show what part of the gap to the bare endpoint any implementation must keep.
+
 Starts its own redis-server, a temp SQLite database, `guanjia worker` processes and
 two gunicorns; loads each with a small asyncio HTTP/1.1 keep-alive client (closed
 loop, maximum throughput), then at a fixed 200 requests/s (open loop: latency is
@@ -130,14 +134,14 @@ class Stack:
         self.procs: list[subprocess.Popen] = []
         self.names: list[str] = []
         self.redis_port, self.app_port, self.bare_port = free_port(), free_port(), free_port()
-        self.nowait_port, self.fake_port = free_port(), free_port()
+        self.nowait_port, self.fake_port, self.floor_port = free_port(), free_port(), free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         # Replies that miss the budget are pushed: to the fake platform, so they cost what a
         # real send costs and do not pile up as retries.
         self.env |= P.channel_env(f"http://127.0.0.1:{self.fake_port}") | {
             "DATABASE_URL": database_url or f"sqlite:///{self.tmp / 'bench.db'}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers),
-            "GUANJIA_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+            "GUANJIA_LOG_LEVEL": "WARNING", "GUANJIA_MAX_REQUESTS": "0", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
 
     def pids(self, *logs: str) -> list[int]:
@@ -170,8 +174,13 @@ class Stack:
         conf = str(ROOT / "deploy" / "gunicorn.conf.py")
         self._spawn([py, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.bare_port}", "bench.bare:create_app()"],
                     env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-bare")}, log="bare")
+        # The floor (bench/floor.py): the least work a store-before-answer ingress can do.
+        self._spawn([py, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.floor_port}", "bench.floor:create_app()"],
+                    env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-floor"),
+                                    "GUANJIA_FLOOR_DB": str(self.tmp / "floor.db")}, log="floor")
         wait_port(self.app_port, 30)
         wait_port(self.bare_port, 30)
+        wait_port(self.floor_port, 30)
         wait_port(self.nowait_port, 30)
         time.sleep(1.5)  # the rq workers warm up
 
@@ -253,11 +262,16 @@ def main() -> int:
         warm = build_requests(stack.app_port, 200, 30_000_000)
         asyncio.run(closed_loop(stack.app_port, warm, 8, 2))
         asyncio.run(closed_loop(stack.bare_port, build_requests(stack.bare_port, 200, 0), 8, 2))
+        asyncio.run(closed_loop(stack.floor_port, build_requests(stack.floor_port, 200, 1_000), 8, 2))
 
         ours_pids = stack.pids("app", "redis", *[f"worker{i}" for i in range(args.rq_workers)])
         c0 = cpu_seconds(stack.pids("bare"))
         bare = asyncio.run(closed_loop(stack.bare_port, bare_reqs, args.connections, args.seconds))
         bare["cpu_ms"] = (cpu_seconds(stack.pids("bare")) - c0) / max(1, bare["n"]) * 1000
+        c0 = cpu_seconds(stack.pids("floor", "redis"))
+        floor = asyncio.run(closed_loop(stack.floor_port, build_requests(stack.floor_port, n_max, 70_000_000),
+                                        args.connections, args.seconds))
+        floor["cpu_ms"] = (cpu_seconds(stack.pids("floor", "redis")) - c0) / max(1, floor["n"]) * 1000
         c0 = cpu_seconds(ours_pids)
         ours = asyncio.run(closed_loop(stack.app_port, ours_reqs, args.connections, args.seconds))
         time.sleep(0.5)
@@ -279,11 +293,13 @@ def main() -> int:
           f"{args.connections} connections, {args.seconds:.0f} s per run; /wechat/mp safe mode, passive reply on")
     print("max throughput (closed loop)")
     print("  " + _line("bare Flask 'success'", bare))
+    print("  " + _line("floor (bench/floor.py)", floor) + f"   ratio {floor['rps'] / bare['rps']:.2f}")
     print("  " + _line("guanjia /wechat/mp", ours))
     print("  " + _line("  same, no passive wait", nowait) + f"   ratio {nowait['rps'] / bare['rps']:.2f}")
     print(f"  ratio ours/bare: {ratio:.2f}  (target >= 0.50)")
     cores = os.cpu_count() or 1
     print(f"CPU per request (server side, independent of other load): bare {bare['cpu_ms']:.2f} ms, "
+          f"floor {floor['cpu_ms']:.2f} ms (ingress only: web + redis), "
           f"ours {ours['cpu_ms']:.2f} ms (web + worker + redis) -> on {cores} idle cores at most "
           f"~{cores * 1000 / bare['cpu_ms']:.0f} vs ~{cores * 1000 / ours['cpu_ms']:.0f} req/s, "
           f"ratio <= {bare['cpu_ms'] / ours['cpu_ms']:.2f}")

@@ -35,8 +35,9 @@ keepalive = 5
 # Load the app once in the master: start-up errors show before any worker forks, and
 # workers share the imported code. Connections (DB, Redis) are opened lazily per process.
 preload_app = True
-# Recycle workers now and then so a slow leak never becomes an outage.
-max_requests = 20000
+# Recycle workers now and then so a slow leak never becomes an outage (0: never; the
+# benchmark turns it off so a restart mid-run does not count as a failure).
+max_requests = int(os.environ.get("GUANJIA_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("GUANJIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-" if os.environ.get("GUANJIA_ACCESS_LOG", "0") == "1" else None

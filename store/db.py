@@ -13,12 +13,16 @@ _engine: Engine | None = None
 _factory: sessionmaker | None = None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5) -> Engine:
+    """`pool_size`: connections kept open, at least the threads that use the database at
+    once (a web process's gthread threads). Fewer means connections closed and reopened
+    under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in)."""
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=pool_size, max_overflow=10)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # web, worker and scheduler share the file
@@ -30,7 +34,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
 
 
 def get_engine() -> Engine:
@@ -38,7 +42,8 @@ def get_engine() -> Engine:
     if _engine is None:
         from bot.config import get_settings
 
-        _engine = make_engine(get_settings().database_url)
+        settings = get_settings()
+        _engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))
         _factory = sessionmaker(_engine, expire_on_commit=False)
     return _engine
 
