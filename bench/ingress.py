@@ -237,7 +237,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn processes (GUANJIA_WEB_WORKERS default)")
-    ap.add_argument("--rq-workers", type=int, default=1, help="guanjia worker processes")
+    ap.add_argument("--rq-workers", type=int, default=2,
+                    help="guanjia worker processes (2: as deploy/ runs them, systemd worker@1 and @2, compose replicas 2)")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--database-url", default=None,
                     help="a throw-away PostgreSQL (emptied and migrated), e.g. from scripts/pg-local.sh; "

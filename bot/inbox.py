@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import clock, metrics
 from bot.queues import get_redis
 from handlers.message import Message
-from store.db import session_scope
+from store.db import connection_scope, session_scope
 from store.models import InboxMessage
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,9 @@ class Accepted:
 # sweeper (STUCK_QUEUED), and a failure is recorded on the row (state `failed`, error).
 LANE_KEY = "guanjia:lane:inbound"
 _INBOX = InboxMessage.__table__
+# Built once: a statement built per call costs its construction and cache key each time
+# (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
+_INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
 
 
 def _dedup_redis_key(channel: str, key: str) -> str:
@@ -69,16 +72,16 @@ def accept(msg: Message, dedup_ttl_s: int = 600) -> Accepted:
         log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
 
     try:
-        with session_scope() as s:
+        with connection_scope() as conn:
             # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
             # is back. Redis up: `queued` now; if the process dies before the job is queued, the
             # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED).
-            # A Core statement on the session's connection, not an ORM object or ORM-enabled
-            # statement (~0.15 ms less each): this runs while the platform waits.
-            inbox_id = s.connection().execute(insert(_INBOX).values(
-                channel=msg.channel, dedup_key=key, sender=msg.sender, kind=msg.kind, payload=msg.to_json(),
-                state="queued" if redis_ok else "received", queued_at=clock.now() if redis_ok else None,
-                reply_mode=None if redis_ok else "push").returning(_INBOX.c.id)).scalar_one()
+            # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
+            inbox_id = conn.execute(_INSERT_INBOX, {
+                "channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
+                "payload": msg.to_json(), "state": "queued" if redis_ok else "received",
+                "queued_at": clock.now() if redis_ok else None, "reply_mode": None if redis_ok else "push",
+            }).scalar_one()
     except IntegrityError:
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)

@@ -5,7 +5,7 @@ import json
 import logging
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from bot import clock, metrics
 from bot.outbound import outbox
@@ -16,6 +16,15 @@ from store.models import InboxMessage, Owner
 log = logging.getLogger(__name__)
 
 _INBOX, _OWNERS = InboxMessage.__table__, Owner.__table__
+
+# The hot path's statements, built once (construction and cache key cost ~0.1 ms each per
+# call). Parameters prefixed b_ are the WHERE values; other keys are the columns to SET.
+_CLAIM_INBOX = update(_INBOX).where(
+    _INBOX.c.id == bindparam("b_id"), _INBOX.c.state.in_(("received", "queued", "stalled", "failed"))
+).values(state="handling", attempts=_INBOX.c.attempts + 1).returning(
+    _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode)
+_UPDATE_INBOX = update(_INBOX).where(_INBOX.c.id == bindparam("b_id"))
+_TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
 
 # Passive replies only make sense while the web request can still be waiting.
 PASSIVE_GRACE = timedelta(seconds=4)
@@ -36,17 +45,14 @@ def process_inbox(inbox_id: int) -> str:
             # Core statements on the session's connection, not loaded objects or ORM-enabled
             # statements (about 0.6 ms less a message): this runs while the sender waits.
             conn = s.connection()
-            claimed = conn.execute(update(_INBOX).where(
-                _INBOX.c.id == inbox_id, _INBOX.c.state.in_(("received", "queued", "stalled", "failed"))
-            ).values(state="handling", attempts=_INBOX.c.attempts + 1).returning(
-                _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode)).first()
+            claimed = conn.execute(_CLAIM_INBOX, {"b_id": inbox_id}).first()
             if claimed is None:
                 return "already handled"
             payload, created_at, reply_mode = claimed
             msg = Message.from_json(payload)
             now = clock.now()
             if msg.channel == "mp":  # the 48 h customer-service window starts again
-                conn.execute(update(_OWNERS).where(_OWNERS.c.openid == msg.sender).values(last_inbound_at=now))
+                conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
             out = handle(Context(session=s, now=now), msg)
             ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
             mode = "none"
@@ -55,9 +61,9 @@ def process_inbox(inbox_id: int) -> str:
                 mode = "passive" if passive else "pushed"
                 if mode == "pushed":
                     ids += _push_replies(s, inbox_id, msg, out.replies)
-            conn.execute(update(_INBOX).where(_INBOX.c.id == inbox_id).values(
-                state="done", handled_at=now, replies=list(out.replies), reply_mode=mode,
-                payload={**payload, "role": msg.role}))
+            conn.execute(_UPDATE_INBOX, {"b_id": inbox_id, "state": "done", "handled_at": now,
+                                         "replies": list(out.replies), "reply_mode": mode,
+                                         "payload": {**payload, "role": msg.role}})
     except Exception as exc:
         log.exception("handling inbox %s failed", inbox_id)
         with session_scope() as s:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from store.models import Conversation
@@ -13,9 +13,13 @@ def _chat_key(chat: str, group_id: str | None) -> str:
     return f"{chat}:{group_id}" if group_id else chat
 
 
+# Asked for every text message: built once, not per call.
+_OPEN_EXCHANGE = select(Conversation).where(Conversation.sender == bindparam("sender"),
+                                            Conversation.chat == bindparam("chat"))
+
+
 def get(session: Session, sender: str, chat: str, now: datetime, group_id: str | None = None) -> Conversation | None:
-    conv = session.scalar(select(Conversation).where(Conversation.sender == sender,
-                                                     Conversation.chat == _chat_key(chat, group_id)))
+    conv = session.scalar(_OPEN_EXCHANGE, {"sender": sender, "chat": _chat_key(chat, group_id)})
     if conv and conv.expires_at <= now:
         session.delete(conv)
         session.flush()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 _engine: Engine | None = None
@@ -53,6 +53,15 @@ def reset_engine() -> None:
     if _engine is not None:
         _engine.dispose()
     _engine, _factory = None, None
+
+
+@contextmanager
+def connection_scope() -> Iterator[Connection]:
+    """A Core connection in a transaction, committed on success: for the few hot-path
+    statements that need no ORM (the webhook's inbox insert), about 0.1 ms less than a
+    Session."""
+    with get_engine().begin() as conn:
+        yield conn
 
 
 @contextmanager
