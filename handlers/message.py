@@ -2,7 +2,7 @@
 of handling it (replies to the sender, pushes to anyone else)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -41,11 +41,18 @@ class Message:
         return f"e:{self.sender}:{self.created_at}:{self.event or self.kind}:{extra}"[:128]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies every value (~80 us, on the webhook's path).
+        # The result is serialized at once, so a shallow copy of `data` is enough.
+        out = {f.name: getattr(self, f.name) for f in _MESSAGE_FIELDS}
+        out["data"] = dict(self.data)
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "Message":
         return cls(**data)
+
+
+_MESSAGE_FIELDS = fields(Message)
 
 
 @dataclass

@@ -100,11 +100,30 @@ def _reset_singletons() -> None:
     reset_redis()
 
 
+_PG_URL: list[str | None] = []
+
+
+def _postgres_url() -> str | None:
+    """Decided once per run (tests.pg.database_url_for_tests); an unsafe DATABASE_URL stops the run."""
+    if not _PG_URL:
+        from tests.pg import UnsafeDatabase, database_url_for_tests
+
+        try:
+            _PG_URL.append(database_url_for_tests())
+        except UnsafeDatabase as exc:
+            pytest.exit(str(exc), returncode=2)
+    return _PG_URL[0]
+
+
+def pytest_sessionstart(session) -> None:
+    _postgres_url()  # refuse an unsafe DATABASE_URL before any test runs
+
+
 @pytest.fixture
 def env(tmp_path, redis_server, migrated_template, monkeypatch):
     """A clean world for one test: its own database, an empty Redis, settings
     from the environment. Returns a dict of the values used."""
-    pg = os.environ.get("GUANJIA_TEST_DATABASE_URL")
+    pg = _postgres_url()
     if pg:  # the suite against PostgreSQL: tables are emptied between tests
         from tests.pg import fresh_postgres
 
