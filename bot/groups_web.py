@@ -22,8 +22,12 @@ suggestions of groups they are the staff admin of, supervisors and managers
 all of them. There is no bypass: tests sign in through the fake platform.
 
 JS-SDK: `GET /sidebar/api/agent-config?url=<page URL without #>` answers what
-`wx.agentConfig` needs, signed with the app's agent_config jsapi ticket
-(`WeComClient.agent_config_ticket`, cached in Redis like the token).
+`wx.agentConfig` needs, signed with the app's agent_config jsapi ticket, and under
+"config" what `wx.config` needs (clients before 3.0.24 want it first), signed with the
+company's jsapi ticket (`WeComClient.agent_config_ticket` / `corp_jsapi_ticket`, cached
+in Redis like the token). When WeCom refuses a signature the page posts
+`/sidebar/api/jsapi-refresh` (the server drops the cached ticket, at most once a minute
+per ticket) and tries once more.
 """
 from __future__ import annotations
 
@@ -94,20 +98,46 @@ PAGE = """<!doctype html>
     if (!window.wx || !wx.invoke) { status.textContent = "请在企业微信中打开"; return; }
     wx.invoke(name, args, cb);
   }
+  var api = "{{ url_prefix }}/sidebar/api/";
+  function json(r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); }
+  function loadConfig() {
+    return fetch(api + "agent-config?url=" + encodeURIComponent(location.href.split("#")[0]),
+                 {credentials: "same-origin"}).then(json);
+  }
+  function refused(ticket, r) {  // WeCom refused the signature made with this ticket
+    var e = new Error((r && r.errMsg) || ticket); e.ticket = ticket; return e;
+  }
+  function configure(c) {
+    // wx.config (company ticket; clients before 3.0.24 need it), then wx.agentConfig (app ticket)
+    // in its ready callback. Late callbacks of a settled attempt are ignored: wx.ready/wx.error stack up.
+    return new Promise(function (resolve, reject) {
+      var done = false;
+      function fail(ticket) { return function (r) { if (!done) { done = true; reject(refused(ticket, r)); } }; }
+      function agent() {
+        if (done) return;
+        wx.agentConfig({corpid: c.corpid, agentid: c.agentid, timestamp: c.timestamp, nonceStr: c.nonceStr,
+                        signature: c.signature, jsApiList: c.jsApiList, fail: fail("agent"),
+                        success: function () { if (!done) { done = true; resolve(); } }});
+      }
+      if (!c.config || !wx.config) { agent(); return; }  // no company ticket: 3.0.24+ manage without
+      wx.config(c.config);
+      wx.ready(agent);
+      wx.error(fail("corp"));
+    });
+  }
+  function refreshTickets(e) {
+    // A stale ticket: the server drops its cached copy (at most once a minute) and we try once more.
+    return fetch(api + "jsapi-refresh", {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify({tickets: [e.ticket], errMsg: e.message})})
+      .then(json);
+  }
   var configured = null;
   function ready(fn, onfail) {
-    // wx.agentConfig first (signed by the server with the app's jsapi ticket), once per page.
     if (!window.wx || !wx.agentConfig) { fn(); return; }  // invoke() then says where to open the page
-    if (!configured) {
-      configured = new Promise(function (resolve, reject) {
-        fetch("{{ url_prefix }}/sidebar/api/agent-config?url=" + encodeURIComponent(location.href.split("#")[0]),
-              {credentials: "same-origin"})
-          .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-          .then(function (c) {
-            wx.agentConfig({corpid: c.corpid, agentid: c.agentid, timestamp: c.timestamp, nonceStr: c.nonceStr,
-                            signature: c.signature, jsApiList: c.jsApiList, success: function () { resolve(); },
-                            fail: function (r) { reject(new Error((r && r.errMsg) || "agentConfig")); }});
-          }).catch(reject);
+    if (!configured) {  // once per page
+      configured = loadConfig().then(configure).catch(function (e) {
+        if (!e.ticket) throw e;  // not a refused signature: a retry would not help
+        return refreshTickets(e).then(loadConfig).then(configure);
       });
       configured.catch(function () { configured = null; });  // the next tap tries again
     }
@@ -317,19 +347,60 @@ def sidebar() -> Response | str:
                                   url_prefix=request.script_root)
 
 
-@bp.get("/sidebar/api/agent-config")
-def agent_config() -> Response:
-    from bot.outbound.clients import PlatformError, get_wecom_client
-    from bot.outbound.tokens import TokenUnavailable
-
+def _api_staff() -> tuple[str | None, tuple[Response, int] | None]:
+    """The signed-in active staff member's userid, or the JSON error to answer (401 / 403)."""
     userid = _signed_in_userid()
     if userid is None:
-        return jsonify({"error": "not signed in"}), 401
-    url = (request.args.get("url") or "").split("#", 1)[0]
+        return None, (jsonify({"error": "not signed in"}), 401)
+    with session_scope() as s:
+        if _staff(s, userid) is None:
+            return None, (jsonify({"error": "not staff"}), 403)
+    return userid, None
+
+
+def _sidebar_url(raw: str) -> str | None:
+    """The page URL to sign (without #), if it is a /sidebar page of this app; else None."""
+    url = raw.split("#", 1)[0]
     parts = urlsplit(url)
     hosts = {request.host, urlsplit(_public_base()).netloc}
     if parts.scheme not in ("http", "https") or parts.netloc not in hosts \
             or not parts.path.startswith((request.script_root or "") + "/sidebar"):
+        return None
+    return url
+
+
+def _signed(ticket: str, url: str) -> dict:
+    nonce, timestamp = secrets.token_hex(8), int(clock.now().timestamp())
+    return {"timestamp": timestamp, "nonceStr": nonce,
+            "signature": agent_config_signature(ticket, nonce, timestamp, url)}
+
+
+def _corp_config(client, url: str) -> dict | None:
+    """What `wx.config` needs (the company's ticket), or None without that ticket: clients from
+    3.0.24 on do without wx.config, so the page still works for most members."""
+    from bot.outbound.clients import PlatformError
+    from bot.outbound.tokens import TokenUnavailable
+
+    try:
+        ticket = client.corp_jsapi_ticket()
+    except (PlatformError, TokenUnavailable) as exc:
+        log.warning("sidebar agent-config: no corp jsapi ticket, wx.config left out: %s", exc)
+        return None
+    # beta: WeCom's wx.invoke APIs (sendChatMessage...) need it.
+    return {"beta": True, "appId": client.channel.app_id, **_signed(ticket, url), "jsApiList": JS_API_LIST}
+
+
+@bp.get("/sidebar/api/agent-config")
+def agent_config() -> Response:
+    """wx.agentConfig's fields (app ticket) at the top level, wx.config's (corp ticket) under "config"."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+    from bot.outbound.tokens import TokenUnavailable
+
+    _userid, refused = _api_staff()
+    if refused:
+        return refused
+    url = _sidebar_url(request.args.get("url") or "")
+    if url is None:
         return jsonify({"error": "url must be this sidebar page"}), 400
     try:
         client = get_wecom_client()
@@ -337,10 +408,33 @@ def agent_config() -> Response:
     except (PlatformError, TokenUnavailable) as exc:
         log.warning("sidebar agent-config: no ticket: %s", exc)
         return jsonify({"error": "no jsapi ticket"}), 502
-    nonce, timestamp = secrets.token_hex(8), int(clock.now().timestamp())
-    return jsonify({"corpid": client.channel.app_id, "agentid": str(client.channel.agent_id),
-                    "timestamp": timestamp, "nonceStr": nonce,
-                    "signature": agent_config_signature(ticket, nonce, timestamp, url), "jsApiList": JS_API_LIST})
+    return jsonify({"corpid": client.channel.app_id, "agentid": str(client.channel.agent_id), **_signed(ticket, url),
+                    "jsApiList": JS_API_LIST, "config": _corp_config(client, url)})
+
+
+@bp.post("/sidebar/api/jsapi-refresh")
+def jsapi_refresh() -> Response:
+    """The page's wx.config / wx.agentConfig failed: drop the named cached tickets ("corp",
+    "agent") so the next agent-config fetches fresh ones; each at most once a minute."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+
+    userid, refused = _api_staff()
+    if refused:
+        return refused
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    kinds = body.get("tickets") or ["corp", "agent"]
+    if not isinstance(kinds, list) or not all(k in ("corp", "agent") for k in kinds):
+        return jsonify({"error": "tickets must be a list of corp, agent"}), 400
+    try:
+        client = get_wecom_client()
+    except PlatformError as exc:
+        return jsonify({"error": str(exc)}), 503
+    discarded = [k for k in dict.fromkeys(kinds) if client.discard_jsapi_ticket(k)]
+    kept = [k for k in dict.fromkeys(kinds) if k not in discarded]
+    log.warning("sidebar: WeCom refused a JS-SDK signature for %s (%r); tickets discarded %s, kept %s "
+                "(discarded within the last minute)", userid, str(body.get("errMsg") or "")[:200], discarded, kept)
+    return jsonify({"discarded": discarded, "kept": kept})
 
 
 @bp.post("/sidebar/api/sent/<int:suggestion_id>")

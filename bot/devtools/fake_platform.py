@@ -18,7 +18,8 @@ is exercised for real:
   `oauth_authorize_user` and the `state`; `auth/getuserinfo` (and the older
   `user/getuserinfo`) takes those codes and config `oauth_codes`, each once
   (40029 otherwise). `ticket/get?type=agent_config` issues the app's jsapi
-  ticket (config `agent_config_ticket` or a random one, kept while valid).
+  ticket (config `agent_config_ticket` or a random one, kept while valid),
+  `get_jsapi_ticket` the company's (config `jsapi_ticket`, the same way).
 - WeCom `message/send` keeps per-member counts per app; beyond 30 a minute or
   1,000 an hour (config `per_member_per_minute` / `_per_hour`) the message is
   dropped silently, as the real platform does, and the breach is counted.
@@ -69,6 +70,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "oauth_authorize_user": None,
     # ticket/get?type=agent_config answers this ticket; None -> a random one, kept while valid.
     "agent_config_ticket": None,
+    # get_jsapi_ticket (the company's ticket, for wx.config) answers this one; None -> random, kept while valid.
+    "jsapi_ticket": None,
 }
 
 OA_MSGTYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
@@ -140,7 +143,8 @@ class FakeState:
             self.msg_seq = 0
             self.oauth_issued: dict[str, str] = {}  # codes handed out by /connect/oauth2/authorize
             self.oauth_used: set[str] = set()
-            self.agent_tickets: dict[str, tuple[str, float]] = {}  # corpid -> (ticket, expires_at)
+            # (config key of the ticket kind, corpid) -> (ticket, expires_at)
+            self.jsapi_tickets: dict[tuple[str, str], tuple[str, float]] = {}
 
     def clear_sent(self) -> None:
         with self.lock:
@@ -664,20 +668,28 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     api("/cgi-bin/auth/getuserinfo", ["GET"], "wecom")(getuserinfo)
     api("/cgi-bin/user/getuserinfo", ["GET"], "wecom")(getuserinfo)  # the older name
 
-    @api("/cgi-bin/ticket/get", ["GET"], "wecom")
-    def ticket_get(tok):
-        if request.args.get("type") != "agent_config":
-            raise ApiAnswer(40058, "invalid type: only agent_config is faked")
+    def issue_ticket(kind: str, app: str) -> dict:
+        """A JS-SDK ticket: the configured one, else a random one kept while valid (as WeCom's)."""
         with st.lock:
             now = time.time()
-            ticket, expires_at = st.agent_tickets.get(tok.app, ("", 0.0))
-            fixed = st.config.get("agent_config_ticket")
+            ticket, expires_at = st.jsapi_tickets.get((kind, app), ("", 0.0))
+            fixed = st.config.get(kind)
             if fixed:
                 ticket, expires_at = fixed, now + int(st.config["expires_in"])
             elif not ticket or expires_at <= now:
                 ticket, expires_at = "fake-ticket-" + secrets.token_urlsafe(24), now + int(st.config["expires_in"])
-            st.agent_tickets[tok.app] = (ticket, expires_at)
-        return _ok(ticket=ticket, expires_in=max(1, int(expires_at - now))), {}
+            st.jsapi_tickets[(kind, app)] = (ticket, expires_at)
+        return _ok(ticket=ticket, expires_in=max(1, int(expires_at - now)))
+
+    @api("/cgi-bin/ticket/get", ["GET"], "wecom")
+    def ticket_get(tok):
+        if request.args.get("type") != "agent_config":
+            raise ApiAnswer(40058, "invalid type: only agent_config is faked")
+        return issue_ticket("agent_config_ticket", tok.app), {}
+
+    @api("/cgi-bin/get_jsapi_ticket", ["GET"], "wecom")
+    def get_jsapi_ticket(tok):
+        return issue_ticket("jsapi_ticket", tok.app), {}
 
     @app.get("/connect/oauth2/authorize")
     def oauth_authorize():

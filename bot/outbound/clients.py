@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import requests
+from redis.exceptions import RedisError
 
 from bot.config import ChannelSettings, get_settings
 from bot.outbound.options import get_options
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # A refused token: invalidate it and retry the call once with a fresh one.
 TOKEN_ERRCODES = frozenset({40001, 42001, 40014})
+# A JS-SDK ticket is thrown away on a page's say-so at most this often (discard_jsapi_ticket).
+TICKET_DISCARD_INTERVAL_S = 60
 
 
 class PlatformError(Exception):
@@ -183,8 +186,12 @@ class WeComClient(_Client):
             raise NotConfigured("WECOM_CORP_ID, WECOM_SECRET and WECOM_AGENT_ID are needed to send WeCom messages")
         super().__init__(channel, timeout_s)
         self.agent_id = int(channel.agent_id)
-        self.agent_tickets = TokenCache(self._token_name() + ":agent_config_ticket", self._fetch_agent_ticket, _redis,
-                                        margin_s=get_options().token_margin_s, can_force=False)
+        # JS-SDK tickets, cached in Redis like the token (the ticket calls are rate-limited too:
+        # WeCom allows an app 100 an hour). The app's for wx.agentConfig; the company's for
+        # wx.config, which clients before 3.0.24 need first.
+        self.agent_tickets = self._ticket_cache("agent_config_ticket", "/cgi-bin/ticket/get", {"type": "agent_config"})
+        self.corp_tickets = self._ticket_cache("jsapi_ticket", "/cgi-bin/get_jsapi_ticket", {})
+        self.jsapi_tickets = {"agent": self.agent_tickets, "corp": self.corp_tickets}
 
     def _token_name(self) -> str:
         return f"wecom:{self.channel.app_id}:{self.channel.agent_id}"
@@ -278,9 +285,34 @@ class WeComClient(_Client):
         the token: one process refreshes, the others wait (the ticket call is rate-limited too)."""
         return self.agent_tickets.get()
 
-    def _fetch_agent_ticket(self, force: bool = False) -> tuple[str, int]:
-        path = "/cgi-bin/ticket/get"
-        answer = self.call("GET", path, params={"type": "agent_config"})
+    def corp_jsapi_ticket(self) -> str:
+        """The company's jsapi ticket for `wx.config` (`get_jsapi_ticket`), cached like the app's."""
+        return self.corp_tickets.get()
+
+    def discard_jsapi_ticket(self, kind: str) -> bool:
+        """Drop the cached "agent" or "corp" ticket after WeCom refused a signature made with it,
+        so the next call fetches a fresh one. At most once a minute per ticket (a Redis key),
+        so a page stuck in a failure loop cannot spend the ticket calls; False when skipped."""
+        cache = self.jsapi_tickets[kind]
+        try:
+            r = _redis()
+            if not r.set(cache.key + ":discarded", "1", nx=True, ex=TICKET_DISCARD_INTERVAL_S):
+                return False
+            cached = r.get(cache.key)
+        except RedisError as exc:  # no shared record of refreshes: refuse rather than risk a storm
+            log.warning("jsapi ticket %s: not discarded, Redis unavailable (%s)", kind, exc)
+            return False
+        if cached:
+            cache.invalidate(cached.decode())
+        return True
+
+    def _ticket_cache(self, name: str, path: str, params: dict) -> TokenCache:
+        """A Redis-shared cache for one JS-SDK ticket (WeCom has no force mode for tickets)."""
+        return TokenCache(f"{self._token_name()}:{name}", lambda _force: self._fetch_ticket(path, params), _redis,
+                          margin_s=get_options().token_margin_s, can_force=False)
+
+    def _fetch_ticket(self, path: str, params: dict) -> tuple[str, int]:
+        answer = self.call("GET", path, params=params)
         if not answer.get("ticket"):
             raise TransportError(path, "bad_json", "no ticket in answer")
         return str(answer["ticket"]), int(answer.get("expires_in") or 7200)
