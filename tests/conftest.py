@@ -6,6 +6,7 @@ Capability tests use these; nothing here mocks the project's own code.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -100,19 +101,15 @@ def _reset_singletons() -> None:
     reset_redis()
 
 
-_PG_URL: list[str | None] = []
-
-
+@functools.cache
 def _postgres_url() -> str | None:
     """Decided once per run (tests.pg.database_url_for_tests); an unsafe DATABASE_URL stops the run."""
-    if not _PG_URL:
-        from tests.pg import UnsafeDatabase, database_url_for_tests
+    from tests.pg import UnsafeDatabase, database_url_for_tests
 
-        try:
-            _PG_URL.append(database_url_for_tests())
-        except UnsafeDatabase as exc:
-            pytest.exit(str(exc), returncode=2)
-    return _PG_URL[0]
+    try:
+        return database_url_for_tests()
+    except UnsafeDatabase as exc:
+        pytest.exit(str(exc), returncode=2)
 
 
 def pytest_sessionstart(session) -> None:

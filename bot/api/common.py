@@ -145,12 +145,20 @@ def req_str(data: dict, name: str, *, required: bool = True, max_len: int = 2000
     return val
 
 
-def req_int(data: dict, name: str, *, required: bool = True, minimum: int | None = None,
-            maximum: int | None = None) -> int | None:
+def _given(data: dict, name: str, required: bool):
+    """The field's value; None when absent or empty and optional, a 400 when required."""
     val = data.get(name)
     if val is None or val == "":
         if required:
             raise ApiError(400, f"{name} is required", name)
+        return None
+    return val
+
+
+def req_int(data: dict, name: str, *, required: bool = True, minimum: int | None = None,
+            maximum: int | None = None) -> int | None:
+    val = _given(data, name, required)
+    if val is None:
         return None
     try:
         if isinstance(val, bool):
@@ -167,10 +175,8 @@ def req_int(data: dict, name: str, *, required: bool = True, minimum: int | None
 
 def req_datetime(data: dict, name: str, *, required: bool = True) -> datetime | None:
     """ISO 8601; a time without an offset is Shanghai time (what a manager means)."""
-    val = data.get(name)
-    if val is None or val == "":
-        if required:
-            raise ApiError(400, f"{name} is required", name)
+    val = _given(data, name, required)
+    if val is None:
         return None
     try:
         dt = datetime.fromisoformat(str(val))
@@ -180,10 +186,8 @@ def req_datetime(data: dict, name: str, *, required: bool = True) -> datetime | 
 
 
 def req_date(data: dict, name: str, *, required: bool = True) -> date | None:
-    val = data.get(name)
-    if val is None or val == "":
-        if required:
-            raise ApiError(400, f"{name} is required", name)
+    val = _given(data, name, required)
+    if val is None:
         return None
     try:
         return date.fromisoformat(str(val))
