@@ -21,6 +21,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+# WeCom's published conformance vector (PLATFORM.md). shared/ is beside the checkout in CI;
+# the copy in tests/data keeps the conformance tests running in a clone without it.
+WECOM_VECTOR = next(p for p in (SHARED / "eval" / "wecom_vector.xml", ROOT / "tests" / "data" / "wecom_vector.xml")
+                    if p.exists())
 sys.path.insert(0, str(ROOT))
 
 # Fixture plugins; the outbound one appears when its developer commits it.

@@ -1,6 +1,6 @@
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.common import parse_xml
-from tests.conftest import SHARED
+from tests.conftest import WECOM_VECTOR
 
 CORP, TOKEN, KEY = "wx5823bf96d3bd56c7", "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
@@ -14,7 +14,7 @@ def test_wecom_url_vector_decrypts():
 
 def test_wecom_message_vector_decrypts():
     c = ChannelCrypto(TOKEN, KEY, CORP, enterprise=True)
-    enc = parse_xml((SHARED / "eval" / "wecom_vector.xml").read_bytes())["Encrypt"]
+    enc = parse_xml(WECOM_VECTOR.read_bytes())["Encrypt"]
     c.verify("477715d11cdb4164915debcba66cb864d751f3e6", "1409659813", "1372623149", enc)
     inner = parse_xml(c.decrypt(enc))
     assert inner["Content"] == "hello" and inner["MsgId"] == "4561255354251345929" and inner["AgentID"] == "218"

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from tests import platform as P
-from tests.conftest import SHARED
+from tests.conftest import WECOM_VECTOR
 
 URL_VECTOR = {"msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "timestamp": "1409659589",
               "nonce": "263014780",
@@ -43,7 +43,7 @@ def vector_client(env, monkeypatch):
 def test_independent_crypto_agrees_with_vectors():
     """tests/platform.py's own AES code decrypts the published vectors."""
     assert P.decrypt(URL_VECTOR["echostr"], P.VECTOR_AES_KEY, P.VECTOR_CORP_ID) == "1616140317555161061"
-    enc = (SHARED / "eval" / "wecom_vector.xml").read_text().split("<![CDATA[")[2].split("]]>")[0]
+    enc = WECOM_VECTOR.read_text().split("<![CDATA[")[2].split("]]>")[0]
     assert P.signature(P.VECTOR_TOKEN, MSG_VECTOR["timestamp"], MSG_VECTOR["nonce"], enc) == MSG_VECTOR["msg_signature"]
     assert "<Content><![CDATA[hello]]></Content>" in P.decrypt(enc, P.VECTOR_AES_KEY, P.VECTOR_CORP_ID)
 
@@ -54,7 +54,7 @@ def test_url_vector_through_http(vector_client):
 
 
 def test_message_vector_through_http(vector_client):
-    body = (SHARED / "eval" / "wecom_vector.xml").read_bytes()
+    body = WECOM_VECTOR.read_bytes()
     r = vector_client.post("/wecom/app", query_string=MSG_VECTOR, data=body)
     assert r.status_code == 200 and r.data == b"success"
     [(sender, kind, state, payload)] = _inbox()
