@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import runpy
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, SHARED
