@@ -84,7 +84,9 @@ def test_owner_pages_log_every_lookup(api):
         rows = [(a.actor, a.action, a.target) for a in s.scalars(select(AuditLog).where(AuditLog.action.like("owner.%")))]
     assert rows == [("console:manager", "owner.search", "王建国"), ("console:manager", "owner.view", f"owner:{oid}")]
     page = c.get("/console/audit?action=owner.view").get_data(as_text=True)  # the manager can review them
-    assert f"owner:{oid}" in page and "console:manager" in page
+    # In names: who (the console user's name), what, whose record; no raw ids.
+    assert "测试manager" in page and "查看业主档案" in page and "业主 王建国（1-0801）" in page
+    assert f"owner:{oid}" not in page and "console:manager" not in page
 
 
 def test_forms_need_the_csrf_token(api):
@@ -147,8 +149,8 @@ def test_today_shows_clock_colours_and_waiting_work(api, frozen_clock, faq_copy)
     assert re.search(rf'class="ticket red" href="/console/tickets/{red}"', html)
     assert re.search(rf'class="ticket amber" href="/console/tickets/{amber}"', html)
     assert re.search(rf'class="ticket green" href="/console/tickets/{green}"', html)
-    assert "housekeeping" in html and "1-1201" in html
-    assert "尊享业主VIP群" in html and "1-1502 张伟" in html
+    assert "家政保洁" in html and "housekeeping" not in html and "1-1201" in html
+    assert "尊享业主VIP群" in html and "1-1502 张伟" in html and "广告 → 警告" in html
     assert "快递柜坏了找谁" in html
 
 

@@ -31,7 +31,9 @@ class Item:
 
 
 def _cst(dt: datetime | None) -> str:
-    return dt.astimezone(clock.CST).strftime("%m-%d %H:%M") if dt else ""
+    from bot.console import labels
+
+    return labels.fmt_time(dt)
 
 
 def unanswered(session: Session, limit: int = 10):
@@ -46,8 +48,10 @@ def pending_bookings(session: Session):
         return None
     rows = session.scalars(select(Booking).where(Booking.state.in_(("requested", "approved")))
                            .order_by(Booking.start_at).limit(30))
-    return [Item(f"预约 B{b.id} {b.service} · {b.owner.room if b.owner else ''} · "
-                 f"{'待审核' if b.state == 'requested' else '待联系业主'}", _cst(b.start_at), b.id,
+    from bot.console import labels
+
+    return [Item(f"预约 B{b.id} {labels.service(b.service)} · {b.owner.room if b.owner else ''} · "
+                 f"{labels.word('booking_states', b.state)}", _cst(b.start_at), b.id,
                  kind=f"booking:{b.state}") for b in rows]
 
 

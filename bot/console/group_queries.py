@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import clock
+from bot.console import labels
 from bot.console.queries import model
 from store.models import Group, Owner
 
@@ -22,13 +22,13 @@ def moderation_waiting(session: Session):
     who = _member_names(session)
     items = []
     for c in session.scalars(select(Case).where(Case.status == "open").order_by(Case.id).limit(30)):
-        items.append(Item(f"{names.get(c.group_chat_id, c.group_chat_id)} · {who.get(c.member_id, c.member_id)} · "
-                          f"{c.violation} → {c.step}（第{c.strike_total}次）",
-                          c.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), c.id, kind="case"))
+        items.append(Item(f"{names.get(c.group_chat_id, '业主群')} · {who.get(c.member_id, '群成员')} · "
+                          f"{labels.word('violations', c.violation)} → {labels.word('moderation_steps', c.step)}"
+                          f"（第{c.strike_total}次）", labels.fmt_time(c.created_at), c.id, kind="case"))
     if Admission is not None:
         for a in session.scalars(select(Admission).where(Admission.decision == "pending").order_by(Admission.id).limit(30)):
-            items.append(Item(f"{names.get(a.group_chat_id, a.group_chat_id)} · 入群待审核 · {who.get(a.member_id, a.member_id)}",
-                              a.created_at.astimezone(clock.CST).strftime("%m-%d %H:%M"), a.id))
+            items.append(Item(f"{names.get(a.group_chat_id, '业主群')} · 入群待审核 · {who.get(a.member_id, '新成员')}",
+                              labels.fmt_time(a.created_at), a.id))
     return items
 
 

@@ -8,11 +8,17 @@ from bot import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page
-from store.models import Group, GroupMember, Home, Owner, Staff
+from store.models import Building, Group, GroupMember, Home, Owner, Staff
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
-STATE_LABELS = {"waiting_home": "待绑定", "open": "待接单", "accepted": "已接单", "on_the_way": "在路上",
-                "on_site": "已到场", "completed": "已完成", "reopened": "重新处理", "closed": "已关闭"}
+
+def _state_labels() -> dict[str, str]:
+    from bot.console import labels
+
+    return dict(labels.labels()["ticket_states"])
+
+
+STATE_LABELS = _state_labels()
 
 
 def _not_installed(title: str, capability: str):
@@ -34,11 +40,11 @@ def today():
         clocks = Q.clock_views(g.db, [t.id for t in tickets], now)
         by_class = {p: [] for p in Q.PRIORITIES}
         order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
-        for t in tickets:
+        for t in Q.due_first(tickets, clocks):
             status = Q.worst([c.color for c in clocks[t.id]])
             by_class.setdefault(t.priority, []).append((t, clocks[t.id], status))
         for rows in by_class.values():
-            rows.sort(key=lambda r: (order[r[2]], r[0].id))
+            rows.sort(key=lambda r: order[r[2]])  # stable: due-first inside each colour
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
                            misses=C.unanswered(g.db, 10), pending=C.pending_bookings(g.db),
                            applications=C.pending_applications(g.db), moderation=C.moderation_waiting(g.db),
@@ -47,47 +53,128 @@ def today():
 
 # --- Tickets ---------------------------------------------------------------------------------------
 
-@bp.get("/tickets")
-@page("staff")
-def tickets():
-    if Q.model("tickets", "Ticket") is None:
-        return _not_installed("工单", "tickets")
-    f = {k: (request.args.get(k) or "").strip() for k in ("state", "priority", "category", "building", "assignee", "q", "late")}
+def _ticket_filters() -> dict:
+    f = {k: (request.args.get(k) or "").strip()[:64]
+         for k in ("state", "priority", "category", "building", "assignee", "q", "late")}
     if not request.args:
         f["state"] = "open"
-    now = clock.now()
-    rows = list(g.db.scalars(Q.ticket_query(f).limit(300)))
-    if f["late"]:
+    return f
+
+
+def ticket_rows(f: dict, now, limit: int = 300) -> tuple[list, dict]:
+    """The tickets matching the list's filters, soonest deadline first, with their clocks."""
+    rows = list(g.db.scalars(Q.ticket_query(f).limit(limit)))
+    if f.get("late"):
         late = Q.late_ticket_ids(g.db, now)
         rows = [t for t in rows if t.id in late]
     clocks = Q.clock_views(g.db, [t.id for t in rows], now)
+    return Q.due_first(rows, clocks), clocks
+
+
+@bp.get("/tickets")
+@page("staff")
+def tickets():
+    from bot.console import labels as L
+
+    if Q.model("tickets", "Ticket") is None:
+        return _not_installed("工单", "tickets")
+    f = _ticket_filters()
+    now = clock.now()
+    rows, clocks = ticket_rows(f, now)
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
+    buildings = [b.code for b in g.db.scalars(select(Building).order_by(Building.code))]
+    categories = {k: v for k, v in L.labels()["categories"].items() if k != "environment"}
     return render_template("tickets.html", rows=[(t, clocks[t.id], Q.worst([c.color for c in clocks[t.id]])) for t in rows],
-                           f=f, states=TICKET_STATES, state_labels=STATE_LABELS, labels=Q.PRIORITY_LABELS, staff=staff)
+                           f=f, states=TICKET_STATES, state_labels=STATE_LABELS, labels=Q.PRIORITY_LABELS, staff=staff,
+                           categories=categories, buildings=buildings, export_args=request.args.to_dict())
+
+
+def _get_ticket(ticket_id: int):
+    Ticket = Q.model("tickets", "Ticket")
+    return g.db.get(Ticket, ticket_id) if Ticket is not None else None
 
 
 @bp.get("/tickets/<int:ticket_id>")
 @page("staff")
 def ticket(ticket_id: int):
-    Ticket = Q.model("tickets", "Ticket")
-    if Ticket is None:
+    from bot.console import labels as L
+    from bot.console.views import names
+
+    if Q.model("tickets", "Ticket") is None:
         return _not_installed("工单", "tickets")
-    t = g.db.get(Ticket, ticket_id)
+    t = _get_ticket(ticket_id)
     if t is None:
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
-    names = {s.userid: s.name for s in staff}
-    return render_template("ticket.html", t=t, clocks=clocks, events=Q.ticket_events(g.db, t.id), staff=staff,
-                           names=names, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS)
+    who = names()
+    history = [(e.at, L.event_sentence(e.action, e.actor, e.detail, who, now), e.action.startswith("clock_"))
+               for e in Q.ticket_events(g.db, t.id)]
+    me = g.principal
+    mine = bool(me.staff_id) and _my_userid() == t.assignee
+    can = {
+        "accept": t.state == "open" and t.assignee is None and bool(me.staff_id),
+        "work": t.state in ("accepted", "on_the_way", "on_site", "reopened") and bool(me.staff_id)
+        and (mine or me.at_least("supervisor")),
+        "reassign": me.at_least("supervisor") and t.state not in ("closed", "completed"),
+        "close": me.at_least("supervisor") and t.state != "closed",
+    }
+    return render_template("ticket.html", t=t, clocks=clocks, history=history, staff=staff, can=can,
+                           labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS)
+
+
+def _my_userid() -> str | None:
+    if not g.principal.staff_id:
+        return None
+    s = g.db.get(Staff, g.principal.staff_id)
+    return s.userid if s else None
+
+
+@bp.post("/tickets/<int:ticket_id>/act/<action>")
+@page("staff")
+def ticket_act(ticket_id: int, action: str):
+    """接单 / 进度 / 完成 from the ticket page, as the staff member the login is."""
+    t = _get_ticket(ticket_id)
+    if t is None or action not in Q.STAFF_ACTIONS:
+        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}或这个操作"), 404
+    userid = _my_userid()
+    back = redirect(url_for("console.ticket", ticket_id=ticket_id))
+    if userid is None:
+        flash("您的控制台账号没有关联员工，不能以员工身份处理工单；请用「转派」交给员工。", "error")
+        return back
+    note = (request.form.get("note") or "").strip()[:500]
+    try:
+        text = Q.ticket_action(g.db, t, action, userid, note, clock.now())
+    except Q.ActionError as exc:
+        flash(str(exc), "error")
+        return back
+    audit(g.db, g.principal, f"ticket.{action}", f"ticket:{t.id}", {"note": note} if note else None)
+    flash(text, "ok")
+    return back
+
+
+@bp.post("/tickets/<int:ticket_id>/close")
+@page("supervisor")
+def ticket_close(ticket_id: int):
+    t = _get_ticket(ticket_id)
+    if t is None:
+        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+    reason = (request.form.get("reason") or "").strip()[:200]
+    try:
+        text = Q.close_ticket(g.db, t, event_actor(g.db, g.principal), reason, clock.now())
+    except Q.ActionError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("console.ticket", ticket_id=ticket_id))
+    audit(g.db, g.principal, "ticket.close", f"ticket:{t.id}", {"reason": reason})
+    flash(text, "ok")
+    return redirect(url_for("console.ticket", ticket_id=ticket_id))
 
 
 @bp.post("/tickets/<int:ticket_id>/reassign")
 @page("supervisor")
 def ticket_reassign(ticket_id: int):
-    Ticket = Q.model("tickets", "Ticket")
-    t = g.db.get(Ticket, ticket_id) if Ticket else None
+    t = _get_ticket(ticket_id)
     if t is None:
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
     to = (request.form.get("assignee") or "").strip()
@@ -131,7 +218,50 @@ def owner(owner_id: int):
         return render_template("message.html", title="业主不存在", text="没有这位业主"), 404
     audit(g.db, g.principal, "owner.view", f"owner:{o.id}")
     groups = list(g.db.scalars(select(GroupMember).where(GroupMember.owner_id == o.id)))
-    return render_template("owner.html", o=o, groups=groups)
+    return render_template("owner.html", o=o, groups=groups, rec=owner_record(o, clock.now()))
+
+
+def owner_record(o: Owner, now) -> dict:
+    """What the manager needs beside the owner's card: their tickets, bookings,
+    spend (12 months, and the entries) and where they stand on the tier ladder.
+    Each part is None while its capability has not landed."""
+    from sqlalchemy import func
+
+    rec: dict = {"tickets": None, "bookings": None, "spend": None, "standing": None}
+    Ticket = Q.model("tickets", "Ticket")
+    if Ticket is not None:
+        cond = [Ticket.owner_id == o.id] + ([Ticket.sender == o.openid] if o.openid else [])
+        rec["tickets"] = list(g.db.scalars(select(Ticket).where(or_(*cond)).order_by(Ticket.id.desc()).limit(50)))
+    Booking = Q.model("membership", "Booking")
+    if Booking is not None:
+        rec["bookings"] = list(g.db.scalars(select(Booking).where(Booking.owner_id == o.id)
+                                            .order_by(Booking.start_at.desc()).limit(50)))
+    Spend = Q.model("membership", "SpendEntry")
+    if Spend is not None:
+        entries = list(g.db.scalars(select(Spend).where(Spend.owner_id == o.id)
+                                    .order_by(Spend.spent_on.desc(), Spend.id.desc()).limit(20)))
+        total = int(g.db.scalar(select(func.coalesce(func.sum(Spend.amount_fen), 0))
+                                .where(Spend.owner_id == o.id)) or 0)
+        rec["spend"] = {"entries": entries, "total_fen": total}
+        try:
+            from handlers.membership import rules as R, service
+
+            today = service.local_day(now)
+            rules = R.load_rules()
+            e = service.eligibility(g.db, o, today)
+            window = service.window_spend(g.db, o, today, rules)
+            tier = rules.tiers.get(o.tier)
+            rec["standing"] = {
+                "window_fen": window, "keep_fen": tier.keep_spend_fen if tier else 0,
+                "keeps": R.keeps_tier(rules, o.tier, o.tier_since, window, today),
+                "target": e.target, "missing_fen": e.spend_missing_fen, "eligible": e.eligible,
+                "tenure_due": e.tenure_due,
+            }
+        except Exception:  # the tier rules are the membership capability's; the page still shows the rest
+            import logging
+
+            logging.getLogger(__name__).exception("owner record: tier standing unavailable")
+    return rec
 
 
 @bp.route("/owners/import", methods=["GET", "POST"])
@@ -169,6 +299,8 @@ def roster():
 @bp.get("/audit")
 @page("manager")
 def audit_log():
+    from bot.console import labels as L
+    from bot.console.views import names
     from store.models import AuditLog
 
     action = (request.args.get("action") or "").strip()[:64]
@@ -176,4 +308,10 @@ def audit_log():
     if action:
         stmt = stmt.where(AuditLog.action == action)
     actions = sorted(a for a in g.db.scalars(select(AuditLog.action).distinct()))
-    return render_template("audit.html", rows=list(g.db.scalars(stmt)), action=action, actions=actions)
+    who = names()
+    groups = {gr.chat_id: gr.name for gr in g.db.scalars(select(Group))}
+    rows = [{"at": a.created_at, "actor": who(a.actor), "action": L.audit_action(a.action),
+             "target": L.audit_target(a.target, who, groups), "detail": L.audit_detail(a.detail, who)}
+            for a in g.db.scalars(stmt)]
+    return render_template("audit.html", rows=rows, action=action,
+                           actions=[(a, L.audit_action(a)) for a in actions])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,55 +34,73 @@ def model(module: str, name: str):
 @dataclass
 class ClockView:
     id: int
-    name: str
+    name: str  # the clock's id in clocks.yaml (API); `title` is what people read
     rule: str
     state: str
     due_at: datetime
     color: str  # green / amber / red / grey
-    remaining: str
+    remaining: str  # 剩余23小时 / 超时1分钟 / 按时完成
+    title: str = ""
 
     @property
     def label(self) -> str:
         return {"red": "已超时", "amber": "即将超时", "green": "计时中", "grey": "已结束"}[self.color]
 
+    @property
+    def chip(self) -> str:
+        """What the chip says: "首次回复 剩余23小时"."""
+        return f"{self.title} {self.remaining}"
+
+
+ENDED_WORDS = {"met": "按时完成", "late": "超时后完成", "cancelled": "已停止", "breached_met": "超时后完成"}
+
 
 def clock_color(c, now: datetime) -> str:
-    """red = broken, amber = about to break (inside its warning window, or the
-    last fifth of its time when it has none), green = running with time left."""
-    if c.state in ("met", "cancelled"):
-        return "grey"
-    if c.state in ("breached", "late") or now >= c.due_at:
-        return "red"
-    warn_at = c.warn_at
-    if warn_at is None or warn_at >= c.due_at:
-        warn_at = c.due_at - (c.due_at - c.started_at) / 5
-    return "amber" if now >= warn_at else "green"
+    """red = broken, amber = about to break (thresholds in display_labels.yaml), green = time left."""
+    from bot.console import labels
+
+    return labels.clock_color(c.state, c.started_at, c.due_at, c.warn_at, now)
 
 
 def human_delta(delta: timedelta) -> str:
-    mins = int(abs(delta.total_seconds()) // 60)
-    if mins < 60:
-        text = f"{mins}分钟"
-    elif mins < 1440:
-        text = f"{mins // 60}小时{mins % 60}分"
-    else:
-        text = f"{mins // 1440}天{(mins % 1440) // 60}小时"
-    return ("超时" if delta.total_seconds() < 0 else "剩余") + text
+    from bot.console import labels
+
+    return ("超时" if delta.total_seconds() < 0 else "剩余") + labels.human_span(delta)
 
 
 def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_only: bool = True) -> dict[int, list[ClockView]]:
+    """Per ticket, one view per clock (the latest round of it), soonest deadline first."""
+    from bot.console import labels
+
     TicketClock = model("tickets", "TicketClock")
     out: dict[int, list[ClockView]] = {i: [] for i in ticket_ids}
     if TicketClock is None or not ticket_ids:
         return out
-    stmt = select(TicketClock).where(TicketClock.ticket_id.in_(ticket_ids)).order_by(TicketClock.due_at)
+    stmt = select(TicketClock).where(TicketClock.ticket_id.in_(ticket_ids)).order_by(TicketClock.round, TicketClock.id)
     if active_only:
         stmt = stmt.where(TicketClock.state.in_(("running", "breached")))
-    for c in session.scalars(stmt):
+    latest: dict[tuple[int, str], object] = {}
+    for c in session.scalars(stmt):  # a reopened ticket runs a clock again: the later round wins
+        latest[(c.ticket_id, c.clock)] = c
+    for c in sorted(latest.values(), key=lambda c: (c.state not in ("running", "breached"), c.due_at)):
         color = clock_color(c, now)
-        out[c.ticket_id].append(ClockView(c.id, c.clock, c.rule, c.state, c.due_at, color,
-                                          human_delta(c.due_at - now) if color != "grey" else c.state))
+        left = labels.time_left(c.due_at, now) if color != "grey" else ENDED_WORDS.get(c.state, "已结束")
+        out[c.ticket_id].append(ClockView(c.id, c.clock, c.rule, c.state, c.due_at, color, left,
+                                          labels.clock_name(c.clock)))
     return out
+
+
+def next_due(clocks: list[ClockView]) -> datetime | None:
+    """The deadline that matters first (running or broken clocks only)."""
+    dues = [c.due_at for c in clocks if c.color != "grey"]
+    return min(dues) if dues else None
+
+
+def due_first(rows: list, clocks: dict[int, list[ClockView]]) -> list:
+    """Tickets with the nearest (or most overdue) deadline first, then those
+    without a running clock, newest first."""
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(rows, key=lambda t: (next_due(clocks[t.id]) or far, -t.id))
 
 
 def worst(colors: list[str]) -> str:
@@ -223,3 +241,58 @@ def review_application(session: Session, app_id: int, approve: bool, actor: str,
     text, pushes = review(session, app_id, approve, actor, now, note)
     deliver(session, pushes, now)
     return text
+
+
+# --- ticket actions from the console ---------------------------------------------------------
+
+class ActionError(ValueError):
+    """The action cannot be done by this person on this ticket now (the message says why)."""
+
+
+STAFF_ACTIONS = ("accept", "progress", "complete")
+
+
+def ticket_action(session: Session, ticket, action: str, userid: str, note: str, now: datetime) -> str:
+    """接单 / 进度 / 完成 from the ticket page: the same functions as the WeCom
+    commands and card buttons (handlers.tickets.core), so the clocks, the owner's
+    messages and the cards are what「接单 T12」would have produced. Returns the
+    message for the person; raises ActionError with it when refused."""
+    from handlers.tickets import core
+
+    if action == "accept":
+        res = core.accept(session, ticket.id, userid, now)
+    elif action == "progress":
+        res = core.progress(session, ticket.id, userid, now, note)
+    elif action == "complete":
+        res = core.complete(session, ticket.id, userid, now, note)
+    else:
+        raise ActionError("没有这个操作")
+    if not res.ok:
+        deliver(session, res.pushes, now)  # e.g. a stale card set to "已由老周接单"
+        raise ActionError(res.message)
+    deliver(session, res.pushes, now)
+    return res.message
+
+
+def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) -> str:
+    """A supervisor closes a ticket from the console (a duplicate, a withdrawn
+    request, a completed one the owner never rated): recorded as a "closed"
+    event with the reason, its running clocks stopped (a closed ticket must not
+    escalate), its open cards closed, and the owner told."""
+    from handlers.tickets import core
+
+    if ticket.state == "closed":
+        raise ActionError(f"工单T{ticket.id}已办结")
+    if not reason:
+        raise ActionError("请写明办结原因")
+    TicketClock = model("tickets", "TicketClock")
+    ticket.state, ticket.closed_at = "closed", now
+    core.fire(session, ticket, "closed", by, now, reason=reason, via="console")
+    for c in session.scalars(select(TicketClock).where(TicketClock.ticket_id == ticket.id,
+                                                       TicketClock.state.in_(("running", "breached")))):
+        c.state, c.stopped_at, c.next_step_at = "cancelled", now, None
+        core.record(session, ticket, "clock", "clock_cancelled", now, clock=c.clock, reason="ticket closed")
+    pushes = core.close_cards(session, ticket, "已办结")
+    pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已办结：{reason}", "closed:console")
+    deliver(session, pushes, now)
+    return f"工单{ticket.number}已办结"

@@ -86,10 +86,12 @@ def page(role: str) -> Callable:
 
 @bp.app_context_processor
 def _inject() -> dict:
+    from bot.console import labels
+
     who = g.get("principal")
     nav = [(ep, label) for ep, label, role in NAV if who and who.at_least(role)]
-    return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": clock.local_now(),
-            "staff_name": staff_name, "action_label": lambda a: ACTION_LABELS.get(a, a)}
+    return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": labels.local(clock.now()),
+            "staff_name": staff_name, "L": labels, "action_label": lambda a: ACTION_LABELS.get(a, a)}
 
 
 # Ticket events as people read them (the raw action stays in the API).
@@ -102,24 +104,38 @@ ACTION_LABELS = {
 }
 
 
+def names():
+    """Who an actor is, for this request (staff, owners, console users by name)."""
+    from bot.console import labels
+
+    n = g.get("_names")
+    if n is None:
+        n = g._names = labels.Names(g.db)
+    return n
+
+
 def staff_name(userid: str | None) -> str:
-    """A staff member's name for a userid (cached per request); other actors as they are."""
+    """A person's name for a userid / openid / console actor; never the raw id of an owner."""
     if not userid:
         return ""
-    names = g.get("_staff_names")
-    if names is None:
-        from store.models import Staff
-
-        names = {s.userid: s.name for s in g.db.scalars(select(Staff))} if g.get("db") is not None else {}
-        g._staff_names = names
-    return names.get(userid, userid)
+    if g.get("db") is None:
+        return userid
+    return names()(userid)
 
 
 @bp.app_template_filter("cst")
 def _cst(dt, fmt: str = "%m-%d %H:%M") -> str:
-    if dt is None:
-        return ""
-    return dt.astimezone(clock.CST).strftime(fmt)
+    """A time in the community's time zone (GUANJIA_TIMEZONE)."""
+    from bot.console import labels
+
+    return labels.fmt_time(dt, fmt)
+
+
+@bp.app_template_filter("when")
+def _when(dt) -> str:
+    from bot.console import labels
+
+    return labels.fmt_when(dt, clock.now())
 
 
 # --- login -----------------------------------------------------------------------------------
@@ -198,4 +214,4 @@ def index():
     return redirect(url_for("console.today"))
 
 
-from bot.console import pages, capability_views, kb_queries  # noqa: E402,F401
+from bot.console import pages, capability_views, kb_queries, exports  # noqa: E402,F401

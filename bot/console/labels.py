@@ -1,0 +1,357 @@
+"""What the console shows instead of internal codes: names of clocks, categories,
+services, states and verdicts, a ticket's history as sentences, times in the
+community's time zone. The words are data (handlers/data/display_labels.yaml),
+checked on load against the clocks they name.
+
+Shared by the console pages, the Excel exports and `guanjia faq misses`.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import yaml
+
+DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
+LABELS_FILE = DATA / "display_labels.yaml"
+_MAPS = ("clocks", "member_clocks", "categories", "kinds", "teams", "ticket_states", "booking_states", "channels", "roles", "spend_categories",
+         "violations", "moderation_steps", "moderation_status", "ticket_events", "event_words", "audit_actions",
+         "audit_fields")
+
+
+class LabelsError(ValueError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def labels() -> dict[str, Any]:
+    """The labels file, checked: every section a mapping of words, every clock named."""
+    path = LABELS_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LabelsError(f"{path.name}: cannot be read: {exc}") from None
+    for section in _MAPS:
+        m = data.get(section)
+        if not isinstance(m, dict) or not m:
+            raise LabelsError(f"{path.name}: section '{section}' must be a non-empty mapping")
+        for k, v in m.items():
+            if not isinstance(v, str) or not v.strip():
+                raise LabelsError(f"{path.name}: {section}.{k}: must be a non-empty text")
+    amber = data.get("amber") or {}
+    try:
+        frac, least = float(amber["fraction"]), float(amber["min_minutes"])
+    except (KeyError, TypeError, ValueError):
+        raise LabelsError(f"{path.name}: amber needs numbers 'fraction' and 'min_minutes'") from None
+    if not (0 <= frac < 1) or least < 0:
+        raise LabelsError(f"{path.name}: amber.fraction must be in [0, 1) and amber.min_minutes >= 0")
+    _check_clocks_named(data, path.name)
+    return data
+
+
+def _check_clocks_named(data: dict, name: str) -> None:
+    """A clock without a name would reach the screen as its id: refuse to load."""
+    clocks_yaml = yaml.safe_load((DATA / "clocks.yaml").read_text(encoding="utf-8")) or {}
+    ids = {c["id"] for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])}
+    ids |= {c["id"] for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs}
+    ids |= {c["id"] for c in clocks_yaml.get("all") or []}
+    missing = sorted(ids - set(data["clocks"]))
+    if missing:
+        raise LabelsError(f"{name}: clocks: no name for clock(s) {', '.join(missing)} of clocks.yaml")
+    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
+    missing = sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
+    if missing:
+        raise LabelsError(f"{name}: member_clocks: no name for clock(s) {', '.join(missing)} of member_clocks.yaml")
+
+
+def word(section: str, key: str | None, default: str | None = None) -> str:
+    """The label of `key` in `section`; unknown keys as given (or `default`)."""
+    if key is None or key == "":
+        return default or ""
+    return labels()[section].get(key, default if default is not None else key)
+
+
+# --- time --------------------------------------------------------------------------------------
+
+def tz() -> ZoneInfo:
+    """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
+    try:
+        from bot.config import get_settings
+
+        return ZoneInfo(get_settings().timezone)
+    except Exception:  # no usable settings (a bare CLI call): the product's default
+        from bot.clock import CST
+
+        return CST
+
+
+def local(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(tz()) if dt is not None else None
+
+
+def fmt_time(dt: datetime | date | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A time as the community reads it; dates as they are."""
+    if dt is None:
+        return ""
+    if isinstance(dt, datetime):
+        return dt.astimezone(tz()).strftime(fmt)
+    return dt.strftime(fmt if "%H" not in fmt else "%Y-%m-%d")
+
+
+def fmt_when(dt: datetime | None, now: datetime | None = None) -> str:
+    """"18:01" today, "09-14 18:01" another day, "2025-09-14 18:01" another year."""
+    if dt is None:
+        return ""
+    from bot import clock
+
+    here, today = dt.astimezone(tz()), (now or clock.now()).astimezone(tz())
+    if here.date() == today.date():
+        return here.strftime("%H:%M")
+    return here.strftime("%m-%d %H:%M" if here.year == today.year else "%Y-%m-%d %H:%M")
+
+
+def human_span(delta: timedelta) -> str:
+    """A length of time the way a chip says it: 1分钟, 2小时15分钟, 23小时, 3天2小时."""
+    mins = int(abs(delta.total_seconds()) // 60)
+    if mins < 60:
+        return f"{max(mins, 0)}分钟"
+    hours, rest = divmod(mins, 60)
+    if hours < 10:
+        return f"{hours}小时{rest}分钟" if rest else f"{hours}小时"
+    if hours < 48:
+        return f"{hours}小时"
+    days, hours = divmod(hours, 24)
+    return f"{days}天{hours}小时" if hours else f"{days}天"
+
+
+def time_left(due_at: datetime, now: datetime) -> str:
+    """剩余23小时 / 超时1分钟."""
+    delta = due_at - now
+    if delta.total_seconds() < 0:
+        return "超时" + human_span(delta if delta <= timedelta(minutes=-1) else timedelta(minutes=-1))
+    return "剩余" + human_span(delta)
+
+
+# --- clocks -------------------------------------------------------------------------------------
+
+def clock_name(clock_id: str) -> str:
+    lab = labels()
+    return lab["clocks"].get(clock_id) or lab["member_clocks"].get(clock_id) or "时限"
+
+
+def amber_from(started_at: datetime, due_at: datetime, warn_at: datetime | None) -> datetime:
+    """The moment a clock turns amber (see display_labels.yaml `amber`)."""
+    a = labels()["amber"]
+    window = max(timedelta(minutes=float(a["min_minutes"])), (due_at - started_at) * float(a["fraction"]))
+    if warn_at is not None and warn_at < due_at:
+        window = max(window, due_at - warn_at)
+    return due_at - window
+
+
+def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: datetime | None, now: datetime) -> str:
+    """grey = over (met/cancelled), red = broken, amber = close to breaking, green = time left."""
+    if state in ("met", "cancelled", "late", "breached_met"):
+        return "grey"
+    if state == "breached" or now >= due_at:
+        return "red"
+    return "amber" if now >= amber_from(started_at, due_at, warn_at) else "green"
+
+
+# --- names --------------------------------------------------------------------------------------
+
+def category(key: str | None) -> str:
+    if not key:
+        return "其他"
+    try:
+        from handlers.tickets.core import CATEGORY_LABELS
+    except ImportError:
+        CATEGORY_LABELS = {}
+    return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
+
+
+def service(key: str | None) -> str:
+    """A bookable service's name from the catalogue (services.yaml)."""
+    if not key:
+        return ""
+    try:
+        from handlers.bookings.catalogue import catalogue
+
+        svc = catalogue().get(key)
+        if svc is not None:
+            return svc.name
+    except Exception:  # the catalogue is the bookings capability's; a name is not worth a 500
+        pass
+    return key
+
+
+def spend_category(key: str | None) -> str:
+    """What a spend entry was for: the spend labels, else a bookable service's name."""
+    if not key:
+        return "其他消费"
+    named = labels()["spend_categories"].get(key)
+    if named:
+        return named
+    name = service(key)
+    return name if name != key else "其他消费"
+
+
+class Names:
+    """Who an actor is, for people: staff userid -> name, owner openid -> 业主 name,
+    console:user -> the console user's name, bot/clock -> 管家/系统. Looked up once
+    per instance (one per request)."""
+
+    SYSTEM = {"bot": "管家", "clock": "系统", "system": "系统", "scheduler": "系统", "wecom": "企业微信"}
+
+    def __init__(self, session) -> None:
+        from sqlalchemy import select
+
+        from store.models import ConsoleUser, Owner, Staff
+
+        self.session = session
+        self.staff = {s.userid: s.name for s in session.scalars(select(Staff))}
+        self.users = {u.username: u.name for u in session.scalars(select(ConsoleUser))}
+        self._owners: dict[str, str] | None = None
+        self._select, self._Owner = select, Owner
+
+    def owners(self) -> dict[str, str]:
+        if self._owners is None:
+            rows = self.session.scalars(self._select(self._Owner))
+            self._owners = {}
+            for o in rows:
+                label = f"业主{o.name}" if o.name else "业主"
+                for ident in (o.openid, o.external_userid):
+                    if ident:
+                        self._owners[ident] = label
+        return self._owners
+
+    def __call__(self, actor: str | None) -> str:
+        if not actor:
+            return ""
+        if actor in self.staff:
+            return self.staff[actor]
+        if actor in self.SYSTEM:
+            return self.SYSTEM[actor]
+        if ":" in actor:
+            how, _, who = actor.partition(":")
+            if how == "console":
+                return self.users.get(who, "管理员" if who == "admin" else who)
+            if how == "api":
+                return f"{self.users.get(who, '管理员' if who == 'admin' else who)}（接口）"
+        if actor in self.owners():
+            return self.owners()[actor]
+        if "|" in actor:
+            return "、".join(self(a) for a in actor.split("|"))
+        if re.fullmatch(r"[A-Za-z0-9_-]{20,}", actor):  # an openid we no longer know: never on screen
+            return "业主"
+        return actor
+
+    def many(self, value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return "、".join(self(str(v)) for v in value)
+        return self(str(value)) if value is not None else ""
+
+
+# --- ticket history -----------------------------------------------------------------------------
+
+_OPTIONAL = re.compile(r"\[([^\[\]]*)\]")
+_FIELD = re.compile(r"\{(\w+)\}")
+_PEOPLE_FIELDS = ("to", "frm", "holder", "assigned_to", "by")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    def optional(m: re.Match) -> str:
+        inner = m.group(1)
+        return _FIELD.sub(lambda f: values.get(f.group(1), ""), inner) if all(
+            values.get(f) for f in _FIELD.findall(inner)) else ""
+    return _FIELD.sub(lambda f: values.get(f.group(1), ""), _OPTIONAL.sub(optional, template))
+
+
+def event_sentence(action: str, actor: str | None, detail: dict | None, names: Callable[[Any], str] | Names,
+                   now: datetime | None = None) -> str:
+    """One event of a ticket's history as a sentence ("老周接单"), never a field dump."""
+    lab = labels()
+    detail = detail or {}
+    many = names.many if isinstance(names, Names) else (lambda v: names(v))
+    values: dict[str, str] = {"actor": names(actor) if actor else ""}
+    for k, v in detail.items():
+        if v is None or v == "" or isinstance(v, dict):
+            continue
+        if k in _PEOPLE_FIELDS:
+            values[k] = many(v)
+        elif k == "clock":
+            values[k] = clock_name(str(v))
+        elif k == "due_at":
+            try:
+                values[k] = fmt_when(datetime.fromisoformat(str(v)), now)
+            except ValueError:
+                continue
+        elif k == "category":
+            values[k] = category(str(v))
+        elif isinstance(v, (list, tuple)):
+            values[k] = "、".join(str(x) for x in v)
+        else:
+            text = str(v)
+            values[k] = lab["event_words"].get(text, text)
+    values.setdefault("clock", "时限")
+    template = lab["ticket_events"].get(action)
+    if template is None:  # an event the labels do not know yet: its name, no fields
+        return (values["actor"] + "：" if values["actor"] else "") + "其他记录"
+    return _fill(template, values)
+
+
+# --- audit log ---------------------------------------------------------------------------------
+
+def audit_action(action: str) -> str:
+    return labels()["audit_actions"].get(action, "其他操作")
+
+
+def audit_target(target: str | None, names: Names, groups: dict[str, str] | None = None) -> str:
+    """owner:12 -> 业主 王芳 (1-1201); ticket:5 -> 工单 T5; chat ids -> group names."""
+    if not target:
+        return ""
+    groups = groups or {}
+    kind, _, ident = target.partition(":")
+    if ident and kind == "owner" and ident.isdigit():
+        from store.models import Owner
+
+        o = names.session.get(Owner, int(ident))
+        return f"业主 {o.name}（{o.room or '未绑定'}）" if o else "业主（已删除）"
+    prefixes = {"ticket": "工单 T", "booking": "预约 B", "application": "升级申请 M", "miss": "未回答问题 #",
+                "faq": "知识库条目 ", "user": "账号 "}
+    if ident and kind in prefixes:
+        return prefixes[kind] + ident
+    if "/" in target:
+        chat, _, member = target.partition("/")
+        return f"{groups.get(chat, '群')} · {names(member)}"
+    if target in groups:
+        return groups[target]
+    return names(target)
+
+
+def audit_detail(detail: Any, names: Names) -> str:
+    """The detail kept with an audit row, in words ("原因：… · 结果数：3")."""
+    if not detail:
+        return ""
+    if not isinstance(detail, dict):
+        return str(detail)[:200]
+    fields = labels()["audit_fields"]
+    parts = []
+    for k, v in detail.items():
+        if v is None or v == "" or v == []:
+            continue
+        if k == "results" and isinstance(v, list):
+            v = len(v)
+        elif isinstance(v, bool):
+            v = "是" if v else "否"
+        elif isinstance(v, (list, tuple)):
+            v = "、".join(names(str(x)) for x in v[:10])
+        elif isinstance(v, dict):
+            continue
+        elif k in ("from", "to", "member", "actor", "by"):
+            v = names(str(v))
+        parts.append(f"{fields.get(k, '其他')}：{v}")
+    return " · ".join(parts)[:300]
