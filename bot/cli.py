@@ -23,6 +23,7 @@ def main() -> None:
 def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
     """The webhook and web server."""
     _settings_or_exit()
+    click.echo(f"console: http://{host}:{port}/console/  (health: http://{host}:{port}/healthz)")
     if dev:
         from bot.web import create_app
 

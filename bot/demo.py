@@ -67,3 +67,27 @@ def load_demo(path: Path = DEMO_FILE) -> str:
             getattr(importlib.import_module(module), fn)(s)
     return (f"demo community loaded: {len(data['buildings'])} buildings, {len(data['owners'])} owners, "
             f"{len(data['staff'])} staff, {len(data['groups'])} groups")
+
+
+DEMO_MANAGER = "demo"  # the console login `scripts/run.sh` prints once, on the demo community only
+DEMO_MANAGER_STAFF = "jingli_lin"  # the demo community's manager (bot/demo_community.yaml)
+
+
+def ensure_demo_manager() -> str | None:
+    """On a fresh demo install, a console manager so the first sign-in works:
+    created only when the demo community is loaded and nobody has a console
+    login yet. Returns the password (random; only its hash is stored) to print
+    once, or None when there was nothing to do."""
+    import secrets
+
+    from bot.console.auth import create_user
+    from store.models import ConsoleUser
+
+    with session_scope() as s:
+        if s.scalar(select(ConsoleUser.id).limit(1)) is not None:
+            return None
+        if s.scalar(select(Staff.id).where(Staff.userid == DEMO_MANAGER_STAFF)) is None:
+            return None  # not the demo community: real deployments add users with `guanjia users add`
+        password = secrets.token_urlsafe(9)
+        create_user(s, DEMO_MANAGER, "林经理（演示）", "manager", password, DEMO_MANAGER_STAFF)
+    return password

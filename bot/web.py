@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, redirect
 
 from bot.config import Settings, get_settings
 
@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     for spec in BLUEPRINTS:
         module, attr = spec.split(":")
         app.register_blueprint(getattr(importlib.import_module(module), attr))
+    # `/` is where people land first: the console (it asks for a sign-in).
+    app.add_url_rule("/", "root", lambda: redirect("/console/"))
     logging.getLogger(__name__).info("web app ready (mp=%s, wecom=%s)", settings.wechat.enabled,
                                      settings.wecom.enabled)
     return app

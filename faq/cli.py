@@ -76,8 +76,11 @@ def misses_cmd(limit: int, show_all: bool) -> None:
         if not rows:
             click.echo("no unanswered questions")
             return
-        for r in rows:
-            click.echo(f"#{r.id} {r.created_at:%Y-%m-%d %H:%M} [{r.kind}] {r.chat} {r.text!r} "
+        from bot.console.labels import fmt_time, tz
+
+        click.echo(f"times in {tz().key}")
+        for r in rows:  # in the community's time zone (GUANJIA_TIMEZONE), as the console shows them
+            click.echo(f"#{r.id} {fmt_time(r.created_at, '%Y-%m-%d %H:%M')} [{r.kind}] {r.chat} {r.text!r} "
                        f"best={r.best_id or '-'} {r.best_score:.2f} candidates={','.join(r.candidates or [])}")
 
 

@@ -198,6 +198,33 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
+_unconfigured_said: set[str] = set()
+
+
+def _say_unconfigured_once(channel: str, exc: BaseException) -> None:
+    # A demo or a half-configured install sends nothing on that channel: one line
+    # per process says so; each row still records "not configured" as its error.
+    if channel in _unconfigured_said:
+        log.debug("%s not configured: message recorded as not sent", channel)
+        return
+    _unconfigured_said.add(channel)
+    log.warning("%s sending is not configured (%s): its messages are recorded as 'not configured' and not sent",
+                channel, exc)
+
+
+def unconfigured_channels() -> list[str]:
+    """The channels that cannot send with the current settings, with what they need (for start-up banners)."""
+    from bot.config import get_settings
+
+    st = get_settings()
+    out = []
+    if not (st.wechat.app_id and st.wechat.secret):
+        out.append("公众号 OA (WECHAT_APPID, WECHAT_SECRET)")
+    if not (st.wecom.app_id and st.wecom.secret and st.wecom.agent_id):
+        out.append("企业微信 WeCom (WECOM_CORP_ID, WECOM_SECRET, WECOM_AGENT_ID)")
+    return out
+
+
 def send_one(outbox_id: int) -> str:
     """Send one outbox row; returns what happened: sent / retry / dead / deferred /
     not due / already sent / already dead / missing. Safe to call twice."""
@@ -214,7 +241,7 @@ def send_one(outbox_id: int) -> str:
         # Nothing to retry until someone configures the channel; no report (it could not be sent either).
         _set(row.id, state="dead", last_error=f"not configured: {exc}", attempts=row.attempts + 1)
         metrics.OUTBOUND.labels(channel, "unconfigured").inc()
-        log.warning("outbox %s dead: %s", row.id, exc)
+        _say_unconfigured_once(channel, exc)
         return "dead"
     except RenderError as exc:
         return _dead(row, now, str(exc), errcode="render")
