@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.clock import CST
 from tests.console_support import PASSWORD, api, make_ticket  # noqa: F401
 
-RULE_CODE = re.compile(r"\bO\d+")
+RULE_CODE = re.compile(r"(?<![A-Za-z])O\d+")
 KEY_VALUE = re.compile(r"[A-Za-z_]+=\S")
 
 

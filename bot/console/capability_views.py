@@ -109,9 +109,13 @@ def satisfaction():
         try:
             series = results(g.db, source, by)
         except LookupError:
-            charts.append((label, Markup('<p class="muted">模块尚未上线。</p>')))
+            charts.append((label, Markup('<p class="muted">模块尚未上线。</p>'), []))
             continue
-        charts.append((label, Markup(line_chart(series, title=label))))
+        if by == "category":
+            from bot.console import labels
+
+            series = [{**x, "group": labels.category(x["group"])} for x in series]
+        charts.append((label, Markup(line_chart(series, title=label)), series))
     months = clocks_by_month(g.db)
     clock_chart = Markup(bar_chart(months)) if months is not None else None
     return render_template("satisfaction.html", by=by, charts=charts, clock_chart=clock_chart, months=months or [])

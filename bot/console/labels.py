@@ -109,6 +109,9 @@ def fmt_when(dt: datetime | None, now: datetime | None = None) -> str:
     from bot import clock
 
     here, today = dt.astimezone(tz()), (now or clock.now()).astimezone(tz())
+    if (here.hour, here.minute) == (0, 0):  # a deadline at midnight is the end of the day before
+        here -= timedelta(minutes=1)
+        return here.strftime("%m-%d 24:00" if here.year == today.year else "%Y-%m-%d 24:00")
     if here.date() == today.date():
         return here.strftime("%H:%M")
     return here.strftime("%m-%d %H:%M" if here.year == today.year else "%Y-%m-%d %H:%M")
@@ -243,6 +246,8 @@ class Names:
                 return f"{self.users.get(who, '管理员' if who == 'admin' else who)}（接口）"
         if actor in self.owners():
             return self.owners()[actor]
+        if actor in self.users:  # a console username (the target of a sign-in)
+            return self.users[actor]
         if "|" in actor:
             return "、".join(self(a) for a in actor.split("|"))
         if re.fullmatch(r"[A-Za-z0-9_-]{20,}", actor):  # an openid we no longer know: never on screen
