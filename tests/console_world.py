@@ -55,6 +55,24 @@ def staff_does(fn_name: str, ticket_id: int, userid: str, *args) -> None:
             outbox.add(s, p, clock.now())
 
 
+def done_and_rated(fc, when: datetime, text: str, category: str, sender: str, staff: str, score: int) -> int:
+    """A repair reported at `when`, done within the hour and rated by the owner."""
+    from handlers.tickets import survey
+    from store.db import session_scope
+    from store.models.tickets import Ticket
+
+    fc.set(when)
+    tid = report(text, "important", category, sender=sender)
+    fc.set(when + timedelta(minutes=10))
+    staff_does("accept", tid, staff)
+    fc.set(when + timedelta(minutes=50))
+    staff_does("complete", tid, staff, "已处理完毕")
+    fc.set(when + timedelta(hours=3))
+    with session_scope() as s:
+        survey.answer(s, s.get(Ticket, tid), sender, score, "", fc.now())
+    return tid
+
+
 def seed(fc) -> dict[str, int]:
     """Fill the demo community (already loaded) with a morning's work."""
     from handlers.tickets import survey
@@ -66,6 +84,13 @@ def seed(fc) -> dict[str, int]:
     from store.models.tickets import Ticket
 
     ids: dict[str, int] = {}
+    # The summer's repairs, rated (the satisfaction page's months).
+    for when, text, cat, who, staff, score in (
+            (at(2026, 7, 8, 10, 0), "单元门禁刷卡没反应", "facility", "o_chen", "weixiu_xiaoli", 4),
+            (at(2026, 7, 20, 14, 0), "卫生间下水慢", "repair", "o_zhou", "weixiu_laozhou", 3),
+            (at(2026, 8, 5, 9, 30), "楼道灯不亮", "facility", "o_liu", "weixiu_laozhou", 5),
+            (at(2026, 8, 18, 16, 0), "阳台漏水", "repair", "o_wu", "weixiu_xiaoli", 4)):
+        done_and_rated(fc, when, text, cat, who, staff, score)
     # Yesterday: a repair done and rated, a complaint rated low (reopened to the supervisor).
     fc.set(at(2026, 9, 14, 10, 0))
     ids["rated"] = report("客厅插座没电了", "important", "repair", sender="o_zhang")

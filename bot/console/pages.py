@@ -255,6 +255,7 @@ def owner_record(o: Owner, now) -> dict:
                 "window_fen": window, "keep_fen": tier.keep_spend_fen if tier else 0,
                 "keeps": R.keeps_tier(rules, o.tier, o.tier_since, window, today),
                 "target": e.target, "missing_fen": e.spend_missing_fen, "eligible": e.eligible,
+                "met": "、".join({"spend": "消费", "tenure": "入住年限"}.get(m, "其他") for m in e.met),
                 "tenure_due": e.tenure_due,
             }
         except Exception:  # the tier rules are the membership capability's; the page still shows the rest

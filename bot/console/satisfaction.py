@@ -61,7 +61,7 @@ def clocks_by_month(session: Session) -> list[dict] | None:
 
 # --- SVG -----------------------------------------------------------------------------------------
 
-EMPTY = '<p class="muted empty">还没有评分。业主给出评分后，这里按月显示平均分和份数。</p>'
+EMPTY = '<p class="muted empty">还没有评分。业主给出评分后，这里按期显示平均分和份数。</p>'
 
 
 def line_chart(series: list[dict], y_max: float = 5.0, title: str = "") -> str:
@@ -70,10 +70,11 @@ def line_chart(series: list[dict], y_max: float = 5.0, title: str = "") -> str:
     periods = sorted({p["period"] for s in series for p in s["points"]})
     if not periods:
         return EMPTY
-    w, h, left, bottom, top = 600, 280, 34, 44, 30
-    pw, ph = w - left - 20, h - bottom - top
+    w, h, left, bottom, top = 600, 280, 34, 44, 40
+    inset = 50  # room for the first and last point's label and period
+    pw, ph = w - left - 2 * inset, h - bottom - top
     step = pw / max(len(periods) - 1, 1)
-    x = {p: left + 10 + (i * step if len(periods) > 1 else pw / 2) for i, p in enumerate(periods)}
+    x = {p: left + inset + (i * step if len(periods) > 1 else pw / 2) for i, p in enumerate(periods)}
     few = sum(len(s["points"]) for s in series) <= 12  # room to write every point's numbers
 
     def y(v: float) -> float:
@@ -95,7 +96,7 @@ def line_chart(series: list[dict], y_max: float = 5.0, title: str = "") -> str:
             parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color}">'
                          f'<title>{escape(str(s["group"]))} {escape(pt["period"])}：{pt["avg"]}分（{pt["n"]}份）</title></circle>')
             if few:
-                parts.append(f'<text class="point" x="{cx:.1f}" y="{cy - 10 - 16 * (i % 2):.1f}" text-anchor="middle" '
+                parts.append(f'<text class="point" x="{cx:.1f}" y="{cy - 10 if i % 2 == 0 else cy + 22:.1f}" text-anchor="middle" '
                              f'fill="{color}">{pt["avg"]:g}分·{pt["n"]}份</text>')
     parts.append("</svg>")
     legend = "".join(f'<span><i style="background:{PALETTE[i % len(PALETTE)]}"></i>{escape(str(s["group"]))}'
