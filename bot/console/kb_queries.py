@@ -212,8 +212,9 @@ def kb():
     q = (request.args.get("q") or "").strip()[:64]
     misses = miss_rows(g.db, show_all=bool(request.args.get("all")))
     ents = entries(q or None)
-    return render_template("kb.html", q=q, entries=ents[:200], total=len(ents), misses=misses,
-                           all_ids=sorted(e.id for e in entries()), show_all=bool(request.args.get("all")))
+    titles = {e.id: e.title for e in entries()}  # entries are chosen by title; the id stays the form value
+    return render_template("kb.html", q=q, entries=ents[:200], total=len(ents), misses=misses, titles=titles,
+                           all_ids=sorted(titles, key=lambda i: titles[i]), show_all=bool(request.args.get("all")))
 
 
 @bp.post("/kb/misses/<int:miss_id>/phrasing")
