@@ -220,16 +220,17 @@ class Names:
         self._owners: dict[str, str] | None = None
         self._select, self._Owner = select, Owner
 
-    def owners(self) -> dict[str, str]:
+    def owner(self, ident: str) -> str | None:
+        """业主 name for an openid / external userid, looked up once each (a
+        community has thousands of owners; a page names a few)."""
         if self._owners is None:
-            rows = self.session.scalars(self._select(self._Owner))
             self._owners = {}
-            for o in rows:
-                label = f"业主{o.name}" if o.name else "业主"
-                for ident in (o.openid, o.external_userid):
-                    if ident:
-                        self._owners[ident] = label
-        return self._owners
+        if ident not in self._owners:
+            Owner = self._Owner
+            o = self.session.scalar(self._select(Owner).where(
+                (Owner.openid == ident) | (Owner.external_userid == ident)).limit(1))
+            self._owners[ident] = (f"业主{o.name}" if o.name else "业主") if o is not None else None
+        return self._owners[ident]
 
     def __call__(self, actor: str | None) -> str:
         if not actor:
@@ -244,8 +245,9 @@ class Names:
                 return self.users.get(who, "管理员" if who == "admin" else who)
             if how == "api":
                 return f"{self.users.get(who, '管理员' if who == 'admin' else who)}（接口）"
-        if actor in self.owners():
-            return self.owners()[actor]
+        owner = self.owner(actor) if len(actor) <= 64 else None
+        if owner:
+            return owner
         if actor in self.users:  # a console username (the target of a sign-in)
             return self.users[actor]
         if "|" in actor:

@@ -9,7 +9,7 @@ from html import escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from bot.console.labels import tz
 from bot.console.queries import model
 from store.models import Owner
 
@@ -34,7 +34,7 @@ def results(session: Session, source: str, by: str, survey: str = "satisfaction"
                                .where(Ticket.survey_score.is_not(None)))
         for t, tier in rows:
             when = t.completed_at or t.created_at
-            period = when.astimezone(CST).strftime("%Y-%m")
+            period = when.astimezone(tz()).strftime("%Y-%m")
             key = {"building": t.building, "tier": tier, "category": t.category}.get(by, "全部") or "未知"
             acc[key][period].append(t.survey_score)
     return [{"group": k, "points": [{"period": p, "avg": round(sum(v) / len(v), 2), "n": len(v)}
@@ -49,12 +49,12 @@ def clocks_by_month(session: Session) -> list[dict] | None:
         return None
     acc: dict[str, dict[str, int]] = defaultdict(lambda: {"kept": 0, "broken": 0})
     for c in session.scalars(select(TicketClock).where(TicketClock.state.in_(("met", "late", "breached")))):
-        month = c.due_at.astimezone(CST).strftime("%Y-%m")
+        month = c.due_at.astimezone(tz()).strftime("%Y-%m")
         acc[month]["kept" if c.state == "met" else "broken"] += 1
     ServiceClock = model("membership", "ServiceClock")
     if ServiceClock is not None:  # O1-O3 service clocks count too
         for c in session.scalars(select(ServiceClock).where(ServiceClock.state.in_(("met", "breached_met", "breached")))):
-            month = c.due_at.astimezone(CST).strftime("%Y-%m")
+            month = c.due_at.astimezone(tz()).strftime("%Y-%m")
             acc[month]["kept" if c.state == "met" else "broken"] += 1
     return [{"month": m, **v} for m, v in sorted(acc.items())]
 
