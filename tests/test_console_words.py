@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.clock import CST
 from tests.console_support import PASSWORD, api, make_ticket  # noqa: F401
+from tests.console_world import report
 
 RULE_CODE = re.compile(r"(?<![A-Za-z])O\d+")
 KEY_VALUE = re.compile(r"[A-Za-z_]+=\S")
@@ -57,27 +58,6 @@ def _csrf(client, path: str) -> str:
         return m.group(1)
     with client.session_transaction() as sess:
         return sess.setdefault("csrf", "token-of-an-earlier-form")
-
-
-def report(text: str, priority: str, category: str, sender: str = "o_li"):
-    """An owner's report registered by the tickets capability (the classifier's
-    verdict given, so the test does not depend on its wording)."""
-    from bot import clock
-    from bot.outbound import outbox
-    from handlers import registry
-    from handlers.dispatch import handle  # noqa: F401  (loads the capabilities)
-    from handlers.message import Context, Message
-    from handlers.route_result import RouteResult
-    from store.db import session_scope
-    from store.models import Ticket
-
-    msg = Message(channel="mp", sender=sender, chat="private", text=text, role="owner")
-    with session_scope() as s:
-        out = registry.get_intent_handler("complaint")(
-            Context(s, clock.now()), msg, RouteResult(intent="complaint", priority=priority, category=category))
-        for p in out.pushes:
-            outbox.add(s, p, clock.now())
-        return s.scalar(select(Ticket.id).order_by(Ticket.id.desc()))
 
 
 def test_clock_chips_name_the_clock_and_the_time_left(api, frozen_clock):
