@@ -1,5 +1,5 @@
 """Every console page a manager can reach, on a lived-in demo community, reads
-in words (issue 14): no rule code (O followed by digits), no key=value dump,
+in words (issue 14): no rule code (O followed by digits), no key=value or dict dump,
 no raw openid in the visible text, and no page errors."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.test_console_words import visible_text
 
 RULE_CODE = re.compile(r"(?<![A-Za-z])O\d+")
 KEY_VALUE = re.compile(r"[A-Za-z_]+=\S")
+DICT_DUMP = re.compile(r"[{\[]\s*'\w+'")  # a Python dict or list printed as is
 OPENID = re.compile(r"\b(?:o_|wm_)[a-z]+\b")  # the demo community's openids / external userids
 SKIP = ("/console/static/", "/console/export/", "/console/logout")
 
@@ -38,7 +39,7 @@ def crawl(client, start: str = "/console/today", limit: int = 120) -> dict[str, 
 
 
 def offending(text: str) -> list[str]:
-    return [m.group(0) for rx in (RULE_CODE, KEY_VALUE, OPENID) for m in rx.finditer(text)]
+    return [m.group(0) for rx in (RULE_CODE, KEY_VALUE, DICT_DUMP, OPENID) for m in rx.finditer(text)]
 
 
 def test_every_console_page_reads_in_words(api, frozen_clock):
@@ -72,3 +73,12 @@ def test_every_console_page_reads_in_words(api, frozen_clock):
         assert words in everything, words
     roster = visible_text(pages["/console/roster"])
     assert ".yaml" not in roster and "handlers/" not in roster
+
+
+def test_the_crawl_would_see_codes_and_dumps():
+    # What the pages used to show (issue 14) is caught; the words that replaced it are not.
+    assert offending("T12 O5 剩余3分钟") == ["O5"]
+    assert offending("接单 priority=urgent due_at=2026-09-15") == ["priority=u", "due_at=2"]
+    assert offending("{'from': 'weixiu_laozhou'}") == ["{'from'"]
+    assert offending("操作人 o_li") == ["o_li"]
+    assert offending("18:01 老周接单 · 首次回复 剩余23小时 · 广告 → 警告 · T12 · B3") == []
