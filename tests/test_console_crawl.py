@@ -50,6 +50,15 @@ def test_every_console_page_reads_in_words(api, frozen_clock):
     from tests.console_world import seed
 
     ids = seed(frozen_clock)
+    from store.models import AuditLog
+
+    with session_scope() as s:  # rows as the capabilities write them: openids, chat ids, dicts
+        s.add(AuditLog(actor="o_xu", action="member_apply", target="application:1", detail={"target_tier": "金卡"}))
+        s.add(AuditLog(actor="o_li", action="booking_cancel", target="booking:1", detail={"from": "requested"}))
+        s.add(AuditLog(actor="bot", action="moderation.warn", target="wr_vip_01/wm_zhang",
+                       detail={"violation": "ad", "strikes": 1}))
+        s.add(AuditLog(actor="weixiu_laozhou", action="staff_group.create", target="wr_staff_x",
+                       detail={"members": ["weixiu_laozhou", "o_wang"]}))
     c = api.client
     assert c.post("/console/login", data={"username": "manager", "password": PASSWORD}).status_code == 302
     with session_scope() as s:
@@ -71,6 +80,9 @@ def test_every_console_page_reads_in_words(api, frozen_clock):
     for words in ("到场 超时", "老周接单", "家政保洁", "广告 → 警告", "辱骂 → 禁言", "维修", "查看业主档案",
                   "问过3次"):
         assert words in everything, words
+    audit = visible_text(pages["/console/audit"])
+    assert "业主徐静" in audit and "升级申请 M1" in audit and "尊享业主VIP群 · 业主张伟" in audit
+    assert "违规：广告" in audit and "原：待审核" in audit and "成员：老周、业主王建国" in audit
     roster = visible_text(pages["/console/roster"])
     assert ".yaml" not in roster and "handlers/" not in roster
 

@@ -339,6 +339,18 @@ def audit_target(target: str | None, names: Names, groups: dict[str, str] | None
     return names(target)
 
 
+def _code_word(value: str) -> str | None:
+    """A lower-case code kept in a detail ("ad", "requested", "warn") in words, if known."""
+    if not re.fullmatch(r"[a-z_]+", value):
+        return None
+    lab = labels()
+    for section in ("violations", "moderation_steps", "booking_states", "ticket_states", "moderation_status",
+                    "kinds", "roles"):
+        if value in lab[section]:
+            return lab[section][value]
+    return None
+
+
 def audit_detail(detail: Any, names: Names) -> str:
     """The detail kept with an audit row, in words ("原因：… · 结果数：3")."""
     if not detail:
@@ -359,6 +371,8 @@ def audit_detail(detail: Any, names: Names) -> str:
         elif isinstance(v, dict):
             continue
         elif k in ("from", "to", "member", "actor", "by"):
-            v = names(str(v))
+            v = _code_word(str(v)) or names(str(v))
+        elif isinstance(v, str):
+            v = _code_word(v) or v
         parts.append(f"{fields.get(k, '其他')}：{v}")
     return " · ".join(parts)[:300]

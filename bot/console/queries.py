@@ -187,6 +187,8 @@ def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: s
         ticket.state, ticket.accepted_at = "accepted", now
         core.fire(session, ticket, "accepted", by, now, assigned_to=to_userid)
     core.record(session, ticket, by, "transferred", now, frm=prev, to=to_userid, reason=reason, via="console")
+    # As 「转派」 does: the earlier cards are settled, so nobody acts on a stale one.
+    pushes += core.close_cards(session, ticket, f"已转派{target.name if target else to_userid}")
     pushes.append(core.work_card(session, ticket, to_userid, f"工单{ticket.number}已转派给您"))
     pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已转交{target.name if target else to_userid}跟进。",
                               f"transfer:{ticket.version}")
