@@ -123,6 +123,12 @@ def test_amber_comes_well_before_a_breach(frozen_clock, span, left, colour):
     assert clock_color("running", due - span, due, None, now) == colour
 
 
+def test_every_clock_has_a_name():
+    from bot.console import labels
+
+    assert labels.missing_clock_names() == []
+
+
 def test_amber_thresholds_are_data(frozen_clock, monkeypatch, tmp_path):
     from bot.console import labels
 
@@ -136,7 +142,12 @@ def test_amber_thresholds_are_data(frozen_clock, monkeypatch, tmp_path):
         assert labels.clock_color("running", now - timedelta(minutes=1), now + timedelta(minutes=4), None, now) == "green"
         path.write_text(text.replace("  first_reply: 首次回复\n", ""), encoding="utf-8")
         labels.labels.cache_clear()
-        with pytest.raises(labels.LabelsError, match="first_reply"):  # a clock without a name is refused
+        # A clock without a name is reported and falls back to its clocks.yaml title, never its id.
+        assert labels.missing_clock_names() == ["first_reply"]
+        assert labels.clock_name("first_reply") == "投诉24小时内初步回复"
+        path.write_text(text.replace("min_minutes: 0", "min_minutes: soon"), encoding="utf-8")
+        labels.labels.cache_clear()
+        with pytest.raises(labels.LabelsError, match="amber"):  # a malformed file is refused, naming the field
             labels.labels()
     finally:
         labels.labels.cache_clear()

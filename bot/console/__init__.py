@@ -44,6 +44,9 @@ def _configure(state) -> None:
         app.secret_key = _secret_key(app.config["GUANJIA_SETTINGS"].var_dir)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    from bot.console import labels
+
+    labels.labels()  # a malformed display_labels.yaml stops the start, naming file and field
 
 
 from bot.console import views  # noqa: E402,F401  (registers the pages)

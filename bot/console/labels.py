@@ -1,12 +1,14 @@
 """What the console shows instead of internal codes: names of clocks, categories,
 services, states and verdicts, a ticket's history as sentences, times in the
 community's time zone. The words are data (handlers/data/display_labels.yaml),
-checked on load against the clocks they name.
+checked on load (a clock without a name is reported and shown by its
+clocks.yaml title; the tests require every clock named).
 
 Shared by the console pages, the Excel exports and `guanjia faq misses`.
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -18,6 +20,7 @@ import yaml
 
 DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
 LABELS_FILE = DATA / "display_labels.yaml"
+log = logging.getLogger(__name__)
 _MAPS = ("clocks", "member_clocks", "categories", "kinds", "teams", "ticket_states", "booking_states", "channels", "roles", "spend_categories",
          "violations", "moderation_steps", "moderation_status", "ticket_events", "event_words", "audit_actions",
          "audit_fields")
@@ -49,23 +52,41 @@ def labels() -> dict[str, Any]:
         raise LabelsError(f"{path.name}: amber needs numbers 'fraction' and 'min_minutes'") from None
     if not (0 <= frac < 1) or least < 0:
         raise LabelsError(f"{path.name}: amber.fraction must be in [0, 1) and amber.min_minutes >= 0")
-    _check_clocks_named(data, path.name)
+    missing = missing_clock_names(data)
+    if missing:  # the page still works (with the clocks.yaml title); tests/test_console_words.py fails
+        log.warning("%s: no name for clock(s) %s; the console shows their clocks.yaml titles",
+                    path.name, ", ".join(missing))
     return data
 
 
-def _check_clocks_named(data: dict, name: str) -> None:
-    """A clock without a name would reach the screen as its id: refuse to load."""
+def _clock_files() -> tuple[dict, dict]:
     clocks_yaml = yaml.safe_load((DATA / "clocks.yaml").read_text(encoding="utf-8")) or {}
+    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
+    return clocks_yaml, member_yaml
+
+
+@lru_cache(maxsize=1)
+def _clock_titles() -> dict[str, str]:
+    """clock id -> its title in clocks.yaml / name in member_clocks.yaml (the fall-back name)."""
+    clocks_yaml, member_yaml = _clock_files()
+    specs = [c for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])]
+    specs += [c for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs] + list(clocks_yaml.get("all") or [])
+    titles = {c["id"]: str(c.get("title") or "时限") for c in specs}
+    titles.update({k: str((v or {}).get("name") or "时限") for k, v in (member_yaml.get("clocks") or {}).items()})
+    return titles
+
+
+def missing_clock_names(data: dict | None = None) -> list[str]:
+    """Clocks of clocks.yaml / member_clocks.yaml the labels do not name (they would
+    show their long titles instead of a chip's short name)."""
+    data = data if data is not None else labels()
+    clocks_yaml, member_yaml = _clock_files()
     ids = {c["id"] for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])}
     ids |= {c["id"] for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs}
     ids |= {c["id"] for c in clocks_yaml.get("all") or []}
     missing = sorted(ids - set(data["clocks"]))
-    if missing:
-        raise LabelsError(f"{name}: clocks: no name for clock(s) {', '.join(missing)} of clocks.yaml")
-    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
-    missing = sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
-    if missing:
-        raise LabelsError(f"{name}: member_clocks: no name for clock(s) {', '.join(missing)} of member_clocks.yaml")
+    missing += sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
+    return missing
 
 
 def word(section: str, key: str | None, default: str | None = None) -> str:
@@ -143,7 +164,8 @@ def time_left(due_at: datetime, now: datetime) -> str:
 
 def clock_name(clock_id: str) -> str:
     lab = labels()
-    return lab["clocks"].get(clock_id) or lab["member_clocks"].get(clock_id) or "时限"
+    return (lab["clocks"].get(clock_id) or lab["member_clocks"].get(clock_id) or _clock_titles().get(clock_id)
+            or "时限")
 
 
 def amber_from(started_at: datetime, due_at: datetime, warn_at: datetime | None) -> datetime:
