@@ -120,14 +120,22 @@ def seed(fc) -> dict[str, int]:
     fc.set(NOW)
     with session_scope() as s:
         owners = {o.openid: o for o in s.scalars(select(Owner))}
-        for who, service, hours, state, price in (("o_li", "housekeeping", 26, "requested", 17000),
-                                                  ("o_wang", "safety_check", 50, "approved", 0),
-                                                  ("o_zhao", "gym", 5, "requested", 4000)):
+        from handlers.membership.clocks import start_clock
+
+        for who, service, hours, state, price, asked in (("o_li", "housekeeping", 26, "requested", 17000, 100),
+                                                         ("o_wang", "safety_check", 50, "approved", 0, 70),
+                                                         ("o_zhao", "gym", 5, "requested", 4000, 10)):
             o = owners[who]
             start = NOW + timedelta(hours=hours)
-            s.add(Booking(owner_id=o.id, service=service, day=start.astimezone(CST).date(), start_at=start,
-                          end_at=start + timedelta(hours=2), location=o.home.room if o.home else "会所",
-                          tier=o.tier, team="customer_service", state=state, price_fen=price))
+            b = Booking(owner_id=o.id, service=service, day=start.astimezone(CST).date(), start_at=start,
+                        end_at=start + timedelta(hours=2), location=o.home.room if o.home else "会所",
+                        tier=o.tier, team="customer_service", state=state, price_fen=price)
+            s.add(b)
+            s.flush()
+            # The review (2 h) or contact (1 h) clock, started when the owner asked / it was approved.
+            start_clock(s, f"booking:{b.id}", "O2_review" if state == "requested" else "O2_contact",
+                        NOW - timedelta(minutes=asked), owner_id=o.id, team="customer_service",
+                        assignee="kefu_xiaomei")
         s.add(MemberApplication(owner_id=owners["o_xu"].id, from_tier="银卡", target_tier="金卡", basis="spend"))
         s.add(ModerationCase(group_chat_id="wr_vip_01", member_id="wm_zhang", violation="ad", step="warn",
                              why="发布贷款广告", evidence="低息贷款，加微信***"))

@@ -78,7 +78,7 @@ def test_every_console_page_reads_in_words(api, frozen_clock):
     # The words are the manager's: a sample of what the pages say.
     everything = " ".join(visible_text(h) for h in pages.values())
     for words in ("到场 超时", "老周接单", "家政保洁", "广告 → 警告", "辱骂 → 禁言", "维修", "查看业主档案",
-                  "问过3次"):
+                  "问过3次", "预约审核 剩余20分钟", "联系业主 超时10分钟"):
         assert words in everything, words
     audit = visible_text(pages["/console/audit"])
     assert "业主徐静" in audit and "升级申请 M1" in audit and "尊享业主VIP群 · 业主张伟" in audit

@@ -4,7 +4,7 @@ while its capability has not landed, and the page says so."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -28,6 +28,7 @@ class Item:
     text: str = ""
     count: int = 0
     kind: str = ""
+    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 def _cst(dt: datetime | None) -> str:
@@ -50,18 +51,21 @@ def pending_bookings(session: Session):
                            .order_by(Booking.start_at).limit(30))
     from bot.console import labels
 
+    rows = list(rows)
+    chips = Q.service_clock_views(session, [f"booking:{b.id}" for b in rows], clock.now())
     return [Item(f"预约 B{b.id} {labels.service(b.service)} · {b.owner.room if b.owner else ''} · "
                  f"{labels.word('booking_states', b.state)}", _cst(b.start_at), b.id,
-                 kind=f"booking:{b.state}") for b in rows]
+                 kind=f"booking:{b.state}", clocks=chips[f"booking:{b.id}"]) for b in rows]
 
 
 def pending_applications(session: Session):
     App = Q.model("membership", "MemberApplication")
     if App is None:
         return None
-    rows = session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30))
+    rows = list(session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30)))
+    chips = Q.service_clock_views(session, [f"application:{a.id}" for a in rows], clock.now())
     return [Item(f"升级申请 M{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
-                 _cst(a.created_at), a.id, kind="application") for a in rows]
+                 _cst(a.created_at), a.id, kind="application", clocks=chips[f"application:{a.id}"]) for a in rows]
 
 
 def my_work(session: Session, staff_id: int | None):

@@ -90,6 +90,23 @@ def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_o
     return out
 
 
+def service_clock_views(session: Session, subjects: list[str], now: datetime) -> dict[str, list[ClockView]]:
+    """The running service clocks (审核 / 联系业主 / 服务反馈) of bookings and applications, per subject."""
+    from bot.console import labels
+
+    ServiceClock = model("membership", "ServiceClock")
+    out: dict[str, list[ClockView]] = {k: [] for k in subjects}
+    if ServiceClock is None or not subjects:
+        return out
+    for c in session.scalars(select(ServiceClock).where(ServiceClock.subject.in_(subjects),
+                                                        ServiceClock.state.in_(("running", "breached")))
+                             .order_by(ServiceClock.due_at)):
+        color = labels.clock_color(c.state, c.started_at, c.due_at, None, now)
+        out[c.subject].append(ClockView(c.id, c.clock, c.clock, c.state, c.due_at, color,
+                                        labels.time_left(c.due_at, now), labels.clock_name(c.clock)))
+    return out
+
+
 def next_due(clocks: list[ClockView]) -> datetime | None:
     """The deadline that matters first (running or broken clocks only)."""
     dues = [c.due_at for c in clocks if c.color != "grey"]
