@@ -123,6 +123,18 @@ def test_amber_comes_well_before_a_breach(frozen_clock, span, left, colour):
     assert clock_color("running", due - span, due, None, now) == colour
 
 
+@pytest.mark.parametrize("left, words", [
+    (timedelta(hours=23, minutes=59), "剩余23小时"), (timedelta(hours=2, minutes=15), "剩余2小时15分钟"),
+    (timedelta(days=3, hours=2, minutes=5), "剩余3天2小时"), (timedelta(seconds=40), "剩余不到1分钟"),
+    (-timedelta(seconds=20), "刚刚超时"), (-timedelta(minutes=1), "超时1分钟"), (-timedelta(hours=3), "超时3小时"),
+])
+def test_time_left_in_words(frozen_clock, left, words):
+    from bot.console.labels import time_left
+
+    now = frozen_clock.now()
+    assert time_left(now + left, now) == words
+
+
 def test_every_clock_has_a_name():
     from bot.console import labels
 

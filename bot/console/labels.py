@@ -156,8 +156,8 @@ def time_left(due_at: datetime, now: datetime) -> str:
     """剩余23小时 / 超时1分钟."""
     delta = due_at - now
     if delta.total_seconds() < 0:
-        return "超时" + human_span(delta if delta <= timedelta(minutes=-1) else timedelta(minutes=-1))
-    return "剩余" + human_span(delta)
+        return "超时" + human_span(delta) if delta <= timedelta(minutes=-1) else "刚刚超时"
+    return "剩余" + human_span(delta) if delta >= timedelta(minutes=1) else "剩余不到1分钟"
 
 
 # --- clocks -------------------------------------------------------------------------------------
