@@ -81,9 +81,12 @@ def my_work(session: Session, staff_id: int | None):
     items = []
     Ticket = Q.model("tickets", "Ticket")
     if Ticket is not None:
-        for t in session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
-                                                      Ticket.state.in_(Q.OPEN_TICKET_STATES)).order_by(Ticket.id)):
-            items.append(Item(f"T{t.id} {t.room or ''} {t.content[:30]}", _cst(t.created_at), t.id, kind="ticket"))
+        rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
+                                                         Ticket.state.in_(Q.OPEN_TICKET_STATES))))
+        chips = Q.clock_views(session, [t.id for t in rows], clock.now())
+        for t in Q.due_first(rows, chips):  # what is due first, first
+            items.append(Item(f"T{t.id} {t.room or ''} {t.content[:30]}", _cst(t.created_at), t.id, kind="ticket",
+                              clocks=chips[t.id]))
     Suggestion = Q.model("groups", "GroupSuggestion")
     if Suggestion is not None:
         for sg in session.scalars(select(Suggestion).where(Suggestion.staff_userid == me.userid,
