@@ -1,0 +1,72 @@
+"""What every response of the web app gets, whatever blueprint answers it.
+
+- Path integers are bounded (`<int:...>` larger than a database integer would
+  raise OverflowError in the driver: a 500); an out-of-range id is a 404.
+- Unknown `/api/...` routes answer JSON, like the API's own errors.
+- No page may be framed by another site (clickjacking the console's buttons):
+  `X-Frame-Options: DENY` and CSP `frame-ancestors 'none'`.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.routing import IntegerConverter
+
+log = logging.getLogger(__name__)
+
+INT_MAX = 2**63 - 1
+
+
+class BoundedInt(IntegerConverter):
+    """Flask's int converter capped at a signed 64-bit value (and 20 digits)."""
+
+    regex = r"\d{1,19}"
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", INT_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def install_converters(app: Flask) -> None:
+    """Before the blueprints register: their rules are compiled with these."""
+    app.url_map.converters["int"] = BoundedInt
+
+
+def _is_api() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def install(app: Flask) -> None:
+    @app.after_request
+    def _frame_headers(resp):
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        csp = resp.headers.get("Content-Security-Policy")
+        if not csp:
+            resp.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        elif "frame-ancestors" not in csp:
+            resp.headers["Content-Security-Policy"] = csp.rstrip("; ") + "; frame-ancestors 'none'"
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp
+
+    @app.errorhandler(404)
+    def _not_found(exc):
+        if _is_api():
+            return jsonify({"error": "not found"}), 404
+        return exc
+
+    @app.errorhandler(405)
+    def _not_allowed(exc):
+        if _is_api():
+            return jsonify({"error": "method not allowed"}), 405
+        return exc
+
+    @app.errorhandler(OverflowError)
+    def _overflow(exc):
+        # A number too large for the database that slipped past validation: the
+        # caller's input, not our failure.
+        log.warning("refused %s %s: number out of range", request.method, request.path)
+        if _is_api():
+            return jsonify({"error": "a number is out of range"}), 400
+        return "数字超出范围", 400
+
