@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, jsonify, request
 from werkzeug.routing import IntegerConverter
@@ -33,11 +34,43 @@ def install_converters(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedInt
 
 
+def trusted_proxies() -> set[str]:
+    """GUANJIA_FORWARDED_ALLOW_IPS (gunicorn's setting too): proxies whose X-Real-IP /
+    X-Forwarded-For we believe. Default: nginx on this machine."""
+    raw = os.environ.get("GUANJIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def client_address() -> str:
+    """The caller's address: behind the trusted proxy, the one it reports (nginx sets
+    X-Real-IP to the connecting address); otherwise the connection's own."""
+    remote = request.remote_addr or "-"
+    proxies = trusted_proxies()
+    if remote in proxies or "*" in proxies:
+        real = (request.headers.get("X-Real-IP") or "").strip()
+        if not real:
+            forwarded = [p.strip() for p in (request.headers.get("X-Forwarded-For") or "").split(",") if p.strip()]
+            real = forwarded[-1] if forwarded else ""
+        if real and len(real) <= 64:
+            return real
+    return remote
+
+
 def _is_api() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
 def install(app: Flask) -> None:
+    # The console's cookie: never in clear when served over https (GUANJIA_PUBLIC_URL),
+    # and living no longer than its server-side session (bot/console/sessions.py), not
+    # Flask's default 31 days. Set here, per app (the blueprint's record_once runs once).
+    from bot.console.sessions import lifetime
+
+    app.config["SESSION_COOKIE_SECURE"] = (os.environ.get("GUANJIA_PUBLIC_URL") or "").lower().startswith("https://")
+    app.config["PERMANENT_SESSION_LIFETIME"] = lifetime()
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+
     @app.after_request
     def _frame_headers(resp):
         resp.headers.setdefault("X-Frame-Options", "DENY")

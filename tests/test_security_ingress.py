@@ -165,7 +165,7 @@ def test_unknown_api_routes_answer_json(api):
 
 def test_huge_ids_in_the_console_are_4xx(api):
     from tests.console_support import PASSWORD
-    from tests.test_security_console import login
+    from tests.test_security_scope import login
 
     c = api.client
     assert login(c, "manager", PASSWORD).status_code == 302

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from bot import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page
+from handlers import privacy, scope
 from store.models import Group, GroupMember, Home, Owner, Staff
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
@@ -30,13 +31,13 @@ def today():
     Ticket = Q.model("tickets", "Ticket")
     by_class = None
     if Ticket is not None:
-        tickets = list(g.db.scalars(Q.ticket_query({"state": "open"})))
+        tickets = list(g.db.scalars(Q.ticket_query({"state": "open"}, Q.viewer())))
         clocks = Q.clock_views(g.db, [t.id for t in tickets], now)
         by_class = {p: [] for p in Q.PRIORITIES}
         order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
         for t in tickets:
             status = Q.worst([c.color for c in clocks[t.id]])
-            by_class.setdefault(t.priority, []).append((t, clocks[t.id], status))
+            by_class.setdefault(t.priority, []).append((privacy.ticket_view(Q.viewer(), t), clocks[t.id], status))
         for rows in by_class.values():
             rows.sort(key=lambda r: (order[r[2]], r[0].id))
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
@@ -56,13 +57,14 @@ def tickets():
     if not request.args:
         f["state"] = "open"
     now = clock.now()
-    rows = list(g.db.scalars(Q.ticket_query(f).limit(300)))
+    rows = list(g.db.scalars(Q.ticket_query(f, Q.viewer()).limit(300)))
     if f["late"]:
         late = Q.late_ticket_ids(g.db, now)
         rows = [t for t in rows if t.id in late]
     clocks = Q.clock_views(g.db, [t.id for t in rows], now)
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
-    return render_template("tickets.html", rows=[(t, clocks[t.id], Q.worst([c.color for c in clocks[t.id]])) for t in rows],
+    return render_template("tickets.html", rows=[(privacy.ticket_view(Q.viewer(), t), clocks[t.id],
+                                                  Q.worst([c.color for c in clocks[t.id]])) for t in rows],
                            f=f, states=TICKET_STATES, state_labels=STATE_LABELS, labels=Q.PRIORITY_LABELS, staff=staff)
 
 
@@ -73,14 +75,17 @@ def ticket(ticket_id: int):
     if Ticket is None:
         return _not_installed("工单", "tickets")
     t = g.db.get(Ticket, ticket_id)
-    if t is None:
+    if t is None or not scope.can_see_ticket(Q.viewer(), t):  # outside one's scope reads as missing
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
     names = {s.userid: s.name for s in staff}
-    return render_template("ticket.html", t=t, clocks=clocks, events=Q.ticket_events(g.db, t.id), staff=staff,
-                           names=names, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS)
+    v = Q.viewer()
+    return render_template("ticket.html", t=privacy.ticket_view(v, t), clocks=clocks,
+                           events=privacy.event_views(v, Q.ticket_events(g.db, t.id)), staff=staff,
+                           names=names, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
+                           may_reveal=privacy.may_reveal(v, t) and not v.sees_full_phones)
 
 
 @bp.post("/tickets/<int:ticket_id>/reassign")
@@ -88,7 +93,7 @@ def ticket(ticket_id: int):
 def ticket_reassign(ticket_id: int):
     Ticket = Q.model("tickets", "Ticket")
     t = g.db.get(Ticket, ticket_id) if Ticket else None
-    if t is None:
+    if t is None or not scope.can_see_ticket(Q.viewer(), t):
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
     to = (request.form.get("assignee") or "").strip()
     staff = g.db.scalar(select(Staff).where(Staff.userid == to, Staff.active.is_(True)))
@@ -115,10 +120,10 @@ def owners():
     text = (request.args.get("q") or "").strip()[:64]
     rows = []
     if text:  # no list of everyone by default: records are opened on purpose, and logged
-        like = f"%{text}%"
-        rows = list(g.db.scalars(select(Owner).outerjoin(Home, Owner.home_id == Home.id)
-                                 .where(or_(Owner.name.like(like), Owner.phone.like(like), Home.room.like(like)))
-                                 .order_by(Home.room).limit(100)))
+        stmt = (select(Owner).outerjoin(Home, Owner.home_id == Home.id)
+                .where(scope.owner_search_clause(text)).order_by(Home.room).limit(100))  # "%"/"_" literal
+        clause = scope.owner_clause(Q.viewer())
+        rows = list(g.db.scalars(stmt if clause is None else stmt.where(clause)))
         audit(g.db, g.principal, "owner.search", text, {"results": [o.id for o in rows]})
     return render_template("owners.html", q=text, rows=rows)
 
@@ -127,7 +132,7 @@ def owners():
 @page("manager")
 def owner(owner_id: int):
     o = g.db.get(Owner, owner_id)
-    if o is None:
+    if o is None or not scope.can_see_owner(g.db, Q.viewer(), o):
         return render_template("message.html", title="业主不存在", text="没有这位业主"), 404
     audit(g.db, g.principal, "owner.view", f"owner:{o.id}")
     groups = list(g.db.scalars(select(GroupMember).where(GroupMember.owner_id == o.id)))
@@ -177,3 +182,5 @@ def audit_log():
         stmt = stmt.where(AuditLog.action == action)
     actions = sorted(a for a in g.db.scalars(select(AuditLog.action).distinct()))
     return render_template("audit.html", rows=list(g.db.scalars(stmt)), action=action, actions=actions)
+
+from bot.console import reveal  # noqa: E402,F401  (the phone reveal, handlers/privacy.py)
