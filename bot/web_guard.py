@@ -82,6 +82,18 @@ def install(app: Flask) -> None:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         return resp
 
+    @app.before_request
+    def _metrics_gate():
+        # /metrics is not for the world (queue depths, message counts): the allowed
+        # addresses or the bearer token of bot/metrics.py::scrape_allowed.
+        if request.path == "/metrics":
+            from bot.metrics import scrape_allowed
+
+            if not scrape_allowed(client_address(), request.headers.get("Authorization")):
+                log.warning("refused /metrics from %s", client_address())
+                return "forbidden", 403
+        return None
+
     @app.errorhandler(404)
     def _not_found(exc):
         if _is_api():
