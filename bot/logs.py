@@ -38,6 +38,32 @@ def mask_url(text: str) -> str:
     return _PARAM.sub(lambda m: f"{m.group(1)}={_mask_value(m.group(1), m.group(2))}", text)
 
 
+# Platform identities as they really look (an OA openid is 28 characters starting with
+# "o"; WeCom external_userids start with wm/wo and run 20+), and mainland mobile numbers.
+_IDENTITY = re.compile(r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{27}|w[mo][A-Za-z0-9_-]{20,40})(?![A-Za-z0-9_-])")
+_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_ids(text: str) -> str:
+    """Openids, external_userids and mobile numbers starred in a log line."""
+    text = _IDENTITY.sub(lambda m: m.group(1)[:3] + "***", text)
+    return _MOBILE.sub(r"\1****\2", text)
+
+
+class MaskIdsFilter(logging.Filter):
+    """On the root handlers: whatever a module logs, identities and numbers leave masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let logging report it as usual
+            return True
+        masked = mask_url(mask_ids(message))
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 class MaskUrlsFilter(logging.Filter):
     """For loggers that write request lines (werkzeug's dev server)."""
 
@@ -57,6 +83,8 @@ def setup_logging() -> None:
                         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").addFilter(MaskUrlsFilter())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MaskIdsFilter())
     _done = True
 
 

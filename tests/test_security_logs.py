@@ -84,3 +84,22 @@ def test_webhook_logs_never_carry_the_message_body(app_client, caplog):
         app_client.post("/wechat/mp", query_string=q, data=body)  # refused: plaintext
         P.drain_queues()
     assert "13912345678" not in caplog.text and "门牌密码" not in caplog.text
+
+
+def test_any_module_logging_an_openid_or_number_is_masked(tmp_path):
+    """In a real process with the project's logging set-up: whatever a module writes,
+    owners' identities and mobile numbers leave masked (stderr is what operators keep)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("from bot.logs import setup_logging; setup_logging(); import logging; "
+            "logging.getLogger('bot.outbound.sender').warning('outbox 7 (mp/text to %s) dead: %s', "
+            "'oLVPpjqs9BhvzwPj5A-vTYAX3GLc', 'call 13912345678'); "
+            "logging.getLogger('handlers.dispatch').info('event from %s', 'wmqPbZDAAAz8dP9dTtwzdGFRxdb5LqTA')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "oLVPpjqs9BhvzwPj5A-vTYAX3GLc" not in out.stderr and "13912345678" not in out.stderr
+    assert "wmqPbZDAAAz8dP9dTtwzdGFRxdb5LqTA" not in out.stderr
+    assert "outbox 7" in out.stderr and "oLV***" in out.stderr and "139****5678" in out.stderr
