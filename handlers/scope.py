@@ -167,6 +167,20 @@ def owner_clause(viewer: Viewer):
     return or_(*conds) if conds else false()
 
 
+def of_visible_owners(owner_id_column, viewer: Viewer):
+    """A WHERE clause for rows that belong to an owner (bookings, applications): only
+    those of owners the viewer may see; None = no restriction."""
+    clause = owner_clause(viewer)
+    if clause is None:
+        return None
+    return owner_id_column.in_(select(Owner.id).where(clause))
+
+
+def scoped_by_owner(stmt, owner_id_column, viewer: Viewer):
+    clause = of_visible_owners(owner_id_column, viewer)
+    return stmt if clause is None else stmt.where(clause)
+
+
 def can_see_owner(session: Session, viewer: Viewer, owner: Owner) -> bool:
     clause = owner_clause(viewer)
     if clause is None:

@@ -130,6 +130,32 @@ def test_group_ticket_command_is_scoped(api, world):
     assert "电梯" in _group_command(f"/工单 T{world['b']}", "kefu_ajie", "wr_bld_2")
 
 
+def test_bookings_and_applications_follow_the_owner_scope(api, world):
+    from datetime import timedelta
+
+    from bot import clock
+    from store.db import session_scope
+    from store.models import Owner
+    from store.models.membership import Booking, MemberApplication
+
+    now = clock.now()
+    with session_scope() as s:
+        for openid in ("o_li", "o_huang"):  # 1-1201 (1栋) and 2-1002 (2栋)
+            o = s.query(Owner).filter_by(openid=openid).one()
+            s.add(Booking(owner_id=o.id, service="housekeeping", day=now.date(), start_at=now + timedelta(days=1),
+                          end_at=now + timedelta(days=1, hours=2), location=o.room, tier="银卡",
+                          team="customer_service", state="requested"))
+            s.add(MemberApplication(owner_id=o.id, from_tier="银卡", target_tier="金卡", basis="spend"))
+    rooms = lambda role, what: sorted(x["room"] for x in api.get(f"/{what}", role=role).get_json()[what])  # noqa: E731
+    assert rooms("staff", "bookings") == ["1-1201"] and rooms("staff2", "bookings") == ["2-1002"]
+    assert rooms("manager", "bookings") == ["1-1201", "2-1002"]
+    assert rooms("staff", "applications") == ["1-1201"]
+    c = api.client
+    assert login(c, "staff").status_code == 302
+    today = c.get("/console/today").get_data(as_text=True)
+    assert "1-1201" in today and "2-1002" not in today
+
+
 # --- item 8: masked numbers, a logged reveal -------------------------------------------------
 
 def test_staff_see_masked_numbers_in_the_api(api, world):

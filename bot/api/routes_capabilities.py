@@ -119,7 +119,11 @@ def bookings_list():
     service = req_str(q, "service", required=False, max_len=32)
     day = req_date(q, "day", required=False)
     limit, offset = page_args()
-    stmt = select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc())
+    from handlers import scope
+
+    # A building's staff see its owners' bookings (handlers/scope.py), managers all.
+    stmt = scope.scoped_by_owner(select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc()),
+                                 Booking.owner_id, Q.viewer())
     if state:
         stmt = stmt.where(Booking.state == state)
     if service:
@@ -141,7 +145,9 @@ def applications_list():
     if App is None:
         not_installed("membership")
     state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
-    stmt = select(App).order_by(App.id.desc())
+    from handlers import scope
+
+    stmt = scope.scoped_by_owner(select(App).order_by(App.id.desc()), App.owner_id, Q.viewer())
     if state:
         stmt = stmt.where(App.state == state)
     out = [row_dict(a, ["id", "from_tier", "target_tier", "basis", "state", "reviewed_by", "reviewed_at",

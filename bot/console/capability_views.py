@@ -44,8 +44,10 @@ def pending_bookings(session: Session):
     Booking = Q.model("membership", "Booking")
     if Booking is None:
         return None
-    rows = session.scalars(select(Booking).where(Booking.state.in_(("requested", "approved")))
-                           .order_by(Booking.start_at).limit(30))
+    from handlers import scope
+
+    stmt = select(Booking).where(Booking.state.in_(("requested", "approved"))).order_by(Booking.start_at).limit(30)
+    rows = session.scalars(scope.scoped_by_owner(stmt, Booking.owner_id, Q.viewer()))
     return [Item(f"预约 B{b.id} {b.service} · {b.owner.room if b.owner else ''} · "
                  f"{'待审核' if b.state == 'requested' else '待联系业主'}", _cst(b.start_at), b.id,
                  kind=f"booking:{b.state}") for b in rows]
@@ -55,7 +57,10 @@ def pending_applications(session: Session):
     App = Q.model("membership", "MemberApplication")
     if App is None:
         return None
-    rows = session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30))
+    from handlers import scope
+
+    stmt = select(App).where(App.state == "pending").order_by(App.id).limit(30)
+    rows = session.scalars(scope.scoped_by_owner(stmt, App.owner_id, Q.viewer()))
     return [Item(f"升级申请 M{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
                  _cst(a.created_at), a.id, kind="application") for a in rows]
 
@@ -75,7 +80,10 @@ def my_work(session: Session, staff_id: int | None):
     if Ticket is not None:
         for t in session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
                                                       Ticket.state.in_(Q.OPEN_TICKET_STATES)).order_by(Ticket.id)):
-            items.append(Item(f"T{t.id} {t.room or ''} {t.content[:30]}", _cst(t.created_at), t.id, kind="ticket"))
+            from handlers.privacy import for_viewer
+
+            items.append(Item(f"T{t.id} {t.room or ''} {for_viewer(Q.viewer(), t.content)[:30]}", _cst(t.created_at),
+                              t.id, kind="ticket"))
     Suggestion = Q.model("groups", "GroupSuggestion")
     if Suggestion is not None:
         for sg in session.scalars(select(Suggestion).where(Suggestion.staff_userid == me.userid,
