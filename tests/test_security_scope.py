@@ -166,6 +166,14 @@ def test_staff_see_masked_numbers_in_the_api(api, world):
     assert OWNER_PHONE in api.get(f"/tickets/{world['a']}", role="manager").get_data(as_text=True)
     listing = api.get("/tickets?limit=500", role="supervisor").get_data(as_text=True)
     assert NEIGHBOUR not in listing
+    # The API's reveal: the department's supervisor gets the number, logged; the repair
+    # supervisor does not see the complaint at all.
+    r = api.post(f"/tickets/{world['a']}/contact", role="supervisor")
+    assert r.status_code == 200 and r.get_json()["contact_phone"] == OWNER_PHONE
+    assert api.post(f"/tickets/{world['e']}/contact", role="repairboss").status_code == 404
+    assert api.post(f"/tickets/{world['a']}/contact", role="staff").status_code == 403
+    audit = api.get("/audit?action=phone.reveal", role="manager").get_json()["entries"]
+    assert [(e["actor"], e["target"]) for e in audit] == [("api:supervisor", f"ticket:{world['a']}")]
 
 
 def test_staff_see_masked_numbers_in_the_console_and_reveal_is_checked_and_logged(api, world):

@@ -77,6 +77,20 @@ def ticket_detail(ticket_id: int):
     return jsonify(d)
 
 
+@api_route("/tickets/<int:ticket_id>/contact", ["POST"], "supervisor",
+           "The ticket's contact number in full (staff views show it masked); the department's "
+           "supervisor or a manager; every reveal is written to the audit log")
+def ticket_contact(ticket_id: int):
+    from handlers import privacy
+
+    t = _ticket_or_404(ticket_id)
+    if not privacy.may_reveal(Q.viewer(), t):
+        audit(g.db, principal(), "phone.reveal_refused", f"ticket:{t.id}")
+        raise ApiError(403, "only the ticket's holder, its department's supervisor or a manager may see the number")
+    audit(g.db, principal(), "phone.reveal", f"ticket:{t.id}", {"owner_id": t.owner_id})
+    return jsonify({"id": t.id, "contact_name": t.contact_name, "contact_phone": t.contact_phone})
+
+
 @api_route("/tickets/<int:ticket_id>/reassign", ["POST"], "supervisor",
            "Reassign a ticket to another staff member (recorded as a ticket event; the new holder gets a card)",
            body={"assignee": "string: staff userid", "reason": "string: why (optional)"}, required=["assignee"])
