@@ -20,12 +20,14 @@ from handlers.scope import Viewer, can_see_ticket
 TICKET_TEXT_FIELDS = ("content", "contact_phone", "result_note", "survey_comment")
 
 
-def mask_text(text: str | None) -> str | None:
+def mask_text(text: str | None, strict: bool = False) -> str | None:
+    """`strict`: also any run of 5+ digits (for text already cut short, where a cut
+    number no longer looks like a phone)."""
     if not text:
         return text
     from handlers.groups.moderation import mask
 
-    return mask(str(text), strict=False)
+    return mask(str(text), strict=strict)
 
 
 def mask_value(value: Any) -> Any:

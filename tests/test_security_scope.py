@@ -109,6 +109,14 @@ def test_wecom_commands_follow_the_same_rule(api, world):
     assert "不在您负责的范围" not in _wecom(f"接管 T{b}", "zhuguan_chen")
     assert "不在您负责的范围" not in _wecom(f"转派 T{world['e']} 小李", "jingli_lin")
     assert "没有找到工单" in _wecom("进度 T" + "9" * 5000 + " x", "kefu_ajie")
+    # 「我的工单」 in WeCom: numbers in a ticket's text reach staff masked, even cut short
+    from store.db import session_scope
+    from store.models.tickets import Ticket
+
+    with session_scope() as s:
+        s.get(Ticket, world["a"]).assignee, s.get(Ticket, world["a"]).state = "kefu_xiaomei", "accepted"
+    mine = _wecom("我的工单", "kefu_xiaomei")
+    assert f"T{world['a']}" in mine and "139123" not in mine
 
 
 def _group_command(text: str, sender: str, group: str) -> str:

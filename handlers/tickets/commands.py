@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from handlers import registry, scope
+from handlers import privacy, registry, scope
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
@@ -126,8 +126,10 @@ def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
                          .order_by(Ticket.id)).all()
         waiting = [t for t in s.scalars(select(Ticket).where(Ticket.state == "open")).all()
                    if msg.sender in (t.notified or [])]
-        lines = [core.describe(s, t, with_holder=False) for t in rows]
-        lines += [core.describe(s, t) + "  → 回复「接单 " + t.number + "」" for t in waiting]
+        # Staff read numbers masked (handlers/privacy.py); the holder's work card has the contact.
+        lines = [privacy.mask_text(core.describe(s, t, with_holder=False), strict=True) for t in rows]
+        lines += [privacy.mask_text(core.describe(s, t), strict=True) + "  → 回复「接单 " + t.number + "」"
+                  for t in waiting]
         text = "您负责的工单：\n" + "\n".join(lines) if lines else "您目前没有待处理的工单。"
         return Outcome(replies=[text], intent="command")
     owner = find_owner(s, msg)
