@@ -22,7 +22,8 @@ def ticket_contact(ticket_id: int):
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
     if not privacy.may_reveal(viewer, t):
         audit(g.db, g.principal, "phone.reveal_refused", f"ticket:{t.id}")
-        return render_template("forbidden.html", need="负责人或主管"), 403
+        return render_template("message.html", title="无权查看",
+                               text="只有工单负责人、部门主管或经理可以查看完整号码。"), 403
     audit(g.db, g.principal, "phone.reveal", f"ticket:{t.id}", {"owner_id": t.owner_id})
     return render_template("message.html", title=f"T{t.id} 联系电话",
                            text=f"{t.contact_name or '业主'}：{t.contact_phone or '未登记'}（本次查看已记入审计日志）")
