@@ -19,6 +19,7 @@ BLUEPRINTS: list[str] = [
 def create_app(settings: Settings | None = None) -> Flask:
     import importlib
 
+    from bot import web_guard
     from bot.logs import setup_logging
     from bot.webhooks import make_channels
 
@@ -28,6 +29,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["GUANJIA_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = None  # the webhooks enforce their own limit with a clean 413
     app.config.update(make_channels(settings))
+    web_guard.install_converters(app)  # before any blueprint's rules are built
+    web_guard.install(app)
     for spec in BLUEPRINTS:
         module, attr = spec.split(":")
         app.register_blueprint(getattr(importlib.import_module(module), attr))

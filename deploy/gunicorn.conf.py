@@ -41,6 +41,8 @@ max_requests = int(os.environ.get("GUANJIA_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("GUANJIA_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-" if os.environ.get("GUANJIA_ACCESS_LOG", "0") == "1" else None
+# Access lines with openids and search terms masked (bot/logs.py).
+logger_class = "bot.logs.MaskingGunicornLogger"
 errorlog = "-"
 loglevel = os.environ.get("GUANJIA_LOG_LEVEL", "info").lower()
 proc_name = "guanjia-web"

@@ -16,13 +16,16 @@ _factory: sessionmaker | None = None
 def make_engine(url: str, pool_size: int = 5) -> Engine:
     """`pool_size`: connections kept open, at least the threads that use the database at
     once (a web process's gthread threads). Fewer means connections closed and reopened
-    under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in)."""
+    under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in).
+
+    hide_parameters: a database error's message (logged with its traceback) would
+    otherwise carry the statement's values: openids, owners' message text."""
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=pool_size, max_overflow=10)
+                               pool_size=pool_size, max_overflow=10, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # web, worker and scheduler share the file
@@ -34,7 +37,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10, hide_parameters=True)
 
 
 def get_engine() -> Engine:

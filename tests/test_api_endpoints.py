@@ -82,6 +82,8 @@ CASES = [
      ("POST", "/users", {"json": {"username": "newbie2", "role": "boss", "password": "longenough1"}}), "role"),
     ("GET /tickets", "staff", ("GET", "/tickets?state=open&priority=urgent", {}), ("GET", "/tickets?priority=high", {}), "priority"),
     ("GET /tickets/{ticket_id}", "staff", ("GET", "/tickets/{ticket}", {}), ("GET", "/tickets/99999", {}), "ticket_id"),
+    ("POST /tickets/{ticket_id}/contact", "supervisor", ("POST", "/tickets/{ticket}/contact", {}),
+     ("POST", "/tickets/99999/contact", {}), "ticket_id"),
     ("POST /tickets/{ticket_id}/reassign", "supervisor",
      ("POST", "/tickets/{ticket}/reassign", {"json": {"assignee": "weixiu_xiaoli", "reason": "老周休假"}}),
      ("POST", "/tickets/{ticket}/reassign", {"json": {"assignee": "nobody"}}), "assignee"),

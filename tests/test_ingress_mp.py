@@ -27,8 +27,20 @@ def test_url_check_wrong_token_403(app_client):
     assert r.status_code == 403
 
 
+def _plain_mode_client(monkeypatch):
+    """The account in plain mode: no WECHAT_AES_KEY (with one set, plain bodies are refused)."""
+    monkeypatch.delenv("WECHAT_AES_KEY")
+    from bot.config import reset_settings
+    from bot.web import create_app
+
+    reset_settings()
+    return create_app().test_client()
+
+
 @pytest.mark.parametrize("mode", ["safe", "compat", "plain"])
-def test_each_mode_is_accepted_stored_and_queued(app_client, mode):
+def test_each_mode_is_accepted_stored_and_queued(app_client, mode, monkeypatch):
+    if mode == "plain":
+        app_client = _plain_mode_client(monkeypatch)
     q, body = P.mp_text_request("o_mode", "你好", 7001, mode=mode)
     r = app_client.post("/wechat/mp", query_string=q, data=body)
     assert r.status_code == 200 and r.data == b"success"  # budget 0: answered later
@@ -81,6 +93,6 @@ def test_passive_reply_plain_mode_is_plain_xml(app_client, live_worker, monkeypa
 
     reset_settings()
     q, body = P.mp_text_request("o_plain", "帮助", 7004, mode="plain")
-    r = create_app().test_client().post("/wechat/mp", query_string=q, data=body)
+    r = _plain_mode_client(monkeypatch).post("/wechat/mp", query_string=q, data=body)
     reply = P.mp_reply(r.data, encrypted=False)
     assert reply["ToUserName"] == "o_plain" and "报修" in reply["Content"]

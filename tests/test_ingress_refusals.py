@@ -51,8 +51,11 @@ def _mp_huge():
 
 
 def _mp_missing_msgid():
-    q, body = P.mp_text_request("o_x", "hi", 5, mode="plain")
-    return "/wechat/mp", q, body.replace(b"<MsgId>5</MsgId>", b"")
+    created = int(time.time())
+    fields = {"ToUserName": P.MP_ACCOUNT, "FromUserName": "o_x", "CreateTime": created, "MsgType": "text",
+              "Content": "hi"}
+    q, body = P._mp_request(fields, "safe", "o_x", created)
+    return "/wechat/mp", q, body
 
 
 def _mp_missing_encrypt():

@@ -155,15 +155,22 @@ def _given(data: dict, name: str, required: bool):
     return val
 
 
+# Database integers are 64-bit: a larger value would raise OverflowError in the
+# driver (a 500), so it is refused here, naming the field.
+INT_MAX = 2**63 - 1
+
+
 def req_int(data: dict, name: str, *, required: bool = True, minimum: int | None = None,
             maximum: int | None = None) -> int | None:
     val = _given(data, name, required)
     if val is None:
         return None
     try:
-        if isinstance(val, bool):
+        if isinstance(val, bool) or (isinstance(val, str) and len(val) > 20):
             raise ValueError
         val = int(val)
+        if not -INT_MAX <= val <= INT_MAX:
+            raise ValueError
     except (TypeError, ValueError):
         raise ApiError(400, f"{name} must be a whole number", name) from None
     if minimum is not None and val < minimum:
@@ -202,7 +209,7 @@ def query_args() -> dict:
 def page_args(default: int = 50) -> tuple[int, int]:
     q = query_args()
     limit = req_int(q, "limit", required=False, minimum=1, maximum=500) or default
-    offset = req_int(q, "offset", required=False, minimum=0) or 0
+    offset = req_int(q, "offset", required=False, minimum=0, maximum=10**9) or 0
     return limit, offset
 
 

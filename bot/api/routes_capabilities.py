@@ -44,32 +44,51 @@ def tickets_list():
     late = req_str(q, "late", required=False, choices=("0", "1"))
     limit, offset = page_args()
     now = clock.now()
-    stmt = Q.ticket_query(f)
+    stmt = Q.ticket_query(f, Q.viewer())
     if late == "1":
         ids = Q.late_ticket_ids(g.db, now)
         stmt = stmt.where(Q.model("tickets", "Ticket").id.in_(ids or [-1]))
     rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
     clocks = Q.clock_views(g.db, [t.id for t in rows], now)
-    return jsonify({"tickets": [Q.ticket_dict(t, clocks[t.id]) for t in rows], "limit": limit, "offset": offset})
+    return jsonify({"tickets": [Q.ticket_dict(t, clocks[t.id], Q.viewer()) for t in rows], "limit": limit,
+                    "offset": offset})
 
 
 def _ticket_or_404(ticket_id: int):
     Ticket = Q.model("tickets", "Ticket")
     if Ticket is None:
         not_installed("tickets")
+    from handlers import scope
+
     t = g.db.get(Ticket, ticket_id)
-    if t is None:
+    if t is None or not scope.can_see_ticket(Q.viewer(), t):  # outside one's scope reads as missing
         raise ApiError(404, f"no ticket T{ticket_id}", "ticket_id")
     return t
 
 
 @api_route("/tickets/<int:ticket_id>", ["GET"], "staff", "One ticket: its fields, every clock and its full story (events)")
 def ticket_detail(ticket_id: int):
+    from handlers import privacy
+
     t = _ticket_or_404(ticket_id)
-    d = Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now(), active_only=False)[t.id])
-    d["events"] = [{"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
-                   for e in Q.ticket_events(g.db, t.id)]
+    d = Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now(), active_only=False)[t.id], Q.viewer())
+    d["events"] = [{"at": iso(e.at), "actor": e.actor, "action": e.action,
+                    "detail": privacy.for_viewer(Q.viewer(), e.detail)} for e in Q.ticket_events(g.db, t.id)]
     return jsonify(d)
+
+
+@api_route("/tickets/<int:ticket_id>/contact", ["POST"], "supervisor",
+           "The ticket's contact number in full (staff views show it masked); the department's "
+           "supervisor or a manager; every reveal is written to the audit log")
+def ticket_contact(ticket_id: int):
+    from handlers import privacy
+
+    t = _ticket_or_404(ticket_id)
+    if not privacy.may_reveal(Q.viewer(), t):
+        audit(g.db, principal(), "phone.reveal_refused", f"ticket:{t.id}")
+        raise ApiError(403, "only the ticket's holder, its department's supervisor or a manager may see the number")
+    audit(g.db, principal(), "phone.reveal", f"ticket:{t.id}", {"owner_id": t.owner_id})
+    return jsonify({"id": t.id, "contact_name": t.contact_name, "contact_phone": t.contact_phone})
 
 
 @api_route("/tickets/<int:ticket_id>/reassign", ["POST"], "supervisor",
@@ -88,7 +107,7 @@ def ticket_reassign(ticket_id: int):
     except Q.ReassignError as exc:
         raise ApiError(409, str(exc), "ticket_id") from None
     audit(g.db, principal(), "ticket.reassign", f"ticket:{t.id}", {"from": prev, "to": to, "reason": reason})
-    return jsonify(Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now())[t.id]))
+    return jsonify(Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now())[t.id], Q.viewer()))
 
 
 # --- bookings and applications -----------------------------------------------------------------
@@ -114,7 +133,11 @@ def bookings_list():
     service = req_str(q, "service", required=False, max_len=32)
     day = req_date(q, "day", required=False)
     limit, offset = page_args()
-    stmt = select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc())
+    from handlers import scope
+
+    # A building's staff see its owners' bookings (handlers/scope.py), managers all.
+    stmt = scope.scoped_by_owner(select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc()),
+                                 Booking.owner_id, Q.viewer())
     if state:
         stmt = stmt.where(Booking.state == state)
     if service:
@@ -136,7 +159,9 @@ def applications_list():
     if App is None:
         not_installed("membership")
     state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
-    stmt = select(App).order_by(App.id.desc())
+    from handlers import scope
+
+    stmt = scope.scoped_by_owner(select(App).order_by(App.id.desc()), App.owner_id, Q.viewer())
     if state:
         stmt = stmt.where(App.state == state)
     out = [row_dict(a, ["id", "from_tier", "target_tier", "basis", "state", "reviewed_by", "reviewed_at",

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select
 from bot.api.common import (PATHS, ApiError, api_route, body_json, bp, iso, page_args, principal, query_args,
                             req_str, row_dict)
 from bot.console.auth import audit, create_user, issue_token
+from handlers import scope
 from store.models import AuditLog, ConsoleUser, Group, GroupMember, Home, Owner, Staff
 
 API_VERSION = "1.0.0"
@@ -68,8 +69,10 @@ def owners_list():
     if tier:
         stmt = stmt.where(Owner.tier == tier)
     if text:
-        like = f"%{text}%"
-        stmt = stmt.where(or_(Owner.name.like(like), Owner.phone.like(like), Home.room.like(like)))
+        stmt = stmt.where(scope.owner_search_clause(text))  # "%" and "_" match only themselves
+    clause = scope.owner_clause(scope.for_principal(g.db, principal()))
+    if clause is not None:
+        stmt = stmt.where(clause)
     rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
     audit(g.db, principal(), "owner.search", text or "*", {"tier": tier, "results": [o.id for o in rows]})
     return jsonify({"owners": [owner_dict(o) for o in rows], "limit": limit, "offset": offset})
@@ -78,7 +81,7 @@ def owners_list():
 @api_route("/owners/<int:owner_id>", ["GET"], "manager", "One owner record (manager only; logged)")
 def owner_detail(owner_id: int):
     o = g.db.get(Owner, owner_id)
-    if o is None:
+    if o is None or not scope.can_see_owner(g.db, scope.for_principal(g.db, principal()), o):
         raise ApiError(404, "no such owner", "owner_id")
     audit(g.db, principal(), "owner.view", f"owner:{o.id}")
     d = owner_dict(o)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.channels.common import Refusal, check_signature, check_timestamp, parse_xml, require, text_reply_xml
+from bot.channels.common import (Refusal, check_replay, check_signature, check_timestamp, parse_xml, require,
+                                 text_reply_xml)
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.normalize import to_message
 from bot.config import ChannelSettings
@@ -43,6 +44,10 @@ class MpChannel:
         self._check_url_signature(args)
         fields = parse_xml(body)
         encrypted = args.get("encrypt_type") == "aes"
+        if self.crypto is not None and not encrypted:
+            # Safe/compatible mode is configured: a plain body is covered by no signature
+            # (the URL one does not include it), so it could be anyone's words.
+            raise Refusal(403, "plaintext_refused", "WECHAT_AES_KEY is set: only encrypted messages")
         if encrypted:
             if self.crypto is None:
                 raise Refusal(400, "encryption_not_configured", "WECHAT_AES_KEY is not set")
@@ -50,6 +55,7 @@ class MpChannel:
             self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
                                fields["Encrypt"])
             fields = parse_xml(self.crypto.decrypt(fields["Encrypt"]))
+        check_replay(self.name, args.get("timestamp", ""), args.get("nonce", ""), body, self.window_s)
         require(fields, "FromUserName", "MsgType", "CreateTime")
         msg = to_message(fields, "mp")
         if msg.kind == "text" and not msg.msg_id:

@@ -3,6 +3,7 @@
 events here too."""
 from __future__ import annotations
 
+from bot.channels.common import Refusal, is_epoch
 from handlers.message import Message
 
 # Fields kept in Message.data for events, by event name; unknown events keep everything.
@@ -16,7 +17,11 @@ EVENT_FIELDS = {
 
 def to_message(fields: dict[str, str], channel: str) -> Message:
     msg_type = (fields.get("MsgType") or "").lower()
-    created = int(fields["CreateTime"]) if fields.get("CreateTime", "").isdigit() else 0
+    raw_created = fields.get("CreateTime", "")
+    if raw_created and not is_epoch(raw_created):
+        # A 5,000-digit CreateTime: int() refuses it (and a datetime could not hold it).
+        raise Refusal(400, "bad_field", "CreateTime is not epoch seconds")
+    created = int(raw_created) if raw_created else 0
     base = dict(channel=channel, sender=fields.get("FromUserName", ""), to=fields.get("ToUserName"),
                 created_at=created, msg_id=fields.get("MsgId") or None, agent_id=fields.get("AgentID") or None,
                 chat="staff" if channel == "wecom" else "private")

@@ -1,7 +1,7 @@
 """WeCom self-built app: URL check (decrypt echostr) and encrypted callbacks."""
 from __future__ import annotations
 
-from bot.channels.common import Refusal, check_timestamp, parse_xml, require, text_reply_xml
+from bot.channels.common import Refusal, check_replay, check_timestamp, parse_xml, require, text_reply_xml
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.mp import Inbound
 from bot.channels.normalize import to_message
@@ -33,6 +33,8 @@ class WeComChannel:
         self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
                            outer["Encrypt"])
         fields = parse_xml(self.crypto.decrypt(outer["Encrypt"]))
+        if check_time:
+            check_replay(self.name, args.get("timestamp", ""), args.get("nonce", ""), body, self.window_s)
         require(fields, "FromUserName", "MsgType", "CreateTime")
         msg = to_message(fields, "wecom")
         if msg.kind == "text" and not msg.msg_id:

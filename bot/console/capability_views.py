@@ -47,11 +47,11 @@ def pending_bookings(session: Session):
     Booking = Q.model("membership", "Booking")
     if Booking is None:
         return None
-    rows = session.scalars(select(Booking).where(Booking.state.in_(("requested", "approved")))
-                           .order_by(Booking.start_at).limit(30))
     from bot.console import labels
+    from handlers import scope
 
-    rows = list(rows)
+    stmt = select(Booking).where(Booking.state.in_(("requested", "approved"))).order_by(Booking.start_at).limit(30)
+    rows = list(session.scalars(scope.scoped_by_owner(stmt, Booking.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"booking:{b.id}" for b in rows], clock.now())
     return [Item(f"预约 B{b.id} {labels.service(b.service)} · {b.owner.room if b.owner else ''} · "
                  f"{labels.word('booking_states', b.state)}", _cst(b.start_at), b.id,
@@ -62,7 +62,10 @@ def pending_applications(session: Session):
     App = Q.model("membership", "MemberApplication")
     if App is None:
         return None
-    rows = list(session.scalars(select(App).where(App.state == "pending").order_by(App.id).limit(30)))
+    from handlers import scope
+
+    stmt = select(App).where(App.state == "pending").order_by(App.id).limit(30)
+    rows = list(session.scalars(scope.scoped_by_owner(stmt, App.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"application:{a.id}" for a in rows], clock.now())
     return [Item(f"升级申请 M{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
                  _cst(a.created_at), a.id, kind="application", clocks=chips[f"application:{a.id}"]) for a in rows]
@@ -81,12 +84,14 @@ def my_work(session: Session, staff_id: int | None):
     items = []
     Ticket = Q.model("tickets", "Ticket")
     if Ticket is not None:
+        from handlers.privacy import for_viewer
+
         rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
                                                          Ticket.state.in_(Q.OPEN_TICKET_STATES))))
         chips = Q.clock_views(session, [t.id for t in rows], clock.now())
         for t in Q.due_first(rows, chips):  # what is due first, first
-            items.append(Item(f"T{t.id} {t.room or ''} {t.content[:30]}", _cst(t.created_at), t.id, kind="ticket",
-                              clocks=chips[t.id]))
+            items.append(Item(f"T{t.id} {t.room or ''} {for_viewer(Q.viewer(), t.content)[:30]}", _cst(t.created_at),
+                              t.id, kind="ticket", clocks=chips[t.id]))
     Suggestion = Q.model("groups", "GroupSuggestion")
     if Suggestion is not None:
         for sg in session.scalars(select(Suggestion).where(Suggestion.staff_userid == me.userid,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from bot import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page
+from handlers import privacy, scope
 from store.models import Building, Group, GroupMember, Home, Owner, Staff
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
@@ -36,13 +37,13 @@ def today():
     Ticket = Q.model("tickets", "Ticket")
     by_class = None
     if Ticket is not None:
-        tickets = list(g.db.scalars(Q.ticket_query({"state": "open"})))
+        tickets = list(g.db.scalars(Q.ticket_query({"state": "open"}, Q.viewer())))
         clocks = Q.clock_views(g.db, [t.id for t in tickets], now)
         by_class = {p: [] for p in Q.PRIORITIES}
         order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
         for t in Q.due_first(tickets, clocks):
             status = Q.worst([c.color for c in clocks[t.id]])
-            by_class.setdefault(t.priority, []).append((t, clocks[t.id], status))
+            by_class.setdefault(t.priority, []).append((privacy.ticket_view(Q.viewer(), t), clocks[t.id], status))
         for rows in by_class.values():
             rows.sort(key=lambda r: order[r[2]])  # stable: due-first inside each colour
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
@@ -62,8 +63,8 @@ def _ticket_filters() -> dict:
 
 
 def ticket_rows(f: dict, now, limit: int = 300) -> tuple[list, dict]:
-    """The tickets matching the list's filters, soonest deadline first, with their clocks."""
-    rows = list(g.db.scalars(Q.ticket_query(f).limit(limit)))
+    """The tickets matching the list's filters and the viewer's scope, soonest deadline first, with their clocks."""
+    rows = list(g.db.scalars(Q.ticket_query(f, Q.viewer()).limit(limit)))
     if f.get("late"):
         late = Q.late_ticket_ids(g.db, now)
         rows = [t for t in rows if t.id in late]
@@ -84,14 +85,19 @@ def tickets():
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
     buildings = [b.code for b in g.db.scalars(select(Building).order_by(Building.code))]
     categories = {k: v for k, v in L.labels()["categories"].items() if k != "environment"}
-    return render_template("tickets.html", rows=[(t, clocks[t.id], Q.worst([c.color for c in clocks[t.id]])) for t in rows],
+    v = Q.viewer()
+    return render_template("tickets.html", rows=[(privacy.ticket_view(v, t), clocks[t.id], Q.worst([c.color for c in clocks[t.id]]))
+                                                 for t in rows],
                            f=f, states=TICKET_STATES, state_labels=STATE_LABELS, labels=Q.PRIORITY_LABELS, staff=staff,
                            categories=categories, buildings=buildings, export_args=request.args.to_dict())
 
 
 def _get_ticket(ticket_id: int):
+    """The ticket, or None when it does not exist or lies outside the viewer's scope
+    (outside one's scope reads as missing, for the page and every action on it)."""
     Ticket = Q.model("tickets", "Ticket")
-    return g.db.get(Ticket, ticket_id) if Ticket is not None else None
+    t = g.db.get(Ticket, ticket_id) if Ticket is not None else None
+    return t if t is not None and scope.can_see_ticket(Q.viewer(), t) else None
 
 
 @bp.get("/tickets/<int:ticket_id>")
@@ -109,8 +115,9 @@ def ticket(ticket_id: int):
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
     who = names()
+    v = Q.viewer()
     history = [(e.at, L.event_sentence(e.action, e.actor, e.detail, who, now), e.action.startswith("clock_"))
-               for e in Q.ticket_events(g.db, t.id)]
+               for e in privacy.event_views(v, Q.ticket_events(g.db, t.id))]
     me = g.principal
     mine = bool(me.staff_id) and _my_userid() == t.assignee
     can = {
@@ -120,8 +127,9 @@ def ticket(ticket_id: int):
         "reassign": me.at_least("supervisor") and t.state not in ("closed", "completed"),
         "close": me.at_least("supervisor") and t.state != "closed",
     }
-    return render_template("ticket.html", t=t, clocks=clocks, history=history, staff=staff, can=can,
-                           labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS)
+    return render_template("ticket.html", t=privacy.ticket_view(v, t), clocks=clocks, history=history, staff=staff,
+                           can=can, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
+                           may_reveal=privacy.may_reveal(v, t) and not v.sees_full_phones)
 
 
 def _my_userid() -> str | None:
@@ -202,10 +210,10 @@ def owners():
     text = (request.args.get("q") or "").strip()[:64]
     rows = []
     if text:  # no list of everyone by default: records are opened on purpose, and logged
-        like = f"%{text}%"
-        rows = list(g.db.scalars(select(Owner).outerjoin(Home, Owner.home_id == Home.id)
-                                 .where(or_(Owner.name.like(like), Owner.phone.like(like), Home.room.like(like)))
-                                 .order_by(Home.room).limit(100)))
+        stmt = (select(Owner).outerjoin(Home, Owner.home_id == Home.id)
+                .where(scope.owner_search_clause(text)).order_by(Home.room).limit(100))  # "%"/"_" literal
+        clause = scope.owner_clause(Q.viewer())
+        rows = list(g.db.scalars(stmt if clause is None else stmt.where(clause)))
         audit(g.db, g.principal, "owner.search", text, {"results": [o.id for o in rows]})
     return render_template("owners.html", q=text, rows=rows)
 
@@ -214,7 +222,7 @@ def owners():
 @page("manager")
 def owner(owner_id: int):
     o = g.db.get(Owner, owner_id)
-    if o is None:
+    if o is None or not scope.can_see_owner(g.db, Q.viewer(), o):
         return render_template("message.html", title="业主不存在", text="没有这位业主"), 404
     audit(g.db, g.principal, "owner.view", f"owner:{o.id}")
     groups = list(g.db.scalars(select(GroupMember).where(GroupMember.owner_id == o.id)))
@@ -316,3 +324,5 @@ def audit_log():
             for a in g.db.scalars(stmt)]
     return render_template("audit.html", rows=rows, action=action,
                            actions=[(a, L.audit_action(a)) for a in actions])
+
+from bot.console import reveal  # noqa: E402,F401  (the phone reveal, handlers/privacy.py)

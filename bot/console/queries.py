@@ -129,12 +129,29 @@ def worst(colors: list[str]) -> str:
 
 # --- tickets ------------------------------------------------------------------------------
 
-def ticket_query(filters: dict):
-    """A select over tickets with the console/API filters applied; None when not installed."""
+def viewer():
+    """The request's scope (handlers/scope.py), computed once per request from g.principal."""
+    from flask import g
+
+    from handlers import scope
+
+    v = g.get("scope_viewer")
+    if v is None:
+        v = g.scope_viewer = scope.for_principal(g.db, g.principal)
+    return v
+
+
+def ticket_query(filters: dict, viewer=None):
+    """A select over tickets with the console/API filters applied, limited to what
+    `viewer` may see (handlers/scope.py); None when not installed."""
+    from handlers import scope
+
     Ticket = model("tickets", "Ticket")
     if Ticket is None:
         return None
     stmt = select(Ticket)
+    if viewer is not None:
+        stmt = scope.tickets(stmt, viewer)
     state = filters.get("state")
     if state == "open":
         stmt = stmt.where(Ticket.state.in_(OPEN_TICKET_STATES))
@@ -144,7 +161,7 @@ def ticket_query(filters: dict):
         if filters.get(f):
             stmt = stmt.where(getattr(Ticket, f) == filters[f])
     if filters.get("q"):
-        stmt = stmt.where(Ticket.content.like(f"%{filters['q']}%"))
+        stmt = stmt.where(Ticket.content.like(scope.like_contains(filters["q"]), escape=scope.LIKE_ESCAPE))
     return stmt.order_by(Ticket.id.desc())
 
 
@@ -157,9 +174,13 @@ def late_ticket_ids(session: Session, now: datetime) -> set[int]:
     return {c.ticket_id for c in rows if clock_color(c, now) == "red"}
 
 
-def ticket_dict(t, clocks: list[ClockView] | None = None) -> dict:
+def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
+    """The ticket as JSON; numbers masked unless `viewer` may see them in full."""
     from bot.api.common import row_dict
+    from handlers import privacy
 
+    if viewer is not None:
+        t = privacy.ticket_view(viewer, t)
     d = row_dict(t, ["id", "kind", "priority", "category", "team", "content", "state", "channel", "room",
                      "building", "contact_name", "assignee", "created_at", "accepted_at", "on_site_at",
                      "completed_at", "closed_at", "survey_score", "reopen_count"])

@@ -30,14 +30,18 @@ NAV = [  # (endpoint, label, least role)
 
 
 def _current_principal() -> Principal | None:
-    uid = session.get("uid")
-    if uid == "admin":
-        # Logged in with GUANJIA_ADMIN_TOKEN: valid only while the token still is.
-        tok = current_app.config["GUANJIA_SETTINGS"].admin_token
-        return ADMIN if tok and session.get("admin_fp") == _fingerprint(tok) else None
-    if not isinstance(uid, int):
+    """Who the cookie's session id (bot/console/sessions.py) belongs to, or None:
+    unknown, signed out, idle, expired, a disabled user, a changed admin token."""
+    from bot.console import sessions
+
+    row = sessions.resolve(g.db, session.get("sid"), clock.now())
+    if row is None:
         return None
-    user = g.db.get(ConsoleUser, uid)
+    if row.user_id is None:
+        # Signed in with GUANJIA_ADMIN_TOKEN: valid only while the token still is.
+        tok = current_app.config["GUANJIA_SETTINGS"].admin_token
+        return ADMIN if tok and row.admin_fp == _fingerprint(tok) else None
+    user = g.db.get(ConsoleUser, row.user_id)
     if user is None or not user.active:
         return None
     return principal_for(user, "session")
@@ -142,69 +146,55 @@ def _when(dt) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    from bot.console import sessions, throttle
+    from bot.web_guard import client_address
     from store.db import session_scope
 
     error = None
     nxt = request.values.get("next") or url_for("console.today")
-    if not nxt.startswith("/console"):  # no open redirects
+    if not nxt.startswith("/console") or nxt.startswith("//"):  # no open redirects
         nxt = url_for("console.today")
     if request.method == "POST":
-        username = (request.form.get("username") or "").strip()
+        _check_csrf()  # the sign-in form carries a token too (login CSRF)
+        username = (request.form.get("username") or "").strip()[:64]
         password = request.form.get("password") or ""
-        if _too_many_failures(username):
+        address = client_address()
+        # Counted before the password is looked at (atomic), per name and address.
+        if not throttle.begin_attempt(username, address):
             return render_template("login.html", error="尝试次数过多，请15分钟后再试", next=nxt), 429
         with session_scope() as s:
+            now = clock.now()
             tok = current_app.config["GUANJIA_SETTINGS"].admin_token
-            if username == "admin" and check_admin_token(password, tok):
+            user = None
+            admin = username == "admin" and check_admin_token(password, tok)
+            if not admin:
+                user = verify_login(s, username, password)
+            if admin or user is not None:
+                # A new session id and CSRF token at every sign-in; the one the browser
+                # brought (perhaps planted) is ended.
+                sessions.end(s, session.get("sid"), now, "rotated")
                 session.clear()
-                session["uid"], session["admin_fp"] = "admin", _fingerprint(tok)
-                audit(s, ADMIN, "console.login", "admin")
-                return redirect(nxt)
-            user = verify_login(s, username, password)
-            if user is not None:
-                session.clear()
-                session["uid"] = user.id
+                session["sid"] = sessions.start(s, now, None if admin else user.id,
+                                                _fingerprint(tok) if admin else None, address)
+                session["csrf"] = secrets.token_urlsafe(24)
                 session.permanent = True
-                audit(s, principal_for(user, "session"), "console.login", user.username)
+                who = ADMIN if admin else principal_for(user, "session")
+                audit(s, who, "console.login", "admin" if admin else user.username)
+                throttle.succeeded(username, address)
                 return redirect(nxt)
             audit(s, Principal(username[:40] or "?", "", "staff"), "console.login_failed", username[:64])
-        _count_failure(username)
         error = "用户名或密码错误"
     return render_template("login.html", error=error, next=nxt), (401 if error else 200)
 
 
-MAX_FAILURES, FAILURE_WINDOW_S = 5, 900
-
-
-def _failure_key(username: str) -> str:
-    return f"console:login_failures:{username[:64]}"
-
-
-def _too_many_failures(username: str) -> bool:
-    # Passwords guessed online: a few tries per name per quarter hour. Redis down
-    # must not lock everyone out, so an error here allows the attempt.
-    try:
-        from bot.queues import get_redis
-
-        return int(get_redis().get(_failure_key(username)) or 0) >= MAX_FAILURES
-    except Exception:
-        return False
-
-
-def _count_failure(username: str) -> None:
-    try:
-        from bot.queues import get_redis
-
-        r = get_redis()
-        key = _failure_key(username)
-        if r.incr(key) == 1:
-            r.expire(key, FAILURE_WINDOW_S)
-    except Exception:
-        pass
-
-
 @bp.post("/logout")
 def logout():
+    from bot.console import sessions
+    from store.db import session_scope
+
+    _check_csrf()  # a forged sign-out is a nuisance; the token makes it impossible
+    with session_scope() as s:
+        sessions.end(s, session.get("sid"), clock.now(), "logout")
     session.clear()
     return redirect(url_for("console.login"))
 

@@ -1,7 +1,9 @@
 """Send one outbox row: claim it, render its kind into an API call, respect the
 rate limits, send, and record what happened.
 
-States: queued -> sent | failed (retry at next_attempt_at) -> ... -> dead.
+States: queued -> sent | failed (retry at next_attempt_at) -> ... -> dead, and
+`unknown`: the platform may have delivered it and we cannot tell (see
+"Unknown outcomes" below and docs/DEV_NOTES.md).
 The row is claimed with a conditional UPDATE that moves next_attempt_at one
 lease ahead, so two jobs for the same row (a re-queue by the sweeper, a retried
 rq job) cannot both send it, and a worker that dies mid-send only delays the
@@ -51,6 +53,21 @@ WECOM_TEXT_LIMIT = 2048  # bytes, message/send text
 DUPLICATE_CHECK_S = 600
 
 
+# --- Unknown outcomes ---------------------------------------------------------------------
+# A request that went out and got no answer (read time-out, connection dropped
+# mid-answer), or a worker that died during the call, may have been delivered.
+# Sending it again is only safe where the platform drops the duplicate: WeCom's
+# message/send with enable_duplicate_check, within DUPLICATE_CHECK_S of the first
+# try. Everything else (the Official Account's custom/send and template/send,
+# appchat, card updates) is held in state `unknown`, never re-sent by itself, and
+# reported to staff with the content, so they check with the owner: no duplicate,
+# and no reply dropped without a person knowing.
+INFLIGHT = "in flight"  # last_error while a call is out: found again by the next claim = the worker died
+DEDUP_SAFE_KINDS = frozenset({"text", "markdown", "textcard", "template_card", "group_task"})
+UNKNOWN_RETRY_MAX_S = 30.0  # retries of an unknown WeCom send come soon, well inside the window
+UNKNOWN_REPORT_SOURCE = REPORT_SOURCE
+
+
 class RenderError(ValueError):
     """The row's payload does not fit its kind (a producer bug): not retried."""
 
@@ -65,6 +82,7 @@ class Row:
     attempts: int
     source: str | None
     window_start: float | None  # OA: when the owner last wrote (48 h customer-service window)
+    inflight: bool = False  # the previous attempt never came back (its worker died mid-call)
 
 
 @dataclass
@@ -175,7 +193,7 @@ def _claim(outbox_id: int, now: datetime, opts: OutboundOptions) -> Row | str:
         row = s.get(OutboxMessage, outbox_id)
         if row is None:
             return "missing"
-        if row.state in ("sent", "dead"):
+        if row.state in ("sent", "dead", "unknown"):
             return f"already {row.state}"
         claimed = s.execute(update(OutboxMessage).where(
             OutboxMessage.id == outbox_id, OutboxMessage.state.in_(("queued", "failed")),
@@ -189,7 +207,7 @@ def _claim(outbox_id: int, now: datetime, opts: OutboundOptions) -> Row | str:
             last = s.scalar(select(Owner.last_inbound_at).where(Owner.openid == row.recipient))
             window_start = last.timestamp() if last else None
         return Row(row.id, row.channel, row.kind, row.recipient, dict(row.payload or {}), row.attempts,
-                   row.source, window_start)
+                   row.source, window_start, inflight=(row.last_error or "").startswith(INFLIGHT))
 
 
 def _error_text(exc: BaseException) -> str:
@@ -226,8 +244,9 @@ def unconfigured_channels() -> list[str]:
 
 
 def send_one(outbox_id: int) -> str:
-    """Send one outbox row; returns what happened: sent / retry / dead / deferred /
-    not due / already sent / already dead / missing. Safe to call twice."""
+    """Send one outbox row; returns what happened: sent / retry / dead / unknown /
+    deferred / not due / already sent / already dead / already unknown / missing.
+    Safe to call twice."""
     opts = get_options()
     now = clock.now()
     claimed = _claim(outbox_id, now, opts)
@@ -235,6 +254,12 @@ def send_one(outbox_id: int) -> str:
         return claimed
     row = claimed
     channel = row.channel
+    if row.inflight:
+        # The last try went out and its worker never recorded the answer: maybe delivered.
+        outcome = _unknown(row, row.attempts + 1, now, "the worker sending it stopped mid-call", opts)
+        if outcome != "retry now":
+            return outcome
+        row.inflight = False  # sending again now, as a new attempt
     try:
         plan = render(row, opts)
     except NotConfigured as exc:
@@ -263,6 +288,7 @@ def send_one(outbox_id: int) -> str:
         return "deferred"
 
     attempt = row.attempts + 1
+    _set(row.id, last_error=f"{INFLIGHT} since {clock.now().isoformat()} (attempt {attempt})")
     try:
         answer = plan.call()
     except ApiError as exc:
@@ -270,7 +296,12 @@ def send_one(outbox_id: int) -> str:
         if exc.errcode in TRANSIENT_ERRCODES or exc.path in TOKEN_PATHS:
             return _retry(row, attempt, now, exc, opts)
         return _dead(row, now, _error_text(exc), errcode=str(exc.errcode), attempts=attempt)
-    except (TransportError, TokenUnavailable, RedisError) as exc:
+    except TransportError as exc:
+        if outcome_unknown(exc):
+            result = _unknown(row, attempt, now, _error_text(exc), opts)
+            return "retry" if result == "retry now" else result
+        return _retry(row, attempt, now, exc, opts)
+    except (TokenUnavailable, RedisError) as exc:
         return _retry(row, attempt, now, exc, opts)
     except PlatformError as exc:
         return _retry(row, attempt, now, exc, opts)
@@ -289,6 +320,95 @@ def send_one(outbox_id: int) -> str:
     _set(row.id, **values)
     metrics.OUTBOUND.labels(channel, "sent").inc()
     return "sent"
+
+
+def outcome_unknown(exc: TransportError) -> bool:
+    """The request reached the platform and no answer came back: it may have been
+    delivered. A refused or timed-out connection, an HTTP error, a token call: it was not."""
+    import requests
+
+    if exc.path in TOKEN_PATHS:
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, requests.ConnectTimeout):
+        return False  # never connected
+    if exc.kind == "timeout":
+        return True
+    if isinstance(cause, requests.ConnectionError) and not isinstance(cause, requests.ConnectTimeout):
+        text = str(cause)
+        return "Connection aborted" in text or "RemoteDisconnected" in text or "reset" in text.lower()
+    return isinstance(cause, requests.exceptions.ChunkedEncodingError)
+
+
+def _unknown(row: Row, attempt: int, now: datetime, error: str, opts: OutboundOptions) -> str:
+    """What to do with a send that may have been delivered (see "Unknown outcomes").
+
+    Returns "retry now" (the caller sends again at once: only for a dead worker's row,
+    safe to repeat), "retry" (scheduled soon), or "unknown" (held, staff told)."""
+    settings = get_settings()
+    first = float(row.payload.get("_unknown_since") or now.timestamp())
+    margin = opts.http_timeout_s + UNKNOWN_RETRY_MAX_S + 30
+    if (row.channel == "wecom" and row.kind in DEDUP_SAFE_KINDS and attempt < settings.outbox_max_attempts
+            and now.timestamp() - first + margin < DUPLICATE_CHECK_S):
+        # WeCom drops the same message to the same member within DUPLICATE_CHECK_S of the first:
+        # the repeat cannot reach anyone twice.
+        if row.inflight:  # found at the claim: this worker sends it again at once
+            row.payload["_unknown_since"] = first
+            row.attempts = attempt
+            _set(row.id, payload=row.payload, attempts=attempt)
+            return "retry now"
+        delay = min(backoff_s(attempt, opts), UNKNOWN_RETRY_MAX_S)
+        _set(row.id, state="failed", attempts=attempt, last_error=f"outcome unknown, retried safely: {error}"[:2000],
+             payload={**row.payload, "_unknown_since": first}, next_attempt_at=clock.now() + timedelta(seconds=delay))
+        metrics.OUTBOUND.labels(row.channel, "retry").inc()
+        log.info("outbox %s attempt %d: outcome unknown (%s); WeCom drops duplicates, retry in %.1fs",
+                 row.id, attempt, error, delay)
+        return "retry"
+    _set(row.id, state="unknown", attempts=attempt, last_error=f"outcome unknown, not re-sent: {error}"[:2000],
+         payload={**row.payload, "_unknown_since": first})
+    metrics.OUTBOUND.labels(row.channel, "unknown").inc()
+    log.warning("outbox %s (%s/%s) outcome unknown (%s): held, not re-sent; staff told", row.id, row.channel,
+                row.kind, error)
+    if row.source != REPORT_SOURCE:
+        try:
+            report_unknown(row, error)
+        except Exception:  # the row's state is the record; a failed report must not hide it
+            log.exception("could not report unknown outbox %s to staff", row.id)
+    return "unknown"
+
+
+def report_unknown(row: Row, error: str) -> int | None:
+    """Tell supervisors and managers, one report per message: it may or may not have
+    arrived, we did not send it again, here is what it said."""
+    from bot.outbound import outbox
+    from handlers.message import Push
+
+    settings = get_settings()
+    if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
+        log.warning("outbox %s outcome unknown and WeCom is not configured: no staff report", row.id)
+        return None
+    with session_scope() as s:
+        staff = list(s.scalars(select(Staff.userid).where(
+            Staff.role.in_(("supervisor", "manager")), Staff.active.is_(True)).order_by(Staff.id)))
+        if not staff:
+            log.warning("outbox %s outcome unknown and no supervisor or manager to tell", row.id)
+            return None
+        preview = str(row.payload.get("content") or row.payload.get("text") or row.payload.get("title")
+                      or row.kind)[:200]
+        who = row.recipient
+        if row.channel == "mp":
+            owner = s.scalar(select(Owner).where(Owner.openid == row.recipient))
+            who = f"{owner.name}（{owner.room or '未绑定房号'}）" if owner else "业主"
+        text = (f"【消息可能未送达】\n对象：{who}（{row.channel}/{row.kind}）\n来源：{row.source or '-'}\n"
+                f"平台未答复，可能已送达；为免重复未重发。请核实，如未收到请人工联系。\n"
+                f"内容：{preview}\n编号：outbox {row.id}")
+        added = outbox.add(s, Push(channel="wecom", recipient="|".join(staff), kind="text",
+                                   payload={"content": text}, dedup_key=f"report:unknown:{row.id}"[:128],
+                                   priority=1, source=REPORT_SOURCE))
+        report_id = added.id if added is not None else None
+    if report_id is not None:
+        outbox.queue_send([report_id])
+    return report_id
 
 
 def _retry(row: Row, attempt: int, now: datetime, exc: BaseException, opts: OutboundOptions) -> str:

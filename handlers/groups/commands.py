@@ -322,18 +322,33 @@ def _notice(ctx, msg, group, role, args):
 
 
 def _ticket(ctx, msg, group, role, args):
-    if not args or not re.fullmatch(r"[Tt]?\d+", args[-1]):
+    if not args or not re.fullmatch(r"[Tt]?\d{1,9}", args[-1]):
         raise Reply(_usage("ticket"), "bad_args")
     try:
         from store.models.tickets import Ticket
     except ImportError:
         raise Reply("工单功能尚未启用。", "failed") from None
     t = ctx.session.get(Ticket, int(args[-1].lstrip("Tt")))
+    if t is not None and not _may_see_ticket(ctx, msg, role, t):
+        t = None  # the same answer as a missing ticket: nothing about others' tickets leaks
     if t is None:
         raise Reply(f"没有找到工单 {args[-1].upper()}。", "bad_args")
     who = t.assignee or "待接单"
     return (f"工单 T{t.id}：{t.state}，{t.priority}，{t.category}\n处理人：{who}\n"
             f"内容：{mask(t.content)[:80]}"), []
+
+
+def _may_see_ticket(ctx, msg, role, t) -> bool:
+    """Staff: the building scope of handlers/scope.py (as in the console and the API);
+    owners: only their own tickets."""
+    from handlers import scope
+
+    if role in ("supervisor", "staff_admin", "staff"):
+        return scope.can_see_ticket(scope.for_userid(ctx.session, msg.sender), t)
+    from handlers.identity import find_owner
+
+    owner = find_owner(ctx.session, msg)
+    return t.sender == msg.sender or (owner is not None and t.owner_id == owner.id)
 
 
 PERIODS = {"今天": 0, "today": 0, "本周": "week", "week": "week", "本月": "month", "month": "month",

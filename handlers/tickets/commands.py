@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
-from handlers import registry
+from handlers import privacy, registry, scope
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
@@ -25,26 +25,56 @@ def _out(res: core.Result) -> Outcome:
     return Outcome(replies=[res.message], pushes=res.pushes, intent="command")
 
 
+def _out_of_scope(ctx: Context, msg: Message, route, holder_only: bool = False) -> Outcome | None:
+    """The building scope (handlers/scope.py), the same rule as the console's and the API's:
+    a staff member acts on their buildings' tickets, their department's (supervisors),
+    those assigned to them and those whose card reached them. `holder_only`: the ticket
+    functions already let only the holder or a supervisor act (O10, 首问负责制), so for
+    plain staff their own answer stands."""
+    digits = str(_args(route).get("n") or "")
+    if len(digits) > 9:  # no such ticket (and int() of 5,000 digits would fail)
+        return Outcome(replies=[f"没有找到工单T{digits[:12]}。"], intent="command")
+    ticket = ctx.session.get(Ticket, int(digits)) if digits else None
+    if ticket is None:
+        return None
+    viewer = scope.for_userid(ctx.session, msg.sender)
+    if (holder_only and viewer.role == "staff") or scope.can_act_on_ticket(viewer, ticket):
+        return None  # missing tickets are answered by the ticket functions themselves
+    return Outcome(replies=[f"工单{ticket.number}不在您负责的范围内，如需处理请联系主管。"], intent="command")
+
+
 @registry.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
                        why="staff accepts a ticket (O10)")
 def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route)
+    if refused:
+        return refused
     return _out(core.accept(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
 @registry.text_command("ticket_on_the_way", rf"^出发{_T}$", chats=STAFF, roles=STAFF, why="staff on the way")
 def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route, holder_only=True)
+    if refused:
+        return refused
     return _out(core.on_the_way(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
 @registry.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
                        why="staff on site (O5)")
 def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route, holder_only=True)
+    if refused:
+        return refused
     return _out(core.on_site(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
 @registry.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
                        why="staff reports progress (O8, O4 plan)")
 def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route, holder_only=True)
+    if refused:
+        return refused
     a = _args(route)
     return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
 
@@ -52,6 +82,9 @@ def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
 @registry.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
                        why="staff completes a ticket (O9)")
 def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route, holder_only=True)
+    if refused:
+        return refused
     a = _args(route)
     return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
 
@@ -59,6 +92,9 @@ def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
 @registry.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
                        why="staff hands a ticket to a colleague")
 def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route, holder_only=True)
+    if refused:
+        return refused
     a = _args(route)
     return _out(core.transfer(ctx.session, int(a["n"]), msg.sender, ctx.now, a.get("to") or None))
 
@@ -66,6 +102,9 @@ def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
 @registry.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
                        why="customer service called the owner back (O11)")
 def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route)
+    if refused:
+        return refused
     a = _args(route)
     return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
 
@@ -73,6 +112,9 @@ def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
 @registry.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
                        why="a supervisor takes an escalated ticket")
 def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
+    refused = _out_of_scope(ctx, msg, route)
+    if refused:
+        return refused
     return _out(core.take_over(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
@@ -84,8 +126,10 @@ def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
                          .order_by(Ticket.id)).all()
         waiting = [t for t in s.scalars(select(Ticket).where(Ticket.state == "open")).all()
                    if msg.sender in (t.notified or [])]
-        lines = [core.describe(s, t, with_holder=False) for t in rows]
-        lines += [core.describe(s, t) + "  → 回复「接单 " + t.number + "」" for t in waiting]
+        # Staff read numbers masked (handlers/privacy.py); the holder's work card has the contact.
+        lines = [privacy.mask_text(core.describe(s, t, with_holder=False), strict=True) for t in rows]
+        lines += [privacy.mask_text(core.describe(s, t), strict=True) + "  → 回复「接单 " + t.number + "」"
+                  for t in waiting]
         text = "您负责的工单：\n" + "\n".join(lines) if lines else "您目前没有待处理的工单。"
         return Outcome(replies=[text], intent="command")
     owner = find_owner(s, msg)

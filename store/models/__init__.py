@@ -5,7 +5,7 @@ A capability adds its own module and one import line below.
 from store.models.base import Base  # noqa: F401
 from store.models.community import Building, Group, GroupMember, Home, Owner, Staff  # noqa: F401
 from store.models.messaging import AuditLog, Conversation, InboxMessage, OutboxMessage  # noqa: F401
-from store.models.accounts import ApiToken, ConsoleUser  # noqa: F401
+from store.models.accounts import ApiToken, ConsoleSession, ConsoleUser  # noqa: F401
 from store.models.campaigns import Campaign, Delivery, GroupBulkSend, JobRun, Reminder, SurveyAnswer  # noqa: F401
 from store.models.tickets import Ticket, TicketClock, TicketEvent  # noqa: F401
 from store.models.membership import Booking, DowngradeNotice, MemberApplication, MemberSanction, QuotaUsage, ServiceCapacity, ServiceClock, SpendEntry, TierChange  # noqa: F401

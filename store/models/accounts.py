@@ -49,3 +49,22 @@ class ApiToken(Timestamped, Base):
 def hash_token(token: str) -> str:
     """Tokens are long random strings, so a plain sha256 is enough (no salt needed)."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ConsoleSession(Base):
+    """A signed-in console browser (issue 13, item 6). The cookie carries only a random
+    id; this row is the truth, so a session can be ended from the server (sign-out,
+    disabling the user), expires after idling, and a sign-in always starts a new one.
+    Only the id's hash is stored, like API tokens."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("console_users.id"))  # None: the admin-token login
+    admin_fp: Mapped[str | None] = mapped_column(String(32))  # which GUANJIA_ADMIN_TOKEN it was
+    address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # absolute end, whatever the activity
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))  # logout / idle / expired / rotated
