@@ -141,3 +141,11 @@ def make_miss(session, text: str = "小区里能放风筝吗", kind: str = "hand
     session.add(m)
     session.flush()
     return m
+
+
+def csrf_of(client, path: str = "/console/login") -> str:
+    """The CSRF token a console form on `path` carries (sign-in and sign-out need it)."""
+    import re
+
+    m = re.search(r'name="csrf" value="([^"]+)"', client.get(path).get_data(as_text=True))
+    return m.group(1) if m else ""

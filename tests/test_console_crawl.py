@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urldefrag, urlparse
 
-from tests.console_support import PASSWORD, api  # noqa: F401
+from tests.console_support import csrf_of, PASSWORD, api  # noqa: F401
 from tests.test_console_words import visible_text
 
 RULE_CODE = re.compile(r"(?<![A-Za-z])O\d+")
@@ -60,7 +60,7 @@ def test_every_console_page_reads_in_words(api, frozen_clock):
         s.add(AuditLog(actor="weixiu_laozhou", action="staff_group.create", target="wr_staff_x",
                        detail={"members": ["weixiu_laozhou", "o_wang"]}))
     c = api.client
-    assert c.post("/console/login", data={"username": "manager", "password": PASSWORD}).status_code == 302
+    assert c.post("/console/login", data={"csrf": csrf_of(c), "username": "manager", "password": PASSWORD}).status_code == 302
     with session_scope() as s:
         li = s.scalar(select(Owner).where(Owner.openid == "o_li")).id
     pages = crawl(c)

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.console_support import PASSWORD, api, make_miss, make_ticket  # noqa: F401
+from tests.console_support import csrf_of, PASSWORD, api, make_miss, make_ticket  # noqa: F401
 
 
 def test_root_leads_to_the_console_sign_in(api):
@@ -38,7 +38,7 @@ def test_banner_and_demo_manager_sign_in_once(demo):
         user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == DEMO_MANAGER))
         assert user.role == "manager" and password not in user.password_hash  # kept hashed
     c = create_app().test_client()
-    r = c.post("/console/login", data={"username": DEMO_MANAGER, "password": password})
+    r = c.post("/console/login", data={"csrf": csrf_of(c), "username": DEMO_MANAGER, "password": password})
     assert r.status_code == 302
     html = c.get("/console/today").get_data(as_text=True)
     assert "林经理（演示）" in html and "业主" in html  # a manager: owner records in the menu
@@ -102,9 +102,9 @@ def test_excel_exports_in_the_managers_words(api, frozen_clock):
         done.survey_score, done.completed_at = 4, datetime(2026, 8, 10, 12, tzinfo=CST)
         tid = t.id
     c = api.client
-    c.post("/console/login", data={"username": "staff", "password": PASSWORD})
+    c.post("/console/login", data={"csrf": csrf_of(c), "username": "staff", "password": PASSWORD})
     assert c.get("/console/export/tickets.xlsx").status_code == 403  # records leave with a supervisor's login
-    c.post("/console/login", data={"username": "supervisor", "password": PASSWORD})
+    c.post("/console/login", data={"csrf": csrf_of(c), "username": "supervisor", "password": PASSWORD})
     r = c.get("/console/export/tickets.xlsx?state=open")
     assert r.status_code == 200 and "spreadsheetml" in r.mimetype
     rows = _sheet(r.data, "工单")
@@ -119,7 +119,7 @@ def test_excel_exports_in_the_managers_words(api, frozen_clock):
     rows = _sheet(c.get("/console/export/satisfaction.xlsx?by=category").data, "工单评价")
     assert rows[1] == ["水电维修", "2026-08", 4, 1]
     assert c.get("/console/export/nothing.xlsx").status_code == 404
-    c.post("/console/login", data={"username": "manager", "password": PASSWORD})
+    c.post("/console/login", data={"csrf": csrf_of(c), "username": "manager", "password": PASSWORD})
     html = c.get("/console/audit").get_data(as_text=True)
     assert "导出 Excel" in html and "测试supervisor" in html  # who took records out, by name
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import CST
-from tests.console_support import PASSWORD, api, make_ticket  # noqa: F401
+from tests.console_support import csrf_of, PASSWORD, api, make_ticket  # noqa: F401
 from tests.console_world import report
 
 RULE_CODE = re.compile(r"(?<![A-Za-z])O\d+")
@@ -46,8 +46,8 @@ def visible_text(html: str) -> str:
 
 
 def _login(client, username: str, password: str = PASSWORD):
-    client.post("/console/logout")
-    r = client.post("/console/login", data={"username": username, "password": password})
+    client.post("/console/logout", data={"csrf": csrf_of(client, "/console/today")})
+    r = client.post("/console/login", data={"csrf": csrf_of(client), "username": username, "password": password})
     assert r.status_code == 302, r.get_data(as_text=True)
 
 
@@ -189,6 +189,7 @@ def test_ticket_story_and_actions_like_the_wecom_commands(api, frozen_clock):
     frozen_clock.advance(minutes=30)
     c.post(f"{page}/act/progress", data={"csrf": _csrf(c, page), "note": "已关闭总阀，配件明早到"})
     frozen_clock.advance(hours=14)
+    _login(c, "laozhou")  # 14 idle hours end a console session (issue 13): sign in again
     c.post(f"{page}/act/complete", data={"csrf": _csrf(c, page), "note": "已更换水管接头，试水正常"})
     with session_scope() as s:
         tk = s.get(Ticket, t)

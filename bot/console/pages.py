@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import flash, g, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from bot import clock
 from bot.console import bp, queries as Q
@@ -94,10 +94,11 @@ def tickets():
 
 def _get_ticket(ticket_id: int):
     """The ticket, or None when it does not exist or lies outside the viewer's scope
-    (outside one's scope reads as missing, for the page and every action on it)."""
+    (outside one's scope reads as missing, for the page and every action on it).
+    Those its work card went to may open it too: the card links here."""
     Ticket = Q.model("tickets", "Ticket")
     t = g.db.get(Ticket, ticket_id) if Ticket is not None else None
-    return t if t is not None and scope.can_see_ticket(Q.viewer(), t) else None
+    return t if t is not None and scope.can_act_on_ticket(Q.viewer(), t) else None
 
 
 @bp.get("/tickets/<int:ticket_id>")
