@@ -187,9 +187,10 @@ def test_ticket_story_and_actions_like_the_wecom_commands(api, frozen_clock):
     assert "18:01 老周接单" in story and "业主李秀英报告问题" in story
     assert not KEY_VALUE.search(story) and not RULE_CODE.search(story)
     frozen_clock.advance(minutes=30)
+    _login(c, "laozhou")  # 30 idle minutes end a console session (issue 13): sign in again
     c.post(f"{page}/act/progress", data={"csrf": _csrf(c, page), "note": "已关闭总阀，配件明早到"})
     frozen_clock.advance(hours=14)
-    _login(c, "laozhou")  # 14 idle hours end a console session (issue 13): sign in again
+    _login(c, "laozhou")
     c.post(f"{page}/act/complete", data={"csrf": _csrf(c, page), "note": "已更换水管接头，试水正常"})
     with session_scope() as s:
         tk = s.get(Ticket, t)
