@@ -36,6 +36,13 @@ def handle(ctx: Context, msg: Message) -> Outcome:
                 return _finish(ctx, msg, out)
 
     result = route(msg.text, msg.chat, msg.role)
+    # A capability may take a routed message first (an owner waiting for a
+    # person: the bot's "which one did you mean?" goes to that person instead).
+    routed = registry.get_event_handler("__routed__")
+    if routed is not None:
+        taken = routed(ctx, msg, result)
+        if taken is not None:
+            return _finish(ctx, msg, taken)
     fn = None
     if result.handler:
         cmd = registry.get_text_command(result.handler)

@@ -1,0 +1,136 @@
+"""Issue 14, "a person behind every handoff", through the webhooks: an owner's
+question the bot cannot answer becomes a case with the owner's words, the
+recent conversation and the O1 clock; staff pick it up and answer from WeCom;
+the answer reaches the owner (a customer-service text within 48 h, a template
+notice after); later questions reach the holder; closing stops O1."""
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import count
+
+from sqlalchemy import select
+
+from tests import platform as P
+
+_ids = count(930001)
+
+
+def owner_says(client, openid: str, text: str) -> None:
+    q, body = P.mp_text_request(openid, text, msg_id=next(_ids))
+    assert client.post("/wechat/mp", query_string=q, data=body).status_code == 200
+    P.drain_queues()
+
+
+def staff_says(client, userid: str, text: str) -> None:
+    q, body = P.wecom_text_request(userid, text, msg_id=next(_ids))
+    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
+    P.drain_queues()
+
+
+def click(client, userid: str, key: str, code: str) -> None:
+    q, body = P.wecom_event_request(userid, "template_card_event", {
+        "EventKey": key, "TaskId": "x", "CardType": "button_interaction", "ResponseCode": code})
+    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
+    P.drain_queues()
+
+
+def to_owner(fake, openid: str) -> list[str]:
+    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
+            if c["json"]["touser"] == openid]
+
+
+def wecom(fake, msgtype: str) -> list[dict]:
+    return [c["json"] for c in fake.sent("/cgi-bin/message/send") if c["json"].get("msgtype") == msgtype]
+
+
+def test_handoff_case_pick_up_reply_follow_up_and_close(demo, app_client, fake_platform, frozen_clock):
+    from store.db import session_scope
+    from store.models import AuditLog, Consultation, ServiceClock
+
+    owner_says(app_client, "o_liu", "请问业委会什么时候换届")  # nothing in the KB: a person must answer
+    [promise] = to_owner(fake_platform, "o_liu")
+    assert "10分钟内" in promise and "C1" in promise  # O1's 10 minutes, from member_clocks.yaml
+    [card] = wecom(fake_platform, "template_card")
+    assert card["touser"] == "kefu_xiaomei|kefu_ajie"
+    assert card["template_card"]["main_title"]["title"] == "咨询C1：请问业委会什么时候换届"
+    assert "/console/consultations/1" in card["template_card"]["jump_list"][0]["url"]
+    with session_scope() as s:
+        case = s.get(Consultation, 1)
+        assert (case.state, case.question) == ("waiting", "请问业委会什么时候换届")
+        clock = s.scalar(select(ServiceClock).where(ServiceClock.subject == "consultation:1:1"))
+        assert clock.due_at == frozen_clock.now() + timedelta(minutes=10)
+    fake_platform.clear()
+
+    frozen_clock.advance(minutes=3)
+    click(app_client, "kefu_ajie", "consult:take:1", "rc-consult-1")
+    [upd] = fake_platform.sent("/cgi-bin/message/update_template_card")
+    assert upd["json"]["button"]["replace_name"] == "阿杰已接手"
+    assert any("阿杰已接手" in m for m in to_owner(fake_platform, "o_liu"))  # a first response: O1 met
+    fake_platform.clear()
+    # After 「我来回复」 the next plain message is the answer, exactly as typed.
+    staff_says(app_client, "kefu_ajie", "您好，业委会将于10月换届，届时会在公告栏通知！")
+    assert to_owner(fake_platform, "o_liu") == ["您好，业委会将于10月换届，届时会在公告栏通知！"]
+    with session_scope() as s:
+        assert s.get(Consultation, 1).state == "answered"
+        clock = s.scalar(select(ServiceClock).where(ServiceClock.subject == "consultation:1:1"))
+        assert clock.state == "met" and clock.stopped_at == frozen_clock.now() - timedelta(0)
+    fake_platform.clear()
+
+    # A new question from the owner joins the case and reaches its holder, not the whole team.
+    frozen_clock.advance(minutes=5)
+    owner_says(app_client, "o_liu", "那候选人怎么报名呢")
+    texts = wecom(fake_platform, "text")
+    assert texts and texts[0]["touser"] == "kefu_ajie" and "那候选人怎么报名呢" in texts[0]["text"]["content"]
+    assert any("C1" in m and "阿杰" in m for m in to_owner(fake_platform, "o_liu"))
+    assert not wecom(fake_platform, "template_card")  # no second card, no second case
+    fake_platform.clear()
+
+    # Two days later (outside the 48 h window) the answer goes as a template notice.
+    frozen_clock.advance(hours=49)
+    staff_says(app_client, "kefu_ajie", "回复 C1 报名请到物业中心填写表格。")
+    [tpl] = fake_platform.sent("/cgi-bin/message/template/send")
+    assert tpl["json"]["touser"] == "o_liu" and tpl["json"]["data"]["keyword2"]["value"] == "报名请到物业中心填写表格。"
+    staff_says(app_client, "kefu_ajie", "关闭 C1")
+    with session_scope() as s:
+        case = s.get(Consultation, 1)
+        assert (case.state, case.closed_by) == ("closed", "kefu_ajie")
+        assert s.scalar(select(AuditLog).where(AuditLog.action == "consultation.closed")).target == "C1"
+        assert s.scalar(select(ServiceClock).where(ServiceClock.subject == "consultation:1:2")).state != "running"
+
+
+def test_asking_for_a_person_titles_the_card_with_what_was_asked(demo, app_client, fake_platform, frozen_clock):
+    owner_says(app_client, "o_zhou", "候选人需要什么条件")  # the bot offers a menu of close topics
+    owner_says(app_client, "o_zhou", "人工")
+    [card] = wecom(fake_platform, "template_card")
+    assert card["template_card"]["main_title"]["title"] == "咨询C1：候选人需要什么条件（要求人工）"
+    assert "候选人需要什么条件" in card["template_card"]["sub_title_text"]  # the conversation on the card
+
+
+def test_only_asking_for_a_person_uses_the_conversation_for_the_title(demo, app_client, fake_platform, frozen_clock):
+    owner_says(app_client, "o_zhou", "你好")
+    owner_says(app_client, "o_zhou", "人工")
+    [card] = wecom(fake_platform, "template_card")
+    assert card["template_card"]["main_title"]["title"] == "咨询C1：业主要求人工服务"
+    from store.db import session_scope
+    from store.models import ConsultationEntry
+
+    with session_scope() as s:
+        lines = [(e.author_kind, e.text) for e in s.scalars(select(ConsultationEntry))]
+        assert ("owner", "你好") in lines and ("owner", "人工") in lines  # the recent conversation kept
+
+
+def test_reply_by_someone_else_is_refused_first_responder_owns_it(demo, app_client, fake_platform, frozen_clock):
+    owner_says(app_client, "o_chen", "请问业委会什么时候换届")
+    staff_says(app_client, "kefu_xiaomei", "回复 C1 好的，我来查一下。")
+    fake_platform.clear()
+    staff_says(app_client, "kefu_ajie", "回复 C1 我也来。")
+    assert not to_owner(fake_platform, "o_chen")
+    [t] = wecom(fake_platform, "text")
+    assert "小美负责" in t["text"]["content"]
+
+
+def test_staff_help_lists_the_staff_commands(demo, app_client, fake_platform):
+    staff_says(app_client, "weixiu_laozhou", "帮助")
+    [t] = wecom(fake_platform, "text")
+    assert "接单 T12" in t["text"]["content"] and "回复 C12" in t["text"]["content"]
+    assert "预约家政保洁" not in t["text"]["content"]  # not the owner's menu
