@@ -11,6 +11,7 @@ from itertools import count
 from sqlalchemy import select
 
 from tests import platform as P
+from tests.console_support import api  # noqa: F401
 
 _ids = count(930001)
 
@@ -134,3 +135,54 @@ def test_staff_help_lists_the_staff_commands(demo, app_client, fake_platform):
     [t] = wecom(fake_platform, "text")
     assert "接单 T12" in t["text"]["content"] and "回复 C12" in t["text"]["content"]
     assert "预约家政保洁" not in t["text"]["content"]  # not the owner's menu
+
+
+def test_console_and_api_reply_reach_the_owner(api, fake_platform, frozen_clock, monkeypatch):
+    """The inbox page shows the case with its clock in words; a reply typed in the
+    console and one sent through /api/v1 reach the owner; closing is recorded."""
+    import re
+
+    from bot.config import reset_settings
+    from bot.outbound.clients import reset_clients
+    from tests.console_support import PASSWORD
+
+    for k, v in P.channel_env(fake_platform.base_url).items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+    reset_clients()
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from store.db import session_scope
+
+    from store.models import Owner
+
+    with session_scope() as s:
+        s.scalar(select(Owner).where(Owner.openid == "o_wu")).last_inbound_at = frozen_clock.now()  # as the worker does
+        handle(Context(s, frozen_clock.now()), Message(channel="mp", sender="o_wu", text="请问业委会什么时候换届"))
+    frozen_clock.advance(minutes=4)
+    c = api.client
+    c.post("/console/login", data={"username": "staff", "password": PASSWORD})
+    html = c.get("/console/consultations/").get_data(as_text=True)
+    assert "C1" in html and "请问业委会什么时候换届" in html and "首次回复 剩余6分钟" in html
+    assert not re.search(r"\bO\d+\b", html)  # no rule codes on screen
+    page = c.get("/console/consultations/1").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = c.post("/console/consultations/1/reply", data={"csrf": csrf, "text": "您好！换届定在十月，请留意公告。"})
+    assert r.status_code == 302
+    P.drain_queues()
+    sent = [x["json"] for x in fake_platform.sent("/cgi-bin/message/custom/send") if x["json"]["touser"] == "o_wu"]
+    assert sent[-1]["text"]["content"] == "您好！换届定在十月，请留意公告。"
+    page = c.get("/console/consultations/1").get_data(as_text=True)
+    assert "小美" in page and "首次回复 按时" in page  # the console user is linked to 小美
+
+    r = api.get("/consultations", role="staff")
+    assert r.status_code == 200 and r.get_json()["consultations"][0]["number"] == "C1"
+    r = api.post("/consultations/1/reply", role="staff", json={"text": "补充：投票在会所。"})
+    assert r.status_code == 200, r.get_json()
+    P.drain_queues()
+    assert any(x["json"]["text"]["content"] == "补充：投票在会所。" for x in fake_platform.sent("/cgi-bin/message/custom/send"))
+    assert api.post("/consultations/1/reply", role="staff", json={}).status_code == 400
+    assert api.get("/consultations/99", role="staff").status_code == 404
+    r = api.post("/consultations/1/close", role="staff", json={"note": "已答复"})
+    assert r.get_json()["consultation"]["state"] == "closed"
+    assert api.post("/consultations/1/reply", role="staff", json={"text": "x"}).status_code == 409

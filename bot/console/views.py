@@ -20,6 +20,7 @@ from store.models import ConsoleUser
 NAV = [  # (endpoint, label, least role)
     ("console.today", "今日", "staff"),
     ("console.tickets", "工单", "staff"),
+    ("consultations.inbox", "咨询", "staff"),
     ("console.satisfaction", "满意度", "supervisor"),
     ("console.kb", "知识库", "staff"),
     ("console.announcements", "公告", "supervisor"),

@@ -276,11 +276,17 @@ def _owner_push(session: Session, case: Consultation, text: str, now: datetime, 
     return Push(channel="mp", recipient=case.sender, kind="text", payload={"content": text}, **common), "text"
 
 
+def _desk(actor: str) -> bool:
+    """A console or API user with no staff record ("console:lin", "api:ops"):
+    may answer any case (a manager stepping in) without becoming its holder."""
+    return actor.startswith(("console:", "api:"))
+
+
 def _may_answer(session: Session, case: Consultation | None, userid: str) -> str | None:
     if case is None:
         return "没有找到这条咨询。"
     st = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
-    if st is None and not userid.startswith("console:"):
+    if st is None and not _desk(userid):
         return "只有工作人员可以处理咨询。"
     return None
 
@@ -325,10 +331,10 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
         return Result(False, "回复内容不能为空。", case=case)
     if case.state == "closed":
         return Result(False, f"咨询{case.number}已关闭，如需联系业主请新开咨询。", case=case)
-    if case.holder and case.holder != userid and not userid.startswith("console:"):
+    if case.holder and case.holder != userid and not _desk(userid):
         return Result(False, f"咨询{case.number}由{staff_name(session, case.holder)}负责（首问负责），请联系其处理。",
                       case=case)
-    if not case.holder and not userid.startswith("console:"):
+    if not case.holder and not _desk(userid):
         case.holder, case.picked_at = userid, now
     n = len([e for e in entries(session, case) if e.author_kind == "staff"]) + 1
     push, delivery = _owner_push(session, case, text, now, f"reply:{n}")
@@ -367,3 +373,61 @@ def waiting_for(session: Session, userid: str) -> list[Consultation]:
     rows = session.scalars(select(Consultation).where(Consultation.state.in_(OPEN_STATES))
                            .order_by(Consultation.id)).all()
     return [c for c in rows if c.holder == userid or (not c.holder and userid in (c.recipients or "").split("|"))]
+
+
+# --- how a case reads on screen (console, API) ------------------------------------------------
+
+def _minutes(td: timedelta) -> str:
+    m = max(0, int(td.total_seconds() // 60))
+    return f"{m // 60}小时{m % 60}分钟" if m >= 60 else f"{m}分钟"
+
+
+def clock_chip(row: ServiceClock | None, now: datetime) -> tuple[str, str] | None:
+    """(words, colour) for the O1 clock, in the manager's language: 「首次回复 剩余6分钟」."""
+    if row is None:
+        return None
+    if row.state == "running":
+        left = row.due_at - now
+        if left.total_seconds() <= 0:
+            return f"首次回复 超时{_minutes(-left)}", "red"
+        total = (row.due_at - row.started_at).total_seconds() or 1
+        # Amber well before the breach: the last third (and never green with a minute left).
+        colour = "amber" if left.total_seconds() <= max(total / 3, 120) else "green"
+        return f"首次回复 剩余{_minutes(left)}", colour
+    if row.state == "met":
+        return "首次回复 按时", "grey"
+    if row.state == "breached_met":
+        return f"首次回复 超时{_minutes(row.stopped_at - row.due_at)}后回复", "red"
+    return "首次回复 已取消", "grey"
+
+
+def as_dict(session: Session, case: Consultation, now: datetime, with_entries: bool = True) -> dict:
+    owner = owner_of(session, case)
+    row = clock_of(session, case)
+    chip = clock_chip(row, now)
+    d = {"id": case.id, "number": case.number, "state": case.state, "state_label": STATE_LABELS[case.state],
+         "title": case.title, "question": case.question, "topic": case.topic,
+         "owner": {"id": owner.id, "name": owner.name, "room": owner.room, "tier": owner.tier} if owner else None,
+         "holder": case.holder, "holder_name": staff_name(session, case.holder) or None,
+         "created_at": case.created_at.isoformat(), "picked_at": case.picked_at.isoformat() if case.picked_at else None,
+         "last_reply_at": case.last_reply_at.isoformat() if case.last_reply_at else None,
+         "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+         "first_response": {"due_at": row.due_at.isoformat(), "state": row.state, "text": chip[0] if chip else None,
+                            "minutes": o1_minutes()} if row else None}
+    if with_entries:
+        d["entries"] = [{"at": e.at.isoformat(), "who": e.author_kind, "author": e.author,
+                         "name": staff_name(session, e.author) if e.author_kind in ("staff", "system") else None,
+                         "text": e.text, "context": bool((e.detail or {}).get("context")),
+                         "delivery": (e.detail or {}).get("delivery")} for e in entries(session, case)]
+    return d
+
+
+def listing(session: Session, state: str = "open", limit: int = 100) -> list[Consultation]:
+    q = select(Consultation)
+    if state == "open":
+        q = q.where(Consultation.state.in_(OPEN_STATES))
+    elif state in STATE_LABELS:
+        q = q.where(Consultation.state == state)
+    # Waiting ones first (a person owes an answer), oldest wait first.
+    rows = list(session.scalars(q.order_by(Consultation.id.desc()).limit(limit)))
+    return sorted(rows, key=lambda c: (c.state != "waiting", c.state == "closed", c.last_owner_at or c.created_at))
