@@ -17,7 +17,7 @@ def _core():
 def _case_or_404(case_id: int):
     c = _core().get_case(g.db, case_id)
     if c is None:
-        raise ApiError(404, f"no consultation C{case_id}")
+        raise ApiError(404, f"no consultation C{case_id}", "case_id")
     return c
 
 
