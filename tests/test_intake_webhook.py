@@ -1,0 +1,76 @@
+"""Issue 14, "intake that helps the owner", through the webhooks: a bare
+「我要投诉」 is asked what happened and the answer makes ONE ticket; a complaint
+about a staff member's conduct goes to customer service and the supervisor;
+cancellations said the way people say them; 中午; staff punctuation."""
+from __future__ import annotations
+
+from itertools import count
+
+from sqlalchemy import select
+
+from tests import platform as P
+
+_ids = count(940001)
+
+
+def owner_says(client, openid: str, text: str) -> None:
+    q, body = P.mp_text_request(openid, text, msg_id=next(_ids))
+    assert client.post("/wechat/mp", query_string=q, data=body).status_code == 200
+    P.drain_queues()
+
+
+def staff_says(client, userid: str, text: str) -> None:
+    q, body = P.wecom_text_request(userid, text, msg_id=next(_ids))
+    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
+    P.drain_queues()
+
+
+def to_owner(fake, openid: str) -> list[str]:
+    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
+            if c["json"]["touser"] == openid]
+
+
+def wecom(fake, msgtype: str) -> list[dict]:
+    return [c["json"] for c in fake.sent("/cgi-bin/message/send") if c["json"].get("msgtype") == msgtype]
+
+
+def tickets():
+    from store.db import session_scope
+    from store.models import Ticket
+
+    with session_scope() as s:
+        return [(t.id, t.team, t.kind, t.content, t.state) for t in s.scalars(select(Ticket).order_by(Ticket.id))]
+
+
+def test_bare_complaint_asks_first_then_one_ticket_to_customer_service_and_supervisor(demo, app_client, fake_platform):
+    owner_says(app_client, "o_wang", "我要投诉")
+    assert tickets() == []
+    [ask] = to_owner(fake_platform, "o_wang")
+    assert "发生了什么" in ask
+    fake_platform.clear()
+    owner_says(app_client, "o_wang", "昨晚门口的保安态度很差，还骂了我")
+    [(tid, team, kind, content, state)] = tickets()  # one ticket, with the details
+    assert (team, kind, state) == ("customer_service", "complaint", "open")
+    assert content == "昨晚门口的保安态度很差，还骂了我"
+    [card] = wecom(fake_platform, "template_card")
+    assert "baoan_dawei" not in card["touser"]  # not the guard's own team
+    assert set(card["touser"].split("|")) <= {"kefu_xiaomei", "kefu_ajie"}
+    sup = [m for m in wecom(fake_platform, "text") if m["touser"] == "zhuguan_chen"]
+    assert sup and "员工服务投诉" in sup[0]["text"]["content"] and f"T{tid}" in sup[0]["text"]["content"]
+    assert any(f"T{tid}" in m for m in to_owner(fake_platform, "o_wang"))
+
+
+def test_bare_complaint_can_be_cancelled(demo, app_client, fake_platform):
+    owner_says(app_client, "o_wang", "你好，我想投诉！")
+    owner_says(app_client, "o_wang", "算了")
+    assert tickets() == []
+    assert "已取消" in to_owner(fake_platform, "o_wang")[-1]
+
+
+def test_staff_punctuation_reaches_the_owner_unchanged(demo, app_client, fake_platform):
+    owner_says(app_client, "o_wang", "厨房水管爆裂了，水漫到客厅，快来人")
+    [(tid, *_)] = tickets()
+    staff_says(app_client, "weixiu_laozhou", f"接单 T{tid}")
+    fake_platform.clear()
+    staff_says(app_client, "weixiu_laozhou", f"进度 T{tid} 已关总阀，师傅带配件（约20分钟）到！")
+    assert any("已关总阀，师傅带配件（约20分钟）到！" in m for m in to_owner(fake_platform, "o_wang"))
