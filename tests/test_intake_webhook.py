@@ -74,3 +74,60 @@ def test_staff_punctuation_reaches_the_owner_unchanged(demo, app_client, fake_pl
     fake_platform.clear()
     staff_says(app_client, "weixiu_laozhou", f"进度 T{tid} 已关总阀，师傅带配件（约20分钟）到！")
     assert any("已关总阀，师傅带配件（约20分钟）到！" in m for m in to_owner(fake_platform, "o_wang"))
+
+
+def _book(openid: str, service: str, phrase: str) -> int:
+    from bot import clock
+    from handlers.bookings import ops
+    from handlers.bookings.catalogue import catalogue
+    from handlers.zh_datetime import parse_when
+    from store.db import session_scope
+    from store.models import Owner
+
+    with session_scope() as s:
+        o = s.scalar(select(Owner).where(Owner.openid == openid))
+        b, _, _ = ops.book(s, o, catalogue()[service], parse_when(phrase, clock.now()), o.room, clock.now())
+        return b.id
+
+
+def _booking_state(bid: int) -> str:
+    from store.db import session_scope
+    from store.models import Booking
+
+    with session_scope() as s:
+        return s.get(Booking, bid).state
+
+
+def test_cancel_said_loosely_confirms_which_booking(demo, app_client, fake_platform, frozen_clock):
+    clean = _book("o_li", "housekeeping", "明天上午")
+    fix = _book("o_li", "appliance_repair", "后天下午")
+    owner_says(app_client, "o_li", "算了不要保洁了")
+    ask = to_owner(fake_platform, "o_li")[-1]
+    assert f"B{clean}" in ask and "家政保洁" in ask and "确认" in ask
+    assert _booking_state(clean) != "cancelled"  # nothing cancelled before the owner confirms
+    owner_says(app_client, "o_li", "确认")
+    assert _booking_state(clean) == "cancelled" and _booking_state(fix) != "cancelled"
+    assert "已取消预约" in to_owner(fake_platform, "o_li")[-1]
+
+
+def test_cancel_that_one_with_several_asks_which(demo, app_client, fake_platform, frozen_clock):
+    clean = _book("o_li", "housekeeping", "明天上午")
+    fix = _book("o_li", "appliance_repair", "后天下午")
+    owner_says(app_client, "o_li", "取消那个")
+    ask = to_owner(fake_platform, "o_li")[-1]
+    assert "哪一个" in ask and f"B{clean}" in ask and f"B{fix}" in ask
+    owner_says(app_client, "o_li", f"B{fix}")
+    assert _booking_state(fix) == "cancelled" and _booking_state(clean) != "cancelled"
+
+
+def test_bare_booking_number_asks_to_confirm_and_can_keep_it(demo, app_client, fake_platform, frozen_clock):
+    from store.db import session_scope
+    from store.models import Consultation
+
+    clean = _book("o_li", "housekeeping", "明天上午")
+    owner_says(app_client, "o_li", f"B{clean}")
+    assert f"要取消预约 B{clean}" in to_owner(fake_platform, "o_li")[-1]
+    owner_says(app_client, "o_li", "不用")
+    assert _booking_state(clean) != "cancelled" and "保留" in to_owner(fake_platform, "o_li")[-1]
+    with session_scope() as s:  # not a question for a person
+        assert s.scalar(select(Consultation)) is None

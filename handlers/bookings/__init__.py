@@ -304,4 +304,6 @@ def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="event")
 
 
+from handlers.bookings import cancel  # noqa: E402,F401  (after 取消预约: registered later, checked later)
+
 __all__ = ["check_booking_clocks", "start_booking"]
