@@ -131,3 +131,16 @@ def test_bare_booking_number_asks_to_confirm_and_can_keep_it(demo, app_client, f
     assert _booking_state(clean) != "cancelled" and "保留" in to_owner(fake_platform, "o_li")[-1]
     with session_scope() as s:  # not a question for a person
         assert s.scalar(select(Consultation)) is None
+
+
+def test_noon_is_twelve(demo, app_client, fake_platform, frozen_clock):
+    owner_says(app_client, "o_li", "预约家政保洁明天中午")
+    owner_says(app_client, "o_li", "确认")
+    from store.db import session_scope
+    from store.models import Booking
+    from bot.clock import CST
+
+    with session_scope() as s:
+        [b] = s.scalars(select(Booking)).all()
+        assert b.start_at.astimezone(CST).strftime("%H:%M") == "12:00"
+    assert any("12:00" in m for m in to_owner(fake_platform, "o_li"))
