@@ -144,3 +144,13 @@ def test_noon_is_twelve(demo, app_client, fake_platform, frozen_clock):
         [b] = s.scalars(select(Booking)).all()
         assert b.start_at.astimezone(CST).strftime("%H:%M") == "12:00"
     assert any("12:00" in m for m in to_owner(fake_platform, "o_li"))
+
+
+def test_membership_messages_say_things_once_and_never_contradict(demo, app_client, fake_platform):
+    owner_says(app_client, "o_wang", "怎么升金卡")  # 金卡 already
+    [top] = to_owner(fake_platform, "o_wang")
+    assert top.count("最高等级") == 1 and top.count("金卡") == 1
+    owner_says(app_client, "o_li", "我的会员")  # 银卡 below the keep-spend, eligible by residence
+    [mine] = to_owner(fake_platform, "o_li")
+    assert "可能被降级" in mine and "还差1,000元" in mine
+    assert "已满足升级" not in mine

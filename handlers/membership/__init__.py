@@ -51,6 +51,8 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     if out:
         return out
     e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
+    if e.target is None:  # once: "您已是最高等级（金卡）会员。"
+        return Outcome(replies=[f"您已是最高等级（{owner.tier}）会员，享有全部会员权益。"], intent="membership")
     wanted = re.search(r"(银卡|金卡)", msg.text)
     prefix = f"您目前是{owner.tier}会员。"
     if wanted and e.target and wanted.group(1) != e.target:
