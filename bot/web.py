@@ -14,6 +14,7 @@ BLUEPRINTS: list[str] = [
     "bot.groups_web:bp",
     "bot.api:bp", "bot.console:bp",
     "bot.console.consultations:bp",
+    "bot.console.ticket_media:bp",
 ]
 
 

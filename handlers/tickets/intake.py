@@ -124,7 +124,15 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
     found = route_text(text, msg.chat, msg.role or "owner")
     result = RouteResult(intent="complaint", priority=found.priority, category=found.category)
-    return register(ctx, msg, result, staff=False)
+    out = register(ctx, msg, result, staff=False)
+    media = (conv.state or {}).get("media")
+    if media:  # photos / a location sent before the words
+        from handlers.tickets.attachments import attach_pending
+
+        ticket = ctx.session.scalar(select(Ticket).where(Ticket.sender == msg.sender).order_by(Ticket.id.desc()).limit(1))
+        if ticket is not None:
+            out.pushes += attach_pending(ctx.session, ticket, media, ctx.now)
+    return out
 
 
 def register(ctx: Context, msg: Message, route: RouteResult, staff: bool) -> Outcome:
@@ -240,3 +248,6 @@ def _staff_room_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
         out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
         out.replies.append(f"工单{t.number}已关联{owner.room} {owner.name}，已派单。")
     return out
+
+
+from handlers.tickets import attachments  # noqa: E402,F401  (photos and locations: registers its handlers)
