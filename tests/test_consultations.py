@@ -186,3 +186,30 @@ def test_console_and_api_reply_reach_the_owner(api, fake_platform, frozen_clock,
     r = api.post("/consultations/1/close", role="staff", json={"note": "已答复"})
     assert r.get_json()["consultation"]["state"] == "closed"
     assert api.post("/consultations/1/reply", role="staff", json={"text": "x"}).status_code == 409
+
+
+def test_o1_on_a_case_fires_at_its_minute_and_is_recorded(demo, session, frozen_clock):
+    from datetime import timedelta
+
+    from handlers.consultations.core import handoff
+    from handlers.membership.clocks import check_clocks
+    from handlers.message import Message
+    from store.models import AuditLog, Owner
+
+    t0 = frozen_clock.now()
+    liu = session.scalar(select(Owner).where(Owner.openid == "o_liu"))
+    reply, pushes = handoff(session, Message(channel="mp", sender="o_liu", text="请问业委会什么时候换届"), liu, t0)
+    assert "10分钟内" in reply and pushes[0].recipient == "kefu_xiaomei|kefu_ajie"
+    assert check_clocks(session, t0 + timedelta(minutes=9, seconds=59)) == []
+    [late] = check_clocks(session, t0 + timedelta(minutes=10))
+    assert set(late.recipient.split("|")) >= {"kefu_xiaomei", "kefu_ajie", "zhuguan_chen"}
+    assert "咨询C1" in late.payload["content"]
+    log = session.scalar(select(AuditLog).where(AuditLog.action == "clock_escalated"))
+    assert log.target == "consultation:1:1"
+
+
+def test_unbound_owner_still_gets_a_person(demo, app_client, fake_platform):
+    owner_says(app_client, "o_stranger", "请问业委会什么时候换届")
+    [card] = wecom(fake_platform, "template_card")
+    assert "未绑定" in str(card["template_card"]["horizontal_content_list"])
+    assert "C1" in to_owner(fake_platform, "o_stranger")[0]

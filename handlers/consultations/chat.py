@@ -18,8 +18,13 @@ REPLY_CONV = "consult_reply"
 REPLY_TTL = timedelta(minutes=30)
 STAFF = ("staff",)
 
-# The handler registered before this module (the understanding capability's):
-# groups and other chats keep it; private OA handoffs become cases here.
+# The understanding capability registers its own handoff handler: import it
+# first whatever imported us first, so ours (registered below) wins. Groups and
+# other chats keep its handler; private OA handoffs become cases here.
+try:
+    import handlers.understanding  # noqa: F401
+except ImportError:  # pragma: no cover - that capability is optional
+    pass
 _previous_handoff = registry.get_intent_handler("handoff")
 
 
