@@ -154,3 +154,12 @@ def test_membership_messages_say_things_once_and_never_contradict(demo, app_clie
     [mine] = to_owner(fake_platform, "o_li")
     assert "可能被降级" in mine and "还差1,000元" in mine
     assert "已满足升级" not in mine
+
+
+def test_conduct_complaint_said_plainly_still_reaches_customer_service(demo, app_client, fake_platform):
+    owner_says(app_client, "o_zhao", "门口保安对我很凶")
+    [(tid, team, kind, content, state)] = tickets()
+    assert (team, kind, content) == ("customer_service", "complaint", "门口保安对我很凶")
+    assert any(m["touser"] == "zhuguan_chen" for m in wecom(fake_platform, "text"))
+    owner_says(app_client, "o_zhao", "保安的服务态度怎么样？")  # a question, not a complaint
+    assert len(tickets()) == 1

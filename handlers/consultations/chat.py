@@ -149,11 +149,18 @@ def on_staff_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return _reply_out(core.reply(ctx.session, int(conv.state["case"]), msg.sender, text, ctx.now))
 
 
+_previous_routed = registry.get_event_handler("__routed__")  # e.g. the tickets' conduct check
+
+
 @registry.event_handler("__routed__")
 def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     """An owner with an open case who says something the bot is unsure about
     (its "which one did you mean?") is talking to a person: the message joins
     the case and reaches its holder instead of a menu."""
+    if _previous_routed is not None:
+        taken = _previous_routed(ctx, msg, route)
+        if taken is not None:
+            return taken
     if msg.chat != "private" or route.handler or not (route.intent == "faq" and route.args.get("clarify")):
         return None
     if core.open_case(ctx.session, msg.sender) is None:

@@ -135,6 +135,21 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     return out
 
 
+_QUESTION = re.compile(r"[?？吗么]$|怎么样|如何|是否|几点")
+_previous_routed = registry.get_event_handler("__routed__")
+
+
+@registry.event_handler("__routed__")
+def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
+    """「门口保安对我很凶」: a staff member's conduct is a complaint even when the
+    classifier only found a loose FAQ match; it goes to customer service."""
+    if (msg.chat == "private" and not route.handler and route.intent in ("faq", "handoff", "smalltalk")
+            and not route.faq_id and intake_rules().about_conduct(msg.text or "")
+            and not _QUESTION.search((msg.text or "").strip())):
+        return register(ctx, msg, RouteResult(intent="complaint", priority="general", category="other"), staff=False)
+    return _previous_routed(ctx, msg, route) if _previous_routed is not None else None
+
+
 def register(ctx: Context, msg: Message, route: RouteResult, staff: bool) -> Outcome:
     # Staff registering a request for an owner name the room; owners are who they are.
     owner = _owner_of_room(ctx.session, msg.text) if staff else find_owner(ctx.session, msg)
