@@ -163,3 +163,17 @@ def test_conduct_complaint_said_plainly_still_reaches_customer_service(demo, app
     assert any(m["touser"] == "zhuguan_chen" for m in wecom(fake_platform, "text"))
     owner_says(app_client, "o_zhao", "保安的服务态度怎么样？")  # a question, not a complaint
     assert len(tickets()) == 1
+
+
+def test_never_mind_while_booking_drops_the_draft(demo, app_client, fake_platform, frozen_clock):
+    owner_says(app_client, "o_li", "预约家政保洁")
+    owner_says(app_client, "o_li", "算了不要保洁了")
+    assert "已取消本次预约" in to_owner(fake_platform, "o_li")[-1]
+
+
+def test_thing_first_cancellation(demo, app_client, fake_platform, frozen_clock):
+    clean = _book("o_li", "housekeeping", "明天上午")
+    owner_says(app_client, "o_li", "保洁不要了")
+    assert f"要取消预约 B{clean}" in to_owner(fake_platform, "o_li")[-1]
+    owner_says(app_client, "o_li", "确定")
+    assert _booking_state(clean) == "cancelled"

@@ -34,7 +34,10 @@ def _pattern() -> str:
     kw = "|".join(re.escape(w) for w in _keywords())
     return (rf"^(?:算了|那就|那|哎)?[,，]?(?:我|帮我|请|麻烦)?(?:还是)?{_VERBS}(?:了|掉)?(?:一下)?"
             rf"(?P<day>[^，。,]{{0,6}}?的)?(?P<what>{_THAT}|{kw})(?:的?(?:预约|预订|服务))?(?:了|吧|啦|哈)?[。!！]*$"
-            rf"|^[Bb]\s*(?P<n>\d+)$")
+            # 「保洁不要了」「那个预约取消吧」: the thing first, then the verb.
+            rf"|^(?:算了|那就|那|哎)?[,，]?(?P<what2>{_THAT}|{kw})(?:的?(?:预约|预订|服务))?[,，]?(?:我|就|还是)?"
+            rf"(?:不要|不用|不约|不做|取消|退掉|撤销)(?:了|吧|啦|掉)?[。!！]*$"
+            rf"|^[Bb]\s*(?P<n>\d+)\s*(?:取消|不要了|不约了|不用了)?[。!！]*$")
 
 
 def _service_of(word: str) -> str | None:
@@ -59,7 +62,7 @@ def cmd_cancel_loose(ctx: Context, msg: Message, route) -> Outcome:
             return Outcome(replies=[f"没有找到您的有效预约B{n}。回复「我的预约」查看。"], intent="booking")
     else:
         rows = active
-        svc = _service_of(a.get("what") or "")
+        svc = _service_of(a.get("what") or a.get("what2") or "")
         if svc:
             rows = [b for b in rows if b.service == svc]
         if a.get("day"):
