@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from handlers.membership.clocks import start_clock, stop_clock
@@ -91,10 +91,14 @@ class Result:
 
 # --- look-ups -----------------------------------------------------------------------------
 
+# Asked when the bot is unsure what an owner meant (dispatch's "__routed__" hook): built once.
+_OPEN_CASE = (select(Consultation).where(Consultation.sender == bindparam("sender"),
+                                         Consultation.state.in_(OPEN_STATES))
+              .order_by(Consultation.id.desc()).limit(1))
+
+
 def open_case(session: Session, sender: str) -> Consultation | None:
-    return session.scalar(select(Consultation).where(Consultation.sender == sender,
-                                                     Consultation.state.in_(OPEN_STATES))
-                          .order_by(Consultation.id.desc()).limit(1))
+    return session.scalar(_OPEN_CASE, {"sender": sender})
 
 
 def get_case(session: Session, case_id: int) -> Consultation | None:
