@@ -41,6 +41,17 @@ def _case(openid: str, text: str) -> int:
         return s.scalar(select(Consultation).where(Consultation.sender == openid)).id
 
 
+def _shot(driver, name: str) -> None:
+    """GUANJIA_SCREENSHOTS_DIR=docs/screenshots: keep the page as the README shows it."""
+    import os
+    from pathlib import Path
+
+    where = os.environ.get("GUANJIA_SCREENSHOTS_DIR")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(where) / f"{name}.png"))
+
+
 def _no_sideways_scroll(driver) -> None:
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
 
@@ -61,6 +72,8 @@ def test_inbox_reply_reaches_the_owner(live_app, live_env, browser, fake_platfor
     assert question in row.text and "首次回复 剩余" in row.text
     assert not re.search(r"\bO\d+\b", browser.find_element(By.TAG_NAME, "main").text)
     _no_sideways_scroll(browser)
+    kind = "desktop" if size[0] > 600 else "phone"
+    _shot(browser, f"consultations-{kind}")
     row.find_element(By.LINK_TEXT, f"C{n}").click()
     wait_for(browser, EC.presence_of_element_located((By.ID, "consult-reply-text")))
     assert question in browser.find_element(By.ID, "consult-question").text
@@ -73,6 +86,7 @@ def test_inbox_reply_reaches_the_owner(live_app, live_env, browser, fake_platfor
     assert "已回复业主" in browser.find_element(By.TAG_NAME, "main").text
     assert answer in browser.find_element(By.ID, "consult-entries").text
     assert browser.find_element(By.ID, "consult-state").text == "已回复"
+    _shot(browser, f"consultation-{kind}")
     P.drain_queues()
     sent = [x["json"] for x in fake_platform.sent("/cgi-bin/message/custom/send") if x["json"]["touser"] == openid]
     assert sent and sent[-1]["text"]["content"] == answer
