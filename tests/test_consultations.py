@@ -128,6 +128,8 @@ def test_reply_by_someone_else_is_refused_first_responder_owns_it(demo, app_clie
     assert not to_owner(fake_platform, "o_chen")
     [t] = wecom(fake_platform, "text")
     assert "小美负责" in t["text"]["content"]
+    staff_says(app_client, "zhuguan_chen", "回复 C1 主管补充：十月换届。")  # a supervisor may step in
+    assert to_owner(fake_platform, "o_chen") == ["主管补充：十月换届。"]
 
 
 def test_staff_help_lists_the_staff_commands(demo, app_client, fake_platform):

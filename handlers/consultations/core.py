@@ -286,6 +286,12 @@ def _desk(actor: str) -> bool:
     return actor.startswith(("console:", "api:"))
 
 
+def _lead(session: Session, userid: str) -> bool:
+    """Supervisors and managers may step into a case someone else holds."""
+    st = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
+    return st is not None and st.role in ("supervisor", "manager")
+
+
 def _may_answer(session: Session, case: Consultation | None, userid: str) -> str | None:
     if case is None:
         return "没有找到这条咨询。"
@@ -335,7 +341,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
         return Result(False, "回复内容不能为空。", case=case)
     if case.state == "closed":
         return Result(False, f"咨询{case.number}已关闭，如需联系业主请新开咨询。", case=case)
-    if case.holder and case.holder != userid and not _desk(userid):
+    if case.holder and case.holder != userid and not _desk(userid) and not _lead(session, userid):
         return Result(False, f"咨询{case.number}由{staff_name(session, case.holder)}负责（首问负责），请联系其处理。",
                       case=case)
     if not case.holder and not _desk(userid):
