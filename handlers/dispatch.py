@@ -48,6 +48,7 @@ def handle(ctx: Context, msg: Message) -> Outcome:
     if routed is not None:
         taken = routed(ctx, msg, result)
         if taken is not None:
+            taken.route = taken.route or result.contract()
             return _finish(ctx, msg, taken)
     fn = None
     if result.handler:

@@ -20,7 +20,7 @@ from handlers.route_result import RouteResult
 from handlers.tickets import core
 from handlers.tickets.intake_rules import intake_rules
 from handlers.tickets.policy import PRIORITIES, policy, roster
-from store.models import Home, Owner, Staff, Ticket
+from store.models import Home, Owner, Ticket
 
 BIND_CONV = "ticket_bind"
 DETAILS_CONV = "ticket_details"
