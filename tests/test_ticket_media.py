@@ -124,3 +124,12 @@ def test_ticket_page_shows_the_photo(demo, app_client, fake_platform, api):
     img = c.get(f"/console/tickets/{tid}/media/1")
     assert img.status_code == 200 and img.mimetype == "image/jpeg" and b"MEDIA_pipe_3" in img.data
     assert c.get(f"/console/tickets/{tid}/media/99").status_code == 404
+
+
+def test_voice_without_transcript_joins_the_open_ticket(demo, app_client, fake_platform):
+    say(app_client, "o_wang", "厨房水管爆裂了，水漫到客厅，快来人")
+    [tid] = ticket_ids()
+    send(app_client, "o_wang", "voice", {"MediaId": "VOICE_raw_1", "Format": "amr"})
+    [(t, kind, state, *_)] = media_rows()
+    assert (t, kind, state) == (tid, "voice", "fetched")
+    assert any(f"已附到工单T{tid}" in m for m in to_owner(fake_platform, "o_wang"))

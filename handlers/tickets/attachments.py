@@ -25,7 +25,7 @@ from store.models import Ticket, TicketMedia
 log = logging.getLogger(__name__)
 WHICH_CONV = "ticket_attach"
 WHICH_TTL = timedelta(minutes=30)
-KIND_WORDS = {"image": "照片", "location": "位置"}
+KIND_WORDS = {"image": "照片", "location": "位置", "voice": "语音"}
 
 
 def info_of(msg: Message) -> dict:
@@ -57,7 +57,8 @@ def attach(session: Session, ticket: Ticket, info: dict, now: datetime) -> tuple
                       label=(info.get("label") or None))
     session.add(row)
     session.flush()
-    core.record(session, ticket, info["sender"], "photo_added" if info["kind"] == "image" else "location_added", now,
+    action = {"image": "photo_added", "voice": "voice_added"}.get(info["kind"], "location_added")
+    core.record(session, ticket, info["sender"], action, now,
                 media=row.id, **({"label": row.label} if row.label else {}))
     if fetch:
         _fetch_after_commit(session, row.id)
@@ -118,6 +119,18 @@ def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
 
 registry.event_handler("__image__")(_on_media)
 registry.event_handler("__location__")(_on_media)
+
+
+@registry.event_handler("__voice__")
+def on_voice(ctx: Context, msg: Message, _route) -> Outcome | None:
+    """A voice note WeChat could not transcribe (with a transcript it arrives as
+    text): kept with the owner's one open ticket; otherwise the usual ask for text."""
+    rows = open_tickets(ctx.session, msg) if msg.chat == "private" and (msg.data or {}).get("MediaId") else []
+    if len(rows) != 1:
+        return None
+    row, pushes = attach(ctx.session, rows[0], info_of(msg), ctx.now)
+    return Outcome(replies=[f"收到语音，已附到工单{rows[0].number}。方便的话也请用文字简单说明，处理会更快。"],
+                   pushes=pushes, intent="complaint")
 
 
 @registry.conversation_handler(WHICH_CONV)

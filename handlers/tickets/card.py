@@ -47,7 +47,7 @@ def media_notice(session, ticket, row) -> list:
     if not people:
         return []  # not dispatched yet (home being checked): the dispatch card will show it
     base = (os.environ.get("GUANJIA_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
-    what = "照片" if row.kind == "image" else "位置"
+    what = {"image": "照片", "voice": "语音"}.get(row.kind, "位置")
     desc = f"{ticket.room or ''} {ticket.content[:60]}" + (f"\n位置：{row.label}" if row.kind == "location" and row.label else "")
     return [Push(channel="wecom", recipient="|".join(people), kind="textcard",
                  payload={"title": f"工单{ticket.number} 业主发来{what}", "description": desc,
