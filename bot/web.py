@@ -13,6 +13,8 @@ BLUEPRINTS: list[str] = [
     "bot.health:bp",
     "bot.groups_web:bp",
     "bot.api:bp", "bot.console:bp",
+    "bot.console.consultations:bp",
+    "bot.console.ticket_media:bp",
 ]
 
 

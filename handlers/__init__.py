@@ -12,6 +12,7 @@ CAPABILITIES: list[str] = [
     "handlers.membership",
     "handlers.bookings",
     "handlers.understanding",
+    "handlers.consultations",  # after understanding: takes over private handoffs
     "scheduler.survey",
 ]
 

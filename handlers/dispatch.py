@@ -24,6 +24,12 @@ def handle(ctx: Context, msg: Message) -> Outcome:
         return fn(ctx, msg, None) or Outcome(intent="event")
 
     if msg.kind != "text":
+        # image / location / voice without recognition: a capability may claim the kind.
+        fn = registry.get_event_handler(f"__{msg.kind}__")
+        if fn is not None:
+            out = fn(ctx, msg, None)
+            if out is not None:
+                return _finish(ctx, msg, out)
         return Outcome(replies=["收到。目前我只能读懂文字，请用文字描述您的需要，或回复「人工」联系工作人员。"],
                        intent="handoff")
 
@@ -36,6 +42,14 @@ def handle(ctx: Context, msg: Message) -> Outcome:
                 return _finish(ctx, msg, out)
 
     result = route(msg.text, msg.chat, msg.role)
+    # A capability may take a routed message first (an owner waiting for a
+    # person: the bot's "which one did you mean?" goes to that person instead).
+    routed = registry.get_event_handler("__routed__")
+    if routed is not None:
+        taken = routed(ctx, msg, result)
+        if taken is not None:
+            taken.route = taken.route or result.contract()
+            return _finish(ctx, msg, taken)
     fn = None
     if result.handler:
         cmd = registry.get_text_command(result.handler)

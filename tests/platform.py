@@ -126,6 +126,16 @@ def mp_text_request(openid: str, text: str, msg_id: str | int, mode: str = "safe
     return _mp_request(fields, mode, openid, created)
 
 
+def mp_media_request(openid: str, msgtype: str, fields: dict, msg_id: str | int, mode: str = "safe",
+                     created: int | None = None) -> tuple[dict, bytes]:
+    """image (PicUrl, MediaId), voice (MediaId, Format, Recognition), location
+    (Location_X, Location_Y, Scale, Label), as the OA sends them."""
+    created = created or int(time.time())
+    body = {"ToUserName": MP_ACCOUNT, "FromUserName": openid, "CreateTime": created, "MsgType": msgtype,
+            **fields, "MsgId": int(msg_id)}
+    return _mp_request(body, mode, openid, created)
+
+
 def mp_event_request(openid: str, event: str, fields: dict | None = None, mode: str = "safe",
                      created: int | None = None) -> tuple[dict, bytes]:
     created = created or int(time.time())

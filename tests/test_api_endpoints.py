@@ -56,6 +56,11 @@ def seed(api_) -> dict:
         ids["announcement"] = c.id
         ids["owner"] = li.id
         ids["miss"] = make_miss(s).id
+        from handlers.consultations.core import handoff
+        from handlers.message import Message
+
+        handoff(s, Message(channel="mp", sender="o_li", text="请问业委会什么时候换届"), li, now)
+        ids["consultation"] = 1
     return ids
 
 
@@ -116,6 +121,13 @@ CASES = [
      ("POST", "/faq/entries", {"json": {"id": "kite-flying", "title": "放风筝", "questions": ["小区能放风筝吗", "哪里可以放风筝"],
                                         "answer": "小区中心草坪可以放风筝，请远离电线和道路。", "tags": ["风筝"]}}),
      ("POST", "/faq/entries", {"json": {"id": "Bad Id", "title": "x", "questions": ["a", "b"], "answer": "y"}}), "id"),
+    ("GET /consultations", "staff", ("GET", "/consultations?state=waiting", {}), ("GET", "/consultations?state=maybe", {}), "state"),
+    ("GET /consultations/{case_id}", "staff", ("GET", "/consultations/{consultation}", {}),
+     ("GET", "/consultations/99999", {}), "case_id"),
+    ("POST /consultations/{case_id}/reply", "staff", ("POST", "/consultations/{consultation}/reply", {"json": {"text": "您好，十月换届。"}}),
+     ("POST", "/consultations/{consultation}/reply", {"json": {"text": ""}}), "text"),
+    ("POST /consultations/{case_id}/close", "staff", ("POST", "/consultations/{consultation}/close", {"json": {"note": "已答复"}}),
+     ("POST", "/consultations/99999/close", {"json": {}}), "case_id"),
     ("GET /strikes", "supervisor", ("GET", "/strikes?group=wr_vip_01", {}), ("GET", "/strikes?status=angry", {}), "status"),
 ]
 

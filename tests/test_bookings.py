@@ -537,7 +537,7 @@ def test_o1_handing_a_question_to_a_person_starts_the_clock_once(demo, session, 
     out = handle(Context(session, t0), Message(channel="mp", sender="o_zhou", chat="private", text="人工"))
     assert out.intent == "handoff" and "10分钟" in out.replies[0]
     cards = [p for p in out.pushes if p.kind == "template_card"]
-    assert cards and "人工咨询" in cards[0].payload["card"]["main_title"]["title"]
+    assert cards and "业主要求人工服务" in cards[0].payload["card"]["main_title"]["title"]
     clock = session.scalar(select(ServiceClock).where(ServiceClock.clock == "O1"))
     assert clock.started_at == t0 and clock.due_at == t0 + timedelta(minutes=10)
     again = handle(Context(session, t0 + timedelta(minutes=1)),

@@ -239,7 +239,8 @@ def test_summary_and_staff_lookup_logged(demo, session):
     S.add_spend(session, o, 1200, date(2026, 8, 1), "gym")
     text = S.summary(session, o, NOW)
     assert "银卡会员" in text and "2023年01月01日" in text and "1,200" in text and "每周一次家庭垃圾" in text
-    assert "升级金卡" in text
+    # Below the keep-spend: the warning, and not an upgrade offer in the same breath (issue 14).
+    assert "可能被降级" in text and "已满足升级" not in text
     out = S.staff_lookup(session, "kefu_ajie", "1-1502", NOW)
     assert "张伟" in out
     log = session.scalar(select(AuditLog).where(AuditLog.action == "member_lookup"))

@@ -71,7 +71,7 @@ CASES = [
     ("十一点", dt(9, 15, 11), None, True),
     ("下礼拜三", dt(9, 23), None, False),
     ("周六晚上7点", dt(9, 19, 19), None, True),
-    ("后天中午", dt(9, 17, 11), dt(9, 17, 14), False),
+    ("后天中午", dt(9, 17, 12), dt(9, 17, 14), False),  # 中午 is noon, not 11:00
     ("下个月底", dt(10, 31), None, False),
     ("这周日", dt(9, 20), None, False),
     ("今天下午五点半", dt(9, 15, 17, 30), None, True),

@@ -36,7 +36,10 @@ def to_message(fields: dict[str, str], channel: str) -> Message:
         if event == "change_external_chat" or event == "change_external_contact":
             base["group_id"] = fields.get("ChatId") or None
         return Message(kind="event", event=event, data=data, **base)
-    data = {k: v for k, v in fields.items() if k in ("MediaId", "PicUrl", "Recognition", "Label", "Url", "Title")}
+    # image: PicUrl, MediaId; voice: MediaId, Format, Recognition; location: Location_X
+    # (latitude), Location_Y (longitude), Scale, Label (the address).
+    data = {k: v for k, v in fields.items() if k in ("MediaId", "PicUrl", "Recognition", "Label", "Url", "Title",
+                                                       "Format", "Location_X", "Location_Y", "Scale", "ThumbMediaId")}
     text = fields.get("Recognition", "")  # voice messages with recognition on carry text
     if msg_type == "voice" and text:
         return Message(kind="text", text=text, data=data, **base)

@@ -20,6 +20,7 @@ from store.models import ConsoleUser
 NAV = [  # (endpoint, label, least role)
     ("console.today", "今日", "staff"),
     ("console.tickets", "工单", "staff"),
+    ("consultations.inbox", "咨询", "staff"),
     ("console.satisfaction", "满意度", "supervisor"),
     ("console.kb", "知识库", "staff"),
     ("console.announcements", "公告", "supervisor"),
@@ -105,6 +106,8 @@ ACTION_LABELS = {
     "closed": "办结", "transferred": "转派", "taken_over": "接管", "survey": "评价", "redispatched": "改派",
     "clock_started": "开始计时", "clock_met": "按时完成", "clock_late": "超时完成", "clock_warned": "即将超时提醒",
     "clock_breached": "超时", "escalated": "升级",
+    "photo_added": "业主发来照片", "location_added": "业主发来位置", "voice_added": "业主发来语音", "media_fetched": "照片已保存",
+    "media_failed": "照片获取失败", "conduct_reported": "员工服务投诉已告知主管",
 }
 
 

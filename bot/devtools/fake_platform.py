@@ -24,6 +24,10 @@ is exercised for real:
   1,000 an hour (config `per_member_per_minute` / `_per_hour`) the message is
   dropped silently, as the real platform does, and the breach is counted.
 
+- `cgi-bin/media/get` (both platforms, the same path) answers the file with its
+  Content-Type: config `media` or a small generated JPEG; 40007 for ids
+  starting with `invalid` / `expired`.
+
 Control endpoints (not part of either platform):
   GET /_sent[?path=...]   accepted calls, oldest first: {path, time, query, json, ...}
   DELETE /_sent           forget them
@@ -72,6 +76,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "agent_config_ticket": None,
     # get_jsapi_ticket (the company's ticket, for wx.config) answers this one; None -> random, kept while valid.
     "jsapi_ticket": None,
+    # Temporary media for cgi-bin/media/get (both platforms): {media_id: {"content_type", "base64"}}.
+    # Ids not listed get a small generated JPEG, except those starting with `invalid` or
+    # `expired` (40007 invalid media_id, as after the platforms' 3 days).
+    "media": {},
 }
 
 OA_MSGTYPES = {"text", "image", "voice", "video", "music", "news", "mpnews", "mpnewsarticle", "msgmenu",
@@ -709,6 +717,49 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         uri = str(a["redirect_uri"])
         query = urlencode({"code": code, "state": a.get("state", "")})
         return Response(status=302, headers={"Location": uri + ("&" if "?" in uri else "?") + query})
+
+    def media_get():
+        """GET cgi-bin/media/get (OA and WeCom share the path): the file itself with its
+        Content-Type, or an errcode answer as JSON."""
+        path = "/cgi-bin/media/get"
+        generation, started = st.generation, time.time()
+        with st.lock:
+            st.calls[path] += 1
+        fault = st.take_fault(path)
+        if fault is not None:
+            if fault.delay_s:
+                time.sleep(float(fault.delay_s))
+            if fault.status:
+                return Response("fake platform fault", status=int(fault.status), mimetype="text/plain")
+            if fault.errcode is not None:
+                return jsonify({"errcode": int(fault.errcode), "errmsg": "fault injected by fake platform"})
+        value = request.args.get("access_token")
+        tok = st.tokens.get(value or "")
+        try:
+            tok = st.check_token(tok.platform if tok else "mp", value)
+            media_id = request.args.get("media_id") or ""
+            if not media_id:
+                raise ApiAnswer(40007, "invalid media_id")
+            known = (st.config.get("media") or {}).get(media_id)
+            if known is None and media_id.startswith(("invalid", "expired")):
+                raise ApiAnswer(40007, "invalid media_id")
+        except ApiAnswer as err:
+            with st.lock:
+                st.errors[f"{path}:{err.errcode}"] += 1
+            return jsonify({"errcode": err.errcode, "errmsg": err.errmsg})
+        import base64
+
+        if known is not None:
+            body, ctype = base64.b64decode(known.get("base64") or ""), known.get("content_type") or "image/jpeg"
+        else:  # a minimal JPEG (SOI, a comment naming the id, EOI)
+            note = media_id.encode()[:200]
+            body, ctype = b"\xff\xd8\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note + b"\xff\xd9", "image/jpeg"
+        st.record(generation, {"path": path, "time": started, "method": "GET", "platform": tok.platform,
+                               "query": {"media_id": media_id}, "json": None, "size": len(body)})
+        return Response(body, mimetype=ctype, headers={
+            "Content-Disposition": f'attachment; filename="{media_id}.jpg"'})
+
+    app.add_url_rule("/cgi-bin/media/get", "api_cgi-bin_media_get", media_get, methods=["GET"])
 
     @api("/cgi-bin/user/get", ["GET"], "wecom")
     def user_get(_tok):

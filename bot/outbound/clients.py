@@ -119,6 +119,38 @@ class _Client:
             raise ApiError(path, code, str(answer.get("errmsg", "")), answer)
         return answer
 
+    def get_media(self, media_id: str, max_bytes: int = 10 * 1024 * 1024) -> tuple[bytes, str]:
+        """cgi-bin/media/get: a temporary media file (an owner's photo or voice note; ids
+        last 3 days). Returns (content, content type); the platform answers errors as
+        JSON (e.g. 40007 invalid media_id), a refused token is replaced once."""
+        path = "/cgi-bin/media/get"
+        for attempt in (0, 1):
+            token = self.tokens.get()
+            try:
+                resp = self.session.get(self.base + path, params={"access_token": token, "media_id": media_id},
+                                        timeout=self.timeout_s)
+            except requests.Timeout as exc:
+                raise TransportError(path, "timeout", f"no answer within {self.timeout_s}s") from exc
+            except requests.RequestException as exc:
+                raise TransportError(path, "connection", str(exc)[:200]) from exc
+            if resp.status_code >= 400:
+                raise TransportError(path, f"http_{resp.status_code}", resp.text[:200], status=resp.status_code)
+            ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype in ("application/json", "text/plain", "text/json"):
+                try:
+                    answer = resp.json()
+                except ValueError:
+                    raise TransportError(path, "bad_json", resp.text[:200], status=resp.status_code) from None
+                code = int(answer.get("errcode") or 0)
+                if code in TOKEN_ERRCODES and attempt == 0:
+                    self.tokens.invalidate(token)
+                    continue
+                raise ApiError(path, code, str(answer.get("errmsg", "")), answer)
+            if len(resp.content) > max_bytes:
+                raise TransportError(path, "too_large", f"{len(resp.content)} bytes")
+            return resp.content, ctype or "application/octet-stream"
+        raise TransportError(path, "token", "token refused twice")
+
     def _checked(self, path: str, answer: dict) -> dict:
         code = int(answer.get("errcode") or 0)
         if code != 0:

@@ -155,6 +155,15 @@ def start_booking(ctx: Context, msg: Message, text: str) -> Outcome:
     return _reply(ctx, msg, state, (problem + "\n" if problem else "") + prompt)
 
 
+def _drops_draft(text: str) -> bool:
+    """「算了不要保洁了」 while the booking is still being filled in: drop the draft
+    (a bare booking number is not a "never mind")."""
+    from handlers.normalize import basic
+
+    found = registry.match_text_command(basic(text), "private", "owner")
+    return bool(found) and found[0].name == "booking_cancel_loose" and not found[1].group("n")
+
+
 @registry.conversation_handler("booking")
 def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     owner = _owner(ctx, msg)
@@ -162,7 +171,7 @@ def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = msg.text.strip()
     if owner is None:
         return _reply(ctx, msg, state, NOT_BOUND, keep=False)
-    if QUIT.match(text):
+    if QUIT.match(text) or _drops_draft(text):
         return _reply(ctx, msg, state, "好的，已取消本次预约。需要时随时回复「预约」。", keep=False)
     if state.get("stage") == "confirm" and YES.match(text):
         svc = catalogue()[state["service"]]
@@ -303,5 +312,7 @@ def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
                                     msg.data.get("ResponseCode"))
     return Outcome(replies=[text], pushes=pushes, intent="event")
 
+
+from handlers.bookings import cancel  # noqa: E402,F401  (after 取消预约: registered later, checked later)
 
 __all__ = ["check_booking_clocks", "start_booking"]

@@ -51,6 +51,8 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     if out:
         return out
     e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
+    if e.target is None:  # once: "您已是最高等级（金卡）会员。"
+        return Outcome(replies=[f"您已是最高等级（{owner.tier}）会员，享有全部会员权益。"], intent="membership")
     wanted = re.search(r"(银卡|金卡)", msg.text)
     prefix = f"您目前是{owner.tier}会员。"
     if wanted and e.target and wanted.group(1) != e.target:
@@ -103,29 +105,20 @@ def open_consult(session: Session, owner_id: int) -> ServiceClock | None:
 
 def hand_to_person(session: Session, owner: Owner, text: str, now: datetime,
                    topic: str = "人工咨询") -> tuple[str | None, list[Push]]:
-    """The bot passes a question to a person: O1 runs until staff answer.
-    A second message while one is waiting joins it instead of opening another
-    task (returns (None, []))."""
-    if open_consult(session, owner.id) is not None:
-        return None, []
+    """The bot passes a question to a person: a consultation case (see
+    handlers.consultations), O1 running until staff answer. A second message
+    while one is open joins that case and its holder is told."""
     return start_consult(session, owner, text, now, topic=topic)
 
 
 def start_consult(session: Session, owner: Owner, text: str, now: datetime,
                   topic: str = "会员咨询") -> tuple[str, list[Push]]:
-    """A question the bot cannot answer goes to customer service as a staff
-    task under O1 (first response within 10 minutes, 第十一条)."""
-    team = clock_config().get("review_team", "customer_service")
-    agent = dedicated_agent(session, owner)
-    to = agent.userid if agent else recipients(team_members(session, team))
-    row = start_clock(session, f"consult:{owner.id}:{int(now.timestamp())}", "O1", now, owner_id=owner.id,
-                      team=team, assignee=to, detail={"title": f"{topic}：{owner.name}（{owner.room or ''}）：{text[:40]}"})
-    pushes = [task_card(to, f"member-consult-{row.id}", f"{topic}（10分钟内响应）", text[:44],
-                        [("业主", owner.name), ("房号", owner.room or "-"), ("电话", owner.phone or "-"), ("等级", owner.tier)],
-                        [("已回复业主", f"member:answered:{row.id}")],
-                        dedup_key=f"consult:{row.id}:card", source=row.subject)] if to else []
-    who = f"您的专属客服{agent.name}" if agent else "客服"
-    return f"已收到您的咨询，{who}会在10分钟内回复您。", pushes
+    """A question the bot cannot answer goes to the owner's dedicated agent or
+    customer service as a consultation under O1 (第十一条)."""
+    from handlers.consultations.core import handoff
+
+    msg = Message(channel="mp", sender=owner.openid or f"owner:{owner.id}", chat="private", text=text)
+    return handoff(session, msg, owner, now, topic=topic)
 
 
 def answer_consult(session: Session, clock_id: int, staff_userid: str, now: datetime) -> ServiceClock | None:

@@ -231,14 +231,20 @@ def summary(session: Session, owner: Owner, now: datetime) -> str:
     since = owner.tier_since or (owner.home.handover_date if owner.home else None)
     lines = [f"{owner.name}，您好！您是{tier.name}会员" + (f"（自{since:%Y年%m月%d日}起）" if since else "") + "。",
              f"近12个月消费：{R.yuan(w)}元" + (f"（保级标准{R.yuan(tier.keep_spend_fen)}元）" if tier.keep_spend_fen else "") + "。"]
-    if not R.keeps_tier(rules, tier.name, owner.tier_since, w, today):
-        lines.append("注意：近12个月消费未达保级标准，可能被降级。")
+    at_risk = not R.keeps_tier(rules, tier.name, owner.tier_since, w, today)
+    if at_risk:
+        short = (tier.keep_spend_fen or 0) - w
+        lines.append("注意：近12个月消费未达保级标准" + (f"（还差{R.yuan(short)}元）" if short > 0 else "")
+                     + "，可能被降级。")
     notice = session.scalar(select(DowngradeNotice).where(DowngradeNotice.owner_id == owner.id,
                                                           DowngradeNotice.state == "pending"))
     if notice:
+        at_risk = True
         lines.append(f"降级提醒：若{notice.due_on:%Y年%m月%d日}前近12个月消费仍低于标准，将调整为{notice.to_tier}。")
     e = eligibility(session, owner, today)
-    if e.target:
+    # "可能被降级" next to "已满足升级" reads as a contradiction: an owner at risk
+    # hears about keeping the tier; the way up is for 「我还差多少」 / 「申请升级」.
+    if e.target and not (at_risk and e.eligible):
         lines.append(gap_text(e))
     sus = active_suspension(session, owner.id, now)
     if sus:

@@ -34,3 +34,22 @@ def on_ticket_click(ctx: Context, msg: Message, key: str) -> Outcome:
     # message goes to the clicker's app chat.
     out.replies.append(res.message)
     return out
+
+
+def media_notice(session, ticket, row) -> list:
+    """The staff handling the ticket hear that a photo (or location) came, with a link
+    to the ticket page where it is shown."""
+    import os
+
+    from handlers.message import Push
+
+    people = [ticket.assignee] if ticket.assignee else list(ticket.notified or [])
+    if not people:
+        return []  # not dispatched yet (home being checked): the dispatch card will show it
+    base = (os.environ.get("GUANJIA_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+    what = {"image": "照片", "voice": "语音"}.get(row.kind, "位置")
+    desc = f"{ticket.room or ''} {ticket.content[:60]}" + (f"\n位置：{row.label}" if row.kind == "location" and row.label else "")
+    return [Push(channel="wecom", recipient="|".join(people), kind="textcard",
+                 payload={"title": f"工单{ticket.number} 业主发来{what}", "description": desc,
+                          "url": f"{base}/console/tickets/{ticket.id}#media-{row.id}", "btntxt": f"查看{what}"},
+                 dedup_key=f"ticket:{ticket.id}:media:{row.id}", priority=3, source=f"ticket:{ticket.id}")]

@@ -3,6 +3,8 @@
 chat (我的工单, 催一下 T12). They do what the card buttons do."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import or_, select
 
 from handlers import privacy, registry, scope
@@ -19,6 +21,16 @@ STAFF = ("staff",)
 def _args(route) -> dict:
     match = (route.args or {}).get("match") if route is not None else None
     return match if isinstance(match, dict) else {}
+
+
+_RAW_NOTE = re.compile(r"^\s*[^\sTtＴｔ\d０-９]+\s*[TtＴｔ]?\s*\d+\s*[,，:：]?\s*(.*)$", re.S)
+
+
+def _note(msg: Message, a: dict) -> str:
+    """The note as the staff member typed it: the router's copy is NFKC-normalized
+    (，！ become ,!), and the owner must read what was written."""
+    m = _RAW_NOTE.match(msg.text or "")
+    return (m.group(1) if m else (a.get("note") or "")).strip()
 
 
 def _out(res: core.Result) -> Outcome:
@@ -76,7 +88,7 @@ def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
     if refused:
         return refused
     a = _args(route)
-    return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+    return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
 @registry.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
@@ -86,7 +98,7 @@ def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
     if refused:
         return refused
     a = _args(route)
-    return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+    return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
 @registry.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
@@ -106,7 +118,7 @@ def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
     if refused:
         return refused
     a = _args(route)
-    return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, (a.get("note") or "").strip()))
+    return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
 @registry.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,

@@ -18,10 +18,13 @@ from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.route_result import RouteResult
 from handlers.tickets import core
+from handlers.tickets.intake_rules import intake_rules
 from handlers.tickets.policy import PRIORITIES, policy, roster
 from store.models import Home, Owner, Ticket
 
 BIND_CONV = "ticket_bind"
+DETAILS_CONV = "ticket_details"
+DETAILS_TTL = timedelta(hours=2)
 BIND_TTL = timedelta(days=3)
 BIND_TRIES = 3
 _ROOM = re.compile(r"(\d{1,2})\s*[-－栋#号]\s*(\d{3,4})")
@@ -34,17 +37,38 @@ def create_ticket(session: Session, msg: Message, owner: Owner | None, priority:
     priority = priority if priority in PRIORITIES else "general"
     category = category or "other"
     kind = "repair" if category in policy().repair_categories else "complaint"
-    ticket = Ticket(kind=kind, priority=priority, category=category, team=roster().team_for(category),
+    team = roster().team_for(category)
+    rules = intake_rules()
+    conduct = rules.about_conduct(msg.text or "")
+    if conduct:  # the guard's own team must not judge the guard
+        kind, team = "complaint", rules.conduct_team
+    ticket = Ticket(kind=kind, priority=priority, category=category, team=team,
                     content=msg.text.strip(), state="waiting_home", channel=msg.channel, sender=msg.sender,
                     notified=[], created_at=now)
     session.add(ticket)
     session.flush()
     core.record(session, ticket, msg.sender, "created", now, content=ticket.content, priority=priority,
-                category=category, kind=kind, channel=msg.channel, chat=msg.chat)
+                category=category, kind=kind, channel=msg.channel, chat=msg.chat,
+                **({"about": "staff_conduct"} if conduct else {}))
     pushes: list[Push] = []
     if owner is not None and owner.home is not None:
         pushes = attach_owner(session, ticket, owner, now)
+    if conduct:
+        pushes += _tell_supervisors(session, ticket, now)
     return ticket, pushes
+
+
+def _tell_supervisors(session: Session, ticket: Ticket, now: datetime) -> list[Push]:
+    """A complaint about a staff member's conduct: the supervisor hears of it at once."""
+    from handlers.membership.notify import by_role
+
+    rules = intake_rules()
+    people = [st.userid for role in rules.notify_roles for st in by_role(session, role, rules.conduct_team)]
+    people = [u for u in dict.fromkeys(people) if u not in (ticket.notified or [])]
+    core.record(session, ticket, "bot", "conduct_reported", now, to=people)
+    return [core.staff_text(u, f"【员工服务投诉】工单{ticket.number}（{ticket.room or '房号待核对'}）：{ticket.content[:80]}。"
+                               f"已交{roster().team_label(ticket.team)}处理，请跟进。",
+                            f"ticket:{ticket.id}:conduct:{u}", ticket, priority=2) for u in people]
 
 
 def attach_owner(session: Session, ticket: Ticket, owner: Owner, now: datetime) -> list[Push]:
@@ -73,6 +97,60 @@ def _ack(ticket: Ticket) -> str:
 def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outcome:
     route = route or RouteResult(intent="complaint")
     staff = msg.role in ("staff", "admin") and msg.chat == "staff"
+    if not staff and intake_rules().only_opener(msg.text):
+        # 「我要投诉」 says nothing yet: ask what happened, register one ticket with the answer.
+        conversation.start(ctx.session, msg.sender, msg.chat, DETAILS_CONV, {"opener": msg.text.strip()},
+                           ctx.now, ttl=DETAILS_TTL, group_id=msg.group_id)
+        return Outcome(replies=[intake_rules().ask], intent="complaint")
+    return register(ctx, msg, route, staff)
+
+
+@registry.conversation_handler(DETAILS_CONV)
+def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
+    """The answer to "what happened?" becomes the ticket (one ticket, with the details)."""
+    from handlers.normalize import basic
+    from handlers.router import route as route_text
+
+    rules = intake_rules()
+    text = (msg.text or "").strip()
+    if rules.cancels(text):
+        conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+        return Outcome(replies=["好的，已取消。有需要随时告诉我。"], intent="complaint")
+    if registry.match_text_command(basic(text), msg.chat, msg.role or "owner"):
+        conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+        return None  # another command: the router has it
+    if rules.only_opener(text):
+        return Outcome(replies=[rules.ask], intent="complaint")
+    conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
+    found = route_text(text, msg.chat, msg.role or "owner")
+    result = RouteResult(intent="complaint", priority=found.priority, category=found.category)
+    out = register(ctx, msg, result, staff=False)
+    media = (conv.state or {}).get("media")
+    if media:  # photos / a location sent before the words
+        from handlers.tickets.attachments import attach_pending
+
+        ticket = ctx.session.scalar(select(Ticket).where(Ticket.sender == msg.sender).order_by(Ticket.id.desc()).limit(1))
+        if ticket is not None:
+            out.pushes += attach_pending(ctx.session, ticket, media, ctx.now)
+    return out
+
+
+_QUESTION = re.compile(r"[?？吗么]$|怎么样|如何|是否|几点")
+_previous_routed = registry.get_event_handler("__routed__")
+
+
+@registry.event_handler("__routed__")
+def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
+    """「门口保安对我很凶」: a staff member's conduct is a complaint even when the
+    classifier only found a loose FAQ match; it goes to customer service."""
+    if (msg.chat == "private" and not route.handler and route.intent in ("faq", "handoff", "smalltalk")
+            and not route.faq_id and intake_rules().about_conduct(msg.text or "")
+            and not _QUESTION.search((msg.text or "").strip())):
+        return register(ctx, msg, RouteResult(intent="complaint", priority="general", category="other"), staff=False)
+    return _previous_routed(ctx, msg, route) if _previous_routed is not None else None
+
+
+def register(ctx: Context, msg: Message, route: RouteResult, staff: bool) -> Outcome:
     # Staff registering a request for an owner name the room; owners are who they are.
     owner = _owner_of_room(ctx.session, msg.text) if staff else find_owner(ctx.session, msg)
     ticket, pushes = create_ticket(ctx.session, msg, owner, route.priority, route.category, ctx.now)
@@ -185,3 +263,6 @@ def _staff_room_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
         out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
         out.replies.append(f"工单{t.number}已关联{owner.room} {owner.name}，已派单。")
     return out
+
+
+from handlers.tickets import attachments  # noqa: E402,F401  (photos and locations: registers its handlers)

@@ -11,3 +11,4 @@ from store.models.tickets import Ticket, TicketClock, TicketEvent  # noqa: F401
 from store.models.membership import Booking, DowngradeNotice, MemberApplication, MemberSanction, QuotaUsage, ServiceCapacity, ServiceClock, SpendEntry, TierChange  # noqa: F401
 from store.models.groups import ArchiveCursor, GroupAdmission, GroupAnnouncement, GroupSuggestion, ModerationCase  # noqa: F401
 from store.models.faq import FaqMiss  # noqa: F401
+from store.models.consultations import Consultation, ConsultationEntry, TicketMedia  # noqa: F401

@@ -1,0 +1,8 @@
+"""Consultations (issue 14): a person behind every handoff. See core.py.
+
+Importing this package registers the handoff intent handler (replacing the
+understanding capability's one for private OA chats, so it must come after
+"handlers.understanding" in handlers.CAPABILITIES), the staff commands, the
+card buttons "consult:" and the staff reply exchange.
+"""
+from handlers.consultations import chat, core  # noqa: F401
