@@ -170,3 +170,25 @@ def test_admin_token_sign_in_is_a_server_side_session_too(api):
     assert c.get("/console/owners").status_code == 200
     c.post("/console/logout", data={"csrf": _csrf_of(c, "/console/today")})
     assert c.get("/console/owners").status_code == 302
+
+
+def test_the_address_comes_from_the_trusted_proxy_only(api):
+    """Behind nginx (127.0.0.1) its X-Real-IP / X-Forwarded-For name the caller; a caller
+    connecting directly cannot pick a new address per guess by sending those headers."""
+    c = api.client
+    direct = {"REMOTE_ADDR": "203.0.113.50"}
+    for i in range(5):
+        csrf = _csrf_of(c, "/console/login")
+        r = c.post("/console/login", data={"username": "staff", "password": "guess", "csrf": csrf},
+                   headers={"X-Real-IP": f"10.9.9.{i}", "X-Forwarded-For": f"10.8.8.{i}"}, environ_base=direct)
+        assert r.status_code == 401
+    csrf = _csrf_of(c, "/console/login")
+    r = c.post("/console/login", data={"username": "staff", "password": PASSWORD, "csrf": csrf},
+               headers={"X-Real-IP": "10.9.9.77"}, environ_base=direct)
+    assert r.status_code == 429
+    # Through the proxy, X-Forwarded-For's last hop (what nginx appended) is the caller.
+    other = api.client.application.test_client()
+    csrf = _csrf_of(other, "/console/login")
+    r = other.post("/console/login", data={"username": "staff", "password": PASSWORD, "csrf": csrf},
+                   headers={"X-Forwarded-For": "6.6.6.6, 192.0.2.44"})
+    assert r.status_code == 302

@@ -3,7 +3,7 @@ owner import, staff, groups, audit log, console users."""
 from __future__ import annotations
 
 from flask import g, jsonify, request
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from bot.api.common import (PATHS, ApiError, api_route, body_json, bp, iso, page_args, principal, query_args,
                             req_str, row_dict)

@@ -16,13 +16,14 @@ import os
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.config import ConfigError
 from store.models import ConsoleSession
 
 TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at written at most once a minute per session
+KEEP_ENDED = timedelta(days=30)  # ended sessions stay this long (who was signed in when), then go
 
 
 def _minutes(name: str, default: float) -> float:
@@ -52,6 +53,8 @@ def start(db: Session, now: datetime, user_id: int | None, admin_fp: str | None 
           address: str | None = None) -> str:
     """A new session; returns the id for the cookie (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
+    # Sign-ins are rare: tidying here keeps the table small without a job of its own.
+    db.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now - KEEP_ENDED))
     db.add(ConsoleSession(token_hash=_hash(token), user_id=user_id, admin_fp=admin_fp,
                           address=(address or "")[:64] or None, created_at=now, last_seen_at=now,
                           expires_at=now + lifetime()))
