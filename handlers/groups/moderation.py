@@ -24,6 +24,9 @@ from typing import Any
 import ahocorasick
 import yaml
 
+from handlers.groups.mod_normalize import PinyinFolder, fold, normalize
+from handlers.groups.mod_privacy import privacy_combination
+
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 CATEGORIES = ("ad", "insult", "illegal")
 
@@ -54,6 +57,7 @@ class Lexicon:
     report_cues: list[str] = field(default_factory=list)
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
+    pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
     automaton: Any = None
     boosters: Any = None
 
@@ -98,6 +102,7 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
                   report_cues=_str_list(raw.get("report_cues"), "report_cues"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
+    lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
@@ -124,37 +129,14 @@ def lexicon() -> Lexicon:
 
 # --- normalisation ---------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def _t2s():
-    try:
-        import opencc
-
-        return opencc.OpenCC("t2s")
-    except Exception:  # OpenCC missing: traditional text is then matched as is
-        return None
-
-
-def _fold(text: str) -> str:
-    """NFKC + simplified + lower case: the form every lexicon word and message share."""
-    text = unicodedata.normalize("NFKC", text or "")
-    conv = _t2s()
-    if conv is not None:
-        text = conv.convert(text)
-    return text.lower()
-
-
-def _keep(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat[0] in ("L", "N")
+# NFKC + simplified + lower case: the form every lexicon word and message share.
+_fold = fold
 
 
 def compact(text: str) -> str:
-    """Folded text with variants canonicalised and only letters/digits/CJK kept."""
-    folded = "".join(ch for ch in _fold(text) if _keep(ch))
-    for form, canon in lexicon().variants:
-        if form in folded:
-            folded = folded.replace(form, canon)
-    return folded
+    """The normal form terms are matched on (mod_normalize.normalize)."""
+    lex = lexicon()
+    return normalize(text, lex.variants, lex.pinyin)
 
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
@@ -457,6 +439,13 @@ def analyse(text: str) -> Verdict:
         found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
+    found.update(privacy_combination(text, comp, found))
+    if not found:
+        from handlers.groups.mod_model import opinion
+
+        guess = opinion(text)
+        if guess:
+            found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
     for cat in lex.precedence:
         if cat in found:
             if v.violation == "none":
