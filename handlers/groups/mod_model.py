@@ -8,8 +8,10 @@ worker agree). Numbers are reduced to their shape before n-grams are taken
 digits"), so the model learns "a phone after 电话" rather than the digits.
 
 The rules decide the clear cases; the model only adds a verdict when the rules
-found nothing and it is very sure (THRESHOLD, chosen so the held-out ordinary
-talk gets no false flag): false flags are worse than misses.
+found nothing and it is very sure (THRESHOLD), or fairly sure with a weak sign
+of the same category (SUPPORTED); both chosen so that no ordinary line of the
+held-out split or of tests/data/groups is flagged: false flags are worse than
+misses.
 
 Held-out split: a line whose text hashes (sha1) into bucket 0-1 of 10 is never
 trained on (`split`); handlers/groups/mod_eval.py reports on it.
@@ -26,7 +28,8 @@ import numpy as np
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
 LABELS = ("none", "ad", "insult", "privacy", "illegal")
-THRESHOLD = 0.70
+THRESHOLD = 0.92  # the model alone
+SUPPORTED = 0.60  # the model with a weak word of the same category
 NGRAMS = (1, 2, 3)
 MAX_CHARS = 2000  # a longer message is judged on its head and tail (bounded cost)
 
@@ -159,9 +162,12 @@ def model() -> Model:
     return train(train_rows)
 
 
-def opinion(text: str) -> tuple[str, float] | None:
-    """(category, probability) when the model is sure of a violation, else None."""
+def opinion(text: str, support: set[str] = frozenset()) -> tuple[str, float] | None:
+    """(category, probability) when the model is sure of a violation, else None.
+    `support`: categories the rules saw a weak sign of (a lower bar for those)."""
     lab, p = model().predict(text)
-    if lab != "none" and p >= THRESHOLD:
+    if lab in ("none", "privacy"):
+        return None
+    if p >= THRESHOLD or (lab in support and p >= SUPPORTED):
         return lab, p
     return None

@@ -29,6 +29,8 @@ ROOM = re.compile(r"\d{1,2}\s*(?:栋|幢|号楼|座|期)\s*(?:\d{1,2}\s*单元\s
                   r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
                   r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
 PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*[a-z0-9]{5,6}(?![a-z0-9])")
+# A bare room number ("304的许某某", "住1102"): only counted next to a full name.
+ROOM_BARE = re.compile(r"(?<![\d.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
@@ -56,11 +58,27 @@ def rules(path: Path = DATA_FILE) -> Rules:
     return Rules(**out)
 
 
+# Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)(?:的|是|业主|住户|住的是)?([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是)")
+
+
+def _not_a_word(cand: str) -> bool:
+    """Not an ordinary word of jieba's dictionary (周末, 高兴, 马上 are words; 郑国强 is not)."""
+    import jieba
+    import jieba.posseg as pseg
+
+    if not jieba.dt.FREQ.get(cand):
+        return True
+    return pseg.dt.word_tag_tab.get(cand, "") == "nr"
+
+
 def _full_names(text: str, r: Rules) -> list[str]:
     """Full names (surname + given name) in the text; 王阿姨 / 刘姐 are not."""
     import jieba.posseg as pseg
 
     names = [m.group(1) for m in NAMED.finditer(text)]
+    names += [m.group(1) for m in AFTER_HOME.finditer(text) if _not_a_word(m.group(1))]
     for w in pseg.cut(text):
         if w.flag == "nr" and 2 <= len(w.word) <= 3 and w.word[0] in SURNAMES:
             names.append(w.word)
@@ -96,15 +114,25 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
         return {"privacy": "privacy: a mobile number given in parts"}
     room = ROOM.search(t)
     plate = PLATE.search(t)
-    if not room and not plate:
+    bare = ROOM_BARE.search(t)
+    if not room and not plate and not bare:
         return {}
     names = _full_names(t, r)
-    if room and names:
+    if (room or bare) and names:
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)
+    room = room or bare
     if plate and room and named:
         return {"privacy": "privacy: plate + room + name"}
     person = named or any(p in t for p in r.person_refs)
     if person and any(d in t for d in r.details):
         return {"privacy": "privacy: where someone lives + personal details"}
     return {}
+
+
+def has_person_or_home(text: str) -> bool:
+    """A room, plate, full name or a reference to someone: what a leak is about."""
+    r = rules()
+    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    return bool(ROOM.search(t) or PLATE.search(t) or NAMED.search(t) or _surname_ref(t, r)
+                or any(p in t for p in r.person_refs) or re.search(r"\d{5,}", t))

@@ -48,6 +48,14 @@ class Category:
 
 
 @dataclass
+class Combo:
+    category: str
+    why: str
+    groups: list[re.Pattern]  # each must match somewhere in the compact text
+    unless: list[str]  # ...and none of these may appear
+
+
+@dataclass
 class Lexicon:
     variants: list[tuple[str, str]]  # (variant, canonical), longest first
     categories: dict[str, Category]
@@ -58,6 +66,7 @@ class Lexicon:
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
+    combos: list[Combo] = field(default_factory=list)
     automaton: Any = None
     boosters: Any = None
 
@@ -102,6 +111,7 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
                   report_cues=_str_list(raw.get("report_cues"), "report_cues"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
+    lex.combos = _combos(raw.get("combos"), path)
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
@@ -120,6 +130,29 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
         boost.make_automaton()
     lex.boosters = boost if len(boost) else None
     return lex
+
+
+def _combos(raw: Any, path: Path) -> list[Combo]:
+    out = []
+    for i, item in enumerate(raw or []):
+        where = f"{path.name}: combos[{i}]"
+        if not isinstance(item, dict) or item.get("category") not in CATEGORIES:
+            raise ModerationDataError(f"{where}: category must be one of {CATEGORIES}")
+        groups = item.get("all")
+        if not isinstance(groups, list) or not groups:
+            raise ModerationDataError(f"{where}.all: a list of pattern lists is needed")
+        pats = []
+        for j, g in enumerate(groups):
+            words = _str_list(g, f"combos[{i}].all[{j}]")
+            if not words:
+                raise ModerationDataError(f"{where}.all[{j}]: empty")
+            try:
+                pats.append(re.compile("|".join(f"(?:{w})" for w in words)))
+            except re.error as exc:
+                raise ModerationDataError(f"{where}.all[{j}]: bad pattern ({exc})") from None
+        out.append(Combo(item["category"], str(item.get("why") or item["category"]), pats,
+                         _str_list(item.get("not"), f"combos[{i}].not")))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -148,6 +181,7 @@ DIGIT_MAP = {**{str(i): str(i) for i in range(10)},
 # Characters people put between digits to dodge filters; they keep a run going.
 SEPARATORS = set(" \t-_.,，、·*/|~+()（）[]【】:：;；'\"`^=#")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
+ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*[:：是为]?\s*\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dxX](?!\d)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 
@@ -279,7 +313,7 @@ SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,1
 EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
-URL_SPOKEN = re.compile(r"[a-z0-9]{2,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
+URL_SPOKEN = re.compile(r"[a-z0-9]{1,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -431,19 +465,38 @@ def analyse(text: str) -> Verdict:
         v.terms[cat] = strong + weak
     if links:
         found.setdefault("ad", "ad: link")
+    for combo in lex.combos:
+        if combo.category in found or (reporting and combo.category in ("ad", "illegal")):
+            continue
+        if all(p.search(comp) for p in combo.groups) and not any(w in comp for w in combo.unless):
+            found[combo.category] = f"{combo.category}: {combo.why}"
     if comp in lex.whole_insults:
         found.setdefault("insult", f"insult: {comp}")
     kinds = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
+    if not any(n.kind == "id" for n in numbers) and ID_LABELLED.search(unicodedata.normalize("NFKC", text)):
+        # "身份证号 1101011990...": a labelled 18-digit number with a real birth date,
+        # whatever its check digit (a typo does not make it less personal).
+        numbers.append(NumberHit("id", []))
+        v.numbers.append("id")
     if numbers or handles:
         what = sorted({kinds[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
         found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
     found.update(privacy_combination(text, comp, found))
-    if not found:
-        from handlers.groups.mod_model import opinion
+    from handlers.groups.mod_model import model, opinion
 
-        guess = opinion(text)
+    if contact and "privacy" in found and "ad" not in found and "illegal" not in found:
+        # Contact details next to an offer are an ad first ("专业搬家 138..."):
+        # the model tells an offer from a neighbour's number being exposed.
+        p = model().proba(text)
+        if p["ad"] >= 0.35 or "ad" in boosted:
+            found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
+    if not found:
+        # The model's word alone, when it is very sure; or fairly sure with one
+        # weak word or offer word of the same category behind it. Never for
+        # privacy: a leak is shown by what the rules find (numbers, a home + a name).
+        guess = opinion(text, support={c for c, t in v.terms.items() if t} | boosted)
         if guess:
             found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
     for cat in lex.precedence:
