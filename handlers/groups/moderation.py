@@ -45,6 +45,7 @@ class Category:
     weak_needed: int
     boosters: list[str]
     exceptions: dict[str, dict[str, list[str]]]
+    model_support: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -104,7 +105,8 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
             raise ModerationDataError(f"{path.name}: categories.{name}.weak_needed must be a positive whole number")
         cats[name] = Category(name, _str_list(body.get("strong"), f"categories.{name}.strong"),
                               _str_list(body.get("weak"), f"categories.{name}.weak"), needed,
-                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc)
+                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc,
+                              _str_list(body.get("model_support"), f"categories.{name}.model_support"))
     lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
                   [str(r) for r in raw.get("exempt_roles") or []],
                   [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
@@ -490,13 +492,16 @@ def analyse(text: str) -> Verdict:
         # Contact details next to an offer are an ad first ("专业搬家 138..."):
         # the model tells an offer from a neighbour's number being exposed.
         p = model().proba(text)
-        if p["ad"] >= 0.35 or "ad" in boosted:
+        offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
+        if p["ad"] >= 0.35 or "ad" in boosted or (offer and p["ad"] >= p["privacy"] / 4):
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
     if not found:
         # The model's word alone, when it is very sure; or fairly sure with one
         # weak word or offer word of the same category behind it. Never for
         # privacy: a leak is shown by what the rules find (numbers, a home + a name).
-        guess = opinion(text, support={c for c, t in v.terms.items() if t} | boosted)
+        support = {c for c, t in v.terms.items() if t} | boosted
+        support |= {c.name for c in lex.categories.values() if any(w in comp for w in c.model_support)}
+        guess = opinion(text, support=support)
         if guess:
             found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
     for cat in lex.precedence:
