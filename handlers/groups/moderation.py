@@ -290,15 +290,21 @@ def _find_numbers(text: str) -> list[NumberHit]:
         if found:
             continue
         # Several numbers in one run, split by separators: try each span of groups.
+        # Lengths are added up first and a span is only built when its length
+        # can be a phone, ID or card: "8-8-8-..." over 100 KB stays fast.
         used: set[int] = set()
+        sizes = [len(g) for g in groups]
         for i in range(len(groups)):
             if i in used:
                 continue
+            total = 0
             for j in range(i + 1, len(groups) + 1):
-                span = [d for g in groups[i:j] for d in g]
-                if len(span) > 19:
+                total += sizes[j - 1]
+                if total > 19:
                     break
-                found = _classify(span)
+                if total != 11 and total < 16:
+                    continue
+                found = _classify([d for g in groups[i:j] for d in g])
                 if found:
                     hits.append(found)
                     used.update(range(i, j))
@@ -312,10 +318,11 @@ _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit(
 HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,19})")
-EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
+# Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
+EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
-URL_SPOKEN = re.compile(r"[a-z0-9]{1,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
+URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -341,7 +348,7 @@ def find_links(text: str) -> list[str]:
 
 _LONG_DIGITS = 5  # any run this long may be a phone, QQ or account number
 _LABELLED_ID = re.compile(r"(?i)((?:微信号?|vx|qq号?)\s*[:：]?\s*(?:是|为)?\s*)([a-z0-9][a-z0-9_-]{4,19})")
-_ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]*\d)(?=[a-z0-9_-]*[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
+_ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]{0,19}\d)(?=[a-z0-9_-]{0,19}[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
 
 
 def mask(text: str, strict: bool = True) -> str:
@@ -493,7 +500,7 @@ def analyse(text: str) -> Verdict:
         # the model tells an offer from a neighbour's number being exposed.
         p = model().proba(text)
         offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
-        if p["ad"] >= 0.35 or "ad" in boosted or (offer and p["ad"] >= p["privacy"] / 4):
+        if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
     if not found:
         # The model's word alone, when it is very sure; or fairly sure with one
