@@ -168,6 +168,7 @@ def lexicon() -> Lexicon:
 _fold = fold
 
 
+@lru_cache(maxsize=512)  # analyse, the model and the privacy checks all ask for it
 def compact(text: str) -> str:
     """The normal form terms are matched on (mod_normalize.normalize)."""
     lex = lexicon()
@@ -530,3 +531,13 @@ def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
     from handlers.groups.ladder import first_action
 
     return v.violation, first_action(v.violation, chat), v.why
+
+
+def warm_up() -> None:
+    """Load the lexicon, pinyin, jieba's name tagger and train the model in the
+    worker parent, so no owner's message pays for it (bot/worker.py WARMUPS)."""
+    from handlers.groups.mod_model import model
+
+    lexicon()
+    model()
+    analyse("3栋1201王建国 加微信 abc123")
