@@ -63,6 +63,9 @@ AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)(?:的|是|业主|住
                         r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是)")
 
 
+_NOT_GIVEN = set("你我他她它们的了在是和就也都还又很吗呢吧啊")
+
+
 def _not_a_word(cand: str) -> bool:
     """Not an ordinary word of jieba's dictionary (周末, 高兴, 马上 are words; 郑国强 is not)."""
     import jieba
@@ -82,10 +85,14 @@ def _full_names(text: str, r: Rules) -> list[str]:
     for w in pseg.cut(text):
         if w.flag == "nr" and 2 <= len(w.word) <= 3 and w.word[0] in SURNAMES:
             names.append(w.word)
-    return [n for n in names if not any(n.endswith(h) or n[1:].startswith(h) for h in r.honorifics)]
+    # 谢谢你, 高兴的: words and pronouns are no given names.
+    return [n for n in names if not any(n.endswith(h) or n[1:].startswith(h) for h in r.honorifics)
+            and n[1] != n[0] and not set(n[1:]) & _NOT_GIVEN]
 
 
 def _surname_ref(text: str, r: Rules) -> bool:
+    if re.search(f"姓[{SURNAMES}]", text):
+        return True
     return any(f"{s}{h}" in text for s in set(text) & set(SURNAMES) for h in r.honorifics if h != "家")
 
 
