@@ -34,7 +34,7 @@ def _ordinary(pattern: str) -> list[str]:
             for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("prefix", ["fresh", "fresh2", "fresh3"])
+@pytest.mark.parametrize("prefix", ["fresh", "fresh2", "fresh3", "fresh4"])
 def test_fresh_phrasing_caught_without_false_flags(prefix):
     bad = _violations(f"{prefix}_violations.tsv")
     good = _ordinary(f"{prefix}_ordinary.txt")
@@ -119,7 +119,7 @@ def test_corpus_is_large_and_mostly_ordinary():
     assert len(rows) >= 1200
     assert labels.count("none") / len(rows) >= 0.5
     assert set(labels) == set(mod_model.LABELS)
-    test_texts = {t for name in ("fresh", "fresh2", "fresh3") for _, t in _violations(f"{name}_violations.tsv")}
+    test_texts = {t for name in ("fresh", "fresh2", "fresh3", "fresh4") for _, t in _violations(f"{name}_violations.tsv")}
     test_texts |= set(_ordinary("fresh*_ordinary.txt"))
     assert not test_texts & {r["text"] for r in rows}, "fresh test lines must not be trained on"
 
