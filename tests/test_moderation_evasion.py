@@ -161,3 +161,15 @@ def test_long_texts_in_linear_time(unit):
     small, big = cost(10_000), cost(100_000)
     assert big < 20.0  # shared 2-core machine; the ratio below is the real check
     assert big < max(small, 0.005) * 25, (small, big)
+
+
+def test_trained_model_cached_by_warm_up(tmp_path, monkeypatch):
+    """The worker's warm-up saves the weights; another process loads them instead of training."""
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path))
+    trained = mod_model.model()
+    path = mod_model.save_cache(trained)
+    assert path is not None and path.parent == tmp_path / "cache"
+    loaded = mod_model._load_cached()
+    assert loaded is not None
+    for text in ("加我微信领福利", "明天几点停水", "冰糖到货了，老客户私我"):
+        assert loaded.predict(text)[0] == trained.predict(text)[0]

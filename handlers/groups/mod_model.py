@@ -155,9 +155,58 @@ def train(rows: list[dict], epochs: int = 100, l2: float = 1e-5, lr: float = 2.0
     return Model(vocab, W.astype(np.float32), b.astype(np.float32))
 
 
+TRAINING = "v1 epochs=100 lr=2.0 l2=1e-5 ngrams=1,2,3"  # change it when train() changes
+
+
+def _cache_key() -> str:
+    """The trained weights depend on the corpus, on the normal form (moderation.yaml's
+    variants and pinyin words) and on the training settings."""
+    from handlers.groups.moderation import DATA_FILE
+
+    h = hashlib.sha1(TRAINING.encode())
+    h.update(CORPUS.read_bytes())
+    h.update(DATA_FILE.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_path() -> Path:
+    import os
+
+    var = Path(os.environ.get("GUANJIA_VAR_DIR") or Path.cwd() / "var")
+    return var / "cache" / f"moderation-model-{_cache_key()}.npz"
+
+
+def _load_cached() -> Model | None:
+    path = cache_path()
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            vocab = {f: i for i, f in enumerate(z["vocab"].tolist())}
+            return Model(vocab, z["W"], z["b"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def save_cache(m: Model) -> Path | None:
+    """Written by the worker's warm-up only (route() stays free of side effects)."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        vocab = np.array(sorted(m.vocab, key=m.vocab.get))
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, vocab=vocab, W=m.W, b=m.b)
+        tmp.replace(path)
+        return path
+    except OSError:
+        return None
+
+
 @lru_cache(maxsize=1)
 def model() -> Model:
-    """Trained on the corpus less its held-out lines (so the held-out figures are honest)."""
+    """Trained on the corpus less its held-out lines (so the held-out figures are
+    honest); read from the warm-up's cache file when the corpus and rules are unchanged."""
+    cached = _load_cached()
+    if cached is not None:
+        return cached
     train_rows, _ = split(load_corpus())
     return train(train_rows)
 

@@ -536,8 +536,10 @@ def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
 def warm_up() -> None:
     """Load the lexicon, pinyin, jieba's name tagger and train the model in the
     worker parent, so no owner's message pays for it (bot/worker.py WARMUPS)."""
-    from handlers.groups.mod_model import model
+    from handlers.groups.mod_model import cache_path, model, save_cache
 
     lexicon()
+    if not cache_path().exists():
+        save_cache(model())  # later processes (guanjia route, other workers) load it
     model()
     analyse("3栋1201王建国 加微信 abc123")
