@@ -153,14 +153,17 @@ def test_long_texts_in_linear_time(unit):
     analyse("预热")
 
     def cost(n: int) -> float:
-        text = (unit * (n // len(unit.encode("utf-8")) + 1))
-        start = time.perf_counter()
-        analyse(text)
-        return time.perf_counter() - start
+        best = float("inf")
+        for k in range(2):  # the best of two: the machine is shared; a new tail defeats caches
+            text = unit * (n // len(unit.encode("utf-8")) + 1) + "结尾" * k
+            start = time.perf_counter()
+            analyse(text)
+            best = min(best, time.perf_counter() - start)
+        return best
 
     small, big = cost(10_000), cost(100_000)
     assert big < 20.0  # shared 2-core machine; the ratio below is the real check
-    assert big < max(small, 0.005) * 25, (small, big)
+    assert big < max(small, 0.005) * 40, (small, big)  # linear is 10x, quadratic 100x
 
 
 def test_trained_model_cached_by_warm_up(tmp_path, monkeypatch):
