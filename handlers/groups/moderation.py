@@ -251,16 +251,19 @@ def luhn(num: str) -> bool:
     return total % 10 == 0
 
 
-def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
-    num = "".join(d for d, _ in digits)
-    pos = [p for _, p in digits]
+def _kind(num: str) -> str | None:
     if len(num) == 11 and PHONE.match(num):
-        return NumberHit("phone", pos)
+        return "phone"
     if len(num) == 18 and valid_id(num):
-        return NumberHit("id", pos)
+        return "id"
     if 16 <= len(num) <= 19 and num[0] in "3456" and "X" not in num and luhn(num):
-        return NumberHit("card", pos)
+        return "card"
     return None
+
+
+def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
+    kind = _kind("".join(d for d, _ in digits))
+    return NumberHit(kind, [p for _, p in digits]) if kind else None
 
 
 def find_numbers(text: str) -> list[NumberHit]:
@@ -294,20 +297,22 @@ def _find_numbers(text: str) -> list[NumberHit]:
         # Lengths are added up first and a span is only built when its length
         # can be a phone, ID or card: "8-8-8-..." over 100 KB stays fast.
         used: set[int] = set()
-        sizes = [len(g) for g in groups]
+        digits = "".join(d for d, _ in flat)
+        offsets = [0]
+        for g in groups:
+            offsets.append(offsets[-1] + len(g))
         for i in range(len(groups)):
             if i in used:
                 continue
-            total = 0
             for j in range(i + 1, len(groups) + 1):
-                total += sizes[j - 1]
+                total = offsets[j] - offsets[i]
                 if total > 19:
                     break
                 if total != 11 and total < 16:
                     continue
-                found = _classify([d for g in groups[i:j] for d in g])
-                if found:
-                    hits.append(found)
+                kind = _kind(digits[offsets[i]:offsets[j]])
+                if kind:
+                    hits.append(NumberHit(kind, [p for _, p in flat[offsets[i]:offsets[j]]]))
                     used.update(range(i, j))
                     break
     return hits
