@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted((ROOT.parent / "shared" / "eval").glob("route_dev*.jsonl")):
         rows = [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()]
         rows = [r for r in rows if r.get("chat") in ("vip", "building") and "violation" in r.get("expect", {})]
-        s = _score([(r["text"], set(r["expect"]["violation"])) for r in rows],
-                   lambda t, r=None: None)  # placeholder, replaced below
-        cases = [(r, set(r["expect"]["violation"])) for r in rows]
-        s = _score([(r["text"], acc) for r, acc in cases],
-                   lambda t, by={r["text"]: r for r in rows}: route(
-                       t, chat=by[t]["chat"], role=by[t].get("role", "owner")).contract()["violation"])
+        by_text = {r["text"]: r for r in rows}
+
+        def routed(t: str) -> str:
+            r = by_text[t]
+            return route(t, chat=r["chat"], role=r.get("role", "owner")).contract()["violation"]
+
+        s = _score([(r["text"], set(r["expect"]["violation"])) for r in rows], routed)
         print(_line(path.name + " group cases", s))
         if show:
             for w in s[4]:
