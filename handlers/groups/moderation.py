@@ -24,6 +24,9 @@ from typing import Any
 import ahocorasick
 import yaml
 
+from handlers.groups.mod_normalize import PinyinFolder, fold, normalize
+from handlers.groups.mod_privacy import privacy_combination
+
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 CATEGORIES = ("ad", "insult", "illegal")
 
@@ -42,6 +45,15 @@ class Category:
     weak_needed: int
     boosters: list[str]
     exceptions: dict[str, dict[str, list[str]]]
+    model_support: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Combo:
+    category: str
+    why: str
+    groups: list[re.Pattern]  # each must match somewhere in the compact text
+    unless: list[str]  # ...and none of these may appear
 
 
 @dataclass
@@ -54,6 +66,8 @@ class Lexicon:
     report_cues: list[str] = field(default_factory=list)
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
+    pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
+    combos: list[Combo] = field(default_factory=list)
     automaton: Any = None
     boosters: Any = None
 
@@ -91,13 +105,16 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
             raise ModerationDataError(f"{path.name}: categories.{name}.weak_needed must be a positive whole number")
         cats[name] = Category(name, _str_list(body.get("strong"), f"categories.{name}.strong"),
                               _str_list(body.get("weak"), f"categories.{name}.weak"), needed,
-                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc)
+                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc,
+                              _str_list(body.get("model_support"), f"categories.{name}.model_support"))
     lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
                   [str(r) for r in raw.get("exempt_roles") or []],
                   [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
                   report_cues=_str_list(raw.get("report_cues"), "report_cues"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
+    lex.combos = _combos(raw.get("combos"), path)
+    lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
@@ -117,6 +134,29 @@ def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
     return lex
 
 
+def _combos(raw: Any, path: Path) -> list[Combo]:
+    out = []
+    for i, item in enumerate(raw or []):
+        where = f"{path.name}: combos[{i}]"
+        if not isinstance(item, dict) or item.get("category") not in CATEGORIES:
+            raise ModerationDataError(f"{where}: category must be one of {CATEGORIES}")
+        groups = item.get("all")
+        if not isinstance(groups, list) or not groups:
+            raise ModerationDataError(f"{where}.all: a list of pattern lists is needed")
+        pats = []
+        for j, g in enumerate(groups):
+            words = _str_list(g, f"combos[{i}].all[{j}]")
+            if not words:
+                raise ModerationDataError(f"{where}.all[{j}]: empty")
+            try:
+                pats.append(re.compile("|".join(f"(?:{w})" for w in words)))
+            except re.error as exc:
+                raise ModerationDataError(f"{where}.all[{j}]: bad pattern ({exc})") from None
+        out.append(Combo(item["category"], str(item.get("why") or item["category"]), pats,
+                         _str_list(item.get("not"), f"combos[{i}].not")))
+    return out
+
+
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
     return load_lexicon()
@@ -124,37 +164,15 @@ def lexicon() -> Lexicon:
 
 # --- normalisation ---------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def _t2s():
-    try:
-        import opencc
-
-        return opencc.OpenCC("t2s")
-    except Exception:  # OpenCC missing: traditional text is then matched as is
-        return None
+# NFKC + simplified + lower case: the form every lexicon word and message share.
+_fold = fold
 
 
-def _fold(text: str) -> str:
-    """NFKC + simplified + lower case: the form every lexicon word and message share."""
-    text = unicodedata.normalize("NFKC", text or "")
-    conv = _t2s()
-    if conv is not None:
-        text = conv.convert(text)
-    return text.lower()
-
-
-def _keep(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat[0] in ("L", "N")
-
-
+@lru_cache(maxsize=512)  # analyse, the model and the privacy checks all ask for it
 def compact(text: str) -> str:
-    """Folded text with variants canonicalised and only letters/digits/CJK kept."""
-    folded = "".join(ch for ch in _fold(text) if _keep(ch))
-    for form, canon in lexicon().variants:
-        if form in folded:
-            folded = folded.replace(form, canon)
-    return folded
+    """The normal form terms are matched on (mod_normalize.normalize)."""
+    lex = lexicon()
+    return normalize(text, lex.variants, lex.pinyin)
 
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
@@ -166,6 +184,7 @@ DIGIT_MAP = {**{str(i): str(i) for i in range(10)},
 # Characters people put between digits to dodge filters; they keep a run going.
 SEPARATORS = set(" \t-_.,，、·*/|~+()（）[]【】:：;；'\"`^=#")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
+ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*[:：是为]?\s*\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dxX](?!\d)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 
@@ -232,16 +251,19 @@ def luhn(num: str) -> bool:
     return total % 10 == 0
 
 
-def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
-    num = "".join(d for d, _ in digits)
-    pos = [p for _, p in digits]
+def _kind(num: str) -> str | None:
     if len(num) == 11 and PHONE.match(num):
-        return NumberHit("phone", pos)
+        return "phone"
     if len(num) == 18 and valid_id(num):
-        return NumberHit("id", pos)
+        return "id"
     if 16 <= len(num) <= 19 and num[0] in "3456" and "X" not in num and luhn(num):
-        return NumberHit("card", pos)
+        return "card"
     return None
+
+
+def _classify(digits: list[tuple[str, int]]) -> NumberHit | None:
+    kind = _kind("".join(d for d, _ in digits))
+    return NumberHit(kind, [p for _, p in digits]) if kind else None
 
 
 def find_numbers(text: str) -> list[NumberHit]:
@@ -272,17 +294,25 @@ def _find_numbers(text: str) -> list[NumberHit]:
         if found:
             continue
         # Several numbers in one run, split by separators: try each span of groups.
+        # Lengths are added up first and a span is only built when its length
+        # can be a phone, ID or card: "8-8-8-..." over 100 KB stays fast.
         used: set[int] = set()
+        digits = "".join(d for d, _ in flat)
+        offsets = [0]
+        for g in groups:
+            offsets.append(offsets[-1] + len(g))
         for i in range(len(groups)):
             if i in used:
                 continue
             for j in range(i + 1, len(groups) + 1):
-                span = [d for g in groups[i:j] for d in g]
-                if len(span) > 19:
+                total = offsets[j] - offsets[i]
+                if total > 19:
                     break
-                found = _classify(span)
-                if found:
-                    hits.append(found)
+                if total != 11 and total < 16:
+                    continue
+                kind = _kind(digits[offsets[i]:offsets[j]])
+                if kind:
+                    hits.append(NumberHit(kind, [p for _, p in flat[offsets[i]:offsets[j]]]))
                     used.update(range(i, j))
                     break
     return hits
@@ -294,10 +324,11 @@ _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit(
 HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,19})")
-EMAIL = re.compile(r"[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}")
+# Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
+EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
-URL_SPOKEN = re.compile(r"[a-z0-9]{2,}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
+URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -323,7 +354,7 @@ def find_links(text: str) -> list[str]:
 
 _LONG_DIGITS = 5  # any run this long may be a phone, QQ or account number
 _LABELLED_ID = re.compile(r"(?i)((?:微信号?|vx|qq号?)\s*[:：]?\s*(?:是|为)?\s*)([a-z0-9][a-z0-9_-]{4,19})")
-_ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]*\d)(?=[a-z0-9_-]*[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
+_ID_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?=[a-z0-9_-]{0,19}\d)(?=[a-z0-9_-]{0,19}[a-z])[a-z][a-z0-9_-]{4,19}(?![a-z0-9])")
 
 
 def mask(text: str, strict: bool = True) -> str:
@@ -449,14 +480,43 @@ def analyse(text: str) -> Verdict:
         v.terms[cat] = strong + weak
     if links:
         found.setdefault("ad", "ad: link")
+    for combo in lex.combos:
+        if combo.category in found or (reporting and combo.category in ("ad", "illegal")):
+            continue
+        if all(p.search(comp) for p in combo.groups) and not any(w in comp for w in combo.unless):
+            found[combo.category] = f"{combo.category}: {combo.why}"
     if comp in lex.whole_insults:
         found.setdefault("insult", f"insult: {comp}")
     kinds = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
+    if not any(n.kind == "id" for n in numbers) and ID_LABELLED.search(unicodedata.normalize("NFKC", text)):
+        # "身份证号 1101011990...": a labelled 18-digit number with a real birth date,
+        # whatever its check digit (a typo does not make it less personal).
+        numbers.append(NumberHit("id", []))
+        v.numbers.append("id")
     if numbers or handles:
         what = sorted({kinds[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
         found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
+    found.update(privacy_combination(text, comp, found))
+    from handlers.groups.mod_model import model, opinion
+
+    if contact and "privacy" in found and "ad" not in found and "illegal" not in found:
+        # Contact details next to an offer are an ad first ("专业搬家 138..."):
+        # the model tells an offer from a neighbour's number being exposed.
+        p = model().proba(text)
+        offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
+        if p["ad"] >= 0.35 or "ad" in boosted or offer:
+            found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
+    if not found:
+        # The model's word alone, when it is very sure; or fairly sure with one
+        # weak word or offer word of the same category behind it. Never for
+        # privacy: a leak is shown by what the rules find (numbers, a home + a name).
+        support = {c for c, t in v.terms.items() if t} | boosted
+        support |= {c.name for c in lex.categories.values() if any(w in comp for w in c.model_support)}
+        guess = opinion(text, support=support)
+        if guess:
+            found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
     for cat in lex.precedence:
         if cat in found:
             if v.violation == "none":
@@ -476,3 +536,15 @@ def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
     from handlers.groups.ladder import first_action
 
     return v.violation, first_action(v.violation, chat), v.why
+
+
+def warm_up() -> None:
+    """Load the lexicon, pinyin, jieba's name tagger and train the model in the
+    worker parent, so no owner's message pays for it (bot/worker.py WARMUPS)."""
+    from handlers.groups.mod_model import cache_path, model, save_cache
+
+    lexicon()
+    if not cache_path().exists():
+        save_cache(model())  # later processes (guanjia route, other workers) load it
+    model()
+    analyse("3栋1201王建国 加微信 abc123")

@@ -1,0 +1,156 @@
+"""One normal form for every message before moderation matches or learns.
+
+Evasions this undoes (each step is linear in the text length):
+- full-width letters and digits (NFKC), traditional characters (OpenCC t2s),
+  upper case;
+- spacing, dots, symbols and emoji between letters ("w e c h a t", "v.x",
+  "加-微-信", "代🌸开"): only letters, digits and CJK characters are kept;
+- spellings and homophones listed as data (薇信, V信, vx, 围脖 -> 微信);
+- homophones by sound: a span of characters whose toneless pinyin is that of a
+  listed word (moderation.yaml `pinyin_words`, e.g. 卫星/威信 -> 微信) is read
+  as the word (pypinyin);
+- Chinese numerals in runs of four or more (一三八..., 壹叁捌, 幺洞拐) -> digits,
+  so a spelt-out phone number reads as one.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import ahocorasick
+
+# Chinese numerals, financial forms and the radio-operator readings (幺 1, 洞 0, 拐 7).
+CN_DIGITS = {"零": "0", "〇": "0", "○": "0", "洞": "0", "一": "1", "壹": "1", "幺": "1", "二": "2", "贰": "2",
+             "两": "2", "三": "3", "叁": "3", "四": "4", "肆": "4", "五": "5", "伍": "5", "六": "6", "陆": "6",
+             "七": "7", "柒": "7", "拐": "7", "八": "8", "捌": "8", "九": "9", "玖": "9", "勾": "9"}
+# A run this long is a number being spelt out, not words like 一起 / 三五成群.
+_CN_RUN = 4
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    try:
+        import opencc
+
+        return opencc.OpenCC("t2s")
+    except Exception:  # OpenCC missing: traditional text is then matched as is
+        return None
+
+
+def fold(text: str) -> str:
+    """NFKC + simplified + lower case."""
+    text = unicodedata.normalize("NFKC", text or "")
+    conv = _t2s()
+    if conv is not None:
+        text = conv.convert(text)
+    return text.lower()
+
+
+# \w is letters, digits, CJK and "_": the underscore and everything else is noise.
+_NOISE = re.compile(r"[\W_]+")
+_NUM_RUN = re.compile("[" + "".join(CN_DIGITS) + r"0-9]{%d,}" % _CN_RUN)
+_CN_TO_DIGIT = str.maketrans(CN_DIGITS)
+
+
+def strip_noise(text: str) -> str:
+    """Only letters, digits and CJK characters (what people put between them is noise)."""
+    return _NOISE.sub("", text)
+
+
+def _digits(m: re.Match) -> str:
+    run = m.group(0)
+    return run if run.isdigit() else run.translate(_CN_TO_DIGIT)
+
+
+def cn_numerals_to_digits(text: str) -> str:
+    """Runs of >= 4 Chinese numerals (or numerals mixed with digits) become digits."""
+    return _NUM_RUN.sub(_digits, text)
+
+
+@lru_cache(maxsize=8192)
+def _syllable(ch: str) -> str:
+    import os
+    import sys
+
+    if "pypinyin" not in sys.modules:
+        # One character at a time needs no phrase table; skipping it saves ~1 s of start-up.
+        os.environ.setdefault("PYPINYIN_NO_PHRASES", "true")
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(ch)[0]
+
+
+class PinyinFolder:
+    """Replaces spans that sound like a listed word with the word itself."""
+
+    def __init__(self, words: list[str]):
+        self.auto = None
+        keys = {}
+        for w in words:
+            key = self._key(w)
+            if key and len(w) >= 2:
+                keys[key] = w
+        if keys:
+            self.auto = ahocorasick.Automaton()
+            for key, w in keys.items():
+                self.auto.add_word(key, (key.count("|"), len(key), w))
+            self.auto.make_automaton()
+
+    @staticmethod
+    def _syllables(text: str) -> list[str]:
+        # One syllable per CJK character; anything else stands for itself.
+        return [_syllable(ch) if "\u4e00" <= ch <= "\u9fff" else ch for ch in text]
+
+    def _key(self, word: str) -> str:
+        return "".join(s + "|" for s in self._syllables(word))
+
+    def fold(self, text: str) -> str:
+        if self.auto is None or not any("\u4e00" <= c <= "\u9fff" for c in text):
+            return text
+        syl = self._syllables(text)
+        joined, ends = [], []
+        pos = 0
+        for s in syl:
+            joined.append(s + "|")
+            pos += len(s) + 1
+            ends.append(pos - 1)  # index of the '|' closing this character
+        flat = "".join(joined)
+        end_to_char = {e: i for i, e in enumerate(ends)}
+        repl: list[tuple[int, int, str]] = []
+        for end, (n, klen, word) in self.auto.iter(flat):
+            ci = end_to_char.get(end)
+            if ci is None:
+                continue
+            a = ci - n + 1
+            # The match must begin where character a begins, not inside a syllable.
+            if a < 0 or (ends[a - 1] + 1 if a else 0) != end - klen + 1:
+                continue
+            if text[a:ci + 1] != word:
+                repl.append((a, ci + 1, word))
+        if not repl:
+            return text
+        repl.sort()
+        out, last = [], 0
+        for a, b, word in repl:
+            if a < last:
+                continue  # overlapping matches: the first one wins
+            out.append(text[last:a])
+            out.append(word)
+            last = b
+        out.append(text[last:])
+        return "".join(out)
+
+
+def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None) -> str:
+    """The compact normal form: folded, noise stripped, numerals as digits,
+    spellings and homophones replaced by the canonical word."""
+    # ➕ is read as 加 ("➕V"); every other symbol is noise.
+    comp = strip_noise(fold(text).replace("➕", "加"))
+    comp = cn_numerals_to_digits(comp)
+    for form, canon in variants:
+        if form in comp:
+            comp = comp.replace(form, canon)
+    if pinyin is not None:
+        comp = pinyin.fold(comp)
+    return comp

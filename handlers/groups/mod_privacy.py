@@ -1,0 +1,145 @@
+"""Privacy by combination: who lives where, even without a phone number.
+
+A room number on its own is ordinary talk ("1201的邻居，你家水管漏了"), and so
+is a plate ("粤B12345的车主麻烦挪车") or a neighbourly name (王阿姨). Tied
+together they identify a person at home: room + full name; plate + room + a
+name; a home + a person + a detail that exposes them (lives alone, works at,
+owes money). The word lists are data (moderation.yaml `privacy`).
+
+Cost: a few regular expressions with bounded repeats (linear), and jieba's
+name tagging only when a room or plate is present, on at most MAX_CHARS.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from handlers.groups.mod_normalize import cn_numerals_to_digits, fold
+
+DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
+MAX_CHARS = 2000
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
+            "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧")
+ROOM = re.compile(r"\d{1,2}\s*(?:栋|幢|号楼|座|期)\s*(?:\d{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
+                  r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
+                  r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
+PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*[a-z0-9]{5,6}(?![a-z0-9])")
+# A bare room number ("304的许某某", "住1102"): only counted next to a full name.
+ROOM_BARE = re.compile(r"(?<![\d.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
+
+
+class PrivacyDataError(ValueError):
+    """moderation.yaml's `privacy` section is malformed."""
+
+
+@dataclass
+class Rules:
+    honorifics: tuple[str, ...]
+    person_refs: tuple[str, ...]
+    details: tuple[str, ...]
+    phone_cues: tuple[str, ...]
+
+
+@lru_cache(maxsize=1)
+def rules(path: Path = DATA_FILE) -> Rules:
+    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("privacy") or {}
+    out = {}
+    for key in ("honorifics", "person_refs", "details", "phone_cues"):
+        val = raw.get(key) or []
+        if not isinstance(val, list) or not all(isinstance(v, str) and v for v in val):
+            raise PrivacyDataError(f"{path.name}: privacy.{key} must be a list of words")
+        out[key] = tuple(fold(v) for v in val)
+    return Rules(**out)
+
+
+# Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)(?:的|是|业主|住户|住的是)?([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是)")
+
+
+_NOT_GIVEN = set("你我他她它们的了在是和就也都还又很吗呢吧啊")
+
+
+def _not_a_word(cand: str) -> bool:
+    """Not an ordinary word of jieba's dictionary (周末, 高兴, 马上 are words; 郑国强 is not)."""
+    import jieba
+    import jieba.posseg as pseg
+
+    if not jieba.dt.FREQ.get(cand):
+        return True
+    return pseg.dt.word_tag_tab.get(cand, "") == "nr"
+
+
+def _full_names(text: str, r: Rules) -> list[str]:
+    """Full names (surname + given name) in the text; 王阿姨 / 刘姐 are not."""
+    import jieba.posseg as pseg
+
+    names = [m.group(1) for m in NAMED.finditer(text)]
+    names += [m.group(1) for m in AFTER_HOME.finditer(text) if _not_a_word(m.group(1))]
+    for w in pseg.cut(text):
+        if w.flag == "nr" and 2 <= len(w.word) <= 3 and w.word[0] in SURNAMES:
+            names.append(w.word)
+    # 谢谢你, 高兴的: words and pronouns are no given names.
+    return [n for n in names if not any(n.endswith(h) or n[1:].startswith(h) for h in r.honorifics)
+            and n[1] != n[0] and not set(n[1:]) & _NOT_GIVEN]
+
+
+def _surname_ref(text: str, r: Rules) -> bool:
+    if re.search(f"姓[{SURNAMES}]", text):
+        return True
+    return any(f"{s}{h}" in text for s in set(text) & set(SURNAMES) for h in r.honorifics if h != "家")
+
+
+def _spread_phone(text: str) -> bool:
+    """Digit groups that together make a mobile number (each group 3-4 digits)."""
+    groups = [g for g in re.findall(r"\d+", text) if len(g) <= 11]
+    for i in range(len(groups)):
+        acc = ""
+        for g in groups[i:i + 4]:
+            acc += g
+            if len(acc) == 11 and re.fullmatch(r"1[3-9]\d{9}", acc) and acc != groups[i]:
+                return True
+            if len(acc) >= 11:
+                break
+    return False
+
+
+def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str, str]:
+    """{"privacy": reason} when the combination identifies someone, else {}."""
+    if "privacy" in found:
+        return {}
+    r = rules()
+    t = fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS])
+    t = cn_numerals_to_digits(t)
+    if any(c in comp for c in r.phone_cues) and _spread_phone(t):
+        return {"privacy": "privacy: a mobile number given in parts"}
+    room = ROOM.search(t)
+    plate = PLATE.search(t)
+    bare = ROOM_BARE.search(t)
+    if not room and not plate and not bare:
+        return {}
+    names = _full_names(t, r)
+    if (room or bare) and names:
+        return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
+    named = bool(names) or _surname_ref(t, r)
+    room = room or bare
+    if plate and room and named:
+        return {"privacy": "privacy: plate + room + name"}
+    person = named or any(p in t for p in r.person_refs)
+    if person and any(d in t for d in r.details):
+        return {"privacy": "privacy: where someone lives + personal details"}
+    return {}
+
+
+def has_person_or_home(text: str) -> bool:
+    """A room, plate, full name or a reference to someone: what a leak is about."""
+    r = rules()
+    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    return bool(ROOM.search(t) or PLATE.search(t) or NAMED.search(t) or _surname_ref(t, r)
+                or any(p in t for p in r.person_refs) or re.search(r"\d{5,}", t))
