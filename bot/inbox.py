@@ -217,11 +217,23 @@ def pop_and_process(timeout_s: float = 1.0) -> int | None:
     return inbox_id
 
 
+_worker_beat = None
+
+
 def consume(stop, timeout_s: float = 1.0) -> None:
-    """The lane's consumer loop (a thread of `guanjia worker`) until `stop` is set."""
+    """The lane's consumer loop (a thread of `guanjia worker`) until `stop` is set.
+    Each round beats the worker's heartbeat (/healthz): a worker whose every lane
+    thread is stuck shows as stale."""
+    global _worker_beat
+    from bot.heartbeat import Throttled
+
+    if _worker_beat is None:
+        _worker_beat = Throttled("workers")
     while not stop.is_set():
         try:
             pop_and_process(timeout_s)
+            _worker_beat()
         except Exception as exc:  # Redis down: wait and retry; the rows are safe in the database
             log.warning("inbound lane: %s", exc)
+            _worker_beat(ok=False, error=type(exc).__name__)
             stop.wait(1.0)

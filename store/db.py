@@ -21,15 +21,16 @@ _engine: Engine | None = None
 _factory: sessionmaker | None = None
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """`pool_size`: connections kept open, at least the threads that use the database at
     once (a web process's gthread threads). Fewer means connections closed and reopened
-    under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in)."""
+    under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in).
+    `busy_timeout_ms`: how long a SQLite statement waits for another writer's lock."""
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=10)
 
         @event.listens_for(engine, "connect")
@@ -37,7 +38,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; safe on a crash, not a power cut (use PostgreSQL)
-            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
