@@ -159,8 +159,9 @@ def enqueue(inbox_id: int) -> bool:
         return False
     with session_scope() as s:
         # One conditional UPDATE: the worker may already have handled the row (done must stay done).
+        # A `stalled` row (its worker died) becomes `queued` again, so it is watched as one.
         s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id,
-                                             InboxMessage.state.in_(("received", "queued")))
+                                             InboxMessage.state.in_(("received", "queued", "stalled")))
                   .values(state="queued", queued_at=clock.now()))
     return True
 
