@@ -41,7 +41,14 @@ from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Ho
 log = logging.getLogger(__name__)
 
 TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
+# Words that SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
+# 停水 notice went to every owner at 01:59). Only the manager's 紧急 tick is an emergency.
 EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
+
+
+def urgency_hint(text: str) -> str | None:
+    """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
+    return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
 
 
 class CampaignError(ValueError):
@@ -83,15 +90,15 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
 
     target: {"everyone": True} | {"groups": [chat_id...] or "all"} | {"buildings": ["1栋"...]} |
     {"tiers": ["金卡"...]} | {"owners": [owner_id...]} | {"staff": [userid...]} (combinable).
-    at: when to send (None = now). emergency: None = guessed from the text
-    (停水/停电...); emergencies go at once, through quiet hours.
+    at: when to send (None = now). emergency: only True (the manager's 紧急 tick) makes it
+    an emergency, sent at once through quiet hours; a word in the text never does
+    (`urgency_hint` only suggests the tick). Anything else waits out the quiet hours.
     Queues the first chunk at once when due; otherwise the pump starts it.
     """
     text = (text or "").strip()
     if not text:
         raise CampaignError("公告内容不能为空")
-    if emergency is None:
-        emergency = any(w in text for w in EMERGENCY_WORDS)
+    emergency = emergency is True
     now = clock.now()
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=clock.CST)

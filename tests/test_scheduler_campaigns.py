@@ -62,9 +62,9 @@ def test_quiet_hours_marks_and_emergencies(demo, outbound_env, fake_platform, fr
 
     frozen_clock.set(datetime(2026, 9, 15, 22, 0, tzinfo=CST))
     normal = _announce("下周一起垃圾分类新规实施。", {"tiers": ["金卡"]})
-    urgent = _announce("紧急通知：今晚23点至次日6点1栋停水检修。", {"buildings": ["1栋"]})
+    urgent = _announce("紧急通知：今晚23点至次日6点1栋停水检修。", {"buildings": ["1栋"]}, emergency=True)
     with session_scope() as s:
-        assert campaign_status(s, urgent)["emergency"] is True  # 停水 makes it an emergency
+        assert campaign_status(s, urgent)["emergency"] is True  # the manager ticked 紧急
         assert due_campaigns(s, frozen_clock.now()) == [urgent]
     assert _run(normal)["state"] == "paused"  # quiet hours
     assert _run(urgent)["state"] == "done"
@@ -197,3 +197,34 @@ def test_window_closed_overnight_turns_text_into_template(demo, outbound_env, fa
     assert _run(cid)["deliveries"] == {"sent": 1}
     assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 1
     assert fake_platform.sent("/cgi-bin/message/custom/send") == []
+
+
+def test_a_word_suggests_urgency_but_only_the_tick_makes_an_emergency(demo, outbound_env, fake_platform,
+                                                                     frozen_clock):
+    """Issue 14: a planned 停水 notice not ticked 紧急 went to every owner at 01:59.
+    Now it waits out the quiet hours and goes in the morning; ticked, it goes at once."""
+    from scheduler.campaigns import campaign_status, due_campaigns, urgency_hint
+    from store.db import session_scope
+
+    text = "明天上午9点至12点1栋停水检修，请提前储水。"
+    assert urgency_hint(text) == "停水"  # a hint for the console, nothing more
+    frozen_clock.set(datetime(2026, 9, 15, 20, 30, tzinfo=CST))
+    planned = _announce(text, {"buildings": ["1栋"]}, at=datetime(2026, 9, 16, 1, 59, tzinfo=CST))
+    frozen_clock.set(datetime(2026, 9, 16, 1, 59, tzinfo=CST))
+    with session_scope() as s:
+        assert campaign_status(s, planned)["emergency"] is False
+        assert due_campaigns(s, frozen_clock.now()) == []  # not in the quiet hours
+    assert _run(planned)["state"] == "paused"
+    frozen_clock.set(datetime(2026, 9, 16, 7, 59, tzinfo=CST))
+    assert _run(planned)["state"] == "paused"
+    assert fake_platform.sent() == []  # nothing reached an owner in the night
+    frozen_clock.set(datetime(2026, 9, 16, 8, 5, tzinfo=CST))
+    with session_scope() as s:
+        assert due_campaigns(s, frozen_clock.now()) == [planned]
+    assert _run(planned)["state"] == "done"
+    assert len(fake_platform.sent()) == 6  # 1栋's six owners, in the morning
+    # The manager ticks 紧急: at once, quiet hours or not.
+    fake_platform.clear()
+    frozen_clock.set(datetime(2026, 9, 16, 23, 40, tzinfo=CST))
+    ticked = _announce("1栋水管爆裂，现紧急停水抢修。", {"buildings": ["1栋"]}, emergency=True)
+    assert _run(ticked)["state"] == "done" and len(fake_platform.sent()) == 6

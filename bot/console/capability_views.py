@@ -184,13 +184,18 @@ def announcements_create():
             errors.append("请填写发送时间")
     if not errors:
         try:
-            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")) or None,
+            # Only the 紧急 tick makes an emergency; a word in the text never does (issue 14).
+            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
                                            created_by=g.principal.actor)
         except mod.CampaignError as exc:
             errors.append(str(exc))
         else:
             # create_announcement writes the audit row itself (actor = created_by).
             flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
+            hint = getattr(mod, "urgency_hint", lambda _t: None)(text)
+            if hint and not camp.emergency:
+                flash(f"内容含「{hint}」，但未勾选紧急：按普通公告发送，免打扰时段（21:00-08:00）内不发给业主，"
+                      "顺延到早上。如确属紧急，请取消后勾选紧急重新发送。", "info")
             return redirect(url_for("console.announcements"))
     for e in errors:
         flash(e, "error")
