@@ -55,6 +55,48 @@ class CampaignError(ValueError):
     """A campaign request that cannot be honoured; the message says why (shown to the person)."""
 
 
+# --- why a delivery failed, in words ------------------------------------------------------
+
+ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
+_errors_cache: dict | None = None
+
+
+def _load_errors() -> dict:
+    """scheduler/delivery_errors.yaml, validated: every entry needs a text and a retry flag."""
+    global _errors_cache
+    if _errors_cache is None:
+        import yaml
+
+        data = yaml.safe_load(ERRORS_FILE.read_text(encoding="utf-8")) or {}
+        for section in ("errors", "words"):
+            entries = data.get(section)
+            if not isinstance(entries, dict):
+                raise ValueError(f"{ERRORS_FILE.name}: {section}: missing or not a mapping")
+            for key, entry in entries.items():
+                if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) \
+                        or not isinstance(entry.get("retry"), bool):
+                    raise ValueError(f"{ERRORS_FILE.name}: {section}.{key}: needs text (words) and retry (true/false)")
+        if not isinstance(data.get("unknown"), str):
+            raise ValueError(f"{ERRORS_FILE.name}: unknown: missing or not text")
+        _errors_cache = data
+    return _errors_cache
+
+
+def describe_error(error: str | None) -> str:
+    """The platform's error in words (\"43004 require subscribe (...)\" -> 业主已取消关注公众号)."""
+    import re
+
+    data = _load_errors()
+    text = (error or "").strip()
+    m = re.match(r"^(-?\d+)\b", text)
+    if m and int(m.group(1)) in data["errors"]:
+        return data["errors"][int(m.group(1))]["text"]
+    for word, entry in data["words"].items():
+        if word in text:
+            return entry["text"]
+    return data["unknown"] + (f"（{m.group(1)}）" if m else "")
+
+
 # --- creation and cancellation ---------------------------------------------------------
 
 def _check_target(target: dict) -> dict:
@@ -166,6 +208,91 @@ def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = 
     return {"cancelled": True, "state": "cancelled", "sent": sent, "withdrawn": withdrawn}
 
 
+def failure_reasons(session: Session, campaign_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """campaign id -> [(reason in words, how many)] of its failed deliveries, most first."""
+    out: dict[int, list[tuple[str, int]]] = {i: [] for i in campaign_ids}
+    if not campaign_ids:
+        return out
+    for cid, err, n in session.execute(select(Delivery.campaign_id, Delivery.error, func.count())
+                                       .where(Delivery.campaign_id.in_(campaign_ids), Delivery.state == "failed")
+                                       .group_by(Delivery.campaign_id, Delivery.error)):
+        out[cid].append((err or _load_errors()["unknown"], n))
+    for v in out.values():
+        v.sort(key=lambda kv: -kv[1])
+    return out
+
+
+def retry_failed(session: Session, campaign_id: int, retried_by: str = "admin") -> int:
+    """Send the failed deliveries of a campaign again (the manager's 重试); returns how many.
+
+    Each failed delivery's outbox row (its dedup key is the commit point) is put back in
+    the queue untried and the delivery back to `sending`, so the campaign's runner sends
+    it once more, paced, and records the new outcome (and, again, why it failed)."""
+    camp = session.get(Campaign, campaign_id)
+    if camp is None:
+        raise CampaignError(f"没有编号为 {campaign_id} 的公告")
+    if camp.state == "cancelled":
+        raise CampaignError("公告已取消，不能重试")
+    now = clock.now()
+    failed = list(session.execute(select(Delivery.id, Delivery.outbox_id).where(
+        Delivery.campaign_id == camp.id, Delivery.state == "failed")).all())
+    if not failed:
+        return 0
+    outbox_ids = [o for _, o in failed if o]
+    if outbox_ids:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.state == "dead")
+                        .values(state="queued", attempts=0, next_attempt_at=now, last_error=None))
+    session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if o]))
+                    .values(state="sending", error=None))
+    session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if not o]))
+                    .values(state="pending", error=None))
+    if camp.state == "done":
+        camp.state, camp.finished_at = "sending", None
+    from store.models import AuditLog
+
+    session.add(AuditLog(actor=retried_by, action="announcement.retry", target=f"campaign:{camp.id}",
+                         detail={"deliveries": len(failed)}, created_at=now))
+    session.flush()
+    start_after_commit(session, camp.id, camp.emergency)
+    return len(failed)
+
+
+def audience(session: Session, target: dict) -> dict:
+    """Who a target reaches, before sending: {"label": "全体业主" | "1栋、2栋" ..., "owners": n,
+    "staff": n, "groups": n, "count": total} (for the confirmation step)."""
+    target = _check_target(target)
+    labels = []
+    if target.get("everyone"):
+        labels.append("全体业主")
+    if target.get("buildings"):
+        labels.append("、".join(map(str, target["buildings"])))
+    if target.get("tiers"):
+        labels.append("、".join(map(str, target["tiers"])) + "会员")
+    if target.get("owners"):
+        labels.append(f"指定业主{len(target['owners'])}位")
+    owners = sum(1 for _ in _owners_for(session, target))
+    staff = 0
+    if target.get("all_staff") or target.get("staff") or target.get("staff_teams"):
+        from sqlalchemy import or_
+
+        q = select(func.count()).select_from(Staff).where(Staff.active.is_(True))
+        if not target.get("all_staff"):
+            q = q.where(or_(Staff.userid.in_(target.get("staff") or []),
+                            Staff.team.in_(target.get("staff_teams") or [])))
+        staff = session.scalar(q) or 0
+        labels.append("全体员工" if target.get("all_staff") else f"员工{staff}位")
+    groups = 0
+    if target.get("groups"):
+        wanted = target["groups"]
+        q = select(func.count()).select_from(Group)
+        q = q.where(Group.kind.in_(("vip", "building"))) if wanted in ("all", ["all"]) else \
+            q.where(Group.chat_id.in_(wanted))
+        groups = session.scalar(q) or 0
+        labels.append("全部业主群" if wanted in ("all", ["all"]) else f"业主群{groups}个")
+    return {"label": "；".join(labels), "owners": owners, "staff": staff, "groups": groups,
+            "count": owners + staff + groups}
+
+
 def _count(session: Session, campaign_id: int, state: str) -> int:
     return session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.campaign_id == campaign_id, Delivery.state == state)) or 0
@@ -178,7 +305,8 @@ def campaign_status(session: Session, campaign_id: int) -> dict:
     rows = session.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
                            .group_by(Delivery.state)).all()
     return {"id": camp.id, "kind": camp.kind, "state": camp.state, "emergency": camp.emergency,
-            "send_at": camp.send_at.isoformat(), "deliveries": {s: n for s, n in rows}}
+            "send_at": camp.send_at.isoformat(), "deliveries": {s: n for s, n in rows},
+            "failures": dict(failure_reasons(session, [camp.id])[camp.id])}
 
 
 # --- planning: who gets what, on which channel ------------------------------------------
@@ -648,17 +776,23 @@ def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
     """Copy the outbox's verdict onto deliveries (the outbox is the record of what left)."""
     if not pairs:
         return
-    states = dict(session.execute(select(OutboxMessage.id, OutboxMessage.state)
-                                  .where(OutboxMessage.id.in_([o for _, o in pairs if o]))).all())
+    found = {i: (st, err) for i, st, err in session.execute(
+        select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.last_error)
+        .where(OutboxMessage.id.in_([o for _, o in pairs if o]))).all()}
+    states = {i: st for i, (st, _) in found.items()}
     now = clock.now()
     sent = [d for d, o in pairs if states.get(o) == "sent"]
-    dead = [d for d, o in pairs if states.get(o) == "dead"]
+    dead = [(d, o) for d, o in pairs if states.get(o) == "dead"]
     for chunk in range(0, len(sent), 500):
         session.execute(update(Delivery).where(Delivery.id.in_(sent[chunk:chunk + 500]), Delivery.state == "sending")
                         .values(state="sent", sent_at=now))
-    if dead:
-        session.execute(update(Delivery).where(Delivery.id.in_(dead), Delivery.state == "sending")
-                        .values(state="failed"))
+    # Why, in words, per reason (a campaign hitting 43004 for 500 owners is one statement).
+    by_reason: dict[str, list[int]] = {}
+    for d, o in dead:
+        by_reason.setdefault(describe_error(found[o][1]), []).append(d)
+    for reason, ids in by_reason.items():
+        session.execute(update(Delivery).where(Delivery.id.in_(ids), Delivery.state == "sending")
+                        .values(state="failed", error=reason))
 
 
 def recover_orphans(session: Session, r) -> dict:

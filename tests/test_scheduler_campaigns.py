@@ -228,3 +228,52 @@ def test_a_word_suggests_urgency_but_only_the_tick_makes_an_emergency(demo, outb
     frozen_clock.set(datetime(2026, 9, 16, 23, 40, tzinfo=CST))
     ticked = _announce("1栋水管爆裂，现紧急停水抢修。", {"buildings": ["1栋"]}, emergency=True)
     assert _run(ticked)["state"] == "done" and len(fake_platform.sent()) == 6
+
+
+def test_failed_deliveries_say_why_and_can_be_retried(demo, outbound_env, fake_platform, frozen_clock):
+    """Issue 14: "已完成 0/12 · 失败 12" with no reason. The platform's error is kept in
+    words per delivery, the status groups them, and a retry sends the failed ones again."""
+    from scheduler.campaigns import campaign_status, describe_error, retry_failed
+    from store.db import session_scope
+    from store.models import AuditLog, Delivery
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    # Two of 1栋's six owners unfollowed the Official Account (WeChat answers 43004).
+    fake_platform.fault("/cgi-bin/message/template/send", errcode=43004, times=2)
+    cid = _announce("本周六上午9点小区举办亲子活动，欢迎参加。", {"buildings": ["1栋"]})
+    assert _run(cid)["state"] == "done"
+    with session_scope() as s:
+        st = campaign_status(s, cid)
+        assert st["deliveries"] == {"sent": 4, "failed": 2}
+        assert st["failures"] == {"业主已取消关注公众号": 2}
+        assert {d.error for d in s.scalars(select(Delivery).where(Delivery.state == "failed"))} == {"业主已取消关注公众号"}
+    assert describe_error("45015 response out of time limit (/cgi-bin/message/custom/send)").startswith("超过48小时")
+    assert describe_error("99999 something new").startswith("发送失败")
+    # They follow again; the manager retries: only the two failed ones go, once each.
+    with session_scope() as s:
+        assert retry_failed(s, cid, "jingli_lin") == 2
+    assert _run(cid)["state"] == "done"
+    with session_scope() as s:
+        st = campaign_status(s, cid)
+        assert st["deliveries"] == {"sent": 6} and st["failures"] == {}
+        assert s.scalar(select(AuditLog).where(AuditLog.action == "announcement.retry")).actor == "jingli_lin"
+    sent = fake_platform.sent("/cgi-bin/message/template/send")
+    assert len(sent) == 6 and len({e["json"]["touser"] for e in sent}) == 6  # nobody twice
+    with session_scope() as s:
+        assert retry_failed(s, cid) == 0  # nothing left to retry
+
+
+def test_audience_and_count_before_sending(demo):
+    from scheduler.campaigns import CampaignError, audience
+    from store.db import session_scope
+    from store.models import Owner
+    from sqlalchemy import func
+
+    with session_scope() as s:
+        everyone = s.scalar(select(func.count()).select_from(Owner))
+        assert audience(s, {"everyone": True}) == {"label": "全体业主", "owners": everyone, "staff": 0, "groups": 0,
+                                                   "count": everyone}
+        one = audience(s, {"buildings": ["1栋"]})
+        assert one["label"] == "1栋" and one["count"] == 6 < everyone
+        with pytest.raises(CampaignError):
+            audience(s, {"floors": [3]})
