@@ -144,10 +144,11 @@ def announcements():
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
     prog = delivery_progress(g.db, [c.id for c in rows])
+    reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
 
 
 @bp.post("/announcements")
@@ -182,6 +183,16 @@ def announcements_create():
                 errors.append("发送时间必须晚于现在")
         except ValueError:
             errors.append("请填写发送时间")
+    if not errors and f.get("confirmed") != "1":
+        # Before anything is sent: who it reaches and how many, to confirm (issue 14).
+        try:
+            reach = mod.audience(g.db, target)
+        except mod.CampaignError as exc:
+            errors.append(str(exc))
+        else:
+            return render_template("announcement_confirm.html", reach=reach, text=text, form=f,
+                                   send_at=_cst(send_at) if send_at else None, emergency=bool(f.get("emergency")),
+                                   hint=mod.urgency_hint(text))
     if not errors:
         try:
             # Only the 紧急 tick makes an emergency; a word in the text never does (issue 14).
@@ -199,6 +210,24 @@ def announcements_create():
             return redirect(url_for("console.announcements"))
     for e in errors:
         flash(e, "error")
+    return redirect(url_for("console.announcements"))
+
+
+@bp.post("/announcements/<int:campaign_id>/retry")
+@page("supervisor")
+def announcement_retry(campaign_id: int):
+    mod = _campaigns()
+    Campaign = Q.model("campaigns", "Campaign")
+    camp = g.db.get(Campaign, campaign_id) if Campaign else None
+    if mod is None or camp is None or camp.kind != "announcement":
+        flash("没有这条公告", "error")
+        return redirect(url_for("console.announcements"))
+    try:
+        n = mod.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
+    except mod.CampaignError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"公告 #{camp.id}：{n} 条失败的消息已重新发送" if n else f"公告 #{camp.id} 没有失败的消息", "ok")
     return redirect(url_for("console.announcements"))
 
 
