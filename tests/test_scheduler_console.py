@@ -84,3 +84,20 @@ def test_the_list_says_why_deliveries_failed_and_offers_a_retry(api, outbound_en
     row = row[row.index(f'data-announcement="{cid}"'):]
     row = row[:row.index("</tr>")]
     assert "6/6" in row and "失败" not in row
+
+
+def test_api_previews_the_audience_and_reports_failures(api, outbound_env, fake_platform, frozen_clock):
+    r = api.post("/announcements/preview", role="supervisor", json={"target": {"buildings": ["1栋"]}})
+    assert r.status_code == 200 and r.json["label"] == "1栋" and r.json["count"] == 6
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    fake_platform.fault("/cgi-bin/message/template/send", errcode=43004, times=1)
+    r = api.post("/announcements", role="supervisor", json={"text": "周六亲子活动", "target": {"buildings": ["1栋"]}})
+    assert r.status_code == 201 and r.json["emergency"] is False
+    from scheduler.campaigns import run_chunk
+
+    aid = r.json["id"]
+    run_chunk(aid, max_seconds=20)
+    r = api.get(f"/announcements/{aid}", role="staff")
+    assert r.json["failures"] == {"业主已取消关注公众号": 1} and r.json["deliveries"] == {"sent": 5, "failed": 1}
+    r = api.post(f"/announcements/{aid}/retry", role="supervisor")
+    assert r.status_code == 200 and r.json["retried"] == 1
