@@ -244,6 +244,7 @@ def retry_failed(session: Session, campaign_id: int, retried_by: str = "admin") 
                         .values(state="queued", attempts=0, next_attempt_at=now, last_error=None))
     session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if o]))
                     .values(state="sending", error=None))
+    # Never written to the outbox (a bulk send into a group, or not reached): planned again.
     session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if not o]))
                     .values(state="pending", error=None))
     if camp.state == "done":
@@ -412,7 +413,10 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
                 add(key, "wecom", "group_task", admin.userid, None, "skipped", f"monthly bulk-send cap {cap} reached")
                 continue
             session.add(GroupBulkSend(group_id=g.id, month=month, campaign_id=camp.id, created_at=now))
-            add(key, "wecom", "group_task", admin.userid,
+            # WeCom's company bulk send: the group's staff owner confirms with one tap
+            # (`group_msg`); the ready-to-send task is the fall-back (`_send_group_msgs`).
+            kind = "group_msg" if get_schedule().campaign.get("group_bulk_send", True) else "group_task"
+            add(key, "wecom", kind, admin.userid,
                 {"group_id": g.chat_id, "group_name": g.name, "text": camp.text,
                  "reason": f"campaign:{camp.id}", "bulk_sends_this_month": used + 1, "cap": cap})
     if rows:
@@ -474,7 +478,8 @@ def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, min
 
     rows = session.execute(select(Delivery.id, Delivery.recipient_key, Delivery.channel, Delivery.kind,
                                   Delivery.address, Delivery.payload)
-                           .where(Delivery.campaign_id == camp.id, Delivery.state == "pending", mine)
+                           .where(Delivery.campaign_id == camp.id, Delivery.state == "pending", mine,
+                                  Delivery.kind != "group_msg")  # sent by _send_group_msgs
                            .order_by(Delivery.id).limit(size)).all()
     if not rows:
         return []
@@ -679,6 +684,7 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
             recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
             emergency = camp.emergency
         r.delete(_inflight_key(campaign_id, shard))
+        _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
         # A few calls in flight at once: a platform call mostly waits on the network.
         pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
@@ -793,6 +799,95 @@ def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
     for reason, ids in by_reason.items():
         session.execute(update(Delivery).where(Delivery.id.in_(ids), Delivery.state == "sending")
                         .values(state="failed", error=reason))
+
+
+# --- into owners' groups: WeCom's company bulk send ------------------------------------------
+#
+# externalcontact/add_msg_template (chat_type group, sender = the group's staff owner,
+# chat_id_list = the group) puts the notice in the owner's WeCom, ready to confirm with
+# one tap. The delivery waits in `confirming` until get_groupmsg_send_result says it was
+# sent (`track_group_msgs`, run by the pump). If the platform refuses the bulk send, the
+# delivery falls back to the ready-to-send task (`group_task`, the sidebar), once.
+
+GROUP_STATUS = {2: "客户已不是企业好友，未发送", 3: "该群已收到其他群发消息，未发送"}
+
+
+def _send_group_msgs(campaign_id: int, mine) -> dict:
+    """Create the bulk sends of a campaign's pending group deliveries (one call each)."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+    from store.db import session_scope
+
+    out = {"created": 0, "fallback": 0}
+    while True:
+        with session_scope() as s:  # claim one (committed before the call: never two tasks)
+            d = s.scalar(select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.kind == "group_msg",
+                                                Delivery.state == "pending", mine).order_by(Delivery.id).limit(1))
+            if d is None:
+                return out
+            d.state, d.attempts = "sending", d.attempts + 1
+            did, sender, payload = d.id, d.address, dict(d.payload or {})
+        try:
+            msgid = get_wecom_client().add_group_msg(sender, [payload["group_id"]], payload["text"])
+        except PlatformError as exc:
+            log.warning("campaign %s: bulk send into %s refused (%s); falling back to a task",
+                        campaign_id, payload.get("group_id"), exc)
+            with session_scope() as s:
+                s.execute(update(Delivery).where(Delivery.id == did).values(
+                    kind="group_task", state="pending",
+                    error=f"企业群发未成功（{describe_error(_platform_error_text(exc))}），已改为待发任务"))
+            out["fallback"] += 1
+            continue
+        with session_scope() as s:
+            s.execute(update(Delivery).where(Delivery.id == did).values(
+                state="confirming", payload={**payload, "msgid": msgid}, error=None))
+        out["created"] += 1
+
+
+def _platform_error_text(exc: Exception) -> str:
+    code = getattr(exc, "errcode", None)
+    return f"{code} {getattr(exc, 'errmsg', '')}" if code is not None else f"{type(exc).__name__}: {exc}"
+
+
+def track_group_msgs(session: Session, now: datetime | None = None, max_age_hours: float = 72) -> dict:
+    """Ask WeCom what each confirming bulk send did: sent (the owner tapped 发送), refused
+    (why, in words), or still waiting; one not confirmed within `max_age_hours` fails."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+
+    now = now or clock.now()
+    rows = list(session.scalars(select(Delivery).where(Delivery.kind == "group_msg",
+                                                       Delivery.state == "confirming").limit(500)))
+    out = {"sent": 0, "failed": 0, "waiting": 0}
+    by_msg: dict[tuple[str, str], list[Delivery]] = {}
+    for d in rows:
+        by_msg.setdefault(((d.payload or {}).get("msgid", ""), d.address), []).append(d)
+    for (msgid, sender), ds in by_msg.items():
+        try:
+            answer = get_wecom_client().get_groupmsg_send_result(msgid, sender)
+        except PlatformError as exc:
+            log.warning("group bulk send %s: result not read (%s)", msgid, exc)
+            out["waiting"] += len(ds)
+            continue
+        status = {r.get("chat_id"): r for r in answer.get("send_list") or []}
+        for d in ds:
+            row = status.get((d.payload or {}).get("group_id")) or {}
+            code = int(row.get("status", 0) or 0)
+            if code == 1:
+                d.state = "sent"
+                d.sent_at = datetime.fromtimestamp(row["send_time"], clock.CST) if row.get("send_time") else now
+                out["sent"] += 1
+            elif code in GROUP_STATUS:
+                d.state, d.error = "failed", GROUP_STATUS[code]
+                out["failed"] += 1
+            else:
+                camp = session.get(Campaign, d.campaign_id)
+                started = camp.started_at or camp.send_at
+                if started and now - started > timedelta(hours=max_age_hours):
+                    d.state, d.error = "failed", "群主未在企业微信中确认发送"
+                    out["failed"] += 1
+                else:
+                    out["waiting"] += 1
+    session.flush()
+    return out
 
 
 def recover_orphans(session: Session, r) -> dict:

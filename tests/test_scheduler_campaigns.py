@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.clock import CST
 
@@ -43,13 +43,16 @@ def test_channel_planning_per_recipient(demo, outbound_env, fake_platform, froze
     assert plan["owner:1"] == ("mp", "text", "o_wang", "sent")  # customer-service message in the window
     assert plan["owner:2"] == ("mp", "template", "o_li", "sent")  # outside it: template
     assert plan["staff:weixiu_laozhou"] == ("wecom", "text", "weixiu_laozhou", "sent")
-    assert plan["group:wr_bld_2"] == ("wecom", "group_task", "kefu_ajie", "sent")  # the group's staff owner
+    # Into the group: WeCom's company bulk send, for the group's staff owner to confirm.
+    assert plan["group:wr_bld_2"] == ("wecom", "group_msg", "kefu_ajie", "confirming")
     assert len([k for k in plan if k.startswith("owner:")]) == 6  # 1栋 has six owners
     assert len(fake_platform.sent("/cgi-bin/message/custom/send")) == 1
     assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 5
     wecom = fake_platform.sent("/cgi-bin/message/send")
-    assert sorted(e["json"]["touser"] for e in wecom) == ["kefu_ajie", "weixiu_laozhou"]
-    assert "2栋业主群" in next(e for e in wecom if e["json"]["touser"] == "kefu_ajie")["json"]["text"]["content"]
+    assert sorted(e["json"]["touser"] for e in wecom) == ["weixiu_laozhou"]
+    bulk = fake_platform.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert [(e["json"]["chat_type"], e["json"]["sender"], e["json"]["chat_id_list"]) for e in bulk] == [
+        ("group", "kefu_ajie", ["wr_bld_2"])]
     # Nothing twice: running the finished campaign again sends nothing.
     assert _run(cid)["state"] == "done"
     assert len(fake_platform.sent()) == len([e for e in fake_platform.sent()])
@@ -126,10 +129,10 @@ def test_group_bulk_send_cap_per_month(demo, outbound_env, fake_platform, frozen
     _run(first), _run(second)
     with session_scope() as s:
         states = [(d.campaign_id, d.state, d.error) for d in s.scalars(select(Delivery).order_by(Delivery.id))]
-    assert states == [(first, "sent", None), (second, "skipped", "monthly bulk-send cap 30 reached")]
+    assert states == [(first, "confirming", None), (second, "skipped", "monthly bulk-send cap 30 reached")]
     frozen_clock.set(datetime(2026, 10, 1, 10, 10, tzinfo=CST))  # a new month, a new allowance
     third = _announce("VIP 群活动通知三", {"groups": ["wr_vip_01"]})
-    assert _run(third)["deliveries"] == {"sent": 1}
+    assert _run(third)["deliveries"] == {"confirming": 1}
 
 
 def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
@@ -277,3 +280,48 @@ def test_audience_and_count_before_sending(demo):
         assert one["label"] == "1栋" and one["count"] == 6 < everyone
         with pytest.raises(CampaignError):
             audience(s, {"floors": [3]})
+
+
+def test_group_notice_is_a_bulk_send_the_owner_confirms_tracked_until_sent(demo, outbound_env, fake_platform,
+                                                                            frozen_clock):
+    """Issue 14: into owners' groups through WeCom's company bulk send (chat_type group,
+    sender = the group's staff owner), tracked with get_groupmsg_send_result, counted
+    against the per-group monthly limit; the ready-to-send task is the fall-back."""
+    import requests
+
+    from scheduler.campaigns import campaign_status, track_group_msgs
+    from store.db import session_scope
+    from store.models import Delivery, GroupBulkSend
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    cid = _announce("本周六上午9点中心广场中秋游园会，欢迎参加。", {"groups": ["wr_bld_2", "wr_vip_01"]})
+    assert _run(cid)["state"] == "done"
+    bulk = fake_platform.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert sorted((e["json"]["sender"], e["json"]["chat_id_list"][0]) for e in bulk) == [
+        ("kefu_ajie", "wr_bld_2"), ("kefu_xiaomei", "wr_vip_01")]
+    assert all(e["json"]["text"]["content"].startswith("本周六上午9点") for e in bulk)
+    with session_scope() as s:
+        assert track_group_msgs(s)["waiting"] == 2  # nobody has tapped 发送 yet
+        assert s.scalar(select(func.count()).select_from(GroupBulkSend)) == 2  # counted per group
+    # 阿杰 confirms in WeCom; 小美 does not (yet).
+    requests.post(fake_platform.base_url + "/_groupmsg/confirm", json={"sender": "kefu_ajie"}, timeout=5)
+    with session_scope() as s:
+        assert track_group_msgs(s) == {"sent": 1, "failed": 0, "waiting": 1}
+        assert campaign_status(s, cid)["deliveries"] == {"sent": 1, "confirming": 1}
+    # Three days on, an unconfirmed one is failed, saying why.
+    frozen_clock.advance(hours=73)
+    with session_scope() as s:
+        assert track_group_msgs(s)["failed"] == 1
+        assert campaign_status(s, cid)["failures"] == {"群主未在企业微信中确认发送": 1}
+    # The platform refuses a bulk send: the ready-to-send task goes to the staff owner instead.
+    fake_platform.clear()
+    frozen_clock.set(datetime(2026, 9, 16, 10, 10, tzinfo=CST))
+    fake_platform.fault("/cgi-bin/externalcontact/add_msg_template", errcode=45009, times=1)
+    fallback = _announce("周日停车场清洗，请挪车。", {"groups": ["wr_bld_2"]})
+    assert _run(fallback)["state"] == "done"
+    with session_scope() as s:
+        d = s.scalar(select(Delivery).where(Delivery.campaign_id == fallback))
+        assert (d.kind, d.state) == ("group_task", "sent") and "改为待发任务" in d.error
+    task = fake_platform.sent("/cgi-bin/message/send")
+    assert [e["json"]["touser"] for e in task] == ["kefu_ajie"]
+    assert "2栋业主群" in task[0]["json"]["text"]["content"]
