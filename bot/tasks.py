@@ -54,10 +54,9 @@ def process_inbox(inbox_id: int) -> str:
     if claimed is None:
         return "already handled"
     payload, created_at, reply_mode, attempt = claimed
-    msg = Message.from_json(payload)
     try:
         out, ids, mode, msg = retry_busy(lambda: _handle(inbox_id, attempt, payload, created_at, reply_mode),
-                                    BUSY_BUDGET_S, f"handle inbox {inbox_id}")
+                                         BUSY_BUDGET_S, f"handle inbox {inbox_id}")
     except _ClaimLost:
         log.warning("inbox %s: claim lapsed and was taken over; this attempt is dropped", inbox_id)
         return "taken over"
