@@ -101,3 +101,18 @@ def test_api_previews_the_audience_and_reports_failures(api, outbound_env, fake_
     assert r.json["failures"] == {"业主已取消关注公众号": 1} and r.json["deliveries"] == {"sent": 5, "failed": 1}
     r = api.post(f"/announcements/{aid}/retry", role="supervisor")
     assert r.status_code == 200 and r.json["retried"] == 1
+
+
+def test_the_list_shows_group_notices_waiting_for_the_owners_tap(api, outbound_env, fake_platform, frozen_clock):
+    from scheduler.campaigns import create_announcement, run_chunk
+    from store.db import session_scope
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    with session_scope() as s:
+        cid = create_announcement(s, "中秋游园会通知", {"groups": ["wr_bld_2"]}, created_by="zhuguan_chen").id
+    run_chunk(cid, max_seconds=20)
+    c = api.client
+    _login(c)
+    html = c.get("/console/announcements").get_data(as_text=True)
+    row = html[html.index(f'data-announcement="{cid}"'):]
+    assert "0/1" in row[:row.index("</tr>")] and "待群主确认 1" in row[:row.index("</tr>")]
