@@ -13,21 +13,30 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import clock, metrics
 from bot.queues import get_redis
 from handlers.message import Message
-from store.db import connection_scope, session_scope
+from store.db import connection_scope, is_busy, session_scope
 from store.models import InboxMessage
 
 log = logging.getLogger(__name__)
+
+# The webhook waits at most this long in all for the database to store a message when
+# no passive budget is given; the platform gives up on an answer after 5 s.
+MIN_STORE_BUDGET_S = 1.0
 
 
 @dataclass
 class Accepted:
     inbox_id: int | None  # None for a duplicate
     queued: bool
+
+
+class StoreUnavailable(Exception):
+    """The message could not be stored (database locked past the budget, or down).
+    Nothing was accepted: answer so that the platform tries again (not 200)."""
 
 
 # The inbound lane: a plain Redis list of inbox ids that `guanjia worker` pops.
@@ -55,10 +64,14 @@ def claim_key(inbox_id: int) -> str:
     return f"guanjia:claim:{inbox_id}"
 
 
-def accept(msg: Message, dedup_ttl_s: int = 600) -> Accepted:
+def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S) -> Accepted:
     """Deduplicate, store and queue one message. One database commit on the
     normal path (the row is written already marked `queued`), because this runs
-    while the platform waits."""
+    while the platform waits.
+
+    A busy database (another writer holds the lock) is waited for and retried for up
+    to `store_budget_s`; if the row still cannot be written, StoreUnavailable is raised
+    and the Redis dedup key is taken back, so the platform's retry is stored then."""
     key = msg.dedup_key()
     redis_ok = True
     try:
@@ -72,33 +85,62 @@ def accept(msg: Message, dedup_ttl_s: int = 600) -> Accepted:
         log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
 
     try:
-        with connection_scope() as conn:
-            # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
-            # is back. Redis up: `queued` now; if the process dies before the job is queued, the
-            # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED).
-            # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
-            inbox_id = conn.execute(_INSERT_INBOX, {
-                "channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
-                "payload": msg.to_json(), "state": "queued" if redis_ok else "received",
-                "queued_at": clock.now() if redis_ok else None, "reply_mode": None if redis_ok else "push",
-            }).scalar_one()
+        inbox_id = _store(msg, key, redis_ok, store_budget_s)
     except IntegrityError:
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)
         return Accepted(None, False)
+    except DBAPIError as exc:
+        if redis_ok:  # not stored: the platform's retry must not look like a duplicate
+            try:
+                get_redis().delete(_dedup_redis_key(msg.channel, key))
+            except Exception as redis_exc:
+                log.warning("could not take back the dedup key of %s %s (%s)", msg.channel, key, redis_exc)
+        raise StoreUnavailable(f"inbox insert failed: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
+                               f"{' (busy)' if is_busy(exc) else ''}") from None
     metrics.ACCEPTED.labels(msg.channel).inc()
     if not redis_ok:
         return Accepted(inbox_id, False)
     if _enqueue_job(inbox_id):
         return Accepted(inbox_id, True)
-    with session_scope() as s:  # Redis failed between the two calls
-        # Conditional UPDATEs, never read-then-write: a worker may be handling the row
-        # right now (the LPUSH may have landed before the connection broke).
-        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "queued")
-                  .values(state="received", queued_at=None))
-        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.reply_mode.is_(None))
-                  .values(reply_mode="push"))  # nobody will wait for a passive reply
+    try:
+        with session_scope() as s:  # Redis failed between the two calls
+            # Conditional UPDATEs, never read-then-write: a worker may be handling the row
+            # right now (the LPUSH may have landed before the connection broke).
+            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "queued")
+                      .values(state="received", queued_at=None))
+            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.reply_mode.is_(None))
+                      .values(reply_mode="push"))  # nobody will wait for a passive reply
+    except DBAPIError as exc:  # stored all the same: the sweeper re-queues a `queued` row nobody took
+        log.warning("inbox %s stored but not marked for the sweeper (%s)", inbox_id, type(exc).__name__)
     return Accepted(inbox_id, False)
+
+
+def _store(msg: Message, key: str, redis_ok: bool, budget_s: float) -> int:
+    """Insert the inbox row, waiting for a busy database up to `budget_s` in all."""
+    deadline = time.monotonic() + max(budget_s, 0.05)
+    pause = 0.05
+    while True:
+        try:
+            # Each try waits at most what is left of the budget for the other writer's lock.
+            with connection_scope(busy_timeout_s=max(0.05, deadline - time.monotonic())) as conn:
+                # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
+                # is back. Redis up: `queued` now; if the process dies before the job is queued, the
+                # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED).
+                # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
+                return conn.execute(_INSERT_INBOX, {
+                    "channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
+                    "payload": msg.to_json(), "state": "queued" if redis_ok else "received",
+                    "queued_at": clock.now() if redis_ok else None, "reply_mode": None if redis_ok else "push",
+                }).scalar_one()
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            if not is_busy(exc) or time.monotonic() + pause >= deadline:
+                raise
+            log.warning("inbox insert: database busy; retrying")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 def _enqueue_job(inbox_id: int) -> bool:
@@ -117,8 +159,9 @@ def enqueue(inbox_id: int) -> bool:
         return False
     with session_scope() as s:
         # One conditional UPDATE: the worker may already have handled the row (done must stay done).
+        # A `stalled` row (its worker died) becomes `queued` again, so it is watched as one.
         s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id,
-                                             InboxMessage.state.in_(("received", "queued")))
+                                             InboxMessage.state.in_(("received", "queued", "stalled")))
                   .values(state="queued", queued_at=clock.now()))
     return True
 
@@ -175,11 +218,23 @@ def pop_and_process(timeout_s: float = 1.0) -> int | None:
     return inbox_id
 
 
+_worker_beat = None
+
+
 def consume(stop, timeout_s: float = 1.0) -> None:
-    """The lane's consumer loop (a thread of `guanjia worker`) until `stop` is set."""
+    """The lane's consumer loop (a thread of `guanjia worker`) until `stop` is set.
+    Each round beats the worker's heartbeat (/healthz): a worker whose every lane
+    thread is stuck shows as stale."""
+    global _worker_beat
+    from bot.heartbeat import Throttled
+
+    if _worker_beat is None:
+        _worker_beat = Throttled("workers")
     while not stop.is_set():
         try:
             pop_and_process(timeout_s)
+            _worker_beat()
         except Exception as exc:  # Redis down: wait and retry; the rows are safe in the database
             log.warning("inbound lane: %s", exc)
+            _worker_beat(ok=False, error=type(exc).__name__)
             stop.wait(1.0)

@@ -13,10 +13,29 @@ from store.models import InboxMessage, OutboxMessage
 
 log = logging.getLogger(__name__)
 
-STUCK_QUEUED = timedelta(minutes=2)
-STUCK_HANDLING = timedelta(minutes=10)
+# A `queued` row this old whose id is not on the lane lost its id (a worker popped it
+# and died before claiming it, or Redis restarted empty).
+STUCK_QUEUED = timedelta(seconds=20)
+# A claim is a lease: a worker handles a message in milliseconds (routing is capped), so
+# a row still `handling` this long after its claim belongs to a dead worker. With the
+# sweeper every 5 s it is re-queued within 25 s (issue 13: within 30 s). A live but slow
+# worker that finishes after that finds its claim taken and rolls back (bot/tasks.py).
+CLAIM_LEASE = timedelta(seconds=20)
+STUCK_HANDLING = timedelta(minutes=10)  # rows claimed before claimed_at existed
 MAX_INBOX_ATTEMPTS = 5
 RETRY_FAILED = timedelta(minutes=1)
+LANE_SCAN_MAX = 10000  # ids read from the lane to tell waiting rows from lost ones
+
+
+def _on_lane() -> set[int] | None:
+    """The ids waiting on the inbound lane (None if Redis cannot say)."""
+    from bot.inbox import LANE_KEY
+    from bot.queues import get_redis
+
+    try:
+        return {int(x) for x in get_redis().lrange(LANE_KEY, 0, LANE_SCAN_MAX - 1)}
+    except Exception:
+        return None
 
 
 def sweep() -> dict:
@@ -25,19 +44,26 @@ def sweep() -> dict:
 
     now = clock.now()
     with session_scope() as s:
+        lapsed = (InboxMessage.claimed_at < now - CLAIM_LEASE) | (
+            InboxMessage.claimed_at.is_(None) & (InboxMessage.created_at < now - STUCK_HANDLING))
         inbox_ids = list(s.scalars(select(InboxMessage.id).where(
             or_(InboxMessage.state == "received",
                 (InboxMessage.state == "queued") & (InboxMessage.queued_at < now - STUCK_QUEUED),
-                (InboxMessage.state == "handling") & (InboxMessage.attempts < MAX_INBOX_ATTEMPTS)
-                & (InboxMessage.created_at < now - STUCK_HANDLING),
+                (InboxMessage.state.in_(("handling", "stalled"))) & (InboxMessage.attempts < MAX_INBOX_ATTEMPTS)
+                & lapsed,
                 # A failure may be passing (locked database, lost connection): try again later;
                 # a bug fails MAX_INBOX_ATTEMPTS times and stays `failed` with its error.
                 (InboxMessage.state == "failed") & (InboxMessage.attempts < MAX_INBOX_ATTEMPTS)
                 & (InboxMessage.handled_at < now - RETRY_FAILED)),
         ).order_by(InboxMessage.id).limit(500)))
+        waiting = _on_lane()
+        if waiting:  # a backlog is not a loss: those ids will be popped
+            queued = set(s.scalars(select(InboxMessage.id).where(InboxMessage.id.in_(inbox_ids),
+                                                                 InboxMessage.state == "queued")))
+            inbox_ids = [i for i in inbox_ids if not (i in queued and i in waiting)]
         for row in s.scalars(select(InboxMessage).where(InboxMessage.id.in_(inbox_ids),
                                                         InboxMessage.state == "handling")):
-            row.state = "stalled"
+            row.state = "stalled"  # the dead worker's claim is void (see bot/tasks.py _FINISH_INBOX)
         # Handled, but the replies never left (a crash between commit and delivery).
         pending = list(s.scalars(select(InboxMessage).where(
             InboxMessage.state == "done", InboxMessage.reply_mode.in_(("pending", "push")),

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, update
 from bot import clock, metrics
 from bot.outbound import outbox
 from handlers.message import Context, Message, Push
-from store.db import session_scope
+from store.db import retry_busy, session_scope
 from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -21,57 +21,48 @@ _INBOX, _OWNERS = InboxMessage.__table__, Owner.__table__
 # call). Parameters prefixed b_ are the WHERE values; other keys are the columns to SET.
 _CLAIM_INBOX = update(_INBOX).where(
     _INBOX.c.id == bindparam("b_id"), _INBOX.c.state.in_(("received", "queued", "stalled", "failed"))
-).values(state="handling", attempts=_INBOX.c.attempts + 1).returning(
-    _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode)
-_UPDATE_INBOX = update(_INBOX).where(_INBOX.c.id == bindparam("b_id"))
+).values(state="handling", attempts=_INBOX.c.attempts + 1, claimed_at=bindparam("b_now")).returning(
+    _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode, _INBOX.c.attempts)
+# The outcome is written only by the claim's holder: if this worker was too slow and the
+# sweeper gave the row to another (lease lapsed), this matches nothing and rolls back.
+_FINISH_INBOX = update(_INBOX).where(_INBOX.c.id == bindparam("b_id"), _INBOX.c.state == "handling",
+                                     _INBOX.c.attempts == bindparam("b_attempt"))
 _TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
 
 # Passive replies only make sense while the web request can still be waiting.
 PASSIVE_GRACE = timedelta(seconds=4)
+# A locked database (another writer, a backup) is waited out for this long in all before
+# the attempt counts as failed; the sweeper retries a failed row later.
+BUSY_BUDGET_S = 120.0
+
+
+class _ClaimLost(Exception):
+    """The lease lapsed and another worker took the row: this attempt's work is void."""
 
 
 def process_inbox(inbox_id: int) -> str:
     """Handle one stored message, once.
 
-    Claim, handling, the outbox rows and the reply decision are one transaction
-    (one commit per message: this is the passive-reply hot path). The claim is a
-    conditional UPDATE, so a re-queued job finds nothing to do; if the handler
-    fails, everything rolls back and the row is marked failed.
+    Short write transactions, so the webhook's insert never waits behind handling:
+    1. claim and commit (a conditional UPDATE; a re-queued id finds nothing to do);
+    2. handle, then write the outcome (the handler's own rows, the outbox rows, the
+       reply decision and `done`) in one transaction that commits only if this
+       worker still holds the claim; a busy database re-runs it (it rolled back);
+    3. if the handler fails, a short transaction marks the row failed.
     """
-    from handlers.dispatch import handle
-
+    claimed = retry_busy(lambda: _claim(inbox_id), BUSY_BUDGET_S, f"claim inbox {inbox_id}")
+    if claimed is None:
+        return "already handled"
+    payload, created_at, reply_mode, attempt = claimed
     try:
-        with session_scope() as s:
-            # Core statements on the session's connection, not loaded objects or ORM-enabled
-            # statements (about 0.6 ms less a message): this runs while the sender waits.
-            conn = s.connection()
-            claimed = conn.execute(_CLAIM_INBOX, {"b_id": inbox_id}).first()
-            if claimed is None:
-                return "already handled"
-            payload, created_at, reply_mode = claimed
-            msg = Message.from_json(payload)
-            now = clock.now()
-            if msg.channel == "mp":  # the 48 h customer-service window starts again
-                conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
-            out = handle(Context(session=s, now=now), msg)
-            ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
-            mode = "none"
-            if out.replies:
-                passive = reply_mode != "push" and _claim_passive(inbox_id, msg, created_at)
-                mode = "passive" if passive else "pushed"
-                if mode == "pushed":
-                    ids += _push_replies(s, inbox_id, msg, out.replies)
-            conn.execute(_UPDATE_INBOX, {"b_id": inbox_id, "state": "done", "handled_at": now,
-                                         "replies": list(out.replies), "reply_mode": mode,
-                                         "payload": {**payload, "role": msg.role}})
+        out, ids, mode, msg = retry_busy(lambda: _handle(inbox_id, attempt, payload, created_at, reply_mode),
+                                         BUSY_BUDGET_S, f"handle inbox {inbox_id}")
+    except _ClaimLost:
+        log.warning("inbox %s: claim lapsed and was taken over; this attempt is dropped", inbox_id)
+        return "taken over"
     except Exception as exc:
         log.exception("handling inbox %s failed", inbox_id)
-        with session_scope() as s:
-            # handled_at = when this attempt ended: the sweeper retries a failed row later
-            # (a locked database, a lost connection), up to MAX_INBOX_ATTEMPTS.
-            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id).values(
-                state="failed", error=f"{type(exc).__name__}: {exc}"[:2000], handled_at=clock.now(),
-                attempts=InboxMessage.attempts + 1))
+        retry_busy(lambda: _mark_failed(inbox_id, attempt, exc), BUSY_BUDGET_S, f"mark inbox {inbox_id} failed")
         raise
     if mode == "passive" and not _hand_over(inbox_id, out.replies):
         deliver_replies(inbox_id, msg, out.replies, None, must_push=True)
@@ -80,6 +71,53 @@ def process_inbox(inbox_id: int) -> str:
         metrics.REPLIES.labels(mode).inc()
     outbox.queue_send(ids)
     return "done"
+
+
+def _claim(inbox_id: int):
+    with session_scope() as s:
+        # Core statements on the session's connection, not loaded objects or ORM-enabled
+        # statements (about 0.6 ms less a message): this runs while the sender waits.
+        conn = s.connection()
+        now = clock.now()
+        claimed = conn.execute(_CLAIM_INBOX, {"b_id": inbox_id, "b_now": now}).first()
+        if claimed is None:
+            return None
+        msg = Message.from_json(claimed[0])
+        if msg.channel == "mp":  # the owner wrote: the 48 h customer-service window starts again
+            conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
+        return tuple(claimed)
+
+
+def _handle(inbox_id: int, attempt: int, payload: dict, created_at, reply_mode):
+    from handlers.dispatch import handle
+
+    msg = Message.from_json(payload)  # fresh each try: a handler may change it
+    with session_scope() as s:
+        conn = s.connection()
+        now = clock.now()
+        out = handle(Context(session=s, now=now), msg)
+        ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
+        mode = "none"
+        if out.replies:
+            passive = reply_mode != "push" and _claim_passive(inbox_id, msg, created_at)
+            mode = "passive" if passive else "pushed"
+            if mode == "pushed":
+                ids += _push_replies(s, inbox_id, msg, out.replies)
+        done = conn.execute(_FINISH_INBOX, {"b_id": inbox_id, "b_attempt": attempt, "state": "done",
+                                            "handled_at": now, "replies": list(out.replies), "reply_mode": mode,
+                                            "payload": {**payload, "role": msg.role}})
+        if done.rowcount != 1:
+            raise _ClaimLost(inbox_id)  # rolls back everything this attempt wrote
+    return out, ids, mode, msg
+
+
+def _mark_failed(inbox_id: int, attempt: int, exc: BaseException) -> None:
+    with session_scope() as s:
+        # handled_at = when this attempt ended: the sweeper retries a failed row later
+        # (a locked database, a lost connection), up to MAX_INBOX_ATTEMPTS.
+        s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "handling",
+                                             InboxMessage.attempts == attempt).values(
+            state="failed", error=f"{type(exc).__name__}: {exc}"[:2000], handled_at=clock.now()))
 
 
 def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:

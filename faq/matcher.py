@@ -49,6 +49,8 @@ ENTRY_FIELD_WEIGHT = 0.5
 # is strong evidence (e.g. which tier a benefits question is about).
 TAG_WEIGHT = 1.0
 SINGLE_WEIGHT = 0.5
+# Only this much of a text is matched (issue 13: every step linear with a hard cap).
+MAX_QUERY_CHARS = 2000
 
 _jieba_lock = threading.Lock()
 _jieba_ready: set[str] = set()
@@ -204,16 +206,29 @@ class Index:
 
     def _known(self, words: list[str]) -> list[str]:
         """A word the KB never uses is replaced by the KB words inside it
-        (停水通知 -> 停水, 通知), so one odd segmentation does not lose a question."""
+        (停水通知 -> 停水, 通知), so one odd segmentation does not lose a question.
+
+        Reliability (issue 13): only substrings up to the KB's longest word can
+        be KB words, so the search is bounded by that length: linear in the word,
+        not cubic (a 5,000-letter "word" took 14-30 s and stalled the worker).
+        Keep this bound in any rewrite (tests/test_long_text.py)."""
+        longest = self._longest_word()
         out = []
         for w in words:
             if w in self.ew.idf or len(w) < 3:
                 out.append(w)
                 continue
-            parts = [w[i:j] for i in range(len(w)) for j in range(i + 2, len(w) + 1)
-                     if (i, j) != (0, len(w)) and w[i:j] in self.ew.idf]
+            n = len(w)
+            parts = [w[i:j] for i in range(n) for j in range(i + 2, min(n, i + longest) + 1)
+                     if (i, j) != (0, n) and w[i:j] in self.ew.idf]
             out.extend(parts or [w])
         return out
+
+    def _longest_word(self) -> int:
+        longest = self.__dict__.get("_longest")
+        if longest is None:  # computed once (also for an index loaded from the cache)
+            longest = self._longest = max((len(t) for t in self.ew.idf), default=2)
+        return longest
 
     def _candidates(self, uw: list[str], ub: list[str], limit: int = 40) -> list[int]:
         """Entries worth scoring: those sharing the query's selective words (or
@@ -244,6 +259,9 @@ class Index:
         return q + e + tags
 
     def search(self, text: str, k: int = 3) -> list[Match]:
+        # Reliability (issue 13): a hard cap, so no text costs more than this much
+        # (a question is far shorter; the router caps too, see handlers/router.py).
+        text = (text or "")[:MAX_QUERY_CHARS]
         words, bigrams, singles = self._tokens(text)
         if not words and not bigrams:
             return []

@@ -11,10 +11,16 @@ from handlers import classifier_hook, load_capabilities, moderation_hook, regist
 from handlers.normalize import basic
 from handlers.route_result import RouteResult
 
+# Reliability (issue 13): only the first ROUTE_MAX_CHARS characters are routed, so
+# no owner text (5,000 letters, a digit run, 100 KB pasted) can stall a worker;
+# every step below is then bounded. A real message is far shorter; what lies
+# beyond the cap is kept in the stored message, just not used to decide.
+ROUTE_MAX_CHARS = 2000
+
 
 def route(text: str, chat: str = "private", role: str = "owner") -> RouteResult:
     load_capabilities()
-    text = basic(text)
+    text = basic((text or "")[:ROUTE_MAX_CHARS * 2])[:ROUTE_MAX_CHARS]  # cap before and after normalising
     violation, action, why_mod = moderation_hook.check(text, chat, role)
 
     found = registry.match_text_command(text, chat, role)

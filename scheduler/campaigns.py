@@ -41,11 +41,60 @@ from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Ho
 log = logging.getLogger(__name__)
 
 TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
+# Words that SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
+# 停水 notice went to every owner at 01:59). Only the manager's 紧急 tick is an emergency.
 EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
+
+
+def urgency_hint(text: str) -> str | None:
+    """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
+    return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
 
 
 class CampaignError(ValueError):
     """A campaign request that cannot be honoured; the message says why (shown to the person)."""
+
+
+# --- why a delivery failed, in words ------------------------------------------------------
+
+ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
+_errors_cache: dict | None = None
+
+
+def _load_errors() -> dict:
+    """scheduler/delivery_errors.yaml, validated: every entry needs a text and a retry flag."""
+    global _errors_cache
+    if _errors_cache is None:
+        import yaml
+
+        data = yaml.safe_load(ERRORS_FILE.read_text(encoding="utf-8")) or {}
+        for section in ("errors", "words"):
+            entries = data.get(section)
+            if not isinstance(entries, dict):
+                raise ValueError(f"{ERRORS_FILE.name}: {section}: missing or not a mapping")
+            for key, entry in entries.items():
+                if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) \
+                        or not isinstance(entry.get("retry"), bool):
+                    raise ValueError(f"{ERRORS_FILE.name}: {section}.{key}: needs text (words) and retry (true/false)")
+        if not isinstance(data.get("unknown"), str):
+            raise ValueError(f"{ERRORS_FILE.name}: unknown: missing or not text")
+        _errors_cache = data
+    return _errors_cache
+
+
+def describe_error(error: str | None) -> str:
+    """The platform's error in words (\"43004 require subscribe (...)\" -> 业主已取消关注公众号)."""
+    import re
+
+    data = _load_errors()
+    text = (error or "").strip()
+    m = re.match(r"^(-?\d+)\b", text)
+    if m and int(m.group(1)) in data["errors"]:
+        return data["errors"][int(m.group(1))]["text"]
+    for word, entry in data["words"].items():
+        if word in text:
+            return entry["text"]
+    return data["unknown"] + (f"（{m.group(1)}）" if m else "")
 
 
 # --- creation and cancellation ---------------------------------------------------------
@@ -83,15 +132,15 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
 
     target: {"everyone": True} | {"groups": [chat_id...] or "all"} | {"buildings": ["1栋"...]} |
     {"tiers": ["金卡"...]} | {"owners": [owner_id...]} | {"staff": [userid...]} (combinable).
-    at: when to send (None = now). emergency: None = guessed from the text
-    (停水/停电...); emergencies go at once, through quiet hours.
+    at: when to send (None = now). emergency: only True (the manager's 紧急 tick) makes it
+    an emergency, sent at once through quiet hours; a word in the text never does
+    (`urgency_hint` only suggests the tick). Anything else waits out the quiet hours.
     Queues the first chunk at once when due; otherwise the pump starts it.
     """
     text = (text or "").strip()
     if not text:
         raise CampaignError("公告内容不能为空")
-    if emergency is None:
-        emergency = any(w in text for w in EMERGENCY_WORDS)
+    emergency = emergency is True
     now = clock.now()
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=clock.CST)
@@ -159,6 +208,92 @@ def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = 
     return {"cancelled": True, "state": "cancelled", "sent": sent, "withdrawn": withdrawn}
 
 
+def failure_reasons(session: Session, campaign_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """campaign id -> [(reason in words, how many)] of its failed deliveries, most first."""
+    out: dict[int, list[tuple[str, int]]] = {i: [] for i in campaign_ids}
+    if not campaign_ids:
+        return out
+    for cid, err, n in session.execute(select(Delivery.campaign_id, Delivery.error, func.count())
+                                       .where(Delivery.campaign_id.in_(campaign_ids), Delivery.state == "failed")
+                                       .group_by(Delivery.campaign_id, Delivery.error)):
+        out[cid].append((err or _load_errors()["unknown"], n))
+    for v in out.values():
+        v.sort(key=lambda kv: -kv[1])
+    return out
+
+
+def retry_failed(session: Session, campaign_id: int, retried_by: str = "admin") -> int:
+    """Send the failed deliveries of a campaign again (the manager's 重试); returns how many.
+
+    Each failed delivery's outbox row (its dedup key is the commit point) is put back in
+    the queue untried and the delivery back to `sending`, so the campaign's runner sends
+    it once more, paced, and records the new outcome (and, again, why it failed)."""
+    camp = session.get(Campaign, campaign_id)
+    if camp is None:
+        raise CampaignError(f"没有编号为 {campaign_id} 的公告")
+    if camp.state == "cancelled":
+        raise CampaignError("公告已取消，不能重试")
+    now = clock.now()
+    failed = list(session.execute(select(Delivery.id, Delivery.outbox_id).where(
+        Delivery.campaign_id == camp.id, Delivery.state == "failed")).all())
+    if not failed:
+        return 0
+    outbox_ids = [o for _, o in failed if o]
+    if outbox_ids:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.state == "dead")
+                        .values(state="queued", attempts=0, next_attempt_at=now, last_error=None))
+    session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if o]))
+                    .values(state="sending", error=None))
+    # Never written to the outbox (a bulk send into a group, or not reached): planned again.
+    session.execute(update(Delivery).where(Delivery.id.in_([d for d, o in failed if not o]))
+                    .values(state="pending", error=None))
+    if camp.state == "done":
+        camp.state, camp.finished_at = "sending", None
+    from store.models import AuditLog
+
+    session.add(AuditLog(actor=retried_by, action="announcement.retry", target=f"campaign:{camp.id}",
+                         detail={"deliveries": len(failed)}, created_at=now))
+    session.flush()
+    start_after_commit(session, camp.id, camp.emergency)
+    return len(failed)
+
+
+def audience(session: Session, target: dict) -> dict:
+    """Who a target reaches, before sending: {"label": "全体业主" | "1栋、2栋" ..., "owners": n,
+    "staff": n, "groups": n, "count": total} (for the confirmation step)."""
+    target = _check_target(target)
+    labels = []
+    if target.get("everyone"):
+        labels.append("全体业主")
+    if target.get("buildings"):
+        labels.append("、".join(map(str, target["buildings"])))
+    if target.get("tiers"):
+        labels.append("、".join(map(str, target["tiers"])) + "会员")
+    if target.get("owners"):
+        labels.append(f"指定业主{len(target['owners'])}位")
+    owners = sum(1 for _ in _owners_for(session, target))
+    staff = 0
+    if target.get("all_staff") or target.get("staff") or target.get("staff_teams"):
+        from sqlalchemy import or_
+
+        q = select(func.count()).select_from(Staff).where(Staff.active.is_(True))
+        if not target.get("all_staff"):
+            q = q.where(or_(Staff.userid.in_(target.get("staff") or []),
+                            Staff.team.in_(target.get("staff_teams") or [])))
+        staff = session.scalar(q) or 0
+        labels.append("全体员工" if target.get("all_staff") else f"员工{staff}位")
+    groups = 0
+    if target.get("groups"):
+        wanted = target["groups"]
+        q = select(func.count()).select_from(Group)
+        q = q.where(Group.kind.in_(("vip", "building"))) if wanted in ("all", ["all"]) else \
+            q.where(Group.chat_id.in_(wanted))
+        groups = session.scalar(q) or 0
+        labels.append("全部业主群" if wanted in ("all", ["all"]) else f"业主群{groups}个")
+    return {"label": "；".join(labels), "owners": owners, "staff": staff, "groups": groups,
+            "count": owners + staff + groups}
+
+
 def _count(session: Session, campaign_id: int, state: str) -> int:
     return session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.campaign_id == campaign_id, Delivery.state == state)) or 0
@@ -171,7 +306,8 @@ def campaign_status(session: Session, campaign_id: int) -> dict:
     rows = session.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
                            .group_by(Delivery.state)).all()
     return {"id": camp.id, "kind": camp.kind, "state": camp.state, "emergency": camp.emergency,
-            "send_at": camp.send_at.isoformat(), "deliveries": {s: n for s, n in rows}}
+            "send_at": camp.send_at.isoformat(), "deliveries": {s: n for s, n in rows},
+            "failures": dict(failure_reasons(session, [camp.id])[camp.id])}
 
 
 # --- planning: who gets what, on which channel ------------------------------------------
@@ -277,7 +413,10 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
                 add(key, "wecom", "group_task", admin.userid, None, "skipped", f"monthly bulk-send cap {cap} reached")
                 continue
             session.add(GroupBulkSend(group_id=g.id, month=month, campaign_id=camp.id, created_at=now))
-            add(key, "wecom", "group_task", admin.userid,
+            # WeCom's company bulk send: the group's staff owner confirms with one tap
+            # (`group_msg`); the ready-to-send task is the fall-back (`_send_group_msgs`).
+            kind = "group_msg" if get_schedule().campaign.get("group_bulk_send", True) else "group_task"
+            add(key, "wecom", kind, admin.userid,
                 {"group_id": g.chat_id, "group_name": g.name, "text": camp.text,
                  "reason": f"campaign:{camp.id}", "bulk_sends_this_month": used + 1, "cap": cap})
     if rows:
@@ -339,7 +478,8 @@ def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, min
 
     rows = session.execute(select(Delivery.id, Delivery.recipient_key, Delivery.channel, Delivery.kind,
                                   Delivery.address, Delivery.payload)
-                           .where(Delivery.campaign_id == camp.id, Delivery.state == "pending", mine)
+                           .where(Delivery.campaign_id == camp.id, Delivery.state == "pending", mine,
+                                  Delivery.kind != "group_msg")  # sent by _send_group_msgs
                            .order_by(Delivery.id).limit(size)).all()
     if not rows:
         return []
@@ -544,6 +684,7 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
             recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
             emergency = camp.emergency
         r.delete(_inflight_key(campaign_id, shard))
+        _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
         # A few calls in flight at once: a platform call mostly waits on the network.
         pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
@@ -641,17 +782,112 @@ def _settle(session: Session, pairs: list[tuple[int, int]]) -> None:
     """Copy the outbox's verdict onto deliveries (the outbox is the record of what left)."""
     if not pairs:
         return
-    states = dict(session.execute(select(OutboxMessage.id, OutboxMessage.state)
-                                  .where(OutboxMessage.id.in_([o for _, o in pairs if o]))).all())
+    found = {i: (st, err) for i, st, err in session.execute(
+        select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.last_error)
+        .where(OutboxMessage.id.in_([o for _, o in pairs if o]))).all()}
+    states = {i: st for i, (st, _) in found.items()}
     now = clock.now()
     sent = [d for d, o in pairs if states.get(o) == "sent"]
-    dead = [d for d, o in pairs if states.get(o) == "dead"]
+    dead = [(d, o) for d, o in pairs if states.get(o) == "dead"]
     for chunk in range(0, len(sent), 500):
         session.execute(update(Delivery).where(Delivery.id.in_(sent[chunk:chunk + 500]), Delivery.state == "sending")
                         .values(state="sent", sent_at=now))
-    if dead:
-        session.execute(update(Delivery).where(Delivery.id.in_(dead), Delivery.state == "sending")
-                        .values(state="failed"))
+    # Why, in words, per reason (a campaign hitting 43004 for 500 owners is one statement).
+    by_reason: dict[str, list[int]] = {}
+    for d, o in dead:
+        by_reason.setdefault(describe_error(found[o][1]), []).append(d)
+    for reason, ids in by_reason.items():
+        session.execute(update(Delivery).where(Delivery.id.in_(ids), Delivery.state == "sending")
+                        .values(state="failed", error=reason))
+
+
+# --- into owners' groups: WeCom's company bulk send ------------------------------------------
+#
+# externalcontact/add_msg_template (chat_type group, sender = the group's staff owner,
+# chat_id_list = the group) puts the notice in the owner's WeCom, ready to confirm with
+# one tap. The delivery waits in `confirming` until get_groupmsg_send_result says it was
+# sent (`track_group_msgs`, run by the pump). If the platform refuses the bulk send, the
+# delivery falls back to the ready-to-send task (`group_task`, the sidebar), once.
+
+GROUP_STATUS = {2: "客户已不是企业好友，未发送", 3: "该群已收到其他群发消息，未发送"}
+
+
+def _send_group_msgs(campaign_id: int, mine) -> dict:
+    """Create the bulk sends of a campaign's pending group deliveries (one call each)."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+    from store.db import session_scope
+
+    out = {"created": 0, "fallback": 0}
+    while True:
+        with session_scope() as s:  # claim one (committed before the call: never two tasks)
+            d = s.scalar(select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.kind == "group_msg",
+                                                Delivery.state == "pending", mine).order_by(Delivery.id).limit(1))
+            if d is None:
+                return out
+            d.state, d.attempts = "sending", d.attempts + 1
+            did, sender, payload = d.id, d.address, dict(d.payload or {})
+        try:
+            msgid = get_wecom_client().add_group_msg(sender, [payload["group_id"]], payload["text"])
+        except PlatformError as exc:
+            log.warning("campaign %s: bulk send into %s refused (%s); falling back to a task",
+                        campaign_id, payload.get("group_id"), exc)
+            with session_scope() as s:
+                s.execute(update(Delivery).where(Delivery.id == did).values(
+                    kind="group_task", state="pending",
+                    error=f"企业群发未成功（{describe_error(_platform_error_text(exc))}），已改为待发任务"))
+            out["fallback"] += 1
+            continue
+        with session_scope() as s:
+            s.execute(update(Delivery).where(Delivery.id == did).values(
+                state="confirming", payload={**payload, "msgid": msgid}, error=None))
+        out["created"] += 1
+
+
+def _platform_error_text(exc: Exception) -> str:
+    code = getattr(exc, "errcode", None)
+    return f"{code} {getattr(exc, 'errmsg', '')}" if code is not None else f"{type(exc).__name__}: {exc}"
+
+
+def track_group_msgs(session: Session, now: datetime | None = None, max_age_hours: float = 72) -> dict:
+    """Ask WeCom what each confirming bulk send did: sent (the owner tapped 发送), refused
+    (why, in words), or still waiting; one not confirmed within `max_age_hours` fails."""
+    from bot.outbound.clients import PlatformError, get_wecom_client
+
+    now = now or clock.now()
+    rows = list(session.scalars(select(Delivery).where(Delivery.kind == "group_msg",
+                                                       Delivery.state == "confirming").limit(500)))
+    out = {"sent": 0, "failed": 0, "waiting": 0}
+    by_msg: dict[tuple[str, str], list[Delivery]] = {}
+    for d in rows:
+        by_msg.setdefault(((d.payload or {}).get("msgid", ""), d.address), []).append(d)
+    for (msgid, sender), ds in by_msg.items():
+        try:
+            answer = get_wecom_client().get_groupmsg_send_result(msgid, sender)
+        except PlatformError as exc:
+            log.warning("group bulk send %s: result not read (%s)", msgid, exc)
+            out["waiting"] += len(ds)
+            continue
+        status = {r.get("chat_id"): r for r in answer.get("send_list") or []}
+        for d in ds:
+            row = status.get((d.payload or {}).get("group_id")) or {}
+            code = int(row.get("status", 0) or 0)
+            if code == 1:
+                d.state = "sent"
+                d.sent_at = datetime.fromtimestamp(row["send_time"], clock.CST) if row.get("send_time") else now
+                out["sent"] += 1
+            elif code in GROUP_STATUS:
+                d.state, d.error = "failed", GROUP_STATUS[code]
+                out["failed"] += 1
+            else:
+                camp = session.get(Campaign, d.campaign_id)
+                started = camp.started_at or camp.send_at
+                if started and now - started > timedelta(hours=max_age_hours):
+                    d.state, d.error = "failed", "群主未在企业微信中确认发送"
+                    out["failed"] += 1
+                else:
+                    out["waiting"] += 1
+    session.flush()
+    return out
 
 
 def recover_orphans(session: Session, r) -> dict:

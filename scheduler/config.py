@@ -124,6 +124,8 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     for key in ("batch_size", "chunk_seconds", "window_seconds", "window_hours"):
         if not isinstance(camp.get(key), (int, float)) or camp[key] <= 0:
             raise _err(path, f"campaign.{key}", f"must be a positive number, got {camp.get(key)!r}")
+    if not isinstance(camp.get("group_bulk_send", True), bool):
+        raise _err(path, "campaign.group_bulk_send", f"must be true or false, got {camp.get('group_bulk_send')!r}")
     return Schedule(
         path=path, timezone=data.get("timezone", "Asia/Shanghai"), quiet_start=quiet_start, quiet_end=quiet_end,
         avoid_minutes=avoid, avoid_margin=int(marks.get("margin_minutes", 0)), campaign=camp, jobs=jobs,

@@ -16,18 +16,28 @@ from scheduler.timing import slot_key
 log = logging.getLogger(__name__)
 
 
+# A locked database (a backup, a stuck writer) is waited out this long before a run is
+# given up; meanwhile this job's later fires are skipped (max_instances 1), and the slot
+# it claims is the one it fell due in, so it still runs once.
+CLAIM_BUSY_BUDGET_S = float(os.environ.get("GUANJIA_SCHEDULER_CLAIM_BUDGET_S", "600"))
+
+
 def claim_slot(name: str, slot: str) -> bool:
     """Record the run; False when this job already ran in this slot (another
     process, a previous leader, a misfire catch-up)."""
-    from store.db import session_scope
+    from store.db import retry_busy, session_scope
     from store.models import JobRun
 
-    try:
-        with session_scope() as s:
-            s.add(JobRun(job=name, slot=slot, host=f"{socket.gethostname()}:{os.getpid()}", created_at=clock.now()))
-        return True
-    except IntegrityError:
-        return False
+    def once() -> bool:
+        try:
+            with session_scope() as s:
+                s.add(JobRun(job=name, slot=slot, host=f"{socket.gethostname()}:{os.getpid()}",
+                             created_at=clock.now()))
+            return True
+        except IntegrityError:
+            return False
+
+    return retry_busy(once, CLAIM_BUSY_BUDGET_S, f"job {name} slot {slot}")
 
 
 def fire(name: str) -> str:

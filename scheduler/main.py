@@ -4,9 +4,15 @@ run only by the leader among however many scheduler processes are started.
 - Jobs come from schedule.yaml and are (re)written into the persistent job
   store (SQLAlchemyJobStore, table apscheduler_jobs) when a process becomes
   leader, so a changed timing takes effect at the next hand-over or restart.
-- Followers poll the Redis lock every `poll_s`; the leader renews it every
-  `renew_s`. A leader that cannot renew (lost Redis, paused process) stops its
-  scheduler at once: two schedulers must never run the same jobs.
+- Followers poll the Redis lock every `poll_s`. The leader's lock is renewed by
+  APScheduler's own loop (`_Scheduler._process_jobs`, at least every `renew_s`),
+  which also writes its heartbeat (bot/heartbeat.py, read by /healthz): a loop
+  that stalls or died stops renewing, the lock lapses within `ttl_s` and a standby
+  takes over; the main thread sees the stale loop and steps down too. Two
+  schedulers must never run the same jobs for long.
+- A job-store error (database locked) does not kill the loop: it is logged and
+  the round retried after `jobstore_retry_interval`; the job store's connections
+  wait only briefly for a lock, so the loop keeps beating meanwhile.
 - Job functions (scheduler.jobs.fire) record the run per slot in the database
   (unique), so even a double fire during a hand-over runs a job once.
 """
@@ -16,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from datetime import timedelta
 
 log = logging.getLogger(__name__)
@@ -30,23 +37,93 @@ def _settings() -> dict:
     }
 
 
-def build_scheduler(engine=None):
+def _make_scheduler_class():
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.base import STATE_STOPPED
+
+    class _Scheduler(BackgroundScheduler):
+        """APScheduler whose loop survives job-store errors and proves it is alive.
+
+        APScheduler 3 guards only `get_due_jobs`; an error in `update_job` or
+        `get_next_run_time` ("database is locked") ends its thread silently. Here
+        every round is guarded: the error is logged and the round retried; a job
+        whose next run time could not be stored is simply due again next round
+        (jobs record their slot, scheduler/jobs.py, so it still runs once)."""
+
+        def __init__(self, *args, on_round=None, max_wait_s: float = 10.0, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.on_round = on_round
+            self.max_wait_s = max_wait_s
+            self.last_round = time.monotonic()
+
+        def _process_jobs(self):
+            error = None
+            try:
+                wait = super()._process_jobs()
+            except Exception as exc:  # noqa: BLE001 - the loop must not die
+                log.error("scheduler round failed (%s: %s); retrying in %.1f s", type(exc).__name__,
+                          str(exc).splitlines()[0][:200], self.jobstore_retry_interval)
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                wait = self.jobstore_retry_interval
+            if self.state == STATE_STOPPED:  # stepped down while this round was stuck
+                return None
+            self.last_round = time.monotonic()
+            if self.on_round is not None:
+                try:
+                    self.on_round(error)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("scheduler heartbeat: %s", exc)
+            # Wake up at least every max_wait_s: the round is the heartbeat.
+            return self.max_wait_s if wait is None else min(wait, self.max_wait_s)
+
+        def loop_alive(self) -> bool:
+            thread = getattr(self, "_thread", None)
+            return thread is not None and thread.is_alive()
+
+    return _Scheduler
+
+
+_jobstore_engines: dict = {}
+
+
+def _jobstore_engine(busy_timeout_s: float):
+    """The job store's own engine: its statements wait only briefly for a lock, so a
+    locked database makes a round fail fast (logged, retried) instead of stalling
+    the loop past the lock's TTL."""
+    from bot.config import get_settings
+    from store.db import make_engine
+
+    url = get_settings().database_url
+    if not url.startswith("sqlite"):
+        from store.db import get_engine
+
+        return get_engine()
+    key = (url, busy_timeout_s)
+    if key not in _jobstore_engines:
+        _jobstore_engines[key] = make_engine(url, pool_size=2, busy_timeout_ms=int(busy_timeout_s * 1000))
+    return _jobstore_engines[key]
+
+
+def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
     """A BackgroundScheduler on the database job store, with schedule.yaml's jobs."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-    from apscheduler.schedulers.background import BackgroundScheduler
 
     from bot.clock import CST
     from scheduler.config import get_schedule
-    from store.db import get_engine
 
-    sched = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine or get_engine(), tablename="apscheduler_jobs")},
+    cfg = cfg or _settings()
+    sched = _make_scheduler_class()(
+        jobstores={"default": SQLAlchemyJobStore(
+            engine=engine or _jobstore_engine(max(0.2, min(2.0, cfg["ttl_s"] / 3))), tablename="apscheduler_jobs")},
         executors={"default": ThreadPoolExecutor(4)},
         # coalesce: after downtime a job runs once, not once per missed fire;
         # max_instances 1: a slow enqueue never overlaps itself.
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone=CST,
+        jobstore_retry_interval=max(0.5, min(5.0, cfg["renew_s"])),
+        on_round=on_round,
+        max_wait_s=cfg["renew_s"],
     )
     return sched, get_schedule()
 
@@ -85,7 +162,7 @@ def sync_jobs(sched, schedule) -> list[str]:
 
 
 class SchedulerProcess:
-    """Follower until it gets the lock; leader until it loses it or stops."""
+    """Follower until it gets the lock; leader while its scheduler loop keeps the lock."""
 
     def __init__(self) -> None:
         from bot.queues import get_redis
@@ -95,9 +172,25 @@ class SchedulerProcess:
         self.lock = LeaderLock(get_redis(), ttl_s=self.cfg["ttl_s"])
         self.stop_event = threading.Event()
         self.sched = None
+        self.lock_held = False
+
+    def _on_round(self, error: str | None) -> None:
+        """Called by the scheduler's loop after each round: renew the lock, beat."""
+        from bot import heartbeat
+
+        try:
+            self.lock_held = self.lock.renew()
+        except Exception as exc:  # Redis down: no proof of leadership
+            self.lock_held = False
+            log.warning("scheduler %s cannot renew its lock: %s", self.lock.token, exc)
+            return
+        if not self.lock_held:
+            return
+        heartbeat.beat("scheduler", self.lock.token, ok=error is None, error=error, leader=True)
 
     def _lead(self) -> None:
-        sched, schedule = build_scheduler()
+        sched, schedule = build_scheduler(on_round=self._on_round, cfg=self.cfg)
+        self.lock_held = True
         sched.start(paused=True)
         try:
             names = sync_jobs(sched, schedule)
@@ -119,6 +212,17 @@ class SchedulerProcess:
             self.sched = None
             print(f"FOLLOWER {self.lock.token}", flush=True)
 
+    def _why_not_alive(self) -> str | None:
+        """Why this leader must step down, or None while its loop proves it leads."""
+        if not self.sched.loop_alive():
+            return "its scheduler thread died"
+        stalled = time.monotonic() - self.sched.last_round
+        if stalled > self.cfg["ttl_s"]:
+            return f"its scheduler loop has been stuck for {stalled:.0f} s"
+        if not self.lock_held:
+            return "its loop could not renew the lock"
+        return None
+
     def run(self) -> None:
         while not self.stop_event.is_set():
             try:
@@ -127,12 +231,14 @@ class SchedulerProcess:
                         self._lead()
                     wait = self.cfg["poll_s"] if self.sched is None else self.cfg["renew_s"]
                 else:
-                    if not self.lock.renew():
-                        log.warning("scheduler %s lost the lock; stepping down", self.lock.token)
+                    why = self._why_not_alive()
+                    if why:
+                        log.warning("scheduler %s steps down: %s", self.lock.token, why)
                         self._step_down()
-                    wait = self.cfg["renew_s"]
-            except Exception as exc:  # Redis down: a leader that cannot renew must stop
-                log.warning("scheduler lock: %s", exc)
+                        self.lock.release()
+                    wait = min(self.cfg["renew_s"], self.cfg["poll_s"])
+            except Exception as exc:  # Redis or the database down: retry, never die
+                log.warning("scheduler %s: %s: %s", self.lock.token, type(exc).__name__, str(exc)[:200])
                 self._step_down()
                 wait = self.cfg["poll_s"]
             self.stop_event.wait(wait)

@@ -137,6 +137,13 @@ def pump_campaigns() -> list[int]:
 
     with session_scope() as s:
         recover_orphans(s, get_redis())
+    try:  # what the groups' staff owners confirmed of the company bulk sends
+        from scheduler.campaigns import track_group_msgs
+
+        with session_scope() as s:
+            track_group_msgs(s)
+    except Exception as exc:  # WeCom down or not configured: the next round asks again
+        log.warning("group bulk sends not tracked: %s", exc)
     with session_scope() as s:
         due = due_campaigns(s, clock.now())
         em = {c.id for c in s.scalars(select(Campaign).where(Campaign.id.in_(due), Campaign.emergency.is_(True)))}

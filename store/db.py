@@ -1,22 +1,31 @@
 """Engine and sessions. One engine per process, created lazily from settings."""
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# SQLite waits this long for another writer before "database is locked" (PRAGMA busy_timeout).
+BUSY_TIMEOUT_MS = 30000
 
 _engine: Engine | None = None
 _factory: sessionmaker | None = None
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
     """`pool_size`: connections kept open, at least the threads that use the database at
     once (a web process's gthread threads). Fewer means connections closed and reopened
     under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in).
+    `busy_timeout_ms`: how long a SQLite statement waits for another writer's lock.
 
     hide_parameters: a database error's message (logged with its traceback) would
     otherwise carry the statement's values: openids, owners' message text."""
@@ -24,7 +33,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
                                pool_size=pool_size, max_overflow=10, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
@@ -32,7 +41,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; safe on a crash, not a power cut (use PostgreSQL)
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -59,12 +68,60 @@ def reset_engine() -> None:
 
 
 @contextmanager
-def connection_scope() -> Iterator[Connection]:
+def connection_scope(busy_timeout_s: float | None = None) -> Iterator[Connection]:
     """A Core connection in a transaction, committed on success: for the few hot-path
     statements that need no ORM (the webhook's inbox insert), about 0.1 ms less than a
-    Session."""
-    with get_engine().begin() as conn:
-        yield conn
+    Session.
+
+    `busy_timeout_s`: wait at most this long for a lock held by another writer (the
+    webhook must answer within the platform's 5 s, so it cannot wait the default 30 s)."""
+    engine = get_engine()
+    if busy_timeout_s is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    sqlite = engine.dialect.name == "sqlite"
+    ms = max(1, int(busy_timeout_s * 1000))
+    with engine.connect() as conn:
+        # On the driver's connection, so SQLAlchemy's transaction state is untouched.
+        raw = conn.connection.driver_connection if sqlite else None
+        if raw is not None:
+            raw.execute(f"PRAGMA busy_timeout={ms}")
+        try:
+            with conn.begin():
+                if raw is None:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                yield conn
+        finally:
+            if raw is not None:  # the connection goes back to the pool: the usual wait again
+                raw.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A lock held by another writer (SQLite "database is locked"/busy, a PostgreSQL
+    lock timeout or serialization failure): passing, worth retrying."""
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig if getattr(exc, "orig", None) is not None else exc).lower()
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return "locked" in text or "busy" in text or code in ("55P03", "40001", "40P01")
+
+
+def retry_busy(fn: Callable[[], T], budget_s: float, what: str, pause_s: float = 0.2) -> T:
+    """Run `fn` (one whole transaction), again while the database is busy, for up to
+    `budget_s` in all; the last busy error is raised after that."""
+    deadline = time.monotonic() + budget_s
+    tries = 0
+    while True:
+        try:
+            return fn()
+        except OperationalError as exc:
+            tries += 1
+            if not is_busy(exc) or time.monotonic() + pause_s >= deadline:
+                raise
+            log.warning("%s: database busy (try %d); retrying", what, tries)
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 5.0)
 
 
 @contextmanager

@@ -93,6 +93,10 @@ def test_schedule_and_cancel_announcement(live_app, live_env, browser):
     # datetime-local inputs take keyboard input per locale; setting the value is locale-proof.
     browser.execute_script("document.getElementById('ann-send-at').value = arguments[0]", when)
     browser.find_element(By.ID, "ann-submit").click()
+    # Issue 14: the audience and its count are confirmed before anything is sent.
+    wait_for(browser, EC.presence_of_element_located((By.ID, "ann-confirm")))
+    assert browser.find_element(By.ID, "ann-audience").text == "1栋"
+    browser.find_element(By.ID, "ann-confirm").click()
     wait_for(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".flash.ok")))
     row = browser.find_element(By.CSS_SELECTOR, "#announcement-list tbody tr[data-announcement]")
     aid = int(row.get_attribute("data-announcement"))

@@ -6,7 +6,10 @@ from tests import platform as P
 
 def test_healthz_ok(app_client):
     r = app_client.get("/healthz")
-    assert r.status_code == 200 and r.get_json() == {"db": "ok", "redis": "ok"}
+    body = r.get_json()
+    assert r.status_code == 200 and body["db"] == "ok" and body["redis"] == "ok"
+    # Nothing of the scheduler or the workers has ever run against this Redis: said, not failed.
+    assert body["scheduler"] == "missing" and body["workers"] == "missing"
 
 
 def test_healthz_names_redis_when_down(app_client, redis_server):
@@ -46,3 +49,61 @@ def test_metrics_exposes_latency_queues_outbox_duplicates_refusals(app_client):
                    'guanjia_refusals_total{endpoint="wechat_mp",reason="bad_signature"}',
                    'guanjia_messages_accepted_total{channel="mp"}'):
         assert needle in text, needle
+
+
+def _lane_worker():
+    """The real lane consumer loop of `guanjia worker`, in a thread."""
+    import threading
+
+    from bot.inbox import consume
+
+    stop = threading.Event()
+    t = threading.Thread(target=consume, args=(stop, 0.2), daemon=True)
+    t.start()
+    return stop, t
+
+
+def test_healthz_reports_workers_and_503_when_their_heartbeat_is_stale(app_client, monkeypatch):
+    import time
+
+    monkeypatch.setenv("GUANJIA_HEALTH_WORKER_STALE_S", "1.5")
+    stop, t = _lane_worker()
+    try:
+        time.sleep(0.5)
+        r = app_client.get("/healthz")
+        body = r.get_json()
+        assert body["workers"] == "ok" and body["detail"]["workers"]["alive"] == 1, body
+        assert body["detail"]["workers"]["queue_age_s"] == 0
+    finally:
+        stop.set()
+        t.join(5)
+    time.sleep(2)  # the worker is gone: its last beat ages
+    r = app_client.get("/healthz")
+    body = r.get_json()
+    assert r.status_code == 503 and body["workers"] == "stale", body
+    assert body["detail"]["workers"]["last_heartbeat_s"] >= 1.5
+    assert body["db"] == "ok" and body["redis"] == "ok"
+
+
+def test_healthz_503_when_messages_wait_too_long_for_a_worker(app_client, frozen_clock):
+    """Workers beat but the queue does not move (all busy, or an id lost): stale too."""
+    import time
+
+    from bot.inbox import LANE_KEY, accept
+    from bot.queues import get_redis
+    from handlers.message import Message
+
+    acc = accept(Message(channel="mp", sender="o_waiting", kind="text", text="你好", msg_id="h1"))
+    get_redis().lrem(LANE_KEY, 0, acc.inbox_id)  # stored and queued, but no worker will see it
+    stop, t = _lane_worker()
+    try:
+        time.sleep(0.3)
+        assert app_client.get("/healthz").status_code == 200  # just arrived
+        frozen_clock.advance(minutes=2)
+        r = app_client.get("/healthz")
+        body = r.get_json()
+        assert r.status_code == 503 and body["workers"] == "stale", body
+        assert body["detail"]["workers"]["queue_age_s"] >= 120 and body["detail"]["workers"]["alive"] == 1
+    finally:
+        stop.set()
+        t.join(5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.clock import CST
 
@@ -43,13 +43,16 @@ def test_channel_planning_per_recipient(demo, outbound_env, fake_platform, froze
     assert plan["owner:1"] == ("mp", "text", "o_wang", "sent")  # customer-service message in the window
     assert plan["owner:2"] == ("mp", "template", "o_li", "sent")  # outside it: template
     assert plan["staff:weixiu_laozhou"] == ("wecom", "text", "weixiu_laozhou", "sent")
-    assert plan["group:wr_bld_2"] == ("wecom", "group_task", "kefu_ajie", "sent")  # the group's staff owner
+    # Into the group: WeCom's company bulk send, for the group's staff owner to confirm.
+    assert plan["group:wr_bld_2"] == ("wecom", "group_msg", "kefu_ajie", "confirming")
     assert len([k for k in plan if k.startswith("owner:")]) == 6  # 1栋 has six owners
     assert len(fake_platform.sent("/cgi-bin/message/custom/send")) == 1
     assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 5
     wecom = fake_platform.sent("/cgi-bin/message/send")
-    assert sorted(e["json"]["touser"] for e in wecom) == ["kefu_ajie", "weixiu_laozhou"]
-    assert "2栋业主群" in next(e for e in wecom if e["json"]["touser"] == "kefu_ajie")["json"]["text"]["content"]
+    assert sorted(e["json"]["touser"] for e in wecom) == ["weixiu_laozhou"]
+    bulk = fake_platform.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert [(e["json"]["chat_type"], e["json"]["sender"], e["json"]["chat_id_list"]) for e in bulk] == [
+        ("group", "kefu_ajie", ["wr_bld_2"])]
     # Nothing twice: running the finished campaign again sends nothing.
     assert _run(cid)["state"] == "done"
     assert len(fake_platform.sent()) == len([e for e in fake_platform.sent()])
@@ -62,9 +65,9 @@ def test_quiet_hours_marks_and_emergencies(demo, outbound_env, fake_platform, fr
 
     frozen_clock.set(datetime(2026, 9, 15, 22, 0, tzinfo=CST))
     normal = _announce("下周一起垃圾分类新规实施。", {"tiers": ["金卡"]})
-    urgent = _announce("紧急通知：今晚23点至次日6点1栋停水检修。", {"buildings": ["1栋"]})
+    urgent = _announce("紧急通知：今晚23点至次日6点1栋停水检修。", {"buildings": ["1栋"]}, emergency=True)
     with session_scope() as s:
-        assert campaign_status(s, urgent)["emergency"] is True  # 停水 makes it an emergency
+        assert campaign_status(s, urgent)["emergency"] is True  # the manager ticked 紧急
         assert due_campaigns(s, frozen_clock.now()) == [urgent]
     assert _run(normal)["state"] == "paused"  # quiet hours
     assert _run(urgent)["state"] == "done"
@@ -126,10 +129,10 @@ def test_group_bulk_send_cap_per_month(demo, outbound_env, fake_platform, frozen
     _run(first), _run(second)
     with session_scope() as s:
         states = [(d.campaign_id, d.state, d.error) for d in s.scalars(select(Delivery).order_by(Delivery.id))]
-    assert states == [(first, "sent", None), (second, "skipped", "monthly bulk-send cap 30 reached")]
+    assert states == [(first, "confirming", None), (second, "skipped", "monthly bulk-send cap 30 reached")]
     frozen_clock.set(datetime(2026, 10, 1, 10, 10, tzinfo=CST))  # a new month, a new allowance
     third = _announce("VIP 群活动通知三", {"groups": ["wr_vip_01"]})
-    assert _run(third)["deliveries"] == {"sent": 1}
+    assert _run(third)["deliveries"] == {"confirming": 1}
 
 
 def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
@@ -197,3 +200,128 @@ def test_window_closed_overnight_turns_text_into_template(demo, outbound_env, fa
     assert _run(cid)["deliveries"] == {"sent": 1}
     assert len(fake_platform.sent("/cgi-bin/message/template/send")) == 1
     assert fake_platform.sent("/cgi-bin/message/custom/send") == []
+
+
+def test_a_word_suggests_urgency_but_only_the_tick_makes_an_emergency(demo, outbound_env, fake_platform,
+                                                                     frozen_clock):
+    """Issue 14: a planned 停水 notice not ticked 紧急 went to every owner at 01:59.
+    Now it waits out the quiet hours and goes in the morning; ticked, it goes at once."""
+    from scheduler.campaigns import campaign_status, due_campaigns, urgency_hint
+    from store.db import session_scope
+
+    text = "明天上午9点至12点1栋停水检修，请提前储水。"
+    assert urgency_hint(text) == "停水"  # a hint for the console, nothing more
+    frozen_clock.set(datetime(2026, 9, 15, 20, 30, tzinfo=CST))
+    planned = _announce(text, {"buildings": ["1栋"]}, at=datetime(2026, 9, 16, 1, 59, tzinfo=CST))
+    frozen_clock.set(datetime(2026, 9, 16, 1, 59, tzinfo=CST))
+    with session_scope() as s:
+        assert campaign_status(s, planned)["emergency"] is False
+        assert due_campaigns(s, frozen_clock.now()) == []  # not in the quiet hours
+    assert _run(planned)["state"] == "paused"
+    frozen_clock.set(datetime(2026, 9, 16, 7, 59, tzinfo=CST))
+    assert _run(planned)["state"] == "paused"
+    assert fake_platform.sent() == []  # nothing reached an owner in the night
+    frozen_clock.set(datetime(2026, 9, 16, 8, 5, tzinfo=CST))
+    with session_scope() as s:
+        assert due_campaigns(s, frozen_clock.now()) == [planned]
+    assert _run(planned)["state"] == "done"
+    assert len(fake_platform.sent()) == 6  # 1栋's six owners, in the morning
+    # The manager ticks 紧急: at once, quiet hours or not.
+    fake_platform.clear()
+    frozen_clock.set(datetime(2026, 9, 16, 23, 40, tzinfo=CST))
+    ticked = _announce("1栋水管爆裂，现紧急停水抢修。", {"buildings": ["1栋"]}, emergency=True)
+    assert _run(ticked)["state"] == "done" and len(fake_platform.sent()) == 6
+
+
+def test_failed_deliveries_say_why_and_can_be_retried(demo, outbound_env, fake_platform, frozen_clock):
+    """Issue 14: "已完成 0/12 · 失败 12" with no reason. The platform's error is kept in
+    words per delivery, the status groups them, and a retry sends the failed ones again."""
+    from scheduler.campaigns import campaign_status, describe_error, retry_failed
+    from store.db import session_scope
+    from store.models import AuditLog, Delivery
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    # Two of 1栋's six owners unfollowed the Official Account (WeChat answers 43004).
+    fake_platform.fault("/cgi-bin/message/template/send", errcode=43004, times=2)
+    cid = _announce("本周六上午9点小区举办亲子活动，欢迎参加。", {"buildings": ["1栋"]})
+    assert _run(cid)["state"] == "done"
+    with session_scope() as s:
+        st = campaign_status(s, cid)
+        assert st["deliveries"] == {"sent": 4, "failed": 2}
+        assert st["failures"] == {"业主已取消关注公众号": 2}
+        assert {d.error for d in s.scalars(select(Delivery).where(Delivery.state == "failed"))} == {"业主已取消关注公众号"}
+    assert describe_error("45015 response out of time limit (/cgi-bin/message/custom/send)").startswith("超过48小时")
+    assert describe_error("99999 something new").startswith("发送失败")
+    # They follow again; the manager retries: only the two failed ones go, once each.
+    with session_scope() as s:
+        assert retry_failed(s, cid, "jingli_lin") == 2
+    assert _run(cid)["state"] == "done"
+    with session_scope() as s:
+        st = campaign_status(s, cid)
+        assert st["deliveries"] == {"sent": 6} and st["failures"] == {}
+        assert s.scalar(select(AuditLog).where(AuditLog.action == "announcement.retry")).actor == "jingli_lin"
+    sent = fake_platform.sent("/cgi-bin/message/template/send")
+    assert len(sent) == 6 and len({e["json"]["touser"] for e in sent}) == 6  # nobody twice
+    with session_scope() as s:
+        assert retry_failed(s, cid) == 0  # nothing left to retry
+
+
+def test_audience_and_count_before_sending(demo):
+    from scheduler.campaigns import CampaignError, audience
+    from store.db import session_scope
+    from store.models import Owner
+    from sqlalchemy import func
+
+    with session_scope() as s:
+        everyone = s.scalar(select(func.count()).select_from(Owner))
+        assert audience(s, {"everyone": True}) == {"label": "全体业主", "owners": everyone, "staff": 0, "groups": 0,
+                                                   "count": everyone}
+        one = audience(s, {"buildings": ["1栋"]})
+        assert one["label"] == "1栋" and one["count"] == 6 < everyone
+        with pytest.raises(CampaignError):
+            audience(s, {"floors": [3]})
+
+
+def test_group_notice_is_a_bulk_send_the_owner_confirms_tracked_until_sent(demo, outbound_env, fake_platform,
+                                                                            frozen_clock):
+    """Issue 14: into owners' groups through WeCom's company bulk send (chat_type group,
+    sender = the group's staff owner), tracked with get_groupmsg_send_result, counted
+    against the per-group monthly limit; the ready-to-send task is the fall-back."""
+    import requests
+
+    from scheduler.campaigns import campaign_status, track_group_msgs
+    from store.db import session_scope
+    from store.models import Delivery, GroupBulkSend
+
+    frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
+    cid = _announce("本周六上午9点中心广场中秋游园会，欢迎参加。", {"groups": ["wr_bld_2", "wr_vip_01"]})
+    assert _run(cid)["state"] == "done"
+    bulk = fake_platform.sent("/cgi-bin/externalcontact/add_msg_template")
+    assert sorted((e["json"]["sender"], e["json"]["chat_id_list"][0]) for e in bulk) == [
+        ("kefu_ajie", "wr_bld_2"), ("kefu_xiaomei", "wr_vip_01")]
+    assert all(e["json"]["text"]["content"].startswith("本周六上午9点") for e in bulk)
+    with session_scope() as s:
+        assert track_group_msgs(s)["waiting"] == 2  # nobody has tapped 发送 yet
+        assert s.scalar(select(func.count()).select_from(GroupBulkSend)) == 2  # counted per group
+    # 阿杰 confirms in WeCom; 小美 does not (yet).
+    requests.post(fake_platform.base_url + "/_groupmsg/confirm", json={"sender": "kefu_ajie"}, timeout=5)
+    with session_scope() as s:
+        assert track_group_msgs(s) == {"sent": 1, "failed": 0, "waiting": 1}
+        assert campaign_status(s, cid)["deliveries"] == {"sent": 1, "confirming": 1}
+    # Three days on, an unconfirmed one is failed, saying why.
+    frozen_clock.advance(hours=73)
+    with session_scope() as s:
+        assert track_group_msgs(s)["failed"] == 1
+        assert campaign_status(s, cid)["failures"] == {"群主未在企业微信中确认发送": 1}
+    # The platform refuses a bulk send: the ready-to-send task goes to the staff owner instead.
+    fake_platform.clear()
+    frozen_clock.set(datetime(2026, 9, 16, 10, 10, tzinfo=CST))
+    fake_platform.fault("/cgi-bin/externalcontact/add_msg_template", errcode=45009, times=1)
+    fallback = _announce("周日停车场清洗，请挪车。", {"groups": ["wr_bld_2"]})
+    assert _run(fallback)["state"] == "done"
+    with session_scope() as s:
+        d = s.scalar(select(Delivery).where(Delivery.campaign_id == fallback))
+        assert (d.kind, d.state) == ("group_task", "sent") and "改为待发任务" in d.error
+    task = fake_platform.sent("/cgi-bin/message/send")
+    assert [e["json"]["touser"] for e in task] == ["kefu_ajie"]
+    assert "2栋业主群" in task[0]["json"]["text"]["content"]

@@ -337,10 +337,37 @@ def _announcement_or_404(campaign_id: int):
     return camp
 
 
-@api_route("/announcements/<int:announcement_id>", ["GET"], "staff", "One announcement with delivery progress")
+@api_route("/announcements/preview", ["POST"], "supervisor",
+           "Who an announcement would reach, before sending: the audience in words and its count",
+           body={"target": TARGET_HELP}, required=["target"])
+def announcements_preview():
+    mod = _campaigns()
+    target = validate_target(body_json())
+    try:
+        return jsonify(mod.audience(g.db, target))
+    except mod.CampaignError as exc:
+        raise ApiError(400, str(exc), "target") from None
+
+
+@api_route("/announcements/<int:announcement_id>", ["GET"], "staff",
+           "One announcement with delivery progress and why deliveries failed (in words)")
 def announcement_detail(announcement_id: int):
+    mod = _campaigns()
     camp = _announcement_or_404(announcement_id)
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]))
+    failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
+    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
+
+
+@api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
+           "Send an announcement's failed deliveries again")
+def announcement_retry(announcement_id: int):
+    mod = _campaigns()
+    camp = _announcement_or_404(announcement_id)
+    try:
+        n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
+    except mod.CampaignError as exc:
+        raise ApiError(409, str(exc), "announcement_id") from None
+    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
 
 
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",

@@ -164,10 +164,11 @@ def announcements():
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
     prog = delivery_progress(g.db, [c.id for c in rows])
+    reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
 
 
 @bp.post("/announcements")
@@ -202,18 +203,51 @@ def announcements_create():
                 errors.append("发送时间必须晚于现在")
         except ValueError:
             errors.append("请填写发送时间")
+    if not errors and f.get("confirmed") != "1":
+        # Before anything is sent: who it reaches and how many, to confirm (issue 14).
+        try:
+            reach = mod.audience(g.db, target)
+        except mod.CampaignError as exc:
+            errors.append(str(exc))
+        else:
+            return render_template("announcement_confirm.html", reach=reach, text=text, form=f,
+                                   send_at=_cst(send_at) if send_at else None, emergency=bool(f.get("emergency")),
+                                   hint=mod.urgency_hint(text))
     if not errors:
         try:
-            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")) or None,
+            # Only the 紧急 tick makes an emergency; a word in the text never does (issue 14).
+            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
                                            created_by=g.principal.actor)
         except mod.CampaignError as exc:
             errors.append(str(exc))
         else:
             # create_announcement writes the audit row itself (actor = created_by).
             flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
+            hint = getattr(mod, "urgency_hint", lambda _t: None)(text)
+            if hint and not camp.emergency:
+                flash(f"内容含「{hint}」，但未勾选紧急：按普通公告发送，免打扰时段（21:00-08:00）内不发给业主，"
+                      "顺延到早上。如确属紧急，请取消后勾选紧急重新发送。", "info")
             return redirect(url_for("console.announcements"))
     for e in errors:
         flash(e, "error")
+    return redirect(url_for("console.announcements"))
+
+
+@bp.post("/announcements/<int:campaign_id>/retry")
+@page("supervisor")
+def announcement_retry(campaign_id: int):
+    mod = _campaigns()
+    Campaign = Q.model("campaigns", "Campaign")
+    camp = g.db.get(Campaign, campaign_id) if Campaign else None
+    if mod is None or camp is None or camp.kind != "announcement":
+        flash("没有这条公告", "error")
+        return redirect(url_for("console.announcements"))
+    try:
+        n = mod.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
+    except mod.CampaignError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"公告 #{camp.id}：{n} 条失败的消息已重新发送" if n else f"公告 #{camp.id} 没有失败的消息", "ok")
     return redirect(url_for("console.announcements"))
 
 

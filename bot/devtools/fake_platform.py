@@ -36,6 +36,9 @@ Control endpoints (not part of either platform):
   POST /_config           merge settings (see DEFAULT_CONFIG); GET shows them
   POST /_tokens/expire    expire every issued token now (the next call gets 42001)
   POST /_reset            forget everything (records, faults, tokens, stats, config)
+  POST /_groupmsg/confirm {"msgid"|"sender", "status"?}: the staff owner confirms a bulk
+                          send into customer groups (add_msg_template); get_groupmsg_send_result
+                          then reports status 1 (sent) for its groups
 """
 from __future__ import annotations
 
@@ -146,6 +149,8 @@ class FakeState:
             self.used_response_codes: set[str] = set()
             self.issued_response_codes: set[str] = set()
             self.chats: dict[str, dict] = {}
+            # Company bulk sends (add_msg_template): msgid -> {"sender", "chat_ids", "status": {chat_id: 0|1|2|3}}
+            self.group_msgs: dict[str, dict] = {}
             self.dup_registry: dict[str, float] = {}
             self.cs_counts: Counter[str] = Counter()
             self.msg_seq = 0
@@ -645,7 +650,29 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             raise ApiAnswer(44004, "empty content: text and attachments both empty")
         if chat_type == "group" and not data.get("sender"):
             raise ApiAnswer(40058, "sender required for chat_type group")
-        return _ok(fail_list=[], msgid="msg" + secrets.token_hex(12)), {}
+        msgid = "msg" + secrets.token_hex(12)
+        if chat_type == "group":  # the sender must confirm in WeCom (POST /_groupmsg/confirm here)
+            chats = [c for c in (data.get("chat_id_list") or []) if isinstance(c, str)]
+            with st.lock:
+                st.group_msgs[msgid] = {"sender": data["sender"], "chat_ids": chats,
+                                        "status": {c: 0 for c in chats}, "send_time": {}}
+        return _ok(fail_list=[], msgid=msgid), {"msgid": msgid}
+
+    @api("/cgi-bin/externalcontact/get_groupmsg_send_result", ["POST"], "wecom")
+    def get_groupmsg_send_result(_tok):
+        """What a bulk send did per group: status 0 not sent (not confirmed yet), 1 sent,
+        2 not a customer any more, 3 the group already got another bulk send."""
+        data = _body()
+        with st.lock:
+            msg = st.group_msgs.get(str(data.get("msgid") or ""))
+            if msg is None:
+                raise ApiAnswer(41063, "msgid not exist")
+            if data.get("userid") and data["userid"] != msg["sender"]:
+                return _ok(send_list=[], next_cursor=""), None
+            rows = [{"chat_id": c, "userid": msg["sender"], "status": st_,
+                     **({"send_time": msg["send_time"][c]} if c in msg["send_time"] else {})}
+                    for c, st_ in msg["status"].items()]
+        return _ok(send_list=rows, next_cursor=""), None
 
     @api("/cgi-bin/externalcontact/groupchat/get", ["POST"], "wecom")
     def groupchat_get(_tok):
@@ -781,6 +808,24 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def delete_sent():
         st.clear_sent()
         return jsonify({"ok": True})
+
+    @app.post("/_groupmsg/confirm")
+    def confirm_groupmsg():
+        """The staff sender taps 发送 in WeCom: {"msgid"} (or {"sender"}: all theirs), optional
+        {"status": 1|2|3} per the platform's codes."""
+        data = request.get_json(silent=True) or {}
+        status = int(data.get("status", 1))
+        done = []
+        with st.lock:
+            for msgid, msg in st.group_msgs.items():
+                if data.get("msgid") not in (None, msgid) or data.get("sender") not in (None, msg["sender"]):
+                    continue
+                for c in msg["status"]:
+                    if msg["status"][c] == 0:
+                        msg["status"][c] = status
+                        msg["send_time"][c] = int(time.time())
+                        done.append({"msgid": msgid, "chat_id": c})
+        return jsonify({"confirmed": done})
 
     @app.post("/_faults")
     def add_fault():

@@ -305,6 +305,21 @@ class WeComClient(_Client):
         """Company bulk send (the staff sender must confirm it in WeCom)."""
         return self.call("POST", "/cgi-bin/externalcontact/add_msg_template", body)
 
+    def add_group_msg(self, sender: str, chat_ids: list[str], text: str) -> str:
+        """A bulk send into customer groups (`chat_type` group) that `sender`, the groups'
+        staff owner, confirms with one tap in WeCom; returns the msgid to track."""
+        answer = self.add_msg_template({"chat_type": "group", "sender": sender, "chat_id_list": list(chat_ids),
+                                        "text": {"content": text}})
+        return str(answer["msgid"])
+
+    def get_groupmsg_send_result(self, msgid: str, userid: str, cursor: str = "") -> dict:
+        """What a bulk send did per group: {"send_list": [{"chat_id", "status", "send_time"?}],
+        "next_cursor"}; status 0 not yet confirmed, 1 sent, 2/3 refused by the platform."""
+        body = {"msgid": msgid, "userid": userid, "limit": 1000}
+        if cursor:
+            body["cursor"] = cursor
+        return self.call("POST", "/cgi-bin/externalcontact/get_groupmsg_send_result", body)
+
     # --- web sign-in and JS-SDK (the /sidebar page) ---------------------------------------
 
     def oauth_userinfo(self, code: str) -> dict:

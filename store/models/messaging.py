@@ -28,6 +28,7 @@ class InboxMessage(Timestamped, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     queued_at: Mapped[datetime | None]
     handled_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]  # when a worker last claimed it: its lease (bot/sweeper.py)
     reply_mode: Mapped[str | None] = mapped_column(String(16))  # pending / passive / pushed / none
     replies: Mapped[list | None]  # the texts for the sender, kept until delivered one way or the other
     error: Mapped[str | None] = mapped_column(Text)
