@@ -1,0 +1,86 @@
+"""Which entry answers a question: lexical BM25 (faq.matcher) fused with
+sentence embeddings (faq.semantic), and a calibrated decision.
+
+Fusion: per entry, `fused = cos + BM25_WEIGHT * bm25_confidence` where cos is the
+cosine of the entry's closest phrasing (or its answer) and bm25_confidence the
+matcher's 0..1 score (0 outside its shortlist). The embedding finds the entry
+when the owner uses other words; BM25 keeps exact terms (a tier's name, 停车
+vs 停水) from being blurred.
+
+Decision (`decide`):
+- answer outright when the best entry is close enough (`ANSWER_MIN`) and ahead
+  of the runner-up by `MARGIN`, or very close (`SURE`);
+- offer 2-3 topics when two entries are genuinely close (within `MARGIN`) and
+  both plausible (`CLARIFY_MIN`) - never a one-item menu;
+- otherwise nothing fits: the caller hands off.
+Thresholds are tuned on tests/data/route_cases.jsonl and the training corpus,
+checked on the shared dev sets (`guanjia faq eval`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BM25_WEIGHT = 0.35
+ANSWER_MIN = 0.55
+SURE = 0.80
+MARGIN = 0.04
+CLARIFY_MIN = 0.50
+SHORTLIST = 8
+
+
+@dataclass
+class Candidate:
+    entry: object
+    fused: float
+    cos: float
+    bm25: float
+    terms: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+
+@dataclass
+class Decision:
+    kind: str  # "answer" | "clarify" | "none"
+    ranked: list[Candidate]
+    why: str
+
+    @property
+    def top(self) -> Candidate | None:
+        return self.ranked[0] if self.ranked else None
+
+
+def fuse(cos: np.ndarray, matches: list, entries: list) -> list[Candidate]:
+    """Candidates best first: the embedding's top entries and BM25's shortlist."""
+    bm = {m.entry.id: m for m in matches}
+    pos = {e.id: i for i, e in enumerate(entries)}
+    k = min(SHORTLIST, len(entries))
+    idx = set(np.argpartition(-cos, k - 1)[:k].tolist()) if len(entries) else set()
+    idx |= {pos[i] for i in bm if i in pos}
+    out = []
+    for i in idx:
+        e = entries[i]
+        m = bm.get(e.id)
+        b = float(m.score) if m else 0.0
+        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else []))
+    out.sort(key=lambda c: -c.fused)
+    return out
+
+
+def decide(ranked: list[Candidate]) -> Decision:
+    if not ranked:
+        return Decision("none", [], "no entry shares anything with the question")
+    top = ranked[0]
+    second = ranked[1].fused if len(ranked) > 1 else 0.0
+    lead = top.fused - second
+    desc = f"best {top.id} fused {top.fused:.2f} (cos {top.cos:.2f}, bm25 {top.bm25:.2f}), lead {lead:.2f}"
+    if top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN):
+        return Decision("answer", ranked, desc)
+    close = [c for c in ranked[:3] if top.fused - c.fused < MARGIN and c.fused >= CLARIFY_MIN]
+    if len(close) >= 2:
+        return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
+    return Decision("none", ranked, desc + f"; below {ANSWER_MIN}")
