@@ -84,3 +84,35 @@ def decide(ranked: list[Candidate]) -> Decision:
     if len(close) >= 2:
         return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
     return Decision("none", ranked, desc + f"; below {ANSWER_MIN}")
+
+
+_kbv = None
+_kbv_version = -1
+
+
+def kb_vectors():
+    """The current KB's vectors (rebuilt from the disk cache when the KB changes)."""
+    global _kbv, _kbv_version
+    from faq import matcher, semantic
+
+    m = matcher.default()
+    ix = m.index()
+    if _kbv is None or _kbv_version != m.store.version:
+        _kbv = semantic.KBVectors(ix.kb.entries)
+        _kbv_version = m.store.version
+    return _kbv
+
+
+def search(text: str, vec: np.ndarray | None = None) -> Decision:
+    """The decision for one question (vec: its embedding, when the caller has it)."""
+    from faq import matcher, semantic
+
+    ix = matcher.default().index()
+    kbv = kb_vectors()
+    if vec is None:
+        vec = semantic.query_vector(text)
+    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries))
+
+
+def warm_up() -> None:
+    search("银卡会员有哪些权益")
