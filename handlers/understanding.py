@@ -84,6 +84,7 @@ class Lexicons:
     answers: dict[str, str]
     priority: dict[str, tuple[str, ...]]
     urgent_patterns: tuple[re.Pattern, ...]
+    asking: tuple[str, ...]
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
 
@@ -126,6 +127,7 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         small_max=int(sec(it, "smalltalk.max_len", f)),
         answers={k: str(v) for k, v in answers.items()},
         priority=prio, priority_text=prio_text,
+        asking=_words(priority_file, "asking", pr.get("asking") or []),
         urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
@@ -247,17 +249,19 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     intent, p_top = ranked[0]
     feats = f"model {intent} {p_top:.2f}, next {ranked[1][0]} {ranked[1][1]:.2f}"
     hazard = safety_hit(c)
+    asking = _hits(c, lx.asking)
     hand = _hits(c, lx.handoff)
 
     # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
-    # owner may be reporting is a complaint, even when the model leans elsewhere.
-    if hazard and intent != "complaint" and pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN:
+    # owner may be reporting is a complaint, even when the model leans elsewhere;
+    # "要是水管爆了找谁" / "停电通知几点" ask about one.
+    if hazard and not asking and intent != "complaint" and pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN:
         intent, feats = "complaint", f"{feats}; safety rule {hazard!r} with complaint {pi['complaint']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
 
     if intent == "complaint":
-        return _complaint(c, lx, pp, hazard, feats)
+        return _complaint(c, lx, pp, hazard, asking, feats)
     if intent == "booking":
         return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
     if intent == "membership":
@@ -308,12 +312,15 @@ def safety_hit(c: str) -> str | None:
     return None
 
 
-def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, feats: str) -> RouteResult:
+def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, asking: list[str],
+               feats: str) -> RouteResult:
     learned = max(pp, key=pp.get)
     prio, by = learned, f"model {learned} {pp[learned]:.2f}"
     important = _hits(c, lx.priority["important"])
-    if hazard:
+    if hazard and not asking:
         prio, by = "urgent", f"safety rule {hazard!r}"
+    elif hazard and prio == "general":
+        prio, by = "important", f"safety rule {hazard!r} in a what-if ({asking[0]})"
     elif important and prio == "general":
         prio, by = "important", f"rule {max(important, key=len)!r}"
     elif prio == "general" and pp.get("urgent", 0.0) >= 0.3:
