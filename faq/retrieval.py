@@ -54,10 +54,12 @@ class Decision:
         return self.ranked[0] if self.ranked else None
 
 
-def fuse(cos: np.ndarray, matches: list, entries: list) -> list[Candidate]:
-    """Candidates best first: the embedding's top entries and BM25's shortlist."""
+def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | None = None) -> list[Candidate]:
+    """Candidates best first: the embedding's top entries and BM25's shortlist
+    (pos: entry id -> row, when the caller keeps one)."""
     bm = {m.entry.id: m for m in matches}
-    pos = {e.id: i for i, e in enumerate(entries)}
+    if pos is None:
+        pos = {e.id: i for i, e in enumerate(entries)}
     k = min(SHORTLIST, len(entries))
     idx = set(np.argpartition(-cos, k - 1)[:k].tolist()) if len(entries) else set()
     idx |= {pos[i] for i in bm if i in pos}
@@ -111,7 +113,7 @@ def search(text: str, vec: np.ndarray | None = None) -> Decision:
     kbv = kb_vectors()
     if vec is None:
         vec = semantic.query_vector(text)
-    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries))
+    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries, kbv.pos))
 
 
 def warm_up() -> None:

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 # its first sentences, and the cost must stay bounded whatever the length.
 MAX_CHARS = 200
 QUERY_CACHE = 4096
+ANSWER_PENALTY = 0.05
+# Up to this many entries every phrasing is scored; above, the PRESELECT entries
+# whose mean vector is closest are.
+EXACT_UP_TO = 600
+PRESELECT = 64
 
 _lock = threading.Lock()
 _model = None
@@ -214,9 +219,12 @@ class KBVectors:
 
     def __init__(self, entries) -> None:
         texts, owner, is_answer = [], [], []
+        self.pos = {e.id: n for n, e in enumerate(entries)}
         for n, e in enumerate(entries):
-            for t in (e.title, *e.questions):
-                texts.append(prepare(t))
+            # Each row is read for every question (memory-bound): a phrasing equal
+            # to another of the same entry once cleaned is kept once.
+            for t in dict.fromkeys(prepare(t) for t in (e.title, *e.questions)):
+                texts.append(t)
                 owner.append(n)
                 is_answer.append(False)
             texts.append(prepare(e.answer))
@@ -230,12 +238,31 @@ class KBVectors:
         order = np.argsort(self.owner, kind="stable")
         self.vectors, self.owner, self.is_answer = self.vectors[order], self.owner[order], self.is_answer[order]
         self.starts = np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
+        self.ends = np.r_[self.starts[1:], len(self.owner)]
+        self.penalty = np.where(self.is_answer, ANSWER_PENALTY, 0.0).astype(np.float32)
+        # A big KB is first narrowed by each entry's mean vector (one row per
+        # entry), then scored exactly on its candidates' rows: reading every row
+        # for every question is memory-bound (~3 ms for 10,000 rows).
+        self.centroids = None
+        if self.n > EXACT_UP_TO:
+            c = np.add.reduceat(self.vectors, self.starts, axis=0)
+            c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-6)
+            self.centroids = c.astype(np.float32)
 
     def scores(self, qv: np.ndarray) -> np.ndarray:
-        """(n_entries,) cosine of the best phrasing; the answer text counts a little less."""
-        sims = self.vectors @ qv
-        sims = np.where(self.is_answer, sims - 0.05, sims)
-        return np.maximum.reduceat(sims, self.starts)
+        """(n_entries,) cosine of the best phrasing; the answer text counts a
+        little less. With a big KB, entries outside the shortlist get -1."""
+        if self.centroids is None:
+            sims = self.vectors @ qv - self.penalty
+            return np.maximum.reduceat(sims, self.starts)
+        pre = self.centroids @ qv
+        cand = np.sort(np.argpartition(-pre, PRESELECT - 1)[:PRESELECT])
+        rows = np.concatenate([np.arange(self.starts[i], self.ends[i]) for i in cand])
+        sims = self.vectors[rows] @ qv - self.penalty[rows]
+        lens = self.ends[cand] - self.starts[cand]
+        out = np.full(self.n, -1.0, dtype=np.float32)
+        out[cand] = np.maximum.reduceat(sims, np.r_[0, np.cumsum(lens)[:-1]])
+        return out
 
 
 def warm_up() -> None:
