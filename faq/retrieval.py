@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-BM25_WEIGHT = 0.35
-ANSWER_MIN = 0.55
-SURE = 0.80
-MARGIN = 0.04
-CLARIFY_MIN = 0.50
+BM25_WEIGHT = 1.0
+ANSWER_MIN = 0.80
+SURE = 1.20
+MARGIN = 0.05
+CLARIFY_MIN = 0.75
 SHORTLIST = 8
+COS_MIN = 0.60
+BM25_ALONE = 0.60
+SHORT_SPAN = 0.25
 
 
 @dataclass
@@ -41,6 +44,11 @@ class Candidate:
     @property
     def id(self) -> str:
         return self.entry.id
+
+    @property
+    def score(self) -> float:
+        """The fused score on 0..1, for route()'s `score`."""
+        return round(max(0.0, min(1.0, self.fused / (1.0 + BM25_WEIGHT))), 3)
 
 
 @dataclass
@@ -73,19 +81,36 @@ def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | No
     return out
 
 
-def decide(ranked: list[Candidate]) -> Decision:
+def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False) -> Decision:
+    """p_question: the intent model's probability that this is an FAQ question
+    (below 0.4 only a sure match is answered); short: a one- or two-word message
+    ("权益"), which fits several entries, so their topics are offered."""
     if not ranked:
         return Decision("none", [], "no entry shares anything with the question")
     top = ranked[0]
     second = ranked[1].fused if len(ranked) > 1 else 0.0
     lead = top.fused - second
-    desc = f"best {top.id} fused {top.fused:.2f} (cos {top.cos:.2f}, bm25 {top.bm25:.2f}), lead {lead:.2f}"
-    if top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN):
+    desc = (f"best {top.id} score {top.score:.2f} (fused {top.fused:.2f} = cos {top.cos:.2f} + "
+            f"{BM25_WEIGHT:g} x bm25 {top.bm25:.2f}), lead {lead:.2f}")
+    # Both signals must agree a little: a sentence that merely shares one common
+    # word (会员) with an entry, or that is only vaguely similar, is not answered.
+    agree = top.cos >= COS_MIN or top.bm25 >= BM25_ALONE
+    if agree and not short and (top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN
+                                                      and p_question >= 0.4)):
         return Decision("answer", ranked, desc)
-    close = [c for c in ranked[:3] if top.fused - c.fused < MARGIN and c.fused >= CLARIFY_MIN]
+    span = SHORT_SPAN if short else MARGIN
+    close = [c for c in ranked[:3] if top.fused - c.fused < span and c.fused >= CLARIFY_MIN]
     if len(close) >= 2:
         return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
-    return Decision("none", ranked, desc + f"; below {ANSWER_MIN}")
+    if not agree:
+        reason = f"cos < {COS_MIN} and bm25 < {BM25_ALONE}"
+    elif short:
+        reason = "one word, and no two entries equally close"
+    elif p_question < 0.4 and top.fused < SURE:
+        reason = f"not clearly a question ({p_question:.2f}) and fused < {SURE}"
+    else:
+        reason = f"fused < {ANSWER_MIN} or lead < {MARGIN}"
+    return Decision("none", ranked, f"{desc}; {reason}")
 
 
 _kbv = None
@@ -105,7 +130,7 @@ def kb_vectors():
     return _kbv
 
 
-def search(text: str, vec: np.ndarray | None = None) -> Decision:
+def search(text: str, vec: np.ndarray | None = None, p_question: float = 1.0) -> Decision:
     """The decision for one question (vec: its embedding, when the caller has it)."""
     from faq import matcher, semantic
 
@@ -113,7 +138,9 @@ def search(text: str, vec: np.ndarray | None = None) -> Decision:
     kbv = kb_vectors()
     if vec is None:
         vec = semantic.query_vector(text)
-    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries, kbv.pos))
+    words, bigrams = ix.tokens(text)
+    short = len(set(words)) <= 1 and len(semantic.prepare(text)) <= 4
+    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries, kbv.pos), p_question, short)
 
 
 def warm_up() -> None:

@@ -279,7 +279,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
             return RouteResult(intent="smalltalk", score=round(p_top, 3), why=f"off-topic group talk, left alone ({feats})")
         return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["offtopic"],
                            why=f"off-topic: not something the community handles ({feats})")
-    return _faq(text, vec, c, lx, in_group, feats)
+    return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
 
 
 # A reported hazard overrides the model's intent only when the model gives a
@@ -333,24 +333,24 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
                            f"{' by ' + cat_word if cat_word else ' (default)'}")
 
 
-def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str) -> RouteResult:
+def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
     from faq import retrieval
 
-    d = retrieval.search(text, vec)
+    d = retrieval.search(text, vec, p_faq)
     top = d.top
     if d.kind == "answer":
-        return RouteResult(intent="faq", faq_id=top.id, score=round(top.fused, 3), answer=top.entry.answer,
+        return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
                            why=f"faq {top.id} ({top.entry.title}): {d.why}; terms [{', '.join(top.terms)}]; {feats}",
                            args={"candidates": [x.id for x in d.ranked[:3]]})
     is_question = bool(_QUESTION.search(c))
     if in_group and not is_question:
-        return RouteResult(intent="smalltalk", score=round(top.fused, 3) if top else 0.0,
+        return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
                            why=f"group talk, not a question: {d.why}; {feats}")
     if d.kind == "clarify":
-        return RouteResult(intent="faq", score=round(top.fused, 3), answer=_clarify_text(d.ranked, lx),
+        return RouteResult(intent="faq", score=top.score, answer=_clarify_text(d.ranked, lx),
                            why=f"two or three entries equally close: {d.why}; {feats}",
                            args={"clarify": [x.id for x in d.ranked]})
-    return RouteResult(intent="handoff", score=round(top.fused, 3) if top else 0.0, answer=lx.answers["handoff"],
+    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=lx.answers["handoff"],
                        why=f"no entry fits: {d.why}; {feats}; handed to a person",
                        args={"candidates": [x.id for x in d.ranked[:3]]})
 
