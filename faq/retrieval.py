@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BM25_WEIGHT = 1.0
-ANSWER_MIN = 0.80
+ANSWER_MIN = 0.70
 SURE = 1.20
 MARGIN = 0.05
 CLARIFY_MIN = 0.75
@@ -31,6 +31,8 @@ SHORTLIST = 8
 COS_MIN = 0.60
 BM25_ALONE = 0.60
 SHORT_SPAN = 0.25
+Z_MIN = 3.0
+COS_FLOOR = 0.45
 
 
 @dataclass
@@ -81,20 +83,24 @@ def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | No
     return out
 
 
-def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False) -> Decision:
+def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False, z: float = 0.0) -> Decision:
     """p_question: the intent model's probability that this is an FAQ question
     (below 0.4 only a sure match is answered); short: a one- or two-word message
-    ("权益"), which fits several entries, so their topics are offered."""
+    ("权益"), which fits several entries, so their topics are offered; z: how
+    far the best entry's cosine stands above all entries' (in standard
+    deviations): a long colloquial question has low cosines everywhere, and its
+    entry still stands out."""
     if not ranked:
         return Decision("none", [], "no entry shares anything with the question")
     top = ranked[0]
     second = ranked[1].fused if len(ranked) > 1 else 0.0
     lead = top.fused - second
-    desc = (f"best {top.id} score {top.score:.2f} (fused {top.fused:.2f} = cos {top.cos:.2f} + "
+    desc = (f"z {z:.1f}; best {top.id} score {top.score:.2f} (fused {top.fused:.2f} = cos {top.cos:.2f} + "
             f"{BM25_WEIGHT:g} x bm25 {top.bm25:.2f}), lead {lead:.2f}")
     # Both signals must agree a little: a sentence that merely shares one common
     # word (会员) with an entry, or that is only vaguely similar, is not answered.
-    agree = top.cos >= COS_MIN or top.bm25 >= BM25_ALONE
+    agree = top.cos >= COS_MIN or top.bm25 >= BM25_ALONE or (z >= Z_MIN and top.cos >= COS_FLOOR
+                                                            and p_question >= 0.8)
     if agree and not short and (top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN
                                                       and p_question >= 0.4)):
         return Decision("answer", ranked, desc)
@@ -103,7 +109,7 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
     if len(close) >= 2:
         return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
     if not agree:
-        reason = f"cos < {COS_MIN} and bm25 < {BM25_ALONE}"
+        reason = f"cos < {COS_MIN}, bm25 < {BM25_ALONE}, z {z:.1f} < {Z_MIN}"
     elif short:
         reason = "one word, and no two entries equally close"
     elif p_question < 0.4 and top.fused < SURE:
@@ -140,7 +146,11 @@ def search(text: str, vec: np.ndarray | None = None, p_question: float = 1.0) ->
         vec = semantic.query_vector(text)
     words, bigrams = ix.tokens(text)
     short = len(set(words)) <= 1 and len(semantic.prepare(text)) <= 4
-    return decide(fuse(kbv.scores(vec), ix.search(text, 10), ix.kb.entries, kbv.pos), p_question, short)
+    cos = kbv.scores(vec)
+    ranked = fuse(cos, ix.search(text, 10), ix.kb.entries, kbv.pos)
+    seen = cos[cos > -1.0]
+    z = float((ranked[0].cos - seen.mean()) / (seen.std() or 1.0)) if ranked and len(seen) > 1 else 0.0
+    return decide(ranked, p_question, short, z)
 
 
 def warm_up() -> None:
