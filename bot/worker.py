@@ -8,7 +8,8 @@ import os
 log = logging.getLogger(__name__)
 
 # Warm-up hooks a capability adds ("module:function"), run once in the parent.
-WARMUPS: list[str] = ["faq.matcher:warm_up", "handlers.groups.moderation:warm_up"]
+WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
+                      "handlers.groups.moderation:warm_up"]
 
 
 def warm_up() -> None:

@@ -15,15 +15,42 @@ def faq() -> None:
 @faq.command("eval")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--strict", is_flag=True, help="Also fail on violation checks (moderation).")
-def eval_cmd(file: str, strict: bool) -> None:
-    """Per-field accuracy of route() on FILE (jsonl cases) and every failure.
-    Exits 1 when an intent/priority/category/faq_id/answer check fails."""
-    from faq.evaluate import evaluate, load_cases, render
+@click.option("--baseline-nn", is_flag=True, help="Also the answer rate of a plain top-1 nearest neighbour.")
+def eval_cmd(file: str, strict: bool, baseline_nn: bool) -> None:
+    """Per-field accuracy of route() on FILE (jsonl cases), the intent confusion
+    table and every failure. Exits 1 when an intent/priority/category/faq_id/answer check fails."""
+    from faq.evaluate import baseline_nn as nn_rate, evaluate, load_cases, render
 
-    rep = evaluate(load_cases(file))
+    cases = load_cases(file)
+    rep = evaluate(cases)
     click.echo(render(rep))
+    if baseline_nn:
+        nn, bot, n = nn_rate(cases)
+        if n:
+            click.echo(f"answers right: bot {bot}/{n} {bot / n:.1%}; plain top-1 nearest neighbour "
+                       f"{nn}/{n} {nn / n:.1%}; difference {(bot - nn) / n * 100:+.1f} points")
+        else:
+            click.echo("no case with answer_any: no baseline")
     if rep.gating_failures() or (strict and rep.failures):
         sys.exit(1)
+
+
+@faq.command("train")
+def train_cmd() -> None:
+    """Rebuild the intent/priority model from handlers/data/train/*.jsonl (and
+    the KB phrasings), deterministically; print its accuracy on the dev split."""
+    from faq import intent_model
+    from faq.matcher import default
+
+    rep = intent_model.evaluate_split()
+    examples = intent_model.load_corpus(kb_entries=default().store.get().entries)
+    intent_model.build(examples, use_cache=False)
+    click.echo(f"trained on {len(examples)} lines ({rep['n_train']} in the train split); "
+               f"dev split ({rep['n_dev']} lines): intent {rep['intent']:.1%}, "
+               f"priority {rep['priority']:.1%} of {rep['n_priority']}")
+    wrong = sorted(((a, b, n) for (a, b), n in rep["confusion"].items() if a != b), key=lambda x: -x[2])
+    for a, b, n in wrong:
+        click.echo(f"  {a} taken for {b}: {n}")
 
 
 @faq.command("check")

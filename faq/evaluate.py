@@ -1,9 +1,14 @@
 """`guanjia faq eval FILE`: run route() over labelled cases and report.
 
 A case: {"id", "chat"?, "role"?, "text", "expect": {...}} where expect may hold
-intent (one value or a list of acceptable ones), priority (any of), category
-(any of), faq_id (any of), answer_any (the answer contains one of these),
+intent (one value or a list of acceptable ones; `also_ok` lists more),
+priority (any of), category (any of), faq_id (any of), answer_any (the answer
+contains one of these), answer_none (the answer contains none of these),
 violation (any of).
+
+`render` prints per-field accuracy, the intent confusion table and every
+failure; `baseline_nn` is the answer rate of a plain top-1 nearest neighbour
+with the same embedding model over the same KB (what retrieval alone gives).
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ class Report:
     checked: dict[str, int] = field(default_factory=lambda: {f: 0 for f in FIELDS})
     passed: dict[str, int] = field(default_factory=lambda: {f: 0 for f in FIELDS})
     failures: list[dict] = field(default_factory=list)
+    confusion: dict[tuple[str, str], int] = field(default_factory=dict)
+    urgent_as_general: list[str] = field(default_factory=list)
 
     def accuracy(self, f: str) -> float | None:
         return self.passed[f] / self.checked[f] if self.checked[f] else None
@@ -50,13 +57,19 @@ def check(case: dict, res: dict) -> list[tuple[str, str]]:
     exp = case.get("expect") or {}
     out = []
     for f in ("intent", "priority", "category", "faq_id", "violation"):
-        if f in exp and res.get(f) not in _any(exp[f]):
+        ok = _any(exp[f]) + (list(exp.get("also_ok") or []) if f == "intent" else []) if f in exp else []
+        if f in exp and res.get(f) not in ok:
             out.append((f, f"expected {exp[f]!r}, got {res.get(f)!r}"))
-    if "answer_any" in exp:
-        ans = res.get("answer") or ""
-        if not any(s in ans for s in exp["answer_any"]):
-            out.append(("answer", f"answer lacks any of {exp['answer_any']!r}"))
+    ans = res.get("answer") or ""
+    if "answer_any" in exp and not any(s in ans for s in exp["answer_any"]):
+        out.append(("answer", f"answer lacks any of {exp['answer_any']!r}"))
+    if "answer_none" in exp and any(s in ans for s in exp["answer_none"]):
+        out.append(("answer", f"answer contains one of {exp['answer_none']!r}"))
     return out
+
+
+def _has(exp: dict, f: str) -> bool:
+    return ("answer_any" in exp or "answer_none" in exp) if f == "answer" else f in exp
 
 
 def evaluate(cases: list[dict]) -> Report:
@@ -68,15 +81,21 @@ def evaluate(cases: list[dict]) -> Report:
         res = route(case["text"], case.get("chat") or "private", case.get("role") or "owner").contract()
         exp = case.get("expect") or {}
         for f in FIELDS:
-            key = "answer_any" if f == "answer" else f
-            if key in exp:
+            if _has(exp, f):
                 rep.checked[f] += 1
         problems = check(case, res)
         bad = {f for f, _ in problems}
         for f in FIELDS:
-            key = "answer_any" if f == "answer" else f
-            if key in exp and f not in bad:
+            if _has(exp, f) and f not in bad:
                 rep.passed[f] += 1
+        if "intent" in exp:
+            want = _any(exp["intent"])[0]
+            got = res.get("intent") if "intent" not in bad else res.get("intent")
+            key = (want, want if "intent" not in bad else str(got))
+            rep.confusion[key] = rep.confusion.get(key, 0) + 1
+        if "urgent" in _any(exp.get("priority") or []) and res.get("priority") not in ("urgent", "important") \
+                and "general" not in _any(exp.get("priority")):
+            rep.urgent_as_general.append(case.get("id") or case["text"])
         for f, why in problems:
             rep.failures.append({"id": case.get("id"), "text": case["text"], "chat": case.get("chat"),
                                  "field": f, "problem": why, "got": res})
@@ -90,6 +109,15 @@ def render(rep: Report) -> str:
         if acc is not None:
             note = "" if f in GATING else "  (moderation capability)"
             lines.append(f"  {f:10} {rep.passed[f]:4}/{rep.checked[f]:<4} {acc:7.1%}{note}")
+    lines.append(f"  urgent cases graded general or not a complaint: {len(rep.urgent_as_general)}"
+                 + (f" ({', '.join(rep.urgent_as_general)})" if rep.urgent_as_general else ""))
+    if rep.confusion:
+        labels = sorted({a for a, _ in rep.confusion} | {b for _, b in rep.confusion})
+        lines.append("intent confusion (rows: expected, columns: got):")
+        lines.append("  " + " " * 11 + "".join(f"{b[:9]:>10}" for b in labels))
+        for a in labels:
+            if any(k[0] == a for k in rep.confusion):
+                lines.append(f"  {a[:10]:11}" + "".join(f"{rep.confusion.get((a, b), 0) or '.':>10}" for b in labels))
     if rep.failures:
         lines.append(f"failures ({len(rep.failures)}):")
         for x in rep.failures:
@@ -101,3 +129,28 @@ def render(rep: Report) -> str:
     else:
         lines.append("no failures")
     return "\n".join(lines)
+
+
+def baseline_nn(cases: list[dict]) -> tuple[int, int, int]:
+    """(answered right by a plain top-1 nearest neighbour, answered right by the
+    bot, cases): over the cases with `answer_any`, the NN takes the KB entry
+    whose title, phrasing or answer is closest by the same embedding model, with
+    no threshold, and its answer is checked like the bot's."""
+    import numpy as np
+
+    from faq import matcher, retrieval, semantic
+    from handlers.router import route
+
+    kbv = retrieval.kb_vectors()
+    entries = matcher.default().index().kb.entries
+    nn = bot = n = 0
+    for case in cases:
+        exp = case.get("expect") or {}
+        if "answer_any" not in exp:
+            continue
+        n += 1
+        e = entries[int(np.argmax(kbv.scores(semantic.query_vector(case["text"]))))]
+        nn += any(s in e.answer for s in exp["answer_any"])
+        ans = route(case["text"], case.get("chat") or "private", case.get("role") or "owner").answer or ""
+        bot += any(s in ans for s in exp["answer_any"])
+    return nn, bot, n

@@ -5,11 +5,13 @@ the FAQ / handoff intent handlers that reply and record unanswered questions.
 misses are written by the intent handlers, which run only when a message is
 really handled.
 
-Decisions, in order (each a lexicon in handlers/data/*.yaml):
-slash command -> asking for a person -> small talk -> the owner's own
-membership -> complaint/repair (unless it asks about the rules) -> booking
-(unless it asks how booking works) -> FAQ -> clarify with the closest
-topics -> handoff.
+Decisions: rules only where they are certain (slash command; a message that
+is all small talk, handlers/data/intents.yaml); the intent and the priority
+are learned (faq/intent_model.py, from handlers/data/train/*.jsonl); the
+safety rules of handlers/data/priority.yaml sit on top (a reported hazard is
+a complaint and never below urgent); an FAQ answer comes from faq/retrieval.py
+(BM25 + sentence embeddings, calibrated: answer, offer 2-3 close topics, or
+hand off).
 """
 from __future__ import annotations
 
@@ -50,6 +52,25 @@ def _words(file: Path, section: str, value) -> tuple[str, ...]:
     return tuple(dict.fromkeys(clean(str(v)) for v in value))
 
 
+# A pattern may leave a gap between two words only with a bound ({0,6}): an
+# unbounded one (.*, +) could make matching super-linear on a long message.
+_UNBOUNDED = re.compile(r"(?<!\\)[*+]|\{\d*,\}")
+
+
+def _patterns(file: Path, section: str, value) -> tuple[re.Pattern, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise LexiconError(f"{file.name}: {section}: must be a list of regular expressions")
+    out = []
+    for v in value:
+        if _UNBOUNDED.search(v):
+            raise LexiconError(f"{file.name}: {section}: {v!r}: use a bounded gap such as .{{0,6}}, not * or +")
+        try:
+            out.append(re.compile(v))
+        except re.error as exc:
+            raise LexiconError(f"{file.name}: {section}: {v!r}: {exc}") from None
+    return tuple(out)
+
+
 @dataclass
 class Lexicons:
     command_prefixes: tuple[str, ...]
@@ -60,17 +81,10 @@ class Lexicons:
     chatter: tuple[str, ...]
     chitchat: tuple[str, ...]
     small_max: int
-    membership: tuple[str, ...]
-    c_request: tuple[str, ...]
-    c_topic: tuple[str, ...]
-    c_meta: tuple[str, ...]
-    c_event: tuple[str, ...]
-    b_verbs: tuple[str, ...]
-    b_services: tuple[str, ...]
-    b_meta: tuple[str, ...]
-    b_strong: tuple[str, ...]
     answers: dict[str, str]
     priority: dict[str, tuple[str, ...]]
+    urgent_patterns: tuple[re.Pattern, ...]
+    asking: tuple[str, ...]
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
 
@@ -90,8 +104,8 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         return cur
 
     answers = sec(it, "answers", f)
-    for key in ("complaint", "booking", "membership", "command", "clarify", "handoff", "help", "greeting", "thanks",
-                "chitchat"):
+    for key in ("complaint", "booking", "membership", "command", "clarify", "handoff", "person", "offtopic", "help",
+                "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
     prio, prio_text = {}, {}
@@ -111,17 +125,10 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         chatter=_words(f, "smalltalk.chatter", sec(it, "smalltalk.chatter", f)),
         chitchat=_words(f, "smalltalk.chitchat", sec(it, "smalltalk.chitchat", f)),
         small_max=int(sec(it, "smalltalk.max_len", f)),
-        membership=_words(f, "membership.phrases", sec(it, "membership.phrases", f)),
-        c_request=_words(f, "complaint.request_words", sec(it, "complaint.request_words", f)),
-        c_topic=_words(f, "complaint.topic_words", sec(it, "complaint.topic_words", f)),
-        c_meta=_words(f, "complaint.meta_words", sec(it, "complaint.meta_words", f)),
-        c_event=_words(f, "complaint.event_markers", sec(it, "complaint.event_markers", f)),
-        b_verbs=_words(f, "booking.verbs", sec(it, "booking.verbs", f)),
-        b_services=_words(f, "booking.services", sec(it, "booking.services", f)),
-        b_meta=_words(f, "booking.meta_words", sec(it, "booking.meta_words", f)),
-        b_strong=_words(f, "booking.strong", sec(it, "booking.strong", f)),
         answers={k: str(v) for k, v in answers.items()},
         priority=prio, priority_text=prio_text,
+        asking=_words(priority_file, "asking", pr.get("asking") or []),
+        urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
 
@@ -213,22 +220,17 @@ def _clarify_text(matches, lx: Lexicons) -> str:
 
 
 def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResult:
-    """The router's classifier (pure: reads lexicons and the KB, writes nothing)."""
-    from faq import matcher
+    """The router's classifier (pure: reads lexicons, the models and the KB, writes nothing).
+
+    Rules decide only what is certain (a slash command, a message that is all
+    small talk); the learned model (faq.intent_model) decides the intent; the
+    safety rules of priority.yaml sit on top (a reported hazard is a complaint,
+    never below urgent); FAQ answers come from faq.retrieval's calibrated decision."""
+    from faq import intent_model, semantic
     from faq.normalize import clean
 
     lx = lexicons()
     raw_clean = clean(text)
-    # Lexicons see the text as written AND with typos fixed (电悌 -> 电梯), so
-    # neither a rewrite nor a typo hides a word.
-    canon = matcher.default().index().rewrite(raw_clean)
-    c = raw_clean if canon == raw_clean else f"{raw_clean}|{canon}"
-    # "楼道灯又坏了": an adverb between a thing and its state hides the lexicons'
-    # "灯坏", so they also see the text without it.
-    bare = _ADVERB_GAP.sub("", raw_clean)
-    if bare != raw_clean:
-        c = f"{c}|{bare}"
-    core = _core(raw_clean)
     in_group = chat in ("vip", "building")
 
     if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
@@ -240,115 +242,121 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})")
 
+    c = _forms(raw_clean)
+    vec = semantic.query_vector(text)
+    pi, pp = intent_model.model().predict(text, vec)
+    ranked = sorted(pi.items(), key=lambda kv: -kv[1])
+    intent, p_top = ranked[0]
+    feats = f"model {intent} {p_top:.2f}, next {ranked[1][0]} {ranked[1][1]:.2f}"
+    hazard = safety_hit(c)
+    asking = _hits(c, lx.asking)
     hand = _hits(c, lx.handoff)
-    if hand:
-        return RouteResult(intent="handoff", score=1.0, answer="好的，已为您转接人工客服，工作人员会在10分钟内回复您。",
-                           why=f"asked for a person: {hand[0]}")
 
-    mem = _hits(c, lx.membership)
-    if mem:
-        return RouteResult(intent="membership", score=1.0, answer=lx.answers["membership"],
-                           why=f"own membership: {max(mem, key=len)}")
+    # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
+    # owner may be reporting is a complaint, even when the model leans elsewhere;
+    # "要是水管爆了找谁" / "停电通知几点" ask about one.
+    if hazard and not asking and intent != "complaint" and pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN:
+        intent, feats = "complaint", f"{feats}; safety rule {hazard!r} with complaint {pi['complaint']:.2f}"
+    elif hand and intent not in ("complaint",):
+        intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
 
-    # --- complaint / repair ---------------------------------------------------
-    req = _hits(c, lx.c_request)
-    prio, prio_word = classify_priority(c)
-    booking = _booking(c, lx)
-    if booking and not req and (prio_word is None or prio == "general"):
-        # "我家狗没人照顾 能帮忙代管几天吗": a service asked for, nothing broken.
-        return booking
-    meta = _hits(c, lx.c_meta)
-    event = _hits(c, lx.c_event)
-    problem = prio_word is not None and (prio != "general" or _problem_cue(c) or bool(event))
-    # "可以在微信上报修吗": a request word inside a question, with no problem
-    # described, asks how things work.
-    asks_only = (bool(req) and all(r in lx.c_topic for r in req) and not problem and not event
-                 and bool(_QUESTION.search(c)))
-    # "明天停水吗": a problem word in a yes/no question with nobody affected
-    # is more likely a question for the KB; it stays a complaint if the KB has no answer.
-    yes_no = problem and not req and not event and bool(re.search(r"[吗么?？]$", c.split("|")[0]))
-    if (req or problem) and (not meta or event) and not asks_only and not (yes_no and _kb_answers(text)):
-        cat, cat_word = classify_category(c)
-        deciding = ", ".join(dict.fromkeys([*req[:2], *([prio_word] if prio_word else []), *event[:1]]))
-        answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
-        return RouteResult(intent="complaint", priority=prio, category=cat, score=0.9, answer=answer,
-                           why=f"complaint/repair by [{deciding}]; priority {prio}"
-                               f"{' by ' + prio_word if prio_word else ' (default)'}; category {cat}"
-                               f"{' by ' + cat_word if cat_word else ' (default)'}")
-
-    # --- booking --------------------------------------------------------------
-    if booking:
-        return booking
-
-    # --- FAQ --------------------------------------------------------------------
-    found = matcher.search(text, 3)
-    top = found[0] if found else None
-    if top and top.score >= matcher.ANSWER:
-        return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.answer,
-                           why=f"faq {top.id} ({top.entry.title}) score {top.score:.2f} by [{', '.join(top.terms)}]",
-                           args={"candidates": [m.id for m in found]})
-    is_question = bool(_QUESTION.search(c))
-    thanks = _hits(raw_clean, lx.thanks)
-    if thanks and not is_question:
-        # "已经修好了，谢谢" / "谢谢你们及时处理": thanks with a tail, not a question.
-        return RouteResult(intent="smalltalk", score=0.8, answer=None if in_group else lx.answers["thanks"],
-                           why=f"thanks ({thanks[0]}), no question")
-    chit = _hits(raw_clean, lx.chitchat)
-    if chit and not is_question and not in_group and prio_word is None and classify_category(c)[1] is None:
-        # "今天天气不错": friendly talk about nothing the community handles;
-        # offering FAQ topics to it would read as a misunderstanding.
-        return RouteResult(intent="smalltalk", score=0.8, answer=lx.answers["chitchat"],
-                           why=f"chit-chat ({chit[0]}), no question")
-    if in_group and not is_question:
-        # Group chatter that is not a question: the bot stays quiet.
-        return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
-                           why=f"group chatter, not a question (best {top.id if top else '-'} "
-                               f"{top.score if top else 0:.2f})")
-    if top and top.score >= matcher.CLARIFY:
-        # Offer the 2-3 closest topics: the best one plus any runner-up that is not far-fetched.
-        close = [top] + [m for m in found[1:] if m.score >= 0.1]
-        return RouteResult(intent="faq", score=top.score, answer=_clarify_text(close, lx),
-                           why=f"unsure: closest {', '.join(f'{m.id} {m.score:.2f}' for m in close)} "
-                               f"below {matcher.ANSWER}; asking which one",
-                           args={"clarify": [m.id for m in close]})
-    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=lx.answers["handoff"],
-                       why=f"nothing close enough (best {top.id if top else '-'} "
-                           f"{top.score if top else 0:.2f} < {matcher.CLARIFY}); handed to a person",
-                       args={"candidates": [m.id for m in found]})
+    if intent == "complaint":
+        return _complaint(c, lx, pp, hazard, asking, feats)
+    if intent == "booking":
+        return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
+    if intent == "membership":
+        return RouteResult(intent="membership", score=round(p_top, 3), answer=lx.answers["membership"],
+                           why=f"own membership ({feats})")
+    if intent == "handoff":
+        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
+                           why=f"asks for a person ({feats})")
+    if intent == "smalltalk":
+        thanks = _hits(raw_clean, lx.thanks)
+        answer = None if in_group else lx.answers["thanks" if thanks else "chitchat"]
+        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({feats})")
+    if intent == "offtopic":
+        if in_group:
+            return RouteResult(intent="smalltalk", score=round(p_top, 3), why=f"off-topic group talk, left alone ({feats})")
+        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["offtopic"],
+                           why=f"off-topic: not something the community handles ({feats})")
+    return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
 
 
-def _booking(c: str, lx: Lexicons) -> RouteResult | None:
-    """A service asked for (verb + service), unless it asks how booking works."""
-    verbs = _hits(c, lx.b_verbs)
-    services = _hits(c, lx.b_services)
-    if not (verbs and services):
-        return None
-    strong = _hits(c, lx.b_strong)
-    asks = _hits(c, lx.b_meta) or _QUESTION.search(c)
-    if asks and not strong:
-        return None
-    return RouteResult(intent="booking", score=0.9, answer=lx.answers["booking"],
-                       why=f"booking by [{', '.join(dict.fromkeys(verbs[:1] + services[:2] + strong[:1]))}]")
+# A reported hazard overrides the model's intent only when the model gives a
+# complaint at least this much: "停水到几点" (asking) stays a question.
+HAZARD_COMPLAINT_MIN = 0.15
 
 
-def _kb_answers(text: str) -> bool:
+def _forms(raw_clean: str) -> str:
+    """The text as written, with typos fixed (电悌 -> 电梯) and without an adverb
+    between a thing and its state ("楼道灯又坏了" -> "楼道灯坏了"), joined by |,
+    so neither a rewrite nor a typo hides a lexicon word."""
     from faq import matcher
 
-    found = matcher.search(text, 1)
-    return bool(found) and found[0].score >= matcher.ANSWER
+    canon = matcher.default().index().rewrite(raw_clean)
+    c = raw_clean if canon == raw_clean else f"{raw_clean}|{canon}"
+    bare = _ADVERB_GAP.sub("", raw_clean)
+    return c if bare == raw_clean else f"{c}|{bare}"
 
 
-_CUES = re.compile(r"太|很差|好差|真差|差劲|脏|臭|吵|乱|没人|不管|坏|堵|漏|又|一直|严重|受不了|影响|占|堆|不亮|不行|不能用|"
-                   r"不工作|失灵|有问题|出问题|烦死|好烦|真烦|到处|满地|天天|每天|半夜|凌晨|恶心|好几天|好久没|很久没|没修剪|没人修|没人清")
+def safety_hit(c: str) -> str | None:
+    """The hazard word or pattern of priority.yaml's urgent class in the text, if any."""
+    lx = lexicons()
+    hit = _hits(c, lx.priority["urgent"])
+    if hit:
+        return max(hit, key=len)
+    for rx in lx.urgent_patterns:
+        m = rx.search(c)
+        if m:
+            return m.group(0)
+    return None
+
+
+def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, asking: list[str],
+               feats: str) -> RouteResult:
+    learned = max(pp, key=pp.get)
+    prio, by = learned, f"model {learned} {pp[learned]:.2f}"
+    important = _hits(c, lx.priority["important"])
+    if hazard and not asking:
+        prio, by = "urgent", f"safety rule {hazard!r}"
+    elif hazard and prio == "general":
+        prio, by = "important", f"safety rule {hazard!r} in a what-if ({asking[0]})"
+    elif important and prio == "general":
+        prio, by = "important", f"rule {max(important, key=len)!r}"
+    elif prio == "general" and pp.get("urgent", 0.0) >= 0.3:
+        # Never grade a possibly urgent case general: the cost of the two errors is not the same.
+        prio, by = "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
+    cat, cat_word = classify_category(c)
+    answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
+    return RouteResult(intent="complaint", priority=prio, category=cat, score=round(pp[learned], 3), answer=answer,
+                       why=f"complaint ({feats}); priority {prio} by {by}; category {cat}"
+                           f"{' by ' + cat_word if cat_word else ' (default)'}")
+
+
+def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
+    from faq import retrieval
+
+    d = retrieval.search(text, vec, p_faq)
+    top = d.top
+    if d.kind == "answer":
+        return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
+                           why=f"faq {top.id} ({top.entry.title}): {d.why}; terms [{', '.join(top.terms)}]; {feats}",
+                           args={"candidates": [x.id for x in d.ranked[:3]]})
+    is_question = bool(_QUESTION.search(c))
+    if in_group and not is_question:
+        return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
+                           why=f"group talk, not a question: {d.why}; {feats}")
+    if d.kind == "clarify":
+        return RouteResult(intent="faq", score=top.score, answer=_clarify_text(d.ranked, lx),
+                           why=f"two or three entries equally close: {d.why}; {feats}",
+                           args={"clarify": [x.id for x in d.ranked]})
+    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=lx.answers["handoff"],
+                       why=f"no entry fits: {d.why}; {feats}; handed to a person",
+                       args={"candidates": [x.id for x in d.ranked[:3]]})
 
 
 _ADVERB_GAP = re.compile(r"(?<=[\u4e00-\u9fff])(?:又|都|也|全|还|老是|总是|经常|突然|一直)"
                          r"(?=坏|不亮|漏|堵|停|没电|没水|爆|不动|失灵|故障|断)")
-
-
-def _problem_cue(c: str) -> bool:
-    """A topic word such as 垃圾 or 停车 is a complaint only with a sign of trouble."""
-    return bool(_CUES.search(c))
 
 
 classifier_hook.set_classifier(classify)

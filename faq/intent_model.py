@@ -1,0 +1,298 @@
+"""What an owner wants (intent) and how urgent a reported problem is
+(priority), learned from labelled owner messages.
+
+Corpus (data, one JSON object a line; all files are read if present):
+- handlers/data/train/intents.jsonl: the labelled corpus;
+- handlers/data/train/intents_extra.jsonl: more lines written for this model;
+- tests/data/route_cases.jsonl: the project's own labelled cases;
+- every phrasing of every knowledge-base entry, as `faq`.
+A line is {"text", "intent", "priority"?} or {"text", "expect": {"intent", "priority"?}}
+(a list of acceptable values counts as its first). Intents: the contract's,
+plus `offtopic` (things the community does not handle: stocks, weather
+forecasts, translation), which the router hands off without an answer.
+
+Model: logistic regression (scikit-learn) over character 1-3-grams (TF-IDF of
+the cleaned text, robust to typos and to traditional characters after t2s) and
+the sentence embedding of faq.semantic. Lines are split into train and dev by a
+hash of their text (`dev_split`), so the split never changes between runs.
+
+The fitted model is kept under var/cache keyed by the hash of the corpus, the
+code and the library versions, and rebuilt from the corpus when any of them
+changes (`guanjia faq train` rebuilds it and prints the dev accuracy): nothing
+is stored that the corpus cannot regenerate.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN_DIR = ROOT / "handlers" / "data" / "train"
+CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
+INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
+PRIORITY_LABELS = ("urgent", "important", "general")
+DEV_SHARE = 0.15
+# How much the embedding weighs against the n-grams (both blocks are L2-normalised rows).
+EMB_WEIGHT = 1.0
+# The n-gram view reads at most this much text: linear cost, bounded.
+MAX_CHARS = 300
+NGRAMS = (1, 3)
+SEED = 7
+KB_PER_ENTRY = 3
+KB_MAX = 600
+
+
+class CorpusError(ValueError):
+    """A corpus line is wrong; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+    priority: str | None
+    source: str
+
+
+def _first(v):
+    return v[0] if isinstance(v, list) and v else v
+
+
+def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
+    """Every labelled line, validated (errors name file and line)."""
+    out: list[Example] = []
+    for path in files:
+        if not path.exists():
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path.name}:{n}: not JSON: {exc}") from None
+            exp = d.get("expect") if isinstance(d.get("expect"), dict) else d
+            text, intent = d.get("text"), _first(exp.get("intent"))
+            if not isinstance(text, str) or not text.strip():
+                raise CorpusError(f"{path.name}:{n}: text missing")
+            if intent is None and exp.get("violation"):
+                continue  # a moderation-only line
+            if intent == "command":
+                continue  # slash commands are rules, not learned
+            if intent not in INTENT_LABELS:
+                raise CorpusError(f"{path.name}:{n}: intent {intent!r} is not one of {', '.join(INTENT_LABELS)}")
+            prio = _first(exp.get("priority"))
+            if prio is not None and prio not in PRIORITY_LABELS:
+                raise CorpusError(f"{path.name}:{n}: priority {prio!r} is not one of {', '.join(PRIORITY_LABELS)}")
+            out.append(Example(text, intent, prio if intent == "complaint" else None, path.name))
+    # The KB's own phrasings teach what a question looks like; bounded, so a big
+    # KB does not swamp the owners' lines nor make training slow.
+    kb = [q for e in kb_entries or () for q in (e.title, *e.questions)[:KB_PER_ENTRY]]
+    kb.sort(key=lambda q: hashlib.sha256(q.encode("utf-8")).hexdigest())
+    out += [Example(q, "faq", None, "kb") for q in kb[:KB_MAX]]
+    return out
+
+
+def is_dev(text: str) -> bool:
+    """The held-out share, chosen by the text's hash (stable across runs and machines)."""
+    h = int(hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:8], 16)
+    return h % 1000 < DEV_SHARE * 1000
+
+
+def dev_split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
+    # KB phrasings always train: they are the KB, not owners' words.
+    train = [e for e in examples if e.source == "kb" or not is_dev(e.text)]
+    dev = [e for e in examples if e.source != "kb" and is_dev(e.text)]
+    return train, dev
+
+
+def view(text: str) -> str:
+    """The text as the n-grams see it: NFKC, t2s, lower case, no emoji or
+    spaces (faq.normalize.clean), bounded."""
+    from faq.normalize import clean
+
+    return clean(text or "")[:MAX_CHARS]
+
+
+class _Linear:
+    """A fitted logistic regression as plain arrays (multinomial: softmax)."""
+
+    def __init__(self, lr, n_ngrams: int) -> None:
+        coef = np.asarray(lr.coef_, dtype=np.float32)
+        self.classes = [str(c) for c in lr.classes_]
+        self.w_ng = np.ascontiguousarray(coef[:, :n_ngrams].T)  # (n_ngrams, classes): rows gathered per text
+        self.w_emb = np.ascontiguousarray(coef[:, n_ngrams:])
+        self.b = np.asarray(lr.intercept_, dtype=np.float32)
+
+    def proba(self, idx: np.ndarray, vals: np.ndarray, vec: np.ndarray) -> dict[str, float]:
+        z = vals @ self.w_ng[idx] + self.w_emb @ (vec * EMB_WEIGHT) + self.b
+        if len(self.classes) == 2:  # binary: one logit for the second class
+            p1 = 1.0 / (1.0 + np.exp(-float(z[0])))
+            return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
+        z = np.exp(z - z.max())
+        z /= z.sum()
+        return {c: float(p) for c, p in zip(self.classes, z)}
+
+
+_SPACES = re.compile(r"\s\s+")
+
+
+class Model:
+    """Fitted intent and priority classifiers over one feature space.
+
+    Trained with scikit-learn; kept and run as plain numpy (a vocabulary, IDF
+    weights and the coefficients), so routing never imports scikit-learn
+    (~1.5 s and 80 MB) and the n-grams of a text cost one pass over it."""
+
+    def __init__(self, examples: list[Example]) -> None:
+        from scipy import sparse
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        from faq import semantic
+
+        texts = [view(e.text) for e in examples]
+        ngrams = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, min_df=1, sublinear_tf=True, lowercase=False,
+                                 max_features=60000, dtype=np.float32)
+        x_ng = ngrams.fit_transform(texts)
+        emb = semantic.cached_vectors("train", [semantic.prepare(e.text) for e in examples])
+        x = sparse.hstack([x_ng, sparse.csr_matrix(emb * EMB_WEIGHT)], format="csr")
+        n_ng = x_ng.shape[1]
+        lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
+        lr.fit(x, np.array([e.intent for e in examples]))
+        self.intent = _Linear(lr, n_ng)
+        rows = [i for i, e in enumerate(examples) if e.priority]
+        lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
+        lr.fit(x[rows], np.array([examples[i].priority for i in rows]))
+        self.priority = _Linear(lr, n_ng)
+        self.vocab: dict[str, int] = {str(k): int(v) for k, v in ngrams.vocabulary_.items()}
+        self.idf = np.asarray(ngrams.idf_, dtype=np.float32)
+        self.n_examples = len(examples)
+
+    def ngrams(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TF-IDF row of a text exactly as scikit-learn's char analyzer makes
+        it (white space runs collapsed, 1-3-grams, 1 + log tf, l2 norm): one pass,
+        linear in the (bounded) length."""
+        t = _SPACES.sub(" ", view(text))
+        counts: dict[int, int] = {}
+        vocab = self.vocab
+        lo, hi = NGRAMS
+        for n in range(lo, hi + 1):
+            for i in range(len(t) - n + 1):
+                j = vocab.get(t[i:i + n])
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+        vals = (1.0 + np.log(tf)) * self.idf[idx]
+        vals /= np.linalg.norm(vals) or 1.0
+        return idx, vals
+
+    def predict(self, text: str, vec: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+        """({intent: probability}, {priority: probability})."""
+        idx, vals = self.ngrams(text)
+        return self.intent.proba(idx, vals, vec), self.priority.proba(idx, vals, vec)
+
+
+def _key(examples: list[Example]) -> str:
+    from importlib.metadata import version
+
+    from faq import semantic
+
+    h = hashlib.sha256()
+    here = Path(__file__).resolve()
+    h.update(here.read_bytes())
+    h.update((here.parent / "normalize.py").read_bytes())
+    h.update(f"{version('scikit-learn')}|{np.__version__}|{semantic.model_name()}".encode())
+    for e in examples:
+        h.update(f"{e.text}\x00{e.intent}\x00{e.priority}\x01".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def _cache_path(key: str) -> Path:
+    from faq import semantic
+
+    return semantic._var() / f"intent-model-{key}.pickle"
+
+
+def build(examples: list[Example], use_cache: bool = True) -> Model:
+    """The fitted model for this corpus, from var/cache when it is current."""
+    key = _key(examples)
+    path = _cache_path(key)
+    if use_cache:
+        try:
+            with path.open("rb") as f:
+                return pickle.load(f)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # a truncated or stale cache is only a missed shortcut
+            log.info("intent model cache not used (%s)", exc)
+    m = Model(examples)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(m, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.info("intent model cache not written (%s)", exc)
+    return m
+
+
+_model: Model | None = None
+_lock = threading.Lock()
+
+
+def model() -> Model:
+    """The process-wide model, trained on the whole corpus and the KB as it was
+    at start. A KB edit changes answers, not what an owner wants, so a reload
+    does not retrain (that would stall a message for seconds); `guanjia faq
+    train` or a restart does."""
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                from faq import matcher
+
+                _model = build(load_corpus(kb_entries=matcher.default().store.get().entries))
+    return _model
+
+
+def evaluate_split() -> dict:
+    """Train on the train split, measure on the dev split: {"n_train", "n_dev", "intent", "priority", "confusion"}."""
+    from collections import Counter
+
+    from faq import matcher, semantic
+
+    examples = load_corpus(kb_entries=matcher.default().store.get().entries)
+    train, dev = dev_split(examples)
+    m = Model(train)
+    ok_i = ok_p = n_p = 0
+    confusion: Counter = Counter()
+    for e in dev:
+        pi, pp = m.predict(e.text, semantic.query_vector(e.text))
+        got = max(pi, key=pi.get)
+        ok_i += got == e.intent
+        confusion[(e.intent, got)] += 1
+        if e.priority:
+            n_p += 1
+            ok_p += max(pp, key=pp.get) == e.priority
+    return {"n_train": len(train), "n_dev": len(dev), "intent": ok_i / max(1, len(dev)),
+            "priority": ok_p / max(1, n_p), "n_priority": n_p, "confusion": confusion}
+
+
+def warm_up() -> None:
+    model()
