@@ -89,6 +89,7 @@ class Lexicons:
     reporting: tuple[str, ...]
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
+    complaint_words: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -121,6 +122,7 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
     return Lexicons(
         command_prefixes=tuple(sec(it, "command_prefixes", f)),
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
+        complaint_words=_words(f, "complaint_words", it.get("complaint_words") or []),
         greetings=_words(f, "smalltalk.greetings", sec(it, "smalltalk.greetings", f)),
         thanks=_words(f, "smalltalk.thanks", sec(it, "smalltalk.thanks", f)),
         help=_words(f, "smalltalk.help", sec(it, "smalltalk.help", f)),
@@ -223,6 +225,10 @@ def _clarify_text(matches, lx: Lexicons) -> str:
     return lx.answers["clarify"].format(options=options)
 
 
+# In a group, a complaint the model is less sure of than this is taken for chatter.
+GROUP_COMPLAINT_MIN = 0.5
+
+
 def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResult:
     """The router's classifier (pure: reads lexicons, the models and the KB, writes nothing).
 
@@ -268,7 +274,15 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
+    elif intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
+        # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
+        intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
 
+    if (intent == "complaint" and in_group and not hazard and not _hits(c, lx.complaint_words)
+            and pi.get("complaint", 0.0) < GROUP_COMPLAINT_MIN):
+        # Group chatter ("那我不说了") opens no ticket on a hesitant guess; a private chat may.
+        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=None,
+                           why=f"group chatter ({feats}; complaint below {GROUP_COMPLAINT_MIN})")
     if intent == "complaint":
         return _complaint(c, lx, pp, hazard, asking, feats)
     if intent == "booking":

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.console_support import ADMIN_TOKEN, PASSWORD, api, faq_copy, make_miss, make_ticket  # noqa: F401
+from tests.console_support import csrf_of, ADMIN_TOKEN, PASSWORD, api, faq_copy, make_miss, make_ticket  # noqa: F401
 
 PAGES = {  # path -> least role
     "/console/today": "staff", "/console/tickets": "staff", "/console/kb": "staff",
@@ -44,7 +44,7 @@ def test_pages_respect_roles(api, faq_copy):
             assert r.status_code == expected, (role, path, r.status_code)
             if expected == 200:
                 assert 'name="viewport"' in r.get_data(as_text=True)  # phone-ready
-        c.post("/console/logout")
+        c.post("/console/logout", data={"csrf": csrf_of(c, "/console/today")})
 
 
 def test_login_failures_and_admin_token_login(api):

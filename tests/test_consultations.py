@@ -48,16 +48,16 @@ def test_handoff_case_pick_up_reply_follow_up_and_close(demo, app_client, fake_p
     from store.db import session_scope
     from store.models import AuditLog, Consultation, ServiceClock
 
-    owner_says(app_client, "o_liu", "请问业委会什么时候换届")  # nothing in the KB: a person must answer
+    owner_says(app_client, "o_liu", "请问小区附近有没有好的钢琴老师推荐")  # nothing in the KB: a person must answer
     [promise] = to_owner(fake_platform, "o_liu")
     assert "10分钟内" in promise and "C1" in promise  # O1's 10 minutes, from member_clocks.yaml
     [card] = wecom(fake_platform, "template_card")
     assert card["touser"] == "kefu_xiaomei|kefu_ajie"
-    assert card["template_card"]["main_title"]["title"] == "咨询C1：请问业委会什么时候换届"
+    assert card["template_card"]["main_title"]["title"] == "咨询C1：请问小区附近有没有好的钢琴老师推荐"
     assert "/console/consultations/1" in card["template_card"]["jump_list"][0]["url"]
     with session_scope() as s:
         case = s.get(Consultation, 1)
-        assert (case.state, case.question) == ("waiting", "请问业委会什么时候换届")
+        assert (case.state, case.question) == ("waiting", "请问小区附近有没有好的钢琴老师推荐")
         clock = s.scalar(select(ServiceClock).where(ServiceClock.subject == "consultation:1:1"))
         assert clock.due_at == frozen_clock.now() + timedelta(minutes=10)
     fake_platform.clear()
@@ -79,9 +79,9 @@ def test_handoff_case_pick_up_reply_follow_up_and_close(demo, app_client, fake_p
 
     # A new question from the owner joins the case and reaches its holder, not the whole team.
     frozen_clock.advance(minutes=5)
-    owner_says(app_client, "o_liu", "那候选人怎么报名呢")
+    owner_says(app_client, "o_liu", "那位老师一节课收费大概多少")
     texts = wecom(fake_platform, "text")
-    assert texts and texts[0]["touser"] == "kefu_ajie" and "那候选人怎么报名呢" in texts[0]["text"]["content"]
+    assert texts and texts[0]["touser"] == "kefu_ajie" and "那位老师一节课收费大概多少" in texts[0]["text"]["content"]
     assert any("C1" in m and "阿杰" in m for m in to_owner(fake_platform, "o_liu"))
     assert not wecom(fake_platform, "template_card")  # no second card, no second case
     fake_platform.clear()
@@ -121,7 +121,7 @@ def test_only_asking_for_a_person_uses_the_conversation_for_the_title(demo, app_
 
 
 def test_reply_by_someone_else_is_refused_first_responder_owns_it(demo, app_client, fake_platform, frozen_clock):
-    owner_says(app_client, "o_chen", "请问业委会什么时候换届")
+    owner_says(app_client, "o_chen", "请问小区附近有没有好的钢琴老师推荐")
     staff_says(app_client, "kefu_xiaomei", "回复 C1 好的，我来查一下。")
     fake_platform.clear()
     staff_says(app_client, "kefu_ajie", "回复 C1 我也来。")
@@ -160,12 +160,12 @@ def test_console_and_api_reply_reach_the_owner(api, fake_platform, frozen_clock,
 
     with session_scope() as s:
         s.scalar(select(Owner).where(Owner.openid == "o_wu")).last_inbound_at = frozen_clock.now()  # as the worker does
-        handle(Context(s, frozen_clock.now()), Message(channel="mp", sender="o_wu", text="请问业委会什么时候换届"))
+        handle(Context(s, frozen_clock.now()), Message(channel="mp", sender="o_wu", text="请问小区附近有没有好的钢琴老师推荐"))
     frozen_clock.advance(minutes=4)
     c = api.client
     c.post("/console/login", data={"csrf": csrf_of(c), "username": "staff", "password": PASSWORD})
     html = c.get("/console/consultations/").get_data(as_text=True)
-    assert "C1" in html and "请问业委会什么时候换届" in html and "首次回复 剩余6分钟" in html
+    assert "C1" in html and "请问小区附近有没有好的钢琴老师推荐" in html and "首次回复 剩余6分钟" in html
     assert not re.search(r"\bO\d+\b", html)  # no rule codes on screen
     page = c.get("/console/consultations/1").get_data(as_text=True)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -200,7 +200,7 @@ def test_o1_on_a_case_fires_at_its_minute_and_is_recorded(demo, session, frozen_
 
     t0 = frozen_clock.now()
     liu = session.scalar(select(Owner).where(Owner.openid == "o_liu"))
-    reply, pushes = handoff(session, Message(channel="mp", sender="o_liu", text="请问业委会什么时候换届"), liu, t0)
+    reply, pushes = handoff(session, Message(channel="mp", sender="o_liu", text="请问小区附近有没有好的钢琴老师推荐"), liu, t0)
     assert "10分钟内" in reply and pushes[0].recipient == "kefu_xiaomei|kefu_ajie"
     assert check_clocks(session, t0 + timedelta(minutes=9, seconds=59)) == []
     [late] = check_clocks(session, t0 + timedelta(minutes=10))
@@ -211,7 +211,7 @@ def test_o1_on_a_case_fires_at_its_minute_and_is_recorded(demo, session, frozen_
 
 
 def test_unbound_owner_still_gets_a_person(demo, app_client, fake_platform):
-    owner_says(app_client, "o_stranger", "请问业委会什么时候换届")
+    owner_says(app_client, "o_stranger", "请问小区附近有没有好的钢琴老师推荐")
     [card] = wecom(fake_platform, "template_card")
     assert "未绑定" in str(card["template_card"]["horizontal_content_list"])
     assert "C1" in to_owner(fake_platform, "o_stranger")[0]

@@ -10,12 +10,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from bot.clock import CST
-from tests.console_support import PASSWORD, api  # noqa: F401
+from tests.console_support import csrf_of, PASSWORD, api  # noqa: F401
 
 
 def _login(client, username: str = "supervisor"):
-    client.get("/console/logout")
-    assert client.post("/console/login", data={"username": username, "password": PASSWORD}).status_code == 302
+    client.post("/console/logout", data={"csrf": csrf_of(client, "/console/today")})
+    assert client.post("/console/login", data={"csrf": csrf_of(client), "username": username, "password": PASSWORD}).status_code == 302
 
 
 def _csrf(client) -> str:
