@@ -173,12 +173,13 @@ def check_replies(ports: dict[str, int]) -> None:
 # --- the processes -----------------------------------------------------------------------
 
 class Stack:
-    def __init__(self, workers: int, rq_workers: int, database_url: str | None = None, nowait: bool = False) -> None:
+    def __init__(self, workers: int, rq_workers: int, database_url: str | None = None, nowait: bool = False,
+                 servers: tuple[str, ...] = SERVERS) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
         self.names: list[str] = []
         self.redis_port, self.fake_port = free_port(), free_port()
-        self.ports = {name: free_port() for name in SERVERS + (("nowait",) if nowait else ())}
+        self.ports = {name: free_port() for name in servers + (("nowait",) if nowait else ())}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         # Replies that miss the budget are pushed: to the fake platform, so they cost what a
         # real send costs and do not pile up as retries.
@@ -221,9 +222,12 @@ class Stack:
             self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["nowait"])],
                         env=self.env | {"GUANJIA_PASSIVE_BUDGET_S": "0",
                                         "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-nowait")}, log="nowait")
-        self._gunicorn("bare", "bench.bare:create_app()")
-        self._gunicorn("werobot", "bench.werobot_echo:create_app()")
-        self._gunicorn("floor", "bench.floor:create_app()", GUANJIA_FLOOR_DB=str(self.tmp / "floor.db"))
+        if "bare" in self.ports:
+            self._gunicorn("bare", "bench.bare:create_app()")
+        if "werobot" in self.ports:
+            self._gunicorn("werobot", "bench.werobot_echo:create_app()")
+        if "floor" in self.ports:
+            self._gunicorn("floor", "bench.floor:create_app()", GUANJIA_FLOOR_DB=str(self.tmp / "floor.db"))
         for name, port in self.ports.items():
             try:
                 wait_port(port, 60)
