@@ -63,14 +63,20 @@ def _wait(port: int) -> None:
     raise SystemExit(f"nothing on port {port}")
 
 
-def max_in_window(times: list[float], window: float) -> int:
-    """The most calls the platform saw in any `window` seconds (times sorted)."""
-    best, j = 0, 0
+def busiest_window(times: list[float], window: float) -> tuple[int, float | None]:
+    """The most calls the platform saw in any `window` seconds (times sorted), and the
+    time of the last call of that window (None without calls)."""
+    best, at, j = 0, None, 0
     for i, t in enumerate(times):
         while times[j] <= t - window:
             j += 1
-        best = max(best, i - j + 1)
-    return best
+        if i - j + 1 > best:
+            best, at = i - j + 1, t
+    return best, at
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    return busiest_window(times, window)[0]
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -236,7 +242,8 @@ def main() -> int:
             active, gap = (times[-1] - times[0]) if len(times) > 1 else 0.0, 0.0
             phases = []
         rate = (len(times) - (2 if killed_at else 1)) / active if active > 0 else float("nan")
-        busiest = max_in_window(times, window)
+        busiest, busiest_at = busiest_window(times, window)
+        kill_t = times[at_kill - 1] if killed_at is not None and at_kill else None
 
         print(f"recipients           {args.recipients}")
         print(f"delivered            {len(times)} calls; deliveries {states}")
@@ -247,6 +254,9 @@ def main() -> int:
         print(f"kill                 {args.kill} at {at_kill} of {args.recipients} sent" if at_kill is not None
               else "kill                 none")
         print(f"peak memory          " + ", ".join(f"sender {i + 1}: {m:.1f} MiB" for i, m in enumerate(peaks)))
+        if busiest_at is not None:  # where it was: a window that spans the restart points at the recovery
+            print(f"busiest window       ends {busiest_at - times[0]:.1f} s after the first call"
+                  + (f" (the kill: {kill_t - times[0]:.1f} s)" if kill_t is not None else ""))
         checks = [
             (f"throughput {rate:.1f} msg/s = {100 * rate / limit_rate:.1f}% of the limit (>= 95%)",
              rate >= 0.95 * limit_rate),
