@@ -1,21 +1,31 @@
-"""Ingress benchmark: /wechat/mp (safe mode, unique messages, passive reply on)
-next to a bare Flask endpoint answering `success`, both under deploy/gunicorn.conf.py,
-in the same run.
+"""Ingress benchmark (issue 16): /wechat/mp beside a WeRoBot echo bot, the floor and a bare
+endpoint, all four under deploy/gunicorn.conf.py (gthread, 2 processes x 16 threads by
+default), driven by the same client in the same run.
 
-    .venv/bin/python bench/ingress.py [--seconds 6] [--connections 32] [--workers 2]
+    .venv/bin/python bench/ingress.py [--seconds 6] [--connections 32] [--workers 2] [--rate 200]
 
-Also serves bench/floor.py the same way: the least a store-before-answer ingress can do
-(signatures, decryption, Redis dedup, one raw INSERT + COMMIT, one LPUSH; no handling, no
-reply), to show what part of the gap to the bare endpoint any implementation must keep.
+The servers, every one answering the same safe-mode (encrypted) text messages, each from
+its own owner (a unique openid and MsgId per request):
+- bare: a Flask endpoint answering `success` (bench/bare.py), the framework's ceiling;
+- werobot: the peer a user would pick instead, a WeRoBot echo bot (bench/werobot_echo.py:
+  signatures, decrypt, parse, encrypted passive reply; no storage). Needs the bench extra;
+- floor: the least a store-before-answer ingress can do (bench/floor.py: signatures,
+  decryption, Redis dedup, one raw INSERT + COMMIT, one LPUSH; no handling, no reply);
+- ours: `guanjia serve` + `guanjia worker` x2 as deployed (SQLite by default), passive
+  reply on.
 
-Starts its own redis-server, a temp SQLite database, `guanjia worker` processes and
-two gunicorns; loads each with a small asyncio HTTP/1.1 keep-alive client (closed
-loop, maximum throughput), then at a fixed 200 requests/s (open loop: latency is
-counted from the moment a request was due, so a stall is not hidden).
-Targets (issue 2): ours >= 0.5 x bare throughput; p99 < 50 ms at 200 req/s on 2 cores.
+Starts its own redis-server, fake platform, a temp SQLite database and the gunicorns, all
+on 127.0.0.1. Each server is loaded by a small asyncio HTTP/1.1 keep-alive client, closed
+loop (--connections requests in flight, --seconds long: maximum throughput), then open
+loop at a fixed --rate for 2 x --seconds (latency counted from when a request was due, so a
+stall is not hidden). Prints req/s, the ratio to WeRoBot, p50/p99 at the fixed rate, and
+CPU per message (server side; for ours web + worker + Redis). Every request has a
+timeout and the whole run a watchdog (--max-seconds), so it always stops by itself.
+Targets (issue 16): ours >= 0.5 x WeRoBot throughput; p99 <= 30 ms at 200 req/s.
 """
 from __future__ import annotations
 
+import _thread
 import argparse
 import asyncio
 import os
@@ -25,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -35,29 +46,41 @@ sys.path.insert(0, str(ROOT))
 from tests import platform as P  # noqa: E402  (request builders: what WeChat sends)
 from tests.conftest import free_port, wait_port  # noqa: E402
 
+REQUEST_TIMEOUT_S = 10.0  # above the passive budget (3 s) and gunicorn's worst; a stuck server counts errors
+SERVERS = ("bare", "werobot", "floor", "ours")
+LABELS = {"bare": "bare Flask 'success'", "werobot": "WeRoBot echo (peer)", "floor": "floor (bench/floor.py)",
+          "ours": "guanjia /wechat/mp", "nowait": "  ours, no passive wait"}
+
 
 # --- a tiny HTTP/1.1 client ------------------------------------------------------------
 
-async def _request(reader, writer, raw: bytes) -> bytes:
-    writer.write(raw)
-    status = await reader.readline()
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b""):
-            break
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    body = await reader.readexactly(length) if length else b""
-    if not status.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"{status!r} {body[:200]!r}")
-    return body
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> bytes:
+    async def go() -> bytes:
+        writer.write(raw)
+        status = await reader.readline()
+        length = 0
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        body = await reader.readexactly(length) if length else b""
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"{status!r} {body[:200]!r}")
+        return body
+
+    return await asyncio.wait_for(go(), REQUEST_TIMEOUT_S)
+
+
+_run_id = int(time.time()) % 100_000  # MsgIds unique across runs too (Redis is fresh, but be safe)
 
 
 def build_requests(port: int, n: int, offset: int) -> list[bytes]:
+    """n safe-mode text messages, each from a different owner, with distinct MsgIds."""
     out = []
     for i in range(n):
-        q, body = P.mp_text_request(f"o_bench{i % 500}", "你好", offset + i, mode="safe")
+        q, body = P.mp_text_request(f"o_bench_{offset + i}", "你好", _run_id * 10**9 + offset + i, mode="safe")
         out.append((f"POST /wechat/mp?{urlencode(q)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                     f"Content-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
     return out
@@ -93,7 +116,7 @@ async def closed_loop(port: int, requests: list[bytes], connections: int, second
 
 async def open_loop(port: int, requests: list[bytes], rate: float, seconds: float) -> dict:
     """One request every 1/rate s whatever happens; latency from when it was due."""
-    n = int(rate * seconds)
+    n = min(len(requests), int(rate * seconds))
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(64):
         pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
@@ -116,6 +139,8 @@ async def open_loop(port: int, requests: list[bytes], rate: float, seconds: floa
         pool.put_nowait((reader, writer))
 
     await asyncio.gather(*(one(i) for i in range(n)))
+    while not pool.empty():
+        pool.get_nowait()[1].close()
     return _summary(latencies, errors, time.perf_counter() - start)
 
 
@@ -126,21 +151,41 @@ def _summary(lat: list[float], errors: int, elapsed: float) -> dict:
             "p99_ms": pick(0.99), "mean_ms": statistics.fmean(lat) * 1000 if lat else float("nan")}
 
 
+def check_replies(ports: dict[str, int]) -> None:
+    """One message to each server before the load: each answers what it should, so the
+    figures compare servers doing their real work (WeRoBot echoes, ours replies)."""
+    import requests as http
+
+    for name, port in ports.items():
+        q, body = P.mp_text_request("o_bench_check", "你好", _run_id * 10**9 + 999_000_000 + port, mode="safe")
+        r = http.post(f"http://127.0.0.1:{port}/wechat/mp", params=q, data=body, timeout=REQUEST_TIMEOUT_S)
+        r.raise_for_status()
+        if name in ("werobot", "ours"):
+            reply = P.mp_reply(r.content)  # checks the reply's signature and decrypts it
+            if name == "werobot" and reply.get("Content") != "你好":
+                raise SystemExit(f"WeRoBot did not echo: {reply}")
+            if not reply.get("Content"):
+                raise SystemExit(f"{name}: no passive text reply: {reply}")
+        elif r.text != "success":
+            raise SystemExit(f"{name}: expected 'success', got {r.text[:100]!r}")
+
+
 # --- the processes -----------------------------------------------------------------------
 
 class Stack:
-    def __init__(self, workers: int, rq_workers: int, database_url: str | None = None) -> None:
+    def __init__(self, workers: int, rq_workers: int, database_url: str | None = None, nowait: bool = False,
+                 servers: tuple[str, ...] = SERVERS) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
         self.names: list[str] = []
-        self.redis_port, self.app_port, self.bare_port = free_port(), free_port(), free_port()
-        self.nowait_port, self.fake_port, self.floor_port = free_port(), free_port(), free_port()
+        self.redis_port, self.fake_port = free_port(), free_port()
+        self.ports = {name: free_port() for name in servers + (("nowait",) if nowait else ())}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         # Replies that miss the budget are pushed: to the fake platform, so they cost what a
         # real send costs and do not pile up as retries.
         self.env |= P.channel_env(f"http://127.0.0.1:{self.fake_port}") | {
             "DATABASE_URL": database_url or f"sqlite:///{self.tmp / 'bench.db'}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers),
+            "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers), "GUANJIA_BIND": "127.0.0.1:0",
             "GUANJIA_LOG_LEVEL": "WARNING", "GUANJIA_MAX_REQUESTS": "0", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
 
@@ -155,6 +200,11 @@ class Stack:
         self.names.append(log)
         return p
 
+    def _gunicorn(self, name: str, app: str, **env: str) -> None:
+        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
+        self._spawn([sys.executable, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.ports[name]}", app],
+                    env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / f"prom-{name}")} | env, log=name)
+
     def start(self) -> None:
         py = sys.executable
         self._spawn(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -162,26 +212,28 @@ class Stack:
         wait_port(self.redis_port)
         self._spawn([py, "-m", "bot", "dev", "fake-platform", "--port", str(self.fake_port)], log="fake")
         subprocess.run([py, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=self.env, check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=120)
         for i in range(self.rq_workers):
             self._spawn([py, "-m", "bot", "worker", "--queues", "inbound,outbound"], log=f"worker{i}")
-        self._spawn([py, "-m", "bot", "serve", "--port", str(self.app_port)], log="app")
-        # The same app answering `success` at once (budget 0): the ingress path alone, the
-        # reply pushed later. Shows what the passive wait itself costs.
-        self._spawn([py, "-m", "bot", "serve", "--port", str(self.nowait_port)],
-                    env=self.env | {"GUANJIA_PASSIVE_BUDGET_S": "0",
-                                    "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-nowait")}, log="nowait")
-        conf = str(ROOT / "deploy" / "gunicorn.conf.py")
-        self._spawn([py, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.bare_port}", "bench.bare:create_app()"],
-                    env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-bare")}, log="bare")
-        # The floor (bench/floor.py): the least work a store-before-answer ingress can do.
-        self._spawn([py, "-m", "gunicorn", "-c", conf, "-b", f"127.0.0.1:{self.floor_port}", "bench.floor:create_app()"],
-                    env=self.env | {"PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-floor"),
-                                    "GUANJIA_FLOOR_DB": str(self.tmp / "floor.db")}, log="floor")
-        wait_port(self.app_port, 30)
-        wait_port(self.bare_port, 30)
-        wait_port(self.floor_port, 30)
-        wait_port(self.nowait_port, 30)
+        self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["ours"])], log="ours")
+        if "nowait" in self.ports:
+            # The same app answering `success` at once (budget 0): the ingress path alone, the
+            # reply pushed later. Shows what the passive wait itself costs.
+            self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["nowait"])],
+                        env=self.env | {"GUANJIA_PASSIVE_BUDGET_S": "0",
+                                        "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-nowait")}, log="nowait")
+        if "bare" in self.ports:
+            self._gunicorn("bare", "bench.bare:create_app()")
+        if "werobot" in self.ports:
+            self._gunicorn("werobot", "bench.werobot_echo:create_app()")
+        if "floor" in self.ports:
+            self._gunicorn("floor", "bench.floor:create_app()", GUANJIA_FLOOR_DB=str(self.tmp / "floor.db"))
+        for name, port in self.ports.items():
+            try:
+                wait_port(port, 60)
+            except RuntimeError:
+                log = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
+                raise SystemExit(f"{name} did not start:\n{log}") from None
         time.sleep(1.5)  # the rq workers warm up
 
     def stop(self) -> None:
@@ -227,93 +279,127 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def _line(name: str, r: dict) -> str:
-    return (f"{name:<22} {r['rps']:8.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms"
-            f"   n={r['n']} errors={r['errors']}")
+def settle(pids: list[int], limit_s: float = 15.0) -> None:
+    """Wait until these processes stop burning CPU (pushed replies drained), so the CPU
+    counted for a run includes all the work its messages caused, bounded by limit_s."""
+    deadline = time.monotonic() + limit_s
+    last = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = cpu_seconds(pids)
+        if now - last < 0.03:
+            return
+        last = now
+
+
+def _line(name: str, r: dict, extra: str = "") -> str:
+    return (f"{LABELS[name]:<24} {r['rps']:7.0f} req/s   p50 {r['p50_ms']:7.1f} ms   p99 {r['p99_ms']:7.1f} ms"
+            f"   n={r['n']} errors={r['errors']}{extra}")
+
+
+def _watchdog(seconds: float) -> None:
+    """Interrupt the main thread after `seconds`: its finally stops every process."""
+    def fire() -> None:
+        print(f"\nwatchdog: run longer than {seconds:.0f} s, stopping", file=sys.stderr, flush=True)
+        _thread.interrupt_main()
+
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--seconds", type=float, default=6.0, help="closed-loop run per server (open loop: twice that)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn processes (GUANJIA_WEB_WORKERS default)")
     ap.add_argument("--rq-workers", type=int, default=2,
                     help="guanjia worker processes (2: as deploy/ runs them, systemd worker@1 and @2, compose replicas 2)")
     ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--nowait", action="store_true", help="also serve ours with GUANJIA_PASSIVE_BUDGET_S=0")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="watchdog for the whole run (default: 60 + 40 x --seconds)")
     ap.add_argument("--database-url", default=None,
                     help="a throw-away PostgreSQL (emptied and migrated), e.g. from scripts/pg-local.sh; "
                          "default: a temp SQLite file (the embedded default)")
     args = ap.parse_args()
+    try:
+        import werobot  # noqa: F401
+    except ImportError:
+        print("WeRoBot is needed: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    if shutil.which("redis-server") is None:
+        print("redis-server is needed: apt-get install redis-server", file=sys.stderr)
+        return 2
     if args.database_url:
         from tests.pg import fresh_postgres
 
         fresh_postgres(args.database_url)
-    if shutil.which("redis-server") is None:
-        print("redis-server is needed: apt-get install redis-server", file=sys.stderr)
-        return 2
 
-    load_before = os.getloadavg()[0]
-    stack = Stack(args.workers, args.rq_workers, args.database_url)
+    _watchdog(args.max_seconds or 60 + 40 * args.seconds)
+    load_before = os.getloadavg()
+    stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait)
+    closed: dict[str, dict] = {}
+    rated: dict[str, dict] = {}
     try:
         stack.start()
-        n_max = int(args.seconds * 8000)  # more than the bare endpoint can answer in that time
-        print(f"building {n_max * 2 + int(args.rate * args.seconds * 2)} encrypted requests...", flush=True)
-        ours_reqs = build_requests(stack.app_port, n_max, 10_000_000)
-        bare_reqs = build_requests(stack.bare_port, n_max, 20_000_000)
-        warm = build_requests(stack.app_port, 200, 30_000_000)
-        asyncio.run(closed_loop(stack.app_port, warm, 8, 2))
-        asyncio.run(closed_loop(stack.bare_port, build_requests(stack.bare_port, 200, 0), 8, 2))
-        asyncio.run(closed_loop(stack.floor_port, build_requests(stack.floor_port, 200, 1_000), 8, 2))
-
-        ours_pids = stack.pids("app", "redis", *[f"worker{i}" for i in range(args.rq_workers)])
-        c0 = cpu_seconds(stack.pids("bare"))
-        bare = asyncio.run(closed_loop(stack.bare_port, bare_reqs, args.connections, args.seconds))
-        bare["cpu_ms"] = (cpu_seconds(stack.pids("bare")) - c0) / max(1, bare["n"]) * 1000
-        c0 = cpu_seconds(stack.pids("floor", "redis"))
-        floor = asyncio.run(closed_loop(stack.floor_port, build_requests(stack.floor_port, n_max, 70_000_000),
-                                        args.connections, args.seconds))
-        floor["cpu_ms"] = (cpu_seconds(stack.pids("floor", "redis")) - c0) / max(1, floor["n"]) * 1000
-        c0 = cpu_seconds(ours_pids)
-        ours = asyncio.run(closed_loop(stack.app_port, ours_reqs, args.connections, args.seconds))
-        time.sleep(0.5)
-        ours["cpu_ms"] = (cpu_seconds(ours_pids) - c0) / max(1, ours["n"]) * 1000
+        check_replies(stack.ports)
+        # More than the fastest server answers in that time (bare: ~2,600 req/s on 2 idle cores).
+        n_max = int(args.seconds * 4000)
         n_rate = int(args.rate * args.seconds * 2)
-        bare_rate = asyncio.run(open_loop(stack.bare_port, build_requests(stack.bare_port, n_rate, 40_000_000),
-                                          args.rate, args.seconds * 2))
-        ours_rate = asyncio.run(open_loop(stack.app_port, build_requests(stack.app_port, n_rate, 50_000_000),
-                                          args.rate, args.seconds * 2))
-        # Last: its backlog of pushed replies keeps the workers busy for a while afterwards.
-        nowait = asyncio.run(closed_loop(stack.nowait_port, build_requests(stack.nowait_port, n_max, 60_000_000),
-                                         args.connections, args.seconds))
+        names = list(stack.ports)
+        print(f"building {(n_max + n_rate + 200) * len(names)} encrypted requests...", flush=True)
+        reqs = {name: (build_requests(port, 200, 30_000_000 + 10**7 * k),
+                       build_requests(port, n_max, 10**8 * (k + 1)),
+                       build_requests(port, n_rate, 10**8 * (k + 1) + 5 * 10**7))
+                for k, (name, port) in enumerate(stack.ports.items())}
+        for name in names:  # warm every server (imports, connections, caches)
+            asyncio.run(closed_loop(stack.ports[name], reqs[name][0], 8, 2))
+        settle(stack.pids("ours", "redis", *[f"worker{i}" for i in range(args.rq_workers)]))
+
+        cpu_groups = {"bare": ["bare"], "werobot": ["werobot"], "floor": ["floor", "redis"],
+                      "ours": ["ours", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
+                      "nowait": ["nowait", "redis", *[f"worker{i}" for i in range(args.rq_workers)]]}
+        # Ours after the others in each phase: replies it pushes keep the workers busy afterwards.
+        for name in names:
+            pids = stack.pids(*cpu_groups[name])
+            c0 = cpu_seconds(pids)
+            closed[name] = asyncio.run(closed_loop(stack.ports[name], reqs[name][1], args.connections, args.seconds))
+            settle(pids)
+            closed[name]["cpu_ms"] = (cpu_seconds(pids) - c0) / max(1, closed[name]["n"]) * 1000
+        for name in names:
+            rated[name] = asyncio.run(open_loop(stack.ports[name], reqs[name][2], args.rate, args.seconds * 2))
+            settle(stack.pids(*cpu_groups[name]))
     finally:
         stack.stop()
 
-    ratio = ours["rps"] / bare["rps"]
+    peer = closed["werobot"]["rps"]
     db = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"\n{os.cpu_count()} cores (load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end); {db}; gunicorn gthread x{args.workers}, {args.rq_workers} guanjia worker(s), "
-          f"{args.connections} connections, {args.seconds:.0f} s per run; /wechat/mp safe mode, passive reply on")
-    print("max throughput (closed loop)")
-    print("  " + _line("bare Flask 'success'", bare))
-    print("  " + _line("floor (bench/floor.py)", floor) + f"   ratio {floor['rps'] / bare['rps']:.2f}")
-    print("  " + _line("guanjia /wechat/mp", ours))
-    print("  " + _line("  same, no passive wait", nowait) + f"   ratio {nowait['rps'] / bare['rps']:.2f}")
-    print(f"  ratio ours/bare: {ratio:.2f}  (target >= 0.50)")
+    print(f"\n{os.cpu_count()} cores; load average {'/'.join(f'{x:.1f}' for x in load_before)} at start, "
+          f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} at end (1/5/15 min; other work on the machine "
+          f"skews the req/s and latency figures, not CPU per message)")
+    print(f"{db}; gunicorn gthread x{args.workers} x 16 threads; {args.rq_workers} guanjia worker(s); "
+          f"{args.connections} connections; {args.seconds:g} s closed loop, {2 * args.seconds:g} s at "
+          f"{args.rate:.0f} req/s; safe mode, unique owners")
+    print("max throughput (closed loop)                                           ratio to WeRoBot   CPU/message")
+    for name in names:
+        r = closed[name]
+        print("  " + _line(name, r, f"   {r['rps'] / peer:5.2f}x   {r['cpu_ms']:6.2f} ms"))
+    print(f"fixed rate {args.rate:.0f} req/s (open loop; latency from when each request was due)")
+    for name in names:
+        print("  " + _line(name, rated[name]))
+    ours, ours_rate = closed["ours"], rated["ours"]
     cores = os.cpu_count() or 1
-    print(f"CPU per request (server side, independent of other load): bare {bare['cpu_ms']:.2f} ms, "
-          f"floor {floor['cpu_ms']:.2f} ms (ingress only: web + redis), "
-          f"ours {ours['cpu_ms']:.2f} ms (web + worker + redis) -> on {cores} idle cores at most "
-          f"~{cores * 1000 / bare['cpu_ms']:.0f} vs ~{cores * 1000 / ours['cpu_ms']:.0f} req/s, "
-          f"ratio <= {bare['cpu_ms'] / ours['cpu_ms']:.2f}")
-    print(f"fixed rate {args.rate:.0f} req/s (open loop)")
-    print("  " + _line("bare Flask 'success'", bare_rate))
-    print("  " + _line("guanjia /wechat/mp", ours_rate))
-    errors = ours["errors"] + ours_rate["errors"]
-    checks = [(f"ratio {ratio:.2f} >= 0.50", ratio >= 0.5),
-              (f"p99 at {args.rate:.0f} req/s {ours_rate['p99_ms']:.1f} ms < 50 ms", ours_rate["p99_ms"] < 50),
+    print(f"CPU per message, ours (web + worker + Redis): {ours['cpu_ms']:.2f} ms -> at most "
+          f"~{cores * 1000 / ours['cpu_ms']:.0f} req/s on {cores} idle cores; WeRoBot {closed['werobot']['cpu_ms']:.2f} ms")
+    ratio = ours["rps"] / peer
+    errors = sum(r["errors"] for r in (*closed.values(), *rated.values()))
+    checks = [(f"ours/WeRoBot {ratio:.2f} >= 0.50", ratio >= 0.5),
+              (f"ours p99 at {args.rate:.0f} req/s {ours_rate['p99_ms']:.1f} ms <= 30 ms", ours_rate["p99_ms"] <= 30),
               (f"errors {errors} == 0", errors == 0)]
     for label, ok in checks:  # one verdict per target, so a miss is not blamed on the others
         print(f"target {'met    ' if ok else 'NOT met'}: {label}")
-    return 0 if ok else 1
+    return 0 if all(ok for _, ok in checks) else 1
 
 
 if __name__ == "__main__":
