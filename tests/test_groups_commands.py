@@ -99,6 +99,20 @@ def test_notice_creates_an_announcement(run):
     assert "公告已创建" in out.replies[0] and "1栋" in out.replies[0], out.replies
 
 
+def test_only_the_admins_urgent_flag_makes_a_notice_an_emergency(run):
+    from sqlalchemy import select
+
+    from store.db import session_scope
+    from store.models.campaigns import Campaign
+
+    plain = run("kefu_xiaomei", "/公告 明天停水检修 1栋", chat="staff", channel="wecom")
+    urgent = run("kefu_xiaomei", "/公告 紧急 3号楼水管爆裂，现正停水抢修 1栋", chat="staff", channel="wecom")
+    assert plain.replies[0].startswith("公告已创建") and urgent.replies[0].startswith("紧急公告已创建")
+    with session_scope() as s:
+        flags = [c.emergency for c in s.scalars(select(Campaign).order_by(Campaign.id))]
+    assert flags == [False, True]  # 停水 alone is no emergency; the 紧急 flag is
+
+
 # --- registry and admission ---------------------------------------------------------------------
 
 class Directory:

@@ -286,6 +286,11 @@ def _notice(ctx, msg, group, role, args):
 
     if not args:
         raise Reply(_usage("notice"), "bad_args")
+    # 「/公告 紧急 ...」 is the admin's explicit tick: only it makes an emergency (sent through
+    # the quiet hours); a word like 停水 in the text never does (scheduler/campaigns.py).
+    emergency = args[0] in ("紧急", "urgent") and len(args) > 1
+    if emergency:
+        args = args[1:]
     building = None
     if len(args) > 1 and re.fullmatch(r"\d+栋|全部|所有", args[-1]):
         building = None if args[-1] in ("全部", "所有") else args[-1]
@@ -312,13 +317,15 @@ def _notice(ctx, msg, group, role, args):
                                           created_by=msg.sender, created_at=ctx.now))
         return "公告已记录。", []
     try:
-        camp = create_announcement(ctx.session, text, target, at=at, created_by=msg.sender)
+        camp = create_announcement(ctx.session, text, target, at=at, created_by=msg.sender,
+                                   emergency=emergency)
     except CampaignError as exc:
         raise Reply(f"公告未创建：{exc}", "bad_args") from None
     when = "立即发送" if camp.send_at <= ctx.now + timedelta(minutes=1) else \
         f"将于{camp.send_at.astimezone(CST):%m-%d %H:%M}发送"
     scope = building or ("本群" if msg.group_id else "全体业主")
-    return f"公告已创建（{scope}，{when}）：{text[:60]}", []
+    kind = "紧急公告" if camp.emergency else "公告"
+    return f"{kind}已创建（{scope}，{when}）：{text[:60]}", []
 
 
 def _ticket(ctx, msg, group, role, args):
