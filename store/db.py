@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,20 +16,25 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # SQLite waits this long for another writer before "database is locked" (PRAGMA busy_timeout).
-BUSY_TIMEOUT_MS = 30000
+# GUANJIA_SQLITE_BUSY_TIMEOUT_S changes it: the fault tests shorten it, so a lock that
+# outlasts it (and every retry after) takes seconds of the suite instead of a minute.
+BUSY_TIMEOUT_MS = max(1, int(float(os.environ.get("GUANJIA_SQLITE_BUSY_TIMEOUT_S", "30")) * 1000))
 
 _engine: Engine | None = None
 _factory: sessionmaker | None = None
 
 
-def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Engine:
+def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int | None = None) -> Engine:
     """`pool_size`: connections kept open, at least the threads that use the database at
     once (a web process's gthread threads). Fewer means connections closed and reopened
     under load, each reopening paying the PRAGMAs below (or a PostgreSQL log-in).
-    `busy_timeout_ms`: how long a SQLite statement waits for another writer's lock.
+    `busy_timeout_ms`: how long a SQLite statement waits for another writer's lock
+    (default BUSY_TIMEOUT_MS).
 
     hide_parameters: a database error's message (logged with its traceback) would
     otherwise carry the statement's values: openids, owners' message text."""
+    if busy_timeout_ms is None:
+        busy_timeout_ms = BUSY_TIMEOUT_MS
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":

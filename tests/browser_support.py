@@ -42,7 +42,7 @@ class LiveApp:
 def live_env(redis_server, migrated_template, tmp_path_factory):
     """A module-wide world: database copy, demo community, console users, frozen clock."""
     from bot import clock
-    from tests.conftest import _reset_singletons
+    from tests.conftest import _reset_singletons, seed_var_dir
     from tests.console_support import ADMIN_TOKEN, make_users
 
     tmp = tmp_path_factory.mktemp("browser")
@@ -51,7 +51,7 @@ def live_env(redis_server, migrated_template, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("DATABASE_URL", f"sqlite:///{db}")
     mp.setenv("REDIS_URL", redis_server.url)
-    mp.setenv("GUANJIA_VAR_DIR", str(tmp / "var"))
+    mp.setenv("GUANJIA_VAR_DIR", str(seed_var_dir(tmp / "var")))
     mp.setenv("GUANJIA_ADMIN_TOKEN", ADMIN_TOKEN)
     for name in ("WECHAT_APPID", "WECHAT_TOKEN", "WECOM_CORP_ID", "WECOM_TOKEN", "GUANJIA_FAKE_NOW"):
         mp.delenv(name, raising=False)

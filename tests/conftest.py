@@ -6,6 +6,7 @@ Capability tests use these; nothing here mocks the project's own code.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
@@ -77,6 +78,42 @@ class RedisServer:
         self.proc = None
 
 
+# The models' caches (faq index, KB and training vectors, intent and moderation models,
+# the embedding model's parsed weights) of the project's own var dir, built once: a
+# cold worker warm-up trains for ~20 s of CPU, a warm one loads in ~2 s. Every test's
+# var dir (and every process a test starts with it) reads these through symlinks, one
+# per entry: what a test writes there lands in its own directory, never here.
+SHARED_CACHE = Path(os.environ.get("GUANJIA_VAR_DIR") or ROOT / "var") / "cache"
+
+
+@functools.cache
+def warm_shared_cache() -> Path:
+    """Runs the worker's warm-up once per test process in a child process (the test
+    process's own models stay unloaded until a test loads them), under a file lock so
+    parallel test processes train once between them."""
+    SHARED_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(SHARED_CACHE.parent / ".test-cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("GUANJIA_", "DATABASE_URL"))}
+        child_env |= {"GUANJIA_VAR_DIR": str(SHARED_CACHE.parent), "OMP_NUM_THREADS": "1"}
+        out = subprocess.run([sys.executable, "-c", "from bot.worker import warm_up; warm_up()"], cwd=str(ROOT),
+                             env=child_env, capture_output=True, text=True, timeout=600)
+        if out.returncode != 0:  # a broken warm-up is for the tests to show, not the fixture
+            sys.stderr.write(f"tests: model cache warm-up failed:\n{out.stderr[-3000:]}\n")
+    return SHARED_CACHE
+
+
+def seed_var_dir(var_dir: Path) -> Path:
+    """`var_dir/cache` holding links to the warm shared cache's entries."""
+    shared = warm_shared_cache()
+    cache = var_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    for entry in shared.iterdir():
+        if not entry.name.endswith(".tmp") and not (cache / entry.name).exists():
+            (cache / entry.name).symlink_to(entry)
+    return var_dir
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -120,6 +157,35 @@ def pytest_sessionstart(session) -> None:
     _postgres_url()  # refuse an unsafe DATABASE_URL before any test runs
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Groups for `pytest -n 2 --dist loadgroup` (scripts/test.sh), given here so that new
+    tests fall into them without a marker:
+    - the multi-process tests (`slow`) run one after another on one worker: each keeps
+      its processes busy and times what they do, and two at once on a 2-core machine
+      would measure each other;
+    - a module whose tests share a module-scoped fixture (a browser, a live app, a
+      trained model) runs on one worker, which sets the fixture up once.
+    Without xdist the marks are inert."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+            continue
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(d and d[-1].scope == "module" for d in defs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__.rsplit(".", 1)[-1]))
+
+
+def pytest_collection_finish(session) -> None:
+    # A long run will load the models: warm their cache before the first test, so a
+    # test that loads them in this process (from the project's var/cache) does not
+    # train them at the same time as the warm-up does. A short run warms on demand (env).
+    if len(session.items) >= 100 and not session.config.option.collectonly:
+        warm_shared_cache()
+
+
 @pytest.fixture
 def env(tmp_path, redis_server, migrated_template, monkeypatch):
     """A clean world for one test: its own database, an empty Redis, settings
@@ -135,7 +201,7 @@ def env(tmp_path, redis_server, migrated_template, monkeypatch):
         db_url = f"sqlite:///{db_path}"
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(seed_var_dir(tmp_path / "var")))
     for name in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY", "WECOM_CORP_ID",
                  "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY", "GUANJIA_FAKE_NOW"):
         monkeypatch.delenv(name, raising=False)

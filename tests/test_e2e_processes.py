@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from tests import platform as P
-from tests.conftest import ROOT, RedisServer, free_port, wait_port
+from tests.conftest import ROOT, RedisServer, free_port, seed_var_dir, wait_port
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ class Stack:
                     if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_", "DATABASE_URL", "REDIS_URL"))}
         self.env |= P.channel_env(f"http://127.0.0.1:{self.fake_port}") | {
             "DATABASE_URL": f"sqlite:///{tmp / 'e2e.db'}", "REDIS_URL": self.redis.url,
-            "GUANJIA_VAR_DIR": str(tmp / "var"), "GUANJIA_WEB_WORKERS": "2", "GUANJIA_WEB_THREADS": "8",
+            "GUANJIA_VAR_DIR": str(seed_var_dir(tmp / "var")), "GUANJIA_WEB_WORKERS": "2", "GUANJIA_WEB_THREADS": "8",
             "GUANJIA_PASSIVE_BUDGET_S": "3", "GUANJIA_HTTP_TIMEOUT_S": "2", "GUANJIA_OUTBOX_BACKOFF_S": "0.5",
             "GUANJIA_OUTBOX_BACKOFF_MAX_S": "2", "GUANJIA_SCHEDULER_POLL_S": "1", "GUANJIA_SCHEDULER_RENEW_S": "1",
             "GUANJIA_SCHEDULER_LOCK_TTL_S": "3", "PYTHONUNBUFFERED": "1"}
