@@ -112,8 +112,10 @@ def _faq_copy(tmp_path):
         matcher._default = saved
 
 
-def wait_route(text: str, faq_id: str, timeout: float = 5.0) -> dict:
-    """`guanjia route --json TEXT` once the matcher has hot-reloaded (it looks at mtimes every few seconds)."""
+def wait_route(text: str, faq_id: str, timeout: float = 15.0) -> dict:
+    """`guanjia route --json TEXT` once the matcher has hot-reloaded (it looks at mtimes every few
+    seconds, then re-indexes: on a busy machine that can take more than 5 s; polled, so a
+    long time-out costs nothing when it works)."""
     import json
     import time
 
