@@ -1,13 +1,10 @@
-"""Redis connection and rq queues, one place for their names."""
+"""The Redis connection and rq queues (their names are in ground/keys.py)."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from redis import Redis
 from rq import Queue
-
-# Inbound handling must not wait behind a bulk campaign, so they get their own queues.
-QUEUE_NAMES = ("inbound", "outbound", "scheduled", "bulk")
 
 
 @lru_cache(maxsize=4)

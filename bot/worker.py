@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 # Warm-up hooks a capability adds ("module:function"), run once in the parent.
@@ -32,11 +34,11 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
-    from bot.queues import QUEUE_NAMES, get_queue, get_redis
+    from bot.queues import get_queue, get_redis
 
     setup_logging()
     warm_up()
-    names = queues or list(QUEUE_NAMES)
+    names = queues or list(keys.QUEUE_NAMES)
     if "inbound" in names:
         _start_lane_consumers(burst)
     cls = Worker if fork else SimpleWorker

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ground import clock
+from ground import clock, keys
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -609,10 +609,6 @@ class _on_sigterm:
                 os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _inflight_key(campaign_id: int, shard: int = 0) -> str:
-    return f"sched:campaign-inflight:{campaign_id}:{shard}"
-
-
 def _recover(session: Session, camp: Campaign, inflight: list[int]) -> dict:
     """After a process died: the outbox rows it had in flight (claimed by the
     sender, not recorded as sent) may or may not have reached the platform.
@@ -652,12 +648,12 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
     deadline = time.monotonic() + max_seconds
     r = get_redis()
-    lock_key = f"sched:campaign-lock:{campaign_id}:{shard}"
+    lock_key = keys.campaign_lock(campaign_id, shard)
     mine = (Delivery.id % shards) == shard
     # One runner per shard at a time. The lock is a short lease renewed while
     # sending, so after a crash the next runner can take over within seconds.
     lease = _Lease(r, lock_key, float(sched.campaign.get("lease_seconds", 10)),
-                   [f"sched:campaign-queued:{campaign_id}:{shard}"])
+                   [keys.campaign_queued(campaign_id, shard)])
     if not lease.acquire():
         return {"campaign": campaign_id, "state": "busy", "more": False}
     stopping = _on_sigterm()
@@ -681,9 +677,9 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
                 plan(s, camp, now)
             if camp.state == "planned":
                 camp.state, camp.started_at = "sending", now
-            recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
+            recovered = _recover(s, camp, [int(x) for x in r.smembers(keys.campaign_inflight(campaign_id, shard))])
             emergency = camp.emergency
-        r.delete(_inflight_key(campaign_id, shard))
+        r.delete(keys.campaign_inflight(campaign_id, shard))
         _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
         # A few calls in flight at once: a platform call mostly waits on the network.
@@ -714,7 +710,7 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
             if not work:
                 break
             done: list[tuple[int, int]] = []
-            results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool,
+            results = _send_batch(r, keys.campaign_inflight(campaign_id, shard), campaign_id, work, paces, deadline, pool,
                                   lease, stopping)
             for (did, oid, _), res in zip(work, results):
                 if res is None:
@@ -898,8 +894,8 @@ def recover_orphans(session: Session, r) -> dict:
     shards = max(1, int(get_schedule().campaign.get("shards", 1)))
     for camp in session.scalars(select(Campaign).where(Campaign.state == "sending")):
         for k in range(shards):
-            key = _inflight_key(camp.id, k)
-            if r.exists(f"sched:campaign-lock:{camp.id}:{k}") or not r.scard(key):
+            key = keys.campaign_inflight(camp.id, k)
+            if r.exists(keys.campaign_lock(camp.id, k)) or not r.scard(key):
                 continue
             res = _recover(session, camp, [int(x) for x in r.smembers(key)])
             r.delete(key)

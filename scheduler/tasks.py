@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ground import clock
+from ground import clock, keys
 from scheduler.config import get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
@@ -96,7 +96,7 @@ def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | Non
     for k in ([shard] if shard is not None else range(shards)):
         # The marker is kept alive by the running chunk (its lease) and cleared at
         # its end; a dead worker's marker lapses within a lease, so the pump resumes.
-        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True,
+        if not r.set(keys.campaign_queued(campaign_id, k), "1", nx=True,
                      ex=int(c["chunk_seconds"]) + 120):
             continue
         get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
@@ -124,7 +124,7 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
         if time.monotonic() > deadline:
             return res  # a live runner: it keeps the "queued" marker alive itself
         time.sleep(min(1.0, lease_s / 3))
-    r.delete(f"sched:campaign-queued:{campaign_id}:{shard}")
+    r.delete(keys.campaign_queued(campaign_id, shard))
     if res.get("more"):
         enqueue_campaign(campaign_id, shard=shard)
     return res

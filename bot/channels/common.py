@@ -10,6 +10,8 @@ import time
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 # Epoch seconds have 10 digits until the year 2286; a longer run is an attack, and
@@ -89,7 +91,7 @@ def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s
     if window_s <= 0:  # the window is off (recorded vectors): nothing to remember
         return
     digest = hashlib.sha256(body).hexdigest()[:32]
-    key = f"guanjia:nonce:{channel}:{timestamp}:{hashlib.sha256(nonce.encode()).hexdigest()[:24]}"
+    key = keys.nonce(channel, timestamp, nonce)
     try:
         from bot.queues import get_redis
 

@@ -17,6 +17,8 @@ import logging
 import threading
 import time
 
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 MAX_PER_USER_ADDRESS = 5
@@ -41,7 +43,7 @@ _local_lock = threading.Lock()
 
 def _keys(username: str, address: str) -> tuple[str, str]:
     name = hashlib.sha256(username[:64].encode()).hexdigest()[:24]  # no names in Redis key listings
-    return f"console:login:ua:{name}:{address}", f"console:login:a:{address}"
+    return keys.login_attempts(name, address), keys.login_attempts(None, address)
 
 
 def _incr_local(key: str, now: float) -> int:

@@ -34,13 +34,13 @@ from typing import Callable, Protocol
 
 from sqlalchemy import select
 
+from ground import keys
 from handlers import registry
 from handlers.message import Context, Message, Outcome
 
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], AbstractContextManager]
-LOCK_KEY = "guanjia:archive:lock"
 
 
 @dataclass
@@ -214,7 +214,7 @@ def _lock():
         from bot.queues import get_redis
 
         r = get_redis()
-        if not r.set(LOCK_KEY, "1", nx=True, ex=120):
+        if not r.set(keys.ARCHIVE_POLL_LOCK, "1", nx=True, ex=120):
             return None, False
         return r, True
     except Exception as exc:  # Redis down: the cursor and the inbox still keep it exactly-once
@@ -271,7 +271,7 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
     finally:
         if redis is not None:
             try:
-                redis.delete(LOCK_KEY)
+                redis.delete(keys.ARCHIVE_POLL_LOCK)
             except Exception:
                 pass
     return read
