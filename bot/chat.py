@@ -188,6 +188,9 @@ def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, 
 
     from store.db import session_scope
 
+    from bot import ports
+
+    ports.install()
     inp, out = inp or sys.stdin, out or sys.stdout
     logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the logs
     _ensure_data(out)

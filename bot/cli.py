@@ -11,6 +11,9 @@ import click
 @click.group()
 def main() -> None:
     """管家: WeChat / WeCom concierge bot."""
+    from bot import ports
+
+    ports.install()  # every command may run handlers (ground/ports.py)
 
 
 # --- processes ---------------------------------------------------------------

@@ -17,8 +17,10 @@ WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.inten
 def warm_up() -> None:
     import importlib
 
+    from bot import ports
     from handlers import load_capabilities
 
+    ports.install()
     load_capabilities()
     for spec in WARMUPS:
         module, fn = spec.split(":")

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from ground import clock
+
 
 @click.group("faq")
 def faq() -> None:
@@ -103,11 +105,9 @@ def misses_cmd(limit: int, show_all: bool) -> None:
         if not rows:
             click.echo("no unanswered questions")
             return
-        from bot.console.labels import fmt_time, tz
-
-        click.echo(f"times in {tz().key}")
+        click.echo(f"times in {clock.zone().key}")
         for r in rows:  # in the community's time zone (GUANJIA_TIMEZONE), as the console shows them
-            click.echo(f"#{r.id} {fmt_time(r.created_at, '%Y-%m-%d %H:%M')} [{r.kind}] {r.chat} {r.text!r} "
+            click.echo(f"#{r.id} {clock.fmt_time(r.created_at, '%Y-%m-%d %H:%M')} [{r.kind}] {r.chat} {r.text!r} "
                        f"best={r.best_id or '-'} {r.best_score:.2f} candidates={','.join(r.candidates or [])}")
 
 

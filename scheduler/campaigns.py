@@ -34,6 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ground import clock, keys
+from ground.ports import CampaignError
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -49,10 +50,6 @@ EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
 def urgency_hint(text: str) -> str | None:
     """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
     return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
-
-
-class CampaignError(ValueError):
-    """A campaign request that cannot be honoured; the message says why (shown to the person)."""
 
 
 # --- why a delivery failed, in words ------------------------------------------------------

@@ -247,9 +247,11 @@ class SchedulerProcess:
 
 
 def run_scheduler() -> None:
+    from bot import ports
     from bot.logs import setup_logging
 
     setup_logging()
+    ports.install()
     # APScheduler logs every run at INFO (the sweeper every 5 s): too chatty.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     proc = SchedulerProcess()

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
-from ground import keys
+from ground import keys, ports
 from handlers import conversation, registry
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
@@ -71,9 +71,7 @@ def _fetch_after_commit(session: Session, row_id: int) -> None:
     could not see the row before), outside the handler: handlers speak no HTTP."""
     def enqueue(_s) -> None:
         try:
-            from bot.queues import get_queue
-
-            get_queue("outbound").enqueue("bot.media_fetch.fetch_ticket_media", row_id, job_id=keys.media_job_id(row_id))
+            ports.jobs().enqueue("outbound", "fetch_ticket_media", row_id, job_id=keys.media_job_id(row_id))
         except Exception as exc:  # Redis down: `guanjia` can fetch pending rows later
             log.warning("could not queue the media fetch of ticket_media %s (%s)", row_id, exc)
 
