@@ -53,15 +53,6 @@ def worker(burst: bool, queues: str | None, fork: bool) -> None:
 
 
 @main.command()
-def scheduler() -> None:
-    """The scheduler (one leader even when several run)."""
-    _settings_or_exit()
-    from scheduler.main import run_scheduler
-
-    run_scheduler()
-
-
-@main.command()
 @click.option("--port", default=8000, show_default=True, type=int)
 def run(port: int) -> None:
     """Web + worker + scheduler together, on the embedded defaults."""
@@ -172,7 +163,8 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
+EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "handlers.evaluate:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli",
+                             "scheduler.cli:scheduler_process"]
 
 
 def _register_extra() -> None:

@@ -7,6 +7,16 @@ from datetime import timedelta
 import click
 
 
+@click.command("scheduler")
+def scheduler_process() -> None:
+    """The scheduler (one leader even when several run)."""
+    from bot.cli import _settings_or_exit
+    from scheduler.main import run_scheduler
+
+    _settings_or_exit()
+    run_scheduler()
+
+
 @click.group("schedule")
 def schedule_cli() -> None:
     """Scheduled jobs and campaigns."""

@@ -159,11 +159,10 @@ def announcements():
     mod = _campaigns()
     if Campaign is None or mod is None:
         return render_template("not_installed.html", title="公告", capability="campaigns")
-    from bot.api.routes_capabilities import delivery_progress
     from store.models import Building, Group
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))

@@ -43,7 +43,7 @@ def strikes(session: Session, group: str | None = None, member: str | None = Non
     Case = model("groups", "ModerationCase")
     if Case is None:
         return None
-    from bot.api.common import row_dict
+    from bot.console.queries import row_dict
 
     stmt = select(Case).order_by(Case.id.desc())
     if group:

@@ -139,10 +139,10 @@ def evaluate() -> None:
 @member.command("clocks")
 def clocks() -> None:
     """Check the O1-O3 clocks now and escalate broken ones."""
-    from handlers.bookings import check_booking_clocks
+    from handlers.membership.clocks import check_clocks
     from store.db import session_scope
 
     with session_scope() as s:
-        ids = _send(s, check_booking_clocks(s, clock.now()))
+        ids = _send(s, check_clocks(s, clock.now()))
     _after_commit(ids)
     click.echo(f"{len(ids)} escalations queued")
