@@ -4,7 +4,6 @@ while its capability has not landed, and the page says so."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -15,20 +14,8 @@ from sqlalchemy.orm import Session
 from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
+from bot.console.queries import Item
 from bot.console.views import page
-
-
-@dataclass
-class Item:
-    """One line on the Today page."""
-
-    label: str
-    when: str
-    id: int | None = None
-    text: str = ""
-    count: int = 0
-    kind: str = ""
-    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 def _cst(dt: datetime | None) -> str:

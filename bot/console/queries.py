@@ -8,7 +8,7 @@ has to change for the console's sake.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -46,6 +46,21 @@ def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
     """A model row as JSON; by default every column."""
     cols = fields or [c.key for c in obj.__table__.columns]
     return {c: iso(getattr(obj, c, None)) for c in cols}
+
+
+# --- the Today page ---------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One line on the Today page."""
+
+    label: str
+    when: str
+    id: int | None = None
+    text: str = ""
+    count: int = 0
+    kind: str = ""
+    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 # --- clocks -----------------------------------------------------------------------------
