@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from ground.config import ConfigError, PROJECT_ROOT, get_settings
+
 
 @click.group()
 def main() -> None:
@@ -32,8 +34,6 @@ def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
 
         create_app().run(host=host, port=port, threaded=True)
         return
-    from ground.config import PROJECT_ROOT
-
     args = ["gunicorn", "-c", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
     if workers:
         args += ["-w", str(workers)]
@@ -153,8 +153,6 @@ def fake_platform(port: int, host: str) -> None:
 
 
 def _settings_or_exit():
-    from ground.config import ConfigError, get_settings
-
     try:
         return get_settings()
     except ConfigError as exc:

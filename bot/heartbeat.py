@@ -14,6 +14,7 @@ import os
 import socket
 import time
 
+from bot.queues import get_redis
 from ground import keys
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ def member_id() -> str:
 
 def beat(kind: str, member: str, ok: bool = True, error: str | None = None, **extra) -> None:
     """Record one round of `member`'s loop; `ok` False when the round hit an error."""
-    from bot.queues import get_redis
-
     r = get_redis()
     now = time.time()
     key = keys.heartbeat(kind)
@@ -40,8 +39,6 @@ def beat(kind: str, member: str, ok: bool = True, error: str | None = None, **ex
 
 def read(kind: str) -> dict[str, dict]:
     """member -> {"beat", "ok", "error", ...}; members silent for a day are pruned."""
-    from bot.queues import get_redis
-
     r = get_redis()
     out: dict[str, dict] = {}
     now = time.time()

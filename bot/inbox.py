@@ -16,6 +16,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
+from bot.tasks import process_inbox
 from ground import clock
 from bot.queues import get_redis
 from ground import keys
@@ -190,8 +191,6 @@ def pop_and_process(timeout_s: float = 1.0) -> int | None:
     """Wait up to `timeout_s` for one inbox id and handle it; returns the id (None if idle).
 
     0 means "do not wait" (tests, draining)."""
-    from bot.tasks import process_inbox
-
     r = get_redis()
     if timeout_s <= 0:
         raw = r.rpop(keys.INBOUND_LANE)

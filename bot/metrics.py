@@ -8,6 +8,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
 
+from bot.queues import get_queue, get_redis
 from ground import keys
 
 REQUEST_LATENCY = Histogram("guanjia_request_seconds", "Webhook request latency", ["endpoint"],
@@ -40,8 +41,6 @@ class SharedStateCollector:
 
         depth = GaugeMetricFamily("guanjia_queue_depth", "Jobs waiting per rq queue", labels=["queue"])
         try:
-            from bot.queues import get_queue, get_redis
-
             for name in keys.QUEUE_NAMES:
                 # inbound messages wait on the lane (bot/inbox.py), other work in rq
                 lane = int(get_redis().llen(keys.INBOUND_LANE)) if name == "inbound" else 0

@@ -6,6 +6,8 @@ from functools import lru_cache
 from redis import Redis
 from rq import Queue
 
+from ground.config import get_settings
+
 
 @lru_cache(maxsize=4)
 def _redis(url: str) -> Redis:
@@ -13,8 +15,6 @@ def _redis(url: str) -> Redis:
 
 
 def get_redis() -> Redis:
-    from ground.config import get_settings
-
     return _redis(get_settings().redis_url)
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, update
 
 from bot import metrics
+from bot.outbound.sender import send_one
 from ground import clock
 from bot.outbound import outbox
 from bot.queues import get_redis
@@ -173,6 +174,4 @@ def deliver_replies(inbox_id: int, msg: Message, replies: list[str], created_at,
 
 
 def send_outbox(outbox_id: int) -> str:
-    from bot.outbound.sender import send_one
-
     return send_one(outbox_id)

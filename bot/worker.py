@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
+from bot.queues import get_queue, get_redis
 from ground import keys
+from ground.config import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,6 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
-    from bot.queues import get_queue, get_redis
 
     setup_logging()
     warm_up()
@@ -60,8 +61,6 @@ def _start_lane_consumers(burst: bool) -> None:
         while lane_length():
             pop_and_process(0)
         return
-    from ground.config import get_settings
-
     stop = threading.Event()
     for i in range(get_settings().inbound_threads):
         threading.Thread(target=consume, args=(stop,), daemon=True, name=f"inbound-{i}").start()

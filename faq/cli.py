@@ -7,6 +7,7 @@ import sys
 import click
 
 from ground import clock
+from ground.config import ConfigError, get_settings
 
 
 @click.group("faq")
@@ -67,7 +68,6 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     """Questions the bot could not answer outright, newest first."""
     from sqlalchemy import select
 
-    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
@@ -96,7 +96,6 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
     from sqlalchemy import update
 
-    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 

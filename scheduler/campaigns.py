@@ -33,7 +33,9 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.queues import get_redis
 from ground import clock, keys
+from ground.config import get_settings
 from ground.ports import CampaignError
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
@@ -441,7 +443,6 @@ class _Pace:
     the count of calls in any window stays under the limit, bursts included)."""
 
     def __init__(self, channel: str) -> None:
-        from ground.config import get_settings
         from bot.outbound.ratelimit import Limit
 
         c = get_schedule().campaign
@@ -638,7 +639,6 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     A big campaign can be sent by several workers at once: shard k of n takes
     the deliveries with id % n == k (each shard has its own lock and in-flight
     set; the pace is one Redis limiter for all of them). Shard 0 plans."""
-    from bot.queues import get_redis
     from store.db import session_scope
 
     sched = get_schedule()

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.queues import get_queue, get_redis
 from ground import clock, keys
 from scheduler.config import get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
@@ -87,8 +88,6 @@ def _kick(campaign_id: int) -> None:
 
 def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
     """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
-    from bot.queues import get_queue, get_redis
-
     c = get_schedule().campaign
     shards = max(1, int(c.get("shards", 1)))
     r = get_redis()
@@ -109,7 +108,6 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
     """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
     import time
 
-    from bot.queues import get_redis
     from scheduler.campaigns import run_chunk
 
     r = get_redis()
@@ -132,7 +130,6 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
 
 def pump_campaigns() -> list[int]:
     """Queue every campaign that is due and allowed at this hour."""
-    from bot.queues import get_redis
     from scheduler.campaigns import due_campaigns, recover_orphans
 
     with session_scope() as s:

@@ -10,6 +10,7 @@ import time
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from bot.queues import get_redis
 from ground import keys
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,6 @@ def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s
     digest = hashlib.sha256(body).hexdigest()[:32]
     key = keys.nonce(channel, timestamp, nonce)
     try:
-        from bot.queues import get_redis
-
         r = get_redis()
         # Kept twice the window: a timestamp stays acceptable from window before to window after it.
         if r.set(key, digest, nx=True, ex=2 * window_s + 60):

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from redis.exceptions import RedisError
 
+from bot.queues import get_redis
 from ground import ports
 from ground.config import ChannelSettings, get_settings
 from bot.outbound.options import get_options
@@ -368,8 +369,6 @@ class WeComClient(_Client):
 
 
 def _redis():
-    from bot.queues import get_redis
-
     return get_redis()
 
 

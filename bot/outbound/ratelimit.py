@@ -18,6 +18,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 from redis import Redis
 
+from bot.queues import get_redis
 from ground import keys
 from ground.config import Settings, get_settings
 
@@ -74,8 +75,6 @@ def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | No
     if not active:
         return 0.0
     if redis is None:
-        from bot.queues import get_redis
-
         redis = get_redis()
     now_ms = int((now if now is not None else time.time()) * 1000)
     args: list = [now_ms, uuid.uuid4().hex]

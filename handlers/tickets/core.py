@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ground import clock
 from ground.clock import CST
 from handlers import calendar_cn, conversation
 from handlers.message import Push
@@ -161,8 +162,6 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    from ground import clock
-
     now = now or clock.now()
     common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
                   source=f"ticket:{ticket.id}")
