@@ -87,16 +87,14 @@ def _ack(ticket: Ticket, row: TicketMedia) -> str:
 def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
     if msg.chat != "private":
         return None  # group photos are the groups capability's
-    from handlers.tickets import intake
-
     info = info_of(msg)
     what = KIND_WORDS[msg.kind]
     conv = conversation.get(ctx.session, msg.sender, msg.chat, ctx.now, msg.group_id)
-    if conv is not None and conv.handler == intake.DETAILS_CONV:
+    if conv is not None and conv.handler == core.DETAILS_CONV:
         # Asked "what happened?" and a photo came first: keep it for the ticket to come.
         state = dict(conv.state)
         state["media"] = list(state.get("media") or []) + [info]
-        conversation.update(ctx.session, conv, state, ctx.now, ttl=intake.DETAILS_TTL)
+        conversation.update(ctx.session, conv, state, ctx.now, ttl=core.DETAILS_TTL)
         return Outcome(replies=[f"收到{what}。请再用文字简单说一下发生了什么，我马上为您登记，{what}会一起附上。"],
                        intent="complaint")
     rows = open_tickets(ctx.session, msg)
@@ -110,8 +108,8 @@ def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
         return Outcome(replies=[f"收到{what}。您有{len(rows)}个处理中的工单，这是关于哪一个的？回复编号（例如 {rows[0].number}）：\n{lines}"],
                        intent="complaint")
     # No open ticket: ask what happened; the answer registers one with this attached.
-    conversation.start(ctx.session, msg.sender, msg.chat, intake.DETAILS_CONV, {"opener": f"（{what}）", "media": [info]},
-                       ctx.now, ttl=intake.DETAILS_TTL)
+    conversation.start(ctx.session, msg.sender, msg.chat, core.DETAILS_CONV, {"opener": f"（{what}）", "media": [info]},
+                       ctx.now, ttl=core.DETAILS_TTL)
     return Outcome(replies=[f"收到{what}。请简单说一下是什么问题（例如「楼道灯坏了」），我马上为您登记工单，{what}会一起附上。"],
                    intent="complaint")
 

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # The owner's answering exchange after a result (O9); handlers/tickets/survey.py reads the answers.
 SURVEY_CONV = "ticket_survey"
+# The exchange that waits for a complaint's details (intake.py opens it; attachments.py adds
+# photos sent before the words to it).
+DETAILS_CONV = "ticket_details"
+DETAILS_TTL = timedelta(hours=2)
 
 STATE_LABELS = {
     "waiting_home": "待核对房号", "open": "待接单", "accepted": "已受理", "on_the_way": "正在赶往",
