@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.queues import get_redis
+from bot.queues import get_queue, get_redis
 from ground import clock, keys
 from ground.config import get_settings
 from ground.ports import CampaignError
@@ -159,6 +159,24 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
     return camp
 
 
+def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
+    """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
+    c = get_schedule().campaign
+    shards = max(1, int(c.get("shards", 1)))
+    r = get_redis()
+    queued = False
+    for k in ([shard] if shard is not None else range(shards)):
+        # The marker is kept alive by the running chunk (its lease) and cleared at
+        # its end; a dead worker's marker lapses within a lease, so the pump resumes.
+        if not r.set(keys.campaign_queued(campaign_id, k), "1", nx=True,
+                     ex=int(c["chunk_seconds"]) + 120):
+            continue
+        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
+                                  job_timeout=int(c["chunk_seconds"]) + 300)
+        queued = True
+    return queued
+
+
 def start_after_commit(session: Session, campaign_id: int, emergency: bool = False) -> None:
     """Queue the campaign as soon as the caller's transaction commits (a 停水
     notice must not wait for the pump's next round; before the commit a worker
@@ -167,8 +185,6 @@ def start_after_commit(session: Session, campaign_id: int, emergency: bool = Fal
 
     def _go(_session) -> None:
         try:
-            from scheduler.tasks import enqueue_campaign
-
             enqueue_campaign(campaign_id, emergency)
         except Exception as exc:  # Redis down: the pump starts it later
             log.warning("could not queue campaign %s now (%s); the pump will", campaign_id, exc)

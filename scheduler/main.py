@@ -165,8 +165,11 @@ class SchedulerProcess:
     """Follower until it gets the lock; leader while its scheduler loop keeps the lock."""
 
     def __init__(self) -> None:
+        from scheduler.config import get_schedule
         from scheduler.leader import LeaderLock
+        from scheduler.tasks import check_tasks
 
+        check_tasks(get_schedule())  # a job naming no task stops the start, not its first run
         self.cfg = _settings()
         self.lock = LeaderLock(get_redis(), ttl_s=self.cfg["ttl_s"])
         self.stop_event = threading.Event()
