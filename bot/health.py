@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
 from bot import metrics
+from bot.queues import get_redis
 
 bp = Blueprint("health", __name__)
 
@@ -50,7 +51,7 @@ def _scheduler_status() -> tuple[str, dict]:
 
 def _workers_status() -> tuple[str, dict]:
     from bot import heartbeat, inbox
-    from bot.clock import now as clock_now
+    from ground.clock import now as clock_now
     from store.db import get_engine
     from store.models import InboxMessage
 
@@ -86,8 +87,6 @@ def healthz():
     except Exception as exc:
         status["db"] = f"down: {type(exc).__name__}"
     try:
-        from bot.queues import get_redis
-
         get_redis().ping()
         status["redis"] = "ok"
     except Exception as exc:

@@ -133,7 +133,7 @@ def migrated_template(tmp_path_factory) -> Path:
 
 
 def _reset_singletons() -> None:
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.queues import reset_redis
     from store.db import reset_engine
 
@@ -208,15 +208,21 @@ def env(tmp_path, redis_server, migrated_template, monkeypatch):
     _reset_singletons()
     from redis import Redis
 
+    from bot import ports as edge_ports
+    from ground import ports
+
     Redis.from_url(redis_server.url).flushall()
+    before = ports.installed()
+    edge_ports.install()  # as every process does at start (a test may then install a fake)
     yield {"database_url": db_url, "redis_url": redis_server.url, "tmp": tmp_path}
+    ports.install(**{name: before.get(name) for name in ports.PORTS})
     _reset_singletons()
 
 
 @pytest.fixture
 def frozen_clock():
     """Business time under the test's control; starts on a Tuesday morning in Shanghai."""
-    from bot import clock
+    from ground import clock
 
     original = clock.get_clock()
     fc = clock.FrozenClock(datetime(2026, 9, 15, 9, 0, tzinfo=clock.CST))

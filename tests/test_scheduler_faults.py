@@ -132,7 +132,7 @@ assert LOCK_S > 3 * BUSY_TIMEOUT_S  # a claim waiting out the lock times out, an
 
 
 def test_a_database_lock_past_every_timeout_does_not_kill_the_scheduler(fast_scheduler, app_client, env):
-    from bot.clock import CST  # the schedule's timezone
+    from ground.clock import CST  # the schedule's timezone
 
     start = datetime.now(CST) + timedelta(seconds=4)
     # Three clocks that fall due while the database is locked, once a day each, and

@@ -29,7 +29,7 @@ def router():
 # --- labelled cases ---------------------------------------------------------------
 
 def test_own_cases_all_pass(router):
-    from faq.evaluate import evaluate, load_cases, render
+    from handlers.evaluate import evaluate, load_cases, render
 
     cases = load_cases(CASES)
     assert len(cases) >= 200
@@ -49,7 +49,7 @@ def test_own_cases_cover_owner_writing():
 
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev set not present")
 def test_dev_set_intent_priority_answer(router):
-    from faq.evaluate import evaluate, load_cases, render
+    from handlers.evaluate import evaluate, load_cases, render
 
     cases = load_cases(DEV)
     rep = evaluate(cases)
@@ -224,7 +224,7 @@ def test_route_is_pure_without_database(router, monkeypatch):
 # --- handlers: replies and recorded misses ------------------------------------------------
 
 def _handle(session, text, sender="o-faq-1", chat="private"):
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.message import Context, Message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
-from bot import clock
+from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page
@@ -325,5 +325,3 @@ def audit_log():
             for a in g.db.scalars(stmt)]
     return render_template("audit.html", rows=rows, action=action,
                            actions=[(a, L.audit_action(a)) for a in actions])
-
-from bot.console import reveal  # noqa: E402,F401  (the phone reveal, handlers/privacy.py)
