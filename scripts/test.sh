@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite (a real redis-server is started by the tests themselves).
-# Two test processes (pytest-xdist), one per core: each has its own redis-server, fake
-# platform and temp dirs; the multi-process tests run one after another on one of them
-# and a module sharing a module-scoped fixture stays on one (tests/conftest.py).
-# GUANJIA_TEST_WORKERS=0 runs in this process only (e.g. with a debugger); arguments
-# go to pytest.
+# Two steps:
+# 1. everything but the multi-process tests in two test processes (pytest-xdist), one
+#    per core: each has its own redis-server, fake platform and temp dirs; a module
+#    sharing a module-scoped fixture stays on one (tests/conftest.py);
+# 2. the multi-process tests (`-m slow`) alone: they keep the machine's cores busy and
+#    time what their processes do, so they get the machine to themselves.
+# GUANJIA_TEST_WORKERS=0 runs everything in this process, in one step (e.g. with a
+# debugger). Arguments go to pytest (both steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +15,11 @@ workers=${GUANJIA_TEST_WORKERS:-2}
 if [ "$workers" = "0" ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-exec .venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@"
+rc=0
+.venv/bin/python -m pytest -n "$workers" --dist loadgroup -m "not slow" "$@" || rc=$?
+slow=0
+.venv/bin/python -m pytest -m slow "$@" || slow=$?
+[ "$rc" = 5 ] && rc=0  # 5: no test selected (arguments naming only slow, or only fast, tests)
+[ "$slow" = 5 ] && slow=0
+[ "$rc" != 0 ] && exit "$rc"
+exit "$slow"
