@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import CST
 from handlers.membership import rules as R
-from handlers.membership.clocks import start_clock, stop_clock
+from handlers import clocks
 from handlers.membership.notify import clock_config, owner_push, recipients, task_card, team_members
 from handlers.message import Push
 from store.models import (AuditLog, DowngradeNotice, MemberApplication, MemberSanction, Owner, SpendEntry,
@@ -168,7 +168,7 @@ def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, l
     staff = team_members(session, team)
     to = recipients(staff)
     basis = "、".join({"spend": f"累计消费{R.yuan(e.spend_fen)}元", "tenure": "居住年限"}[b] for b in e.met)
-    start_clock(session, f"application:{app.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
+    clocks.start(session, "service", f"application:{app.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
                 detail={"title": f"{owner.name}（{owner.room}）申请升级{e.target}"})
     session.add(AuditLog(actor=owner.openid or str(owner.id), action="member_apply", target=f"application:{app.id}",
                          detail={"target": e.target, "basis": e.met}))
@@ -191,7 +191,7 @@ def review_application(session: Session, app_id: int, approve: bool, reviewer: s
     owner = app.owner
     app.state = "approved" if approve else "rejected"
     app.reviewed_by, app.reviewed_at, app.note = reviewer, now, note
-    stop_clock(session, f"application:{app.id}", "O2_review", now, by=reviewer)
+    clocks.stop_named(session, f"application:{app.id}", "O2_review", now, by=reviewer)
     session.add(AuditLog(actor=reviewer, action="member_review", target=f"application:{app.id}",
                          detail={"approved": approve, "note": note}))
     if approve:
