@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.message import Context, Message
 from handlers.route_result import RouteResult
 

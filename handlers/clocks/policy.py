@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers import calendar_cn
 
 HOLDERS = ("assignee", "supervisor", "callback")

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.clocks import ClockSpec, Step, engine
 from handlers.membership.notify import by_role, service_policies, staff_text
 from handlers.message import Push

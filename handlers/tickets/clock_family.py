@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.clocks import ClockSpec, Step, engine
 from handlers.message import Push
 from handlers.tickets import core

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers import clocks
 from handlers.message import Push
 from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
@@ -120,7 +120,7 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    from bot import clock
+    from ground import clock
 
     now = now or clock.now()
     common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
