@@ -158,3 +158,67 @@ def test_every_clock_policy_has_its_rule_and_a_deadline():
     assert {c.rule for c in service_policies().values()} == {"O1", "O2", "O3"}
     assert service_policies()["O1"].due(T0) == T0 + timedelta(minutes=10)
     assert labels.missing_clock_names() == []  # every clock has a short name on the console
+
+
+def _ticket_policies():
+    from handlers.tickets.policy import policy
+
+    p = policy()
+    for prio, cls in p.classes.items():
+        for spec in cls.clocks:
+            yield prio, "repair", spec
+    for spec in p.kinds["complaint"]:
+        yield "general", "complaint", spec
+    for spec in p.kinds["home_repair"]:
+        yield "general", "repair", spec
+    for spec in p.all:
+        yield "important", "repair", spec
+
+
+def test_every_clock_policy_starts_warns_breaks_once_and_escalates_on_time(demo, session):
+    """Table-driven over every policy of both files: started (the row and its deadline),
+    warned at `warn_before`, broken at the deadline (one record), each escalation step
+    at its minute, then silent."""
+    from handlers import clocks
+    from handlers.membership.notify import service_policies
+    from store.models import AuditLog, Clock, Ticket, TicketEvent
+
+    cases = [("ticket", prio, kind, spec) for prio, kind, spec in _ticket_policies()]
+    cases += [("service", None, None, spec) for spec in service_policies().values()]
+    for family, prio, kind, spec in cases:
+        if family == "ticket":  # accepted already: a redispatch has nothing to do and falls through
+            t = Ticket(kind=kind, priority=prio, category="plumbing", team="repair", content="测试", state="accepted",
+                       channel="mp", sender="o_wang", room="1-101", building="1栋", assignee="weixiu_xiaoli")
+            session.add(t)
+            session.flush()
+            subject, fields = f"ticket:{t.id}", {"ticket_id": t.id}
+        else:
+            subject, fields = f"test:{spec.id}", {"assignee": "kefu_xiaomei", "team": "customer_service"}
+        row = clocks.start(session, family, subject, spec, T0, **fields)
+        where = f"{family} {spec.id}"
+        assert (row.state, row.rule, row.due_at) == ("running", spec.rule, spec.due(T0)), where
+        if spec.warn_before:
+            warn = row.due_at - timedelta(minutes=spec.warn_before)
+            assert clocks.check_due(session, warn - timedelta(seconds=1), families=(family,)) == [], where
+            assert clocks.check_due(session, warn, families=(family,)), where
+            assert row.warned_at == warn, where
+        assert clocks.check_due(session, row.due_at - timedelta(seconds=1), families=(family,)) == [], where
+        at = row.due_at
+        clocks.check_due(session, at, families=(family,))
+        assert row.state == "breached" and row.breached_at == row.due_at, where
+        for step in spec.escalation[1:]:
+            if row.level >= len(spec.escalation):
+                break
+            at = at + timedelta(minutes=step.after)
+            assert row.next_step_at == at, where
+            clocks.check_due(session, at, families=(family,))
+        assert row.level == len(spec.escalation) and row.next_step_at is None, where
+        assert clocks.check_due(session, at + timedelta(days=30), families=(family,)) == [], where
+        if family == "ticket":
+            story = [e.action for e in session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == row.ticket_id))]
+        else:
+            story = [a.action for a in session.scalars(select(AuditLog).where(AuditLog.target == subject))]
+        assert story.count("clock_breached") == 1, (where, story)
+        assert story.count("clock_escalated") == len([s for s in spec.escalation if "redispatch" not in s.to]), \
+            (where, story)
+    assert session.scalar(select(func.count()).select_from(Clock)) == len(cases)

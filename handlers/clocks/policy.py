@@ -63,11 +63,6 @@ class ClockSpec:
     holder: str = "assignee"  # who is warned: assignee / supervisor / callback
     text: str = ""  # the rule's wording
 
-    @property
-    def ladder(self) -> tuple[str, ...]:
-        """The steps' recipients in order (each step's first), e.g. (redispatch, supervisor, manager)."""
-        return tuple(s.to[0] for s in self.escalation)
-
     def due(self, start: datetime) -> datetime:
         """The deadline of a clock started at `start`."""
         if self.minutes is not None:
