@@ -102,6 +102,8 @@ def start(session: Session, family_name: str, subject: str, spec: ClockSpec | st
     """Start a clock on `subject` (once per round: starting it again returns the row).
     `fields`: ticket_id, owner_id, team, assignee, detail."""
     fam = family(family_name)
+    if fam is None:
+        raise ValueError(f"no clock family '{family_name}' is registered")
     if isinstance(spec, str):
         spec = fam.policy(spec)
     existing = find(session, subject, spec.id, round)
