@@ -35,11 +35,11 @@ def _start_one_of_each(s) -> dict[str, str]:
 
 
 def _scheduler_minute(frozen_clock, at: datetime) -> dict:
-    """What the scheduler's `clocks` job does at `at` (the one job for every clock)."""
+    """What the scheduler's `deadlines` job does at `at` (the one job for every clock)."""
     from scheduler import tasks
 
     frozen_clock.set(at)
-    return tasks.call_hook("clocks")
+    return tasks.call_hook("deadlines")
 
 
 def test_a_ticket_a_service_and_a_consultation_go_through_the_same_engine(demo, frozen_clock):

@@ -4,7 +4,7 @@
     clocks.start(session, "service", f"booking:{b.id}", "O2_review", now, owner_id=..., team=..., assignee=...)
     clocks.stop_named(session, f"booking:{b.id}", "O2_review", now, by=userid)
     clocks.on_event(session, "ticket", f"ticket:{t.id}", "completed", now, specs, round=..., ticket_id=t.id)
-    clocks.check_due(session, now)   # the scheduler's `clocks` job: warnings, breaches, escalation steps
+    clocks.check_due(session, now)   # the scheduler's `deadlines` job: warnings, breaches, escalation steps
 
 Policies: `handlers/clocks/policy.py` (the format); rows: `store/models/clocks.py`;
 families (what differs per capability): `handlers/tickets/clock_family.py`,

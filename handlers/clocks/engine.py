@@ -9,7 +9,7 @@ the audit log). Everything else happens here, once:
 
 - `start` / `stop` / `cancel` / `on_event` are what a capability calls;
 - `check_due(session, now)` is the one place that fires clocks (the scheduler's
-  `clocks` job, every minute): warnings due, deadlines passed, escalation steps
+  `deadlines` job, every minute): warnings due, deadlines passed, escalation steps
   due. Each miss is recorded once (`clock_breached`, with `breached_at` on the
   row); each warning and step once (`warned_at`, `level` on the row, in the same
   transaction as the record) and every push carries a dedup key, so a re-run or

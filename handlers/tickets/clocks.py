@@ -3,7 +3,7 @@ handlers/clocks/; the family is handlers/tickets/clock_family.py) and the
 surveys nobody answered.
 
 `check_clocks(session, now)` fires only the ticket family's clocks (tests and
-`guanjia` commands that look at tickets alone); the scheduler's `clocks` job
+`guanjia` commands that look at tickets alone); the scheduler's `deadlines` job
 fires every family with `handlers.clocks.check_due` and then `close_unanswered`.
 """
 from __future__ import annotations
