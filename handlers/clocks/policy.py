@@ -63,6 +63,16 @@ class ClockSpec:
     holder: str = "assignee"  # who is warned: assignee / supervisor / callback
     text: str = ""  # the rule's wording
 
+    @property
+    def within(self) -> str:
+        """The promise in words, for replies and cards: 10分钟内 / 2小时内 / 3个工作日内 / 当天."""
+        if self.minutes is not None:
+            m = self.minutes
+            return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+        if self.working_days is not None:
+            return f"{self.working_days}个工作日内"
+        return "当天"
+
     def due(self, start: datetime) -> datetime:
         """The deadline of a clock started at `start`."""
         if self.minutes is not None:

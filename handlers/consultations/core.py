@@ -74,8 +74,7 @@ def o1_minutes() -> int:
 
 def promise() -> str:
     """「10分钟内」 from O1's data (never written into a reply by hand)."""
-    m = o1_minutes()
-    return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+    return service_policies()["O1"].within
 
 
 def public_url() -> str:

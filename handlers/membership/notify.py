@@ -41,6 +41,11 @@ def service_policies(path: Path = CLOCKS_FILE) -> dict[str, ClockSpec]:
     return _load(str(path), path.stat().st_mtime)[1]
 
 
+def within(clock_id: str) -> str:
+    """The promise of a service clock in words (「2小时内」), from its policy: never typed into a reply."""
+    return service_policies()[clock_id].within
+
+
 def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,
                source: str | None = None, priority: int = 5) -> Push | None:
     """A message to an owner: a customer-service text inside the 48 h window,
