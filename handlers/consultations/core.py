@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from handlers import clocks
-from handlers.membership.notify import (CS_WINDOW, clock_config, dedicated_agent, recipients, service_policies,
-                                        team_members)
+from handlers.membership.notify import (CS_WINDOW, clock_config, dedicated_agent, promise as clock_promise,
+                                        recipients, service_policies, team_members)
 from handlers.message import Message, Push
 from store.models import AuditLog, Consultation, ConsultationEntry, InboxMessage, Owner, ServiceClock, Staff
 
@@ -74,7 +74,7 @@ def o1_minutes() -> int:
 
 def promise() -> str:
     """「10分钟内」 from O1's data (never written into a reply by hand)."""
-    return service_policies()["O1"].within
+    return clock_promise("O1")
 
 
 def public_url() -> str:

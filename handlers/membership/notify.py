@@ -41,8 +41,9 @@ def service_policies(path: Path = CLOCKS_FILE) -> dict[str, ClockSpec]:
     return _load(str(path), path.stat().st_mtime)[1]
 
 
-def within(clock_id: str) -> str:
-    """The promise of a service clock in words (「2小时内」), from its policy: never typed into a reply."""
+def promise(clock_id: str) -> str:
+    """「10分钟内」 / 「2小时内」: what a reply promises, from the clock's policy in
+    member_clocks.yaml (never written into a reply by hand)."""
     return service_policies()[clock_id].within
 
 
