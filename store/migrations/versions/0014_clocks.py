@@ -1,7 +1,7 @@
 """clocks: one table of running clocks (tickets' O4-O11, member services' O2/O3,
 consultations' O1); the rows of ticket_clocks and service_clocks are copied
-into it and the old tables dropped. The downgrade recreates them and copies
-each family's rows back.
+into it and the old tables left empty and unused (0004 and 0005 still own
+them). The downgrade copies each family's rows back and drops `clocks`.
 
 Revision ID: 0014
 Revises: 0004, 0005
@@ -70,57 +70,12 @@ def upgrade() -> None:
         " started_at, due_at, NULL, NULL,"
         " CASE WHEN state = 'running' AND breached_at IS NOT NULL THEN 'breached' ELSE state END,"
         " breached_at, stopped_at, level, NULL, detail, created_at FROM service_clocks ORDER BY id")
-    with op.batch_alter_table('service_clocks', schema=None) as batch_op:
-        batch_op.drop_index('ix_service_clocks_state_due')
-    op.drop_table('service_clocks')
-    with op.batch_alter_table('ticket_clocks', schema=None) as batch_op:
-        batch_op.drop_index('ix_ticket_clocks_state_due')
-    op.drop_table('ticket_clocks')
+    # The old tables stay, empty and unused (no model maps them): the downgrade refills them.
+    op.execute("DELETE FROM service_clocks")
+    op.execute("DELETE FROM ticket_clocks")
 
 
 def downgrade() -> None:
-    op.create_table('ticket_clocks',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('clock', sa.String(length=32), nullable=False),
-    sa.Column('rule', sa.String(length=8), nullable=False),
-    sa.Column('round', sa.Integer(), nullable=False),
-    sa.Column('started_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('due_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('warn_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('warned_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('breached_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('stopped_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('next_step_at', store.types.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_clocks_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_clocks'))
-    )
-    with op.batch_alter_table('ticket_clocks', schema=None) as batch_op:
-        batch_op.create_index('ix_ticket_clocks_state_due', ['state', 'due_at'], unique=False)
-    op.create_table('service_clocks',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('clock', sa.String(length=32), nullable=False),
-    sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('team', sa.String(length=32), nullable=True),
-    sa.Column('assignee', sa.String(length=256), nullable=True),
-    sa.Column('started_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('due_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('stopped_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('breached_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_service_clocks_owner_id_owners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_clocks')),
-    sa.UniqueConstraint('subject', 'clock', name=op.f('uq_service_clocks_subject_clock'))
-    )
-    with op.batch_alter_table('service_clocks', schema=None) as batch_op:
-        batch_op.create_index('ix_service_clocks_state_due', ['state', 'due_at'], unique=False)
-
     op.execute(
         "INSERT INTO ticket_clocks (ticket_id, clock, rule, round, started_at, due_at, warn_at, warned_at,"
         " state, breached_at, stopped_at, level, next_step_at)"
