@@ -357,7 +357,7 @@ def birthdays() -> dict:
 
 # The tasks a schedule.yaml job may name.
 # Jobs that only run another capability's periodic function (schedule.yaml `hooks`).
-HOOK_TASKS = ("ticket_clocks", "booking_clocks", "memberships", "archive_poll",
+HOOK_TASKS = ("deadlines", "ticket_surveys", "ticket_clocks", "booking_clocks", "memberships", "archive_poll",
               "ticket_digest", "ticket_weekly", "ticket_monthly")
 
 JOB_TASKS: dict[str, Callable[[], object]] = {

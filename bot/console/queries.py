@@ -358,13 +358,11 @@ def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) 
         raise ActionError(f"工单T{ticket.id}已办结")
     if not reason:
         raise ActionError("请写明办结原因")
-    TicketClock = model("tickets", "TicketClock")
+    from handlers import clocks
+
     ticket.state, ticket.closed_at = "closed", now
     core.fire(session, ticket, "closed", by, now, reason=reason, via="console")
-    for c in session.scalars(select(TicketClock).where(TicketClock.ticket_id == ticket.id,
-                                                       TicketClock.state.in_(("running", "breached")))):
-        c.state, c.stopped_at, c.next_step_at = "cancelled", now, None
-        core.record(session, ticket, "clock", "clock_cancelled", now, clock=c.clock, reason="ticket closed")
+    clocks.cancel(session, f"ticket:{ticket.id}", now, "ticket closed")
     pushes = core.close_cards(session, ticket, "已办结")
     pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已办结：{reason}", "closed:console")
     deliver(session, pushes, now)

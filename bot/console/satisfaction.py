@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot.console.labels import tz
 from bot.console.queries import model
-from store.models import Owner
+from store.models import Clock, Owner
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -44,18 +44,11 @@ def results(session: Session, source: str, by: str, survey: str = "satisfaction"
 
 def clocks_by_month(session: Session) -> list[dict] | None:
     """Per month (of the deadline): clocks kept (met) and broken (late / breached)."""
-    TicketClock = model("tickets", "TicketClock")
-    if TicketClock is None:
-        return None
     acc: dict[str, dict[str, int]] = defaultdict(lambda: {"kept": 0, "broken": 0})
-    for c in session.scalars(select(TicketClock).where(TicketClock.state.in_(("met", "late", "breached")))):
+    # Every clock of every kind (tickets' O4-O11, services' O1-O3): one table.
+    for c in session.scalars(select(Clock).where(Clock.state.in_(("met", "late", "breached_met", "breached")))):
         month = c.due_at.astimezone(tz()).strftime("%Y-%m")
         acc[month]["kept" if c.state == "met" else "broken"] += 1
-    ServiceClock = model("membership", "ServiceClock")
-    if ServiceClock is not None:  # O1-O3 service clocks count too
-        for c in session.scalars(select(ServiceClock).where(ServiceClock.state.in_(("met", "breached_met", "breached")))):
-            month = c.due_at.astimezone(tz()).strftime("%Y-%m")
-            acc[month]["kept" if c.state == "met" else "broken"] += 1
     return [{"month": m, **v} for m, v in sorted(acc.items())]
 
 

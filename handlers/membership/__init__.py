@@ -4,8 +4,9 @@ under the O1 clock, and the card clicks "member:...".
 
 Public functions for other capabilities and the scheduler:
 - `handlers.membership.service.evaluate_memberships(session, now) -> list[Push]`
-- `handlers.membership.clocks.check_clocks(session, now) -> list[Push]`
-  (also exported as `handlers.bookings.check_booking_clocks`)
+- `handlers.membership.clocks.check_clocks(session, now) -> list[Push]`: the service clocks
+  (also exported as `handlers.bookings.check_booking_clocks`; the scheduler fires every
+  clock with `handlers.clocks.check_due`)
 - `start_consult(session, owner, text, now)` / `answer_consult(...)`: the O1 staff task.
 """
 from __future__ import annotations
@@ -19,7 +20,8 @@ from sqlalchemy.orm import Session
 from handlers import card_events, handoff_hook, registry
 from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
-from handlers.membership.clocks import start_clock, stop_clock
+from handlers import clocks
+from handlers.membership import clock_family  # noqa: F401  (registers the service clock family)
 from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
 from store.models import Owner, ServiceClock
@@ -99,7 +101,7 @@ def on_membership(ctx: Context, msg: Message, route) -> Outcome:
 def open_consult(session: Session, owner_id: int) -> ServiceClock | None:
     """The owner's consultation still waiting for a person, if any."""
     return session.scalar(select(ServiceClock).where(
-        ServiceClock.owner_id == owner_id, ServiceClock.clock == "O1", ServiceClock.state == "running",
+        ServiceClock.owner_id == owner_id, ServiceClock.clock == "O1", ServiceClock.state.in_(clocks.ACTIVE_STATES),
         ServiceClock.subject.like("consult:%")).order_by(ServiceClock.id.desc()).limit(1))
 
 
@@ -122,7 +124,7 @@ def answer_consult(session: Session, clock_id: int, staff_userid: str, now: date
     row = session.get(ServiceClock, clock_id)
     if row is None:
         return None
-    return stop_clock(session, row.subject, row.clock, now, by=staff_userid)
+    return clocks.stop_named(session, row.subject, row.clock, now, by=staff_userid)
 
 
 # --- staff ---------------------------------------------------------------------------------
