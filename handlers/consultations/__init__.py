@@ -6,3 +6,4 @@ understanding capability's one for private OA chats, so it must come after
 card buttons "consult:" and the staff reply exchange.
 """
 from handlers.consultations import chat, core  # noqa: F401
+from handlers.consultations.capability import capability  # noqa: F401,E402  (what this capability brings)

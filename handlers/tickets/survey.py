@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from handlers import conversation
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
 from handlers.tickets.policy import policy, roster
+from handlers.tickets.capability import capability
 from store.models import Ticket
 
 SURVEY_CONV = "ticket_survey"
@@ -75,7 +76,7 @@ def answer(session: Session, ticket: Ticket, owner_sender: str, score: int, comm
     return out
 
 
-@registry.conversation_handler(SURVEY_CONV)
+@capability.conversation(SURVEY_CONV)
 def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     parsed = parse_answer(msg.text)
     if parsed is None:
@@ -87,7 +88,7 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
 
 
-@registry.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
+@capability.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
                        roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
 def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
     from handlers.identity import find_owner
