@@ -235,7 +235,3 @@ def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
     cols = fields or [c.key for c in obj.__table__.columns]
     return {c: iso(getattr(obj, c, None)) for c in cols}
 
-
-def not_installed(capability: str):
-    """The capability's models have not landed: say so instead of a 500."""
-    raise ApiError(501, f"the {capability} capability is not installed")
