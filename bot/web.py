@@ -5,7 +5,7 @@ import logging
 
 from flask import Flask, redirect
 
-from bot.config import Settings, get_settings
+from ground.config import Settings, get_settings
 
 # The edge's own blueprints. A capability's pages and API routes come from its
 # `Capability` object (handlers/capability.py), through handlers.CAPABILITIES.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify
 from sqlalchemy import func, select
 
-from bot import clock
+from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict)
 from bot.console import queries as Q
