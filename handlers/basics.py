@@ -24,7 +24,7 @@ def on_subscribe(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("handoff", r"^(人工|转人工|人工客服|找客服|找人工)[。!！]*$", intent="handoff",
-                       chats=("private",), why="asked for a person")
+                         chats=("private",), why="asked for a person")
 def ask_for_person(ctx: Context, msg: Message, _route) -> Outcome:
     from handlers.consultations.chat import hand_over
 
@@ -32,6 +32,6 @@ def ask_for_person(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("staff_help", r"^(?:帮助|help|菜单|指令|命令|帮助菜单|你能做什么)[?？。!！]*$", intent="command",
-                       chats=("staff",), roles=("staff", "admin"), why="staff get the staff commands")
+                         chats=("staff",), roles=("staff", "admin"), why="staff get the staff commands")
 def staff_help(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[STAFF_HELP], intent="command")

@@ -196,7 +196,7 @@ def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
 
 
 @capability.text_command("booking_start", r"^(?:我要|我想|我想要|帮我|请帮我|麻烦)?(?:预约|预定|预订)(?!记录)(?P<rest>.*)$",
-                       intent="booking", chats=("private",), why="book a member service")
+                         intent="booking", chats=("private",), why="book a member service")
 def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
     return start_booking(ctx, msg, msg.text)
 
@@ -212,8 +212,8 @@ def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
-                       intent="booking",
-                       chats=("private",), why="cancel a booking")
+                         intent="booking",
+                         chats=("private",), why="cancel a booking")
 def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -237,8 +237,8 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("booking_change",
-                       r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
-                       intent="booking", chats=("private",), why="move a booking")
+                         r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
+                         intent="booking", chats=("private",), why="move a booking")
 def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -267,7 +267,7 @@ def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
-                       chats=("private",), why="list my bookings")
+                         chats=("private",), why="list my bookings")
 def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -281,7 +281,7 @@ def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
-                       chats=("private",), why="rate a finished service")
+                         chats=("private",), why="rate a finished service")
 def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:

@@ -49,7 +49,7 @@ def _service_of(word: str) -> str | None:
 
 
 @capability.text_command("booking_cancel_loose", _pattern(), intent="booking", chats=("private",),
-                       why="a cancellation said loosely, or a bare booking number: confirm which booking")
+                         why="a cancellation said loosely, or a bare booking number: confirm which booking")
 def cmd_cancel_loose(ctx: Context, msg: Message, route) -> Outcome:
     owner = find_owner(ctx.session, msg)
     if owner is None:

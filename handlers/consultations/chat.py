@@ -52,7 +52,7 @@ def _reply_out(res: core.Result) -> Outcome:
 
 
 @capability.text_command("consult_reply", r"^回复\s*[Cc]?\s*(?P<n>\d+)(?:\s*[,，:：]?\s*(?P<text>.*))?$",
-                       chats=STAFF, roles=STAFF, why="staff answer an owner's consultation")
+                         chats=STAFF, roles=STAFF, why="staff answer an owner's consultation")
 def cmd_reply(ctx: Context, msg: Message, route) -> Outcome:
     # The reply text from the message as typed, not the router's normalized copy:
     # full-width punctuation (，。！) must reach the owner unchanged.
@@ -68,7 +68,7 @@ def cmd_reply(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("consult_take", r"^(?:接手|认领|接咨询)\s*[Cc]\s*(?P<n>\d+)$", chats=STAFF, roles=STAFF,
-                       why="staff pick a consultation up")
+                         why="staff pick a consultation up")
 def cmd_take(ctx: Context, msg: Message, route) -> Outcome:
     n = int(route.args["match"]["n"])
     res = core.pick_up(ctx.session, n, msg.sender, ctx.now)
@@ -78,7 +78,7 @@ def cmd_take(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("consult_close", r"^(?:关闭|结束)(?:咨询)?\s*[Cc]\s*(?P<n>\d+)(?:\s+(?P<note>.*))?$",
-                       chats=STAFF, roles=STAFF, why="staff close a consultation")
+                         chats=STAFF, roles=STAFF, why="staff close a consultation")
 def cmd_close(ctx: Context, msg: Message, route) -> Outcome:
     a = route.args["match"]
     res = core.close(ctx.session, int(a["n"]), msg.sender, ctx.now, note=(a.get("note") or "").strip())
@@ -86,7 +86,7 @@ def cmd_close(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("consult_mine", r"^(?:我的咨询|待回复咨询|咨询列表)$", chats=STAFF, roles=STAFF,
-                       why="staff list the consultations waiting for them")
+                         why="staff list the consultations waiting for them")
 def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
     rows = core.waiting_for(ctx.session, msg.sender)
     if not rows:

@@ -143,7 +143,7 @@ def _usage(key: str) -> str:
 
 
 @capability.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
-                       intent="command", chats=("vip", "building", "staff"), why="group slash command")
+                         intent="command", chats=("vip", "building", "staff"), why="group slash command")
 def on_command(ctx: Context, msg: Message, route) -> Outcome:
     m = re.match(r"^/(\S+)\s*(.*)$", msg.text.strip().replace("／", "/"), re.S)
     key = _by_name().get((m.group(1) if m else "").lower())
@@ -406,7 +406,7 @@ HANDLERS = {"help": _help, "notice": _notice, "warn": _warn, "mute": _mute, "unm
 
 
 @capability.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
-                       why="unknown group slash command")
+                         why="unknown group slash command")
 def on_unknown_command(ctx: Context, msg: Message, route) -> Outcome:
     """Any other "/..." in a group gets the help pointer (and is audited)."""
     return on_command(ctx, msg, route)

@@ -259,7 +259,7 @@ def _group_for(session: Session, owner: Owner, which: str | None) -> Group | Non
 
 
 @capability.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
-                       why="asks to join a customer group")
+                         why="asks to join a customer group")
 def on_apply(ctx: Context, msg: Message, route) -> Outcome:
     """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
     -> joining is confirmed by change_external_chat (admit() finds them qualified)."""

@@ -36,7 +36,7 @@ def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome |
 
 
 @capability.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
-                       intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
+                         intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
 def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -45,7 +45,7 @@ def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
-                       intent="membership", chats=("private",), why="what is missing for the next tier")
+                         intent="membership", chats=("private",), why="what is missing for the next tier")
 def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -67,7 +67,7 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
-                       intent="membership", chats=("private",), why="apply for the next tier")
+                         intent="membership", chats=("private",), why="apply for the next tier")
 def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -136,14 +136,14 @@ def _staff(ctx: Context, msg: Message, roles: tuple[str, ...] = ("staff", "super
 
 
 @capability.text_command("member_lookup", r"^查会员\s*(?P<key>\S+)$", intent="command", chats=("staff",),
-                       roles=("staff",), why="staff look an owner's membership up (logged)")
+                         roles=("staff",), why="staff look an owner's membership up (logged)")
 def member_lookup(ctx: Context, msg: Message, _route) -> Outcome:
     key = re.match(r"^查会员\s*(\S+)$", msg.text.strip()).group(1)
     return Outcome(replies=[S.staff_lookup(ctx.session, msg.sender, key, ctx.now)], intent="command")
 
 
 @capability.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
-                       intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
+                         intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
 def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
     m = re.match(r"^特殊贡献\s*(\S+)\s+(银卡|金卡)\s+(.+)$", msg.text.strip())
     owner = S.find_owner_by_key(ctx.session, m.group(1))
@@ -159,7 +159,7 @@ def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
 
 
 @capability.text_command("member_breach", r"^会员违规\s*(?P<key>\S+)\s+(?P<action>警告|暂停|降级)\s+(?P<reason>\S+)(?:\s+(?P<days>\d+)天?)?$",
-                       intent="command", chats=("staff",), roles=("staff",), why="record a rule breach: warn / suspend / downgrade")
+                         intent="command", chats=("staff",), roles=("staff",), why="record a rule breach: warn / suspend / downgrade")
 def member_breach(ctx: Context, msg: Message, _route) -> Outcome:
     m = re.match(r"^会员违规\s*(\S+)\s+(警告|暂停|降级)\s+(\S+)(?:\s+(\d+)天?)?$", msg.text.strip())
     if _staff(ctx, msg, ("supervisor", "manager")) is None:

@@ -57,7 +57,7 @@ def _out_of_scope(ctx: Context, msg: Message, route, holder_only: bool = False) 
 
 
 @capability.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
-                       why="staff accepts a ticket (O10)")
+                         why="staff accepts a ticket (O10)")
 def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -74,7 +74,7 @@ def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
-                       why="staff on site (O5)")
+                         why="staff on site (O5)")
 def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -83,7 +83,7 @@ def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="staff reports progress (O8, O4 plan)")
+                         why="staff reports progress (O8, O4 plan)")
 def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -93,7 +93,7 @@ def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="staff completes a ticket (O9)")
+                         why="staff completes a ticket (O9)")
 def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -103,7 +103,7 @@ def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
-                       why="staff hands a ticket to a colleague")
+                         why="staff hands a ticket to a colleague")
 def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -113,7 +113,7 @@ def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="customer service called the owner back (O11)")
+                         why="customer service called the owner back (O11)")
 def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -123,7 +123,7 @@ def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
-                       why="a supervisor takes an escalated ticket")
+                         why="a supervisor takes an escalated ticket")
 def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -154,7 +154,7 @@ def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
 
 
 @capability.text_command("ticket_nudge", rf"^(?:催一下|催办|催单|催促){_T}\s*$", chats=("private",),
-                       why="owner nudges a ticket")
+                         why="owner nudges a ticket")
 def cmd_nudge(ctx: Context, msg: Message, route) -> Outcome:
     s, n = ctx.session, int(_args(route)["n"])
     ticket = core.get_ticket(s, n)

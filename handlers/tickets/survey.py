@@ -89,7 +89,7 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
 
 
 @capability.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
-                       roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
+                         roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
 def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
     from handlers.identity import find_owner
 
