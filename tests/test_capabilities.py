@@ -205,3 +205,19 @@ def test_every_capability_is_declared_once_in_the_one_list():
     assert "faq.cli:faq" in by["understanding"].cli_commands
     assert "handlers.groups.moderation:warm_up" in by["groups"].warmups
     assert "bot.api.routes_consultations" in by["consultations"].api_modules
+
+
+def test_the_models_a_capability_declares_are_known_to_the_store():
+    """`Capability.models` names modules whose tables the migrations and
+    Base.metadata know (store/models/__init__.py imports them)."""
+    import importlib
+
+    from handlers import load_capabilities
+    from store.models import Base
+
+    for cap in load_capabilities():
+        for module in cap.model_modules:
+            classes = [c for c in vars(importlib.import_module(module)).values()
+                       if isinstance(c, type) and issubclass(c, Base) and c is not Base]
+            tables = {c.__table__.name for c in classes}
+            assert tables and tables <= set(Base.metadata.tables), (cap.name, module)
