@@ -33,8 +33,6 @@ from typing import Any, Callable, Iterable
 from handlers import card_events, registry
 from handlers.registry import DuplicateRegistration, Handler
 
-Spec = "str | Callable[..., Any]"  # "module:attr" or the object itself
-
 TRIGGERS = ("interval", "cron")
 
 
@@ -67,7 +65,7 @@ class Job:
     owner: str = ""
 
 
-@dataclass
+@dataclass(eq=False)  # one object per capability: compared by identity
 class Capability:
     name: str
     commands: list[str] = field(default_factory=list)
