@@ -113,7 +113,11 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     known = tasks.known_tasks()
     jobs = {name: _job_spec(path, f"jobs.{name}", name, spec, known) for name, spec in (data["jobs"] or {}).items()}
     # The capabilities' own jobs (Capability.job), checked the same way; a name is one job.
-    for name, job in tasks.capability_jobs().items():
+    # `capability_jobs: false` keeps only this file's jobs (a test, a scheduler for one task).
+    with_caps = data.get("capability_jobs", True)
+    if not isinstance(with_caps, bool):
+        raise _err(path, "capability_jobs", f"must be true or false, got {with_caps!r}")
+    for name, job in (tasks.capability_jobs() if with_caps else {}).items():
         where = f"capability {job.owner}: job {name}"
         if name in jobs:
             raise ScheduleError(f"{path.name}: jobs.{name}: also declared by capability {job.owner}; "

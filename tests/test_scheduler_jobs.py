@@ -206,6 +206,10 @@ def test_a_job_name_is_one_job(env, tmp_path, monkeypatch):
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ScheduleError, match="jobs.ticket_clocks: also declared by capability tickets"):
         load_schedule(path)
+    # `capability_jobs: false`: only the file's own jobs (its ticket_clocks is then its own).
+    path.write_text(text.replace("capability_jobs: true", "capability_jobs: false"), encoding="utf-8")
+    jobs = load_schedule(path).jobs
+    assert jobs["ticket_clocks"].task == "sweep" and "archive_poll" not in jobs
 
 
 def test_a_new_leader_keeps_a_missed_run(env):
