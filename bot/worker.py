@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 import os
 
+from bot.queues import get_queue, get_redis
+from ground import keys
+from ground.config import get_settings
+
 log = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
     """Every capability's warm-ups (`Capability.warm_up`), once, in the parent."""
+    from bot import ports
     from handlers import load_capabilities
     from handlers.capability import run_all
 
+    ports.install()
     for cap in load_capabilities():
         run_all(cap.warmups)
 
@@ -26,11 +32,10 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
-    from bot.queues import QUEUE_NAMES, get_queue, get_redis
 
     setup_logging()
     warm_up()
-    names = queues or list(QUEUE_NAMES)
+    names = queues or list(keys.QUEUE_NAMES)
     if "inbound" in names:
         _start_lane_consumers(burst)
     cls = Worker if fork else SimpleWorker
@@ -50,8 +55,6 @@ def _start_lane_consumers(burst: bool) -> None:
         while lane_length():
             pop_and_process(0)
         return
-    from ground.config import get_settings
-
     stop = threading.Event()
     for i in range(get_settings().inbound_threads):
         threading.Thread(target=consume, args=(stop,), daemon=True, name=f"inbound-{i}").start()

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # once in the worker parent, so no owner's message pays for them.
 capability = Capability("understanding")
 capability.models("store.models.faq")
-capability.cli("faq.cli:faq")
+capability.cli("handlers.evaluate:faq")  # the faq group, with `eval` added beside the router
 for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up"):
     capability.warm_up(_warm)
 

@@ -65,7 +65,16 @@ def _hhmm(path: Path, where: str, raw: Any) -> time:
         raise _err(path, where, f"expected HH:MM, got {raw!r}") from None
 
 
-def _job_spec(path: Path, where: str, name: str, spec: Any, known_tasks: list[str]) -> JobSpec:
+def capability_jobs() -> dict:
+    """name -> handlers.capability.Job over every capability of handlers.CAPABILITIES
+    (a name two capabilities declare raises)."""
+    from handlers import load_capabilities
+    from handlers.capability import all_jobs
+
+    return all_jobs(load_capabilities())
+
+
+def _job_spec(path: Path, where: str, name: str, spec: Any) -> JobSpec:
     if not isinstance(spec, dict):
         raise _err(path, where, "expected a mapping")
     trig = spec.get("trigger")
@@ -81,8 +90,6 @@ def _job_spec(path: Path, where: str, name: str, spec: Any, known_tasks: list[st
     task = spec.get("task")
     if not task:
         raise _err(path, f"{where}.task", "missing")
-    if task not in known_tasks:
-        raise _err(path, f"{where}.task", f"unknown task {task!r}; known: {known_tasks}")
     queue = spec.get("queue", "scheduled")
     if queue not in ("inline", "scheduled", "bulk"):
         raise _err(path, f"{where}.queue", f"must be inline, scheduled or bulk, got {queue!r}")
@@ -108,22 +115,19 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     if any(not 0 <= m < 60 for m in avoid):
         raise _err(path, "avoid_marks.minutes", f"minutes must be 0-59, got {avoid}")
 
-    from scheduler import tasks  # the names a job may call
-
-    known = tasks.known_tasks()
-    jobs = {name: _job_spec(path, f"jobs.{name}", name, spec, known) for name, spec in (data["jobs"] or {}).items()}
+    # Whether a job's task exists is checked where the tasks are (scheduler/tasks.py::check_tasks).
+    jobs = {name: _job_spec(path, f"jobs.{name}", name, spec) for name, spec in (data["jobs"] or {}).items()}
     # The capabilities' own jobs (Capability.job), checked the same way; a name is one job.
     # `capability_jobs: false` keeps only this file's jobs (a test, a scheduler for one task).
     with_caps = data.get("capability_jobs", True)
     if not isinstance(with_caps, bool):
         raise _err(path, "capability_jobs", f"must be true or false, got {with_caps!r}")
-    for name, job in (tasks.capability_jobs() if with_caps else {}).items():
-        where = f"capability {job.owner}: job {name}"
+    for name, job in (capability_jobs() if with_caps else {}).items():
         if name in jobs:
             raise ScheduleError(f"{path.name}: jobs.{name}: also declared by capability {job.owner}; "
                                 "a job has one name")
         spec = {"trigger": job.trigger, "task": name, "queue": job.queue, "once_per": job.once_per, **job.trigger_args}
-        jobs[name] = _job_spec(path, where, name, spec, known)
+        jobs[name] = _job_spec(path, f"capability {job.owner}: job {name}", name, spec)
 
     texts = {str(k): str(v) for k, v in (data["texts"] or {}).items()}
     festivals = {}

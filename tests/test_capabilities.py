@@ -202,7 +202,7 @@ def test_every_capability_is_declared_once_in_the_one_list():
     by = {c.name: c for c in caps}
     assert "bot.console.ticket_media:bp" in by["tickets"].pages
     assert "ticket_clocks" in by["tickets"].jobs and "archive_poll" in by["groups"].jobs
-    assert "faq.cli:faq" in by["understanding"].cli_commands
+    assert "handlers.evaluate:faq" in by["understanding"].cli_commands
     assert "handlers.groups.moderation:warm_up" in by["groups"].warmups
     assert "bot.api.routes_consultations" in by["consultations"].api_modules
 
@@ -222,23 +222,3 @@ def test_the_models_a_capability_declares_are_known_to_the_store():
             tables = {c.__table__.name for c in classes}
             assert tables and tables <= set(Base.metadata.tables), (cap.name, module)
 
-
-def test_no_registration_is_duplicated(env):
-    """The whole install, as the hosts do it, with every capability of the list:
-    a name registered twice anywhere (chat, card prefix, job, CLI command, API
-    route, URL) would raise here. (Belongs in tests/test_layers.py once it exists.)"""
-    import handlers
-    from bot import cli
-    from bot.web import create_app
-    from handlers.capability import unique
-    from scheduler.config import load_schedule
-
-    caps = handlers.load_capabilities()
-    assert len({c.name for c in caps}) == len(caps)
-    for kind, names in (("text command", lambda c: [(n, c) for n in c.commands]),
-                        ("card prefix", lambda c: [(n, c) for n in c.cards]),
-                        ("conversation handler", lambda c: [(n, c) for n in c.conversations])):
-        unique(caps, kind, names)
-    load_schedule()  # jobs: schedule.yaml's and the capabilities', one name each
-    cli._register_extra()  # CLI commands
-    create_app()  # pages, API routes, URL + method

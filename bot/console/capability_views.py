@@ -1,9 +1,7 @@
-"""Console queries and pages for the capabilities written in parallel
-(membership/bookings, groups/moderation, campaigns, FAQ). Each returns None
-while its capability has not landed, and the page says so."""
+"""Console queries and pages for the capabilities (membership/bookings,
+groups/moderation, campaigns, FAQ)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -14,21 +12,9 @@ from sqlalchemy.orm import Session
 from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
+from bot.console.queries import Item
 from bot.console.views import page
 from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
-
-
-@dataclass
-class Item:
-    """One line on the Today page."""
-
-    label: str
-    when: str
-    id: int | None = None
-    text: str = ""
-    count: int = 0
-    kind: str = ""
-    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 def _cst(dt: datetime | None) -> str:
@@ -141,11 +127,10 @@ def _target_text(target: dict) -> str:
 @page("supervisor")
 def announcements():
     mod = _campaigns()
-    from bot.api.routes_capabilities import delivery_progress
     from store.models import Building, Group
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
@@ -218,7 +203,7 @@ def announcements_create():
 def announcement_retry(campaign_id: int):
     mod = _campaigns()
     camp = g.db.get(Campaign, campaign_id)
-    if mod is None or camp is None or camp.kind != "announcement":
+    if camp is None or camp.kind != "announcement":
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     try:
@@ -235,7 +220,7 @@ def announcement_retry(campaign_id: int):
 def announcement_cancel(campaign_id: int):
     mod = _campaigns()
     camp = g.db.get(Campaign, campaign_id)
-    if mod is None or camp is None or camp.kind != "announcement":
+    if camp is None or camp.kind != "announcement":
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)

@@ -6,13 +6,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console import labels
+from bot.console.queries import Item
 from store.models import Group, GroupAdmission, ModerationCase, Owner
 
 
 def moderation_waiting(session: Session):
     """Open moderation cases and pending admissions (the cards staff admins have not decided)."""
-    from bot.console.capability_views import Item
-
     names = {g.chat_id: g.name for g in session.scalars(select(Group))}
     who = _member_names(session)
     items = []
@@ -35,7 +34,7 @@ def _member_names(session: Session) -> dict[str, str]:
 
 def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
             limit: int = 100) -> list[dict] | None:
-    from bot.api.common import row_dict
+    from bot.console.queries import row_dict
 
     stmt = select(ModerationCase).order_by(ModerationCase.id.desc())
     if group:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.console import bp
 from bot.console.auth import audit
+from bot.console.queries import Item
 from bot.console.views import page
 from store.models import FaqMiss
 
@@ -63,8 +64,6 @@ def entries(query: str | None = None) -> list:
 
 def open_misses(session: Session, limit: int = 10):
     """Unresolved misses, grouped by normalized text, most asked first."""
-    from bot.console.capability_views import Item
-
     rows = session.execute(
         select(FaqMiss.normalized, func.count(), func.max(FaqMiss.id), func.max(FaqMiss.created_at))
         .where(FaqMiss.resolved.is_(False)).group_by(FaqMiss.normalized)

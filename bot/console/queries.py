@@ -1,17 +1,52 @@
 """Read-side queries the console and the API share."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import Booking, MemberApplication, ServiceClock, Staff, Ticket, TicketClock, TicketEvent
+from store.models import (Booking, Delivery, MemberApplication, ServiceClock, Staff, Ticket, TicketClock,
+                          TicketEvent)
 
 OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
 PRIORITIES = ("urgent", "important", "general")
 PRIORITY_LABELS = {"urgent": "紧急", "important": "重要", "general": "一般"}
+
+
+# --- rows as JSON (the API and the console's JSON views) -------------------------------------
+
+def iso(v: Any) -> Any:
+    """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
+    if isinstance(v, datetime):
+        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
+        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
+    """A model row as JSON; by default every column."""
+    cols = fields or [c.key for c in obj.__table__.columns]
+    return {c: iso(getattr(obj, c, None)) for c in cols}
+
+
+# --- the Today page ---------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One line on the Today page."""
+
+    label: str
+    when: str
+    id: int | None = None
+    text: str = ""
+    count: int = 0
+    kind: str = ""
+    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 # --- clocks -----------------------------------------------------------------------------
@@ -153,7 +188,6 @@ def late_ticket_ids(session: Session, now: datetime) -> set[int]:
 
 def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
     """The ticket as JSON; numbers masked unless `viewer` may see them in full."""
-    from bot.api.common import row_dict
     from handlers import privacy
 
     if viewer is not None:
@@ -307,3 +341,16 @@ def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) 
     pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已办结：{reason}", "closed:console")
     deliver(session, pushes, now)
     return f"工单{ticket.number}已办结"
+
+
+# --- campaigns ----------------------------------------------------------------------------
+
+def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {i: {} for i in campaign_ids}
+    if not campaign_ids:
+        return out
+    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
+                                         .where(Delivery.campaign_id.in_(campaign_ids))
+                                         .group_by(Delivery.campaign_id, Delivery.state)):
+        out[cid][state] = n
+    return out
