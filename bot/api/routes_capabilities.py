@@ -209,9 +209,11 @@ def roster():
 # --- announcements -----------------------------------------------------------------------------------
 
 def _campaigns():
-    from scheduler import campaigns
+    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
+    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
+    import importlib
 
-    return campaigns
+    return importlib.import_module("scheduler.campaigns")
 
 
 TARGET_HELP = ('object: {"everyone": true} | {"buildings": ["1栋"]} | {"tiers": ["金卡"]} | '

