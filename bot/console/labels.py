@@ -154,10 +154,8 @@ def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: dat
 def category(key: str | None) -> str:
     if not key:
         return "其他"
-    try:
-        from handlers.tickets.core import CATEGORY_LABELS
-    except ImportError:
-        CATEGORY_LABELS = {}
+    from handlers.tickets.core import CATEGORY_LABELS
+
     return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
 
 

@@ -10,26 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console.labels import tz
-from bot.console.queries import model
-from store.models import Clock, Owner
+from store.models import Clock, Owner, SurveyAnswer, Ticket
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
 def results(session: Session, source: str, by: str, survey: str = "satisfaction") -> list[dict]:
-    """[{"group": key, "points": [{"period", "avg", "n"}...]}...]; LookupError(capability) if absent."""
+    """[{"group": key, "points": [{"period", "avg", "n"}...]}...]."""
     acc: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     if source == "survey":
-        Answer = model("campaigns", "SurveyAnswer")
-        if Answer is None:
-            raise LookupError("surveys")
-        for a in session.scalars(select(Answer).where(Answer.survey == survey)):
+        for a in session.scalars(select(SurveyAnswer).where(SurveyAnswer.survey == survey)):
             key = {"building": a.building_code, "tier": a.tier}.get(by, "全部") or "未知"
             acc[key][a.period].append(a.score)
     else:
-        Ticket = model("tickets", "Ticket")
-        if Ticket is None:
-            raise LookupError("tickets")
         rows = session.execute(select(Ticket, Owner.tier).outerjoin(Owner, Ticket.owner_id == Owner.id)
                                .where(Ticket.survey_score.is_not(None)))
         for t, tier in rows:

@@ -14,3 +14,4 @@ from handlers.clocks.engine import (Family, cancel, check_due, family, find, on_
                                     register_family, start, stop, stop_named)
 from handlers.clocks.policy import ClockSpec, PolicyError, Step, parse_clock, parse_clocks  # noqa: F401
 from store.models.clocks import ACTIVE_STATES  # noqa: F401
+from handlers.clocks.capability import capability  # noqa: F401,E402  (one line in handlers.CAPABILITIES)

@@ -7,3 +7,4 @@ from handlers.tickets import card, commands, intake, survey  # noqa: F401
 from handlers.tickets import clock_family  # noqa: F401  (registers the ticket clock family)
 from handlers.tickets.clocks import check_clocks  # noqa: F401
 from handlers.tickets.digest import daily_digest, monthly_summary, weekly_review  # noqa: F401
+from handlers.tickets.capability import capability  # noqa: F401,E402  (what this capability brings)
