@@ -271,7 +271,9 @@ class Record(Spec):
             spec, optional = (f.spec, True) if isinstance(f, Opt) else (f, False)
             if v.get(name) is None:
                 if optional:
-                    out[name] = f.default
+                    # A missing sub-record still gets its own fields' defaults.
+                    nested = isinstance(spec, Record) and isinstance(f.default, dict)
+                    out[name] = spec.check(dict(f.default), f"{where}{_FIELD}{name}", ck) if nested else f.default
                     continue
                 if name not in v:
                     ck.bad(f"{where}{_FIELD}{name}", "is missing")

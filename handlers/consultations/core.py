@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from ground import rules
 from handlers.membership.clocks import start_clock, stop_clock
 from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
 from handlers.message import Message, Push
@@ -41,26 +40,26 @@ class Config:
     ask_only: tuple[str, ...]
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> Config:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for key in ("recent_turns", "title_chars"):
-        if not isinstance(data.get(key), int) or data[key] < 0:
-            raise ValueError(f"{path}: field '{key}' should be a non-negative integer")
-    tpl = data.get("reply_template") or {}
-    if not isinstance(tpl, dict):
-        raise ValueError(f"{path}: field 'reply_template' should be a mapping")
-    if tpl.get("id") is not None and not isinstance(tpl.get("id"), str):
-        raise ValueError(f"{path}: reply_template.id should be a string or null")
-    words = data.get("ask_only") or []
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ValueError(f"{path}: field 'ask_only' should be a list of strings")
-    return Config(data["recent_turns"], data["title_chars"], tpl.get("id"), str(tpl.get("first") or "您的咨询有了回复"),
-                  str(tpl.get("remark") or ""), tuple(words))
+_WORDS = rules.ListOf(rules.Text())
+SCHEMA = rules.Record(
+    recent_turns=rules.Int(min=0), title_chars=rules.Int(min=0),
+    reply_template=rules.Opt(rules.Record(id=rules.Opt(rules.Text()), first=rules.Opt(rules.Text(), "您的咨询有了回复"),
+                                          remark=rules.Opt(rules.Text(empty=True), "")), {}),
+    ask_only=rules.Opt(_WORDS, []),
+)
+
+
+def _build(data: dict, src: rules.Source) -> Config:
+    tpl = data["reply_template"]
+    return Config(data["recent_turns"], data["title_chars"], tpl["id"], tpl["first"], tpl["remark"],
+                  tuple(data["ask_only"]))
+
+
+CONFIG = rules.RuleFile(CONFIG_FILE, schema=SCHEMA, build=_build)
 
 
 def config(path: Path = CONFIG_FILE) -> Config:
-    return _load(str(path), path.stat().st_mtime)
+    return CONFIG.get(path)
 
 
 def template_id() -> str | None:

@@ -3,13 +3,12 @@ WeCom (button cards for tasks, text for reminders)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ground import rules
 from handlers.message import Push
 from store.models import Owner, Staff
 
@@ -17,23 +16,17 @@ CLOCKS_FILE = Path(__file__).resolve().parent.parent / "data" / "member_clocks.y
 CS_WINDOW = timedelta(hours=48)  # PLATFORM.md: customer-service messages only within 48 h
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> dict:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for cid, c in (data.get("clocks") or {}).items():
-        if not isinstance(c, dict) or not isinstance(c.get("minutes"), (int, float)) or c["minutes"] <= 0:
-            raise ValueError(f"{path}: clocks.{cid}: field 'minutes' should be a positive number")
-    for i, step in enumerate(data.get("escalation") or []):
-        if not isinstance(step.get("after_minutes"), (int, float)):
-            raise ValueError(f"{path}: escalation[{i}]: field 'after_minutes' should be a number")
-        bad = set(step.get("to") or []) - {"assignee", "supervisor", "manager"}
-        if bad or not step.get("to"):
-            raise ValueError(f"{path}: escalation[{i}]: field 'to' should list assignee/supervisor/manager, got {step.get('to')!r}")
-    return data
+_MINUTES = rules.Number(above=0)
+SCHEMA = rules.Record(
+    clocks=rules.Opt(rules.MapOf(rules.Record(minutes=_MINUTES)), {}),
+    escalation=rules.Opt(rules.ListOf(rules.Record(
+        after_minutes=rules.Number(), to=rules.ListOf(rules.OneOf("assignee", "supervisor", "manager"), min=1))), []),
+)
+CLOCKS = rules.RuleFile(CLOCKS_FILE, schema=SCHEMA)
 
 
 def clock_config(path: Path = CLOCKS_FILE) -> dict:
-    return _load(str(path), path.stat().st_mtime)
+    return CLOCKS.get(path)
 
 
 def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,

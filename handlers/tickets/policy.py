@@ -4,10 +4,10 @@ and field."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ground import rules
+from ground.rules import RulesError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CLOCKS_FILE = DATA / "clocks.yaml"
@@ -18,8 +18,7 @@ EVENTS = ("created", "accepted", "on_the_way", "on_site", "progress", "completed
 LADDER_STEPS = ("redispatch", "supervisor", "manager")
 
 
-class PolicyError(ValueError):
-    pass
+PolicyError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -125,8 +124,11 @@ def _clock(raw: dict, where: str) -> ClockSpec:
 
 
 def load_policy(path: Path = CLOCKS_FILE) -> Policy:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    name = path.name
+    return POLICY.get(path)
+
+
+def _build_policy(data, src: rules.Source) -> Policy:
+    data, name = data or {}, src.path.name
     classes = {}
     for prio in PRIORITIES:
         raw = (data.get("classes") or {}).get(prio)
@@ -150,8 +152,11 @@ def load_policy(path: Path = CLOCKS_FILE) -> Policy:
 
 
 def load_roster(path: Path = ROSTER_FILE) -> Roster:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    name = path.name
+    return ROSTER.get(path)
+
+
+def _build_roster(data, src: rules.Source) -> Roster:
+    data, name = data or {}, src.path.name
     teams = data.get("teams") or {}
     for team, spec in teams.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("on_duty"), dict):
@@ -170,14 +175,16 @@ def load_roster(path: Path = ROSTER_FILE) -> Roster:
     return Roster(dict(cats), teams, dict(esc), dict(data.get("callback") or {}))
 
 
-@lru_cache(maxsize=1)
+POLICY = rules.RuleFile(CLOCKS_FILE, build=_build_policy)
+ROSTER = rules.RuleFile(ROSTER_FILE, build=_build_roster)
+
+
 def policy() -> Policy:
-    return load_policy()
+    return POLICY.get()
 
 
-@lru_cache(maxsize=1)
 def roster() -> Roster:
-    return load_roster()
+    return ROSTER.get()
 
 
 def check_roster_staff(session) -> None:
