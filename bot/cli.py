@@ -169,7 +169,7 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
+EXTRA_COMMANDS: list[str] = ["bot.rule_check:check", "bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
 
 
 def _register_extra() -> None:

@@ -23,7 +23,6 @@ is stored that the corpus cannot regenerate.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ground.rules import RulesError, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,7 @@ KB_PER_ENTRY = 3
 KB_MAX = 600
 
 
-class CorpusError(ValueError):
-    """A corpus line is wrong; the message names the file and line."""
+CorpusError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,9 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
     for path in files:
         if not path.exists():
             continue
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path.name}:{n}: not JSON: {exc}") from None
+        for n, d in read_jsonl(path):
+            if not isinstance(d, dict):
+                raise CorpusError(f"{path.name}:{n}: not a JSON object")
             exp = d.get("expect") if isinstance(d.get("expect"), dict) else d
             text, intent = d.get("text"), _first(exp.get("intent"))
             if not isinstance(text, str) or not text.strip():

@@ -22,6 +22,7 @@ This module imports nothing of ours: every floor may use it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -29,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 import yaml
 
@@ -83,6 +84,19 @@ def read_yaml(path: Path | str) -> Any:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise src.fail("", f"is not valid YAML: {exc}") from None
+
+
+def read_jsonl(path: Path | str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed line) of a JSON-lines file (blank lines skipped);
+    a line that is not JSON is a RulesError naming the file and line."""
+    p = Path(path)
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RulesError(f"{p.name}:{n}: not JSON ({exc.msg})") from None
 
 
 # --- the schema language ------------------------------------------------------

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ground import rules as rulefiles
+from ground.rules import RulesError
 from handlers import classifier_hook, conversation, registry
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
@@ -40,8 +39,7 @@ PRIORITIES = ("urgent", "important", "general")
 CATEGORIES = ("repair", "sanitation", "security", "neighbour", "noise", "facility", "other")
 
 
-class LexiconError(ValueError):
-    """A lexicon file is wrong; the message names file, section and field."""
+LexiconError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 def _words(file: Path, section: str, value) -> tuple[str, ...]:
@@ -94,9 +92,11 @@ class Lexicons:
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
     """Read and validate both lexicon files; errors name the file and section."""
-    it = yaml.safe_load(intents_file.read_text(encoding="utf-8"))
-    pr = yaml.safe_load(priority_file.read_text(encoding="utf-8"))
-    f = intents_file
+    return LEXICONS.get(intents_file, priority_file)
+
+
+def _build_lexicons(it, pr, srcs: tuple[rulefiles.Source, rulefiles.Source]) -> Lexicons:
+    f, priority_file = srcs[0].path, srcs[1].path
 
     def sec(data: dict, path: str, file: Path):
         cur = data
@@ -139,30 +139,14 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
     )
 
 
-_lex: Lexicons | None = None
-_lex_mtimes: tuple[float, float] = (0.0, 0.0)
-_lex_checked = 0.0
+# Reloaded when a manager edits a file (looked at every few seconds); a broken
+# edit keeps the last good version and is logged (ground/rules.py).
+LEXICONS = rulefiles.RuleFile(INTENTS_FILE, PRIORITY_FILE, build=_build_lexicons, check_every=2.0)
 
 
 def lexicons() -> Lexicons:
-    """The lexicons, reloaded when a manager edits a file (checked every few
-    seconds); a broken edit keeps the last good version and is logged."""
-    global _lex, _lex_mtimes, _lex_checked
-    now = time.monotonic()
-    if _lex is not None and now - _lex_checked < 2.0:
-        return _lex
-    _lex_checked = now
-    mt = (INTENTS_FILE.stat().st_mtime, PRIORITY_FILE.stat().st_mtime)
-    if _lex is None:
-        _lex, _lex_mtimes = load_lexicons(), mt
-    elif mt != _lex_mtimes:
-        _lex_mtimes = mt
-        try:
-            _lex = load_lexicons()
-            log.info("intent/priority lexicons reloaded")
-        except (LexiconError, yaml.YAMLError, OSError) as exc:
-            log.error("lexicons NOT reloaded: %s", exc)
-    return _lex
+    """The intent and priority lexicons (intents.yaml, priority.yaml)."""
+    return LEXICONS.get()
 
 
 def _hits(text: str, words: tuple[str, ...]) -> list[str]:

@@ -34,6 +34,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot import clock
+from ground import rules
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -58,28 +59,13 @@ class CampaignError(ValueError):
 # --- why a delivery failed, in words ------------------------------------------------------
 
 ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
-_errors_cache: dict | None = None
+_ENTRY = rules.MapOf(rules.Record(text=rules.Text(), retry=rules.Bool()))
+# scheduler/delivery_errors.yaml: every entry needs a text and a retry flag.
+ERRORS = rules.RuleFile(ERRORS_FILE, schema=rules.Record(errors=_ENTRY, words=_ENTRY, unknown=rules.Text()))
 
 
 def _load_errors() -> dict:
-    """scheduler/delivery_errors.yaml, validated: every entry needs a text and a retry flag."""
-    global _errors_cache
-    if _errors_cache is None:
-        import yaml
-
-        data = yaml.safe_load(ERRORS_FILE.read_text(encoding="utf-8")) or {}
-        for section in ("errors", "words"):
-            entries = data.get(section)
-            if not isinstance(entries, dict):
-                raise ValueError(f"{ERRORS_FILE.name}: {section}: missing or not a mapping")
-            for key, entry in entries.items():
-                if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) \
-                        or not isinstance(entry.get("retry"), bool):
-                    raise ValueError(f"{ERRORS_FILE.name}: {section}.{key}: needs text (words) and retry (true/false)")
-        if not isinstance(data.get("unknown"), str):
-            raise ValueError(f"{ERRORS_FILE.name}: unknown: missing or not text")
-        _errors_cache = data
-    return _errors_cache
+    return ERRORS.get()
 
 
 def describe_error(error: str | None) -> str:
