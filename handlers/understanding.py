@@ -111,6 +111,12 @@ def _build_lexicons(it, pr, srcs: tuple[rulefiles.Source, rulefiles.Source]) -> 
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
+    from handlers.membership.notify import fill_promises  # 「{promise:O1}」: the clock's own minutes
+
+    try:
+        answers = {k: fill_promises(str(v)) for k, v in answers.items()}
+    except ValueError as exc:
+        raise LexiconError(f"{f.name}: answers: {exc}") from None
     prio, prio_text = {}, {}
     for p in PRIORITIES:
         prio[p] = _words(priority_file, f"priority.{p}.words", sec(pr, f"priority.{p}.words", priority_file))

@@ -42,14 +42,21 @@ from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Ho
 log = logging.getLogger(__name__)
 
 TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
-# Words that SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
+# Words SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
 # 停水 notice went to every owner at 01:59). Only the manager's 紧急 tick is an emergency.
-EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
+EMERGENCY_TICK = "紧急"
 
 
 def urgency_hint(text: str) -> str | None:
-    """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
-    return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
+    """The first word in `text` that suggests urgency (for a hint next to the 紧急 tick),
+    or None: the tick's own name, or one of the urgent words of handlers/data/priority.yaml
+    (the same words that make an owner's report urgent: one list)."""
+    from faq.normalize import clean
+    from handlers.understanding import lexicons
+
+    t = clean(text or "")
+    found = [(t.find(w), w) for w in (EMERGENCY_TICK, *lexicons().priority["urgent"]) if w and w in t]
+    return min(found)[1] if found else None
 
 
 class CampaignError(ValueError):

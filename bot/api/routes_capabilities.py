@@ -17,6 +17,7 @@ from bot.api.common import (ApiError, api_route, body_json, iso, not_installed, 
                             req_date, req_datetime, req_int, req_str, row_dict)
 from bot.console import queries as Q
 from bot.console.auth import audit, event_actor
+from handlers.membership.rules import tier_names
 from store.models import Owner, Staff
 
 # --- tickets ---------------------------------------------------------------------------------
@@ -296,9 +297,10 @@ def validate_target(data: dict) -> dict:
             continue  # every VIP and building group
         elif not isinstance(v, list) or not v:
             raise ApiError(400, f"target.{k} must be a non-empty list", f"target.{k}")
+    tiers = tier_names()
     for t in target.get("tiers", []):
-        if t not in ("普通", "银卡", "金卡"):
-            raise ApiError(400, f"target.tiers: {t!r} is not 普通/银卡/金卡", "target.tiers")
+        if t not in tiers:
+            raise ApiError(400, f"target.tiers: {t!r} is not {'/'.join(tiers)}", "target.tiers")
     return target
 
 

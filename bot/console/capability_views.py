@@ -16,6 +16,7 @@ from bot import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
 from bot.console.views import page
+from handlers.membership.rules import tier_names
 
 
 @dataclass
@@ -168,7 +169,7 @@ def announcements():
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           reasons=reasons, buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names())
 
 
 @bp.post("/announcements")

@@ -13,8 +13,8 @@ from bot.clock import CST
 from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
 from handlers.membership import rules as R
 from handlers.membership.clocks import cancel_clocks, start_clock, stop_clock
-from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, recipients, staff_text,
-                                        task_card, team_members)
+from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, promise, recipients,
+                                        staff_text, task_card, team_members)
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
 from handlers.message import Push
 from handlers.zh_datetime import When
@@ -217,7 +217,8 @@ def describe(b: Booking, svc: Service | None = None) -> str:
 
 def submitted_text(b: Booking, svc: Service) -> str:
     return (f"预约已提交（编号 B{b.id}）：{svc.name}，{fmt_dt(b.start_at)}，{b.location}。"
-            f"工作人员将在2小时内审核，审核通过后1小时内与您联系确认细节。回复「取消预约」可取消。")
+            f"工作人员将在{promise('O2_review')}审核，审核通过后{promise('O2_contact')}与您联系确认细节。"
+            "回复「取消预约」可取消。")
 
 
 def review_task(session: Session, b: Booking, svc: Service, owner: Owner, now: datetime) -> list[Push]:
@@ -228,7 +229,7 @@ def review_task(session: Session, b: Booking, svc: Service, owner: Owner, now: d
     if not to:
         return []
     price = "面议" if b.price_fen is None else f"{R.yuan(b.price_fen)}元"
-    return [task_card(to, f"booking-{b.id}-review", f"会员服务预约 B{b.id}", "请在2小时内审核（第十二条）",
+    return [task_card(to, f"booking-{b.id}-review", f"会员服务预约 B{b.id}", f"请在{promise('O2_review')}审核（第十二条）",
                       [("业主", owner.name), ("房号", owner.room or "-"), ("等级", owner.tier), ("服务", svc.name),
                        ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location), ("费用", price)],
                       [("通过", f"booking:approve:{b.id}"), ("驳回", f"booking:reject:{b.id}")],
@@ -334,11 +335,11 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         to = recipients(team_staff)
         start_clock(session, subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
                     detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name} {owner.phone or ''}）"})
-        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在1小时内与您联系确认时间和地点。",
+        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在{promise('O2_contact')}与您联系确认时间和地点。",
                        now, dedup_key=f"{subject}:approved", source=subject)
         pushes += [p] if p else []
         if to:
-            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请1小时内联系业主",
+            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请{promise('O2_contact')}联系业主",
                                     "确认时间地点（第十二条）",
                                     [("业主", owner.name), ("电话", owner.phone or "-"), ("服务", svc.name),
                                      ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location)],
@@ -357,7 +358,7 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         stop_clock(session, subject, "O2_contact", now, by=staff_userid)
         if response_code:  # the card keeps one button: "服务完成" comes as a fresh card
             pushes.append(task_card(staff_userid, f"booking-{b.id}-done", f"会员服务 B{b.id}：完成后请点击",
-                                    "完成后2小时内反馈业主（第十四条）",
+                                    f"完成后{promise('O3')}反馈业主（第十四条）",
                                     [("服务", svc.name), ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"),
                                      ("地点", b.location)],
                                     [("服务完成", f"booking:done:{b.id}")],

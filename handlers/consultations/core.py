@@ -19,15 +19,14 @@ from sqlalchemy.orm import Session
 
 from ground import rules
 from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
+from ground.limits import in_cs_window
+from handlers.membership.notify import clock_config, promise as clock_promise, dedicated_agent, recipients, team_members
 from handlers.message import Message, Push
 from store.models import AuditLog, Consultation, ConsultationEntry, InboxMessage, Owner, ServiceClock, Staff
 
 CONFIG_FILE = Path(__file__).resolve().parent / "data" / "consultations.yaml"
 OPEN_STATES = ("waiting", "answered")
 STATE_LABELS = {"waiting": "等待回复", "answered": "已回复", "closed": "已关闭"}
-# A reply sent this close to the window's end might land after it: use the template.
-WINDOW_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,7 @@ def o1_minutes() -> int:
 
 def promise() -> str:
     """「10分钟内」 from O1's data (never written into a reply by hand)."""
-    m = o1_minutes()
-    return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+    return clock_promise("O1")
 
 
 def public_url() -> str:
@@ -267,7 +265,7 @@ def _owner_push(session: Session, case: Consultation, text: str, now: datetime, 
     the reply template outside it."""
     owner = owner_of(session, case)
     last = owner.last_inbound_at if owner else case.last_owner_at
-    in_window = last is not None and now - last < CS_WINDOW - WINDOW_MARGIN
+    in_window = in_cs_window(last, now)
     common = dict(dedup_key=f"consult:{case.id}:owner:{key}", priority=2, source=f"consultation:{case.id}")
     tid = template_id()
     if template and tid and not in_window:

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 from handlers import card_events, registry
 from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
+from handlers.membership.rules import upper_tiers_pattern
 from handlers.membership.clocks import start_clock, stop_clock
 from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
 from store.models import Owner, ServiceClock
 
+UP = upper_tiers_pattern()  # "银卡|金卡", from tiers.yaml
 NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「绑定」），或回复「人工」联系客服。"
 _TIERS = {"警告": "warn", "暂停": "suspend", "降级": "downgrade"}
 
@@ -44,7 +46,7 @@ def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[S.summary(ctx.session, owner, ctx.now)], intent="membership")
 
 
-@registry.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
+@registry.text_command("member_gap", rf"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升(?:{UP})|成为(?:{UP})).*$|^升级条件.*$",
                        intent="membership", chats=("private",), why="what is missing for the next tier")
 def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
@@ -53,7 +55,7 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
     if e.target is None:  # once: "您已是最高等级（金卡）会员。"
         return Outcome(replies=[f"您已是最高等级（{owner.tier}）会员，享有全部会员权益。"], intent="membership")
-    wanted = re.search(r"(银卡|金卡)", msg.text)
+    wanted = re.search(f"({UP})", msg.text)
     prefix = f"您目前是{owner.tier}会员。"
     if wanted and e.target and wanted.group(1) != e.target:
         from handlers.membership.rules import load_rules
@@ -66,7 +68,7 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], intent="membership")
 
 
-@registry.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
+@registry.text_command("member_apply", rf"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:{UP})(?:会员)?)[。!！]*$",
                        intent="membership", chats=("private",), why="apply for the next tier")
 def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
@@ -83,7 +85,7 @@ def on_membership(ctx: Context, msg: Message, route) -> Outcome:
     if msg.chat != "private":  # a member's tier and spend are personal (第十五条): not in a group
         return Outcome(replies=["会员信息涉及个人隐私，请私信公众号「小区管家」查询或咨询。"], intent="membership")
     t = msg.text
-    if re.search(r"申请.*(升级|银卡|金卡)", t):
+    if re.search(f"申请.*(升级|{UP})", t):
         return member_apply(ctx, msg, route)
     if re.search(r"差多少|怎么升|如何升|升级条件|条件", t):
         return member_gap(ctx, msg, route)
@@ -142,10 +144,10 @@ def member_lookup(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[S.staff_lookup(ctx.session, msg.sender, key, ctx.now)], intent="command")
 
 
-@registry.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
+@registry.text_command("member_contribution", rf"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>{UP})\s+(?P<reason>.+)$",
                        intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
 def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
-    m = re.match(r"^特殊贡献\s*(\S+)\s+(银卡|金卡)\s+(.+)$", msg.text.strip())
+    m = re.match(rf"^特殊贡献\s*(\S+)\s+({UP})\s+(.+)$", msg.text.strip())
     owner = S.find_owner_by_key(ctx.session, m.group(1))
     if owner is None:
         return Outcome(replies=[f"没有找到业主「{m.group(1)}」。"], intent="command")

@@ -2,6 +2,7 @@
 WeCom (button cards for tasks, text for reminders)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -9,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground import rules
+from ground.limits import in_cs_window
 from handlers.message import Push
 from store.models import Owner, Staff
 
 CLOCKS_FILE = Path(__file__).resolve().parent.parent / "data" / "member_clocks.yaml"
-CS_WINDOW = timedelta(hours=48)  # PLATFORM.md: customer-service messages only within 48 h
 
 
 _MINUTES = rules.Number(above=0)
@@ -29,6 +30,27 @@ def clock_config(path: Path = CLOCKS_FILE) -> dict:
     return CLOCKS.get(path)
 
 
+def promise(clock_id: str) -> str:
+    """「10分钟内」 / 「2小时内」: what a reply promises, from the clock's minutes in
+    member_clocks.yaml (never written into a reply by hand)."""
+    m = int(clock_config()["clocks"][clock_id]["minutes"])
+    return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+
+
+def fill_promises(text: str) -> str:
+    """Replaces each 「{promise:O1}」 in a reply written as data with that clock's promise;
+    an unknown clock id is a ValueError naming it."""
+    def one(m: "re.Match") -> str:
+        if m.group(1) not in (clock_config().get("clocks") or {}):
+            raise ValueError(f"{{promise:{m.group(1)}}} names no clock of member_clocks.yaml")
+        return promise(m.group(1))
+
+    return _PROMISE.sub(one, text)
+
+
+_PROMISE = re.compile(r"\{promise:(\w+)\}")
+
+
 def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,
                source: str | None = None, priority: int = 5) -> Push | None:
     """A message to an owner: a customer-service text inside the 48 h window,
@@ -37,7 +59,7 @@ def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = N
     if not owner.openid:
         return None
     template_id = clock_config().get("notice_template_id")
-    recent = owner.last_inbound_at is not None and now - owner.last_inbound_at <= CS_WINDOW
+    recent = in_cs_window(owner.last_inbound_at, now)
     if template_id and not recent:
         return Push(channel="mp", recipient=owner.openid, kind="template",
                     payload={"template_id": template_id, "data": {"first": {"value": text[:200]}}},

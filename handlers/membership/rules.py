@@ -5,6 +5,7 @@ store-facing code in `service.py` feeds them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -113,6 +114,20 @@ def parse_rules(data: dict, path: Path | str = TIERS_FILE) -> TierRules:
 def load_rules(path: Path = TIERS_FILE) -> TierRules:
     """The rules, re-read when the file changes (no restart to change a threshold)."""
     return TIERS.get(path)
+
+
+def tier_names(path: Path = TIERS_FILE) -> tuple[str, ...]:
+    """Every tier, lowest first (tiers.yaml `order`): the one list the API, the
+    console and the importer accept."""
+    return load_rules(path).order
+
+
+def upper_tiers_pattern(path: Path = TIERS_FILE) -> str:
+    """The tiers one can be upgraded to, as a regex alternation ("银卡|金卡"),
+    built from tiers.yaml so a phrase names whatever tiers the file has.
+    Command patterns are built at import: a renamed tier needs a restart."""
+    order = load_rules(path).order
+    return "|".join(re.escape(t) for t in sorted(order[1:], key=len, reverse=True))
 
 
 # --- dates ---------------------------------------------------------------------

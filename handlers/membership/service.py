@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from bot.clock import CST
 from handlers.membership import rules as R
 from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import clock_config, owner_push, recipients, task_card, team_members
+from handlers.membership.notify import clock_config, owner_push, promise, recipients, task_card, team_members
 from handlers.message import Push
 from store.models import (AuditLog, DowngradeNotice, MemberApplication, MemberSanction, Owner, SpendEntry,
                           TierChange)
@@ -158,7 +158,7 @@ def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, l
     pending = session.scalar(select(MemberApplication).where(MemberApplication.owner_id == owner.id,
                                                              MemberApplication.state == "pending"))
     if pending:
-        return f"您的{pending.target_tier}升级申请（编号 M{pending.id}）正在审核中，我们会在2小时内给您答复。", []
+        return f"您的{pending.target_tier}升级申请（编号 M{pending.id}）正在审核中，我们会在{promise('O2_review')}给您答复。", []
     if not e.eligible:
         return f"暂未满足升级{e.target}的条件。\n" + gap_text(e), []
     app = MemberApplication(owner_id=owner.id, from_tier=owner.tier, target_tier=e.target, basis=",".join(e.met))
@@ -172,12 +172,12 @@ def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, l
                 detail={"title": f"{owner.name}（{owner.room}）申请升级{e.target}"})
     session.add(AuditLog(actor=owner.openid or str(owner.id), action="member_apply", target=f"application:{app.id}",
                          detail={"target": e.target, "basis": e.met}))
-    pushes = [task_card(to, f"member-app-{app.id}", f"会员升级申请 M{app.id}", f"请在2小时内审核（第十二条）",
+    pushes = [task_card(to, f"member-app-{app.id}", f"会员升级申请 M{app.id}", f"请在{promise('O2_review')}审核（第十二条）",
                         [("业主", owner.name), ("房号", owner.room or "-"), ("现等级", owner.tier),
                          ("申请", e.target), ("依据", basis)],
                         [("通过", f"member:approve:{app.id}"), ("驳回", f"member:reject:{app.id}")],
                         dedup_key=f"member:app:{app.id}:card", source=f"application:{app.id}")] if to else []
-    return (f"已提交{e.target}升级申请（编号 M{app.id}，依据：{basis}）。工作人员会在2小时内审核，结果会第一时间通知您。",
+    return (f"已提交{e.target}升级申请（编号 M{app.id}，依据：{basis}）。工作人员会在{promise('O2_review')}审核，结果会第一时间通知您。",
             pushes)
 
 

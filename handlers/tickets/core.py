@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import CST
+from ground.limits import in_cs_window
 from handlers import calendar_cn
 from handlers.message import Push
 from handlers.tickets.policy import ClockSpec, policy, roster
@@ -166,7 +167,7 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     pol = policy()
     owner = session.scalar(select(Owner).where(Owner.openid == openid))
     last = owner.last_inbound_at if owner else None
-    in_window = last is not None and now - last < timedelta(hours=pol.cs_window_hours) - timedelta(minutes=10)
+    in_window = in_cs_window(last, now)
     if pol.owner_template_id and not in_window:
         return [Push(channel="mp", recipient=openid, kind="template", payload={
             "template_id": pol.owner_template_id,

@@ -56,8 +56,7 @@ class Policy:
     survey_words: dict[str, int]
     survey_reopen_at_or_below: int
     survey_ttl_hours: int
-    owner_template_id: str | None = None  # OA template for owners outside the 48 h window
-    cs_window_hours: int = 48
+    owner_template_id: str | None = None  # OA template for owners outside the 48 h window (ground/limits.py)
 
     def clocks_for(self, priority: str, kind: str, home_repair: bool) -> list[ClockSpec]:
         specs = list(self.classes[priority].clocks)
@@ -147,8 +146,7 @@ def _build_policy(data, src: rules.Source) -> Policy:
             raise PolicyError(f"{name}: survey.words.{w}: score must be 1-5")
     return Policy(classes, kinds, all_, frozenset(data.get("repair_categories") or ()), dict(words),
                   int(survey.get("reopen_at_or_below", 2)), int(survey.get("ttl_hours", 72)),
-                  (data.get("owner_notice") or {}).get("template_id") or None,
-                  int((data.get("owner_notice") or {}).get("cs_window_hours", 48)))
+                  (data.get("owner_notice") or {}).get("template_id") or None)
 
 
 def load_roster(path: Path = ROSTER_FILE) -> Roster:
