@@ -356,11 +356,8 @@ def _agentid(data: dict) -> str:
         raise ApiAnswer(40056, "invalid agentid") from None
 
 
-def create_fake_app(state: FakeState | None = None) -> Flask:
-    """The fake as a WSGI app (tests may also mount it in-process)."""
-    st = state or FakeState()
-    app = Flask("guanjia-fake-platform")
-    app.config["fake_state"] = st
+def _api(app: Flask, st: FakeState) -> Callable[..., Any]:
+    """The decorator that registers one faked API on `app`."""
 
     def api(path: str, methods: list[str], platform: str | None, needs_token: bool = True):
         """Register an API handler: faults first, then token, then the handler.
@@ -412,8 +409,11 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
 
         return deco
 
-    # --- Official Account -------------------------------------------------------
+    return api
 
+
+def _oa_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Official Account: tokens, customer-service and template messages."""
     @api("/cgi-bin/token", ["GET"], None, needs_token=False)
     def oa_token(_tok):
         a = request.args
@@ -481,8 +481,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         msgid = int(time.time() * 1000)
         return _ok(msgid=msgid), {"msgid": msgid}
 
-    # --- WeCom ---------------------------------------------------------------------
 
+def _wecom_message_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom: the token and message/send (every kind the bot sends)."""
     @api("/cgi-bin/gettoken", ["GET"], None, needs_token=False)
     def wecom_gettoken(_tok):
         corpid, secret = request.args.get("corpid", ""), request.args.get("corpsecret", "")
@@ -556,6 +557,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         extra["msgid"] = answer["msgid"]
         return answer, extra
 
+
+def _card_update_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom: a clicked template card updated in place."""
     @api("/cgi-bin/message/update_template_card", ["POST"], "wecom")
     def wecom_update_card(_tok):
         data = _body()
@@ -578,6 +582,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         invalid = [u for u in userids if not st.user_known(u)]
         return _ok(invaliduser=invalid), {}
 
+
+def _appchat_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom app chats (the bot's own group chats with staff)."""
     @api("/cgi-bin/appchat/create", ["POST"], "wecom")
     def appchat_create(_tok):
         data = _body()
@@ -639,6 +646,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             _content(data, msgtype)
         return _ok(), {}
 
+
+def _customer_group_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom customer groups: group-send tasks and group look-ups."""
     @api("/cgi-bin/externalcontact/add_msg_template", ["POST"], "wecom")
     def add_msg_template(_tok):
         data = _body()
@@ -689,6 +699,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         group.setdefault("admin_list", [])
         return _ok(group_chat=group), None
 
+
+def _sign_in_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom sign-in: OAuth codes, user look-up by code, JS-SDK tickets."""
     def getuserinfo(_tok):
         code = request.args.get("code", "")
         if not code:
@@ -745,6 +758,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         query = urlencode({"code": code, "state": a.get("state", "")})
         return Response(status=302, headers={"Location": uri + ("&" if "?" in uri else "?") + query})
 
+
+def _media_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Media files (OA and WeCom share the path) and WeCom users."""
     def media_get():
         """GET cgi-bin/media/get (OA and WeCom share the path): the file itself with its
         Content-Type, or an errcode answer as JSON."""
@@ -795,8 +811,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             raise ApiAnswer(60111, "userid not found")
         return _ok(userid=userid, name=userid, status=1), None
 
-    # --- control endpoints -----------------------------------------------------------
 
+def _sent_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Test controls: what was sent, and confirming a group-send task."""
     @app.get("/_sent")
     def get_sent():
         path = request.args.get("path")
@@ -827,6 +844,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
                         done.append({"msgid": msgid, "chat_id": c})
         return jsonify({"confirmed": done})
 
+
+def _control_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Test controls: faults, stats, settings, token expiry, reset, health."""
     @app.post("/_faults")
     def add_fault():
         data = request.get_json(force=True, silent=True) or {}
@@ -887,6 +907,20 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def health():
         return jsonify({"ok": True})
 
+
+# One function a platform area; each registers its routes on the app.
+AREAS = (_oa_routes, _wecom_message_routes, _card_update_routes, _appchat_routes, _customer_group_routes, _sign_in_routes, _media_routes, _sent_routes, _control_routes)
+
+
+def create_fake_app(state: FakeState | None = None) -> Flask:
+    """The fake as a WSGI app (tests may also mount it in-process)."""
+    st = state or FakeState()
+    app = Flask("guanjia-fake-platform")
+    app.config["fake_state"] = st
+
+    api = _api(app, st)
+    for area in AREAS:
+        area(app, st, api)
     return app
 
 
