@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parent / "data"
 INTENTS_FILE = DATA / "intents.yaml"
 PRIORITY_FILE = DATA / "priority.yaml"
+MEMBER_CLOCKS_FILE = DATA / "member_clocks.yaml"
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _QUESTION = re.compile(r"[?？吗么呢]|怎么|怎样|如何|多久|多长|多少|什么|哪|几|是否|是不是|能不能|可不可以|有没有|会不会|啥|咋|谁")
@@ -92,10 +93,10 @@ class Lexicons:
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
     """Read and validate both lexicon files; errors name the file and section."""
-    return LEXICONS.get(intents_file, priority_file)
+    return LEXICONS.get(intents_file, priority_file, MEMBER_CLOCKS_FILE)
 
 
-def _build_lexicons(it, pr, srcs: tuple[rulefiles.Source, rulefiles.Source]) -> Lexicons:
+def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexicons:
     f, priority_file = srcs[0].path, srcs[1].path
 
     def sec(data: dict, path: str, file: Path):
@@ -147,7 +148,8 @@ def _build_lexicons(it, pr, srcs: tuple[rulefiles.Source, rulefiles.Source]) -> 
 
 # Reloaded when a manager edits a file (looked at every few seconds); a broken
 # edit keeps the last good version and is logged (ground/rules.py).
-LEXICONS = rulefiles.RuleFile(INTENTS_FILE, PRIORITY_FILE, build=_build_lexicons, check_every=2.0)
+# member_clocks.yaml too: the answers' promises (「{promise:O1}」) follow its minutes.
+LEXICONS = rulefiles.RuleFile(INTENTS_FILE, PRIORITY_FILE, MEMBER_CLOCKS_FILE, build=_build_lexicons, check_every=2.0)
 
 
 def lexicons() -> Lexicons:

@@ -234,13 +234,21 @@ def announcements_create():
     return redirect(url_for("console.announcements"))
 
 
-@bp.post("/announcements/<int:campaign_id>/retry")
-@page("supervisor")
-def announcement_retry(campaign_id: int):
+def _announcement(campaign_id: int):
+    """(campaigns module, the announcement) or (None, None) when there is no such announcement."""
     mod = _campaigns()
     Campaign = Q.model("campaigns", "Campaign")
     camp = g.db.get(Campaign, campaign_id) if Campaign else None
     if mod is None or camp is None or camp.kind != "announcement":
+        return None, None
+    return mod, camp
+
+
+@bp.post("/announcements/<int:campaign_id>/retry")
+@page("supervisor")
+def announcement_retry(campaign_id: int):
+    mod, camp = _announcement(campaign_id)
+    if camp is None:
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     try:
@@ -255,10 +263,8 @@ def announcement_retry(campaign_id: int):
 @bp.post("/announcements/<int:campaign_id>/cancel")
 @page("supervisor")
 def announcement_cancel(campaign_id: int):
-    mod = _campaigns()
-    Campaign = Q.model("campaigns", "Campaign")
-    camp = g.db.get(Campaign, campaign_id) if Campaign else None
-    if mod is None or camp is None or camp.kind != "announcement":
+    mod, camp = _announcement(campaign_id)
+    if camp is None:
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
