@@ -86,15 +86,10 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     """Questions the bot could not answer outright, newest first."""
     from sqlalchemy import select
 
-    from bot.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
-    try:
-        get_settings()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    _settings_or_exit()
     with session_scope() as s:
         q = select(FaqMiss).order_by(FaqMiss.created_at.desc(), FaqMiss.id.desc()).limit(limit)
         if not show_all:
@@ -117,15 +112,21 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
     from sqlalchemy import update
 
-    from bot.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
+
+    _settings_or_exit()
+    with session_scope() as s:
+        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
+    click.echo(f"{n} marked resolved")
+
+
+def _settings_or_exit() -> None:
+    """Settings loaded, or exit 2 naming the one that is wrong."""
+    from bot.config import ConfigError, get_settings
 
     try:
         get_settings()
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    with session_scope() as s:
-        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
-    click.echo(f"{n} marked resolved")

@@ -347,6 +347,23 @@ def _content(data: dict, msgtype: str, limit: int = 2048) -> str:
     return content
 
 
+def _known_openid(st: FakeState, data: dict) -> str:
+    """The request's `touser`, an openid the fake knows (40003 otherwise)."""
+    touser = data.get("touser")
+    if not isinstance(touser, str) or not st.user_known(touser):
+        raise ApiAnswer(40003, "invalid openid")
+    return touser
+
+
+def _credentials(app: Any, secret: Any, app_name: str, secret_name: str) -> tuple[str, str]:
+    """A token request's app id and secret, both given (41002 / 41004 otherwise)."""
+    if not app:
+        raise ApiAnswer(41002, f"{app_name} missing")
+    if not secret:
+        raise ApiAnswer(41004, f"{secret_name} missing")
+    return str(app), str(secret)
+
+
 def _agentid(data: dict) -> str:
     if "agentid" not in data or data["agentid"] in (None, ""):
         raise ApiAnswer(41011, "missing agentid")
@@ -419,11 +436,7 @@ def _oa_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
         a = request.args
         if a.get("grant_type") != "client_credential":
             raise ApiAnswer(40002, "invalid grant_type")
-        appid, secret = a.get("appid", ""), a.get("secret", "")
-        if not appid:
-            raise ApiAnswer(41002, "appid missing")
-        if not secret:
-            raise ApiAnswer(41004, "appsecret missing")
+        appid, secret = _credentials(a.get("appid"), a.get("secret"), "appid", "appsecret")
         tok = st.oa_token(appid, secret)
         return {"access_token": tok.value, "expires_in": int(st.config["expires_in"])}, {}
 
@@ -432,20 +445,14 @@ def _oa_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
         data = _body()
         if data.get("grant_type") != "client_credential":
             raise ApiAnswer(40002, "invalid grant_type")
-        appid, secret = data.get("appid") or "", data.get("secret") or ""
-        if not appid:
-            raise ApiAnswer(41002, "appid missing")
-        if not secret:
-            raise ApiAnswer(41004, "appsecret missing")
+        appid, secret = _credentials(data.get("appid"), data.get("secret"), "appid", "appsecret")
         tok = st.oa_stable_token(appid, secret, bool(data.get("force_refresh")))
         return {"access_token": tok.value, "expires_in": max(1, int(tok.expires_at - time.time()))}, {}
 
     @api("/cgi-bin/message/custom/send", ["POST"], "mp")
     def oa_custom_send(_tok):
         data = _body()
-        touser = data.get("touser")
-        if not isinstance(touser, str) or not st.user_known(touser):
-            raise ApiAnswer(40003, "invalid openid")
+        touser = _known_openid(st, data)
         msgtype = data.get("msgtype")
         if msgtype not in OA_MSGTYPES:
             raise ApiAnswer(40008, "invalid message type")
@@ -466,9 +473,7 @@ def _oa_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
     @api("/cgi-bin/message/template/send", ["POST"], "mp")
     def oa_template_send(_tok):
         data = _body()
-        touser = data.get("touser")
-        if not isinstance(touser, str) or not st.user_known(touser):
-            raise ApiAnswer(40003, "invalid openid")
+        touser = _known_openid(st, data)
         template_id = data.get("template_id")
         if not isinstance(template_id, str) or not template_id:
             raise ApiAnswer(40037, "invalid template_id")
@@ -486,11 +491,7 @@ def _wecom_message_routes(app: Flask, st: FakeState, api: Callable[..., Any]) ->
     """WeCom: the token and message/send (every kind the bot sends)."""
     @api("/cgi-bin/gettoken", ["GET"], None, needs_token=False)
     def wecom_gettoken(_tok):
-        corpid, secret = request.args.get("corpid", ""), request.args.get("corpsecret", "")
-        if not corpid:
-            raise ApiAnswer(41002, "corpid missing")
-        if not secret:
-            raise ApiAnswer(41004, "corpsecret missing")
+        corpid, secret = _credentials(request.args.get("corpid"), request.args.get("corpsecret"), "corpid", "corpsecret")
         tok = st.wecom_token(corpid, secret)
         return _ok(access_token=tok.value, expires_in=max(1, int(tok.expires_at - time.time()))), {}
 

@@ -217,14 +217,8 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
         return Outcome(replies=[NOT_BOUND], intent="booking")
-    m = re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text)
-    active = ops.active_bookings(ctx.session, owner)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:  # "取消明天的预约": the day narrows it down
-        w = parse_when(msg.text, ctx.now)
-        if w is not None:
-            active = [b for b in active if b.day in w.days()] or active
+    # "取消明天的预约": without a number the day narrows it down.
+    active = _which_bookings(ctx, owner, re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text), msg.text)
     if not active:
         return Outcome(replies=["您目前没有可以取消的预约。"], intent="booking")
     if len(active) > 1:
@@ -235,6 +229,19 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已取消预约 {ops.describe(b)}。"], pushes=pushes, intent="booking")
 
 
+def _which_bookings(ctx: Context, owner, number: re.Match | None, day_text: str) -> list:
+    """The owner's active bookings the message means: the one numbered (B12), else
+    those on the day `day_text` names when there are several (all when none match)."""
+    active = ops.active_bookings(ctx.session, owner)
+    if number:
+        return [b for b in active if b.id == int(number.group(1))]
+    if len(active) > 1:
+        w = parse_when(day_text, ctx.now)
+        if w is not None:
+            return [b for b in active if b.day in w.days()] or active
+    return active
+
+
 @registry.text_command("booking_change",
                        r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
                        intent="booking", chats=("private",), why="move a booking")
@@ -242,17 +249,10 @@ def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
         return Outcome(replies=[NOT_BOUND], intent="booking")
-    active = ops.active_bookings(ctx.session, owner)
     # "把明天的预约改到后天": which booking is before the verb, the new time after it.
     parts = CHANGE_VERB.split(msg.text, maxsplit=1)
     before, after = (parts[0], parts[1]) if len(parts) == 2 else ("", msg.text)
-    m = re.search(r"[Bb](\d+)", msg.text)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:
-        old = parse_when(before, ctx.now)
-        if old is not None:
-            active = [b for b in active if b.day in old.days()] or active
+    active = _which_bookings(ctx, owner, re.search(r"[Bb](\d+)", msg.text), before)
     if not active:
         return Outcome(replies=["您目前没有可以改期的预约。回复「预约」新建一个。"], intent="booking")
     if len(active) > 1:
