@@ -123,7 +123,7 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
 
 def _settings_or_exit() -> None:
     """Settings loaded, or exit 2 naming the one that is wrong."""
-    from bot.config import ConfigError, get_settings
+    from ground.config import ConfigError, get_settings
 
     try:
         get_settings()

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from ground import rules as rulefiles
 from ground.rules import RulesError
 from handlers.message import Push

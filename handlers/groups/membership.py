@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from ground import rules as rulefiles
 from handlers import registry
 from handlers.groups import ladder
