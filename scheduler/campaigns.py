@@ -645,37 +645,21 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
     deadline = time.monotonic() + max_seconds
     r = get_redis()
-    lock_key = f"sched:campaign-lock:{campaign_id}:{shard}"
     mine = (Delivery.id % shards) == shard
     # One runner per shard at a time. The lock is a short lease renewed while
     # sending, so after a crash the next runner can take over within seconds.
-    lease = _Lease(r, lock_key, float(sched.campaign.get("lease_seconds", 10)),
+    lease = _Lease(r, f"sched:campaign-lock:{campaign_id}:{shard}", float(sched.campaign.get("lease_seconds", 10)),
                    [f"sched:campaign-queued:{campaign_id}:{shard}"])
     if not lease.acquire():
         return {"campaign": campaign_id, "state": "busy", "more": False}
     stopping = _on_sigterm()
     sent = failed = 0
-    recovered: dict = {}
     pool = None
     try:
-        with session_scope() as s:
-            camp = s.get(Campaign, campaign_id)
-            if camp is None or camp.state in ("done", "cancelled"):
-                return {"campaign": campaign_id, "state": camp.state if camp else "missing", "more": False}
-            now = clock.now()
-            if camp.send_at > now:
-                return {"campaign": campaign_id, "state": "waiting", "more": False}
-            if not may_send(now, camp.emergency, sched):
-                return {"campaign": campaign_id, "state": "paused", "more": False}
-            if camp.state == "scheduled":
-                if shard != 0:
-                    time.sleep(0.5)  # shard 0 is writing the deliveries
-                    return {"campaign": campaign_id, "state": "planning", "more": True}
-                plan(s, camp, now)
-            if camp.state == "planned":
-                camp.state, camp.started_at = "sending", now
-            recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
-            emergency = camp.emergency
+        begun = _begin_chunk(r, campaign_id, shard, sched)
+        if isinstance(begun, dict):
+            return begun
+        recovered, emergency = begun
         r.delete(_inflight_key(campaign_id, shard))
         _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
@@ -683,64 +667,101 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
         pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
         while time.monotonic() < deadline and not stopping.is_set():
             lease.renew()
-            with session_scope() as s:
-                camp = s.get(Campaign, campaign_id)
-                if camp.state == "cancelled":
-                    return {"campaign": campaign_id, "state": "cancelled", "sent": sent, "more": False}
-                now = clock.now()
-                if not may_send(now, emergency, sched):
-                    return {"campaign": campaign_id, "state": "paused", "sent": sent, "more": False}
-                # Rows written before a crash and never claimed go first, then new ones.
-                work: list[tuple[int, int, str]] = [
-                    (d.id, ob.id, d.channel) for d, ob in s.execute(
-                        select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
-                        .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine,
-                               OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
-                               OutboxMessage.next_attempt_at <= now)
-                        .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
-                # A batch must go out before the sweeper (10 s) would hand its rows
-                # to the outbound workers, which know nothing of this campaign's pace.
-                rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
-                size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 2)))
-                if len(work) < size:
-                    work += _write_batch(s, camp, size - len(work), now, mine)
+            work = _next_work(campaign_id, emergency, sched, paces, mine)
+            if isinstance(work, dict):
+                return {**work, "sent": sent}
             if not work:
                 break
-            done: list[tuple[int, int]] = []
             results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool,
                                   lease, stopping)
-            for (did, oid, _), res in zip(work, results):
-                if res is None:
-                    continue  # not sent before the chunk's deadline: next chunk
-                done.append((did, oid))
-                if res == "sent":
-                    sent += 1
-                elif res in ("dead", "error"):
-                    failed += 1
+            done = [(did, oid) for (did, oid, _), res in zip(work, results) if res is not None]
+            sent += sum(res == "sent" for res in results)  # None: not sent before the deadline, next chunk
+            failed += sum(res in ("dead", "error") for res in results)
             with session_scope() as s:
                 _settle(s, done)
-        with session_scope() as s:
-            held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
-            _settle(s, held)
-            counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
-                                    .group_by(Delivery.state)).all())
-            camp = s.get(Campaign, campaign_id)
-            left, waiting = counts.get("pending", 0), counts.get("sending", 0)
-            mine_left = s.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "pending", mine)) or 0
-            if left == 0 and waiting == 0 and camp.state == "sending":
-                camp.state, camp.finished_at = "done", clock.now()
-            camp.stats = {**(camp.stats or {}), "deliveries": counts}
-            return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
-                    "recovered": recovered, "deliveries": counts,
-                    # Rows the outbox retries later are settled by the pump's next round.
-                    "more": mine_left > 0 and camp.state == "sending"}
+        return _end_chunk(campaign_id, mine, sent, failed, recovered)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
         stopping.restore()
         lease.release()
+
+
+def _begin_chunk(r, campaign_id: int, shard: int, sched) -> dict | tuple[dict, bool]:
+    """Plan (shard 0) and start the campaign, recover rows in flight at a crash:
+    (recovered, emergency), or the result to return when there is nothing to send now."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        camp = s.get(Campaign, campaign_id)
+        if camp is None or camp.state in ("done", "cancelled"):
+            return {"campaign": campaign_id, "state": camp.state if camp else "missing", "more": False}
+        now = clock.now()
+        if camp.send_at > now:
+            return {"campaign": campaign_id, "state": "waiting", "more": False}
+        if not may_send(now, camp.emergency, sched):
+            return {"campaign": campaign_id, "state": "paused", "more": False}
+        if camp.state == "scheduled":
+            if shard != 0:
+                time.sleep(0.5)  # shard 0 is writing the deliveries
+                return {"campaign": campaign_id, "state": "planning", "more": True}
+            plan(s, camp, now)
+        if camp.state == "planned":
+            camp.state, camp.started_at = "sending", now
+        recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
+        return recovered, camp.emergency
+
+
+def _next_work(campaign_id: int, emergency: bool, sched, paces: dict, mine) -> list[tuple[int, int, str]] | dict:
+    """The next batch (delivery id, outbox id, channel), or the result to return
+    when the campaign was cancelled or quiet hours began."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        camp = s.get(Campaign, campaign_id)
+        if camp.state == "cancelled":
+            return {"campaign": campaign_id, "state": "cancelled", "more": False}
+        now = clock.now()
+        if not may_send(now, emergency, sched):
+            return {"campaign": campaign_id, "state": "paused", "more": False}
+        # Rows written before a crash and never claimed go first, then new ones.
+        work: list[tuple[int, int, str]] = [
+            (d.id, ob.id, d.channel) for d, ob in s.execute(
+                select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+                .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine,
+                       OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
+                       OutboxMessage.next_attempt_at <= now)
+                .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
+        # A batch must go out before the sweeper (10 s) would hand its rows
+        # to the outbound workers, which know nothing of this campaign's pace.
+        rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
+        size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 2)))
+        if len(work) < size:
+            work += _write_batch(s, camp, size - len(work), now, mine)
+        return work
+
+
+def _end_chunk(campaign_id: int, mine, sent: int, failed: int, recovered: dict) -> dict:
+    """Settle what is still held, count the deliveries, close a finished campaign."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
+            Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
+        _settle(s, held)
+        counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                .group_by(Delivery.state)).all())
+        camp = s.get(Campaign, campaign_id)
+        left, waiting = counts.get("pending", 0), counts.get("sending", 0)
+        mine_left = s.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.campaign_id == campaign_id, Delivery.state == "pending", mine)) or 0
+        if left == 0 and waiting == 0 and camp.state == "sending":
+            camp.state, camp.finished_at = "done", clock.now()
+        camp.stats = {**(camp.stats or {}), "deliveries": counts}
+        return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
+                "recovered": recovered, "deliveries": counts,
+                # Rows the outbox retries later are settled by the pump's next round.
+                "more": mine_left > 0 and camp.state == "sending"}
 
 
 def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]], paces: dict[str, "_Pace"],
