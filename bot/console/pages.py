@@ -92,6 +92,11 @@ def tickets():
                            categories=categories, buildings=buildings, export_args=request.args.to_dict())
 
 
+def _no_ticket(ticket_id: int, what: str = ""):
+    """The 404 page for a ticket that does not exist or is outside one's scope."""
+    return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}{what}"), 404
+
+
 def _get_ticket(ticket_id: int):
     """The ticket, or None when it does not exist or lies outside the viewer's scope
     (outside one's scope reads as missing, for the page and every action on it).
@@ -111,7 +116,7 @@ def ticket(ticket_id: int):
         return _not_installed("工单", "tickets")
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
@@ -146,7 +151,7 @@ def ticket_act(ticket_id: int, action: str):
     """接单 / 进度 / 完成 from the ticket page, as the staff member the login is."""
     t = _get_ticket(ticket_id)
     if t is None or action not in Q.STAFF_ACTIONS:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}或这个操作"), 404
+        return _no_ticket(ticket_id, "或这个操作")
     userid = _my_userid()
     back = redirect(url_for("console.ticket", ticket_id=ticket_id))
     if userid is None:
@@ -168,7 +173,7 @@ def ticket_act(ticket_id: int, action: str):
 def ticket_close(ticket_id: int):
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     reason = (request.form.get("reason") or "").strip()[:200]
     try:
         text = Q.close_ticket(g.db, t, event_actor(g.db, g.principal), reason, clock.now())
@@ -185,7 +190,7 @@ def ticket_close(ticket_id: int):
 def ticket_reassign(ticket_id: int):
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     to = (request.form.get("assignee") or "").strip()
     staff = g.db.scalar(select(Staff).where(Staff.userid == to, Staff.active.is_(True)))
     if staff is None:

@@ -10,6 +10,7 @@ Public functions for other capabilities and the scheduler:
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 
@@ -30,6 +31,16 @@ NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「�
 _TIERS = {"警告": "warn", "暂停": "suspend", "降级": "downgrade"}
 
 
+def _bound_owner(fn):
+    """The handler gets the owner writing; an unbound sender is told how to bind."""
+    @functools.wraps(fn)
+    def handler(ctx: Context, msg: Message, route) -> Outcome:
+        owner, out = _owner_or_reply(ctx, msg)
+        return out if out else fn(ctx, msg, route, owner)
+
+    return handler
+
+
 def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome | None]:
     owner = find_owner(ctx.session, msg)
     if owner is None:
@@ -39,19 +50,15 @@ def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome |
 
 @registry.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
                        intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
-def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def my_membership(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     return Outcome(replies=[S.summary(ctx.session, owner, ctx.now)], intent="membership")
 
 
 @registry.text_command("member_gap", rf"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升(?:{UP})|成为(?:{UP})).*$|^升级条件.*$",
                        intent="membership", chats=("private",), why="what is missing for the next tier")
-def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def member_gap(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
     if e.target is None:  # once: "您已是最高等级（金卡）会员。"
         return Outcome(replies=[f"您已是最高等级（{owner.tier}）会员，享有全部会员权益。"], intent="membership")
@@ -70,10 +77,8 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
 
 @registry.text_command("member_apply", rf"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:{UP})(?:会员)?)[。!！]*$",
                        intent="membership", chats=("private",), why="apply for the next tier")
-def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def member_apply(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     text, pushes = S.apply_upgrade(ctx.session, owner, ctx.now)
     return Outcome(replies=[text], pushes=pushes, intent="membership")
 
