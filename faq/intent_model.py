@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faq.ngrams import char_ngrams, softmax
 from ground.rules import RulesError, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -137,9 +138,7 @@ class _Linear:
         if len(self.classes) == 2:  # binary: one logit for the second class
             p1 = 1.0 / (1.0 + np.exp(-float(z[0])))
             return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return {c: float(p) for c, p in zip(self.classes, z)}
+        return {c: float(p) for c, p in zip(self.classes, softmax(z))}
 
 
 _SPACES = re.compile(r"\s\s+")
@@ -185,11 +184,10 @@ class Model:
         counts: dict[int, int] = {}
         vocab = self.vocab
         lo, hi = NGRAMS
-        for n in range(lo, hi + 1):
-            for i in range(len(t) - n + 1):
-                j = vocab.get(t[i:i + n])
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+        for gram in char_ngrams(t, range(lo, hi + 1)):
+            j = vocab.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faq.ngrams import char_ngrams, softmax
 from ground.rules import RulesError, read_jsonl
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
@@ -83,7 +84,7 @@ def features(text: str) -> list[str]:
         text = text[:MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2:]
     comp = _DIGITS.sub(_shape, compact(text))
     comp = "^" + comp + "$"
-    return [comp[i:i + n] for n in NGRAMS for i in range(len(comp) - n + 1)]
+    return list(char_ngrams(comp, NGRAMS))
 
 
 class Model:
@@ -95,9 +96,7 @@ class Model:
         z = self.b.copy()
         if idx:
             z += self.W[idx].sum(axis=0) / np.sqrt(len(idx))
-        z -= z.max()
-        p = np.exp(z)
-        p /= p.sum()
+        p = softmax(z)
         return {lab: float(p[i]) for i, lab in enumerate(LABELS)}
 
     def predict(self, text: str) -> tuple[str, float]:
