@@ -43,15 +43,10 @@ def strikes(session: Session, group: str | None = None, member: str | None = Non
     Case = model("groups", "ModerationCase")
     if Case is None:
         return None
-    from bot.api.common import row_dict
+    from bot.api.common import row_dict, where_given
 
-    stmt = select(Case).order_by(Case.id.desc())
-    if group:
-        stmt = stmt.where(Case.group_chat_id == group)
-    if member:
-        stmt = stmt.where(Case.member_id == member)
-    if status:
-        stmt = stmt.where(Case.status == status)
+    stmt = where_given(select(Case).order_by(Case.id.desc()),
+                       (Case.group_chat_id, group), (Case.member_id, member), (Case.status, status))
     who = _member_names(session)
     out = []
     for c in session.scalars(stmt.limit(limit)):
