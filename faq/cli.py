@@ -56,11 +56,12 @@ def train_cmd() -> None:
 @faq.command("check")
 def check_cmd() -> None:
     """Validate the knowledge-base files (errors name file, entry and field)."""
-    from faq.kb import KBError, load
+    from faq.kb import load
+    from ground.rules import RulesError
 
     try:
         kb = load()
-    except KBError as exc:
+    except RulesError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"ok: {len(kb.entries)} entries, {sum(len(e.questions) for e in kb.entries)} phrasings, "

@@ -21,7 +21,6 @@ from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from ground import rules
-from ground.rules import RulesError
 from store.models import Building, Group, Home, Owner, Staff
 
 SCOPE_FILE = Path(__file__).resolve().parent / "data" / "scope.yaml"
@@ -30,7 +29,6 @@ TEAMS = ("customer_service", "repair", "security", "cleaning", "management")
 LIKE_ESCAPE = "\\"
 
 
-ScopeError = RulesError  # the one error type of rule files (ground/rules.py)
 _TEAM = rules.OneOf(*TEAMS)
 SCHEMA = rules.Record(departments=rules.MapOf(rules.ListOf(_TEAM, min=1), key=_TEAM, min=1))
 SCOPE = rules.RuleFile(SCOPE_FILE, schema=SCHEMA,

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from ground.clock import CST
 from ground import rules as rulefiles
-from ground.rules import RulesError
 from handlers.message import Push
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import ModerationCase
@@ -27,9 +26,6 @@ from store.models.groups import ModerationCase
 log = logging.getLogger(__name__)
 DATA_FILE = Path(__file__).with_name("data") / "ladder.yaml"
 STEPS = ("warn", "mute", "remove")
-
-
-LadderDataError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)

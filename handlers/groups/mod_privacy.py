@@ -18,7 +18,6 @@ from pathlib import Path
 
 
 from ground import rules as rulefiles
-from ground.rules import RulesError
 from handlers.groups.mod_normalize import cn_numerals_to_digits, fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
@@ -32,9 +31,6 @@ PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘�
 # A bare room number ("304的许某某", "住1102"): only counted next to a full name.
 ROOM_BARE = re.compile(r"(?<![\d.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
-
-
-PrivacyDataError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass
