@@ -12,7 +12,8 @@ A rule file is declared once, beside the code that uses it:
 - One reload scheme: `get()` looks at the file's mtime (at most every
   `check_every` seconds) and re-reads it when it changed. A broken edit of a
   file that loaded before keeps the last good rules in service and is logged
-  (a typo in the console never takes the bot down); the first load raises.
+  (a typo in the console never takes the bot down); the first load raises, and so
+  does reading another copy than the declared file (`get(path)`: tests, tools).
 - `check_all()` validates every declared file afresh (`guanjia check`, tests).
 
 A schema is a tree of the small specs below (Record, ListOf, MapOf, Text,
@@ -396,8 +397,8 @@ class RuleFile(Generic[T]):
             try:
                 value = self.load(*key)
             except RulesError as exc:
-                if hit is None:
-                    raise  # first load: nothing to fall back on
+                if hit is None or key != self.paths:
+                    raise  # first load: nothing to fall back on; another copy (a test, a tool): say so
                 # Keep serving the last good rules; remember the stamp so we log once per edit.
                 self.last_error = str(exc)
                 self._cache[key] = (stamp, hit[1])
