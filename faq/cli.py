@@ -38,11 +38,12 @@ def train_cmd() -> None:
 @faq.command("check")
 def check_cmd() -> None:
     """Validate the knowledge-base files (errors name file, entry and field)."""
-    from faq.kb import KBError, load
+    from faq.kb import load
+    from ground.rules import RulesError
 
     try:
         kb = load()
-    except KBError as exc:
+    except RulesError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"ok: {len(kb.entries)} entries, {sum(len(e.questions) for e in kb.entries)} phrasings, "
@@ -71,11 +72,7 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
-    try:
-        get_settings()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    _settings_or_exit()
     with session_scope() as s:
         q = select(FaqMiss).order_by(FaqMiss.created_at.desc(), FaqMiss.id.desc()).limit(limit)
         if not show_all:
@@ -99,11 +96,18 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
+    _settings_or_exit()
+    with session_scope() as s:
+        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
+    click.echo(f"{n} marked resolved")
+
+
+def _settings_or_exit() -> None:
+    """Settings loaded, or exit 2 naming the one that is wrong."""
+    from ground.config import ConfigError, get_settings
+
     try:
         get_settings()
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    with session_scope() as s:
-        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
-    click.echo(f"{n} marked resolved")

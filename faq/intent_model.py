@@ -23,7 +23,6 @@ is stored that the corpus cannot regenerate.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -33,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from faq.ngrams import char_ngrams, softmax
+from ground.rules import RulesError, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,7 @@ KB_PER_ENTRY = 3
 KB_MAX = 600
 
 
-class CorpusError(ValueError):
-    """A corpus line is wrong; the message names the file and line."""
+CorpusError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,9 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
     for path in files:
         if not path.exists():
             continue
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path.name}:{n}: not JSON: {exc}") from None
+        for n, d in read_jsonl(path):
+            if not isinstance(d, dict):
+                raise CorpusError(f"{path.name}:{n}: not a JSON object")
             exp = d.get("expect") if isinstance(d.get("expect"), dict) else d
             text, intent = d.get("text"), _first(exp.get("intent"))
             if not isinstance(text, str) or not text.strip():
@@ -141,9 +138,7 @@ class _Linear:
         if len(self.classes) == 2:  # binary: one logit for the second class
             p1 = 1.0 / (1.0 + np.exp(-float(z[0])))
             return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return {c: float(p) for c, p in zip(self.classes, z)}
+        return {c: float(p) for c, p in zip(self.classes, softmax(z))}
 
 
 _SPACES = re.compile(r"\s\s+")
@@ -189,11 +184,10 @@ class Model:
         counts: dict[int, int] = {}
         vocab = self.vocab
         lo, hi = NGRAMS
-        for n in range(lo, hi + 1):
-            for i in range(len(t) - n + 1):
-                j = vocab.get(t[i:i + n])
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+        for gram in char_ngrams(t, range(lo, hi + 1)):
+            j = vocab.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ground import rules as rulefiles
+from ground.rules import RulesError
 from handlers import classifier_hook, conversation
 from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
@@ -41,6 +40,7 @@ for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:
 DATA = Path(__file__).resolve().parent / "data"
 INTENTS_FILE = DATA / "intents.yaml"
 PRIORITY_FILE = DATA / "priority.yaml"
+MEMBER_CLOCKS_FILE = DATA / "member_clocks.yaml"
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _QUESTION = re.compile(r"[?？吗么呢]|怎么|怎样|如何|多久|多长|多少|什么|哪|几|是否|是不是|能不能|可不可以|有没有|会不会|啥|咋|谁")
@@ -49,8 +49,7 @@ PRIORITIES = ("urgent", "important", "general")
 CATEGORIES = ("repair", "sanitation", "security", "neighbour", "noise", "facility", "other")
 
 
-class LexiconError(ValueError):
-    """A lexicon file is wrong; the message names file, section and field."""
+LexiconError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 def _words(file: Path, section: str, value) -> tuple[str, ...]:
@@ -103,9 +102,11 @@ class Lexicons:
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
     """Read and validate both lexicon files; errors name the file and section."""
-    it = yaml.safe_load(intents_file.read_text(encoding="utf-8"))
-    pr = yaml.safe_load(priority_file.read_text(encoding="utf-8"))
-    f = intents_file
+    return LEXICONS.get(intents_file, priority_file, MEMBER_CLOCKS_FILE)
+
+
+def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexicons:
+    f, priority_file = srcs[0].path, srcs[1].path
 
     def sec(data: dict, path: str, file: Path):
         cur = data
@@ -120,6 +121,12 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
+    from handlers.membership.notify import fill_promises  # 「{promise:O1}」: the clock's own minutes
+
+    try:
+        answers = {k: fill_promises(str(v)) for k, v in answers.items()}
+    except ValueError as exc:
+        raise LexiconError(f"{f.name}: answers: {exc}") from None
     prio, prio_text = {}, {}
     for p in PRIORITIES:
         prio[p] = _words(priority_file, f"priority.{p}.words", sec(pr, f"priority.{p}.words", priority_file))
@@ -148,30 +155,15 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
     )
 
 
-_lex: Lexicons | None = None
-_lex_mtimes: tuple[float, float] = (0.0, 0.0)
-_lex_checked = 0.0
+# Reloaded when a manager edits a file (looked at every few seconds); a broken
+# edit keeps the last good version and is logged (ground/rules.py).
+# member_clocks.yaml too: the answers' promises (「{promise:O1}」) follow its minutes.
+LEXICONS = rulefiles.RuleFile(INTENTS_FILE, PRIORITY_FILE, MEMBER_CLOCKS_FILE, build=_build_lexicons, check_every=2.0)
 
 
 def lexicons() -> Lexicons:
-    """The lexicons, reloaded when a manager edits a file (checked every few
-    seconds); a broken edit keeps the last good version and is logged."""
-    global _lex, _lex_mtimes, _lex_checked
-    now = time.monotonic()
-    if _lex is not None and now - _lex_checked < 2.0:
-        return _lex
-    _lex_checked = now
-    mt = (INTENTS_FILE.stat().st_mtime, PRIORITY_FILE.stat().st_mtime)
-    if _lex is None:
-        _lex, _lex_mtimes = load_lexicons(), mt
-    elif mt != _lex_mtimes:
-        _lex_mtimes = mt
-        try:
-            _lex = load_lexicons()
-            log.info("intent/priority lexicons reloaded")
-        except (LexiconError, yaml.YAMLError, OSError) as exc:
-            log.error("lexicons NOT reloaded: %s", exc)
-    return _lex
+    """The intent and priority lexicons (intents.yaml, priority.yaml)."""
+    return LEXICONS.get()
 
 
 def _hits(text: str, words: tuple[str, ...]) -> list[str]:

@@ -34,15 +34,11 @@ def _member_names(session: Session) -> dict[str, str]:
 
 def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
             limit: int = 100) -> list[dict] | None:
-    from bot.console.queries import row_dict
+    from bot.console.queries import row_dict, where_given
 
-    stmt = select(ModerationCase).order_by(ModerationCase.id.desc())
-    if group:
-        stmt = stmt.where(ModerationCase.group_chat_id == group)
-    if member:
-        stmt = stmt.where(ModerationCase.member_id == member)
-    if status:
-        stmt = stmt.where(ModerationCase.status == status)
+    stmt = where_given(select(ModerationCase).order_by(ModerationCase.id.desc()),
+                       (ModerationCase.group_chat_id, group), (ModerationCase.member_id, member),
+                       (ModerationCase.status, status))
     who = _member_names(session)
     out = []
     for c in session.scalars(stmt.limit(limit)):

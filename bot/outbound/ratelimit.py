@@ -21,6 +21,7 @@ from redis import Redis
 from bot.queues import get_redis
 from ground import keys
 from ground.config import Settings, get_settings
+from ground.limits import CS_WINDOW
 
 
 # KEYS: the windows. ARGV: now_ms, a unique member id, then limit and window_ms per key.
@@ -117,7 +118,7 @@ def wecom_api_limits(api: str, settings: Settings | None = None) -> list[Limit]:
     return [Limit(f"wecom:{s.wecom.agent_id or '0'}:api:{api}:m", s.wecom_app_per_minute, 60)]
 
 
-MP_WINDOW_S = 48 * 3600
+MP_WINDOW_S = int(CS_WINDOW.total_seconds())
 
 
 def mp_cs_limits(openid: str, window_start: float | None, settings: Settings | None = None) -> list[Limit]:
