@@ -40,7 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN_DIR = ROOT / "handlers" / "data" / "train"
 # tests/data/route_cases.jsonl (the project's own labelled cases, which its tests require
 # to pass) trains too; the shared dev sets and the frozen test set never do.
-CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
+# faq_pairs.jsonl: questions written for KB entries (they also train faq.calibrate);
+# intents_asking.jsonl: asking about a service, a plan or a rule vs reporting a problem.
+CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", TRAIN_DIR / "faq_pairs.jsonl",
+                TRAIN_DIR / "intents_asking.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")
 DEV_SHARE = 0.15

@@ -269,14 +269,20 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
         intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
                                       f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    elif intent == "complaint" and _hits(c, lx.hypothetical) and pi.get("faq", 0.0) >= 0.2:
-        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket.
+    elif intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
+                                                                 (_QUESTION.search(c) and not reporting)):
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
+        # (asked as a question and told by nobody living it now, whatever the model leans to).
         intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
     elif intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
+
+    trusted = _trust_retrieval(text, vec, c, lx, intent, pi, hazard, reporting, hand)
+    if trusted is not None:
+        return trusted
 
     if (intent == "complaint" and in_group and not hazard and not _hits(c, lx.complaint_words)
             and pi.get("complaint", 0.0) < GROUP_COMPLAINT_MIN):
@@ -307,6 +313,34 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# A question the model takes for a complaint or a wish for a person, below these
+# probabilities, is answered when retrieval is at least TRUST_RETRIEVAL sure of
+# one entry: "你们会不会把我的信息卖给商家" asks a rule; "保安在训练 这是搞啥呢" asks
+# what a service is. Never with a hazard, words asking for a person or saying it
+# is a complaint, nor (for a complaint) someone living a problem now.
+TRUST_RETRIEVAL = 0.6
+TRUST_BELOW = {"complaint": 0.9, "handoff": 0.75}
+
+
+def _trust_retrieval(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float],
+                     hazard: str | None, reporting: list[str], hand: list[str]) -> RouteResult | None:
+    if intent not in TRUST_BELOW or pi.get(intent, 1.0) >= TRUST_BELOW[intent] or hazard or hand:
+        return None
+    if not _QUESTION.search(c) or _hits(c, lx.complaint_words) or (intent == "complaint" and reporting):
+        return None
+    from faq import retrieval
+
+    d = retrieval.search(text, vec, pi.get("faq", 0.0))
+    top = d.top
+    if d.kind != "answer" or top.score < TRUST_RETRIEVAL:
+        return None
+    return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
+                       why=f"faq {top.id} ({top.entry.title}): a question, though the model leans to {intent} "
+                           f"{pi[intent]:.2f} (< {TRUST_BELOW[intent]}), and retrieval is sure: {d.why}; "
+                           f"terms [{', '.join(top.terms)}]",
+                       args={"candidates": [x.id for x in d.ranked[:3]]})
 
 
 # A reported hazard overrides the model's intent only when the model gives a
