@@ -5,11 +5,17 @@ faq.retrieval).
 Per candidate entry of one question (faq.retrieval.fuse), the features are its
 embedding cosine and BM25 confidence, how far each stands above the best
 OTHER candidate (margin to the runner-up), whether both signals put it first
-(agreement), how far its cosine stands above the whole KB's (z), the intent
-model's probability that the text is a question for the KB, and the length of
-the text (a long colloquial question has low cosines everywhere, and its
-entry still stands out). A logistic regression over them gives P(this entry
-answers the question).
+(agreement), how far its cosine stands above the whole KB's (z), the length
+of the text (a long colloquial question has low cosines everywhere, and its
+entry still stands out) and the share of the question's information its words
+cover. A logistic regression over them gives P(this entry answers the
+question), which ranks the candidates. A second one, over the best
+candidate's score, its lead on the next, the length and the share of the
+question's words that no entry uses (taxes, stocks: off-topic), gives
+P(answering the best candidate is right), which decides answer / menu / hand-off.
+The intent model's probability is not a feature: the router asks only when
+it already takes the text for a question, and a colloquial one must not be
+refused for sounding unlike the KB.
 
 Trained on labelled question -> entry pairs that are not the evaluation sets:
 - every KB phrasing, held out of a KB built without it (3 folds by hash), so
@@ -51,13 +57,14 @@ SUFFIXES = (" 谢谢", " 麻烦回复一下 谢谢啦", " 有空的时候回我�
 NEGATIVE_INTENTS = ("smalltalk", "offtopic", "handoff")
 NEGATIVE_MAX = 700
 FEATURES = ("cos", "bm25", "cos_lead", "bm25_lead", "fused_lead", "agree", "cos_top", "bm25_top",
-            "z", "long", "bm25_none")
+            "z", "long", "bm25_none", "coverage")
 # The second stage, per question: is its best candidate the answer?
 TOP_FEATURES = ("logit_top", "lead", "long", "unknown")
 
 
 def features(ranked: list, z_all: np.ndarray, p_question: float, n_chars: int) -> np.ndarray:
-    """(n_candidates, n_features) for the candidates of one question.
+    """(n_candidates, n_features) for the candidates of one question
+    (p_question is shown in `why`, not used: see the module's note).
 
     z_all: each candidate's cosine in standard deviations above the KB's mean."""
     cos = np.array([c.cos for c in ranked], dtype=np.float32)
@@ -77,12 +84,10 @@ def features(ranked: list, z_all: np.ndarray, p_question: float, n_chars: int) -
     cos_top = (cos_lead >= 0).astype(np.float32)
     bm_top = ((bm_lead >= 0) & (bm > 0)).astype(np.float32)
     long = min(1.0, np.log1p(n_chars) / np.log1p(80))
-    # p_question is not a feature: the router asks only when the intent model
-    # already takes the text for a question; a colloquial one (p 0.5) must not be
-    # refused for sounding unlike the KB.
     return np.stack([cos, bm, cos_lead, bm_lead, fu_lead, cos_top * bm_top, cos_top, bm_top,
                      np.clip(z_all, -3, 10) / 5.0, np.full(n, long),
-                     (bm <= 0).astype(np.float32)], axis=1).astype(np.float32)
+                     (bm <= 0).astype(np.float32), np.array([c.coverage for c in ranked], dtype=np.float32)],
+                    axis=1).astype(np.float32)
 
 
 def top_features(p: np.ndarray, long: float, unknown: float) -> np.ndarray:
@@ -184,16 +189,11 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
     and each question's share of words unknown to the KB."""
     from dataclasses import replace
 
-    from faq import intent_model, retrieval, semantic
+    from faq import retrieval, semantic
     from faq.kb import KnowledgeBase
     from faq.matcher import Index
 
     xs, ys, unknown = [], [], []
-    model = intent_model.model()
-
-    def p_faq(text: str, vec) -> float:
-        pi, _ = model.predict(text, vec)
-        return pi.get("faq", 0.0)
 
     # 1. KB phrasings held out of a KB without them.
     full = semantic.KBVectors(kb.entries)
@@ -223,7 +223,7 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
             ranked = retrieval.fuse(cos, ix.search(q, 10), ix.kb.entries, full.pos)
             if not ranked:
                 continue
-            x, y = _rows_for(ranked, _z(cos, ranked), p_faq(q, v), len(semantic.prepare(q)), (eid,))
+            x, y = _rows_for(ranked, _z(cos, ranked), 0.0, len(semantic.prepare(q)), (eid,))
             unknown.append(unknown_share(ix, q))
             xs.append(x)
             ys.append(y)
@@ -236,7 +236,7 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
         ranked = retrieval.fuse(cos, ix_full.search(t, 10), ix_full.kb.entries, full.pos)
         if not ranked:
             continue
-        x, y = _rows_for(ranked, _z(cos, ranked), p_faq(t, v), len(semantic.prepare(t)), ok)
+        x, y = _rows_for(ranked, _z(cos, ranked), 0.0, len(semantic.prepare(t)), ok)
         unknown.append(unknown_share(ix_full, t))
         xs.append(x)
         ys.append(y)

@@ -43,6 +43,7 @@ class Candidate:
     cos: float
     bm25: float
     terms: list[str] = field(default_factory=list)
+    coverage: float = 0.0  # share of the question's information its words cover (faq.matcher)
     p: float | None = None  # calibrated probability that it answers (faq.calibrate)
     z: float = 0.0
 
@@ -83,7 +84,8 @@ def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | No
         e = entries[i]
         m = bm.get(e.id)
         b = float(m.score) if m else 0.0
-        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else []))
+        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else [],
+                             coverage=float(m.coverage) if m else 0.0))
     out.sort(key=lambda c: -c.fused)
     return out
 
@@ -121,8 +123,9 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
     ranked = sorted(ranked, key=lambda c: -c.p)
     top = ranked[0]
     p2 = ranked[1].p if len(ranked) > 1 else 0.0
-    desc = (f"best {top.id} p {p_answer:.2f} (rank {max(p):.2f}; cos {top.cos:.2f}, "
-            f"bm25 {top.bm25:.2f}, z {top.z:.1f}, question {p_question:.2f}, unknown words {unknown:.2f}), "
+    desc = (f"best {top.id} score {p_answer:.2f} (calibrated P(right); ranking {max(p):.2f} from "
+            f"fused {top.fused:.2f} = cos {top.cos:.2f} + bm25 {top.bm25:.2f}, z {top.z:.1f}, "
+            f"question {p_question:.2f}, unknown words {unknown:.2f}), "
             f"next {ranked[1].id + ' %.2f' % p2 if len(ranked) > 1 else 'none'}")
     if short:
         # One topic word fits several entries: offer those close by the fused score.
