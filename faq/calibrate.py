@@ -290,10 +290,13 @@ def _key(kb) -> str:
 def build(kb, use_cache: bool = True) -> Calibrator:
     from faq import semantic
 
-    path = semantic._var() / f"calibrator-{semantic.model_name()}-{_key(kb)}.pickle"
-    if use_cache:
+    name = f"calibrator-{semantic.model_name()}-{_key(kb)}.pickle"
+    path = semantic._var() / name
+    # It depends on the repository's files only, so the checkout's own cache serves
+    # too (a test's or a bench's scratch GUANJIA_VAR_DIR need not retrain it).
+    for p in (path, ROOT / "var" / "cache" / name) if use_cache else ():
         try:
-            with path.open("rb") as f:
+            with p.open("rb") as f:
                 return pickle.load(f)
         except FileNotFoundError:
             pass
@@ -315,14 +318,20 @@ _cal: Calibrator | None = None
 _lock = threading.Lock()
 
 
+def shipped_kb():
+    """The knowledge base of the repository (faq/data): the one the pairs name."""
+    from faq.kb import DATA_DIR, load
+
+    return load(DATA_DIR)
+
+
 def calibrator() -> Calibrator:
-    """The process-wide calibrator, fitted for the KB as it was at start (a KB
-    edit keeps it: the features are scores, not entries)."""
+    """The process-wide calibrator, fitted on the repository's KB (whose entries
+    the labelled pairs name). A manager's KB edit, or a bigger KB, keeps it: its
+    features are scores and margins, not entries."""
     global _cal
     if _cal is None:
         with _lock:
             if _cal is None:
-                from faq import matcher
-
-                _cal = build(matcher.default().store.get())
+                _cal = build(shipped_kb())
     return _cal

@@ -52,7 +52,7 @@ def train_cmd() -> None:
                f"category {rep['category']:.1%} of {rep['n_category']}")
     from faq import calibrate
 
-    cal = calibrate.build(default().store.get())  # rebuilt when its data or the KB changed
+    cal = calibrate.build(calibrate.shipped_kb())  # rebuilt when its data or the KB changed
     click.echo(f"answer calibrator trained on {cal.n_queries} questions (faq/calibrate.py)")
     wrong = sorted(((a, b, n) for (a, b), n in rep["confusion"].items() if a != b), key=lambda x: -x[2])
     for a, b, n in wrong:
