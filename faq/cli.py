@@ -19,8 +19,9 @@ def faq() -> None:
 
 @faq.command("train")
 def train_cmd() -> None:
-    """Rebuild the intent/priority model from handlers/data/train/*.jsonl (and
-    the KB phrasings), deterministically; print its accuracy on the dev split."""
+    """Rebuild the intent/priority/category model from handlers/data/train/*.jsonl
+    (and the KB phrasings), deterministically, print its accuracy on the dev
+    split, and rebuild the answer calibrator."""
     from faq import intent_model
     from faq.matcher import default
 
@@ -29,7 +30,12 @@ def train_cmd() -> None:
     intent_model.build(examples, use_cache=False)
     click.echo(f"trained on {len(examples)} lines ({rep['n_train']} in the train split); "
                f"dev split ({rep['n_dev']} lines): intent {rep['intent']:.1%}, "
-               f"priority {rep['priority']:.1%} of {rep['n_priority']}")
+               f"priority {rep['priority']:.1%} of {rep['n_priority']}, "
+               f"category {rep['category']:.1%} of {rep['n_category']}")
+    from faq import calibrate
+
+    cal = calibrate.build(calibrate.shipped_kb())  # rebuilt when its data or the KB changed
+    click.echo(f"answer calibrator trained on {cal.n_queries} questions (faq/calibrate.py)")
     wrong = sorted(((a, b, n) for (a, b), n in rep["confusion"].items() if a != b), key=lambda x: -x[2])
     for a, b, n in wrong:
         click.echo(f"  {a} taken for {b}: {n}")

@@ -270,8 +270,10 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
         intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
                                       f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    elif intent == "complaint" and _hits(c, lx.hypothetical) and pi.get("faq", 0.0) >= 0.2:
-        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket.
+    elif intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
+                                                                 (_QUESTION.search(c) and not _now(reporting))):
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
+        # (asked as a question and told by nobody living it now, whatever the model leans to).
         intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
@@ -279,13 +281,17 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
 
+    trusted = _trust_retrieval(text, vec, c, lx, intent, pi, hazard, reporting, hand)
+    if trusted is not None:
+        return trusted
+
     if (intent == "complaint" and in_group and not hazard and not _hits(c, lx.complaint_words)
             and pi.get("complaint", 0.0) < GROUP_COMPLAINT_MIN):
         # Group chatter ("那我不说了") opens no ticket on a hesitant guess; a private chat may.
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=None,
                            why=f"group chatter ({feats}; complaint below {GROUP_COMPLAINT_MIN})")
     if intent == "complaint":
-        return _complaint(c, lx, pp, hazard, asking, feats)
+        return _complaint(c, lx, pp, hazard, asking, feats, intent_model.model().predict_category(text, vec))
     if intent == "booking":
         return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
     if intent == "membership":
@@ -308,6 +314,41 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# A question the model takes for a complaint or a wish for a person, below these
+# probabilities, is answered when retrieval is at least TRUST_RETRIEVAL sure of
+# one entry, and surer of it than the model of its intent: "你们会不会把我的信息卖给商家" asks a rule; "保安在训练 这是搞啥呢" asks
+# what a service is. Never with a hazard, words asking for a person or saying it
+# is a complaint, nor (for a complaint) someone living a problem now.
+TRUST_RETRIEVAL = 0.6
+TRUST_BELOW = {"complaint": 0.9, "handoff": 0.9}
+
+
+def _now(reporting: list[str]) -> list[str]:
+    """The words of someone living a problem now; a bare 了 tells a past event,
+    maybe someone else's ("隔壁小区进小偷了 咱们这要是碰上…")."""
+    return [w for w in reporting if w != "了"]
+
+
+def _trust_retrieval(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float],
+                     hazard: str | None, reporting: list[str], hand: list[str]) -> RouteResult | None:
+    if intent not in TRUST_BELOW or pi.get(intent, 1.0) >= TRUST_BELOW[intent] or hazard or hand:
+        return None
+    if not _QUESTION.search(c) or _hits(c, lx.complaint_words) or (intent == "complaint" and reporting):
+        return None
+    from faq import retrieval
+
+    d = retrieval.search(text, vec, pi.get("faq", 0.0))
+    top = d.top
+    # The surer the model is of another intent, the surer retrieval must be.
+    if d.kind != "answer" or top.score < max(TRUST_RETRIEVAL, pi[intent]):
+        return None
+    return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
+                       why=f"faq {top.id} ({top.entry.title}): a question, though the model leans to {intent} "
+                           f"{pi[intent]:.2f} (< {TRUST_BELOW[intent]}), and retrieval is sure: {d.why}; "
+                           f"terms [{', '.join(top.terms)}]",
+                       args={"candidates": [x.id for x in d.ranked[:3]]})
 
 
 # A reported hazard overrides the model's intent only when the model gives a
@@ -340,8 +381,26 @@ def safety_hit(c: str) -> str | None:
     return None
 
 
+# The learned category is used when at least this sure; below, a category word
+# of priority.yaml decides, else the model's best guess.
+CATEGORY_MIN = 0.5
+
+
+def _category(c: str, pc: dict[str, float]) -> tuple[str, str]:
+    """(category, how it was decided)."""
+    learned = max(pc, key=pc.get) if pc else None
+    if learned and pc[learned] >= CATEGORY_MIN:
+        return learned, f"model {learned} {pc[learned]:.2f}"
+    cat, word = classify_category(c)
+    if word:
+        return cat, f"word {word!r}" + (f" (model {learned} {pc[learned]:.2f})" if learned else "")
+    if learned:
+        return learned, f"model {learned} {pc[learned]:.2f}"
+    return "other", "default"
+
+
 def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, asking: list[str],
-               feats: str) -> RouteResult:
+               feats: str, pc: dict[str, float] | None = None) -> RouteResult:
     learned = max(pp, key=pp.get)
     prio, by = learned, f"model {learned} {pp[learned]:.2f}"
     important = _hits(c, lx.priority["important"])
@@ -354,11 +413,10 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
     elif prio == "general" and pp.get("urgent", 0.0) >= 0.3:
         # Never grade a possibly urgent case general: the cost of the two errors is not the same.
         prio, by = "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
-    cat, cat_word = classify_category(c)
+    cat, cat_by = _category(c, pc or {})
     answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
     return RouteResult(intent="complaint", priority=prio, category=cat, score=round(pp[learned], 3), answer=answer,
-                       why=f"complaint ({feats}); priority {prio} by {by}; category {cat}"
-                           f"{' by ' + cat_word if cat_word else ' (default)'}")
+                       why=f"complaint ({feats}); priority {prio} by {by}; category {cat} by {cat_by}")
 
 
 def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
