@@ -440,11 +440,14 @@ def _push_for(camp: Campaign, d: Delivery):
 
 class _Pace:
     """The campaign's per-app pace for one channel, on the outbound rate limiter
-    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker, so
-    the count of calls in any window stays under the limit, bursts included)."""
+    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker). A slot is
+    held from before the call until its answer is back, then counts from that moment
+    (`take` + `landed`): the platform stamps a call in between, so no window of the
+    platform's holds more than the limit, however late a call lands on a busy host."""
 
     def __init__(self, channel: str) -> None:
         from bot.config import get_settings
+        from bot.outbound.options import get_options
         from bot.outbound.ratelimit import Limit
 
         c = get_schedule().campaign
@@ -453,22 +456,30 @@ class _Pace:
             per_min = c.get("mp_per_minute") or per_min
         window = float(c["window_seconds"]) * time_scale()
         self.per_s = per_min / window
-        # The platform stamps a call when it arrives, a moment after we count it, and
-        # that moment varies (a busy host, a slow commit in the sender): widen our
-        # window a little so the platform's count of any window stays under the limit.
-        margin = min(float(c.get("pace_margin_seconds", 1.0)), window * 0.1)
+        # Only for the platform's clock running a little faster than ours (the delay of
+        # a call is covered by landing it): a small fraction of the window.
+        margin = min(float(c.get("pace_margin_seconds", 0.1)), window * 0.02)
         self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + margin)]
+        # The longest one send can keep its slot in flight: token fetch, rate wait, the call.
+        opts = get_options()
+        self.hold_s = 3 * opts.http_timeout_s + opts.inline_wait_s + 5.0
 
-    def acquire(self, deadline: float) -> bool:
-        from bot.outbound.ratelimit import acquire
+    def acquire(self, deadline: float) -> str | None:
+        """A slot (hand it to `landed` once the call is back), or None past `deadline`."""
+        from bot.outbound.ratelimit import take
 
         while True:
-            wait = acquire(self.limits)
-            if wait <= 0:
-                return True
+            wait, slot = take(self.limits, self.hold_s)
+            if slot is not None:
+                return slot
             if time.monotonic() + wait > deadline:
-                return False
+                return None
             time.sleep(min(wait, 0.5))
+
+    def landed(self, slot: str | None) -> None:
+        from bot.outbound.ratelimit import landed
+
+        landed(self.limits, slot)
 
 
 def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, mine=True) -> list[tuple[int, int, str]]:
@@ -759,7 +770,8 @@ def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]],
 
     def one(item: tuple[int, int, str]) -> str | None:
         _, oid, channel = item
-        if stop.is_set() or stopping.is_set() or not paces[channel].acquire(deadline):
+        slot = None if stop.is_set() or stopping.is_set() else paces[channel].acquire(deadline)
+        if slot is None:
             stop.set()
             return None
         lease.renew()
@@ -770,6 +782,10 @@ def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]],
             log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
             return "error"
         finally:
+            try:
+                paces[channel].landed(slot)  # after the answer: see _Pace
+            except Exception as exc:  # Redis gone: the slot stays held until it lapses (safe)
+                log.warning("campaign %s: pace slot not landed (%s)", campaign_id, exc)
             r.srem(key, oid)
 
     for _, _, channel in work:
