@@ -70,7 +70,8 @@ def on_starting(server) -> None:
     """Plain texts are handled in the web process (GUANJIA_HANDLE_IN_WEB, bot/webhooks.py):
     load the capabilities and the models once here, in the master before it binds and
     forks, so every worker shares them and no owner's first message pays the load."""
-    if _settings.handle_in_web:
+    app = getattr(server.app, "app_uri", None) or wsgi_app
+    if _settings.handle_in_web and app.startswith("bot.web:"):  # not the benchmark's other servers
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # native thread pools are not fork-safe
         from bot.worker import warm_up
 
