@@ -12,8 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import clock, metrics
@@ -54,12 +53,14 @@ _INBOX = InboxMessage.__table__
 # (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
 _INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
 # In a group commit a duplicate must not fail the batch: it inserts nothing and returns no id.
-_INSERT_NEW_INBOX = {
-    "sqlite": sqlite.insert(_INBOX).on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
-    .returning(_INBOX.c.id),
-    "postgresql": postgresql.insert(_INBOX).on_conflict_do_nothing(index_elements=["channel", "dedup_key"])
-    .returning(_INBOX.c.id),
-}
+# Text, not the dialects' on_conflict_do_nothing(): that construct has no cache key, so it was
+# compiled for every message (0.6 ms); this one is compiled once. SQLite >= 3.35 and PostgreSQL.
+_NEW_ROW_COLUMNS = ("channel", "dedup_key", "sender", "kind", "payload", "state", "attempts", "queued_at",
+                    "claimed_at", "reply_mode", "created_at")
+_INSERT_NEW_INBOX = text(
+    f"INSERT INTO inbox ({', '.join(_NEW_ROW_COLUMNS)}) VALUES ({', '.join(':' + c for c in _NEW_ROW_COLUMNS)})"
+    " ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id"
+).bindparams(*[bindparam(c, type_=_INBOX.c[c].type) for c in _NEW_ROW_COLUMNS]).columns(_INBOX.c.id)
 _OWNERS = Owner.__table__
 # The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
 # when the worker claims a row; a row claimed at insert does it in the insert's transaction).
@@ -156,13 +157,13 @@ def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool 
     # `handling` attempt 1, the lease from now (the sweeper's CLAIM_LEASE).
     # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
     row = {"channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
-           "payload": msg.to_json(), "state": "queued" if redis_ok else "received",
-           "queued_at": now if redis_ok else None, "reply_mode": None if redis_ok else "push"}
+           "payload": msg.to_json(), "state": "queued" if redis_ok else "received", "attempts": 0,
+           "queued_at": now if redis_ok else None, "claimed_at": None,
+           "reply_mode": None if redis_ok else "push", "created_at": now}
     if claim:
         row |= {"state": "handling", "attempts": 1, "claimed_at": now}
     touch = claim and msg.channel == "mp"
-    dialect = get_engine().dialect.name
-    stmt = _INSERT_NEW_INBOX.get(dialect, _INSERT_INBOX)
+    stmt = _INSERT_NEW_INBOX if get_engine().dialect.name in ("sqlite", "postgresql") else _INSERT_INBOX
 
     def write(conn) -> int | None:
         got = conn.execute(stmt, row).scalar()
