@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from bot import clock
+from ground import clock
 from store.db import session_scope
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, update
 
-from bot import clock, metrics
+from bot import metrics
+from ground import clock
 from bot.outbound import outbox
 from handlers.message import Context, Message, Push
 from store.db import retry_busy, session_scope
@@ -89,7 +90,7 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
     `passive_until` (time.monotonic()): replies ready later than this are pushed."""
     import time
 
-    from bot.config import get_settings
+    from ground.config import get_settings
     from handlers.dispatch import handle
     from store import group_commit
     from store.db import new_session, wrote

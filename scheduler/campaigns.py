@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -446,7 +446,7 @@ class _Pace:
     platform's holds more than the limit, however late a call lands on a busy host."""
 
     def __init__(self, channel: str) -> None:
-        from bot.config import get_settings
+        from ground.config import get_settings
         from bot.outbound.options import get_options
         from bot.outbound.ratelimit import Limit
 

@@ -70,7 +70,7 @@ def get_engine() -> Engine:
     if _engine is None:
         with _engine_lock:  # a web process's first requests arrive on many threads at once
             if _engine is None:
-                from bot.config import get_settings
+                from ground.config import get_settings
 
                 settings = get_settings()
                 engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))

@@ -15,7 +15,7 @@ a driver error), its jobs are re-run one transaction each, so only the bad one f
 A busy database is retried within the jobs' budgets; a job whose budget is over
 before it was written gets an OperationalError (nothing of it was committed).
 
-`GUANJIA_GROUP_COMMIT_MS` (bot.config: `group_commit_ms`) is how long the writer
+`GUANJIA_GROUP_COMMIT_MS` (ground.config: `group_commit_ms`) is how long the writer
 lingers for more jobs after the first; 0 turns the writer off (each caller commits
 its own transaction, as before).
 """
@@ -158,7 +158,7 @@ def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | Non
     group commit if on, else a transaction of its own (waiting for a busy database up
     to `budget_s`)."""
     if linger_ms is None:
-        from bot.config import get_settings
+        from ground.config import get_settings
 
         linger_ms = get_settings().group_commit_ms
     if linger_ms <= 0:

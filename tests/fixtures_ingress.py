@@ -35,7 +35,7 @@ def app_client(env, request, monkeypatch):
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "0")
     monkeypatch.setenv("GUANJIA_HANDLE_IN_WEB", getattr(request, "param", None) or "0")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
 
     reset_settings()
     from bot.web import create_app
@@ -58,7 +58,7 @@ def in_web_client(env, request, monkeypatch):
     for k, v in platform.channel_env(base).items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
 
     reset_settings()
     from bot.web import create_app

@@ -44,7 +44,7 @@ def _client_with(monkeypatch, **env):
     """A new app (settings are read when the app is made) with these variables."""
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -192,7 +192,7 @@ def test_redis_down_the_text_is_stored_for_the_sweeper(in_web_client, redis_serv
 def test_group_commit_gathers_concurrent_rows_and_a_duplicate_fails_alone(env, monkeypatch):
     """Many request threads, few transactions; a duplicate in a batch is that row's answer only."""
     monkeypatch.setenv("GUANJIA_GROUP_COMMIT_MS", "20")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.inbox import _Duplicate, _store
     from handlers.message import Message
     from store import group_commit
