@@ -329,6 +329,8 @@ def main() -> int:
                     help="guanjia worker processes (2: as deploy/ runs them, systemd worker@1 and @2, compose replicas 2)")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--nowait", action="store_true", help="also serve ours with GUANJIA_PASSIVE_BUDGET_S=0")
+    ap.add_argument("--group-commit-ms", default=None,
+                    help="GUANJIA_GROUP_COMMIT_MS for ours (default: the app's; 0 = each request commits)")
     ap.add_argument("--worker-only", action="store_true",
                     help="also serve ours as before issue 16 (GUANJIA_HANDLE_IN_WEB=0, GUANJIA_GROUP_COMMIT_MS=0)")
     ap.add_argument("--max-seconds", type=float, default=None,
@@ -353,6 +355,8 @@ def main() -> int:
     _watchdog(args.max_seconds or 60 + 40 * args.seconds)
     load_before = os.getloadavg()
     stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait, lane=args.worker_only)
+    if args.group_commit_ms is not None:
+        stack.env["GUANJIA_GROUP_COMMIT_MS"] = str(args.group_commit_ms)
     closed: dict[str, dict] = {}
     rated: dict[str, dict] = {}
     try:
