@@ -190,6 +190,7 @@ class Stack:
             "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers), "GUANJIA_BIND": "127.0.0.1:0",
             "GUANJIA_LOG_LEVEL": "WARNING", "GUANJIA_MAX_REQUESTS": "0", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
+        self.web_workers = workers
         # The models' fitted weights and KB vectors (var/cache, keyed by their inputs): copied so
         # that no process of the run spends a minute training them (a stale copy is not used).
         if (ROOT / "var" / "cache").is_dir():
@@ -246,6 +247,16 @@ class Stack:
             except RuntimeError:
                 log = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise SystemExit(f"{name} did not start:\n{log}") from None
+        # Each web process of ours loads its models in the background and sends messages to the
+        # workers until then (deploy/gunicorn.conf.py::post_fork): measure it once loaded.
+        deadline = time.monotonic() + 240
+        for name in ("ours", "nowait"):
+            if name not in self.ports:
+                continue
+            while (self.tmp / f"{name}.log").read_text(errors="replace").count("models loaded") < self.web_workers:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name}: models not loaded after 240 s")
+                time.sleep(0.5)
         time.sleep(1.5)  # the rq workers warm up
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, request
 
 from bot import inbox, metrics
+from bot.worker import web_ready
 from bot.channels.common import Refusal
 from bot.channels.mp import MpChannel
 from bot.channels.wecom import WeComChannel
@@ -66,7 +67,8 @@ def _serve(endpoint: str, channel) -> Response:
         inbound = channel.open(request.args, _body(settings))
         # A plain text is handled here (bot/tasks.py::handle_in_web); other kinds (images, events:
         # media fetches, cards) and everything when GUANJIA_HANDLE_IN_WEB=0 go to the worker lane.
-        here = settings.handle_in_web and inbound.message.kind == "text"
+        # Until this process has loaded its models (bot/worker.py::web_ready) the lane is used too.
+        here = settings.handle_in_web and inbound.message.kind == "text" and web_ready()
         try:  # a busy database is waited for within the passive budget (bot/inbox.py)
             accepted = inbox.accept(inbound.message, settings.dedup_ttl_s,
                                     max(settings.passive_budget_s, inbox.MIN_STORE_BUDGET_S), claim=here)

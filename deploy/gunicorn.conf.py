@@ -66,13 +66,13 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_starting(server) -> None:
+
+def post_fork(server, worker) -> None:
     """Plain texts are handled in the web process (GUANJIA_HANDLE_IN_WEB, bot/webhooks.py):
-    load the capabilities and the models once here, in the master before it binds and
-    forks, so every worker shares them and no owner's first message pays the load."""
+    each worker loads the capabilities and models in a thread of its own; until they are
+    loaded its messages go to `guanjia worker` as before, so the port opens at once."""
     app = getattr(server.app, "app_uri", None) or wsgi_app
     if _settings.handle_in_web and app.startswith("bot.web:"):  # not the benchmark's other servers
-        os.environ.setdefault("OMP_NUM_THREADS", "1")  # native thread pools are not fork-safe
-        from bot.worker import warm_up
+        from bot.worker import warm_in_background
 
-        warm_up()
+        warm_in_background()
