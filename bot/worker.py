@@ -47,6 +47,10 @@ def warm_in_background() -> None:
     def run() -> None:
         global _web_warm
         t0 = time.monotonic()
+        try:  # lowest priority (Linux: per thread): requests and `guanjia worker`'s own warm-up go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
         try:
             warm_up()
         except Exception:  # stays "warming": every message keeps going to the workers
