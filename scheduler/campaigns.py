@@ -315,6 +315,8 @@ def campaign_status(session: Session, campaign_id: int) -> dict:
 def _owners_for(session: Session, target: dict) -> Iterable[Owner]:
     q = select(Owner)
     conds = []
+    # Streamed (yield_per): a 100,000-owner campaign must not hold every Owner at once.
+    q = q.execution_options(yield_per=2000)
     if target.get("everyone"):
         return session.scalars(q.order_by(Owner.id))
     if target.get("buildings"):
@@ -363,6 +365,14 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
     personal = "{" in camp.text
     rows: list[dict] = []
     seen: set[str] = set()
+    written = 0
+
+    def write() -> None:  # in slices: 100,000 rows of payloads held at once cost ~300 MB
+        nonlocal written
+        if rows:
+            session.execute(Delivery.__table__.insert(), rows)
+            written += len(rows)
+            rows.clear()
 
     def add(key: str, channel: str, kind: str, address: str, payload: dict | None, state: str = "pending",
             error: str | None = None) -> None:
@@ -371,6 +381,8 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
         seen.add(key)
         rows.append({"campaign_id": camp.id, "recipient_key": key, "channel": channel, "kind": kind,
                      "address": address, "payload": payload, "state": state, "attempts": 0, "error": error})
+        if len(rows) >= 2000:
+            write()
 
     for o in _owners_for(session, target):
         text = _fmt(camp.text, name=o.name, room=o.room or "",
@@ -419,12 +431,11 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
             add(key, "wecom", kind, admin.userid,
                 {"group_id": g.chat_id, "group_name": g.name, "text": camp.text,
                  "reason": f"campaign:{camp.id}", "bulk_sends_this_month": used + 1, "cap": cap})
-    if rows:
-        session.execute(Delivery.__table__.insert(), rows)
+    write()
     camp.state, camp.planned_at = "planned", now
-    camp.stats = {"recipients": len(rows)}
+    camp.stats = {"recipients": written}
     session.flush()
-    return len(rows)
+    return written
 
 
 # --- sending -----------------------------------------------------------------------------
