@@ -7,10 +7,15 @@ import sys
 
 import click
 
+from ground.config import ConfigError, PROJECT_ROOT, get_settings
+
 
 @click.group()
 def main() -> None:
     """管家: WeChat / WeCom concierge bot."""
+    from bot import ports
+
+    ports.install()  # every command may run handlers (ground/ports.py)
 
 
 # --- processes ---------------------------------------------------------------
@@ -29,8 +34,6 @@ def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
 
         create_app().run(host=host, port=port, threaded=True)
         return
-    from ground.config import PROJECT_ROOT
-
     args = ["gunicorn", "-c", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
     if workers:
         args += ["-w", str(workers)]
@@ -47,15 +50,6 @@ def worker(burst: bool, queues: str | None, fork: bool) -> None:
     from bot.worker import run_worker
 
     run_worker(burst=burst, queues=queues.split(",") if queues else None, fork=fork)
-
-
-@main.command()
-def scheduler() -> None:
-    """The scheduler (one leader even when several run)."""
-    _settings_or_exit()
-    from scheduler.main import run_scheduler
-
-    run_scheduler()
 
 
 @main.command()
@@ -159,8 +153,6 @@ def fake_platform(port: int, host: str) -> None:
 
 
 def _settings_or_exit():
-    from ground.config import ConfigError, get_settings
-
     try:
         return get_settings()
     except ConfigError as exc:
@@ -169,7 +161,8 @@ def _settings_or_exit():
 
 
 # Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
+EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "handlers.evaluate:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli",
+                             "scheduler.cli:scheduler_process"]
 
 
 def _register_extra() -> None:

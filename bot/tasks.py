@@ -8,8 +8,11 @@ from datetime import timedelta
 from sqlalchemy import bindparam, update
 
 from bot import metrics
+from bot.outbound.sender import send_one
 from ground import clock
 from bot.outbound import outbox
+from bot.queues import get_redis
+from ground import keys
 from handlers.message import Context, Message, Push
 from store.db import retry_busy, session_scope
 from store.models import InboxMessage, Owner
@@ -140,8 +143,6 @@ def _to_worker(inbox_id: int, exc: BaseException) -> None:
     """The web could not finish a row it claimed: mark it failed (replies by push) and put it on
     the lane; the worker's claim takes `failed` rows. Best effort: if even that fails, the
     claim's lease lapses and the sweeper re-queues the row."""
-    from bot.inbox import _enqueue_job
-
     try:
         with session_scope() as s:
             s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "handling",
@@ -152,7 +153,10 @@ def _to_worker(inbox_id: int, exc: BaseException) -> None:
         log.warning("inbox %s: could not hand over to the worker (%s); the sweeper will", inbox_id,
                     type(mark_exc).__name__)
         return
-    _enqueue_job(inbox_id)
+    try:
+        get_redis().lpush(keys.INBOUND_LANE, inbox_id)
+    except Exception as exc:  # the row is `failed`: the sweeper retries it (RETRY_FAILED)
+        log.warning("inbox %s: could not queue for the worker (%s); the sweeper will", inbox_id, exc)
 
 
 def _claim(inbox_id: int):
@@ -207,10 +211,7 @@ def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:
     if msg.channel not in ("mp", "wecom") or created_at is None or clock.now() - created_at >= PASSIVE_GRACE:
         return False
     try:
-        from bot.inbox import claim_key
-        from bot.queues import get_redis
-
-        return bool(get_redis().set(claim_key(inbox_id), "worker", nx=True, ex=3600))
+        return bool(get_redis().set(keys.reply_claim(inbox_id), "worker", nx=True, ex=3600))
     except Exception as exc:
         log.warning("passive claim for inbox %s failed (%s); pushing", inbox_id, exc)
         return False
@@ -219,10 +220,7 @@ def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:
 def _hand_over(inbox_id: int, replies: list[str]) -> bool:
     """Give the waiting web request its replies (after the commit, so they are recorded)."""
     try:
-        from bot.inbox import reply_list_key
-        from bot.queues import get_redis
-
-        key = reply_list_key(inbox_id)
+        key = keys.reply_list(inbox_id)
         get_redis().pipeline(transaction=False).rpush(key, json.dumps(replies, ensure_ascii=False)).expire(key, 60).execute()
         return True
     except Exception as exc:
@@ -258,6 +256,4 @@ def deliver_replies(inbox_id: int, msg: Message, replies: list[str], created_at,
 
 
 def send_outbox(outbox_id: int) -> str:
-    from bot.outbound.sender import send_one
-
     return send_one(outbox_id)

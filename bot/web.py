@@ -21,11 +21,12 @@ BLUEPRINTS: list[str] = [
 def create_app(settings: Settings | None = None) -> Flask:
     import importlib
 
-    from bot import web_guard
+    from bot import ports, web_guard
     from bot.logs import setup_logging
     from bot.webhooks import make_channels
 
     setup_logging()
+    ports.install()
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["GUANJIA_SETTINGS"] = settings

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import os
 
+from bot.queues import get_queue, get_redis
+from ground import keys
+from ground.config import get_settings
+
 log = logging.getLogger(__name__)
 
 # Warm-up hooks a capability adds ("module:function"), run once in the parent.
@@ -15,8 +19,10 @@ WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.inten
 def warm_up() -> None:
     import importlib
 
+    from bot import ports
     from handlers import load_capabilities
 
+    ports.install()
     load_capabilities()
     for spec in WARMUPS:
         module, fn = spec.split(":")
@@ -72,11 +78,10 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
-    from bot.queues import QUEUE_NAMES, get_queue, get_redis
 
     setup_logging()
     warm_up()
-    names = queues or list(QUEUE_NAMES)
+    names = queues or list(keys.QUEUE_NAMES)
     if "inbound" in names:
         _start_lane_consumers(burst)
     cls = Worker if fork else SimpleWorker
@@ -96,8 +101,6 @@ def _start_lane_consumers(burst: bool) -> None:
         while lane_length():
             pop_and_process(0)
         return
-    from ground.config import get_settings
-
     stop = threading.Event()
     for i in range(get_settings().inbound_threads):
         threading.Thread(target=consume, args=(stop,), daemon=True, name=f"inbound-{i}").start()

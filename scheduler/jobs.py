@@ -9,6 +9,7 @@ import socket
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.queues import get_queue
 from ground import clock
 from scheduler.config import get_schedule
 from scheduler.timing import slot_key
@@ -55,8 +56,6 @@ def fire(name: str) -> str:
     if slot is not None and not claim_slot(name, slot):
         log.info("job %s slot %s: already ran", name, slot)
         return "duplicate"
-    from bot.queues import get_queue
-
     get_queue(spec.queue).enqueue("scheduler.tasks.run_job", name, slot, job_timeout=600,
                                   description=f"scheduled {name} {slot}")
     log.info("job %s slot %s: queued", name, slot)

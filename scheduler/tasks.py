@@ -17,8 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ground import clock
-from scheduler.config import get_schedule
+from bot.queues import get_redis
+from ground import clock, keys
+from scheduler.campaigns import (create_campaign, due_campaigns, enqueue_campaign, plan_owner, recover_orphans, run_chunk,
+                                 track_group_msgs)
+from scheduler.config import Schedule, ScheduleError, get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
 from store.models import Campaign, Group, Owner, Reminder, Staff
@@ -46,7 +49,6 @@ def _push_owner(session: Session, owner: Owner, text: str, dedup_key: str, sourc
     """One message to one owner on the channel the 48 h window allows."""
     from bot.outbound import outbox
     from handlers.message import Push
-    from scheduler.campaigns import plan_owner
 
     p = plan_owner(owner, text, now, None)
     if p is None:
@@ -73,8 +75,6 @@ def _queue(ids: list[int]) -> None:
 
 
 def _campaign(session: Session, **kw) -> Campaign:
-    from scheduler.campaigns import create_campaign
-
     return create_campaign(session, **kw)
 
 
@@ -85,32 +85,9 @@ def _kick(campaign_id: int) -> None:
 
 # --- campaigns --------------------------------------------------------------------------
 
-def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
-    """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
-    from bot.queues import get_queue, get_redis
-
-    c = get_schedule().campaign
-    shards = max(1, int(c.get("shards", 1)))
-    r = get_redis()
-    queued = False
-    for k in ([shard] if shard is not None else range(shards)):
-        # The marker is kept alive by the running chunk (its lease) and cleared at
-        # its end; a dead worker's marker lapses within a lease, so the pump resumes.
-        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True,
-                     ex=int(c["chunk_seconds"]) + 120):
-            continue
-        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
-                                  job_timeout=int(c["chunk_seconds"]) + 300)
-        queued = True
-    return queued
-
-
 def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
     """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
     import time
-
-    from bot.queues import get_redis
-    from scheduler.campaigns import run_chunk
 
     r = get_redis()
     lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
@@ -124,7 +101,7 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
         if time.monotonic() > deadline:
             return res  # a live runner: it keeps the "queued" marker alive itself
         time.sleep(min(1.0, lease_s / 3))
-    r.delete(f"sched:campaign-queued:{campaign_id}:{shard}")
+    r.delete(keys.campaign_queued(campaign_id, shard))
     if res.get("more"):
         enqueue_campaign(campaign_id, shard=shard)
     return res
@@ -132,14 +109,9 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
 
 def pump_campaigns() -> list[int]:
     """Queue every campaign that is due and allowed at this hour."""
-    from bot.queues import get_redis
-    from scheduler.campaigns import due_campaigns, recover_orphans
-
     with session_scope() as s:
         recover_orphans(s, get_redis())
     try:  # what the groups' staff owners confirmed of the company bulk sends
-        from scheduler.campaigns import track_group_msgs
-
         with session_scope() as s:
             track_group_msgs(s)
     except Exception as exc:  # WeCom down or not configured: the next round asks again
@@ -394,6 +366,16 @@ JOB_TASKS: dict[str, Callable[[], object]] = {
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
     **{name: partial(call_hook, name) for name in HOOK_TASKS},
 }
+
+
+def check_tasks(schedule: Schedule) -> Schedule:
+    """Every job of schedule.yaml names a task above (config.py reads the file and cannot know
+    them). The scheduler checks at start, so a typo stops it naming file, job and task."""
+    for name, spec in schedule.jobs.items():
+        if spec.task not in JOB_TASKS:
+            raise ScheduleError(f"{schedule.path.name}: jobs.{name}.task: unknown task {spec.task!r}; "
+                                f"known: {sorted(JOB_TASKS)}")
+    return schedule
 
 
 def run_job(name: str, slot: str | None = None) -> object:

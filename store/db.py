@@ -13,6 +13,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ground.config import get_settings
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # SQLite waits this long for another writer before "database is locked" (PRAGMA busy_timeout).
@@ -70,8 +72,6 @@ def get_engine() -> Engine:
     if _engine is None:
         with _engine_lock:  # a web process's first requests arrive on many threads at once
             if _engine is None:
-                from ground.config import get_settings
-
                 settings = get_settings()
                 engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))
                 _factory = sessionmaker(engine, expire_on_commit=False)

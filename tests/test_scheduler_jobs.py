@@ -52,13 +52,14 @@ def _outbox(source_prefix: str):
 
 def test_schedule_yaml_validates_and_names_errors(tmp_path):
     from scheduler.config import ScheduleError, load_schedule, SCHEDULE_FILE
+    from scheduler.tasks import check_tasks
 
-    s = load_schedule()
+    s = check_tasks(load_schedule())
     assert {"arrears", "warranty", "bills", "census", "survey", "forum", "greetings", "birthdays", "sweep"} <= set(s.jobs)
     bad = tmp_path / "s.yaml"
     bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace("task: arrears", "task: arrearz"), encoding="utf-8")
     with pytest.raises(ScheduleError, match=r"s.yaml: jobs.arrears.task: unknown task 'arrearz'"):
-        load_schedule(bad)
+        check_tasks(load_schedule(bad))
     bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace('start: "21:00"', 'start: "9pm"'), encoding="utf-8")
     with pytest.raises(ScheduleError, match="quiet_hours.start"):
         load_schedule(bad)

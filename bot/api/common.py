@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
+from bot.console.queries import iso, row_dict  # noqa: F401  (the routes take them from here)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -211,22 +212,6 @@ def page_args(default: int = 50) -> tuple[int, int]:
     limit = req_int(q, "limit", required=False, minimum=1, maximum=500) or default
     offset = req_int(q, "offset", required=False, minimum=0, maximum=10**9) or 0
     return limit, offset
-
-
-def iso(v: Any) -> Any:
-    """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
-    if isinstance(v, datetime):
-        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
-        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
-    if isinstance(v, date):
-        return v.isoformat()
-    return v
-
-
-def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
-    """A model row as JSON; by default every column."""
-    cols = fields or [c.key for c in obj.__table__.columns]
-    return {c: iso(getattr(obj, c, None)) for c in cols}
 
 
 def not_installed(capability: str):

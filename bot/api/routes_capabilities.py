@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from flask import g, jsonify
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, not_installed, page_args, principal, query_args,
@@ -251,18 +251,6 @@ def announcement_dict(camp, progress: dict | None = None) -> dict:
     return d
 
 
-def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
-    Delivery = Q.model("campaigns", "Delivery")
-    out: dict[int, dict] = {i: {} for i in campaign_ids}
-    if Delivery is None or not campaign_ids:
-        return out
-    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
-                                         .where(Delivery.campaign_id.in_(campaign_ids))
-                                         .group_by(Delivery.campaign_id, Delivery.state)):
-        out[cid][state] = n
-    return out
-
-
 @api_route("/announcements", ["GET"], "staff", "Announcements with delivery progress, newest first",
            query={"state": "string: scheduled/planned/sending/done/cancelled", "limit": "integer: page size (1-500)",
                   "offset": "integer: rows to skip"})
@@ -277,7 +265,7 @@ def announcements_list():
     if state:
         stmt = stmt.where(Campaign.state == state)
     rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     return jsonify({"announcements": [announcement_dict(c, prog[c.id]) for c in rows]})
 
 
@@ -355,7 +343,7 @@ def announcement_detail(announcement_id: int):
     mod = _campaigns()
     camp = _announcement_or_404(announcement_id)
     failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
@@ -367,7 +355,7 @@ def announcement_retry(announcement_id: int):
         n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
     except mod.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
 
 
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
@@ -378,7 +366,7 @@ def announcement_cancel(announcement_id: int):
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
 
 
 # --- surveys ------------------------------------------------------------------------------------------

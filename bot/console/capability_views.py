@@ -4,7 +4,6 @@ while its capability has not landed, and the page says so."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -15,20 +14,8 @@ from sqlalchemy.orm import Session
 from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
+from bot.console.queries import Item
 from bot.console.views import page
-
-
-@dataclass
-class Item:
-    """One line on the Today page."""
-
-    label: str
-    when: str
-    id: int | None = None
-    text: str = ""
-    count: int = 0
-    kind: str = ""
-    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 def _cst(dt: datetime | None) -> str:
@@ -159,11 +146,10 @@ def announcements():
     mod = _campaigns()
     if Campaign is None or mod is None:
         return render_template("not_installed.html", title="公告", capability="campaigns")
-    from bot.api.routes_capabilities import delivery_progress
     from store.models import Building, Group
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console import labels
-from bot.console.queries import model
+from bot.console.queries import Item, model
 from store.models import Group, Owner
 
 
@@ -16,8 +16,6 @@ def moderation_waiting(session: Session):
     Admission = model("groups", "GroupAdmission")
     if Case is None:
         return None
-    from bot.console.capability_views import Item
-
     names = {g.chat_id: g.name for g in session.scalars(select(Group))}
     who = _member_names(session)
     items = []
@@ -43,7 +41,7 @@ def strikes(session: Session, group: str | None = None, member: str | None = Non
     Case = model("groups", "ModerationCase")
     if Case is None:
         return None
-    from bot.api.common import row_dict
+    from bot.console.queries import row_dict
 
     stmt = select(Case).order_by(Case.id.desc())
     if group:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.console import bp
 from bot.console.auth import audit
-from bot.console.queries import model
+from bot.console.queries import Item, model
 from bot.console.views import page
 
 CONSOLE_FILE = "console_added.yaml"
@@ -68,8 +68,6 @@ def open_misses(session: Session, limit: int = 10):
     Miss = model("faq", "FaqMiss")
     if Miss is None:
         return None
-    from bot.console.capability_views import Item
-
     rows = session.execute(
         select(Miss.normalized, func.count(), func.max(Miss.id), func.max(Miss.created_at))
         .where(Miss.resolved.is_(False)).group_by(Miss.normalized)

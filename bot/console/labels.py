@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 import yaml
+
+from ground import clock
 
 DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
 LABELS_FILE = DATA / "display_labels.yaml"
@@ -96,46 +97,10 @@ def word(section: str, key: str | None, default: str | None = None) -> str:
     return labels()[section].get(key, default if default is not None else key)
 
 
-# --- time --------------------------------------------------------------------------------------
+# --- time: the community's zone and how it reads a time (ground/clock.py) ---------------------
 
-def tz() -> ZoneInfo:
-    """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
-    try:
-        from ground.config import get_settings
-
-        return ZoneInfo(get_settings().timezone)
-    except Exception:  # no usable settings (a bare CLI call): the product's default
-        from ground.clock import CST
-
-        return CST
-
-
-def local(dt: datetime | None) -> datetime | None:
-    return dt.astimezone(tz()) if dt is not None else None
-
-
-def fmt_time(dt: datetime | date | None, fmt: str = "%m-%d %H:%M") -> str:
-    """A time as the community reads it; dates as they are."""
-    if dt is None:
-        return ""
-    if isinstance(dt, datetime):
-        return dt.astimezone(tz()).strftime(fmt)
-    return dt.strftime(fmt if "%H" not in fmt else "%Y-%m-%d")
-
-
-def fmt_when(dt: datetime | None, now: datetime | None = None) -> str:
-    """"18:01" today, "09-14 18:01" another day, "2025-09-14 18:01" another year."""
-    if dt is None:
-        return ""
-    from ground import clock
-
-    here, today = dt.astimezone(tz()), (now or clock.now()).astimezone(tz())
-    if (here.hour, here.minute) == (0, 0):  # a deadline at midnight is the end of the day before
-        here -= timedelta(minutes=1)
-        return here.strftime("%m-%d 24:00" if here.year == today.year else "%Y-%m-%d 24:00")
-    if here.date() == today.date():
-        return here.strftime("%H:%M")
-    return here.strftime("%m-%d %H:%M" if here.year == today.year else "%Y-%m-%d %H:%M")
+# Named here too because the console's templates and views say labels.fmt_time.
+tz, local, fmt_time, fmt_when = clock.zone, clock.local, clock.fmt_time, clock.fmt_when
 
 
 def human_span(delta: timedelta) -> str:

@@ -325,5 +325,3 @@ def audit_log():
             for a in g.db.scalars(stmt)]
     return render_template("audit.html", rows=rows, action=action,
                            actions=[(a, L.audit_action(a)) for a in actions])
-
-from bot.console import reveal  # noqa: E402,F401  (the phone reveal, handlers/privacy.py)

@@ -8,10 +8,11 @@ has to change for the console's sake.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.models import Staff
@@ -27,6 +28,39 @@ def model(module: str, name: str):
         return getattr(importlib.import_module(f"store.models.{module}"), name)
     except (ImportError, AttributeError):
         return None
+
+
+# --- rows as JSON (the API and the console's JSON views) -------------------------------------
+
+def iso(v: Any) -> Any:
+    """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
+    if isinstance(v, datetime):
+        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
+        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
+    """A model row as JSON; by default every column."""
+    cols = fields or [c.key for c in obj.__table__.columns]
+    return {c: iso(getattr(obj, c, None)) for c in cols}
+
+
+# --- the Today page ---------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One line on the Today page."""
+
+    label: str
+    when: str
+    id: int | None = None
+    text: str = ""
+    count: int = 0
+    kind: str = ""
+    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 # --- clocks -----------------------------------------------------------------------------
@@ -176,7 +210,6 @@ def late_ticket_ids(session: Session, now: datetime) -> set[int]:
 
 def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
     """The ticket as JSON; numbers masked unless `viewer` may see them in full."""
-    from bot.api.common import row_dict
     from handlers import privacy
 
     if viewer is not None:
@@ -336,3 +369,17 @@ def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) 
     pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已办结：{reason}", "closed:console")
     deliver(session, pushes, now)
     return f"工单{ticket.number}已办结"
+
+
+# --- campaigns ----------------------------------------------------------------------------
+
+def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
+    Delivery = model("campaigns", "Delivery")
+    out: dict[int, dict] = {i: {} for i in campaign_ids}
+    if Delivery is None or not campaign_ids:
+        return out
+    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
+                                         .where(Delivery.campaign_id.in_(campaign_ids))
+                                         .group_by(Delivery.campaign_id, Delivery.state)):
+        out[cid][state] = n
+    return out

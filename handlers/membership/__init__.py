@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import card_events, registry
+from handlers import card_events, handoff_hook, registry
 from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
 from handlers.membership.clocks import start_clock, stop_clock
@@ -114,11 +114,8 @@ def hand_to_person(session: Session, owner: Owner, text: str, now: datetime,
 def start_consult(session: Session, owner: Owner, text: str, now: datetime,
                   topic: str = "会员咨询") -> tuple[str, list[Push]]:
     """A question the bot cannot answer goes to the owner's dedicated agent or
-    customer service as a consultation under O1 (第十一条)."""
-    from handlers.consultations.core import handoff
-
-    msg = Message(channel="mp", sender=owner.openid or f"owner:{owner.id}", chat="private", text=text)
-    return handoff(session, msg, owner, now, topic=topic)
+    customer service as a consultation under O1 (第十一条), through the handoff hook."""
+    return handoff_hook.hand_off(session, owner, text, now, topic)
 
 
 def answer_consult(session: Session, clock_id: int, staff_userid: str, now: datetime) -> ServiceClock | None:

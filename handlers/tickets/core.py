@@ -14,13 +14,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ground import clock
 from ground.clock import CST
-from handlers import calendar_cn
+from handlers import calendar_cn, conversation
 from handlers.message import Push
 from handlers.tickets.policy import ClockSpec, policy, roster
 from store.models import OutboxMessage, Owner, Staff, Ticket, TicketClock, TicketEvent
 
 log = logging.getLogger(__name__)
+
+# The owner's answering exchange after a result (O9); handlers/tickets/survey.py reads the answers.
+SURVEY_CONV = "ticket_survey"
+# The exchange that waits for a complaint's details (intake.py opens it; attachments.py adds
+# photos sent before the words to it).
+DETAILS_CONV = "ticket_details"
+DETAILS_TTL = timedelta(hours=2)
 
 STATE_LABELS = {
     "waiting_home": "待核对房号", "open": "待接单", "accepted": "已受理", "on_the_way": "正在赶往",
@@ -158,8 +166,6 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    from ground import clock
-
     now = now or clock.now()
     common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
                   source=f"ticket:{ticket.id}")
@@ -419,8 +425,6 @@ def complete(session: Session, ticket_id: int, userid: str, now: datetime, note:
 
 def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]:
     """O9: the result and the survey question to the owner; records result_sent."""
-    from handlers.tickets import survey
-
     openid = owner_openid(session, ticket)
     if not openid:  # nobody to message: the result clock keeps running until a call-back
         return []
@@ -430,8 +434,21 @@ def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]
     pushes = owner_push(session, ticket, text, f"result:{ticket.reopen_count}")
     ticket.result_sent_at = now
     fire(session, ticket, "result_sent", "bot", now)
-    survey.open_survey(session, ticket, openid, now)
+    open_survey(session, ticket, openid, now)
     return pushes
+
+
+def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
+    """Waits for the owner's answer in the chat. An exchange the owner is in the
+    middle of (a booking, say) is not cut off: the owner then answers with
+    「评价 T12 5」, which always works."""
+    current = conversation.get(session, openid, "private", now)
+    if current is not None and current.handler not in (SURVEY_CONV,):
+        record(session, ticket, "bot", "survey_deferred", now, busy_with=current.handler)
+        return False
+    conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
+                       ttl=timedelta(hours=policy().survey_ttl_hours))
+    return True
 
 
 def called_back(session: Session, ticket_id: int, userid: str, now: datetime, note: str = "",

@@ -18,13 +18,13 @@ from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.route_result import RouteResult
 from handlers.tickets import core
+from handlers.tickets.attachments import attach_pending  # also registers the photo and location handlers
 from handlers.tickets.intake_rules import intake_rules
 from handlers.tickets.policy import PRIORITIES, policy, roster
 from store.models import Home, Owner, Ticket
 
 BIND_CONV = "ticket_bind"
-DETAILS_CONV = "ticket_details"
-DETAILS_TTL = timedelta(hours=2)
+DETAILS_CONV, DETAILS_TTL = core.DETAILS_CONV, core.DETAILS_TTL
 BIND_TTL = timedelta(days=3)
 BIND_TRIES = 3
 _ROOM = re.compile(r"(\d{1,2})\s*[-－栋#号]\s*(\d{3,4})")
@@ -127,8 +127,6 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     out = register(ctx, msg, result, staff=False)
     media = (conv.state or {}).get("media")
     if media:  # photos / a location sent before the words
-        from handlers.tickets.attachments import attach_pending
-
         ticket = ctx.session.scalar(select(Ticket).where(Ticket.sender == msg.sender).order_by(Ticket.id.desc()).limit(1))
         if ticket is not None:
             out.pushes += attach_pending(ctx.session, ticket, media, ctx.now)
@@ -263,6 +261,3 @@ def _staff_room_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
         out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
         out.replies.append(f"工单{t.number}已关联{owner.room} {owner.name}，已派单。")
     return out
-
-
-from handlers.tickets import attachments  # noqa: E402,F401  (photos and locations: registers its handlers)

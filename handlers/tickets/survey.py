@@ -4,7 +4,7 @@ up until the owner is satisfied (the follow-up clock runs meanwhile)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -14,23 +14,11 @@ from handlers.tickets import core
 from handlers.tickets.policy import policy, roster
 from store.models import Ticket
 
-SURVEY_CONV = "ticket_survey"
+# The answering exchange is opened by core.report_result (core.open_survey), with the result.
+SURVEY_CONV = core.SURVEY_CONV
 # "5", "5分 很好", "4，还行": a digit alone or followed by 分/星 or a separator, so that
 # "5楼又漏水了" is not read as a score.
 _SCORE = re.compile(r"^\s*([1-5])\s*(?:(?:分|星)[\s,，。.!！:：、]*|[\s,，。.!！:：、]+|$)(.*)$", re.S)
-
-
-def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
-    """Waits for the owner's answer in the chat. An exchange the owner is in the
-    middle of (a booking, say) is not cut off: the owner then answers with
-    「评价 T12 5」, which always works."""
-    current = conversation.get(session, openid, "private", now)
-    if current is not None and current.handler not in (SURVEY_CONV,):
-        core.record(session, ticket, "bot", "survey_deferred", now, busy_with=current.handler)
-        return False
-    conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
-                       ttl=timedelta(hours=policy().survey_ttl_hours))
-    return True
 
 
 def parse_answer(text: str) -> tuple[int, str] | None:
