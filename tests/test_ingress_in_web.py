@@ -34,10 +34,10 @@ def _outbox() -> list[tuple]:
 
 
 def _lane() -> list[int]:
-    from bot.inbox import LANE_KEY
     from bot.queues import get_redis
+    from ground import keys
 
-    return [int(x) for x in get_redis().lrange(LANE_KEY, 0, -1)]
+    return [int(x) for x in get_redis().lrange(keys.INBOUND_LANE, 0, -1)]
 
 
 def _client_with(monkeypatch, **env):

@@ -155,7 +155,7 @@ def take(limits: Sequence[Limit], hold_s: float, redis: Redis | None = None,
     args: list = [now_ms, slot, int(hold_s * 1000), 20]
     for lim in active:
         args += [lim.limit, int(lim.window_s * 1000)]
-    wait_ms = _take_script(keys=[PREFIX + lim.key for lim in active], args=args, client=redis)
+    wait_ms = _take_script(keys=[keys.rate_limit(lim.key) for lim in active], args=args, client=redis)
     return (0.0, slot) if not wait_ms else (float(wait_ms) / 1000.0, None)
 
 
@@ -175,7 +175,7 @@ def landed(limits: Sequence[Limit], slot: str | None, redis: Redis | None = None
         _landed_script = redis.register_script(_LANDED)
     # Rounded up: the slot must not count from before the answer arrived.
     now_ms = int((now if now is not None else time.time()) * 1000) + 1
-    _landed_script(keys=[PREFIX + lim.key for lim in active], args=[now_ms, slot], client=redis)
+    _landed_script(keys=[keys.rate_limit(lim.key) for lim in active], args=[now_ms, slot], client=redis)
 
 
 def acquire_blocking(limits: Sequence[Limit], max_wait_s: float, redis: Redis | None = None) -> float:
