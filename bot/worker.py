@@ -11,22 +11,16 @@ from ground.config import get_settings
 
 log = logging.getLogger(__name__)
 
-# Warm-up hooks a capability adds ("module:function"), run once in the parent.
-WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
-                      "handlers.groups.moderation:warm_up"]
-
 
 def warm_up() -> None:
-    import importlib
-
+    """Every capability's warm-ups (`Capability.warm_up`), once, in the parent."""
     from bot import ports
     from handlers import load_capabilities
+    from handlers.capability import run_all
 
     ports.install()
-    load_capabilities()
-    for spec in WARMUPS:
-        module, fn = spec.split(":")
-        getattr(importlib.import_module(module), fn)()
+    for cap in load_capabilities():
+        run_all(cap.warmups)
 
 
 # The web process's warm-up (deploy/gunicorn.conf.py::post_fork): None = not managed (tests,

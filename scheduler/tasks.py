@@ -7,9 +7,7 @@ twice: campaigns carry a dedup key per period, reminders are unique rows per
 """
 from __future__ import annotations
 
-import importlib
 import logging
-from functools import partial
 from datetime import date, datetime, timedelta
 from typing import Callable
 
@@ -21,7 +19,7 @@ from bot.queues import get_redis
 from ground import clock, keys
 from scheduler.campaigns import (create_campaign, due_campaigns, enqueue_campaign, plan_owner, recover_orphans, run_chunk,
                                  track_group_msgs)
-from scheduler.config import Schedule, ScheduleError, get_schedule
+from scheduler.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
 from store.models import Campaign, Group, Owner, Reminder, Staff
@@ -122,37 +120,20 @@ def pump_campaigns() -> list[int]:
     return [cid for cid in due if enqueue_campaign(cid, cid in em)]
 
 
-# --- other capabilities' clocks ------------------------------------------------------------
-
-def _resolve(specs: list[str]) -> tuple[Callable, bool] | None:
-    """The first importable hook: (function, takes (session, now))."""
-    for spec in specs:
-        module, _, fn = spec.partition(":")
-        bare = fn.endswith("()")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that capability has not landed
-            raise
-        f = getattr(mod, fn.removesuffix("()"), None)
-        if callable(f):
-            return f, not bare
-    return None
+# --- the capabilities' periodic jobs (Capability.job) ----------------------------------------
 
 
-def call_hook(name: str) -> dict:
-    """Run another capability's periodic function and send what it returns."""
-    found = _resolve(get_schedule().hooks.get(name, []))
-    if found is None:
-        return {"hook": name, "skipped": "not available"}
-    fn, with_args = found
+def run_capability_job(name: str) -> dict:
+    """Run a capability's periodic function and send what it returns."""
     from bot.outbound import outbox
+    from handlers.capability import resolve
     from handlers.message import Outcome, Push
 
-    now = clock.now()
-    if not with_args:  # manages its own sessions (the archive poll)
+    job = capability_jobs()[name]
+    fn = resolve(job.fn)
+    if not job.session:  # manages its own sessions (the archive poll)
         return {"hook": name, "result": fn()}
+    now = clock.now()
     with session_scope() as s:
         res = fn(s, now)
         pushes = res.pushes if isinstance(res, Outcome) else \
@@ -355,32 +336,43 @@ def birthdays() -> dict:
     return {"rule": "O13", "birthdays": fired}
 
 
-# The tasks a schedule.yaml job may name.
-# Jobs that only run another capability's periodic function (schedule.yaml `hooks`).
-HOOK_TASKS = ("ticket_clocks", "booking_clocks", "memberships", "archive_poll",
-              "ticket_digest", "ticket_weekly", "ticket_monthly")
-
+# The scheduler's own tasks a schedule.yaml job may name; a capability's jobs
+# (Capability.job) are their own tasks, by the job's name.
 JOB_TASKS: dict[str, Callable[[], object]] = {
     "sweep": sweep, "pump_campaigns": pump_campaigns,
     "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
-    **{name: partial(call_hook, name) for name in HOOK_TASKS},
 }
 
 
+def task_function(task: str) -> Callable[[], object]:
+    """The function behind a job's `task`: the scheduler's own, or a capability's job."""
+    if task in JOB_TASKS:
+        return JOB_TASKS[task]
+    if task in capability_jobs():
+        return lambda: run_capability_job(task)
+    raise KeyError(f"unknown task {task!r}")
+
+
+def known_tasks() -> list[str]:
+    return sorted({*JOB_TASKS, *capability_jobs()})
+
+
 def check_tasks(schedule: Schedule) -> Schedule:
-    """Every job of schedule.yaml names a task above (config.py reads the file and cannot know
-    them). The scheduler checks at start, so a typo stops it naming file, job and task."""
+    """Every job of schedule.yaml names a task above or a capability's job (config.py reads
+    the file and cannot know them). The scheduler checks at start, so a typo stops it
+    naming file, job and task."""
+    known = known_tasks()
     for name, spec in schedule.jobs.items():
-        if spec.task not in JOB_TASKS:
+        if spec.task not in known:
             raise ScheduleError(f"{schedule.path.name}: jobs.{name}.task: unknown task {spec.task!r}; "
-                                f"known: {sorted(JOB_TASKS)}")
+                                f"known: {known}")
     return schedule
 
 
 def run_job(name: str, slot: str | None = None) -> object:
     """The rq entry point of a scheduled job (by its schedule.yaml name)."""
     spec = get_schedule().jobs[name]
-    res = JOB_TASKS[spec.task]()
+    res = task_function(spec.task)()
     log.info("job %s (%s): %s", name, slot, res)
     return res

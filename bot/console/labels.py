@@ -60,33 +60,31 @@ def labels() -> dict[str, Any]:
     return data
 
 
-def _clock_files() -> tuple[dict, dict]:
-    clocks_yaml = yaml.safe_load((DATA / "clocks.yaml").read_text(encoding="utf-8")) or {}
-    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
-    return clocks_yaml, member_yaml
+def _clock_specs() -> tuple[list, list]:
+    """The clock policies: tickets' (clocks.yaml) and services' (member_clocks.yaml)."""
+    from handlers.membership.notify import service_policies
+    from handlers.tickets.policy import policy
+
+    p = policy()
+    tickets = [c for cls in p.classes.values() for c in cls.clocks]
+    tickets += [c for cs in p.kinds.values() for c in cs] + list(p.all)
+    return tickets, list(service_policies().values())
 
 
 @lru_cache(maxsize=1)
 def _clock_titles() -> dict[str, str]:
-    """clock id -> its title in clocks.yaml / name in member_clocks.yaml (the fall-back name)."""
-    clocks_yaml, member_yaml = _clock_files()
-    specs = [c for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])]
-    specs += [c for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs] + list(clocks_yaml.get("all") or [])
-    titles = {c["id"]: str(c.get("title") or "时限") for c in specs}
-    titles.update({k: str((v or {}).get("name") or "时限") for k, v in (member_yaml.get("clocks") or {}).items()})
-    return titles
+    """clock id -> its title in clocks.yaml / member_clocks.yaml (the fall-back name)."""
+    tickets, services = _clock_specs()
+    return {c.id: c.title or "时限" for c in tickets + services}
 
 
 def missing_clock_names(data: dict | None = None) -> list[str]:
     """Clocks of clocks.yaml / member_clocks.yaml the labels do not name (they would
     show their long titles instead of a chip's short name)."""
     data = data if data is not None else labels()
-    clocks_yaml, member_yaml = _clock_files()
-    ids = {c["id"] for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])}
-    ids |= {c["id"] for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs}
-    ids |= {c["id"] for c in clocks_yaml.get("all") or []}
-    missing = sorted(ids - set(data["clocks"]))
-    missing += sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
+    tickets, services = _clock_specs()
+    missing = sorted({c.id for c in tickets} - set(data["clocks"]))
+    missing += sorted({c.id for c in services} - set(data["member_clocks"]))
     return missing
 
 
@@ -156,10 +154,8 @@ def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: dat
 def category(key: str | None) -> str:
     if not key:
         return "其他"
-    try:
-        from handlers.tickets.core import CATEGORY_LABELS
-    except ImportError:
-        CATEGORY_LABELS = {}
+    from handlers.tickets.core import CATEGORY_LABELS
+
     return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
 
 

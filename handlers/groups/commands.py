@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
-from handlers import registry
 from handlers.groups import ladder
 from handlers.groups.moderation import mask
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, InboxMessage, Owner, Staff
 from store.models.groups import GroupSuggestion, ModerationCase
 
@@ -143,8 +143,8 @@ def _usage(key: str) -> str:
     return f"用法：{specs()[key]['usage']}"
 
 
-@registry.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
-                       intent="command", chats=("vip", "building", "staff"), why="group slash command")
+@capability.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
+                         intent="command", chats=("vip", "building", "staff"), why="group slash command")
 def on_command(ctx: Context, msg: Message, route) -> Outcome:
     m = re.match(r"^/(\S+)\s*(.*)$", msg.text.strip().replace("／", "/"), re.S)
     key = _by_name().get((m.group(1) if m else "").lower())
@@ -400,8 +400,8 @@ HANDLERS = {"help": _help, "notice": _notice, "warn": _warn, "mute": _mute, "unm
             "ticket": _ticket, "stats": _stats}
 
 
-@registry.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
-                       why="unknown group slash command")
+@capability.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
+                         why="unknown group slash command")
 def on_unknown_command(ctx: Context, msg: Message, route) -> Outcome:
     """Any other "/..." in a group gets the help pointer (and is audited)."""
     return on_command(ctx, msg, route)

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
-from handlers import registry
 from handlers.groups import ladder
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import GroupAdmission
 
@@ -172,7 +172,7 @@ def sync_group(session: Session, chat_id: str, info: dict, now: datetime) -> tup
     return group, joined, left
 
 
-@registry.event_handler("change_external_chat")
+@capability.event("change_external_chat")
 def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
     chat_id = str(msg.data.get("ChatId") or msg.group_id or "")
     change = str(msg.data.get("ChangeType") or "")
@@ -224,8 +224,8 @@ def _group_for(session: Session, owner: Owner, which: str | None) -> Group | Non
     return session.scalar(select(Group).where(Group.kind == "building", Group.building_id == building))
 
 
-@registry.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
-                       why="asks to join a customer group")
+@capability.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
+                         why="asks to join a customer group")
 def on_apply(ctx: Context, msg: Message, route) -> Outcome:
     """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
     -> joining is confirmed by change_external_chat (admit() finds them qualified)."""
