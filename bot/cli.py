@@ -160,17 +160,31 @@ def _settings_or_exit():
         sys.exit(2)
 
 
-# Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "handlers.evaluate:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli",
-                             "scheduler.cli:scheduler_process"]
+# The edge's own command groups; a capability's come from its `Capability.cli`.
+CORE_COMMANDS: tuple[str, ...] = ("bot.rule_check:check", "bot.console.cli:users", "scheduler.cli:schedule_cli", "scheduler.cli:scheduler_process")
+
+
+def add_command(command: click.Command, owner: str) -> None:
+    """`main.add_command`, refusing a name already taken (click would replace it)."""
+    from handlers.registry import DuplicateRegistration
+
+    name = command.name or ""
+    old = main.commands.get(name)
+    if old is not None and old is not command:
+        raise DuplicateRegistration("CLI command", name, getattr(old, "_guanjia_owner", "guanjia"), owner)
+    command._guanjia_owner = owner  # type: ignore[attr-defined]
+    main.add_command(command)
 
 
 def _register_extra() -> None:
-    import importlib
+    from handlers import load_capabilities
+    from handlers.capability import resolve
 
-    for spec in EXTRA_COMMANDS:
-        module, attr = spec.split(":")
-        main.add_command(getattr(importlib.import_module(module), attr))
+    for spec in CORE_COMMANDS:
+        add_command(resolve(spec), spec)
+    for cap in load_capabilities():
+        for spec in cap.cli_commands:
+            add_command(resolve(spec), f"capability {cap.name}")
 
 
 _register_extra()

@@ -11,22 +11,56 @@ from ground.config import get_settings
 
 log = logging.getLogger(__name__)
 
-# Warm-up hooks a capability adds ("module:function"), run once in the parent.
-WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
-                      "handlers.groups.moderation:warm_up"]
-
 
 def warm_up() -> None:
-    import importlib
-
+    """Every capability's warm-ups (`Capability.warm_up`), once, in the parent."""
     from bot import ports
     from handlers import load_capabilities
+    from handlers.capability import run_all
 
     ports.install()
-    load_capabilities()
-    for spec in WARMUPS:
-        module, fn = spec.split(":")
-        getattr(importlib.import_module(module), fn)()
+    for cap in load_capabilities():
+        run_all(cap.warmups)
+
+
+# The web process's warm-up (deploy/gunicorn.conf.py::post_fork): None = not managed (tests,
+# `guanjia serve --dev`: models load on first use), "warming", then "warm". While warming,
+# plain texts go to the worker lane (bot/webhooks.py), so no owner waits for a model to load
+# and the port opens at once (a first start may train the models for a minute).
+_web_warm: str | None = None
+
+
+def web_ready() -> bool:
+    return _web_warm != "warming"
+
+
+def warm_in_background() -> None:
+    """Load the capabilities and models in a thread of this (web) process."""
+    import sys
+    import threading
+    import time
+
+    global _web_warm
+    _web_warm = "warming"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    def run() -> None:
+        global _web_warm
+        t0 = time.monotonic()
+        try:  # lowest priority (Linux: per thread): requests and `guanjia worker`'s own warm-up go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        try:
+            warm_up()
+        except Exception:  # stays "warming": every message keeps going to the workers
+            log.exception("web warm-up failed; messages are handled by the workers")
+            return
+        _web_warm = "warm"
+        print(f"guanjia-web[{os.getpid()}]: models loaded in {time.monotonic() - t0:.1f} s; "
+              "plain texts are handled in this process", file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, daemon=True, name="web-warm-up").start()
 
 
 def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool = False) -> None:

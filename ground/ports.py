@@ -14,7 +14,9 @@ the whole client.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+P = TypeVar("P")
 
 
 class PortNotInstalled(RuntimeError):
@@ -131,25 +133,19 @@ def _get(name: str) -> Any:
             f"(bot/ports.py::install); a test installs them through its fixtures") from None
 
 
-def staff_chats() -> StaffChats:
-    return _get("staff_chats")
+class _Port(Generic[P]):
+    """`ports.inbox()` and the like: the installed adapter of one port, typed as its protocol."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self) -> P:
+        return _get(self.name)
 
 
-def group_directory() -> GroupDirectory:
-    return _get("group_directory")
-
-
-def inbox() -> Inbox:
-    return _get("inbox")
-
-
-def jobs() -> Jobs:
-    return _get("jobs")
-
-
-def outbox() -> Outbox:
-    return _get("outbox")
-
-
-def campaigns() -> Campaigns:
-    return _get("campaigns")
+staff_chats: _Port[StaffChats] = _Port("staff_chats")
+group_directory: _Port[GroupDirectory] = _Port("group_directory")
+inbox: _Port[Inbox] = _Port("inbox")
+jobs: _Port[Jobs] = _Port("jobs")
+outbox: _Port[Outbox] = _Port("outbox")
+campaigns: _Port[Campaigns] = _Port("campaigns")

@@ -48,9 +48,9 @@ def fire(name: str) -> str:
         log.warning("job %s is no longer in schedule.yaml; ignored", name)
         return "unknown"
     if spec.queue == "inline":  # light and self-deduplicating (the sweeper)
-        from scheduler.tasks import JOB_TASKS
+        from scheduler.tasks import task_function
 
-        JOB_TASKS[spec.task]()
+        task_function(spec.task)()
         return "inline"
     slot = slot_key(clock.now(), spec.once_per)
     if slot is not None and not claim_slot(name, slot):

@@ -7,9 +7,7 @@ twice: campaigns carry a dedup key per period, reminders are unique rows per
 """
 from __future__ import annotations
 
-import importlib
 import logging
-from functools import partial
 from datetime import date, datetime, timedelta
 from typing import Callable
 
@@ -21,7 +19,7 @@ from bot.queues import get_redis
 from ground import clock, keys
 from scheduler.campaigns import (create_campaign, due_campaigns, enqueue_campaign, plan_owner, recover_orphans, run_chunk,
                                  track_group_msgs)
-from scheduler.config import Schedule, ScheduleError, get_schedule
+from scheduler.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
 from store.models import Campaign, Group, Owner, Reminder, Staff
@@ -78,6 +76,21 @@ def _campaign(session: Session, **kw) -> Campaign:
     return create_campaign(session, **kw)
 
 
+def _community_campaign(rule: str, slot: str, kind: str, title: str, text: str, target: dict | None = None,
+                        detail: dict | None = None, inside: Callable[[Session], dict] | None = None) -> tuple[int, dict]:
+    """A scheduled campaign for the community, once per `slot` of `rule` (its dedup key
+    and the occurrence recorded), started at once. `inside(session)` does more in the same
+    transaction and returns what to record with it. (campaign id, what inside returned)."""
+    with session_scope() as s:
+        camp = _campaign(s, kind=kind, title=title, created_by="scheduler", target=target or {"everyone": True},
+                         text=text, dedup_key=f"{rule}:{slot}")
+        extra = inside(s) if inside else {}
+        remember(s, rule, "community", slot, {"campaign": camp.id, **(detail or {}), **extra})
+        cid = camp.id
+    _kick(cid)
+    return cid, extra
+
+
 def _kick(campaign_id: int) -> None:
     """Start a due campaign now instead of at the pump's next round."""
     enqueue_campaign(campaign_id)
@@ -122,37 +135,20 @@ def pump_campaigns() -> list[int]:
     return [cid for cid in due if enqueue_campaign(cid, cid in em)]
 
 
-# --- other capabilities' clocks ------------------------------------------------------------
-
-def _resolve(specs: list[str]) -> tuple[Callable, bool] | None:
-    """The first importable hook: (function, takes (session, now))."""
-    for spec in specs:
-        module, _, fn = spec.partition(":")
-        bare = fn.endswith("()")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that capability has not landed
-            raise
-        f = getattr(mod, fn.removesuffix("()"), None)
-        if callable(f):
-            return f, not bare
-    return None
+# --- the capabilities' periodic jobs (Capability.job) ----------------------------------------
 
 
-def call_hook(name: str) -> dict:
-    """Run another capability's periodic function and send what it returns."""
-    found = _resolve(get_schedule().hooks.get(name, []))
-    if found is None:
-        return {"hook": name, "skipped": "not available"}
-    fn, with_args = found
+def run_capability_job(name: str) -> dict:
+    """Run a capability's periodic function and send what it returns."""
     from bot.outbound import outbox
+    from handlers.capability import resolve
     from handlers.message import Outcome, Push
 
-    now = clock.now()
-    if not with_args:  # manages its own sessions (the archive poll)
+    job = capability_jobs()[name]
+    fn = resolve(job.fn)
+    if not job.session:  # manages its own sessions (the archive poll)
         return {"hook": name, "result": fn()}
+    now = clock.now()
     with session_scope() as s:
         res = fn(s, now)
         pushes = res.pushes if isinstance(res, Outcome) else \
@@ -257,12 +253,7 @@ def bills() -> dict:
     now = clock.now()
     month = local(now).strftime("%Y年%m月")
     key = local(now).strftime("%Y-%m")
-    with session_scope() as s:
-        camp = _campaign(s, kind="bill", title=f"{month}账单", created_by="scheduler", target={"everyone": True},
-                         text=sched.texts["bill"].replace("{month}", month), dedup_key=f"O14:{key}")
-        remember(s, "O14", "community", key, {"campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O14", key, "bill", f"{month}账单", sched.texts["bill"].replace("{month}", month))
     return {"rule": "O14", "campaign": cid}
 
 
@@ -271,13 +262,8 @@ def census() -> dict:
     sched = get_schedule()
     now = clock.now()
     q = quarter_of(_today(now))
-    with session_scope() as s:
-        camp = _campaign(s, kind="census", title=f"{q}家庭普查", created_by="scheduler",
-                         target={"staff_teams": ["customer_service"]}, text=sched.text("census", quarter=q),
-                         dedup_key=f"O16:{q}")
-        remember(s, "O16", "community", q, {"campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O16", q, "census", f"{q}家庭普查", sched.text("census", quarter=q),
+                                 target={"staff_teams": ["customer_service"]})
     return {"rule": "O16", "campaign": cid}
 
 
@@ -289,15 +275,9 @@ def survey() -> dict:
     sched = get_schedule()
     now = clock.now()
     q = quarter_of(_today(now))
-    with session_scope() as s:
-        camp = _campaign(s, kind="survey", title=f"{q}满意度调查", created_by="scheduler",
-                         target={"everyone": True}, text=sched.texts["survey"].replace("{quarter}", q),
-                         dedup_key=f"O17:{q}")
-        opened = sv.open_survey(s, q, now)
-        remember(s, "O17", "community", q, {"campaign": camp.id, "opened": opened})
-        cid = camp.id
-    _kick(cid)
-    return {"rule": "O17", "campaign": cid, "opened": opened}
+    cid, extra = _community_campaign("O17", q, "survey", f"{q}满意度调查", sched.texts["survey"].replace("{quarter}", q),
+                                     inside=lambda s: {"opened": sv.open_survey(s, q, now)})
+    return {"rule": "O17", "campaign": cid, "opened": extra["opened"]}
 
 
 def forum() -> dict:
@@ -307,12 +287,9 @@ def forum() -> dict:
     today = _today(now)
     q = quarter_of(today)
     held = today + timedelta(days=int(sched.rules.get("forum", {}).get("days_ahead", 14)))
-    with session_scope() as s:
-        camp = _campaign(s, kind="forum", title=f"{q}业主座谈会", created_by="scheduler", target={"everyone": True},
-                         text=sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"), dedup_key=f"O18:{q}")
-        remember(s, "O18", "community", q, {"campaign": camp.id, "held_on": held.isoformat()})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O18", q, "forum", f"{q}业主座谈会",
+                                 sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"),
+                                 detail={"held_on": held.isoformat()})
     return {"rule": "O18", "campaign": cid}
 
 
@@ -326,13 +303,9 @@ def greetings() -> dict:
     name = occasion(today, sched)
     if name is None:
         return {"rule": "O13", "occasion": None}
-    with session_scope() as s:
-        camp = _campaign(s, kind="greeting", title=name, created_by="scheduler", target={"everyone": True},
-                         text=sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
-                         dedup_key=f"O13:{today}")
-        remember(s, "O13", "community", today.isoformat(), {"occasion": name, "campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O13", today.isoformat(), "greeting", name,
+                                 sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
+                                 detail={"occasion": name})
     return {"rule": "O13", "occasion": name, "campaign": cid}
 
 
@@ -355,32 +328,43 @@ def birthdays() -> dict:
     return {"rule": "O13", "birthdays": fired}
 
 
-# The tasks a schedule.yaml job may name.
-# Jobs that only run another capability's periodic function (schedule.yaml `hooks`).
-HOOK_TASKS = ("ticket_clocks", "booking_clocks", "memberships", "archive_poll",
-              "ticket_digest", "ticket_weekly", "ticket_monthly")
-
+# The scheduler's own tasks a schedule.yaml job may name; a capability's jobs
+# (Capability.job) are their own tasks, by the job's name.
 JOB_TASKS: dict[str, Callable[[], object]] = {
     "sweep": sweep, "pump_campaigns": pump_campaigns,
     "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
-    **{name: partial(call_hook, name) for name in HOOK_TASKS},
 }
 
 
+def task_function(task: str) -> Callable[[], object]:
+    """The function behind a job's `task`: the scheduler's own, or a capability's job."""
+    if task in JOB_TASKS:
+        return JOB_TASKS[task]
+    if task in capability_jobs():
+        return lambda: run_capability_job(task)
+    raise KeyError(f"unknown task {task!r}")
+
+
+def known_tasks() -> list[str]:
+    return sorted({*JOB_TASKS, *capability_jobs()})
+
+
 def check_tasks(schedule: Schedule) -> Schedule:
-    """Every job of schedule.yaml names a task above (config.py reads the file and cannot know
-    them). The scheduler checks at start, so a typo stops it naming file, job and task."""
+    """Every job of schedule.yaml names a task above or a capability's job (config.py reads
+    the file and cannot know them). The scheduler checks at start, so a typo stops it
+    naming file, job and task."""
+    known = known_tasks()
     for name, spec in schedule.jobs.items():
-        if spec.task not in JOB_TASKS:
+        if spec.task not in known:
             raise ScheduleError(f"{schedule.path.name}: jobs.{name}.task: unknown task {spec.task!r}; "
-                                f"known: {sorted(JOB_TASKS)}")
+                                f"known: {known}")
     return schedule
 
 
 def run_job(name: str, slot: str | None = None) -> object:
     """The rq entry point of a scheduled job (by its schedule.yaml name)."""
     spec = get_schedule().jobs[name]
-    res = JOB_TASKS[spec.task]()
+    res = task_function(spec.task)()
     log.info("job %s (%s): %s", name, slot, res)
     return res

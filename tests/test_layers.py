@@ -170,5 +170,41 @@ def test_no_import_cycle_between_packages():
 
 
 # --- registrations ------------------------------------------------------------------------------
-# The check that no capability registers the same command, intent, event, page or job twice
-# belongs here (issue 15, "one capability = one package + one line").
+# No capability registers the same command, intent, event, page or job twice (issue 15,
+# "one capability = one package + one line"; handlers/capability.py).
+
+
+def test_no_registration_is_duplicated(env):
+    """The whole install, as the hosts do it, with every capability of the list:
+    a name registered twice anywhere (chat, card prefix, job, CLI command, API
+    route, URL) would raise here. The tiny capability of tests/test_capabilities.py
+    shows each kind raising, naming both registrants."""
+    import handlers
+    from bot import cli
+    from bot.web import create_app
+    from handlers.capability import unique
+    from scheduler.config import load_schedule
+
+    caps = handlers.load_capabilities()
+    assert len({c.name for c in caps}) == len(caps)
+    for kind, names in (("text command", lambda c: [(n, c) for n in c.commands]),
+                        ("card prefix", lambda c: [(n, c) for n in c.cards]),
+                        ("conversation handler", lambda c: [(n, c) for n in c.conversations])):
+        unique(caps, kind, names)
+    load_schedule()  # jobs: schedule.yaml's and the capabilities', one name each
+    cli._register_extra()  # CLI commands
+    create_app()  # pages, API routes, URL + method
+
+
+def test_a_duplicate_registration_fails():
+    """The check above has teeth: a second handler for an intent raises, naming both."""
+    import pytest
+
+    from handlers import load_capabilities
+    from handlers.capability import Capability
+    from handlers.registry import DuplicateRegistration
+
+    load_capabilities()
+    with pytest.raises(DuplicateRegistration, match="intent handler 'complaint' registered twice: by .*tickets.* "
+                                                    "and by .*capability layers_probe"):
+        Capability("layers_probe").intent("complaint")(lambda ctx, msg, route: None)

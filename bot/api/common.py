@@ -9,12 +9,13 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
-from bot.console.queries import iso, row_dict  # noqa: F401  (the routes take them from here)
+from bot.console.queries import iso, row_dict, where_given  # noqa: F401  (the routes take them from here)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # path (OpenAPI form) -> method -> operation object
 PATHS: dict[str, dict[str, dict]] = {}
+_ROUTE_OWNERS: dict[tuple[str, str], str] = {}  # (rule, method) -> the view function that declared it
 
 
 class ApiError(Exception):
@@ -95,7 +96,13 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
                 "type": "object", "required": required or [],
                 "properties": {k: ({"type": "string", "format": "binary", "description": v} if body_type.startswith("multipart")
                                    else {"type": _type_of(v), "description": v}) for k, v in body.items()}}}}}
+        who = f"{fn.__module__}.{fn.__qualname__}"
         for m in methods:
+            old = _ROUTE_OWNERS.setdefault((rule, m), who)
+            if old != who:  # Flask would keep the first quietly
+                from handlers.registry import DuplicateRegistration
+
+                raise DuplicateRegistration("API route", f"{m} {rule}", old, who)
             PATHS.setdefault(_openapi_path(rule), {})[m.lower()] = op
         return wrapper
 
@@ -214,6 +221,3 @@ def page_args(default: int = 50) -> tuple[int, int]:
     return limit, offset
 
 
-def not_installed(capability: str):
-    """The capability's models have not landed: say so instead of a 500."""
-    raise ApiError(501, f"the {capability} capability is not installed")

@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from ground import rules
+from ground.rules import RulesError
 
 from ground import clock
 
@@ -27,66 +28,56 @@ _MAPS = ("clocks", "member_clocks", "categories", "kinds", "teams", "ticket_stat
          "audit_fields")
 
 
-class LabelsError(ValueError):
-    pass
+LabelsError = RulesError  # the one error type of rule files (ground/rules.py)
+_WORDS = rules.MapOf(rules.Text(), min=1)
+SCHEMA = rules.Record({section: _WORDS for section in _MAPS},
+                      amber=rules.Record(fraction=rules.Number(min=0, max=0.999999), min_minutes=rules.Number(min=0)))
 
 
-@lru_cache(maxsize=1)
-def labels() -> dict[str, Any]:
-    """The labels file, checked: every section a mapping of words, every clock named."""
-    path = LABELS_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LabelsError(f"{path.name}: cannot be read: {exc}") from None
-    for section in _MAPS:
-        m = data.get(section)
-        if not isinstance(m, dict) or not m:
-            raise LabelsError(f"{path.name}: section '{section}' must be a non-empty mapping")
-        for k, v in m.items():
-            if not isinstance(v, str) or not v.strip():
-                raise LabelsError(f"{path.name}: {section}.{k}: must be a non-empty text")
-    amber = data.get("amber") or {}
-    try:
-        frac, least = float(amber["fraction"]), float(amber["min_minutes"])
-    except (KeyError, TypeError, ValueError):
-        raise LabelsError(f"{path.name}: amber needs numbers 'fraction' and 'min_minutes'") from None
-    if not (0 <= frac < 1) or least < 0:
-        raise LabelsError(f"{path.name}: amber.fraction must be in [0, 1) and amber.min_minutes >= 0")
+def _build(data: dict, src: rules.Source) -> dict[str, Any]:
     missing = missing_clock_names(data)
     if missing:  # the page still works (with the clocks.yaml title); tests/test_console_words.py fails
         log.warning("%s: no name for clock(s) %s; the console shows their clocks.yaml titles",
-                    path.name, ", ".join(missing))
+                    src.name, ", ".join(missing))
     return data
 
 
-def _clock_files() -> tuple[dict, dict]:
-    clocks_yaml = yaml.safe_load((DATA / "clocks.yaml").read_text(encoding="utf-8")) or {}
-    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
-    return clocks_yaml, member_yaml
+LABELS = rules.RuleFile(LABELS_FILE, schema=SCHEMA, build=_build)
+
+
+def labels() -> dict[str, Any]:
+    """The labels file, checked: every section a mapping of words, every clock named."""
+    return LABELS.get(LABELS_FILE)
+
+
+labels.cache_clear = LABELS.reload  # type: ignore[attr-defined]  (tests swap LABELS_FILE)
+
+
+def _clock_specs() -> tuple[list, list]:
+    """The clock policies: tickets' (clocks.yaml) and services' (member_clocks.yaml)."""
+    from handlers.membership.notify import service_policies
+    from handlers.tickets.policy import policy
+
+    p = policy()
+    tickets = [c for cls in p.classes.values() for c in cls.clocks]
+    tickets += [c for cs in p.kinds.values() for c in cs] + list(p.all)
+    return tickets, list(service_policies().values())
 
 
 @lru_cache(maxsize=1)
 def _clock_titles() -> dict[str, str]:
-    """clock id -> its title in clocks.yaml / name in member_clocks.yaml (the fall-back name)."""
-    clocks_yaml, member_yaml = _clock_files()
-    specs = [c for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])]
-    specs += [c for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs] + list(clocks_yaml.get("all") or [])
-    titles = {c["id"]: str(c.get("title") or "时限") for c in specs}
-    titles.update({k: str((v or {}).get("name") or "时限") for k, v in (member_yaml.get("clocks") or {}).items()})
-    return titles
+    """clock id -> its title in clocks.yaml / member_clocks.yaml (the fall-back name)."""
+    tickets, services = _clock_specs()
+    return {c.id: c.title or "时限" for c in tickets + services}
 
 
 def missing_clock_names(data: dict | None = None) -> list[str]:
     """Clocks of clocks.yaml / member_clocks.yaml the labels do not name (they would
     show their long titles instead of a chip's short name)."""
     data = data if data is not None else labels()
-    clocks_yaml, member_yaml = _clock_files()
-    ids = {c["id"] for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])}
-    ids |= {c["id"] for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs}
-    ids |= {c["id"] for c in clocks_yaml.get("all") or []}
-    missing = sorted(ids - set(data["clocks"]))
-    missing += sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
+    tickets, services = _clock_specs()
+    missing = sorted({c.id for c in tickets} - set(data["clocks"]))
+    missing += sorted({c.id for c in services} - set(data["member_clocks"]))
     return missing
 
 
@@ -156,10 +147,8 @@ def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: dat
 def category(key: str | None) -> str:
     if not key:
         return "其他"
-    try:
-        from handlers.tickets.core import CATEGORY_LABELS
-    except ImportError:
-        CATEGORY_LABELS = {}
+    from handlers.tickets.core import CATEGORY_LABELS
+
     return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
 
 

@@ -6,17 +6,19 @@ For the scheduler: `check_booking_clocks(session, now) -> list[Push]`.
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from handlers import card_events, conversation, registry
+from handlers import conversation, registry
 from handlers.bookings import ops
 from handlers.bookings.catalogue import Service, catalogue, find_service
 from handlers.identity import find_owner
 from handlers.membership.clocks import check_clocks
 from handlers.message import Context, Message, Outcome, Push
+from handlers.bookings.capability import capability
 from handlers.zh_datetime import When, parse_when
 from store.models import Owner
 
@@ -35,6 +37,16 @@ def check_booking_clocks(session: Session, now: datetime) -> list[Push]:
 
 def _owner(ctx: Context, msg: Message) -> Owner | None:
     return find_owner(ctx.session, msg)
+
+
+def _bound_owner(fn):
+    """The command gets the owner writing; an unbound sender is told how to bind."""
+    @functools.wraps(fn)
+    def handler(ctx: Context, msg: Message, route) -> Outcome:
+        owner = _owner(ctx, msg)
+        return Outcome(replies=[NOT_BOUND], intent="booking") if owner is None else fn(ctx, msg, route, owner)
+
+    return handler
 
 
 def _services_for(owner: Owner) -> str:
@@ -164,7 +176,7 @@ def _drops_draft(text: str) -> bool:
     return bool(found) and found[0].name == "booking_cancel_loose" and not found[1].group("n")
 
 
-@registry.conversation_handler("booking")
+@capability.conversation("booking")
 def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     owner = _owner(ctx, msg)
     state = dict(conv.state)
@@ -194,8 +206,8 @@ def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     return _reply(ctx, msg, state, _next_prompt(ctx, owner, state))
 
 
-@registry.text_command("booking_start", r"^(?:我要|我想|我想要|帮我|请帮我|麻烦)?(?:预约|预定|预订)(?!记录)(?P<rest>.*)$",
-                       intent="booking", chats=("private",), why="book a member service")
+@capability.text_command("booking_start", r"^(?:我要|我想|我想要|帮我|请帮我|麻烦)?(?:预约|预定|预订)(?!记录)(?P<rest>.*)$",
+                         intent="booking", chats=("private",), why="book a member service")
 def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
     return start_booking(ctx, msg, msg.text)
 
@@ -203,28 +215,20 @@ def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
 PRIVATE_ONLY = "预约和会员信息涉及个人信息，请私信公众号「小区管家」办理，我们不在群里处理。"
 
 
-@registry.intent_handler("booking")
+@capability.intent("booking")
 def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
     if msg.chat != "private":  # groups: never handle (or show) one owner's bookings in front of others
         return Outcome(replies=[PRIVATE_ONLY], intent="booking")
     return start_booking(ctx, msg, msg.text)
 
 
-@registry.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
-                       intent="booking",
-                       chats=("private",), why="cancel a booking")
-def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
-    m = re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text)
-    active = ops.active_bookings(ctx.session, owner)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:  # "取消明天的预约": the day narrows it down
-        w = parse_when(msg.text, ctx.now)
-        if w is not None:
-            active = [b for b in active if b.day in w.days()] or active
+@capability.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
+                         intent="booking",
+                         chats=("private",), why="cancel a booking")
+@_bound_owner
+def cmd_cancel(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
+    # "取消明天的预约": without a number the day narrows it down.
+    active = _which_bookings(ctx, owner, re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text), msg.text)
     if not active:
         return Outcome(replies=["您目前没有可以取消的预约。"], intent="booking")
     if len(active) > 1:
@@ -235,24 +239,28 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已取消预约 {ops.describe(b)}。"], pushes=pushes, intent="booking")
 
 
-@registry.text_command("booking_change",
-                       r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
-                       intent="booking", chats=("private",), why="move a booking")
-def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
+def _which_bookings(ctx: Context, owner, number: re.Match | None, day_text: str) -> list:
+    """The owner's active bookings the message means: the one numbered (B12), else
+    those on the day `day_text` names when there are several (all when none match)."""
     active = ops.active_bookings(ctx.session, owner)
+    if number:
+        return [b for b in active if b.id == int(number.group(1))]
+    if len(active) > 1:
+        w = parse_when(day_text, ctx.now)
+        if w is not None:
+            return [b for b in active if b.day in w.days()] or active
+    return active
+
+
+@capability.text_command("booking_change",
+                         r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
+                         intent="booking", chats=("private",), why="move a booking")
+@_bound_owner
+def cmd_change(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     # "把明天的预约改到后天": which booking is before the verb, the new time after it.
     parts = CHANGE_VERB.split(msg.text, maxsplit=1)
     before, after = (parts[0], parts[1]) if len(parts) == 2 else ("", msg.text)
-    m = re.search(r"[Bb](\d+)", msg.text)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:
-        old = parse_when(before, ctx.now)
-        if old is not None:
-            active = [b for b in active if b.day in old.days()] or active
+    active = _which_bookings(ctx, owner, re.search(r"[Bb](\d+)", msg.text), before)
     if not active:
         return Outcome(replies=["您目前没有可以改期的预约。回复「预约」新建一个。"], intent="booking")
     if len(active) > 1:
@@ -265,12 +273,10 @@ def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@registry.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
-                       chats=("private",), why="list my bookings")
-def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
+@capability.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
+                         chats=("private",), why="list my bookings")
+@_bound_owner
+def cmd_list(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     active = ops.active_bookings(ctx.session, owner)
     if not active:
         return Outcome(replies=["您目前没有进行中的预约。回复「预约」即可预约会员服务。"], intent="booking")
@@ -279,18 +285,16 @@ def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
                    intent="booking")
 
 
-@registry.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
-                       chats=("private",), why="rate a finished service")
-def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
+@capability.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
+                         chats=("private",), why="rate a finished service")
+@_bound_owner
+def cmd_rate(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     m = re.match(r"^(?:评分|评价|打分)\s*([1-5])\s*分?(.*)$", msg.text.strip())
     text, pushes = ops.rate(ctx.session, owner, int(m.group(1)), ctx.now, m.group(2).strip() or None)
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@registry.conversation_handler("booking_rating")
+@capability.conversation("booking_rating")
 def continue_rating(ctx: Context, msg: Message, conv) -> Outcome | None:
     """After a service: "5" or "4分 很准时" is the rating; anything else ends
     the wait and goes to normal routing."""
@@ -303,7 +307,7 @@ def continue_rating(ctx: Context, msg: Message, conv) -> Outcome | None:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@card_events.prefix("booking:")
+@capability.card("booking:")
 def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")
     if len(parts) != 3 or not parts[2].isdigit():

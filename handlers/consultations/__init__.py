@@ -8,5 +8,6 @@ handoff of handlers/handoff_hook.py (membership and understanding hand off throu
 """
 from handlers import handoff_hook
 from handlers.consultations import chat, core  # noqa: F401
+from handlers.consultations.capability import capability  # noqa: F401,E402  (what this capability brings)
 
 handoff_hook.set_handoff(core.handoff)

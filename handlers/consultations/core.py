@@ -12,23 +12,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
+from ground import rules
+from ground.limits import in_cs_window
+from handlers import clocks
+from handlers.membership.notify import (clock_config, dedicated_agent, promise as clock_promise, recipients,
+                                        service_policies, team_members)
 from handlers.message import Message, Push
 from store.models import AuditLog, Consultation, ConsultationEntry, InboxMessage, Owner, ServiceClock, Staff
 
 CONFIG_FILE = Path(__file__).resolve().parent / "data" / "consultations.yaml"
 OPEN_STATES = ("waiting", "answered")
 STATE_LABELS = {"waiting": "等待回复", "answered": "已回复", "closed": "已关闭"}
-# A reply sent this close to the window's end might land after it: use the template.
-WINDOW_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -41,26 +40,26 @@ class Config:
     ask_only: tuple[str, ...]
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> Config:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for key in ("recent_turns", "title_chars"):
-        if not isinstance(data.get(key), int) or data[key] < 0:
-            raise ValueError(f"{path}: field '{key}' should be a non-negative integer")
-    tpl = data.get("reply_template") or {}
-    if not isinstance(tpl, dict):
-        raise ValueError(f"{path}: field 'reply_template' should be a mapping")
-    if tpl.get("id") is not None and not isinstance(tpl.get("id"), str):
-        raise ValueError(f"{path}: reply_template.id should be a string or null")
-    words = data.get("ask_only") or []
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ValueError(f"{path}: field 'ask_only' should be a list of strings")
-    return Config(data["recent_turns"], data["title_chars"], tpl.get("id"), str(tpl.get("first") or "您的咨询有了回复"),
-                  str(tpl.get("remark") or ""), tuple(words))
+_WORDS = rules.ListOf(rules.Text())
+SCHEMA = rules.Record(
+    recent_turns=rules.Int(min=0), title_chars=rules.Int(min=0),
+    reply_template=rules.Opt(rules.Record(id=rules.Opt(rules.Text()), first=rules.Opt(rules.Text(), "您的咨询有了回复"),
+                                          remark=rules.Opt(rules.Text(empty=True), "")), {}),
+    ask_only=rules.Opt(_WORDS, []),
+)
+
+
+def _build(data: dict, src: rules.Source) -> Config:
+    tpl = data["reply_template"]
+    return Config(data["recent_turns"], data["title_chars"], tpl["id"], tpl["first"], tpl["remark"],
+                  tuple(data["ask_only"]))
+
+
+CONFIG = rules.RuleFile(CONFIG_FILE, schema=SCHEMA, build=_build)
 
 
 def config(path: Path = CONFIG_FILE) -> Config:
-    return _load(str(path), path.stat().st_mtime)
+    return CONFIG.get(path)
 
 
 def template_id() -> str | None:
@@ -68,13 +67,12 @@ def template_id() -> str | None:
 
 
 def o1_minutes() -> int:
-    return int(clock_config()["clocks"]["O1"]["minutes"])
+    return int(service_policies()["O1"].minutes)
 
 
 def promise() -> str:
     """「10分钟内」 from O1's data (never written into a reply by hand)."""
-    m = o1_minutes()
-    return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+    return clock_promise("O1")
 
 
 def public_url() -> str:
@@ -211,7 +209,7 @@ def handoff(session: Session, msg: Message, owner: Owner | None, now: datetime,
 
 
 def _start_o1(session: Session, case: Consultation, owner: Owner | None, team: str, now: datetime) -> None:
-    start_clock(session, _subject(case), "O1", now, owner_id=case.owner_id, team=team,
+    clocks.start(session, "service", _subject(case), "O1", now, owner_id=case.owner_id, team=team,
                 assignee=case.holder or case.recipients,
                 detail={"title": f"咨询{case.number}：{case.title}", "consultation": case.id})
 
@@ -268,7 +266,7 @@ def _owner_push(session: Session, case: Consultation, text: str, now: datetime, 
     the reply template outside it."""
     owner = owner_of(session, case)
     last = owner.last_inbound_at if owner else case.last_owner_at
-    in_window = last is not None and now - last < CS_WINDOW - WINDOW_MARGIN
+    in_window = in_cs_window(last, now)
     common = dict(dedup_key=f"consult:{case.id}:owner:{key}", priority=2, source=f"consultation:{case.id}")
     tid = template_id()
     if template and tid and not in_window:
@@ -318,13 +316,13 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
         _add(session, case, "system", userid, f"{staff_name(session, userid)}接手", now, action="picked_up", via=via)
         session.add(AuditLog(actor=userid, action="consultation.picked_up", target=case.number, detail={"via": via}))
         row = clock_of(session, case)
-        if row is not None and row.state == "running":
+        if row is not None and row.state in clocks.ACTIVE_STATES:
             push, _ = _owner_push(session, case, f"您好，{staff_name(session, userid)}已接手您的咨询"
                                                  f"（{case.number}），正在为您处理，请稍候。", now, f"picked:{case.round}",
                                   template=False)
             if push:
                 pushes.append(push)
-            stop_clock(session, row.subject, "O1", now, by=userid)
+            clocks.stop_named(session, row.subject, "O1", now, by=userid)
     session.flush()
     return Result(True, f"咨询{case.number}由您负责。直接发送回复内容即可转给业主（或「回复 {case.number} 内容」）。",
                   pushes, case)
@@ -352,7 +350,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
     case.state, case.last_reply_at = "answered", now
     row = clock_of(session, case)
     if row is not None:
-        stop_clock(session, row.subject, "O1", now, by=userid)
+        clocks.stop_named(session, row.subject, "O1", now, by=userid)
     session.add(AuditLog(actor=userid, action="consultation.replied", target=case.number,
                          detail={"via": via, "delivery": delivery}))
     session.flush()
@@ -370,7 +368,7 @@ def close(session: Session, case_id: int, userid: str, now: datetime, via: str =
     case.state, case.closed_at, case.closed_by = "closed", now, userid
     row = clock_of(session, case)
     if row is not None:
-        stop_clock(session, row.subject, "O1", now, by=userid)
+        clocks.stop_named(session, row.subject, "O1", now, by=userid)
     _add(session, case, "system", userid, f"{staff_name(session, userid) or userid}关闭咨询" + (f"：{note}" if note else ""),
          now, action="closed", via=via)
     session.add(AuditLog(actor=userid, action="consultation.closed", target=case.number, detail={"via": via, "note": note}))
@@ -396,7 +394,7 @@ def clock_chip(row: ServiceClock | None, now: datetime) -> tuple[str, str] | Non
     """(words, colour) for the O1 clock, in the manager's language: 「首次回复 剩余6分钟」."""
     if row is None:
         return None
-    if row.state == "running":
+    if row.state in clocks.ACTIVE_STATES:
         left = row.due_at - now
         if left.total_seconds() <= 0:
             return f"首次回复 超时{_minutes(-left)}", "red"

@@ -35,8 +35,8 @@ from typing import Callable, Protocol
 from sqlalchemy import select
 
 from ground import clock, keys, ports
-from handlers import registry
 from handlers.message import Context, Message, Outcome
+from handlers.groups.capability import capability
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def poll_archive_job() -> int:
     return poll_archive()
 
 
-@registry.event_handler("msgaudit_notify")
+@capability.event("msgaudit_notify")
 def on_msgaudit_notify(ctx: Context, msg: Message, _route) -> Outcome:
     """WeCom says new archive records exist (at most every 15 s): queue a poll.
 

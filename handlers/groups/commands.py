@@ -13,20 +13,19 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
-from handlers import registry
+from ground import rules as rulefiles
 from handlers.groups import ladder
 from handlers.groups.moderation import mask
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, InboxMessage, Owner, Staff
 from store.models.groups import GroupSuggestion, ModerationCase
 
@@ -35,17 +34,13 @@ DATA_FILE = Path(__file__).with_name("data") / "commands.yaml"
 ROLES = ("supervisor", "staff_admin", "staff", "owner_admin", "owner")
 
 
-@lru_cache(maxsize=1)
+COMMANDS = rulefiles.RuleFile(DATA_FILE, schema=rulefiles.MapOf(rulefiles.Record(
+    names=rulefiles.ListOf(rulefiles.Text(), min=1), roles=rulefiles.ListOf(rulefiles.OneOf(*ROLES)),
+    usage=rulefiles.Text(), summary=rulefiles.Text())))
+
+
 def specs() -> dict[str, dict[str, Any]]:
-    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
-    for key, spec in raw.items():
-        for field in ("names", "roles", "usage", "summary"):
-            if field not in spec:
-                raise ValueError(f"{DATA_FILE.name}: {key}.{field} is missing")
-        bad = set(spec["roles"]) - set(ROLES)
-        if bad:
-            raise ValueError(f"{DATA_FILE.name}: {key}.roles: unknown {sorted(bad)} (use {ROLES})")
-    return raw
+    return COMMANDS.get()
 
 
 def _by_name() -> dict[str, str]:
@@ -143,8 +138,8 @@ def _usage(key: str) -> str:
     return f"用法：{specs()[key]['usage']}"
 
 
-@registry.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
-                       intent="command", chats=("vip", "building", "staff"), why="group slash command")
+@capability.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
+                         intent="command", chats=("vip", "building", "staff"), why="group slash command")
 def on_command(ctx: Context, msg: Message, route) -> Outcome:
     m = re.match(r"^/(\S+)\s*(.*)$", msg.text.strip().replace("／", "/"), re.S)
     key = _by_name().get((m.group(1) if m else "").lower())
@@ -400,8 +395,8 @@ HANDLERS = {"help": _help, "notice": _notice, "warn": _warn, "mute": _mute, "unm
             "ticket": _ticket, "stats": _stats}
 
 
-@registry.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
-                       why="unknown group slash command")
+@capability.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
+                         why="unknown group slash command")
 def on_unknown_command(ctx: Context, msg: Message, route) -> Outcome:
     """Any other "/..." in a group gets the help pointer (and is audited)."""
     return on_command(ctx, msg, route)

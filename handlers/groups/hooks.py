@@ -4,19 +4,19 @@ staff admin, and the staff admin's clicks on moderation/admission cards."""
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from sqlalchemy import select
 
-from handlers import card_events, moderation_hook, registry
+from ground import rules as rulefiles
+from handlers import moderation_hook
 from handlers.groups import ladder
 from handlers.groups.moderation import check as moderation_check
 from handlers.groups.moderation import mask
 from handlers.identity import find_owner, find_staff
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import Group
 from store.models.groups import GroupAdmission, GroupSuggestion, ModerationCase
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 moderation_hook.set_checker(moderation_check)
 
 
-@registry.event_handler("__group_message__")
+@capability.event("__group_message__")
 def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """Runs for every text in a customer group (dispatch._finish)."""
     if msg.kind != "text" or not msg.group_id:
@@ -62,18 +62,18 @@ def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     return out
 
 
-@lru_cache(maxsize=1)
+REPLIES = rulefiles.RuleFile(Path(__file__).with_name("data") / "replies.yaml", schema=rulefiles.Record(
+    suggest_intents=rulefiles.ListOf(rulefiles.Text()),
+    min_faq_score=rulefiles.Opt(rulefiles.Number(min=0, max=1), 0.6)))
+
+
 def _reply_rules() -> dict:
-    raw = yaml.safe_load((Path(__file__).with_name("data") / "replies.yaml").read_text(encoding="utf-8")) or {}
-    if not isinstance(raw.get("suggest_intents"), list):
-        raise ValueError("replies.yaml: suggest_intents must be a list of intents")
-    raw.setdefault("min_faq_score", 0.6)
-    return raw
+    return REPLIES.get()
 
 
 # --- suggested replies -----------------------------------------------------------------------
 
-@registry.event_handler("__group_replies__")
+@capability.event("__group_replies__")
 def on_group_replies(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """No bot can post into a customer group: each reply becomes a suggestion
     the staff admin sends with one tap from the sidebar (only the replies
@@ -133,7 +133,7 @@ def _update_card(msg: Message, text: str) -> list[Push]:
                  dedup_key=f"upd:{code}"[:128], priority=2)]
 
 
-@card_events.prefix("mod:")
+@capability.card("mod:")
 def on_mod_card(ctx: Context, msg: Message, key: str) -> Outcome:
     """mod:done:ID / mod:fp:ID (moderation), mod:admit:ID / mod:kick:ID (admission)."""
     parts = key.split(":")

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
-from handlers import registry
+from ground import rules as rulefiles
 from handlers.groups import ladder
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import GroupAdmission
 
@@ -30,17 +29,12 @@ log = logging.getLogger(__name__)
 DATA_FILE = Path(__file__).with_name("data") / "admission.yaml"
 
 
-@lru_cache(maxsize=1)
+_KIND = rulefiles.Record(require_owner=rulefiles.Bool(), require_fees_paid=rulefiles.Bool())
+ADMISSION = rulefiles.RuleFile(DATA_FILE, schema=rulefiles.Record(vip=_KIND, building=_KIND))
+
+
 def admission_rules() -> dict[str, Any]:
-    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
-    for kind in ("vip", "building"):
-        body = raw.get(kind)
-        if not isinstance(body, dict):
-            raise ValueError(f"{DATA_FILE.name}: {kind} must be a mapping of rules")
-        for key in ("require_owner", "require_fees_paid"):
-            if not isinstance(body.get(key), bool):
-                raise ValueError(f"{DATA_FILE.name}: {kind}.{key} must be true or false")
-    return raw
+    return ADMISSION.get()
 
 
 # --- admission -----------------------------------------------------------------------------------
@@ -172,7 +166,7 @@ def sync_group(session: Session, chat_id: str, info: dict, now: datetime) -> tup
     return group, joined, left
 
 
-@registry.event_handler("change_external_chat")
+@capability.event("change_external_chat")
 def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
     chat_id = str(msg.data.get("ChatId") or msg.group_id or "")
     change = str(msg.data.get("ChangeType") or "")
@@ -224,8 +218,8 @@ def _group_for(session: Session, owner: Owner, which: str | None) -> Group | Non
     return session.scalar(select(Group).where(Group.kind == "building", Group.building_id == building))
 
 
-@registry.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
-                       why="asks to join a customer group")
+@capability.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
+                         why="asks to join a customer group")
 def on_apply(ctx: Context, msg: Message, route) -> Outcome:
     """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
     -> joining is confirmed by change_external_chat (admit() finds them qualified)."""

@@ -17,10 +17,11 @@ from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from ground import keys, ports
-from handlers import conversation, registry
+from handlers import conversation
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.tickets import card, core
+from handlers.tickets.capability import capability
 from store.models import Ticket, TicketMedia
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,11 @@ def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
                    intent="complaint")
 
 
-registry.event_handler("__image__")(_on_media)
-registry.event_handler("__location__")(_on_media)
+capability.event("__image__")(_on_media)
+capability.event("__location__")(_on_media)
 
 
-@registry.event_handler("__voice__")
+@capability.event("__voice__")
 def on_voice(ctx: Context, msg: Message, _route) -> Outcome | None:
     """A voice note WeChat could not transcribe (with a transcript it arrives as
     text): kept with the owner's one open ticket; otherwise the usual ask for text."""
@@ -130,7 +131,7 @@ def on_voice(ctx: Context, msg: Message, _route) -> Outcome | None:
                    pushes=pushes, intent="complaint")
 
 
-@registry.conversation_handler(WHICH_CONV)
+@capability.conversation(WHICH_CONV)
 def on_which(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = (msg.text or "").strip()
     ids = list(conv.state.get("ids") or [])

@@ -1,5 +1,6 @@
-"""Ticket life cycle: every transition records an event (O20), stops and starts
-the clocks that the policy ties to it, and returns the pushes it causes.
+"""Ticket life cycle: every transition records an event (O20), tells the clock
+engine (handlers/clocks/) so it stops and starts the clocks the policy ties to
+it, and returns the pushes it causes.
 
 Both the card clicks and the text commands call the functions here, so a
 button and "接单 T12" behave the same.
@@ -16,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from ground import clock
 from ground.clock import CST
-from handlers import calendar_cn, conversation
+from ground.limits import in_cs_window
+from handlers import clocks, conversation
 from handlers.message import Push
-from handlers.tickets.policy import ClockSpec, policy, roster
-from store.models import OutboxMessage, Owner, Staff, Ticket, TicketClock, TicketEvent
+from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
+from store.models import OutboxMessage, Owner, Staff, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ CATEGORY_LABELS = {
     "other": "其他",
 }
 OPEN_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened")
-ACTIVE_CLOCK_STATES = ("running", "breached")
+ACTIVE_CLOCK_STATES = clocks.ACTIVE_STATES
 
 
 @dataclass
@@ -99,53 +101,14 @@ def record(session: Session, ticket: Ticket, actor: str, action: str, now: datet
     return ev
 
 
-def home_repair(ticket: Ticket) -> bool:
-    """O11 applies to repairs inside a home (not public facilities)."""
-    return ticket.kind == "repair" and ticket.category != "facility" and bool(ticket.room)
-
-
-def specs(ticket: Ticket) -> list[ClockSpec]:
-    return policy().clocks_for(ticket.priority, ticket.kind, home_repair(ticket))
-
-
-def spec_for(ticket: Ticket, clock_id: str) -> ClockSpec | None:
-    return next((s for s in specs(ticket) if s.id == clock_id), None)
-
-
-def due_for(spec: ClockSpec, start: datetime) -> datetime:
-    if spec.minutes is not None:
-        return start + timedelta(minutes=spec.minutes)
-    if spec.working_days is not None:
-        return calendar_cn.add_working_days(start, spec.working_days)
-    return calendar_cn.end_of_day(start.astimezone(CST).date())  # until: end_of_day
-
-
 def fire(session: Session, ticket: Ticket, action: str, actor: str, now: datetime,
          clock_start: datetime | None = None, quiet: bool = False, **detail) -> None:
-    """Record `action` on the ticket (unless `quiet`: recorded already), stop the
-    clocks it ends, start the ones it begins."""
+    """Record `action` on the ticket (unless `quiet`: recorded already); the clock
+    engine stops the clocks it ends and starts the ones it begins (clocks.yaml)."""
     if not quiet:
         record(session, ticket, actor, action, now, **detail)
-    for row in session.scalars(select(TicketClock).where(TicketClock.ticket_id == ticket.id,
-                                                         TicketClock.state.in_(ACTIVE_CLOCK_STATES))).all():
-        spec = spec_for(ticket, row.clock)
-        if spec is None or action not in spec.stop:
-            continue
-        row.stopped_at, row.next_step_at = now, None
-        row.state = "met" if row.state == "running" else "late"
-        record(session, ticket, "clock", "clock_met" if row.state == "met" else "clock_late", now,
-               clock=row.clock, rule=row.rule, due_at=row.due_at.isoformat(), by=action)
-    start = clock_start or now
-    for spec in specs(ticket):
-        if spec.start != action:
-            continue
-        due = due_for(spec, start)
-        warn = due - timedelta(minutes=spec.warn_before) if spec.warn_before else None
-        session.add(TicketClock(ticket_id=ticket.id, clock=spec.id, rule=spec.rule, round=ticket.reopen_count,
-                                started_at=start, due_at=due, warn_at=warn, state="running"))
-        record(session, ticket, "clock", "clock_started", now, clock=spec.id, rule=spec.rule,
-               due_at=due.isoformat(), title=spec.title)
-    session.flush()
+    clocks.on_event(session, "ticket", f"ticket:{ticket.id}", action, now, specs_for(ticket),
+                    start_at=clock_start, round=ticket.reopen_count, ticket_id=ticket.id)
 
 
 # ---------------------------------------------------------------- pushes
@@ -172,7 +135,7 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     pol = policy()
     owner = session.scalar(select(Owner).where(Owner.openid == openid))
     last = owner.last_inbound_at if owner else None
-    in_window = last is not None and now - last < timedelta(hours=pol.cs_window_hours) - timedelta(minutes=10)
+    in_window = in_cs_window(last, now)
     if pol.owner_template_id and not in_window:
         return [Push(channel="mp", recipient=openid, kind="template", payload={
             "template_id": pol.owner_template_id,

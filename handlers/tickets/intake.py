@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from handlers import conversation, registry
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
+from handlers.tickets.capability import capability
 from handlers.route_result import RouteResult
 from handlers.tickets import core
 from handlers.tickets.attachments import attach_pending  # also registers the photo and location handlers
@@ -93,7 +94,7 @@ def _ack(ticket: Ticket) -> str:
             + (f"，{promise}" if promise else "") + f"。处理进度会随时告诉您。查询进度回复「我的工单」，催办回复「催一下 {ticket.number}」。")
 
 
-@registry.intent_handler("complaint")
+@capability.intent("complaint")
 def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outcome:
     route = route or RouteResult(intent="complaint")
     staff = msg.role in ("staff", "admin") and msg.chat == "staff"
@@ -105,7 +106,7 @@ def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outco
     return register(ctx, msg, route, staff)
 
 
-@registry.conversation_handler(DETAILS_CONV)
+@capability.conversation(DETAILS_CONV)
 def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The answer to "what happened?" becomes the ticket (one ticket, with the details)."""
     from handlers.normalize import basic
@@ -134,10 +135,9 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
 
 
 _QUESTION = re.compile(r"[?？吗么]$|怎么样|如何|是否|几点")
-_previous_routed = registry.get_event_handler("__routed__")
 
 
-@registry.event_handler("__routed__")
+@capability.routed
 def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     """「门口保安对我很凶」: a staff member's conduct is a complaint even when the
     classifier only found a loose FAQ match; it goes to customer service."""
@@ -145,7 +145,7 @@ def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
             and not route.faq_id and intake_rules().about_conduct(msg.text or "")
             and not _QUESTION.search((msg.text or "").strip())):
         return register(ctx, msg, RouteResult(intent="complaint", priority="general", category="other"), staff=False)
-    return _previous_routed(ctx, msg, route) if _previous_routed is not None else None
+    return None
 
 
 def register(ctx: Context, msg: Message, route: RouteResult, staff: bool) -> Outcome:
@@ -201,7 +201,7 @@ def bind_home(session: Session, sender: str, room: str, last4: str, channel: str
     return match, ""
 
 
-@registry.conversation_handler(BIND_CONV)
+@capability.conversation(BIND_CONV)
 def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = msg.text.strip()
     if conv.state.get("staff"):

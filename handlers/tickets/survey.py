@@ -8,10 +8,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from handlers import conversation
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
 from handlers.tickets.policy import policy, roster
+from handlers.tickets.capability import capability
 from store.models import Ticket
 
 # The answering exchange is opened by core.report_result (core.open_survey), with the result.
@@ -63,7 +64,7 @@ def answer(session: Session, ticket: Ticket, owner_sender: str, score: int, comm
     return out
 
 
-@registry.conversation_handler(SURVEY_CONV)
+@capability.conversation(SURVEY_CONV)
 def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     parsed = parse_answer(msg.text)
     if parsed is None:
@@ -75,8 +76,8 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
 
 
-@registry.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
-                       roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
+@capability.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
+                         roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
 def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
     from handlers.identity import find_owner
 
