@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from handlers import classifier_hook, conversation, registry
+from handlers import classifier_hook, conversation, promises, registry
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
 
@@ -111,6 +111,10 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
+        try:  # placeholders: the promise from O1 (handlers/promises.py), a menu's options, a priority's words
+            answers[key].format(handoff_promise="", options="", priority_text="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise LexiconError(f"{f.name}: answers.{key}: unknown placeholder or stray brace ({exc})") from exc
     prio, prio_text = {}, {}
     for p in PRIORITIES:
         prio[p] = _words(priority_file, f"priority.{p}.words", sec(pr, f"priority.{p}.words", priority_file))
@@ -222,7 +226,7 @@ def _smalltalk(c: str, lx: Lexicons) -> str | None:
 
 def _clarify_text(matches, lx: Lexicons) -> str:
     options = "\n".join(f"{i}. {m.entry.title}" for i, m in enumerate(matches, 1))
-    return lx.answers["clarify"].format(options=options)
+    return promises.render(lx.answers["clarify"], options=options)
 
 
 # In a group, a complaint the model is less sure of than this is taken for chatter.
@@ -244,12 +248,12 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     in_group = chat in ("vip", "building")
 
     if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
-        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
+        return RouteResult(intent="command", score=1.0, answer=promises.render(lx.answers["command"]),
                            why="slash command not owned by any capability")
 
     kind = _smalltalk(raw_clean, lx)
     if kind is not None:
-        answer = None if in_group else lx.answers[kind]
+        answer = None if in_group else promises.render(lx.answers[kind])
         return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})")
 
     c = _forms(raw_clean)
@@ -286,12 +290,12 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if intent == "complaint":
         return _complaint(c, lx, pp, hazard, asking, feats)
     if intent == "booking":
-        return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
+        return RouteResult(intent="booking", score=round(p_top, 3), answer=promises.render(lx.answers["booking"]), why=f"booking ({feats})")
     if intent == "membership":
-        return RouteResult(intent="membership", score=round(p_top, 3), answer=lx.answers["membership"],
+        return RouteResult(intent="membership", score=round(p_top, 3), answer=promises.render(lx.answers["membership"]),
                            why=f"own membership ({feats})")
     if intent == "handoff":
-        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
+        return RouteResult(intent="handoff", score=round(p_top, 3), answer=promises.render(lx.answers["person"]),
                            why=f"asks for a person ({feats})")
     if intent in ("smalltalk", "offtopic") and len(_core(raw_clean)) <= 4:
         # One topic word ("权益", "停车"): offer the entries it fits, if it fits some.
@@ -304,7 +308,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         thanks = _hits(raw_clean, lx.thanks)
         asks = bool(_QUESTION.search(c))
         kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
-        answer = None if in_group else lx.answers[kind]
+        answer = None if in_group else promises.render(lx.answers[kind])
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
 
@@ -354,7 +358,7 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
         # Never grade a possibly urgent case general: the cost of the two errors is not the same.
         prio, by = "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
     cat, cat_word = classify_category(c)
-    answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
+    answer = promises.render(lx.answers["complaint"], priority_text=lx.priority_text[prio])
     return RouteResult(intent="complaint", priority=prio, category=cat, score=round(pp[learned], 3), answer=answer,
                        why=f"complaint ({feats}); priority {prio} by {by}; category {cat}"
                            f"{' by ' + cat_word if cat_word else ' (default)'}")
@@ -377,7 +381,7 @@ def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq
         return RouteResult(intent="faq", score=top.score, answer=_clarify_text(d.ranked, lx),
                            why=f"two or three entries equally close: {d.why}; {feats}",
                            args={"clarify": [x.id for x in d.ranked]})
-    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=lx.answers["handoff"],
+    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=promises.render(lx.answers["handoff"]),
                        why=f"no entry fits: {d.why}; {feats}; handed to a person",
                        args={"candidates": [x.id for x in d.ranked[:3]]})
 
@@ -419,7 +423,7 @@ def on_faq(ctx: Context, msg: Message, route) -> Outcome:
 def on_handoff(ctx: Context, msg: Message, route) -> Outcome:
     if isinstance(route, RouteResult):
         record_miss(ctx, msg, route, "handoff")
-    out = Outcome(replies=[route.answer] if route and route.answer else [lexicons().answers["handoff"]],
+    out = Outcome(replies=[route.answer] if route and route.answer else [promises.render(lexicons().answers["handoff"])],
                   intent="handoff")
     out.pushes += consult_person(ctx, msg)
     return out

@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from handlers import promises
 from handlers.membership.clocks import start_clock, stop_clock
 from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
 from handlers.message import Message, Push
@@ -68,13 +69,12 @@ def template_id() -> str | None:
 
 
 def o1_minutes() -> int:
-    return int(clock_config()["clocks"]["O1"]["minutes"])
+    return promises.o1_minutes()
 
 
 def promise() -> str:
-    """「10分钟内」 from O1's data (never written into a reply by hand)."""
-    m = o1_minutes()
-    return f"{m // 60}小时内" if m >= 60 and m % 60 == 0 else f"{m}分钟内"
+    """「10分钟内」 from O1's data (never written into a reply by hand): handlers/promises.py."""
+    return promises.handoff_promise()
 
 
 def public_url() -> str:
