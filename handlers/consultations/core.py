@@ -292,12 +292,18 @@ def _lead(session: Session, userid: str) -> bool:
     return st is not None and st.role in ("supervisor", "manager")
 
 
-def _may_answer(session: Session, case: Consultation | None, userid: str) -> str | None:
+def _may_answer(session: Session, case: Consultation | None, userid: str, via: str = "wecom") -> str | None:
     if case is None:
         return "没有找到这条咨询。"
     st = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
     if st is None and not _desk(userid):
         return "只有工作人员可以处理咨询。"
+    if via == "wecom" and st is not None:
+        # The building scope (handlers/scope.py); the console and the API check their sign-in's.
+        from handlers import scope
+
+        if not scope.can_see_consultation(session, scope.for_staff(session, st), case):
+            return "没有找到这条咨询。"  # outside one's scope reads as missing
     return None
 
 
@@ -305,7 +311,7 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
     """First come owns it: the picker becomes the holder and the owner hears a
     person has it (a first response, so O1 stops)."""
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     if case.state == "closed":
@@ -333,7 +339,7 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
 def reply(session: Session, case_id: int, userid: str, text: str, now: datetime, via: str = "wecom") -> Result:
     """A staff answer to the owner, exactly as typed (full-width punctuation included)."""
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     text = (text or "").strip()
@@ -362,7 +368,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
 
 def close(session: Session, case_id: int, userid: str, now: datetime, via: str = "wecom", note: str = "") -> Result:
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     if case.state == "closed":
@@ -432,8 +438,11 @@ def as_dict(session: Session, case: Consultation, now: datetime, with_entries: b
     return d
 
 
-def listing(session: Session, state: str = "open", limit: int = 100) -> list[Consultation]:
-    q = select(Consultation)
+def listing(session: Session, state: str = "open", limit: int = 100, viewer=None) -> list[Consultation]:
+    """`viewer` (handlers/scope.py): only the cases they may see."""
+    from handlers import scope
+
+    q = select(Consultation) if viewer is None else scope.consultations(select(Consultation), viewer)
     if state == "open":
         q = q.where(Consultation.state.in_(OPEN_STATES))
     elif state in STATE_LABELS:
