@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from handlers import promises
+from handlers import privacy, promises
 from handlers.membership.clocks import start_clock, stop_clock
 from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
 from handlers.message import Message, Push
@@ -231,7 +231,7 @@ def _add_question(session: Session, case: Consultation, text: str, sender: str, 
     pushes = []
     if to:
         pushes.append(Push(channel="wecom", recipient=to, kind="text", payload={"content": (
-            f"咨询{case.number}有新消息，{who}：{text[:300]}\n回复业主：回复 {case.number} 内容"
+            f"咨询{case.number}有新消息，{who}：{privacy.excerpt(text, 300)}\n回复业主：回复 {case.number} 内容"
             f"\n查看：{public_url()}/console/consultations/{case.id}")},
             dedup_key=f"consult:{case.id}:q:{int(now.timestamp() * 1000)}", priority=2, source=f"consultation:{case.id}"))
     holder = staff_name(session, case.holder) if case.holder else "客服"
@@ -241,16 +241,18 @@ def _add_question(session: Session, case: Consultation, text: str, sender: str, 
 def card(session: Session, case: Consultation, owner: Owner | None) -> Push:
     """The staff task: titled with what the owner asked, the clock's promise,
     the recent conversation, a button to pick it up and a link to answer."""
-    lines = [f"{'业主' if e.author_kind == 'owner' else '管家'}：{e.text}" for e in entries(session, case)][-4:]
+    # Owners' words reach staff with numbers masked (handlers/privacy.py), a neighbour's too.
+    lines = [f"{'业主' if e.author_kind == 'owner' else '管家'}：{privacy.mask_text(e.text)}"
+             for e in entries(session, case)][-4:]
     card_body = {
         "card_type": "button_interaction",
         "source": {"desc": "管家·业主咨询"},
-        "main_title": {"title": f"咨询{case.number}：{case.title}"[:36],
+        "main_title": {"title": f"咨询{case.number}：{privacy.excerpt(case.title, 30)}"[:36],
                        "desc": f"{promise()}首次回复（{case.topic}）"[:44]},
         "sub_title_text": "\n".join(lines)[:160],
         "horizontal_content_list": [{"keyname": k, "value": str(v)[:30]} for k, v in (
             ("业主", owner.name if owner else "未绑定"), ("房号", (owner.room if owner else None) or "-"),
-            ("等级", owner.tier if owner else "-"), ("电话", (owner.phone if owner else None) or "-"))],
+            ("等级", owner.tier if owner else "-"), ("电话", privacy.mask_text(owner.phone if owner else None) or "-"))],
         "jump_list": [{"type": 1, "title": "在管理台查看并回复", "url": f"{public_url()}/console/consultations/{case.id}"}],
         "task_id": f"consult-{case.id}-{case.round}",
         "button_list": [{"text": "我来回复", "style": 1, "key": f"consult:take:{case.id}"},

@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from bot.clock import CST
+from handlers import privacy
 from handlers.message import Push
 from handlers.tickets import core
 from handlers.tickets.policy import policy, roster
@@ -59,7 +60,7 @@ def _warn(session: Session, ticket: Ticket, row: TicketClock, spec, now: datetim
     core.record(session, ticket, "clock", "clock_warned", now, clock=row.clock, rule=row.rule, to=to,
                 due_at=row.due_at.isoformat())
     text = (f"⏰ 工单{ticket.number}【{core.class_label(ticket.priority)}】将于{_fmt(row.due_at)}超时："
-            f"{spec.title}（{row.rule}）。内容：{ticket.content[:40]}")
+            f"{spec.title}（{row.rule}）。内容：{privacy.excerpt(ticket.content, 40)}")
     return [core.staff_text(u, text, f"ticket:{ticket.id}:{row.clock}:{row.round}:warn:{u}"[:128], ticket, priority=1)
             for u in to]
 
