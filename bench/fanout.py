@@ -158,7 +158,7 @@ def main() -> int:
         import requests
         from sqlalchemy import func, insert, select
 
-        from bot import clock
+        from ground import clock
         from store.migrate import upgrade
 
         upgrade(os.environ["DATABASE_URL"])

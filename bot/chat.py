@@ -105,7 +105,7 @@ class ChatSession:
         return self.chat
 
     def message(self, session, text: str):
-        from bot import clock
+        from ground import clock
         from handlers.message import Message
 
         chat = self._chat()
@@ -124,7 +124,7 @@ class ChatSession:
 
     def say(self, text: str) -> list[str]:
         """Handle one line through dispatch.handle; the lines to print."""
-        from bot import clock
+        from ground import clock
         from bot.outbound import outbox
         from handlers.dispatch import handle
         from handlers.message import Context
@@ -168,7 +168,7 @@ def _summary(payload: dict, limit: int = 160) -> str:
 
 def _ensure_data(out: TextIO) -> None:
     """Migrated database with people in it; the demo community if it is empty."""
-    from bot.config import get_settings
+    from ground.config import get_settings
     from store.db import session_scope
     from store.migrate import upgrade
     from store.models import Owner

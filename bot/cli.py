@@ -29,7 +29,7 @@ def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
 
         create_app().run(host=host, port=port, threaded=True)
         return
-    from bot.config import PROJECT_ROOT
+    from ground.config import PROJECT_ROOT
 
     args = ["gunicorn", "-c", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
     if workers:
@@ -159,7 +159,7 @@ def fake_platform(port: int, host: str) -> None:
 
 
 def _settings_or_exit():
-    from bot.config import ConfigError, get_settings
+    from ground.config import ConfigError, get_settings
 
     try:
         return get_settings()

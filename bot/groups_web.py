@@ -42,7 +42,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from bot import clock
+from ground import clock
 from store.db import session_scope
 from store.models import AuditLog, Group, Staff
 from store.models.groups import GroupSuggestion
@@ -195,7 +195,7 @@ def _error_page(status: int, title: str, detail: str, retry: str | None = None) 
 # --- settings -----------------------------------------------------------------------------
 
 def _wecom():
-    from bot.config import get_settings
+    from ground.config import get_settings
 
     return get_settings().wecom
 

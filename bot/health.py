@@ -50,7 +50,7 @@ def _scheduler_status() -> tuple[str, dict]:
 
 def _workers_status() -> tuple[str, dict]:
     from bot import heartbeat, inbox
-    from bot.clock import now as clock_now
+    from ground.clock import now as clock_now
     from store.db import get_engine
     from store.models import InboxMessage
 

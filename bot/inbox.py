@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy import insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from bot import clock, metrics
+from bot import metrics
+from ground import clock
 from bot.queues import get_redis
 from handlers.message import Message
 from store.db import connection_scope, is_busy, session_scope

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot import clock
+from ground import clock
 from store.db import session_scope
 
 log = logging.getLogger(__name__)

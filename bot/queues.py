@@ -16,7 +16,7 @@ def _redis(url: str) -> Redis:
 
 
 def get_redis() -> Redis:
-    from bot.config import get_settings
+    from ground.config import get_settings
 
     return _redis(get_settings().redis_url)
 

@@ -40,7 +40,7 @@ def _demo_password() -> str | None:
 
 
 def run_all(port: int) -> None:
-    from bot.config import get_settings
+    from ground.config import get_settings
     from store.migrate import upgrade
 
     upgrade(get_settings().database_url)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from bot import clock
+from ground import clock
 from store.db import session_scope
 from store.models import InboxMessage, OutboxMessage
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, update
 
-from bot import clock, metrics
+from bot import metrics
+from ground import clock
 from bot.outbound import outbox
 from handlers.message import Context, Message, Push
 from store.db import retry_busy, session_scope

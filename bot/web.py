@@ -5,7 +5,7 @@ import logging
 
 from flask import Flask, redirect
 
-from bot.config import Settings, get_settings
+from ground.config import Settings, get_settings
 
 # Blueprints registered by create_app; a capability with pages adds its module here.
 BLUEPRINTS: list[str] = [

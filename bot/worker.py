@@ -56,7 +56,7 @@ def _start_lane_consumers(burst: bool) -> None:
         while lane_length():
             pop_and_process(0)
         return
-    from bot.config import get_settings
+    from ground.config import get_settings
 
     stop = threading.Event()
     for i in range(get_settings().inbound_threads):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import ConfigError, get_settings  # noqa: E402
+from ground.config import ConfigError, get_settings  # noqa: E402
 
 try:
     _settings = get_settings()

@@ -86,7 +86,7 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     """Questions the bot could not answer outright, newest first."""
     from sqlalchemy import select
 
-    from bot.config import ConfigError, get_settings
+    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
@@ -117,7 +117,7 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
     from sqlalchemy import update
 
-    from bot.config import ConfigError, get_settings
+    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta
 
-from bot.clock import CST
+from ground.clock import CST
 
 log = logging.getLogger(__name__)
 _warned_years: set[int] = set()

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -444,7 +444,7 @@ class _Pace:
     the count of calls in any window stays under the limit, bursts included)."""
 
     def __init__(self, channel: str) -> None:
-        from bot.config import get_settings
+        from ground.config import get_settings
         from bot.outbound.ratelimit import Limit
 
         c = get_schedule().campaign

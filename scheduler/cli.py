@@ -17,7 +17,7 @@ def schedule_cli() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
     """When each job of schedule.yaml runs next (Asia/Shanghai)."""
-    from bot import clock
+    from ground import clock
     from scheduler.config import get_schedule
     from scheduler.main import due_between
 

@@ -9,7 +9,7 @@ import socket
 
 from sqlalchemy.exc import IntegrityError
 
-from bot import clock
+from ground import clock
 from scheduler.config import get_schedule
 from scheduler.timing import slot_key
 

@@ -90,7 +90,7 @@ def _jobstore_engine(busy_timeout_s: float):
     """The job store's own engine: its statements wait only briefly for a lock, so a
     locked database makes a round fail fast (logged, retried) instead of stalling
     the loop past the lock's TTL."""
-    from bot.config import get_settings
+    from ground.config import get_settings
     from store.db import make_engine
 
     url = get_settings().database_url
@@ -109,7 +109,7 @@ def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    from bot.clock import CST
+    from ground.clock import CST
     from scheduler.config import get_schedule
 
     cfg = cfg or _settings()
@@ -132,7 +132,7 @@ def make_trigger(spec):
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from bot.clock import CST
+    from ground.clock import CST
 
     if spec.trigger == "cron":
         return CronTrigger(timezone=CST, **spec.trigger_args)
@@ -270,7 +270,7 @@ def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from bot.clock import CST
+    from ground.clock import CST
     from scheduler.config import get_schedule
 
     out = []

@@ -1,7 +1,7 @@
 """rq tasks of the scheduler: the heavy part of every job. A scheduler job
 only enqueues one of these (queue "scheduled", or "bulk" for campaigns).
 
-Each task takes plain values, reads "now" from bot.clock and is safe to run
+Each task takes plain values, reads "now" from ground.clock and is safe to run
 twice: campaigns carry a dedup key per period, reminders are unique rows per
 (rule, subject, period), pushes carry dedup keys.
 """
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from scheduler.config import get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar as _cal
 from datetime import date, datetime, timedelta
 
-from bot.clock import CST
+from ground.clock import CST
 from scheduler.config import Schedule, get_schedule
 
 

@@ -33,4 +33,4 @@ if ! .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_
   echo "setup: pip install failed (log above, also in var/pip.log)" >&2
   exit 1
 fi
-.venv/bin/python -c "import bot, handlers, store, faq, scheduler"
+.venv/bin/python -c "import ground, bot, handlers, store, faq, scheduler"

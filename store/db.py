@@ -52,7 +52,7 @@ def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOU
 def get_engine() -> Engine:
     global _engine, _factory
     if _engine is None:
-        from bot.config import get_settings
+        from ground.config import get_settings
 
         settings = get_settings()
         _engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))

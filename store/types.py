@@ -21,7 +21,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTCDateTime column; use bot.clock.now()")
+            raise ValueError("naive datetime given to a UTCDateTime column; use ground.clock.now()")
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect):

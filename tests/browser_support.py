@@ -41,7 +41,7 @@ class LiveApp:
 @pytest.fixture(scope="module")
 def live_env(redis_server, migrated_template, tmp_path_factory):
     """A module-wide world: database copy, demo community, console users, frozen clock."""
-    from bot import clock
+    from ground import clock
     from tests.conftest import _reset_singletons
     from tests.console_support import ADMIN_TOKEN, make_users
 

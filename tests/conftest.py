@@ -96,7 +96,7 @@ def migrated_template(tmp_path_factory) -> Path:
 
 
 def _reset_singletons() -> None:
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.queues import reset_redis
     from store.db import reset_engine
 
@@ -150,7 +150,7 @@ def env(tmp_path, redis_server, migrated_template, monkeypatch):
 @pytest.fixture
 def frozen_clock():
     """Business time under the test's control; starts on a Tuesday morning in Shanghai."""
-    from bot import clock
+    from ground import clock
 
     original = clock.get_clock()
     fc = clock.FrozenClock(datetime(2026, 9, 15, 9, 0, tzinfo=clock.CST))

@@ -53,7 +53,7 @@ def make_users() -> dict[str, str]:
 @pytest.fixture
 def api(demo, monkeypatch) -> Api:
     monkeypatch.setenv("GUANJIA_ADMIN_TOKEN", ADMIN_TOKEN)
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -68,7 +68,7 @@ def make_ticket(session, *, priority: str = "urgent", state: str = "open", assig
                 clock_minutes: int = 15, now=None):
     """A ticket with one running clock, written straight into the tickets tables
     (the tickets capability's own flow is tested by its developer)."""
-    from bot import clock
+    from ground import clock
     from store.models.tickets import Ticket, TicketClock, TicketEvent
 
     now = now or clock.now()

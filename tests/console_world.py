@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.clock import CST
+from ground.clock import CST
 
 NOW = datetime(2026, 9, 15, 9, 0, tzinfo=CST)
 
@@ -23,7 +23,7 @@ def at(*args) -> datetime:
 def report(text: str, priority: str, category: str, sender: str = "o_li") -> int:
     """An owner's report registered by the tickets capability (the classifier's
     verdict given, so the world does not depend on its wording)."""
-    from bot import clock
+    from ground import clock
     from bot.outbound import outbox
     from handlers import registry
     from handlers.dispatch import handle  # noqa: F401  (loads the capabilities)
@@ -43,7 +43,7 @@ def report(text: str, priority: str, category: str, sender: str = "o_li") -> int
 
 def staff_does(fn_name: str, ticket_id: int, userid: str, *args) -> None:
     """A staff action through handlers.tickets.core, as the WeCom command would call it."""
-    from bot import clock
+    from ground import clock
     from bot.outbound import outbox
     from handlers.tickets import core
     from store.db import session_scope

@@ -29,7 +29,7 @@ def app_client(env, request, monkeypatch):
     for k, v in platform.channel_env(base).items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "0")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
 
     reset_settings()
     from bot.web import create_app

@@ -134,7 +134,7 @@ def outbound_env(env, fake_platform, monkeypatch):
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.clients import reset_clients
 
     reset_settings()

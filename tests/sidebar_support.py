@@ -21,7 +21,7 @@ def sidebar_app(demo, outbound_env, monkeypatch):
     monkeypatch.setenv("GUANJIA_JSSDK_URL", "")  # no network in tests: the browser test injects a stand-in
     monkeypatch.setenv("GUANJIA_WECOM_OAUTH_BASE", fake.base_url)
     monkeypatch.delenv("GUANJIA_SECRET_KEY", raising=False)  # the key derived from WECOM_SECRET
-    from bot.config import reset_settings
+    from ground.config import reset_settings
 
     reset_settings()
     from bot.web import create_app

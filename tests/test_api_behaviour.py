@@ -54,7 +54,7 @@ def test_bad_and_revoked_tokens(api):
 
 
 def test_api_closed_without_admin_token(api, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     monkeypatch.delenv("GUANJIA_ADMIN_TOKEN")

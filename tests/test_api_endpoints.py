@@ -20,7 +20,7 @@ RANK = {"staff": 0, "supervisor": 1, "manager": 2}
 def seed(api_) -> dict:
     """Rows for every capability the endpoints read: a late ticket, a booking,
     an application, a strike, an announcement, survey answers."""
-    from bot import clock
+    from ground import clock
     from store.db import session_scope
     from store.models import Owner
     from store.models.campaigns import Campaign, SurveyAnswer

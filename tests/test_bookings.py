@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.message import Context, Message
 
 NOW = datetime(2026, 9, 15, 9, 0, tzinfo=CST)  # Tuesday

@@ -34,7 +34,7 @@ BAD = [
 
 @pytest.mark.parametrize("values,named", BAD, ids=[b[1] + "-" + str(i) for i, b in enumerate(BAD)])
 def test_load_settings_names_the_variable(env, monkeypatch, values, named):
-    from bot.config import ConfigError, load_settings
+    from ground.config import ConfigError, load_settings
 
     for k, v in values.items():
         monkeypatch.setenv(k, v)
@@ -44,7 +44,7 @@ def test_load_settings_names_the_variable(env, monkeypatch, values, named):
 
 
 def test_good_settings_load(env, monkeypatch):
-    from bot.config import load_settings
+    from ground.config import load_settings
 
     for k, v in P.channel_env("http://127.0.0.1:9").items():
         monkeypatch.setenv(k, v)

@@ -11,7 +11,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select
 
 from tests.browser_support import browser, live_app, live_env, login, screenshot_on_failure, wait_for  # noqa: F401
-from bot.clock import CST
+from ground.clock import CST
 from tests.console_support import PASSWORD
 
 pytestmark = pytest.mark.browser

@@ -51,7 +51,7 @@ def test_no_demo_manager_outside_the_demo_community(env):
 
 
 def test_unconfigured_channel_is_said_once(demo, caplog):
-    from bot import clock
+    from ground import clock
     from bot.outbound import outbox, sender
     from handlers.message import Push
     from store.db import session_scope
@@ -83,8 +83,8 @@ def _sheet(data: bytes, title: str) -> list[list]:
 def test_excel_exports_in_the_managers_words(api, frozen_clock):
     from datetime import datetime
 
-    from bot import clock
-    from bot.clock import CST
+    from ground import clock
+    from ground.clock import CST
     from store.db import session_scope
     from store.models import Owner
     from store.models.membership import Booking
@@ -128,7 +128,7 @@ def test_faq_misses_cli_in_local_time(demo, frozen_clock, monkeypatch):
     from click.testing import CliRunner
 
     from bot.cli import main
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from store.db import session_scope
 
     with session_scope() as s:

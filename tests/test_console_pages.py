@@ -122,7 +122,7 @@ def test_staff_see_tickets_but_cannot_reassign(api):
 def test_today_shows_clock_colours_and_waiting_work(api, frozen_clock, faq_copy):
     from datetime import timedelta
 
-    from bot import clock
+    from ground import clock
     from store.db import session_scope
     from store.models import Owner
     from store.models.groups import ModerationCase
@@ -159,7 +159,7 @@ def test_today_shows_clock_colours_and_waiting_work(api, frozen_clock, faq_copy)
 def test_satisfaction_charts_are_inline_svg(api):
     from datetime import datetime
 
-    from bot.clock import CST
+    from ground.clock import CST
     from store.db import session_scope
     from store.models import Owner
     from store.models.campaigns import SurveyAnswer
@@ -242,7 +242,7 @@ def test_login_is_throttled_after_repeated_failures(api):
 def test_bookings_and_applications_decided_from_today(api):
     from datetime import timedelta
 
-    from bot import clock
+    from ground import clock
     from store.db import session_scope
     from store.models import Owner, OutboxMessage
     from store.models.membership import Booking, MemberApplication

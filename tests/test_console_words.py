@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.clock import CST
+from ground.clock import CST
 from tests.console_support import csrf_of, PASSWORD, api, make_ticket  # noqa: F401
 from tests.console_world import report
 
@@ -61,7 +61,7 @@ def _csrf(client, path: str) -> str:
 
 
 def test_clock_chips_name_the_clock_and_the_time_left(api, frozen_clock):
-    from bot import clock
+    from ground import clock
     from bot.console import queries as Q
     from store.db import session_scope
     from store.models.tickets import TicketClock
@@ -90,7 +90,7 @@ def test_clock_chips_name_the_clock_and_the_time_left(api, frozen_clock):
 
 
 def test_one_chip_per_clock_when_a_ticket_runs_it_again(api, frozen_clock):
-    from bot import clock
+    from ground import clock
     from bot.console import queries as Q
     from store.db import session_scope
     from store.models.tickets import TicketClock
@@ -115,7 +115,7 @@ def test_one_chip_per_clock_when_a_ticket_runs_it_again(api, frozen_clock):
     (timedelta(hours=24), -timedelta(minutes=1), "red"),
 ])
 def test_amber_comes_well_before_a_breach(frozen_clock, span, left, colour):
-    from bot import clock
+    from ground import clock
     from bot.console.labels import clock_color
 
     now = clock.now()
@@ -241,7 +241,7 @@ def test_ticket_list_is_due_first_with_the_creation_time(api, frozen_clock):
 
 
 def test_times_follow_the_community_time_zone(api, frozen_clock, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from store.db import session_scope
 
     with session_scope() as s:

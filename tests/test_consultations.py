@@ -144,7 +144,7 @@ def test_console_and_api_reply_reach_the_owner(api, fake_platform, frozen_clock,
     console and one sent through /api/v1 reach the owner; closing is recorded."""
     import re
 
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.clients import reset_clients
     from tests.console_support import PASSWORD
 

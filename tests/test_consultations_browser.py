@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 
 def _channels_on(monkeypatch, fake) -> None:
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.clients import reset_clients
 
     for k, v in P.channel_env(fake.base_url).items():
@@ -29,7 +29,7 @@ def _channels_on(monkeypatch, fake) -> None:
 def _case(openid: str, text: str) -> int:
     from sqlalchemy import select
 
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.message import Context, Message
     from store.db import session_scope

@@ -30,7 +30,7 @@ def test_env_example_documents_every_contract_variable_and_loads(env, monkeypatc
     for k, v in values.items():
         if k not in ("DATABASE_URL", "REDIS_URL", "GUANJIA_VAR_DIR"):
             monkeypatch.setenv(k, v or "")
-    from bot.config import load_settings
+    from ground.config import load_settings
 
     s = load_settings()
     assert s.timestamp_window_s == 300 and s.passive_budget_s == 3 and not s.wechat.enabled
@@ -40,7 +40,7 @@ def test_gunicorn_config_uses_gthread_and_the_settings(env, monkeypatch, tmp_pat
     monkeypatch.setenv("GUANJIA_WEB_WORKERS", "3")
     monkeypatch.setenv("GUANJIA_WEB_THREADS", "12")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
-    from bot.config import reset_settings
+    from ground.config import reset_settings
 
     reset_settings()
     conf = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))

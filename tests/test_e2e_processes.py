@@ -285,7 +285,7 @@ def test_faults_at_once_lose_nothing_handle_once_and_keep_the_clocks(tmp_path):
     import threading
     from datetime import datetime, timedelta
 
-    from bot.clock import CST
+    from ground.clock import CST
 
     stack = Stack(tmp_path)
     stack.env |= {"GUANJIA_SCHEDULE_FILE": str(tmp_path / "schedule.yaml"),

@@ -142,7 +142,7 @@ def test_change_external_chat_syncs_and_checks_admission(run):
     try:
         from handlers.dispatch import handle
         from handlers.message import Context, Message
-        from bot import clock
+        from ground import clock
 
         def event(detail: str):
             with session_scope() as s:
@@ -184,7 +184,7 @@ def test_fee_arrears_and_building_rules(run):
     from handlers.groups.membership import check_admission
     from store.db import session_scope
     from store.models import Group
-    from bot import clock
+    from ground import clock
 
     with session_scope() as s:
         vip = s.scalar(select(Group).where(Group.chat_id == VIP))

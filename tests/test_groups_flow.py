@@ -175,7 +175,7 @@ def test_webhook_events_sync_members_and_fetch_the_archive(outbound_env, demo, a
 
 
 def test_staff_group_posts_and_removes_directly(outbound_env, demo):
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.groups import staff_groups
     from handlers.message import Context, Message

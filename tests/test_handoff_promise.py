@@ -38,7 +38,7 @@ def test_intents_yaml_has_no_written_promise():
 
 
 def test_changing_o1_changes_what_owners_are_told(demo, app_client, fake_platform, o1_30):
-    from bot.clock import now
+    from ground.clock import now
     from handlers import promises
     from handlers.router import route
     from handlers.understanding import _clarify_text, lexicons

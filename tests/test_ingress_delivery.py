@@ -104,7 +104,7 @@ def _outbox_rows():
 def test_slow_worker_means_success_then_push(app_client, monkeypatch):
     """Budget runs out before any worker answers: `success` now, the reply is pushed later."""
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "0.3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -119,7 +119,7 @@ def test_slow_worker_means_success_then_push(app_client, monkeypatch):
 
 def test_fast_worker_means_passive_reply_and_no_push(app_client, live_worker, monkeypatch):
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
     from store.models import InboxMessage
 

@@ -25,7 +25,7 @@ def test_healthz_names_redis_when_down(app_client, redis_server):
 
 def test_healthz_names_db_when_down(env, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
     from store.db import reset_engine
 

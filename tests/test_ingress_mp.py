@@ -30,7 +30,7 @@ def test_url_check_wrong_token_403(app_client):
 def _plain_mode_client(monkeypatch):
     """The account in plain mode: no WECHAT_AES_KEY (with one set, plain bodies are refused)."""
     monkeypatch.delenv("WECHAT_AES_KEY")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -71,7 +71,7 @@ def test_event_dedup_by_sender_and_create_time(app_client):
 def test_passive_reply_safe_mode_within_budget(app_client, live_worker, monkeypatch):
     """With a worker running and a budget, the reply comes back in the HTTP answer, encrypted."""
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -88,7 +88,7 @@ def test_passive_reply_safe_mode_within_budget(app_client, live_worker, monkeypa
 
 def test_passive_reply_plain_mode_is_plain_xml(app_client, live_worker, monkeypatch):
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()

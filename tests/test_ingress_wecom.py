@@ -33,7 +33,7 @@ def vector_client(env, monkeypatch):
                  "WECOM_AES_KEY": P.VECTOR_AES_KEY, "WECOM_AGENT_ID": "218",
                  "GUANJIA_TIMESTAMP_WINDOW_S": "0", "GUANJIA_PASSIVE_BUDGET_S": "0"}.items():
         monkeypatch.setenv(k, v)
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -67,7 +67,7 @@ def test_vector_refused_with_the_default_window(env, monkeypatch):
     for k, v in {"WECOM_CORP_ID": P.VECTOR_CORP_ID, "WECOM_TOKEN": P.VECTOR_TOKEN,
                  "WECOM_AES_KEY": P.VECTOR_AES_KEY}.items():
         monkeypatch.setenv(k, v)
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()
@@ -127,7 +127,7 @@ def test_msgaudit_notify_event_and_its_retries(app_client):
 
 def test_passive_reply_encrypted_for_the_corp(app_client, live_worker, monkeypatch):
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()

@@ -77,7 +77,7 @@ def test_staff_punctuation_reaches_the_owner_unchanged(demo, app_client, fake_pl
 
 
 def _book(openid: str, service: str, phrase: str) -> int:
-    from bot import clock
+    from ground import clock
     from handlers.bookings import ops
     from handlers.bookings.catalogue import catalogue
     from handlers.zh_datetime import parse_when
@@ -138,7 +138,7 @@ def test_noon_is_twelve(demo, app_client, fake_platform, frozen_clock):
     owner_says(app_client, "o_li", "确认")
     from store.db import session_scope
     from store.models import Booking
-    from bot.clock import CST
+    from ground.clock import CST
 
     with session_scope() as s:
         [b] = s.scalars(select(Booking)).all()

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.membership import rules as R
 from handlers.membership import service as S
 
@@ -259,7 +259,7 @@ def test_demo_spend_loader_is_registered_and_idempotent(env):
     load_demo()
     with session_scope() as s:
         liu = owner(s, "o_liu")
-        assert S.window_spend(s, liu, S.local_day(__import__("bot.clock").clock.now())) == 480_000
+        assert S.window_spend(s, liu, S.local_day(__import__("ground.clock").clock.now())) == 480_000
         assert s.scalar(select(func.count()).select_from(SpendEntry)) == 17  # loaded once
 
 

@@ -50,7 +50,7 @@ def test_campaign_sized_throughput(env):
 
 
 def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_platform, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.sender import send_one
 
     monkeypatch.setenv("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", "3")
@@ -65,7 +65,7 @@ def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_pl
     assert OUTBOUND.labels("wecom", "deferred")._value.get() == deferred_before + 2
     late = row(ids[3])
     assert late.state == "queued" and late.attempts == 0  # deferral uses no attempt
-    from bot import clock
+    from ground import clock
 
     assert timedelta(seconds=50) < late.next_attempt_at - clock.now() < timedelta(seconds=70)
     assert send_one(ids[3]) == "not due"
@@ -77,7 +77,7 @@ def test_sender_defers_over_member_limit_without_breaching(outbound_env, fake_pl
 
 def test_short_wait_is_slept_inline(outbound_env, fake_platform, monkeypatch):
     """A wait shorter than GUANJIA_RATE_INLINE_WAIT_S is slept in the worker, then sent."""
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.ratelimit import acquire, wecom_message_limits
     from bot.outbound.sender import send_one
 
@@ -93,7 +93,7 @@ def test_short_wait_is_slept_inline(outbound_env, fake_platform, monkeypatch):
 def test_mp_customer_service_quota_per_window(outbound_env, fake_platform, demo, monkeypatch):
     """5 customer-service messages per window opened by the owner's last message;
     a new message from the owner opens a new window."""
-    from bot import clock
+    from ground import clock
     from bot.outbound.sender import send_one
     from store.db import session_scope
     from store.models import Owner

@@ -121,7 +121,7 @@ def test_server_error_and_timeout_are_retried(outbound_env, fake_platform):
 
 
 def test_gives_up_after_max_attempts_and_reports(outbound_env, fake_platform, demo, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.sender import send_one
 
     monkeypatch.setenv("GUANJIA_OUTBOX_MAX_ATTEMPTS", "2")
@@ -172,7 +172,7 @@ def test_unknown_user_is_permanent(outbound_env, fake_platform, demo):
 
 
 def test_bad_payload_and_unconfigured_channel_are_dead(outbound_env, fake_platform, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.sender import send_one
 
     bad = add_push(Push("wecom", "kefu_ajie", "textcard", {"title": "缺描述"}))

@@ -122,7 +122,7 @@ def test_a_photo_notice_and_a_consultation_card_mask_numbers(demo, app_client, f
 def test_booking_delivery_card_masks_the_number_and_the_team_reveals_it(demo, app_client, fake_platform):
     from datetime import timedelta
 
-    from bot import clock
+    from ground import clock
     from bot.console.queries import booking_action
     from store.db import session_scope
     from store.models import Owner

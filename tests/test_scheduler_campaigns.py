@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.clock import CST
+from ground.clock import CST
 
 
 def _run(cid: int) -> dict:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from bot.clock import CST
+from ground.clock import CST
 from tests.console_support import csrf_of, PASSWORD, api  # noqa: F401
 
 

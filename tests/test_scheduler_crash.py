@@ -68,8 +68,8 @@ def max_in_window(times: list[float], window: float) -> int:
 
 
 def _crash_run(monkeypatch, tmp_path, fake_platform, n: int, per_window: int, shards: int, sig: int) -> dict:
-    from bot import clock
-    from bot.config import reset_settings
+    from ground import clock
+    from ground.config import reset_settings
     from scheduler.config import reset_schedule
     from scheduler.campaigns import create_announcement
     from scheduler.tasks import enqueue_campaign, pump_campaigns

@@ -118,7 +118,7 @@ LOCK_S = 35
 
 
 def test_a_35_s_database_lock_does_not_kill_the_scheduler(fast_scheduler, app_client, env):
-    from bot.clock import CST  # the schedule's timezone
+    from ground.clock import CST  # the schedule's timezone
 
     start = datetime.now(CST) + timedelta(seconds=4)
     # Three clocks that fall due while the database is locked, once a day each, and

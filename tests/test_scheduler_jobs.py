@@ -6,7 +6,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from bot.clock import CST
+from ground.clock import CST
 
 
 def _run_span(frozen_clock, start: datetime, end: datetime, names: list[str], between=None) -> list[tuple]:

@@ -127,7 +127,7 @@ def test_booking_decisions_and_export_follow_the_owner_scope(api, world):
 
     from openpyxl import load_workbook
 
-    from bot import clock
+    from ground import clock
     from store.db import session_scope
     from store.models import Owner
     from store.models.membership import Booking

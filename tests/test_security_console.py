@@ -147,7 +147,7 @@ def test_sessions_end_after_their_lifetime_whatever_the_activity(api, frozen_clo
 
 
 def test_cookie_is_secure_over_https_and_short_lived(api, monkeypatch):
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     monkeypatch.setenv("GUANJIA_PUBLIC_URL", "https://guanjia.example.com")

@@ -23,7 +23,7 @@ def _inbox_count() -> int:
 def _client_without_mp_aes(monkeypatch):
     """The Official Account in plain mode (no WECHAT_AES_KEY), WeCom as usual."""
     monkeypatch.delenv("WECHAT_AES_KEY")
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.web import create_app
 
     reset_settings()

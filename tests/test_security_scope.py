@@ -88,7 +88,7 @@ def test_console_shows_only_the_callers_scope(api, world):
 
 
 def _wecom(text: str, sender: str) -> str:
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.message import Context, Message
     from store.db import session_scope
@@ -120,7 +120,7 @@ def test_wecom_commands_follow_the_same_rule(api, world):
 
 
 def _group_command(text: str, sender: str, group: str) -> str:
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.message import Context, Message
     from store.db import session_scope
@@ -141,7 +141,7 @@ def test_group_ticket_command_is_scoped(api, world):
 def test_bookings_and_applications_follow_the_owner_scope(api, world):
     from datetime import timedelta
 
-    from bot import clock
+    from ground import clock
     from store.db import session_scope
     from store.models import Owner
     from store.models.membership import Booking, MemberApplication

@@ -60,7 +60,7 @@ def test_slow_wecom_is_retried_and_delivered_once(outbound_env, fake_platform):
 
 def test_a_connection_refused_is_not_an_unknown_outcome(outbound_env, fake_platform, monkeypatch):
     """Nothing left our side: an ordinary retry, no report."""
-    from bot.config import reset_settings
+    from ground.config import reset_settings
     from bot.outbound.clients import reset_clients
     from bot.outbound.sender import send_one
     from tests.conftest import free_port

@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from bot import clock
-from bot.clock import CST
+from ground import clock
+from ground.clock import CST
 from handlers.message import Context, Message
 from handlers.route_result import RouteResult
 

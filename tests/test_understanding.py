@@ -224,7 +224,7 @@ def test_route_is_pure_without_database(router, monkeypatch):
 # --- handlers: replies and recorded misses ------------------------------------------------
 
 def _handle(session, text, sender="o-faq-1", chat="private"):
-    from bot import clock
+    from ground import clock
     from handlers.dispatch import handle
     from handlers.message import Context, Message
 

@@ -3,7 +3,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.zh_datetime import cn_number, parse_when
 
 NOW = datetime(2026, 9, 15, 9, 0, tzinfo=CST)

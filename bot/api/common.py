@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from bot.clock import CST
+from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

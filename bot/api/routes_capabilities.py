@@ -12,7 +12,7 @@ import importlib
 from flask import g, jsonify
 from sqlalchemy import func, select
 
-from bot import clock
+from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, not_installed, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict)
 from bot.console import queries as Q

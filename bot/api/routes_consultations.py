@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from bot import clock
+from ground import clock
 from bot.api.common import ApiError, api_route, body_json, principal, query_args, req_str
 from bot.console.auth import event_actor
 

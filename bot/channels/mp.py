@@ -7,7 +7,7 @@ from bot.channels.common import (Refusal, check_replay, check_signature, check_t
                                  text_reply_xml)
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.normalize import to_message
-from bot.config import ChannelSettings
+from ground.config import ChannelSettings
 from handlers.message import Message
 
 

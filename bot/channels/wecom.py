@@ -5,7 +5,7 @@ from bot.channels.common import Refusal, check_replay, check_timestamp, parse_xm
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.mp import Inbound
 from bot.channels.normalize import to_message
-from bot.config import ChannelSettings
+from ground.config import ChannelSettings
 
 
 class WeComChannel:

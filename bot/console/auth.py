@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from bot import clock
+from ground import clock
 from store.models import ApiToken, AuditLog, ConsoleUser, Staff
 from store.models.accounts import ROLE_RANK, ROLES, hash_token
 

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
 from bot.console.views import page

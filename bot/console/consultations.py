@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from bot import clock
+from ground import clock
 from bot.console.auth import event_actor
 from bot.console.views import page
 

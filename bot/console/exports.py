@@ -17,7 +17,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 
-from bot import clock
+from ground import clock
 from bot.console import bp, labels as L, queries as Q
 from bot.console.auth import audit
 from bot.console.views import names, page

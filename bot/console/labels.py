@@ -101,11 +101,11 @@ def word(section: str, key: str | None, default: str | None = None) -> str:
 def tz() -> ZoneInfo:
     """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
     try:
-        from bot.config import get_settings
+        from ground.config import get_settings
 
         return ZoneInfo(get_settings().timezone)
     except Exception:  # no usable settings (a bare CLI call): the product's default
-        from bot.clock import CST
+        from ground.clock import CST
 
         return CST
 
@@ -127,7 +127,7 @@ def fmt_when(dt: datetime | None, now: datetime | None = None) -> str:
     """"18:01" today, "09-14 18:01" another day, "2025-09-14 18:01" another year."""
     if dt is None:
         return ""
-    from bot import clock
+    from ground import clock
 
     here, today = dt.astimezone(tz()), (now or clock.now()).astimezone(tz())
     if (here.hour, here.minute) == (0, 0):  # a deadline at midnight is the end of the day before

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
-from bot import clock
+from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page

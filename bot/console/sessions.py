@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from bot.config import ConfigError
+from ground.config import ConfigError
 from store.models import ConsoleSession
 
 TOUCH_EVERY = timedelta(seconds=60)  # last_seen_at written at most once a minute per session

@@ -12,7 +12,7 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
                    url_for)
 from sqlalchemy import select
 
-from bot import clock
+from ground import clock
 from bot.console import bp
 from bot.console.auth import ADMIN, Principal, audit, check_admin_token, principal_for, verify_login
 from store.models import ConsoleUser

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from redis.exceptions import RedisError
 
-from bot.config import ChannelSettings, get_settings
+from ground.config import ChannelSettings, get_settings
 from bot.outbound.options import get_options
 from bot.outbound.tokens import TokenCache
 

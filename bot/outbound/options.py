@@ -1,4 +1,4 @@
-"""Outbound knobs that are not platform limits (those live in bot.config.Settings).
+"""Outbound knobs that are not platform limits (those live in ground.config.Settings).
 
 Read from the environment on each call (cheap) so tests can shorten time-outs
 and back-offs with monkeypatch; a malformed value fails naming the variable.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bot.config import ConfigError, _check_range, _float
+from ground.config import ConfigError, _check_range, _float
 
 
 def _num(name: str, default: float) -> float:

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from handlers.message import Push
 from store.models import OutboxMessage
 

@@ -18,7 +18,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 from redis import Redis
 
-from bot.config import Settings, get_settings
+from ground.config import Settings, get_settings
 
 PREFIX = "guanjia:rl:"
 
@@ -68,7 +68,7 @@ def _acquire_script(r: Redis):
 def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | None = None) -> float:
     """Take one slot on every limit, or none: returns 0.0 when taken, else seconds to wait.
 
-    Physical time (not bot.clock): the platforms count real seconds.
+    Physical time (not ground.clock): the platforms count real seconds.
     """
     active = [lim for lim in limits if lim.limit > 0]
     if not active:

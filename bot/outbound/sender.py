@@ -24,8 +24,9 @@ from urllib.parse import quote
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
 
-from bot import clock, metrics
-from bot.config import get_settings
+from bot import metrics
+from ground import clock
+from ground.config import get_settings
 from bot.outbound import ratelimit
 from bot.outbound.clients import (ApiError, NotConfigured, PlatformError, TransportError, WeChatClient,
                                   WeComClient, get_wechat_client, get_wecom_client)
@@ -232,7 +233,7 @@ def _say_unconfigured_once(channel: str, exc: BaseException) -> None:
 
 def unconfigured_channels() -> list[str]:
     """The channels that cannot send with the current settings, with what they need (for start-up banners)."""
-    from bot.config import get_settings
+    from ground.config import get_settings
 
     st = get_settings()
     out = []

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
 from handlers.membership import rules as R
 from handlers.membership.clocks import cancel_clocks, start_clock, stop_clock

@@ -229,7 +229,7 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
 
     For the scheduler: call every minute or so (`poll_archive()`); WeCom's
     `msgaudit_notify` triggers the same function between polls."""
-    from bot import clock
+    from ground import clock
     from bot.inbox import accept
     from store.db import session_scope
     from store.models.groups import ArchiveCursor

@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.message import Push
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import ModerationCase

@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers import registry
 from handlers.groups import ladder
 from handlers.message import Context, Message, Outcome, Push

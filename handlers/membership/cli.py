@@ -16,7 +16,7 @@ def _owner(s, key: str):
 
 
 def _send(s, pushes) -> list[int]:
-    from bot import clock
+    from ground import clock
     from bot.outbound.outbox import add
 
     return [row.id for p in pushes if p for row in [add(s, p, clock.now())] if row is not None]
@@ -38,7 +38,7 @@ def member() -> None:
 @click.option("--actor", required=True, help="your WeCom userid (the look-up is logged)")
 def show(key: str, actor: str) -> None:
     """An owner's membership (room, phone, name or openid)."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import staff_lookup
     from store.db import session_scope
 
@@ -54,7 +54,7 @@ def show(key: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -> None:
     """Record spend that counts toward tiers."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import add_spend, local_day
     from store.db import session_scope
     from store.models import AuditLog
@@ -75,7 +75,7 @@ def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -
 @click.option("--actor", required=True, help="a manager's WeCom userid")
 def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
     """Special-contribution upgrade (第九条 3), by a manager."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import grant_special_contribution
     from store.db import session_scope
 
@@ -98,7 +98,7 @@ def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -> None:
     """Record a rule breach (第十条 2)."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import record_breach
     from store.db import session_scope
 
@@ -118,7 +118,7 @@ def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -
 @click.option("--actor", required=True)
 def lift(key: str, actor: str) -> None:
     """End an owner's benefit suspension early."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import lift_suspension
     from store.db import session_scope
 
@@ -133,7 +133,7 @@ def lift(key: str, actor: str) -> None:
 @member.command("evaluate")
 def evaluate() -> None:
     """Run the monthly evaluation now (the scheduler does this monthly)."""
-    from bot import clock
+    from ground import clock
     from handlers.membership.service import evaluate_memberships
     from store.db import session_scope
 
@@ -146,7 +146,7 @@ def evaluate() -> None:
 @member.command("clocks")
 def clocks() -> None:
     """Check the O1-O3 clocks now and escalate broken ones."""
-    from bot import clock
+    from ground import clock
     from handlers.bookings import check_booking_clocks
     from store.db import session_scope
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.membership.notify import by_role, clock_config, staff_text
 from handlers.message import Push
 from store.models import AuditLog, OutboxMessage, ServiceClock

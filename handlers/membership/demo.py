@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot import clock
+from ground import clock
 from handlers.membership.service import add_spend, local_day
 from store.models import Owner, SpendEntry
 

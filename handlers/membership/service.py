@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.membership import rules as R
 from handlers.membership.clocks import start_clock, stop_clock
 from handlers.membership.notify import clock_config, owner_push, recipients, task_card, team_members

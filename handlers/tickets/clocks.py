@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers import privacy
 from handlers.message import Push
 from handlers.tickets import core

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers import calendar_cn, privacy
 from handlers.message import Push
 from handlers.tickets.policy import ClockSpec, policy, roster
@@ -158,7 +158,7 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    from bot import clock
+    from ground import clock
 
     now = now or clock.now()
     common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,

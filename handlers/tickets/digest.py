@@ -10,7 +10,7 @@ from statistics import median
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import CST
+from ground.clock import CST
 from handlers.message import Push
 from handlers.tickets import core
 from handlers.tickets.policy import PRIORITIES, roster

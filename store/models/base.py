@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, MetaData
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bot import clock
+from ground import clock
 from store.types import UTCDateTime
 
 # Named constraints so Alembic migrations are stable on every back end.
