@@ -98,6 +98,9 @@ def test_ticket_cards_and_texts_to_staff_mask_numbers_and_the_holder_reveals_on_
     fake_platform.clear()
     staff_says(app_client, "zhuguan_chen", f"电话 T{tid}")
     assert OWNER in texts_to(fake_platform, "zhuguan_chen")[0]
+    fake_platform.clear()
+    staff_says(app_client, holder, "帮助")  # the staff menu names the command
+    assert "电话 T12" in texts_to(fake_platform, holder)[0]
 
 
 def test_a_photo_notice_and_a_consultation_card_mask_numbers(demo, app_client, fake_platform):
