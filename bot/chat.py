@@ -19,6 +19,9 @@ from typing import TextIO
 
 from sqlalchemy import func, select
 
+from ground import clock
+from ground.config import get_settings
+
 CHATS = ("private", "vip", "building", "staff")
 HELP = """commands:
   /as WHO        play someone else (name, openid, external userid or staff userid)
@@ -105,7 +108,6 @@ class ChatSession:
         return self.chat
 
     def message(self, session, text: str):
-        from ground import clock
         from handlers.message import Message
 
         chat = self._chat()
@@ -124,7 +126,6 @@ class ChatSession:
 
     def say(self, text: str) -> list[str]:
         """Handle one line through dispatch.handle; the lines to print."""
-        from ground import clock
         from bot.outbound import outbox
         from handlers.dispatch import handle
         from handlers.message import Context
@@ -168,7 +169,6 @@ def _summary(payload: dict, limit: int = 160) -> str:
 
 def _ensure_data(out: TextIO) -> None:
     """Migrated database with people in it; the demo community if it is empty."""
-    from ground.config import get_settings
     from store.db import session_scope
     from store.migrate import upgrade
     from store.models import Owner
@@ -188,6 +188,9 @@ def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, 
 
     from store.db import session_scope
 
+    from bot import ports
+
+    ports.install()
     inp, out = inp or sys.stdin, out or sys.stdout
     logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the logs
     _ensure_data(out)

@@ -7,10 +7,15 @@ import sys
 
 import click
 
+from ground.config import ConfigError, PROJECT_ROOT, get_settings
+
 
 @click.group()
 def main() -> None:
     """管家: WeChat / WeCom concierge bot."""
+    from bot import ports
+
+    ports.install()  # every command may run handlers (ground/ports.py)
 
 
 # --- processes ---------------------------------------------------------------
@@ -29,8 +34,6 @@ def serve(port: int, host: str, dev: bool, workers: int | None) -> None:
 
         create_app().run(host=host, port=port, threaded=True)
         return
-    from ground.config import PROJECT_ROOT
-
     args = ["gunicorn", "-c", str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
     if workers:
         args += ["-w", str(workers)]
@@ -47,15 +50,6 @@ def worker(burst: bool, queues: str | None, fork: bool) -> None:
     from bot.worker import run_worker
 
     run_worker(burst=burst, queues=queues.split(",") if queues else None, fork=fork)
-
-
-@main.command()
-def scheduler() -> None:
-    """The scheduler (one leader even when several run)."""
-    _settings_or_exit()
-    from scheduler.main import run_scheduler
-
-    run_scheduler()
 
 
 @main.command()
@@ -159,8 +153,6 @@ def fake_platform(port: int, host: str) -> None:
 
 
 def _settings_or_exit():
-    from ground.config import ConfigError, get_settings
-
     try:
         return get_settings()
     except ConfigError as exc:
@@ -168,16 +160,31 @@ def _settings_or_exit():
         sys.exit(2)
 
 
-# Capabilities add their own command groups here (imported lazily to keep start-up fast).
-EXTRA_COMMANDS: list[str] = ["bot.console.cli:users", "faq.cli:faq", "handlers.membership.cli:member", "handlers.groups.cli:groups", "scheduler.cli:schedule_cli"]
+# The edge's own command groups; a capability's come from its `Capability.cli`.
+CORE_COMMANDS: tuple[str, ...] = ("bot.console.cli:users", "scheduler.cli:schedule_cli", "scheduler.cli:scheduler_process")
+
+
+def add_command(command: click.Command, owner: str) -> None:
+    """`main.add_command`, refusing a name already taken (click would replace it)."""
+    from handlers.registry import DuplicateRegistration
+
+    name = command.name or ""
+    old = main.commands.get(name)
+    if old is not None and old is not command:
+        raise DuplicateRegistration("CLI command", name, getattr(old, "_guanjia_owner", "guanjia"), owner)
+    command._guanjia_owner = owner  # type: ignore[attr-defined]
+    main.add_command(command)
 
 
 def _register_extra() -> None:
-    import importlib
+    from handlers import load_capabilities
+    from handlers.capability import resolve
 
-    for spec in EXTRA_COMMANDS:
-        module, attr = spec.split(":")
-        main.add_command(getattr(importlib.import_module(module), attr))
+    for spec in CORE_COMMANDS:
+        add_command(resolve(spec), spec)
+    for cap in load_capabilities():
+        for spec in cap.cli_commands:
+            add_command(resolve(spec), f"capability {cap.name}")
 
 
 _register_extra()

@@ -1,7 +1,7 @@
 """`guanjia demo-data`: the demo community from demo_community.yaml, idempotent.
 
-Capabilities with their own demo data (duty roster, spend ledger...) add a
-loader to DEMO_LOADERS.
+Capabilities with their own demo data (duty roster, spend ledger...) declare a
+loader (`Capability.demo`), run after the community exists.
 """
 from __future__ import annotations
 
@@ -14,10 +14,6 @@ from store.db import session_scope
 from store.models import Building, Group, GroupMember, Home, Owner, Staff
 
 DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
-DEMO_LOADERS: list[str] = [  # "module:function(session)" run after the community exists; one per line
-    "handlers.membership.demo:load_demo_spend",
-    "handlers.tickets.policy:check_roster_staff",
-]
 
 
 def _upsert(session, model, key: str, values: dict):
@@ -33,7 +29,8 @@ def _upsert(session, model, key: str, values: dict):
 
 
 def load_demo(path: Path = DEMO_FILE) -> str:
-    import importlib
+    from handlers import load_capabilities
+    from handlers.capability import run_all
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     with session_scope() as s:
@@ -62,9 +59,8 @@ def load_demo(path: Path = DEMO_FILE) -> str:
                 if row is None:
                     s.add(GroupMember(group_id=group.id, member_id=m["id"], owner_id=owner.id if owner else None,
                                       role=m.get("role", "member")))
-        for spec in DEMO_LOADERS:
-            module, fn = spec.split(":")
-            getattr(importlib.import_module(module), fn)(s)
+        for cap in load_capabilities():
+            run_all(cap.demo_loaders, s)
     return (f"demo community loaded: {len(data['buildings'])} buildings, {len(data['owners'])} owners, "
             f"{len(data['staff'])} staff, {len(data['groups'])} groups")
 

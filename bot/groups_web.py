@@ -43,6 +43,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
 from ground import clock
+from ground.config import get_settings
 from store.db import session_scope
 from store.models import AuditLog, Group, Staff
 from store.models.groups import GroupSuggestion
@@ -195,8 +196,6 @@ def _error_page(status: int, title: str, detail: str, retry: str | None = None) 
 # --- settings -----------------------------------------------------------------------------
 
 def _wecom():
-    from ground.config import get_settings
-
     return get_settings().wecom
 
 

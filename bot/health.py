@@ -16,6 +16,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
 from bot import metrics
+from bot.queues import get_redis
 
 bp = Blueprint("health", __name__)
 
@@ -86,8 +87,6 @@ def healthz():
     except Exception as exc:
         status["db"] = f"down: {type(exc).__name__}"
     try:
-        from bot.queues import get_redis
-
         get_redis().ping()
         status["redis"] = "ok"
     except Exception as exc:

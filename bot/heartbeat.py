@@ -14,13 +14,12 @@ import os
 import socket
 import time
 
+from bot.queues import get_redis
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 PRUNE_AFTER_S = 24 * 3600  # a member silent this long is forgotten (an old process)
-
-
-def _key(kind: str) -> str:
-    return f"guanjia:heartbeat:{kind}"
 
 
 def member_id() -> str:
@@ -29,11 +28,9 @@ def member_id() -> str:
 
 def beat(kind: str, member: str, ok: bool = True, error: str | None = None, **extra) -> None:
     """Record one round of `member`'s loop; `ok` False when the round hit an error."""
-    from bot.queues import get_redis
-
     r = get_redis()
     now = time.time()
-    key = _key(kind)
+    key = keys.heartbeat(kind)
     old = r.hget(key, member)
     last_ok = now if ok else (json.loads(old).get("ok") if old else None)
     rec = {"beat": now, "ok": last_ok, "error": None if ok else (error or "error")[:300], **extra}
@@ -42,19 +39,17 @@ def beat(kind: str, member: str, ok: bool = True, error: str | None = None, **ex
 
 def read(kind: str) -> dict[str, dict]:
     """member -> {"beat", "ok", "error", ...}; members silent for a day are pruned."""
-    from bot.queues import get_redis
-
     r = get_redis()
     out: dict[str, dict] = {}
     now = time.time()
-    for member, raw in r.hgetall(_key(kind)).items():
+    for member, raw in r.hgetall(keys.heartbeat(kind)).items():
         member = member.decode() if isinstance(member, bytes) else member
         try:
             rec = json.loads(raw)
         except ValueError:
             continue
         if now - float(rec.get("beat") or 0) > PRUNE_AFTER_S:
-            r.hdel(_key(kind), member)
+            r.hdel(keys.heartbeat(kind), member)
             continue
         out[member] = rec
     return out

@@ -16,8 +16,10 @@ from sqlalchemy import insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
+from bot.tasks import process_inbox
 from ground import clock
 from bot.queues import get_redis
+from ground import keys
 from handlers.message import Message
 from store.db import connection_scope, is_busy, session_scope
 from store.models import InboxMessage
@@ -46,23 +48,11 @@ class StoreUnavailable(Exception):
 # and the platform's user waits on it for the passive reply (bench/ingress.py). The
 # inbox row is the durable record: a popped id whose worker died is re-queued by the
 # sweeper (STUCK_QUEUED), and a failure is recorded on the row (state `failed`, error).
-LANE_KEY = "guanjia:lane:inbound"
+# Its key and the others below are in ground/keys.py.
 _INBOX = InboxMessage.__table__
 # Built once: a statement built per call costs its construction and cache key each time
 # (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
 _INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
-
-
-def _dedup_redis_key(channel: str, key: str) -> str:
-    return f"guanjia:dedup:{channel}:{key}"
-
-
-def reply_list_key(inbox_id: int) -> str:
-    return f"guanjia:reply:{inbox_id}"
-
-
-def claim_key(inbox_id: int) -> str:
-    return f"guanjia:claim:{inbox_id}"
 
 
 def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S) -> Accepted:
@@ -76,7 +66,7 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     key = msg.dedup_key()
     redis_ok = True
     try:
-        fresh = get_redis().set(_dedup_redis_key(msg.channel, key), "1", nx=True, ex=dedup_ttl_s)
+        fresh = get_redis().set(keys.dedup(msg.channel, key), "1", nx=True, ex=dedup_ttl_s)
         if not fresh:
             metrics.DUPLICATES.labels(msg.channel, "redis").inc()
             log.info("duplicate %s %s dropped (redis)", msg.channel, key)
@@ -94,7 +84,7 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     except DBAPIError as exc:
         if redis_ok:  # not stored: the platform's retry must not look like a duplicate
             try:
-                get_redis().delete(_dedup_redis_key(msg.channel, key))
+                get_redis().delete(keys.dedup(msg.channel, key))
             except Exception as redis_exc:
                 log.warning("could not take back the dedup key of %s %s (%s)", msg.channel, key, redis_exc)
         raise StoreUnavailable(f"inbox insert failed: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
@@ -147,7 +137,7 @@ def _store(msg: Message, key: str, redis_ok: bool, budget_s: float) -> int:
 def _enqueue_job(inbox_id: int) -> bool:
     """Put the row's id on the inbound lane (one LPUSH; see `consume`)."""
     try:
-        get_redis().lpush(LANE_KEY, inbox_id)
+        get_redis().lpush(keys.INBOUND_LANE, inbox_id)
         return True
     except Exception as exc:
         log.warning("could not queue inbox %s (%s); the sweeper will", inbox_id, exc)
@@ -181,12 +171,12 @@ def wait_for_reply(inbox_id: int, budget_s: float) -> list[str] | None:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            got = r.blpop([reply_list_key(inbox_id)], timeout=max(left, 0.01))
+            got = r.blpop([keys.reply_list(inbox_id)], timeout=max(left, 0.01))
             if got:
                 return json.loads(got[1])
-        if r.set(claim_key(inbox_id), "web", nx=True, ex=3600):
+        if r.set(keys.reply_claim(inbox_id), "web", nx=True, ex=3600):
             return None  # the worker will push
-        got = r.blpop([reply_list_key(inbox_id)], timeout=1)  # the worker won just now
+        got = r.blpop([keys.reply_list(inbox_id)], timeout=1)  # the worker won just now
         return json.loads(got[1]) if got else None
     except Exception as exc:
         log.warning("passive wait for inbox %s failed (%s); replies will be pushed", inbox_id, exc)
@@ -194,20 +184,18 @@ def wait_for_reply(inbox_id: int, budget_s: float) -> list[str] | None:
 
 
 def lane_length() -> int:
-    return int(get_redis().llen(LANE_KEY))
+    return int(get_redis().llen(keys.INBOUND_LANE))
 
 
 def pop_and_process(timeout_s: float = 1.0) -> int | None:
     """Wait up to `timeout_s` for one inbox id and handle it; returns the id (None if idle).
 
     0 means "do not wait" (tests, draining)."""
-    from bot.tasks import process_inbox
-
     r = get_redis()
     if timeout_s <= 0:
-        raw = r.rpop(LANE_KEY)
+        raw = r.rpop(keys.INBOUND_LANE)
     else:
-        got = r.brpop([LANE_KEY], timeout=timeout_s)
+        got = r.brpop([keys.INBOUND_LANE], timeout=timeout_s)
         raw = got[1] if got else None
     if raw is None:
         return None

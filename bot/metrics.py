@@ -8,6 +8,9 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
 
+from bot.queues import get_queue, get_redis
+from ground import keys
+
 REQUEST_LATENCY = Histogram("guanjia_request_seconds", "Webhook request latency", ["endpoint"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 REFUSALS = Counter("guanjia_refusals_total", "Refused webhook requests", ["endpoint", "reason"])
@@ -38,12 +41,10 @@ class SharedStateCollector:
 
         depth = GaugeMetricFamily("guanjia_queue_depth", "Jobs waiting per rq queue", labels=["queue"])
         try:
-            from bot.inbox import lane_length
-            from bot.queues import QUEUE_NAMES, get_queue
-
-            for name in QUEUE_NAMES:
+            for name in keys.QUEUE_NAMES:
                 # inbound messages wait on the lane (bot/inbox.py), other work in rq
-                depth.add_metric([name], get_queue(name).count + (lane_length() if name == "inbound" else 0))
+                lane = int(get_redis().llen(keys.INBOUND_LANE)) if name == "inbound" else 0
+                depth.add_metric([name], get_queue(name).count + lane)
         except Exception:  # Redis down: no depth rather than a failed scrape (healthz says why)
             pass
         yield depth

@@ -1,4 +1,4 @@
-"""Redis connection and rq queues, one place for their names."""
+"""The Redis connection and rq queues (their names are in ground/keys.py)."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -6,8 +6,7 @@ from functools import lru_cache
 from redis import Redis
 from rq import Queue
 
-# Inbound handling must not wait behind a bulk campaign, so they get their own queues.
-QUEUE_NAMES = ("inbound", "outbound", "scheduled", "bulk")
+from ground.config import get_settings
 
 
 @lru_cache(maxsize=4)
@@ -16,8 +15,6 @@ def _redis(url: str) -> Redis:
 
 
 def get_redis() -> Redis:
-    from ground.config import get_settings
-
     return _redis(get_settings().redis_url)
 
 

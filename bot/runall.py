@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from ground.config import get_settings
+
 
 def banner(port: int, demo_password: str | None = None, host: str = "127.0.0.1") -> str:
     """What `guanjia run` prints at start: where the console is, and the demo sign-in once."""
@@ -40,7 +42,6 @@ def _demo_password() -> str | None:
 
 
 def run_all(port: int) -> None:
-    from ground.config import get_settings
     from store.migrate import upgrade
 
     upgrade(get_settings().database_url)

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
-from ground import clock
+from bot.queues import get_redis
+from ground import clock, keys
 from store.db import session_scope
 from store.models import InboxMessage, OutboxMessage
 
@@ -30,11 +31,8 @@ LANE_SCAN_MAX = 10000  # ids read from the lane to tell waiting rows from lost o
 
 def _on_lane() -> set[int] | None:
     """The ids waiting on the inbound lane (None if Redis cannot say)."""
-    from bot.inbox import LANE_KEY
-    from bot.queues import get_redis
-
     try:
-        return {int(x) for x in get_redis().lrange(LANE_KEY, 0, LANE_SCAN_MAX - 1)}
+        return {int(x) for x in get_redis().lrange(keys.INBOUND_LANE, 0, LANE_SCAN_MAX - 1)}
     except Exception:
         return None
 

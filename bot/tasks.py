@@ -8,8 +8,11 @@ from datetime import timedelta
 from sqlalchemy import bindparam, update
 
 from bot import metrics
+from bot.outbound.sender import send_one
 from ground import clock
 from bot.outbound import outbox
+from bot.queues import get_redis
+from ground import keys
 from handlers.message import Context, Message, Push
 from store.db import retry_busy, session_scope
 from store.models import InboxMessage, Owner
@@ -126,10 +129,7 @@ def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:
     if msg.channel not in ("mp", "wecom") or created_at is None or clock.now() - created_at >= PASSIVE_GRACE:
         return False
     try:
-        from bot.inbox import claim_key
-        from bot.queues import get_redis
-
-        return bool(get_redis().set(claim_key(inbox_id), "worker", nx=True, ex=3600))
+        return bool(get_redis().set(keys.reply_claim(inbox_id), "worker", nx=True, ex=3600))
     except Exception as exc:
         log.warning("passive claim for inbox %s failed (%s); pushing", inbox_id, exc)
         return False
@@ -138,10 +138,7 @@ def _claim_passive(inbox_id: int, msg: Message, created_at) -> bool:
 def _hand_over(inbox_id: int, replies: list[str]) -> bool:
     """Give the waiting web request its replies (after the commit, so they are recorded)."""
     try:
-        from bot.inbox import reply_list_key
-        from bot.queues import get_redis
-
-        key = reply_list_key(inbox_id)
+        key = keys.reply_list(inbox_id)
         get_redis().pipeline(transaction=False).rpush(key, json.dumps(replies, ensure_ascii=False)).expire(key, 60).execute()
         return True
     except Exception as exc:
@@ -177,6 +174,4 @@ def deliver_replies(inbox_id: int, msg: Message, replies: list[str], created_at,
 
 
 def send_outbox(outbox_id: int) -> str:
-    from bot.outbound.sender import send_one
-
     return send_one(outbox_id)

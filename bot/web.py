@@ -7,25 +7,18 @@ from flask import Flask, redirect
 
 from ground.config import Settings, get_settings
 
-# Blueprints registered by create_app; a capability with pages adds its module here.
-BLUEPRINTS: list[str] = [
-    "bot.webhooks:bp",
-    "bot.health:bp",
-    "bot.groups_web:bp",
-    "bot.api:bp", "bot.console:bp",
-    "bot.console.consultations:bp",
-    "bot.console.ticket_media:bp",
-]
+# The edge's own blueprints. A capability's pages and API routes come from its
+# `Capability` object (handlers/capability.py), through handlers.CAPABILITIES.
+CORE_BLUEPRINTS: tuple[str, ...] = ("bot.webhooks:bp", "bot.health:bp", "bot.api:bp", "bot.console:bp")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    import importlib
-
-    from bot import web_guard
+    from bot import ports, web_guard
     from bot.logs import setup_logging
     from bot.webhooks import make_channels
 
     setup_logging()
+    ports.install()
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["GUANJIA_SETTINGS"] = settings
@@ -33,11 +26,44 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(make_channels(settings))
     web_guard.install_converters(app)  # before any blueprint's rules are built
     web_guard.install(app)
-    for spec in BLUEPRINTS:
-        module, attr = spec.split(":")
-        app.register_blueprint(getattr(importlib.import_module(module), attr))
+    install_blueprints(app)
     # `/` is where people land first: the console (it asks for a sign-in).
     app.add_url_rule("/", "root", lambda: redirect("/console/"))
     logging.getLogger(__name__).info("web app ready (mp=%s, wecom=%s)", settings.wechat.enabled,
                                      settings.wecom.enabled)
     return app
+
+
+def install_blueprints(app: Flask) -> None:
+    """The core blueprints, then every capability's pages; its API modules are
+    imported first so their routes are on `bot.api:bp` when it is registered.
+    Two capabilities answering the same URL and method raise, naming both."""
+    import importlib
+
+    from handlers import load_capabilities
+    from handlers.capability import resolve
+
+    caps = load_capabilities()
+    for cap in caps:
+        for module in cap.api_modules:
+            importlib.import_module(module)
+    for spec in CORE_BLUEPRINTS:
+        app.register_blueprint(resolve(spec))
+    for cap in caps:
+        for spec in cap.pages:
+            app.register_blueprint(resolve(spec))
+    check_routes(app)
+
+
+def check_routes(app: Flask) -> None:
+    """A URL and method answered by two views is a mistake Flask keeps quiet
+    about (the first rule wins): refuse it."""
+    from handlers.registry import DuplicateRegistration
+
+    seen: dict[tuple[str, str], str] = {}
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            key = (rule.rule, method)
+            if key in seen and seen[key] != rule.endpoint:
+                raise DuplicateRegistration("route", f"{method} {rule.rule}", seen[key], rule.endpoint)
+            seen[key] = rule.endpoint

@@ -5,22 +5,22 @@ from __future__ import annotations
 import logging
 import os
 
-log = logging.getLogger(__name__)
+from bot.queues import get_queue, get_redis
+from ground import keys
+from ground.config import get_settings
 
-# Warm-up hooks a capability adds ("module:function"), run once in the parent.
-WARMUPS: list[str] = ["faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
-                      "handlers.groups.moderation:warm_up"]
+log = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
-    import importlib
-
+    """Every capability's warm-ups (`Capability.warm_up`), once, in the parent."""
+    from bot import ports
     from handlers import load_capabilities
+    from handlers.capability import run_all
 
-    load_capabilities()
-    for spec in WARMUPS:
-        module, fn = spec.split(":")
-        getattr(importlib.import_module(module), fn)()
+    ports.install()
+    for cap in load_capabilities():
+        run_all(cap.warmups)
 
 
 def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool = False) -> None:
@@ -32,11 +32,10 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     from rq import SimpleWorker, Worker
 
     from bot.logs import setup_logging
-    from bot.queues import QUEUE_NAMES, get_queue, get_redis
 
     setup_logging()
     warm_up()
-    names = queues or list(QUEUE_NAMES)
+    names = queues or list(keys.QUEUE_NAMES)
     if "inbound" in names:
         _start_lane_consumers(burst)
     cls = Worker if fork else SimpleWorker
@@ -56,8 +55,6 @@ def _start_lane_consumers(burst: bool) -> None:
         while lane_length():
             pop_and_process(0)
         return
-    from ground.config import get_settings
-
     stop = threading.Event()
     for i in range(get_settings().inbound_threads):
         threading.Thread(target=consume, args=(stop,), daemon=True, name=f"inbound-{i}").start()

@@ -6,33 +6,15 @@ import sys
 
 import click
 
+from ground import clock
+from ground.config import ConfigError, get_settings
+
 
 @click.group("faq")
 def faq() -> None:
     """FAQ knowledge base: evaluate, check, ask, list unanswered questions."""
-
-
-@faq.command("eval")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--strict", is_flag=True, help="Also fail on violation checks (moderation).")
-@click.option("--baseline-nn", is_flag=True, help="Also the answer rate of a plain top-1 nearest neighbour.")
-def eval_cmd(file: str, strict: bool, baseline_nn: bool) -> None:
-    """Per-field accuracy of route() on FILE (jsonl cases), the intent confusion
-    table and every failure. Exits 1 when an intent/priority/category/faq_id/answer check fails."""
-    from faq.evaluate import baseline_nn as nn_rate, evaluate, load_cases, render
-
-    cases = load_cases(file)
-    rep = evaluate(cases)
-    click.echo(render(rep))
-    if baseline_nn:
-        nn, bot, n = nn_rate(cases)
-        if n:
-            click.echo(f"answers right: bot {bot}/{n} {bot / n:.1%}; plain top-1 nearest neighbour "
-                       f"{nn}/{n} {nn / n:.1%}; difference {(bot - nn) / n * 100:+.1f} points")
-        else:
-            click.echo("no case with answer_any: no baseline")
-    if rep.gating_failures() or (strict and rep.failures):
-        sys.exit(1)
+# `eval` (route() over labelled cases) is added by handlers/evaluate.py: it runs the
+# router, which stands above the knowledge base.
 
 
 @faq.command("train")
@@ -86,7 +68,6 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     """Questions the bot could not answer outright, newest first."""
     from sqlalchemy import select
 
-    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
@@ -103,11 +84,9 @@ def misses_cmd(limit: int, show_all: bool) -> None:
         if not rows:
             click.echo("no unanswered questions")
             return
-        from bot.console.labels import fmt_time, tz
-
-        click.echo(f"times in {tz().key}")
+        click.echo(f"times in {clock.zone().key}")
         for r in rows:  # in the community's time zone (GUANJIA_TIMEZONE), as the console shows them
-            click.echo(f"#{r.id} {fmt_time(r.created_at, '%Y-%m-%d %H:%M')} [{r.kind}] {r.chat} {r.text!r} "
+            click.echo(f"#{r.id} {clock.fmt_time(r.created_at, '%Y-%m-%d %H:%M')} [{r.kind}] {r.chat} {r.text!r} "
                        f"best={r.best_id or '-'} {r.best_score:.2f} candidates={','.join(r.candidates or [])}")
 
 
@@ -117,7 +96,6 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
     from sqlalchemy import update
 
-    from ground.config import ConfigError, get_settings
     from store.db import session_scope
     from store.models.faq import FaqMiss
 

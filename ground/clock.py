@@ -7,7 +7,7 @@ lives in Asia/Shanghai, the database stores UTC.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -65,3 +65,41 @@ def set_clock(clock) -> None:
 
 def get_clock():
     return _clock
+
+
+# --- the community's time, as people read it -----------------------------------------------
+
+def zone() -> ZoneInfo:
+    """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
+    try:
+        from ground.config import get_settings  # settings read the environment: not at import
+
+        return ZoneInfo(get_settings().timezone)
+    except Exception:  # no usable settings (a bare CLI call): the product's default
+        return CST
+
+
+def local(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(zone()) if dt is not None else None
+
+
+def fmt_time(dt: datetime | date | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A time as the community reads it; dates as they are."""
+    if dt is None:
+        return ""
+    if isinstance(dt, datetime):
+        return dt.astimezone(zone()).strftime(fmt)
+    return dt.strftime(fmt if "%H" not in fmt else "%Y-%m-%d")
+
+
+def fmt_when(dt: datetime | None, at: datetime | None = None) -> str:
+    """"18:01" today, "09-14 18:01" another day, "2025-09-14 18:01" another year."""
+    if dt is None:
+        return ""
+    here, today = dt.astimezone(zone()), (at or now()).astimezone(zone())
+    if (here.hour, here.minute) == (0, 0):  # a deadline at midnight is the end of the day before
+        here -= timedelta(minutes=1)
+        return here.strftime("%m-%d 24:00" if here.year == today.year else "%Y-%m-%d 24:00")
+    if here.date() == today.date():
+        return here.strftime("%H:%M")
+    return here.strftime("%m-%d %H:%M" if here.year == today.year else "%Y-%m-%d %H:%M")

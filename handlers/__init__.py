@@ -1,12 +1,23 @@
 """The decisions: given a normalized message and the store, return replies and actions.
 
-Handlers never speak HTTP. Capabilities register themselves in
-`handlers.registry`; `CAPABILITIES` lists the modules imported at start.
+Handlers never speak HTTP. Each capability declares one `Capability` object
+(handlers/capability.py) named `capability` in its package; `CAPABILITIES`
+is the one list every host (web app, worker, scheduler, CLI, demo data)
+iterates to install what each one brings.
 """
+from __future__ import annotations
 
-# One line per capability module; importing it registers its handlers.
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from handlers.capability import Capability
+
+# One line per capability: the module whose `capability` says what it brings.
+# Order matters where one builds on another (consultations takes over the
+# understanding capability's handoff; routed hooks run in this order).
 CAPABILITIES: list[str] = [
     "handlers.basics",
+    "handlers.clocks",  # the one clock engine every capability's obligations run on
     "handlers.groups",
     "handlers.tickets",
     "handlers.membership",
@@ -17,17 +28,42 @@ CAPABILITIES: list[str] = [
     "scheduler.survey",
 ]
 
+_loaded: list["Capability"] | None = None
 
-_loaded = False
 
-
-def load_capabilities() -> None:
-    """Import every capability once (cheap after the first call)."""
+def load_capabilities() -> list["Capability"]:
+    """Import every capability once (cheap after the first call) and return
+    their objects, in list order. A name two of them register raises."""
     global _loaded
-    if _loaded:
-        return
+    if _loaded is not None:
+        return _loaded
     import importlib
 
+    from handlers.capability import Capability, unique
+
+    caps = []
     for name in CAPABILITIES:
-        importlib.import_module(name)
-    _loaded = True
+        cap = getattr(importlib.import_module(name), "capability", None)
+        if not isinstance(cap, Capability):
+            raise TypeError(f"{name} in handlers.CAPABILITIES has no `capability = Capability(...)`")
+        caps.append(cap)
+    unique(caps, "capability", lambda c: [(c.name, c)])
+    _loaded = caps
+    return caps
+
+
+def add_capability(name: str) -> "Capability":
+    """Tests: install one more capability module after the others (as one more
+    line in CAPABILITIES would)."""
+    import importlib
+
+    caps = load_capabilities()
+    if name not in CAPABILITIES:
+        CAPABILITIES.append(name)
+    cap = importlib.import_module(name).capability
+    if cap not in caps:
+        from handlers.capability import unique
+
+        unique([*caps, cap], "capability", lambda c: [(c.name, c)])
+        caps.append(cap)
+    return cap

@@ -1,8 +1,10 @@
 """Always-there behaviour: welcome on follow, asking for a person, the staff's help."""
 from __future__ import annotations
 
-from handlers import registry
+from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
+
+capability = Capability("basics")
 
 WELCOME = ("欢迎关注！我是小区管家，24小时在线。报修、投诉、预约会员服务、查询会员权益都可以直接发消息给我，"
            "回复「帮助」查看更多。")
@@ -16,20 +18,20 @@ STAFF_HELP = ("工作人员指令：\n"
               "卡片上的按钮与这些指令效果相同。")
 
 
-@registry.event_handler("subscribe")
+@capability.event("subscribe")
 def on_subscribe(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[WELCOME], intent="smalltalk")
 
 
-@registry.text_command("handoff", r"^(人工|转人工|人工客服|找客服|找人工)[。!！]*$", intent="handoff",
-                       chats=("private",), why="asked for a person")
+@capability.text_command("handoff", r"^(人工|转人工|人工客服|找客服|找人工)[。!！]*$", intent="handoff",
+                         chats=("private",), why="asked for a person")
 def ask_for_person(ctx: Context, msg: Message, _route) -> Outcome:
     from handlers.consultations.chat import hand_over
 
     return hand_over(ctx, msg)
 
 
-@registry.text_command("staff_help", r"^(?:帮助|help|菜单|指令|命令|帮助菜单|你能做什么)[?？。!！]*$", intent="command",
-                       chats=("staff",), roles=("staff", "admin"), why="staff get the staff commands")
+@capability.text_command("staff_help", r"^(?:帮助|help|菜单|指令|命令|帮助菜单|你能做什么)[?？。!！]*$", intent="command",
+                         chats=("staff",), roles=("staff", "admin"), why="staff get the staff commands")
 def staff_help(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[STAFF_HELP], intent="command")

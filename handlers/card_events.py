@@ -15,14 +15,15 @@ from handlers.message import Context, Message, Outcome
 log = logging.getLogger(__name__)
 
 CardHandler = Callable[[Context, Message, str], Outcome]
-_prefixes: dict[str, CardHandler] = {}
+_prefixes = registry.Table("card prefix")
 
 
-def prefix(p: str) -> Callable[[CardHandler], CardHandler]:
-    """Decorator: clicks whose EventKey (or TaskId) starts with `p` go to fn(ctx, msg, key)."""
+def prefix(p: str, *, owner: str | None = None) -> Callable[[CardHandler], CardHandler]:
+    """Decorator: clicks whose EventKey (or TaskId) starts with `p` go to fn(ctx, msg, key).
+    A prefix is claimed once (a second claim raises)."""
 
     def deco(fn: CardHandler) -> CardHandler:
-        _prefixes[p] = fn
+        _prefixes.add(p, fn, owner)
         return fn
 
     return deco
@@ -30,9 +31,9 @@ def prefix(p: str) -> Callable[[CardHandler], CardHandler]:
 
 def find(key: str, task_id: str = "") -> CardHandler | None:
     # Longest prefix first so "ticket:x:" may refine "ticket:".
-    for p in sorted(_prefixes, key=len, reverse=True):
+    for p in sorted(_prefixes.items, key=len, reverse=True):
         if key.startswith(p) or (task_id and task_id.startswith(p)):
-            return _prefixes[p]
+            return _prefixes.get(p)
     return None
 
 

@@ -44,8 +44,7 @@ def handle(ctx: Context, msg: Message) -> Outcome:
     result = route(msg.text, msg.chat, msg.role)
     # A capability may take a routed message first (an owner waiting for a
     # person: the bot's "which one did you mean?" goes to that person instead).
-    routed = registry.get_event_handler("__routed__")
-    if routed is not None:
+    for routed in registry.routed_hooks():
         taken = routed(ctx, msg, result)
         if taken is not None:
             taken.route = taken.route or result.contract()

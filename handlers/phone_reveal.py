@@ -15,10 +15,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import card_events, privacy, registry, scope
+from handlers import privacy, scope
+from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
 from store.models import AuditLog, Owner, Staff
 
+capability = Capability("phone_reveal")
 BUTTON_TEXT = "查看电话"
 
 
@@ -75,7 +77,7 @@ def reveal(session: Session, number: str, userid: str, now: datetime) -> str:
     return (_ticket if kind == "T" else _booking)(session, int(digits), userid, now)
 
 
-@registry.text_command("phone_reveal", r"^(?:电话|查看电话|联系电话)\s*(?P<kind>[TtBb])\s*(?P<n>\d+)$",
+@capability.text_command("phone_reveal", r"^(?:电话|查看电话|联系电话)\s*(?P<kind>[TtBb])\s*(?P<n>\d+)$",
                        chats=("staff",), roles=("staff",), why="staff ask for the owner's number (logged)")
 def cmd_reveal(ctx: Context, msg: Message, route) -> Outcome:
     a = ((route.args or {}).get("match") if route is not None else None) or {}
@@ -83,7 +85,7 @@ def cmd_reveal(ctx: Context, msg: Message, route) -> Outcome:
                    intent="command")
 
 
-@card_events.prefix("phone:")
+@capability.card("phone:")
 def on_click(ctx: Context, msg: Message, key: str) -> Outcome:
     if msg.role != "staff":
         return Outcome(intent="event")

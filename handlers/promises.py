@@ -4,29 +4,23 @@ member_clocks.yaml's minutes). Answers in handlers/data/intents.yaml write
 `{handoff_promise}` instead of "10分钟内", so changing O1 changes what owners are
 told, and the consultation inbox, its cards and the bot's replies say the same.
 
-`o1_minutes()` is the only place that knows where O1's minutes live.
+`handlers.membership.notify` is the one reader of member_clocks.yaml behind it.
 """
 from __future__ import annotations
 
 
 def o1_minutes() -> int:
-    """O1's minutes (member_clocks.yaml, re-read when the file changes)."""
-    from handlers.membership.notify import clock_config
+    """O1's minutes (member_clocks.yaml through its one loader, re-read when the file changes)."""
+    from handlers.membership.notify import service_policies
 
-    return int(clock_config()["clocks"]["O1"]["minutes"])
-
-
-def within(minutes: int) -> str:
-    """「10分钟内」, 「2小时内」, 「1小时30分钟内」."""
-    h, m = divmod(int(minutes), 60)
-    if not h:
-        return f"{m}分钟内"
-    return f"{h}小时内" if not m else f"{h}小时{m}分钟内"
+    return int(service_policies()["O1"].minutes)
 
 
 def handoff_promise() -> str:
-    """How soon a person answers a handed-off question: 「10分钟内」 from O1."""
-    return within(o1_minutes())
+    """How soon a person answers a handed-off question: 「10分钟内」 from O1's policy."""
+    from handlers.membership.notify import promise
+
+    return promise("O1")
 
 
 def render(text: str, **values: str) -> str:

@@ -159,11 +159,8 @@ def owner_clause(viewer: Viewer):
     if viewer.building_ids:
         conds.append(Owner.home_id.in_(select(Home.id).where(Home.building_id.in_(sorted(viewer.building_ids)))))
     clause = ticket_clause(viewer)
-    try:
-        Ticket = _ticket_model()
-    except ImportError:
-        Ticket = None
-    if Ticket is not None and clause is not None and (viewer.userid or viewer.teams):
+    Ticket = _ticket_model()
+    if clause is not None and (viewer.userid or viewer.teams):
         # The owners of the work they may see (assigned to them, their department's).
         conds.append(Owner.id.in_(select(Ticket.owner_id).where(clause, Ticket.owner_id.is_not(None))))
     return or_(*conds) if conds else false()

@@ -23,11 +23,20 @@ from pathlib import Path
 
 import yaml
 
-from handlers import classifier_hook, conversation, promises, registry
+from handlers import classifier_hook, conversation, promises
+from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
 
 log = logging.getLogger(__name__)
+
+# The FAQ and the intent model: the knowledge base, its CLI and the models loaded
+# once in the worker parent, so no owner's message pays for them.
+capability = Capability("understanding")
+capability.models("store.models.faq")
+capability.cli("handlers.evaluate:faq")  # the faq group, with `eval` added beside the router
+for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up"):
+    capability.warm_up(_warm)
 
 DATA = Path(__file__).resolve().parent / "data"
 INTENTS_FILE = DATA / "intents.yaml"
@@ -410,7 +419,7 @@ def record_miss(ctx: Context, msg: Message, route: RouteResult, kind: str) -> No
     ctx.session.flush()
 
 
-@registry.intent_handler("faq")
+@capability.intent("faq")
 def on_faq(ctx: Context, msg: Message, route) -> Outcome:
     if isinstance(route, RouteResult) and route.args.get("clarify"):
         record_miss(ctx, msg, route, "clarify")
@@ -419,7 +428,7 @@ def on_faq(ctx: Context, msg: Message, route) -> Outcome:
     return Outcome(replies=[route.answer] if route and route.answer else [], intent="faq")
 
 
-@registry.intent_handler("handoff")
+@capability.intent("handoff")
 def on_handoff(ctx: Context, msg: Message, route) -> Outcome:
     if isinstance(route, RouteResult):
         record_miss(ctx, msg, route, "handoff")
@@ -444,7 +453,7 @@ def consult_person(ctx: Context, msg: Message) -> list:
     return pushes
 
 
-@registry.conversation_handler(CLARIFY_CONV)
+@capability.conversation(CLARIFY_CONV)
 def on_clarify_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The owner picks one of the offered topics by number; anything else is a
     new message (returns None so the router handles it)."""

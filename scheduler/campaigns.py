@@ -33,7 +33,10 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ground import clock
+from bot.queues import get_queue, get_redis
+from ground import clock, keys
+from ground.config import get_settings
+from ground.ports import CampaignError
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -49,10 +52,6 @@ EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
 def urgency_hint(text: str) -> str | None:
     """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
     return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
-
-
-class CampaignError(ValueError):
-    """A campaign request that cannot be honoured; the message says why (shown to the person)."""
 
 
 # --- why a delivery failed, in words ------------------------------------------------------
@@ -160,6 +159,24 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
     return camp
 
 
+def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
+    """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
+    c = get_schedule().campaign
+    shards = max(1, int(c.get("shards", 1)))
+    r = get_redis()
+    queued = False
+    for k in ([shard] if shard is not None else range(shards)):
+        # The marker is kept alive by the running chunk (its lease) and cleared at
+        # its end; a dead worker's marker lapses within a lease, so the pump resumes.
+        if not r.set(keys.campaign_queued(campaign_id, k), "1", nx=True,
+                     ex=int(c["chunk_seconds"]) + 120):
+            continue
+        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
+                                  job_timeout=int(c["chunk_seconds"]) + 300)
+        queued = True
+    return queued
+
+
 def start_after_commit(session: Session, campaign_id: int, emergency: bool = False) -> None:
     """Queue the campaign as soon as the caller's transaction commits (a 停水
     notice must not wait for the pump's next round; before the commit a worker
@@ -168,8 +185,6 @@ def start_after_commit(session: Session, campaign_id: int, emergency: bool = Fal
 
     def _go(_session) -> None:
         try:
-            from scheduler.tasks import enqueue_campaign
-
             enqueue_campaign(campaign_id, emergency)
         except Exception as exc:  # Redis down: the pump starts it later
             log.warning("could not queue campaign %s now (%s); the pump will", campaign_id, exc)
@@ -444,7 +459,6 @@ class _Pace:
     the count of calls in any window stays under the limit, bursts included)."""
 
     def __init__(self, channel: str) -> None:
-        from ground.config import get_settings
         from bot.outbound.ratelimit import Limit
 
         c = get_schedule().campaign
@@ -609,10 +623,6 @@ class _on_sigterm:
                 os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _inflight_key(campaign_id: int, shard: int = 0) -> str:
-    return f"sched:campaign-inflight:{campaign_id}:{shard}"
-
-
 def _recover(session: Session, camp: Campaign, inflight: list[int]) -> dict:
     """After a process died: the outbox rows it had in flight (claimed by the
     sender, not recorded as sent) may or may not have reached the platform.
@@ -645,19 +655,18 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     A big campaign can be sent by several workers at once: shard k of n takes
     the deliveries with id % n == k (each shard has its own lock and in-flight
     set; the pace is one Redis limiter for all of them). Shard 0 plans."""
-    from bot.queues import get_redis
     from store.db import session_scope
 
     sched = get_schedule()
     max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
     deadline = time.monotonic() + max_seconds
     r = get_redis()
-    lock_key = f"sched:campaign-lock:{campaign_id}:{shard}"
+    lock_key = keys.campaign_lock(campaign_id, shard)
     mine = (Delivery.id % shards) == shard
     # One runner per shard at a time. The lock is a short lease renewed while
     # sending, so after a crash the next runner can take over within seconds.
     lease = _Lease(r, lock_key, float(sched.campaign.get("lease_seconds", 10)),
-                   [f"sched:campaign-queued:{campaign_id}:{shard}"])
+                   [keys.campaign_queued(campaign_id, shard)])
     if not lease.acquire():
         return {"campaign": campaign_id, "state": "busy", "more": False}
     stopping = _on_sigterm()
@@ -681,9 +690,9 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
                 plan(s, camp, now)
             if camp.state == "planned":
                 camp.state, camp.started_at = "sending", now
-            recovered = _recover(s, camp, [int(x) for x in r.smembers(_inflight_key(campaign_id, shard))])
+            recovered = _recover(s, camp, [int(x) for x in r.smembers(keys.campaign_inflight(campaign_id, shard))])
             emergency = camp.emergency
-        r.delete(_inflight_key(campaign_id, shard))
+        r.delete(keys.campaign_inflight(campaign_id, shard))
         _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
         # A few calls in flight at once: a platform call mostly waits on the network.
@@ -714,7 +723,7 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
             if not work:
                 break
             done: list[tuple[int, int]] = []
-            results = _send_batch(r, _inflight_key(campaign_id, shard), campaign_id, work, paces, deadline, pool,
+            results = _send_batch(r, keys.campaign_inflight(campaign_id, shard), campaign_id, work, paces, deadline, pool,
                                   lease, stopping)
             for (did, oid, _), res in zip(work, results):
                 if res is None:
@@ -898,8 +907,8 @@ def recover_orphans(session: Session, r) -> dict:
     shards = max(1, int(get_schedule().campaign.get("shards", 1)))
     for camp in session.scalars(select(Campaign).where(Campaign.state == "sending")):
         for k in range(shards):
-            key = _inflight_key(camp.id, k)
-            if r.exists(f"sched:campaign-lock:{camp.id}:{k}") or not r.scard(key):
+            key = keys.campaign_inflight(camp.id, k)
+            if r.exists(keys.campaign_lock(camp.id, k)) or not r.scard(key):
                 continue
             res = _recover(session, camp, [int(x) for x in r.smembers(key)])
             r.delete(key)

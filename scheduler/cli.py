@@ -6,6 +6,18 @@ from datetime import timedelta
 
 import click
 
+from ground import clock
+
+
+@click.command("scheduler")
+def scheduler_process() -> None:
+    """The scheduler (one leader even when several run)."""
+    from bot.cli import _settings_or_exit
+    from scheduler.main import run_scheduler
+
+    _settings_or_exit()
+    run_scheduler()
+
 
 @click.group("schedule")
 def schedule_cli() -> None:
@@ -17,7 +29,6 @@ def schedule_cli() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
     """When each job of schedule.yaml runs next (Asia/Shanghai)."""
-    from ground import clock
     from scheduler.config import get_schedule
     from scheduler.main import due_between
 

@@ -47,7 +47,6 @@ class Schedule:
     holiday_names: dict[str, str]
     holiday_defer: tuple[str, ...]
     festivals: dict[date, str] = field(default_factory=dict)
-    hooks: dict[str, list[str]] = field(default_factory=dict)
     occasion_texts: dict[str, str] = field(default_factory=dict)
 
     def text(self, key: str, **values: Any) -> str:
@@ -66,6 +65,40 @@ def _hhmm(path: Path, where: str, raw: Any) -> time:
         raise _err(path, where, f"expected HH:MM, got {raw!r}") from None
 
 
+def capability_jobs() -> dict:
+    """name -> handlers.capability.Job over every capability of handlers.CAPABILITIES
+    (a name two capabilities declare raises)."""
+    from handlers import load_capabilities
+    from handlers.capability import all_jobs
+
+    return all_jobs(load_capabilities())
+
+
+def _job_spec(path: Path, where: str, name: str, spec: Any) -> JobSpec:
+    if not isinstance(spec, dict):
+        raise _err(path, where, "expected a mapping")
+    trig = spec.get("trigger")
+    if trig not in TRIGGERS:
+        raise _err(path, f"{where}.trigger", f"must be one of {TRIGGERS}, got {trig!r}")
+    allowed = CRON_FIELDS if trig == "cron" else INTERVAL_FIELDS
+    unknown = set(spec) - {"trigger", "task", "queue", "once_per", *allowed}
+    if unknown:
+        raise _err(path, where, f"unknown field(s) {sorted(unknown)} for a {trig} trigger")
+    args = {k: spec[k] for k in allowed if k in spec}
+    if not args:
+        raise _err(path, where, f"a {trig} trigger needs at least one of {allowed}")
+    task = spec.get("task")
+    if not task:
+        raise _err(path, f"{where}.task", "missing")
+    queue = spec.get("queue", "scheduled")
+    if queue not in ("inline", "scheduled", "bulk"):
+        raise _err(path, f"{where}.queue", f"must be inline, scheduled or bulk, got {queue!r}")
+    once = spec.get("once_per")
+    if once is not None and once not in SLOTS and not (isinstance(once, int) and once > 0):
+        raise _err(path, f"{where}.once_per", f"must be one of {SLOTS}, a number of seconds, or null; got {once!r}")
+    return JobSpec(name, trig, args, task, queue, once)
+
+
 def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -82,36 +115,19 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     if any(not 0 <= m < 60 for m in avoid):
         raise _err(path, "avoid_marks.minutes", f"minutes must be 0-59, got {avoid}")
 
-    jobs: dict[str, JobSpec] = {}
-    for name, spec in (data["jobs"] or {}).items():
-        where = f"jobs.{name}"
-        if not isinstance(spec, dict):
-            raise _err(path, where, "expected a mapping")
-        trig = spec.get("trigger")
-        if trig not in TRIGGERS:
-            raise _err(path, f"{where}.trigger", f"must be one of {TRIGGERS}, got {trig!r}")
-        allowed = CRON_FIELDS if trig == "cron" else INTERVAL_FIELDS
-        known = {"trigger", "task", "queue", "once_per", *allowed}
-        unknown = set(spec) - known
-        if unknown:
-            raise _err(path, where, f"unknown field(s) {sorted(unknown)} for a {trig} trigger")
-        args = {k: spec[k] for k in allowed if k in spec}
-        if not args:
-            raise _err(path, where, f"a {trig} trigger needs at least one of {allowed}")
-        task = spec.get("task")
-        if not task:
-            raise _err(path, f"{where}.task", "missing")
-        from scheduler import tasks  # the names a job may call
-
-        if task not in tasks.JOB_TASKS:
-            raise _err(path, f"{where}.task", f"unknown task {task!r}; known: {sorted(tasks.JOB_TASKS)}")
-        queue = spec.get("queue", "scheduled")
-        if queue not in ("inline", "scheduled", "bulk"):
-            raise _err(path, f"{where}.queue", f"must be inline, scheduled or bulk, got {queue!r}")
-        once = spec.get("once_per")
-        if once is not None and once not in SLOTS and not (isinstance(once, int) and once > 0):
-            raise _err(path, f"{where}.once_per", f"must be one of {SLOTS}, a number of seconds, or null; got {once!r}")
-        jobs[name] = JobSpec(name, trig, args, task, queue, once)
+    # Whether a job's task exists is checked where the tasks are (scheduler/tasks.py::check_tasks).
+    jobs = {name: _job_spec(path, f"jobs.{name}", name, spec) for name, spec in (data["jobs"] or {}).items()}
+    # The capabilities' own jobs (Capability.job), checked the same way; a name is one job.
+    # `capability_jobs: false` keeps only this file's jobs (a test, a scheduler for one task).
+    with_caps = data.get("capability_jobs", True)
+    if not isinstance(with_caps, bool):
+        raise _err(path, "capability_jobs", f"must be true or false, got {with_caps!r}")
+    for name, job in (capability_jobs() if with_caps else {}).items():
+        if name in jobs:
+            raise ScheduleError(f"{path.name}: jobs.{name}: also declared by capability {job.owner}; "
+                                "a job has one name")
+        spec = {"trigger": job.trigger, "task": name, "queue": job.queue, "once_per": job.once_per, **job.trigger_args}
+        jobs[name] = _job_spec(path, f"capability {job.owner}: job {name}", name, spec)
 
     texts = {str(k): str(v) for k, v in (data["texts"] or {}).items()}
     festivals = {}
@@ -131,7 +147,6 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
         avoid_minutes=avoid, avoid_margin=int(marks.get("margin_minutes", 0)), campaign=camp, jobs=jobs,
         rules=data.get("rules") or {}, texts=texts, holiday_names=dict(data.get("holiday_names") or {}),
         holiday_defer=tuple(data.get("holiday_defer_to_festival") or ()), festivals=festivals,
-        hooks={str(k): [str(x) for x in (v or [])] for k, v in (data.get("hooks") or {}).items()},
         occasion_texts={str(k): str(v) for k, v in (data.get("occasion_texts") or {}).items()},
     )
 

@@ -9,6 +9,7 @@ import socket
 
 from sqlalchemy.exc import IntegrityError
 
+from bot.queues import get_queue
 from ground import clock
 from scheduler.config import get_schedule
 from scheduler.timing import slot_key
@@ -47,16 +48,14 @@ def fire(name: str) -> str:
         log.warning("job %s is no longer in schedule.yaml; ignored", name)
         return "unknown"
     if spec.queue == "inline":  # light and self-deduplicating (the sweeper)
-        from scheduler.tasks import JOB_TASKS
+        from scheduler.tasks import task_function
 
-        JOB_TASKS[spec.task]()
+        task_function(spec.task)()
         return "inline"
     slot = slot_key(clock.now(), spec.once_per)
     if slot is not None and not claim_slot(name, slot):
         log.info("job %s slot %s: already ran", name, slot)
         return "duplicate"
-    from bot.queues import get_queue
-
     get_queue(spec.queue).enqueue("scheduler.tasks.run_job", name, slot, job_timeout=600,
                                   description=f"scheduled {name} {slot}")
     log.info("job %s slot %s: queued", name, slot)

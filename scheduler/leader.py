@@ -9,6 +9,8 @@ import uuid
 
 from redis import Redis
 
+from ground import keys
+
 # Renew / release only if we still hold it (compare-and-set in one step).
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -25,7 +27,7 @@ return 0
 
 
 class LeaderLock:
-    def __init__(self, redis: Redis, key: str = "guanjia:scheduler:leader", ttl_s: float = 30.0) -> None:
+    def __init__(self, redis: Redis, key: str = keys.SCHEDULER_LEADER, ttl_s: float = 30.0) -> None:
         self.redis, self.key, self.ttl_ms = redis, key, int(ttl_s * 1000)
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renew = redis.register_script(_RENEW)

@@ -25,6 +25,10 @@ import threading
 import time
 from datetime import timedelta
 
+from bot.queues import get_redis
+from ground.clock import CST
+from ground.config import get_settings
+
 log = logging.getLogger(__name__)
 _EPS = timedelta(microseconds=1)
 
@@ -90,7 +94,6 @@ def _jobstore_engine(busy_timeout_s: float):
     """The job store's own engine: its statements wait only briefly for a lock, so a
     locked database makes a round fail fast (logged, retried) instead of stalling
     the loop past the lock's TTL."""
-    from ground.config import get_settings
     from store.db import make_engine
 
     url = get_settings().database_url
@@ -109,7 +112,6 @@ def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    from ground.clock import CST
     from scheduler.config import get_schedule
 
     cfg = cfg or _settings()
@@ -131,8 +133,6 @@ def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
 def make_trigger(spec):
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
-
-    from ground.clock import CST
 
     if spec.trigger == "cron":
         return CronTrigger(timezone=CST, **spec.trigger_args)
@@ -165,9 +165,11 @@ class SchedulerProcess:
     """Follower until it gets the lock; leader while its scheduler loop keeps the lock."""
 
     def __init__(self) -> None:
-        from bot.queues import get_redis
+        from scheduler.config import get_schedule
         from scheduler.leader import LeaderLock
+        from scheduler.tasks import check_tasks
 
+        check_tasks(get_schedule())  # a job naming no task stops the start, not its first run
         self.cfg = _settings()
         self.lock = LeaderLock(get_redis(), ttl_s=self.cfg["ttl_s"])
         self.stop_event = threading.Event()
@@ -247,9 +249,11 @@ class SchedulerProcess:
 
 
 def run_scheduler() -> None:
+    from bot import ports
     from bot.logs import setup_logging
 
     setup_logging()
+    ports.install()
     # APScheduler logs every run at INFO (the sweeper every 5 s): too chatty.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     proc = SchedulerProcess()
@@ -270,7 +274,6 @@ def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
-    from ground.clock import CST
     from scheduler.config import get_schedule
 
     out = []

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from handlers import conversation
+from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome, Push
 from scheduler.config import get_schedule
 from scheduler.timing import local
 from store.models import Conversation, Owner, SurveyAnswer
+
+capability = Capability("survey")  # O17: the owners' answers in the chat
 
 HANDLER = "survey"
 # A score alone, or followed by 分, punctuation or a space and a comment: "5", "4分",
@@ -58,7 +61,7 @@ def record_answer(session: Session, owner: Owner, period: str, score: int, comme
     return row
 
 
-@registry.conversation_handler(HANDLER)
+@capability.conversation(HANDLER)
 def handle_survey(ctx: Context, msg: Message, conv) -> Outcome | None:
     m = SCORE.match(msg.text or "")
     lo, hi = get_schedule().rules.get("survey", {}).get("scale", [1, 5])

@@ -7,9 +7,7 @@ twice: campaigns carry a dedup key per period, reminders are unique rows per
 """
 from __future__ import annotations
 
-import importlib
 import logging
-from functools import partial
 from datetime import date, datetime, timedelta
 from typing import Callable
 
@@ -17,8 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ground import clock
-from scheduler.config import get_schedule
+from bot.queues import get_redis
+from ground import clock, keys
+from scheduler.campaigns import (create_campaign, due_campaigns, enqueue_campaign, plan_owner, recover_orphans, run_chunk,
+                                 track_group_msgs)
+from scheduler.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
 from store.db import session_scope
 from store.models import Campaign, Group, Owner, Reminder, Staff
@@ -46,7 +47,6 @@ def _push_owner(session: Session, owner: Owner, text: str, dedup_key: str, sourc
     """One message to one owner on the channel the 48 h window allows."""
     from bot.outbound import outbox
     from handlers.message import Push
-    from scheduler.campaigns import plan_owner
 
     p = plan_owner(owner, text, now, None)
     if p is None:
@@ -73,8 +73,6 @@ def _queue(ids: list[int]) -> None:
 
 
 def _campaign(session: Session, **kw) -> Campaign:
-    from scheduler.campaigns import create_campaign
-
     return create_campaign(session, **kw)
 
 
@@ -85,32 +83,9 @@ def _kick(campaign_id: int) -> None:
 
 # --- campaigns --------------------------------------------------------------------------
 
-def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | None = None) -> bool:
-    """Queue a chunk of the campaign (every shard, or one) unless already queued or running."""
-    from bot.queues import get_queue, get_redis
-
-    c = get_schedule().campaign
-    shards = max(1, int(c.get("shards", 1)))
-    r = get_redis()
-    queued = False
-    for k in ([shard] if shard is not None else range(shards)):
-        # The marker is kept alive by the running chunk (its lease) and cleared at
-        # its end; a dead worker's marker lapses within a lease, so the pump resumes.
-        if not r.set(f"sched:campaign-queued:{campaign_id}:{k}", "1", nx=True,
-                     ex=int(c["chunk_seconds"]) + 120):
-            continue
-        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
-                                  job_timeout=int(c["chunk_seconds"]) + 300)
-        queued = True
-    return queued
-
-
 def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
     """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
     import time
-
-    from bot.queues import get_redis
-    from scheduler.campaigns import run_chunk
 
     r = get_redis()
     lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
@@ -124,7 +99,7 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
         if time.monotonic() > deadline:
             return res  # a live runner: it keeps the "queued" marker alive itself
         time.sleep(min(1.0, lease_s / 3))
-    r.delete(f"sched:campaign-queued:{campaign_id}:{shard}")
+    r.delete(keys.campaign_queued(campaign_id, shard))
     if res.get("more"):
         enqueue_campaign(campaign_id, shard=shard)
     return res
@@ -132,14 +107,9 @@ def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
 
 def pump_campaigns() -> list[int]:
     """Queue every campaign that is due and allowed at this hour."""
-    from bot.queues import get_redis
-    from scheduler.campaigns import due_campaigns, recover_orphans
-
     with session_scope() as s:
         recover_orphans(s, get_redis())
     try:  # what the groups' staff owners confirmed of the company bulk sends
-        from scheduler.campaigns import track_group_msgs
-
         with session_scope() as s:
             track_group_msgs(s)
     except Exception as exc:  # WeCom down or not configured: the next round asks again
@@ -150,37 +120,20 @@ def pump_campaigns() -> list[int]:
     return [cid for cid in due if enqueue_campaign(cid, cid in em)]
 
 
-# --- other capabilities' clocks ------------------------------------------------------------
-
-def _resolve(specs: list[str]) -> tuple[Callable, bool] | None:
-    """The first importable hook: (function, takes (session, now))."""
-    for spec in specs:
-        module, _, fn = spec.partition(":")
-        bare = fn.endswith("()")
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # that capability has not landed
-            raise
-        f = getattr(mod, fn.removesuffix("()"), None)
-        if callable(f):
-            return f, not bare
-    return None
+# --- the capabilities' periodic jobs (Capability.job) ----------------------------------------
 
 
-def call_hook(name: str) -> dict:
-    """Run another capability's periodic function and send what it returns."""
-    found = _resolve(get_schedule().hooks.get(name, []))
-    if found is None:
-        return {"hook": name, "skipped": "not available"}
-    fn, with_args = found
+def run_capability_job(name: str) -> dict:
+    """Run a capability's periodic function and send what it returns."""
     from bot.outbound import outbox
+    from handlers.capability import resolve
     from handlers.message import Outcome, Push
 
-    now = clock.now()
-    if not with_args:  # manages its own sessions (the archive poll)
+    job = capability_jobs()[name]
+    fn = resolve(job.fn)
+    if not job.session:  # manages its own sessions (the archive poll)
         return {"hook": name, "result": fn()}
+    now = clock.now()
     with session_scope() as s:
         res = fn(s, now)
         pushes = res.pushes if isinstance(res, Outcome) else \
@@ -383,22 +336,43 @@ def birthdays() -> dict:
     return {"rule": "O13", "birthdays": fired}
 
 
-# The tasks a schedule.yaml job may name.
-# Jobs that only run another capability's periodic function (schedule.yaml `hooks`).
-HOOK_TASKS = ("ticket_clocks", "booking_clocks", "memberships", "archive_poll",
-              "ticket_digest", "ticket_weekly", "ticket_monthly")
-
+# The scheduler's own tasks a schedule.yaml job may name; a capability's jobs
+# (Capability.job) are their own tasks, by the job's name.
 JOB_TASKS: dict[str, Callable[[], object]] = {
     "sweep": sweep, "pump_campaigns": pump_campaigns,
     "arrears": arrears, "warranty": warranty, "bills": bills, "census": census, "survey": survey,
     "forum": forum, "greetings": greetings, "birthdays": birthdays,
-    **{name: partial(call_hook, name) for name in HOOK_TASKS},
 }
+
+
+def task_function(task: str) -> Callable[[], object]:
+    """The function behind a job's `task`: the scheduler's own, or a capability's job."""
+    if task in JOB_TASKS:
+        return JOB_TASKS[task]
+    if task in capability_jobs():
+        return lambda: run_capability_job(task)
+    raise KeyError(f"unknown task {task!r}")
+
+
+def known_tasks() -> list[str]:
+    return sorted({*JOB_TASKS, *capability_jobs()})
+
+
+def check_tasks(schedule: Schedule) -> Schedule:
+    """Every job of schedule.yaml names a task above or a capability's job (config.py reads
+    the file and cannot know them). The scheduler checks at start, so a typo stops it
+    naming file, job and task."""
+    known = known_tasks()
+    for name, spec in schedule.jobs.items():
+        if spec.task not in known:
+            raise ScheduleError(f"{schedule.path.name}: jobs.{name}.task: unknown task {spec.task!r}; "
+                                f"known: {known}")
+    return schedule
 
 
 def run_job(name: str, slot: str | None = None) -> object:
     """The rq entry point of a scheduled job (by its schedule.yaml name)."""
     spec = get_schedule().jobs[name]
-    res = JOB_TASKS[spec.task]()
+    res = task_function(spec.task)()
     log.info("job %s (%s): %s", name, slot, res)
     return res

@@ -12,6 +12,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ground.config import get_settings
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # SQLite waits this long for another writer before "database is locked" (PRAGMA busy_timeout).
@@ -52,8 +54,6 @@ def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOU
 def get_engine() -> Engine:
     global _engine, _factory
     if _engine is None:
-        from ground.config import get_settings
-
         settings = get_settings()
         _engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))
         _factory = sessionmaker(_engine, expire_on_commit=False)

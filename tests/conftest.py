@@ -142,8 +142,14 @@ def env(tmp_path, redis_server, migrated_template, monkeypatch):
     _reset_singletons()
     from redis import Redis
 
+    from bot import ports as edge_ports
+    from ground import ports
+
     Redis.from_url(redis_server.url).flushall()
+    before = ports.installed()
+    edge_ports.install()  # as every process does at start (a test may then install a fake)
     yield {"database_url": db_url, "redis_url": redis_server.url, "tmp": tmp_path}
+    ports.install(**{name: before.get(name) for name in ports.PORTS})
     _reset_singletons()
 
 

@@ -120,7 +120,7 @@ def seed(fc) -> dict[str, int]:
     fc.set(NOW)
     with session_scope() as s:
         owners = {o.openid: o for o in s.scalars(select(Owner))}
-        from handlers.membership.clocks import start_clock
+        from handlers import clocks
 
         for who, service, hours, state, price, asked in (("o_li", "housekeeping", 26, "requested", 17000, 100),
                                                          ("o_wang", "safety_check", 50, "approved", 0, 70),
@@ -133,7 +133,7 @@ def seed(fc) -> dict[str, int]:
             s.add(b)
             s.flush()
             # The review (2 h) or contact (1 h) clock, started when the owner asked / it was approved.
-            start_clock(s, f"booking:{b.id}", "O2_review" if state == "requested" else "O2_contact",
+            clocks.start(s, "service", f"booking:{b.id}", "O2_review" if state == "requested" else "O2_contact",
                         NOW - timedelta(minutes=asked), owner_id=o.id, team="customer_service",
                         assignee="kefu_xiaomei")
         s.add(MemberApplication(owner_id=owners["o_xu"].id, from_tier="银卡", target_tier="金卡", basis="spend"))

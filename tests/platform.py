@@ -229,7 +229,8 @@ def drain_queues(names: list[str] | tuple[str, ...] | None = None, rounds: int =
     """Run every queued job in this process: the inbound lane's messages, then rq
     jobs (SimpleWorker, burst, no fork), repeating while jobs enqueue more jobs;
     returns how many ran."""
-    from bot.queues import QUEUE_NAMES, get_queue, get_redis
+    from bot.queues import get_queue, get_redis
+    from ground.keys import INBOUND_LANE, QUEUE_NAMES
 
     from bot.inbox import pop_and_process
 
@@ -242,7 +243,7 @@ def drain_queues(names: list[str] | tuple[str, ...] | None = None, rounds: int =
             ran += 1
         waiting = sum(q.count for q in queues)
         if not waiting:
-            if "inbound" in names and get_redis().llen("guanjia:lane:inbound"):
+            if "inbound" in names and get_redis().llen(INBOUND_LANE):
                 continue
             break
         worker = InProcessWorker(queues, connection=get_redis(), name=f"drain-{os.getpid()}-{_nonce()}")

@@ -131,53 +131,50 @@ def _ext(*ids):
 
 
 def test_change_external_chat_syncs_and_checks_admission(run):
-    from handlers.groups import membership
+    from ground import ports
     from store.db import session_scope
     from store.models import GroupMember
     from store.models.groups import GroupAdmission
 
     base = ["wm_wang", "wm_li", "wm_zhang", "wm_zhao", "wm_huang", "wm_xu"]
     directory = Directory({VIP: _ext(*base, "wm_liu", "wm_stranger") + [{"userid": "kefu_xiaomei", "type": 1}]})
-    membership.set_directory(directory)
-    try:
-        from handlers.dispatch import handle
-        from handlers.message import Context, Message
-        from ground import clock
+    ports.install(group_directory=directory)  # a fake platform view; the env fixture restores the ports
+    from handlers.dispatch import handle
+    from handlers.message import Context, Message
+    from ground import clock
 
-        def event(detail: str):
-            with session_scope() as s:
-                return handle(Context(s, clock.now()), Message(
-                    channel="wecom", sender="sys", chat="staff", kind="event", event="change_external_chat",
-                    data={"ChatId": VIP, "ChangeType": "update", "UpdateDetail": detail, "JoinScene": "1",
-                          "MemChangeCnt": "2"}, group_id=VIP))
+    def event(detail: str):
+        with session_scope() as s:
+            return handle(Context(s, clock.now()), Message(
+                channel="wecom", sender="sys", chat="staff", kind="event", event="change_external_chat",
+                data={"ChatId": VIP, "ChangeType": "update", "UpdateDetail": detail, "JoinScene": "1",
+                      "MemChangeCnt": "2"}, group_id=VIP))
 
-        out = event("add_member")
-        cards = [p.payload["card"] for p in out.pushes if p.kind == "template_card"]
-        assert len(cards) == 2 and all(p.recipient == "kefu_xiaomei" for p in out.pushes)
-        reasons = {c["main_title"]["title"]: c["sub_title_text"] for c in cards}
-        assert "会员等级为普通" in reasons["入群核验未通过：刘芳"]
-        assert "未匹配到业主档案" in reasons["入群核验未通过：wm_stranger"]
-        with session_scope() as s:
-            adm = s.scalars(select(GroupAdmission).where(GroupAdmission.member_id == "wm_liu")).one()
-            assert adm.decision == "pending"
-            adm_id = adm.id
+    out = event("add_member")
+    cards = [p.payload["card"] for p in out.pushes if p.kind == "template_card"]
+    assert len(cards) == 2 and all(p.recipient == "kefu_xiaomei" for p in out.pushes)
+    reasons = {c["main_title"]["title"]: c["sub_title_text"] for c in cards}
+    assert "会员等级为普通" in reasons["入群核验未通过：刘芳"]
+    assert "未匹配到业主档案" in reasons["入群核验未通过：wm_stranger"]
+    with session_scope() as s:
+        adm = s.scalars(select(GroupAdmission).where(GroupAdmission.member_id == "wm_liu")).one()
+        assert adm.decision == "pending"
+        adm_id = adm.id
 
-        # the staff admin admits her anyway
-        with session_scope() as s:
-            handle(Context(s, clock.now()), Message(channel="wecom", sender="kefu_xiaomei", chat="staff",
-                                                    kind="event", event="template_card_event",
-                                                    data={"EventKey": f"mod:admit:{adm_id}", "TaskId": f"adm-{adm_id}",
-                                                          "ResponseCode": "rc1"}))
-        # the stranger leaves; the event does not say who, the directory does
-        directory.members[VIP] = [m for m in directory.members[VIP] if m["userid"] != "wm_stranger"]
-        event("del_member")
-        with session_scope() as s:
-            states = {m.member_id: m.state for m in s.scalars(select(GroupMember).where(GroupMember.group_id == 1))}
-            assert states["wm_liu"] == "active" and states["wm_stranger"] == "left"
-            assert s.scalars(select(GroupMember).where(GroupMember.member_id == "kefu_xiaomei")).one().role == "staff"
-            assert s.get(GroupAdmission, adm_id).decision == "admitted_by_staff"
-    finally:
-        membership.set_directory(None)
+    # the staff admin admits her anyway
+    with session_scope() as s:
+        handle(Context(s, clock.now()), Message(channel="wecom", sender="kefu_xiaomei", chat="staff",
+                                                kind="event", event="template_card_event",
+                                                data={"EventKey": f"mod:admit:{adm_id}", "TaskId": f"adm-{adm_id}",
+                                                      "ResponseCode": "rc1"}))
+    # the stranger leaves; the event does not say who, the directory does
+    directory.members[VIP] = [m for m in directory.members[VIP] if m["userid"] != "wm_stranger"]
+    event("del_member")
+    with session_scope() as s:
+        states = {m.member_id: m.state for m in s.scalars(select(GroupMember).where(GroupMember.group_id == 1))}
+        assert states["wm_liu"] == "active" and states["wm_stranger"] == "left"
+        assert s.scalars(select(GroupMember).where(GroupMember.member_id == "kefu_xiaomei")).one().role == "staff"
+        assert s.get(GroupAdmission, adm_id).decision == "admitted_by_staff"
 
 
 def test_fee_arrears_and_building_rules(run):

@@ -89,12 +89,13 @@ def test_healthz_503_when_messages_wait_too_long_for_a_worker(app_client, frozen
     """Workers beat but the queue does not move (all busy, or an id lost): stale too."""
     import time
 
-    from bot.inbox import LANE_KEY, accept
+    from bot.inbox import accept
+    from ground.keys import INBOUND_LANE
     from bot.queues import get_redis
     from handlers.message import Message
 
     acc = accept(Message(channel="mp", sender="o_waiting", kind="text", text="你好", msg_id="h1"))
-    get_redis().lrem(LANE_KEY, 0, acc.inbox_id)  # stored and queued, but no worker will see it
+    get_redis().lrem(INBOUND_LANE, 0, acc.inbox_id)  # stored and queued, but no worker will see it
     stop, t = _lane_worker()
     try:
         time.sleep(0.3)

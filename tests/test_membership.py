@@ -250,11 +250,12 @@ def test_summary_and_staff_lookup_logged(demo, session):
 def test_demo_spend_loader_is_registered_and_idempotent(env):
     from sqlalchemy import func
 
-    from bot.demo import DEMO_LOADERS, load_demo
+    from bot.demo import load_demo
+    from handlers.membership import capability
     from store.db import session_scope
     from store.models import SpendEntry
 
-    assert "handlers.membership.demo:load_demo_spend" in DEMO_LOADERS
+    assert "handlers.membership.demo:load_demo_spend" in capability.demo_loaders
     load_demo()
     load_demo()
     with session_scope() as s:

@@ -39,7 +39,7 @@ def fast_scheduler(env, tmp_path, monkeypatch):
 
     def write(jobs: dict) -> None:
         data = yaml.safe_load(SCHEDULE_FILE.read_text(encoding="utf-8"))
-        data["jobs"] = jobs
+        data["jobs"], data["capability_jobs"] = jobs, False
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         monkeypatch.setenv("GUANJIA_SCHEDULE_FILE", str(path))
         reset_schedule()

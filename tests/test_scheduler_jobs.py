@@ -52,13 +52,14 @@ def _outbox(source_prefix: str):
 
 def test_schedule_yaml_validates_and_names_errors(tmp_path):
     from scheduler.config import ScheduleError, load_schedule, SCHEDULE_FILE
+    from scheduler.tasks import check_tasks
 
-    s = load_schedule()
+    s = check_tasks(load_schedule())
     assert {"arrears", "warranty", "bills", "census", "survey", "forum", "greetings", "birthdays", "sweep"} <= set(s.jobs)
     bad = tmp_path / "s.yaml"
     bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace("task: arrears", "task: arrearz"), encoding="utf-8")
     with pytest.raises(ScheduleError, match=r"s.yaml: jobs.arrears.task: unknown task 'arrearz'"):
-        load_schedule(bad)
+        check_tasks(load_schedule(bad))
     bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace('start: "21:00"', 'start: "9pm"'), encoding="utf-8")
     with pytest.raises(ScheduleError, match="quiet_hours.start"):
         load_schedule(bad)
@@ -180,16 +181,36 @@ def test_job_runs_once_per_slot(env, frozen_clock, monkeypatch):
         assert [r.slot for r in s.scalars(select(JobRun).order_by(JobRun.id))] == ["2026-09-15", "2026-09-16"]
 
 
-def test_hooks_of_other_capabilities_are_called_or_skipped(demo, frozen_clock, monkeypatch):
+def test_the_capabilities_jobs_are_scheduled_and_run(demo, frozen_clock):
+    """Each capability's periodic jobs (Capability.job) join schedule.yaml's and run."""
     from scheduler import tasks
     from scheduler.config import get_schedule
 
-    for name in ("ticket_clocks", "booking_clocks", "memberships", "archive_poll"):
-        res = tasks.call_hook(name)
-        assert "skipped" not in res, res  # the capabilities have landed: each is called
-    # A capability that is not installed is skipped, not an error.
-    monkeypatch.setitem(get_schedule().hooks, "ticket_clocks", ["handlers.nonexistent_cap:check_clocks"])
-    assert tasks.call_hook("ticket_clocks") == {"hook": "ticket_clocks", "skipped": "not available"}
+    jobs = get_schedule().jobs
+    owners = {"deadlines": "clocks", "ticket_surveys": "tickets", "memberships": "membership",
+              "archive_poll": "groups"}
+    for name, owner in owners.items():
+        assert name in jobs and tasks.capability_jobs()[name].owner == owner
+        res = tasks.run_job(name)
+        assert res["hook"] == name and ("pushes" in res or "result" in res), res
+
+
+def test_a_job_name_is_one_job(env, tmp_path, monkeypatch):
+    """schedule.yaml may not reuse a capability's job name: the error names both."""
+    import pytest
+
+    from scheduler.config import SCHEDULE_FILE, ScheduleError, load_schedule
+
+    text = SCHEDULE_FILE.read_text(encoding="utf-8").replace(
+        "jobs:\n", "jobs:\n  ticket_surveys: {trigger: interval, minutes: 5, task: sweep}\n", 1)
+    path = tmp_path / "schedule.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ScheduleError, match="jobs.ticket_surveys: also declared by capability tickets"):
+        load_schedule(path)
+    # `capability_jobs: false`: only the file's own jobs (its ticket_surveys is then its own).
+    path.write_text(text.replace("capability_jobs: true", "capability_jobs: false"), encoding="utf-8")
+    jobs = load_schedule(path).jobs
+    assert jobs["ticket_surveys"].task == "sweep" and "archive_poll" not in jobs
 
 
 def test_a_new_leader_keeps_a_missed_run(env):
@@ -242,10 +263,10 @@ def test_qingming_is_not_a_happy_holiday(demo, frozen_clock):
 def test_ticket_digests_are_scheduled_as_o19(demo, frozen_clock):
     """O19: the daily, weekly and monthly complaint reviews are jobs that reach the ticket digests."""
     from scheduler.config import get_schedule
-    from scheduler.tasks import JOB_TASKS, run_job
+    from scheduler.tasks import known_tasks, run_job
 
     jobs = get_schedule().jobs
     for name in ("ticket_digest", "ticket_weekly", "ticket_monthly"):
-        assert name in jobs and jobs[name].task in JOB_TASKS
+        assert name in jobs and jobs[name].task in known_tasks()
         res = run_job(name)
         assert res.get("hook") == name and "skipped" not in res, res

@@ -56,6 +56,7 @@ def test_one_leader_jobs_once_and_hand_over(env, tmp_path):
 
     data = yaml.safe_load(SCHEDULE_FILE.read_text(encoding="utf-8"))
     # One job every 2 seconds, at most once per 2-second slot.
+    data["capability_jobs"] = False  # only this job
     data["jobs"] = {"tick": {"trigger": "cron", "second": "*/2", "task": "pump_campaigns", "queue": "scheduled",
                              "once_per": 2}}
     sched_file = tmp_path / "schedule.yaml"

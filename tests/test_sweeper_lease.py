@@ -25,7 +25,7 @@ def _row(inbox_id: int):
 
 
 def _stored(app_client, openid: str, msg_id: int) -> int:
-    from bot.inbox import LANE_KEY
+    from ground.keys import INBOUND_LANE
     from bot.queues import get_redis
     from store.db import session_scope
     from store.models import InboxMessage
@@ -34,7 +34,7 @@ def _stored(app_client, openid: str, msg_id: int) -> int:
     assert app_client.post("/wechat/mp", query_string=q, data=body).status_code == 200
     with session_scope() as s:
         inbox_id = s.scalars(select(InboxMessage.id).where(InboxMessage.sender == openid)).one()
-    assert int(get_redis().rpop(LANE_KEY)) == inbox_id  # a worker popped it...
+    assert int(get_redis().rpop(INBOUND_LANE)) == inbox_id  # a worker popped it...
     return inbox_id
 
 
@@ -57,7 +57,8 @@ def test_a_dead_workers_message_is_requeued_within_30_s(app_client, fake_platfor
 
 
 def test_a_lost_queued_id_is_requeued_but_a_backlog_is_left_alone(app_client, fake_platform, frozen_clock):
-    from bot.inbox import LANE_KEY, enqueue
+    from bot.inbox import enqueue
+    from ground.keys import INBOUND_LANE
     from bot.queues import get_redis
     from bot.sweeper import sweep
 
@@ -66,7 +67,7 @@ def test_a_lost_queued_id_is_requeued_but_a_backlog_is_left_alone(app_client, fa
     assert app_client.post("/wechat/mp", query_string=q, data=body).status_code == 200  # still on the lane
     frozen_clock.advance(seconds=25)
     assert sweep()["inbox"] == 1
-    assert get_redis().llen(LANE_KEY) == 2  # the lost one is back; the waiting one not doubled
+    assert get_redis().llen(INBOUND_LANE) == 2  # the lost one is back; the waiting one not doubled
     P.drain_queues()
     assert _row(lost) == ("done", 1)
     assert enqueue(lost) and P.drain_queues(["inbound"]) == 1 and _row(lost) == ("done", 1)

@@ -29,7 +29,7 @@ def router():
 # --- labelled cases ---------------------------------------------------------------
 
 def test_own_cases_all_pass(router):
-    from faq.evaluate import evaluate, load_cases, render
+    from handlers.evaluate import evaluate, load_cases, render
 
     cases = load_cases(CASES)
     assert len(cases) >= 200
@@ -49,7 +49,7 @@ def test_own_cases_cover_owner_writing():
 
 @pytest.mark.skipif(not DEV.exists(), reason="shared dev set not present")
 def test_dev_set_intent_priority_answer(router):
-    from faq.evaluate import evaluate, load_cases, render
+    from handlers.evaluate import evaluate, load_cases, render
 
     cases = load_cases(DEV)
     rep = evaluate(cases)

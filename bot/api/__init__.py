@@ -11,4 +11,5 @@ from bot.api.common import bp  # noqa: F401
 # Importing the route modules registers them on `bp`.
 from bot.api import routes_core  # noqa: F401,E402
 from bot.api import routes_capabilities  # noqa: F401,E402
-from bot.api import routes_consultations  # noqa: F401,E402
+# A capability's own route modules are imported by the app factory from its
+# `Capability.api` (bot/web.py::install_blueprints), before `bp` is registered.

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
+from bot.console.queries import iso, row_dict  # noqa: F401  (the routes take them from here)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # path (OpenAPI form) -> method -> operation object
 PATHS: dict[str, dict[str, dict]] = {}
+_ROUTE_OWNERS: dict[tuple[str, str], str] = {}  # (rule, method) -> the view function that declared it
 
 
 class ApiError(Exception):
@@ -94,7 +96,13 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
                 "type": "object", "required": required or [],
                 "properties": {k: ({"type": "string", "format": "binary", "description": v} if body_type.startswith("multipart")
                                    else {"type": _type_of(v), "description": v}) for k, v in body.items()}}}}}
+        who = f"{fn.__module__}.{fn.__qualname__}"
         for m in methods:
+            old = _ROUTE_OWNERS.setdefault((rule, m), who)
+            if old != who:  # Flask would keep the first quietly
+                from handlers.registry import DuplicateRegistration
+
+                raise DuplicateRegistration("API route", f"{m} {rule}", old, who)
             PATHS.setdefault(_openapi_path(rule), {})[m.lower()] = op
         return wrapper
 
@@ -213,22 +221,3 @@ def page_args(default: int = 50) -> tuple[int, int]:
     return limit, offset
 
 
-def iso(v: Any) -> Any:
-    """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
-    if isinstance(v, datetime):
-        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
-        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
-    if isinstance(v, date):
-        return v.isoformat()
-    return v
-
-
-def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
-    """A model row as JSON; by default every column."""
-    cols = fields or [c.key for c in obj.__table__.columns]
-    return {c: iso(getattr(obj, c, None)) for c in cols}
-
-
-def not_installed(capability: str):
-    """The capability's models have not landed: say so instead of a 500."""
-    raise ApiError(501, f"the {capability} capability is not installed")

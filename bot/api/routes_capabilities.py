@@ -1,23 +1,17 @@
-"""Routes over the capabilities built in parallel: tickets, bookings and
-applications, duty roster, announcements, surveys, groups and strikes, FAQ.
-
-Their models and functions are imported lazily (bot.console.queries.model),
-so an endpoint answers 501 "not installed" rather than failing while its
-capability has not landed.
-"""
+"""Routes over the capabilities: tickets, bookings and applications, duty
+roster, announcements, surveys, groups and strikes, FAQ."""
 from __future__ import annotations
 
-import importlib
-
 from flask import g, jsonify
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ground import clock
-from bot.api.common import (ApiError, api_route, body_json, iso, not_installed, page_args, principal, query_args,
+from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict)
 from bot.console import queries as Q
 from bot.console.auth import audit, event_actor
-from store.models import Owner, Staff
+from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
+                          Ticket)
 
 # --- tickets ---------------------------------------------------------------------------------
 
@@ -33,8 +27,6 @@ TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "c
 @api_route("/tickets", ["GET"], "staff", "Tickets, filtered, newest first, with their running clocks",
            query=TICKET_FILTERS)
 def tickets_list():
-    if Q.model("tickets", "Ticket") is None:
-        not_installed("tickets")
     q = query_args()
     f = {"state": req_str(q, "state", required=False, choices=TICKET_STATES),
          "priority": req_str(q, "priority", required=False, choices=Q.PRIORITIES),
@@ -47,7 +39,7 @@ def tickets_list():
     stmt = Q.ticket_query(f, Q.viewer())
     if late == "1":
         ids = Q.late_ticket_ids(g.db, now)
-        stmt = stmt.where(Q.model("tickets", "Ticket").id.in_(ids or [-1]))
+        stmt = stmt.where(Ticket.id.in_(ids or [-1]))
     rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
     clocks = Q.clock_views(g.db, [t.id for t in rows], now)
     return jsonify({"tickets": [Q.ticket_dict(t, clocks[t.id], Q.viewer()) for t in rows], "limit": limit,
@@ -55,9 +47,6 @@ def tickets_list():
 
 
 def _ticket_or_404(ticket_id: int):
-    Ticket = Q.model("tickets", "Ticket")
-    if Ticket is None:
-        not_installed("tickets")
     from handlers import scope
 
     t = g.db.get(Ticket, ticket_id)
@@ -125,9 +114,6 @@ def _owner_label(o: Owner | None) -> dict:
                   "day": "string: date 2026-09-15", "limit": "integer: page size (1-500)",
                   "offset": "integer: rows to skip"})
 def bookings_list():
-    Booking = Q.model("membership", "Booking")
-    if Booking is None:
-        not_installed("membership")
     q = query_args()
     state = req_str(q, "state", required=False, choices=BOOKING_STATES)
     service = req_str(q, "service", required=False, max_len=32)
@@ -155,27 +141,22 @@ def bookings_list():
 @api_route("/applications", ["GET"], "staff", "Membership upgrade applications",
            query={"state": "string: pending/approved/rejected"})
 def applications_list():
-    App = Q.model("membership", "MemberApplication")
-    if App is None:
-        not_installed("membership")
     state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
     from handlers import scope
 
-    stmt = scope.scoped_by_owner(select(App).order_by(App.id.desc()), App.owner_id, Q.viewer())
+    stmt = scope.scoped_by_owner(select(MemberApplication).order_by(MemberApplication.id.desc()), MemberApplication.owner_id, Q.viewer())
     if state:
-        stmt = stmt.where(App.state == state)
+        stmt = stmt.where(MemberApplication.state == state)
     out = [row_dict(a, ["id", "from_tier", "target_tier", "basis", "state", "reviewed_by", "reviewed_at",
                         "created_at"]) | _owner_label(a.owner) for a in g.db.scalars(stmt.limit(200))]
     return jsonify({"applications": out})
 
 
 def _decision_target(model_name: str, obj_id: int, field: str):
-    M = Q.model("membership", model_name)
-    if M is None:
-        not_installed("membership")
-    row = g.db.get(M, obj_id)
+    row = g.db.get({"Booking": Booking, "MemberApplication": MemberApplication}[model_name], obj_id)
     from handlers import scope
 
+    M = {"Booking": Booking, "MemberApplication": MemberApplication}[model_name]
     clause = scope.of_visible_owners(M.owner_id, Q.viewer())
     if row is None or (clause is not None and g.db.scalar(select(M.id).where(M.id == obj_id, clause)) is None):
         raise ApiError(404, f"no {field.split('_')[0]} {obj_id}", field)  # outside one's scope reads as missing
@@ -217,10 +198,8 @@ def application_review(application_id: int):
 
 @api_route("/roster", ["GET"], "staff", "The duty roster: who is asked first per team and building, heads, escalation")
 def roster():
-    try:
-        from handlers.tickets.policy import roster as load
-    except ImportError:
-        not_installed("tickets")
+    from handlers.tickets.policy import roster as load
+
     r = load()
     names = {s.userid: s.name for s in g.db.scalars(select(Staff))}
     teams = {}
@@ -234,10 +213,11 @@ def roster():
 # --- announcements -----------------------------------------------------------------------------------
 
 def _campaigns():
-    try:
-        return importlib.import_module("scheduler.campaigns")
-    except ImportError:
-        not_installed("campaigns")
+    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
+    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
+    import importlib
+
+    return importlib.import_module("scheduler.campaigns")
 
 
 TARGET_HELP = ('object: {"everyone": true} | {"buildings": ["1栋"]} | {"tiers": ["金卡"]} | '
@@ -254,25 +234,10 @@ def announcement_dict(camp, progress: dict | None = None) -> dict:
     return d
 
 
-def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
-    Delivery = Q.model("campaigns", "Delivery")
-    out: dict[int, dict] = {i: {} for i in campaign_ids}
-    if Delivery is None or not campaign_ids:
-        return out
-    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
-                                         .where(Delivery.campaign_id.in_(campaign_ids))
-                                         .group_by(Delivery.campaign_id, Delivery.state)):
-        out[cid][state] = n
-    return out
-
-
 @api_route("/announcements", ["GET"], "staff", "Announcements with delivery progress, newest first",
            query={"state": "string: scheduled/planned/sending/done/cancelled", "limit": "integer: page size (1-500)",
                   "offset": "integer: rows to skip"})
 def announcements_list():
-    Campaign = Q.model("campaigns", "Campaign")
-    if Campaign is None:
-        not_installed("campaigns")
     state = req_str(query_args(), "state", required=False,
                     choices=("scheduled", "planned", "sending", "done", "cancelled"))
     limit, offset = page_args()
@@ -280,7 +245,7 @@ def announcements_list():
     if state:
         stmt = stmt.where(Campaign.state == state)
     rows = list(g.db.scalars(stmt.limit(limit).offset(offset)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     return jsonify({"announcements": [announcement_dict(c, prog[c.id]) for c in rows]})
 
 
@@ -331,9 +296,6 @@ def announcements_create():
 
 
 def _announcement_or_404(campaign_id: int):
-    Campaign = Q.model("campaigns", "Campaign")
-    if Campaign is None:
-        not_installed("campaigns")
     camp = g.db.get(Campaign, campaign_id)
     if camp is None or camp.kind != "announcement":
         raise ApiError(404, f"no announcement {campaign_id}", "announcement_id")
@@ -358,7 +320,7 @@ def announcement_detail(announcement_id: int):
     mod = _campaigns()
     camp = _announcement_or_404(announcement_id)
     failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
@@ -370,7 +332,7 @@ def announcement_retry(announcement_id: int):
         n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
     except mod.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
 
 
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
@@ -381,7 +343,7 @@ def announcement_cancel(announcement_id: int):
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
-    return jsonify(announcement_dict(camp, delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
 
 
 # --- surveys ------------------------------------------------------------------------------------------
@@ -399,10 +361,7 @@ def surveys_results():
     survey = req_str(q, "survey", required=False, max_len=32) or "satisfaction"
     if source == "survey" and by == "category":
         raise ApiError(400, "survey answers have no category; use source=tickets", "by")
-    try:
-        series = results(g.db, source, by, survey)
-    except LookupError as exc:
-        not_installed(str(exc))
+    series = results(g.db, source, by, survey)
     return jsonify({"source": source, "by": by, "series": series})
 
 
@@ -420,8 +379,6 @@ def strikes_list():
     status = req_str(q, "status", required=False, choices=("open", "done", "reversed", "lifted"))
     limit, _ = page_args(100)
     rows = strikes(g.db, group, member, status, limit, Q.viewer())
-    if rows is None:
-        not_installed("groups")
     return jsonify({"strikes": rows})
 
 
@@ -430,10 +387,6 @@ def strikes_list():
 def _kb():
     from bot.console import kb_queries
 
-    try:
-        kb_queries.data_dir()
-    except LookupError:
-        not_installed("faq")
     return kb_queries
 
 
@@ -454,8 +407,6 @@ def faq_misses():
     show_all = req_str(query_args(), "all", required=False, choices=("0", "1")) == "1"
     limit, _ = page_args(100)
     rows = kbq.miss_rows(g.db, show_all, limit)
-    if rows is None:
-        not_installed("faq misses")
     return jsonify({"misses": [row_dict(m, ["id", "text", "chat", "kind", "best_id", "best_score", "candidates",
                                             "resolved", "created_at"]) for m in rows]})
 
@@ -470,8 +421,7 @@ def faq_add_phrasing(entry_id: str):
     data = body_json()
     phrase = req_str(data, "phrase", max_len=200)
     miss_id = req_int(data, "miss_id", required=False, minimum=1)
-    Miss = Q.model("faq", "FaqMiss")
-    miss = g.db.get(Miss, miss_id) if (miss_id and Miss) else None
+    miss = g.db.get(FaqMiss, miss_id) if miss_id else None
     if miss_id and miss is None:
         raise ApiError(400, f"no miss {miss_id}", "miss_id")
     try:
@@ -502,8 +452,7 @@ def faq_add_entry():
                              req_str(data, "answer", max_len=2000), tags)
     except kbq.KBEditError as exc:
         raise ApiError(400, str(exc), "id" if exc.field == "entry_id" else exc.field) from None
-    Miss = Q.model("faq", "FaqMiss")
-    miss = g.db.get(Miss, miss_id) if (miss_id and Miss) else None
+    miss = g.db.get(FaqMiss, miss_id) if miss_id else None
     resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
     audit(g.db, principal(), "faq.add_entry", f"faq:{data['id']}", {"file": file, "miss": miss_id})
     return jsonify({"id": data["id"], "file": file, "resolved_misses": resolved}), 201
@@ -515,10 +464,7 @@ def faq_add_entry():
 def strike_decide(case_id: int):
     data = body_json()
     decision = req_str(data, "decision", choices=("done", "fp"))
-    Case = Q.model("groups", "ModerationCase")
-    if Case is None:
-        not_installed("groups")
-    case = g.db.get(Case, case_id)
+    case = g.db.get(ModerationCase, case_id)
     from handlers import scope
 
     if case is None or not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # outside one's scope: missing

@@ -10,6 +10,9 @@ import time
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
+from bot.queues import get_redis
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 # Epoch seconds have 10 digits until the year 2286; a longer run is an attack, and
@@ -89,10 +92,8 @@ def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s
     if window_s <= 0:  # the window is off (recorded vectors): nothing to remember
         return
     digest = hashlib.sha256(body).hexdigest()[:32]
-    key = f"guanjia:nonce:{channel}:{timestamp}:{hashlib.sha256(nonce.encode()).hexdigest()[:24]}"
+    key = keys.nonce(channel, timestamp, nonce)
     try:
-        from bot.queues import get_redis
-
         r = get_redis()
         # Kept twice the window: a timestamp stays acceptable from window before to window after it.
         if r.set(key, digest, nx=True, ex=2 * window_s + 60):

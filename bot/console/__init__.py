@@ -49,4 +49,5 @@ def _configure(state) -> None:
     labels.labels()  # a malformed display_labels.yaml stops the start, naming file and field
 
 
-from bot.console import views  # noqa: E402,F401  (registers the pages)
+# Importing the view modules registers their pages on `bp` (reveal: the phone reveal, handlers/privacy.py).
+from bot.console import views, pages, capability_views, kb_queries, exports, reveal  # noqa: E402,F401

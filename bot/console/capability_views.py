@@ -1,10 +1,7 @@
-"""Console queries and pages for the capabilities written in parallel
-(membership/bookings, groups/moderation, campaigns, FAQ). Each returns None
-while its capability has not landed, and the page says so."""
+"""Console queries and pages for the capabilities (membership/bookings,
+groups/moderation, campaigns, FAQ)."""
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -15,20 +12,9 @@ from sqlalchemy.orm import Session
 from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
+from bot.console.queries import Item
 from bot.console.views import page
-
-
-@dataclass
-class Item:
-    """One line on the Today page."""
-
-    label: str
-    when: str
-    id: int | None = None
-    text: str = ""
-    count: int = 0
-    kind: str = ""
-    clocks: list = field(default_factory=list)  # running service clocks (chips)
+from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
 
 
 def _cst(dt: datetime | None) -> str:
@@ -44,9 +30,6 @@ def unanswered(session: Session, limit: int = 10):
 
 
 def pending_bookings(session: Session):
-    Booking = Q.model("membership", "Booking")
-    if Booking is None:
-        return None
     from bot.console import labels
     from handlers import scope
 
@@ -59,13 +42,10 @@ def pending_bookings(session: Session):
 
 
 def pending_applications(session: Session):
-    App = Q.model("membership", "MemberApplication")
-    if App is None:
-        return None
     from handlers import scope
 
-    stmt = select(App).where(App.state == "pending").order_by(App.id).limit(30)
-    rows = list(session.scalars(scope.scoped_by_owner(stmt, App.owner_id, Q.viewer())))
+    stmt = select(MemberApplication).where(MemberApplication.state == "pending").order_by(MemberApplication.id).limit(30)
+    rows = list(session.scalars(scope.scoped_by_owner(stmt, MemberApplication.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"application:{a.id}" for a in rows], clock.now())
     return [Item(f"升级申请 M{a.id} {a.owner.room if a.owner else ''} {a.from_tier}→{a.target_tier}",
                  _cst(a.created_at), a.id, kind="application", clocks=chips[f"application:{a.id}"]) for a in rows]
@@ -82,21 +62,17 @@ def my_work(session: Session, staff_id: int | None):
     if me is None:
         return None
     items = []
-    Ticket = Q.model("tickets", "Ticket")
-    if Ticket is not None:
-        from handlers.privacy import for_viewer
+    from handlers.privacy import for_viewer
 
-        rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
-                                                         Ticket.state.in_(Q.OPEN_TICKET_STATES))))
-        chips = Q.clock_views(session, [t.id for t in rows], clock.now())
-        for t in Q.due_first(rows, chips):  # what is due first, first
-            items.append(Item(f"T{t.id} {t.room or ''} {for_viewer(Q.viewer(), t.content)[:30]}", _cst(t.created_at),
-                              t.id, kind="ticket", clocks=chips[t.id]))
-    Suggestion = Q.model("groups", "GroupSuggestion")
-    if Suggestion is not None:
-        for sg in session.scalars(select(Suggestion).where(Suggestion.staff_userid == me.userid,
-                                                           Suggestion.state == "pending").order_by(Suggestion.id)):
-            items.append(Item(f"群回复待发送：{sg.text[:60]}", _cst(sg.created_at), sg.id, text=sg.text, kind="suggestion"))
+    rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
+                                                     Ticket.state.in_(Q.OPEN_TICKET_STATES))))
+    chips = Q.clock_views(session, [t.id for t in rows], clock.now())
+    for t in Q.due_first(rows, chips):  # what is due first, first
+        items.append(Item(f"T{t.id} {t.room or ''} {for_viewer(Q.viewer(), t.content)[:30]}", _cst(t.created_at),
+                          t.id, kind="ticket", clocks=chips[t.id]))
+    for sg in session.scalars(select(GroupSuggestion).where(GroupSuggestion.staff_userid == me.userid,
+                                                            GroupSuggestion.state == "pending").order_by(GroupSuggestion.id)):
+        items.append(Item(f"群回复待发送：{sg.text[:60]}", _cst(sg.created_at), sg.id, text=sg.text, kind="suggestion"))
     return items
 
 
@@ -143,28 +119,25 @@ def satisfaction():
     for source, label in (("survey", "季度满意度调查"), ("tickets", "工单评价")):
         if source == "survey" and by == "category":
             continue  # survey answers are about the community, not a category
-        try:
-            series = results(g.db, source, by)
-        except LookupError:
-            charts.append((label, Markup('<p class="muted">模块尚未上线。</p>'), []))
-            continue
+        series = results(g.db, source, by)
         if by == "category":
             from bot.console import labels
 
             series = [{**x, "group": labels.category(x["group"])} for x in series]
         charts.append((label, Markup(line_chart(series, title=label)), series))
     months = clocks_by_month(g.db)
-    clock_chart = Markup(bar_chart(months)) if months is not None else None
-    return render_template("satisfaction.html", by=by, charts=charts, clock_chart=clock_chart, months=months or [])
+    return render_template("satisfaction.html", by=by, charts=charts, clock_chart=Markup(bar_chart(months)),
+                           months=months)
 
 
 # --- Announcements ----------------------------------------------------------------------------------
 
 def _campaigns():
-    try:
-        return importlib.import_module("scheduler.campaigns")
-    except ImportError:
-        return None
+    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
+    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
+    import importlib
+
+    return importlib.import_module("scheduler.campaigns")
 
 
 TARGET_LABELS = {"everyone": "全体业主", "buildings": "楼栋", "tiers": "会员等级", "groups": "业主群"}
@@ -180,15 +153,11 @@ def _target_text(target: dict) -> str:
 @bp.get("/announcements")
 @page("supervisor")
 def announcements():
-    Campaign = Q.model("campaigns", "Campaign")
     mod = _campaigns()
-    if Campaign is None or mod is None:
-        return render_template("not_installed.html", title="公告", capability="campaigns")
-    from bot.api.routes_capabilities import delivery_progress
     from store.models import Building, Group
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
-    prog = delivery_progress(g.db, [c.id for c in rows])
+    prog = Q.delivery_progress(g.db, [c.id for c in rows])
     reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
@@ -200,8 +169,6 @@ def announcements():
 @page("supervisor")
 def announcements_create():
     mod = _campaigns()
-    if mod is None:
-        return render_template("not_installed.html", title="公告", capability="campaigns")
     f = request.form
     text = (f.get("text") or "").strip()
     scope = f.get("scope") or "everyone"
@@ -262,9 +229,8 @@ def announcements_create():
 @page("supervisor")
 def announcement_retry(campaign_id: int):
     mod = _campaigns()
-    Campaign = Q.model("campaigns", "Campaign")
-    camp = g.db.get(Campaign, campaign_id) if Campaign else None
-    if mod is None or camp is None or camp.kind != "announcement":
+    camp = g.db.get(Campaign, campaign_id)
+    if camp is None or camp.kind != "announcement":
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     try:
@@ -280,9 +246,8 @@ def announcement_retry(campaign_id: int):
 @page("supervisor")
 def announcement_cancel(campaign_id: int):
     mod = _campaigns()
-    Campaign = Q.model("campaigns", "Campaign")
-    camp = g.db.get(Campaign, campaign_id) if Campaign else None
-    if mod is None or camp is None or camp.kind != "announcement":
+    camp = g.db.get(Campaign, campaign_id)
+    if camp is None or camp.kind != "announcement":
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
@@ -308,8 +273,7 @@ def _owner_row_visible(M, row_id: int) -> bool:
 def booking_decide(booking_id: int, action: str):
     from bot.console.auth import event_actor
 
-    Booking = Q.model("membership", "Booking")
-    if (Booking is None or action not in ("approve", "reject", "contacted", "done")
+    if (action not in ("approve", "reject", "contacted", "done")
             or not _owner_row_visible(Booking, booking_id)):
         flash("没有这个预约或操作", "error")
         return redirect(url_for("console.today"))
@@ -326,8 +290,7 @@ def booking_decide(booking_id: int, action: str):
 def application_decide(application_id: int, decision: str):
     from bot.console.auth import event_actor
 
-    App = Q.model("membership", "MemberApplication")
-    if App is None or decision not in ("approve", "reject") or not _owner_row_visible(App, application_id):
+    if decision not in ("approve", "reject") or not _owner_row_visible(MemberApplication, application_id):
         flash("没有这个申请或操作", "error")
         return redirect(url_for("console.today"))
     note = (request.form.get("note") or "").strip()[:200] or None
@@ -346,8 +309,7 @@ def strike_decide(case_id: int, decision: str):
     """The group's staff admin (or a supervisor) settles a moderation card from the console."""
     from bot.console.auth import event_actor
 
-    Case = Q.model("groups", "ModerationCase")
-    case = g.db.get(Case, case_id) if Case else None
+    case = g.db.get(ModerationCase, case_id)
     from handlers import scope
 
     if case is None or decision not in ("done", "fp"):

@@ -21,6 +21,7 @@ from ground import clock
 from bot.console import bp, labels as L, queries as Q
 from bot.console.auth import audit
 from bot.console.views import names, page
+from store.models import Booking, FaqMiss
 
 TIME_FORMAT = "yyyy-mm-dd hh:mm"
 
@@ -77,7 +78,6 @@ def tickets_book(session, filters: dict, now: datetime) -> Workbook:
 
 
 def bookings_book(session) -> Workbook:
-    Booking = Q.model("membership", "Booking")
     wb = Workbook()
     wb.remove(wb.active)
     from handlers import scope
@@ -101,14 +101,11 @@ def satisfaction_book(session, by: str) -> Workbook:
     for source, title in (("tickets", "工单评价"), ("survey", "满意度调查")):
         if source == "survey" and by == "category":
             continue
-        try:
-            series = results(session, source, by)
-        except LookupError:
-            series = []
+        series = results(session, source, by)
         add_sheet(wb, title, [group_title, "月份/季度", "平均分", "份数"],
                   ([L.category(s["group"]) if by == "category" else s["group"], p["period"], p["avg"], p["n"]]
                    for s in series for p in s["points"]))
-    months = clocks_by_month(session) or []
+    months = clocks_by_month(session)
     add_sheet(wb, "时限达成", ["月份", "达成", "超时", "达成率"],
               ([m["month"], m["kept"], m["broken"], f"{round(100 * m['kept'] / (m['kept'] + m['broken']))}%"]
                for m in months))
@@ -118,18 +115,15 @@ def satisfaction_book(session, by: str) -> Workbook:
 def misses_book(session) -> Workbook:
     from handlers import privacy
 
-    Miss = Q.model("faq", "FaqMiss")
     wb = Workbook()
     wb.remove(wb.active)
-    rows = []
-    if Miss is not None:
-        rows = session.execute(
-            select(func.max(Miss.id), func.count(), func.min(Miss.created_at), func.max(Miss.created_at))
-            .where(Miss.resolved.is_(False)).group_by(Miss.normalized)
-            .order_by(func.count().desc(), func.max(Miss.id).desc()).limit(5000)).all()
+    rows = session.execute(
+        select(func.max(FaqMiss.id), func.count(), func.min(FaqMiss.created_at), func.max(FaqMiss.created_at))
+        .where(FaqMiss.resolved.is_(False)).group_by(FaqMiss.normalized)
+        .order_by(func.count().desc(), func.max(FaqMiss.id).desc()).limit(5000)).all()
     def lines():
         for last_id, n, first, last in rows:
-            m = session.get(Miss, last_id)
+            m = session.get(FaqMiss, last_id)
             yield [privacy.for_viewer(Q.viewer(), m.text), n, first, last, "需澄清" if m.kind == "clarify" else "转人工",
                    {"private": "私聊", "group": "群聊"}.get(m.chat, "其他")]
     add_sheet(wb, "未回答的问题", ["问题", "次数", "首次提问", "最近提问", "处理", "来源"], lines())
@@ -146,8 +140,6 @@ def export(what: str):
         abort(404)
     now = clock.now()
     if what == "tickets":
-        if Q.model("tickets", "Ticket") is None:
-            abort(404)
         f = {k: (request.args.get(k) or "").strip()[:64]
              for k in ("state", "priority", "category", "building", "assignee", "q", "late")}
         wb = tickets_book(g.db, f, now)

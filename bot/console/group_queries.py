@@ -6,18 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console import labels
-from bot.console.queries import model
-from store.models import Group, Owner
+from bot.console.queries import Item
+from store.models import Group, GroupAdmission, ModerationCase, Owner
 
 
 def moderation_waiting(session: Session, viewer=None):
     """Open moderation cases and pending admissions (the cards staff admins have not decided),
     of the groups `viewer` may see (handlers/scope.py; None: all)."""
-    Case = model("groups", "ModerationCase")
-    Admission = model("groups", "GroupAdmission")
-    if Case is None:
-        return None
-    from bot.console.capability_views import Item
     from handlers import scope
 
     def scoped(stmt, column):
@@ -26,16 +21,16 @@ def moderation_waiting(session: Session, viewer=None):
     names = {g.chat_id: g.name for g in session.scalars(select(Group))}
     who = _member_names(session)
     items = []
-    for c in session.scalars(scoped(select(Case).where(Case.status == "open"), Case.group_chat_id)
-                             .order_by(Case.id).limit(30)):
+    for c in session.scalars(scoped(select(ModerationCase).where(ModerationCase.status == "open"),
+                                    ModerationCase.group_chat_id).order_by(ModerationCase.id).limit(30)):
         items.append(Item(f"{names.get(c.group_chat_id, '业主群')} · {who.get(c.member_id, '群成员')} · "
                           f"{labels.word('violations', c.violation)} → {labels.word('moderation_steps', c.step)}"
                           f"（第{c.strike_total}次）", labels.fmt_time(c.created_at), c.id, kind="case"))
-    if Admission is not None:
-        for a in session.scalars(scoped(select(Admission).where(Admission.decision == "pending"), Admission.group_chat_id)
-                                 .order_by(Admission.id).limit(30)):
-            items.append(Item(f"{names.get(a.group_chat_id, '业主群')} · 入群待审核 · {who.get(a.member_id, '新成员')}",
-                              labels.fmt_time(a.created_at), a.id))
+    pending = scoped(select(GroupAdmission).where(GroupAdmission.decision == "pending"),
+                     GroupAdmission.group_chat_id).order_by(GroupAdmission.id).limit(30)
+    for a in session.scalars(pending):
+        items.append(Item(f"{names.get(a.group_chat_id, '业主群')} · 入群待审核 · {who.get(a.member_id, '新成员')}",
+                          labels.fmt_time(a.created_at), a.id))
     return items
 
 
@@ -48,21 +43,18 @@ def _member_names(session: Session) -> dict[str, str]:
 def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
             limit: int = 100, viewer=None) -> list[dict] | None:
     """Moderation cases, newest first, of the groups `viewer` may see (None: all)."""
-    Case = model("groups", "ModerationCase")
-    if Case is None:
-        return None
-    from bot.api.common import row_dict
+    from bot.console.queries import row_dict
     from handlers import scope
 
-    stmt = select(Case).order_by(Case.id.desc())
+    stmt = select(ModerationCase).order_by(ModerationCase.id.desc())
     if viewer is not None:
-        stmt = scope.scoped_by_group(stmt, Case.group_chat_id, viewer)
+        stmt = scope.scoped_by_group(stmt, ModerationCase.group_chat_id, viewer)
     if group:
-        stmt = stmt.where(Case.group_chat_id == group)
+        stmt = stmt.where(ModerationCase.group_chat_id == group)
     if member:
-        stmt = stmt.where(Case.member_id == member)
+        stmt = stmt.where(ModerationCase.member_id == member)
     if status:
-        stmt = stmt.where(Case.status == status)
+        stmt = stmt.where(ModerationCase.status == status)
     who = _member_names(session)
     out = []
     for c in session.scalars(stmt.limit(limit)):

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from bot.console import bp
 from bot.console.auth import audit
-from bot.console.queries import model
+from bot.console.queries import Item
 from bot.console.views import page
+from store.models import FaqMiss
 
 CONSOLE_FILE = "console_added.yaml"
 _write_lock = threading.Lock()  # two managers saving at once must not interleave edits
@@ -45,10 +46,8 @@ class KBEditError(ValueError):
 
 def data_dir() -> Path:
     """The directory the running matcher reads (tests point it at a copy)."""
-    try:
-        from faq import matcher
-    except ImportError:
-        raise LookupError("faq") from None
+    from faq import matcher
+
     return Path(matcher.default().store.data_dir)
 
 
@@ -65,18 +64,13 @@ def entries(query: str | None = None) -> list:
 
 def open_misses(session: Session, limit: int = 10):
     """Unresolved misses, grouped by normalized text, most asked first."""
-    Miss = model("faq", "FaqMiss")
-    if Miss is None:
-        return None
-    from bot.console.capability_views import Item
-
     rows = session.execute(
-        select(Miss.normalized, func.count(), func.max(Miss.id), func.max(Miss.created_at))
-        .where(Miss.resolved.is_(False)).group_by(Miss.normalized)
-        .order_by(func.count().desc(), func.max(Miss.id).desc()).limit(limit)).all()
+        select(FaqMiss.normalized, func.count(), func.max(FaqMiss.id), func.max(FaqMiss.created_at))
+        .where(FaqMiss.resolved.is_(False)).group_by(FaqMiss.normalized)
+        .order_by(func.count().desc(), func.max(FaqMiss.id).desc()).limit(limit)).all()
     out = []
     for norm, n, last_id, last_at in rows:
-        m = session.get(Miss, last_id)
+        m = session.get(FaqMiss, last_id)
         # An owner's words: a number in them reaches staff masked (handlers/privacy.py).
         out.append(Item(label=_masked(m.text), when=last_at.isoformat() if last_at else "", id=m.id, text=m.text, count=n))
     return out
@@ -93,23 +87,19 @@ def _masked(text: str) -> str:
 
 
 def miss_rows(session: Session, show_all: bool = False, limit: int = 200):
-    Miss = model("faq", "FaqMiss")
-    if Miss is None:
-        return None
-    stmt = select(Miss).order_by(Miss.id.desc()).limit(limit)
+    stmt = select(FaqMiss).order_by(FaqMiss.id.desc()).limit(limit)
     if not show_all:
-        stmt = stmt.where(Miss.resolved.is_(False))
+        stmt = stmt.where(FaqMiss.resolved.is_(False))
     return list(session.scalars(stmt))
 
 
 def resolve_misses(session: Session, text: str) -> int:
     """Mark every unresolved miss with the same normalized text as answered."""
-    Miss = model("faq", "FaqMiss")
     from faq.normalize import clean
 
     norm = clean(text)[:500]
     n = 0
-    for m in session.scalars(select(Miss).where(Miss.resolved.is_(False), Miss.normalized == norm)):
+    for m in session.scalars(select(FaqMiss).where(FaqMiss.resolved.is_(False), FaqMiss.normalized == norm)):
         m.resolved = True
         n += 1
     return n
@@ -216,10 +206,6 @@ def add_entry(entry_id: str, title: str, questions: list[str], answer: str, tags
 @bp.get("/kb")
 @page("staff")
 def kb():
-    try:
-        data_dir()
-    except LookupError:
-        return render_template("not_installed.html", title="知识库", capability="faq")
     q = (request.args.get("q") or "").strip()[:64]
     misses = miss_rows(g.db, show_all=bool(request.args.get("all")))
     ents = entries(q or None)
@@ -231,8 +217,7 @@ def kb():
 @bp.post("/kb/misses/<int:miss_id>/phrasing")
 @page("supervisor")
 def kb_add_phrasing(miss_id: int):
-    Miss = model("faq", "FaqMiss")
-    miss = g.db.get(Miss, miss_id) if Miss else None
+    miss = g.db.get(FaqMiss, miss_id)
     if miss is None:
         flash("没有这条未回答的问题", "error")
         return redirect(url_for("console.kb"))
@@ -252,8 +237,7 @@ def kb_add_phrasing(miss_id: int):
 @bp.post("/kb/misses/<int:miss_id>/entry")
 @page("supervisor")
 def kb_add_entry(miss_id: int):
-    Miss = model("faq", "FaqMiss")
-    miss = g.db.get(Miss, miss_id) if Miss else None
+    miss = g.db.get(FaqMiss, miss_id)
     if miss is None:
         flash("没有这条未回答的问题", "error")
         return redirect(url_for("console.kb"))
@@ -274,8 +258,7 @@ def kb_add_entry(miss_id: int):
 @bp.post("/kb/misses/<int:miss_id>/dismiss")
 @page("supervisor")
 def kb_dismiss(miss_id: int):
-    Miss = model("faq", "FaqMiss")
-    miss = g.db.get(Miss, miss_id) if Miss else None
+    miss = g.db.get(FaqMiss, miss_id)
     if miss is not None:
         n = resolve_misses(g.db, miss.text)
         audit(g.db, g.principal, "faq.dismiss_miss", f"miss:{miss_id}", {"count": n})

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 import yaml
+
+from ground import clock
 
 DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
 LABELS_FILE = DATA / "display_labels.yaml"
@@ -59,33 +60,31 @@ def labels() -> dict[str, Any]:
     return data
 
 
-def _clock_files() -> tuple[dict, dict]:
-    clocks_yaml = yaml.safe_load((DATA / "clocks.yaml").read_text(encoding="utf-8")) or {}
-    member_yaml = yaml.safe_load((DATA / "member_clocks.yaml").read_text(encoding="utf-8")) or {}
-    return clocks_yaml, member_yaml
+def _clock_specs() -> tuple[list, list]:
+    """The clock policies: tickets' (clocks.yaml) and services' (member_clocks.yaml)."""
+    from handlers.membership.notify import service_policies
+    from handlers.tickets.policy import policy
+
+    p = policy()
+    tickets = [c for cls in p.classes.values() for c in cls.clocks]
+    tickets += [c for cs in p.kinds.values() for c in cs] + list(p.all)
+    return tickets, list(service_policies().values())
 
 
 @lru_cache(maxsize=1)
 def _clock_titles() -> dict[str, str]:
-    """clock id -> its title in clocks.yaml / name in member_clocks.yaml (the fall-back name)."""
-    clocks_yaml, member_yaml = _clock_files()
-    specs = [c for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])]
-    specs += [c for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs] + list(clocks_yaml.get("all") or [])
-    titles = {c["id"]: str(c.get("title") or "时限") for c in specs}
-    titles.update({k: str((v or {}).get("name") or "时限") for k, v in (member_yaml.get("clocks") or {}).items()})
-    return titles
+    """clock id -> its title in clocks.yaml / member_clocks.yaml (the fall-back name)."""
+    tickets, services = _clock_specs()
+    return {c.id: c.title or "时限" for c in tickets + services}
 
 
 def missing_clock_names(data: dict | None = None) -> list[str]:
     """Clocks of clocks.yaml / member_clocks.yaml the labels do not name (they would
     show their long titles instead of a chip's short name)."""
     data = data if data is not None else labels()
-    clocks_yaml, member_yaml = _clock_files()
-    ids = {c["id"] for cls in (clocks_yaml.get("classes") or {}).values() for c in cls.get("clocks", [])}
-    ids |= {c["id"] for cs in (clocks_yaml.get("kinds") or {}).values() for c in cs}
-    ids |= {c["id"] for c in clocks_yaml.get("all") or []}
-    missing = sorted(ids - set(data["clocks"]))
-    missing += sorted(set(member_yaml.get("clocks") or {}) - set(data["member_clocks"]))
+    tickets, services = _clock_specs()
+    missing = sorted({c.id for c in tickets} - set(data["clocks"]))
+    missing += sorted({c.id for c in services} - set(data["member_clocks"]))
     return missing
 
 
@@ -96,46 +95,10 @@ def word(section: str, key: str | None, default: str | None = None) -> str:
     return labels()[section].get(key, default if default is not None else key)
 
 
-# --- time --------------------------------------------------------------------------------------
+# --- time: the community's zone and how it reads a time (ground/clock.py) ---------------------
 
-def tz() -> ZoneInfo:
-    """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
-    try:
-        from ground.config import get_settings
-
-        return ZoneInfo(get_settings().timezone)
-    except Exception:  # no usable settings (a bare CLI call): the product's default
-        from ground.clock import CST
-
-        return CST
-
-
-def local(dt: datetime | None) -> datetime | None:
-    return dt.astimezone(tz()) if dt is not None else None
-
-
-def fmt_time(dt: datetime | date | None, fmt: str = "%m-%d %H:%M") -> str:
-    """A time as the community reads it; dates as they are."""
-    if dt is None:
-        return ""
-    if isinstance(dt, datetime):
-        return dt.astimezone(tz()).strftime(fmt)
-    return dt.strftime(fmt if "%H" not in fmt else "%Y-%m-%d")
-
-
-def fmt_when(dt: datetime | None, now: datetime | None = None) -> str:
-    """"18:01" today, "09-14 18:01" another day, "2025-09-14 18:01" another year."""
-    if dt is None:
-        return ""
-    from ground import clock
-
-    here, today = dt.astimezone(tz()), (now or clock.now()).astimezone(tz())
-    if (here.hour, here.minute) == (0, 0):  # a deadline at midnight is the end of the day before
-        here -= timedelta(minutes=1)
-        return here.strftime("%m-%d 24:00" if here.year == today.year else "%Y-%m-%d 24:00")
-    if here.date() == today.date():
-        return here.strftime("%H:%M")
-    return here.strftime("%m-%d %H:%M" if here.year == today.year else "%Y-%m-%d %H:%M")
+# Named here too because the console's templates and views say labels.fmt_time.
+tz, local, fmt_time, fmt_when = clock.zone, clock.local, clock.fmt_time, clock.fmt_when
 
 
 def human_span(delta: timedelta) -> str:
@@ -191,10 +154,8 @@ def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: dat
 def category(key: str | None) -> str:
     if not key:
         return "其他"
-    try:
-        from handlers.tickets.core import CATEGORY_LABELS
-    except ImportError:
-        CATEGORY_LABELS = {}
+    from handlers.tickets.core import CATEGORY_LABELS
+
     return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
 
 

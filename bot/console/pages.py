@@ -9,7 +9,7 @@ from bot.console import bp, queries as Q
 from bot.console.auth import audit, event_actor
 from bot.console.views import page
 from handlers import privacy, scope
-from store.models import Building, Group, GroupMember, Home, Owner, Staff
+from store.models import Booking, Building, Group, GroupMember, Home, Owner, SpendEntry, Staff, Ticket
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
 
@@ -22,10 +22,6 @@ def _state_labels() -> dict[str, str]:
 STATE_LABELS = _state_labels()
 
 
-def _not_installed(title: str, capability: str):
-    return render_template("not_installed.html", title=title, capability=capability)
-
-
 # --- Today ---------------------------------------------------------------------------------------
 
 @bp.get("/today")
@@ -34,18 +30,16 @@ def today():
     from bot.console import capability_views as C
 
     now = clock.now()
-    Ticket = Q.model("tickets", "Ticket")
     by_class = None
-    if Ticket is not None:
-        tickets = list(g.db.scalars(Q.ticket_query({"state": "open"}, Q.viewer())))
-        clocks = Q.clock_views(g.db, [t.id for t in tickets], now)
-        by_class = {p: [] for p in Q.PRIORITIES}
-        order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
-        for t in Q.due_first(tickets, clocks):
-            status = Q.worst([c.color for c in clocks[t.id]])
-            by_class.setdefault(t.priority, []).append((privacy.ticket_view(Q.viewer(), t), clocks[t.id], status))
-        for rows in by_class.values():
-            rows.sort(key=lambda r: order[r[2]])  # stable: due-first inside each colour
+    tickets = list(g.db.scalars(Q.ticket_query({"state": "open"}, Q.viewer())))
+    clocks = Q.clock_views(g.db, [t.id for t in tickets], now)
+    by_class = {p: [] for p in Q.PRIORITIES}
+    order = {"red": 0, "amber": 1, "green": 2, "grey": 3}
+    for t in Q.due_first(tickets, clocks):
+        status = Q.worst([c.color for c in clocks[t.id]])
+        by_class.setdefault(t.priority, []).append((privacy.ticket_view(Q.viewer(), t), clocks[t.id], status))
+    for rows in by_class.values():
+        rows.sort(key=lambda r: order[r[2]])  # stable: due-first inside each colour
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
                            misses=C.unanswered(g.db, 10), pending=C.pending_bookings(g.db),
                            applications=C.pending_applications(g.db), moderation=C.moderation_waiting(g.db),
@@ -77,8 +71,6 @@ def ticket_rows(f: dict, now, limit: int = 300) -> tuple[list, dict]:
 def tickets():
     from bot.console import labels as L
 
-    if Q.model("tickets", "Ticket") is None:
-        return _not_installed("工单", "tickets")
     f = _ticket_filters()
     now = clock.now()
     rows, clocks = ticket_rows(f, now)
@@ -96,8 +88,7 @@ def _get_ticket(ticket_id: int):
     """The ticket, or None when it does not exist or lies outside the viewer's scope
     (outside one's scope reads as missing, for the page and every action on it).
     Those its work card went to may open it too: the card links here."""
-    Ticket = Q.model("tickets", "Ticket")
-    t = g.db.get(Ticket, ticket_id) if Ticket is not None else None
+    t = g.db.get(Ticket, ticket_id)
     return t if t is not None and scope.can_act_on_ticket(Q.viewer(), t) else None
 
 
@@ -107,8 +98,6 @@ def ticket(ticket_id: int):
     from bot.console import labels as L
     from bot.console.views import names
 
-    if Q.model("tickets", "Ticket") is None:
-        return _not_installed("工单", "tickets")
     t = _get_ticket(ticket_id)
     if t is None:
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
@@ -232,45 +221,39 @@ def owner(owner_id: int):
 
 def owner_record(o: Owner, now) -> dict:
     """What the manager needs beside the owner's card: their tickets, bookings,
-    spend (12 months, and the entries) and where they stand on the tier ladder.
-    Each part is None while its capability has not landed."""
+    spend (12 months, and the entries) and where they stand on the tier ladder
+    (None when the tier rules cannot say)."""
     from sqlalchemy import func
 
-    rec: dict = {"tickets": None, "bookings": None, "spend": None, "standing": None}
-    Ticket = Q.model("tickets", "Ticket")
-    if Ticket is not None:
-        cond = [Ticket.owner_id == o.id] + ([Ticket.sender == o.openid] if o.openid else [])
-        rec["tickets"] = list(g.db.scalars(select(Ticket).where(or_(*cond)).order_by(Ticket.id.desc()).limit(50)))
-    Booking = Q.model("membership", "Booking")
-    if Booking is not None:
-        rec["bookings"] = list(g.db.scalars(select(Booking).where(Booking.owner_id == o.id)
-                                            .order_by(Booking.start_at.desc()).limit(50)))
-    Spend = Q.model("membership", "SpendEntry")
-    if Spend is not None:
-        entries = list(g.db.scalars(select(Spend).where(Spend.owner_id == o.id)
-                                    .order_by(Spend.spent_on.desc(), Spend.id.desc()).limit(20)))
-        total = int(g.db.scalar(select(func.coalesce(func.sum(Spend.amount_fen), 0))
-                                .where(Spend.owner_id == o.id)) or 0)
-        rec["spend"] = {"entries": entries, "total_fen": total}
-        try:
-            from handlers.membership import rules as R, service
+    rec: dict = {"standing": None}
+    cond = [Ticket.owner_id == o.id] + ([Ticket.sender == o.openid] if o.openid else [])
+    rec["tickets"] = list(g.db.scalars(select(Ticket).where(or_(*cond)).order_by(Ticket.id.desc()).limit(50)))
+    rec["bookings"] = list(g.db.scalars(select(Booking).where(Booking.owner_id == o.id)
+                                        .order_by(Booking.start_at.desc()).limit(50)))
+    entries = list(g.db.scalars(select(SpendEntry).where(SpendEntry.owner_id == o.id)
+                                .order_by(SpendEntry.spent_on.desc(), SpendEntry.id.desc()).limit(20)))
+    total = int(g.db.scalar(select(func.coalesce(func.sum(SpendEntry.amount_fen), 0))
+                            .where(SpendEntry.owner_id == o.id)) or 0)
+    rec["spend"] = {"entries": entries, "total_fen": total}
+    try:
+        from handlers.membership import rules as R, service
 
-            today = service.local_day(now)
-            rules = R.load_rules()
-            e = service.eligibility(g.db, o, today)
-            window = service.window_spend(g.db, o, today, rules)
-            tier = rules.tiers.get(o.tier)
-            rec["standing"] = {
-                "window_fen": window, "keep_fen": tier.keep_spend_fen if tier else 0,
-                "keeps": R.keeps_tier(rules, o.tier, o.tier_since, window, today),
-                "target": e.target, "missing_fen": e.spend_missing_fen, "eligible": e.eligible,
-                "met": "、".join({"spend": "消费", "tenure": "入住年限"}.get(m, "其他") for m in e.met),
-                "tenure_due": e.tenure_due,
-            }
-        except Exception:  # the tier rules are the membership capability's; the page still shows the rest
-            import logging
+        today = service.local_day(now)
+        rules = R.load_rules()
+        e = service.eligibility(g.db, o, today)
+        window = service.window_spend(g.db, o, today, rules)
+        tier = rules.tiers.get(o.tier)
+        rec["standing"] = {
+            "window_fen": window, "keep_fen": tier.keep_spend_fen if tier else 0,
+            "keeps": R.keeps_tier(rules, o.tier, o.tier_since, window, today),
+            "target": e.target, "missing_fen": e.spend_missing_fen, "eligible": e.eligible,
+            "met": "、".join({"spend": "消费", "tenure": "入住年限"}.get(m, "其他") for m in e.met),
+            "tenure_due": e.tenure_due,
+        }
+    except Exception:  # the tier rules are the membership capability's; the page still shows the rest
+        import logging
 
-            logging.getLogger(__name__).exception("owner record: tier standing unavailable")
+        logging.getLogger(__name__).exception("owner record: tier standing unavailable")
     return rec
 
 
@@ -297,10 +280,8 @@ def owners_import():
 @bp.get("/roster")
 @page("staff")
 def roster():
-    try:
-        from handlers.tickets.policy import roster as load
-    except ImportError:
-        return _not_installed("值班", "tickets")
+    from handlers.tickets.policy import roster as load
+
     return render_template("roster.html", r=load())
 
 
@@ -325,5 +306,3 @@ def audit_log():
             for a in g.db.scalars(stmt)]
     return render_template("audit.html", rows=rows, action=action,
                            actions=[(a, L.audit_action(a)) for a in actions])
-
-from bot.console import reveal  # noqa: E402,F401  (the phone reveal, handlers/privacy.py)

@@ -1,32 +1,52 @@
-"""Read-side queries the console and the API share.
-
-The capabilities (tickets, membership, groups, campaigns, FAQ) are written
-in parallel; their models are imported lazily here so the console works (and
-says "not installed") before each one lands, and so nothing in their files
-has to change for the console's sake.
-"""
+"""Read-side queries the console and the API share."""
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import Staff
+from store.models import (Booking, Delivery, MemberApplication, ServiceClock, Staff, Ticket, TicketClock,
+                          TicketEvent)
 
 OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
 PRIORITIES = ("urgent", "important", "general")
 PRIORITY_LABELS = {"urgent": "紧急", "important": "重要", "general": "一般"}
 
 
-def model(module: str, name: str):
-    """A capability's model class, or None while that capability has not landed."""
-    try:
-        return getattr(importlib.import_module(f"store.models.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
+# --- rows as JSON (the API and the console's JSON views) -------------------------------------
+
+def iso(v: Any) -> Any:
+    """JSON-friendly value: datetimes as ISO strings in UTC, dates as ISO dates."""
+    if isinstance(v, datetime):
+        # Always UTC out, whatever the object carried in (a row not yet re-read keeps its input zone).
+        return v.astimezone(timezone.utc).isoformat() if v.tzinfo else v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
+    """A model row as JSON; by default every column."""
+    cols = fields or [c.key for c in obj.__table__.columns]
+    return {c: iso(getattr(obj, c, None)) for c in cols}
+
+
+# --- the Today page ---------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    """One line on the Today page."""
+
+    label: str
+    when: str
+    id: int | None = None
+    text: str = ""
+    count: int = 0
+    kind: str = ""
+    clocks: list = field(default_factory=list)  # running service clocks (chips)
 
 
 # --- clocks -----------------------------------------------------------------------------
@@ -72,9 +92,8 @@ def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_o
     """Per ticket, one view per clock (the latest round of it), soonest deadline first."""
     from bot.console import labels
 
-    TicketClock = model("tickets", "TicketClock")
     out: dict[int, list[ClockView]] = {i: [] for i in ticket_ids}
-    if TicketClock is None or not ticket_ids:
+    if not ticket_ids:
         return out
     stmt = select(TicketClock).where(TicketClock.ticket_id.in_(ticket_ids)).order_by(TicketClock.round, TicketClock.id)
     if active_only:
@@ -94,9 +113,8 @@ def service_clock_views(session: Session, subjects: list[str], now: datetime) ->
     """The running service clocks (审核 / 联系业主 / 服务反馈) of bookings and applications, per subject."""
     from bot.console import labels
 
-    ServiceClock = model("membership", "ServiceClock")
     out: dict[str, list[ClockView]] = {k: [] for k in subjects}
-    if ServiceClock is None or not subjects:
+    if not subjects:
         return out
     for c in session.scalars(select(ServiceClock).where(ServiceClock.subject.in_(subjects),
                                                         ServiceClock.state.in_(("running", "breached")))
@@ -143,12 +161,9 @@ def viewer():
 
 def ticket_query(filters: dict, viewer=None):
     """A select over tickets with the console/API filters applied, limited to what
-    `viewer` may see (handlers/scope.py); None when not installed."""
+    `viewer` may see (handlers/scope.py)."""
     from handlers import scope
 
-    Ticket = model("tickets", "Ticket")
-    if Ticket is None:
-        return None
     stmt = select(Ticket)
     if viewer is not None:
         stmt = scope.tickets(stmt, viewer)
@@ -167,16 +182,12 @@ def ticket_query(filters: dict, viewer=None):
 
 def late_ticket_ids(session: Session, now: datetime) -> set[int]:
     """Tickets with a broken clock still running (the 'late' filter)."""
-    TicketClock = model("tickets", "TicketClock")
-    if TicketClock is None:
-        return set()
     rows = session.scalars(select(TicketClock).where(TicketClock.state.in_(("running", "breached"))))
     return {c.ticket_id for c in rows if clock_color(c, now) == "red"}
 
 
 def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
     """The ticket as JSON; numbers masked unless `viewer` may see them in full."""
-    from bot.api.common import row_dict
     from handlers import privacy
 
     if viewer is not None:
@@ -193,9 +204,6 @@ def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
 
 
 def ticket_events(session: Session, ticket_id: int) -> list:
-    TicketEvent = model("tickets", "TicketEvent")
-    if TicketEvent is None:
-        return []
     return list(session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id)
                                 .order_by(TicketEvent.at, TicketEvent.id)))
 
@@ -260,7 +268,6 @@ def booking_action(session: Session, booking_id: int, action: str, actor: str, n
     clocks O2/O3, cards and owner messages); returns its message."""
     from handlers.bookings import ops
 
-    Booking = model("membership", "Booking")
     b = session.get(Booking, booking_id)
     before = b.state
     text, pushes = ops.staff_action(session, action, booking_id, actor, now)
@@ -274,8 +281,7 @@ def review_application(session: Session, app_id: int, approve: bool, actor: str,
                        note: str | None = None) -> str:
     from handlers.membership.service import review_application as review
 
-    App = model("membership", "MemberApplication")
-    app = session.get(App, app_id)
+    app = session.get(MemberApplication, app_id)
     if app.state != "pending":
         raise DecisionError(f"application M{app_id} is already {app.state}")
     text, pushes = review(session, app_id, approve, actor, now, note)
@@ -325,14 +331,25 @@ def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) 
         raise ActionError(f"工单T{ticket.id}已办结")
     if not reason:
         raise ActionError("请写明办结原因")
-    TicketClock = model("tickets", "TicketClock")
+    from handlers import clocks
+
     ticket.state, ticket.closed_at = "closed", now
     core.fire(session, ticket, "closed", by, now, reason=reason, via="console")
-    for c in session.scalars(select(TicketClock).where(TicketClock.ticket_id == ticket.id,
-                                                       TicketClock.state.in_(("running", "breached")))):
-        c.state, c.stopped_at, c.next_step_at = "cancelled", now, None
-        core.record(session, ticket, "clock", "clock_cancelled", now, clock=c.clock, reason="ticket closed")
+    clocks.cancel(session, f"ticket:{ticket.id}", now, "ticket closed")
     pushes = core.close_cards(session, ticket, "已办结")
     pushes += core.owner_push(session, ticket, f"您的工单{ticket.number}已办结：{reason}", "closed:console")
     deliver(session, pushes, now)
     return f"工单{ticket.number}已办结"
+
+
+# --- campaigns ----------------------------------------------------------------------------
+
+def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
+    out: dict[int, dict] = {i: {} for i in campaign_ids}
+    if not campaign_ids:
+        return out
+    for cid, state, n in session.execute(select(Delivery.campaign_id, Delivery.state, func.count())
+                                         .where(Delivery.campaign_id.in_(campaign_ids))
+                                         .group_by(Delivery.campaign_id, Delivery.state)):
+        out[cid][state] = n
+    return out

@@ -9,14 +9,14 @@ from flask import g, render_template
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
 from bot.console.views import page
+from store.models import Ticket
 from handlers import privacy, scope
 
 
 @bp.post("/tickets/<int:ticket_id>/contact")
 @page("staff")
 def ticket_contact(ticket_id: int):
-    Ticket = Q.model("tickets", "Ticket")
-    t = g.db.get(Ticket, ticket_id) if Ticket else None
+    t = g.db.get(Ticket, ticket_id)
     viewer = Q.viewer()
     if t is None or not scope.can_see_ticket(viewer, t):
         return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404

@@ -10,26 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console.labels import tz
-from bot.console.queries import model
-from store.models import Owner
+from store.models import Clock, Owner, SurveyAnswer, Ticket
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
 def results(session: Session, source: str, by: str, survey: str = "satisfaction") -> list[dict]:
-    """[{"group": key, "points": [{"period", "avg", "n"}...]}...]; LookupError(capability) if absent."""
+    """[{"group": key, "points": [{"period", "avg", "n"}...]}...]."""
     acc: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     if source == "survey":
-        Answer = model("campaigns", "SurveyAnswer")
-        if Answer is None:
-            raise LookupError("surveys")
-        for a in session.scalars(select(Answer).where(Answer.survey == survey)):
+        for a in session.scalars(select(SurveyAnswer).where(SurveyAnswer.survey == survey)):
             key = {"building": a.building_code, "tier": a.tier}.get(by, "全部") or "未知"
             acc[key][a.period].append(a.score)
     else:
-        Ticket = model("tickets", "Ticket")
-        if Ticket is None:
-            raise LookupError("tickets")
         rows = session.execute(select(Ticket, Owner.tier).outerjoin(Owner, Ticket.owner_id == Owner.id)
                                .where(Ticket.survey_score.is_not(None)))
         for t, tier in rows:
@@ -44,18 +37,11 @@ def results(session: Session, source: str, by: str, survey: str = "satisfaction"
 
 def clocks_by_month(session: Session) -> list[dict] | None:
     """Per month (of the deadline): clocks kept (met) and broken (late / breached)."""
-    TicketClock = model("tickets", "TicketClock")
-    if TicketClock is None:
-        return None
     acc: dict[str, dict[str, int]] = defaultdict(lambda: {"kept": 0, "broken": 0})
-    for c in session.scalars(select(TicketClock).where(TicketClock.state.in_(("met", "late", "breached")))):
+    # Every clock of every kind (tickets' O4-O11, services' O1-O3): one table.
+    for c in session.scalars(select(Clock).where(Clock.state.in_(("met", "late", "breached_met", "breached")))):
         month = c.due_at.astimezone(tz()).strftime("%Y-%m")
         acc[month]["kept" if c.state == "met" else "broken"] += 1
-    ServiceClock = model("membership", "ServiceClock")
-    if ServiceClock is not None:  # O1-O3 service clocks count too
-        for c in session.scalars(select(ServiceClock).where(ServiceClock.state.in_(("met", "breached_met", "breached")))):
-            month = c.due_at.astimezone(tz()).strftime("%Y-%m")
-            acc[month]["kept" if c.state == "met" else "broken"] += 1
     return [{"month": m, **v} for m, v in sorted(acc.items())]
 
 

@@ -17,6 +17,9 @@ import logging
 import threading
 import time
 
+from bot.queues import get_redis
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 MAX_PER_USER_ADDRESS = 5
@@ -41,7 +44,7 @@ _local_lock = threading.Lock()
 
 def _keys(username: str, address: str) -> tuple[str, str]:
     name = hashlib.sha256(username[:64].encode()).hexdigest()[:24]  # no names in Redis key listings
-    return f"console:login:ua:{name}:{address}", f"console:login:a:{address}"
+    return keys.login_attempts(name, address), keys.login_attempts(None, address)
 
 
 def _incr_local(key: str, now: float) -> int:
@@ -61,8 +64,6 @@ def begin_attempt(username: str, address: str) -> bool:
     """Count this attempt; False when over a limit (then do not evaluate the password)."""
     ua, a = _keys(username, address)
     try:
-        from bot.queues import get_redis
-
         r = get_redis()
         n_ua, n_a = (int(n) for n in r.register_script(_INCR)(keys=[ua, a], args=[WINDOW_S]))
     except Exception as exc:
@@ -83,8 +84,6 @@ def succeeded(username: str, address: str) -> None:
             count, until = _local[a]
             _local[a] = (max(0, count - 1), until)
     try:
-        from bot.queues import get_redis
-
         r = get_redis()
         r.delete(ua)
         if r.decr(a) < 0:

@@ -205,6 +205,3 @@ def logout():
 @bp.get("/")
 def index():
     return redirect(url_for("console.today"))
-
-
-from bot.console import pages, capability_views, kb_queries, exports  # noqa: E402,F401

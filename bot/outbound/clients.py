@@ -15,6 +15,8 @@ from typing import Any
 import requests
 from redis.exceptions import RedisError
 
+from bot.queues import get_redis
+from ground import ports
 from ground.config import ChannelSettings, get_settings
 from bot.outbound.options import get_options
 from bot.outbound.tokens import TokenCache
@@ -27,8 +29,9 @@ TOKEN_ERRCODES = frozenset({40001, 42001, 40014})
 TICKET_DISCARD_INTERVAL_S = 60
 
 
-class PlatformError(Exception):
-    """Anything that kept a call from succeeding."""
+class PlatformError(ports.PlatformError):
+    """Anything that kept a call from succeeding (the ground floor's PlatformError, so a
+    handler catches it through the ports without knowing this client)."""
 
 
 class ApiError(PlatformError):
@@ -366,8 +369,6 @@ class WeComClient(_Client):
 
 
 def _redis():
-    from bot.queues import get_redis
-
     return get_redis()
 
 

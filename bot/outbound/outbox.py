@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ground import clock
+from bot.queues import get_queue
+from ground import clock, keys
 from handlers.message import Push
 from store.models import OutboxMessage
 
@@ -37,10 +38,8 @@ def queue_send(outbox_ids: list[int]) -> None:
     if not outbox_ids:
         return
     try:
-        from bot.queues import get_queue
-
         q = get_queue("outbound")
         for oid in outbox_ids:
-            q.enqueue("bot.tasks.send_outbox", oid, job_id=f"send-{oid}-{int(clock.now().timestamp())}")
+            q.enqueue("bot.tasks.send_outbox", oid, job_id=keys.send_job_id(oid, int(clock.now().timestamp())))
     except Exception as exc:  # Redis down: the sweeper will pick the rows up
         log.warning("could not queue outbox %s now (%s); the sweeper will", outbox_ids, exc)

@@ -18,9 +18,10 @@ from typing import Iterable, NamedTuple, Sequence
 
 from redis import Redis
 
+from bot.queues import get_redis
+from ground import keys
 from ground.config import Settings, get_settings
 
-PREFIX = "guanjia:rl:"
 
 # KEYS: the windows. ARGV: now_ms, a unique member id, then limit and window_ms per key.
 # Returns 0 after taking a slot on every key, else the ms until all keys allow one.
@@ -48,7 +49,7 @@ return 0
 
 
 class Limit(NamedTuple):
-    key: str  # without PREFIX
+    key: str  # the limit's name: its Redis key is keys.rate_limit(name)
     limit: int  # sends allowed per window; <= 0 means no limit
     window_s: float
 
@@ -74,14 +75,12 @@ def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | No
     if not active:
         return 0.0
     if redis is None:
-        from bot.queues import get_redis
-
         redis = get_redis()
     now_ms = int((now if now is not None else time.time()) * 1000)
     args: list = [now_ms, uuid.uuid4().hex]
     for lim in active:
         args += [lim.limit, int(lim.window_s * 1000)]
-    wait_ms = _acquire_script(redis)(keys=[PREFIX + lim.key for lim in active], args=args, client=redis)
+    wait_ms = _acquire_script(redis)(keys=[keys.rate_limit(lim.key) for lim in active], args=args, client=redis)
     return float(wait_ms) / 1000.0
 
 

@@ -233,8 +233,6 @@ def _say_unconfigured_once(channel: str, exc: BaseException) -> None:
 
 def unconfigured_channels() -> list[str]:
     """The channels that cannot send with the current settings, with what they need (for start-up banners)."""
-    from ground.config import get_settings
-
     st = get_settings()
     out = []
     if not (st.wechat.app_id and st.wechat.secret):

@@ -17,6 +17,8 @@ from typing import Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
+from ground import keys
+
 log = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 15_000  # longer than one token call with its time-out
@@ -49,7 +51,7 @@ class TokenCache:
     def __init__(self, name: str, fetch: Callable[[bool], tuple[str, int]],
                  redis_getter: Callable[[], Redis], margin_s: float = 300.0, wait_s: float = 20.0,
                  can_force: bool = True) -> None:
-        self.key = f"guanjia:token:{name}"
+        self.key = keys.token(name)
         self.lock_key = self.key + ":lock"
         self.bad_key = self.key + ":bad"
         self.error_key = self.key + ":error"

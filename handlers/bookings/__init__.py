@@ -11,12 +11,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from handlers import card_events, conversation, registry
+from handlers import conversation, registry
 from handlers.bookings import ops
 from handlers.bookings.catalogue import Service, catalogue, find_service
 from handlers.identity import find_owner
 from handlers.membership.clocks import check_clocks
 from handlers.message import Context, Message, Outcome, Push
+from handlers.bookings.capability import capability
 from handlers.zh_datetime import When, parse_when
 from store.models import Owner
 
@@ -164,7 +165,7 @@ def _drops_draft(text: str) -> bool:
     return bool(found) and found[0].name == "booking_cancel_loose" and not found[1].group("n")
 
 
-@registry.conversation_handler("booking")
+@capability.conversation("booking")
 def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     owner = _owner(ctx, msg)
     state = dict(conv.state)
@@ -194,8 +195,8 @@ def continue_booking(ctx: Context, msg: Message, conv) -> Outcome | None:
     return _reply(ctx, msg, state, _next_prompt(ctx, owner, state))
 
 
-@registry.text_command("booking_start", r"^(?:我要|我想|我想要|帮我|请帮我|麻烦)?(?:预约|预定|预订)(?!记录)(?P<rest>.*)$",
-                       intent="booking", chats=("private",), why="book a member service")
+@capability.text_command("booking_start", r"^(?:我要|我想|我想要|帮我|请帮我|麻烦)?(?:预约|预定|预订)(?!记录)(?P<rest>.*)$",
+                         intent="booking", chats=("private",), why="book a member service")
 def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
     return start_booking(ctx, msg, msg.text)
 
@@ -203,16 +204,16 @@ def cmd_book(ctx: Context, msg: Message, _route) -> Outcome:
 PRIVATE_ONLY = "预约和会员信息涉及个人信息，请私信公众号「小区管家」办理，我们不在群里处理。"
 
 
-@registry.intent_handler("booking")
+@capability.intent("booking")
 def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
     if msg.chat != "private":  # groups: never handle (or show) one owner's bookings in front of others
         return Outcome(replies=[PRIVATE_ONLY], intent="booking")
     return start_booking(ctx, msg, msg.text)
 
 
-@registry.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
-                       intent="booking",
-                       chats=("private",), why="cancel a booking")
+@capability.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
+                         intent="booking",
+                         chats=("private",), why="cancel a booking")
 def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -235,9 +236,9 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已取消预约 {ops.describe(b)}。"], pushes=pushes, intent="booking")
 
 
-@registry.text_command("booking_change",
-                       r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
-                       intent="booking", chats=("private",), why="move a booking")
+@capability.text_command("booking_change",
+                         r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
+                         intent="booking", chats=("private",), why="move a booking")
 def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -265,8 +266,8 @@ def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@registry.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
-                       chats=("private",), why="list my bookings")
+@capability.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
+                         chats=("private",), why="list my bookings")
 def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -279,8 +280,8 @@ def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
                    intent="booking")
 
 
-@registry.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
-                       chats=("private",), why="rate a finished service")
+@capability.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
+                         chats=("private",), why="rate a finished service")
 def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
     owner = _owner(ctx, msg)
     if owner is None:
@@ -290,7 +291,7 @@ def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@registry.conversation_handler("booking_rating")
+@capability.conversation("booking_rating")
 def continue_rating(ctx: Context, msg: Message, conv) -> Outcome | None:
     """After a service: "5" or "4分 很准时" is the rating; anything else ends
     the wait and goes to normal routing."""
@@ -303,7 +304,7 @@ def continue_rating(ctx: Context, msg: Message, conv) -> Outcome | None:
     return Outcome(replies=[text], pushes=pushes, intent="booking")
 
 
-@card_events.prefix("booking:")
+@capability.card("booking:")
 def on_booking_card(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")
     if len(parts) != 3 or not parts[2].isdigit():

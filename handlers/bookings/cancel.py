@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from handlers import conversation, registry
+from handlers import conversation
 from handlers.bookings import ops
 from handlers.bookings.catalogue import catalogue
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome
 from handlers.zh_datetime import parse_when
+from handlers.bookings.capability import capability
 
 CONFIRM_CONV = "booking_cancel_confirm"
 CONFIRM_TTL = timedelta(minutes=30)
@@ -47,8 +48,8 @@ def _service_of(word: str) -> str | None:
     return None
 
 
-@registry.text_command("booking_cancel_loose", _pattern(), intent="booking", chats=("private",),
-                       why="a cancellation said loosely, or a bare booking number: confirm which booking")
+@capability.text_command("booking_cancel_loose", _pattern(), intent="booking", chats=("private",),
+                         why="a cancellation said loosely, or a bare booking number: confirm which booking")
 def cmd_cancel_loose(ctx: Context, msg: Message, route) -> Outcome:
     owner = find_owner(ctx.session, msg)
     if owner is None:
@@ -82,7 +83,7 @@ def cmd_cancel_loose(ctx: Context, msg: Message, route) -> Outcome:
                             + "\n".join(ops.describe(b) for b in rows)], intent="booking")
 
 
-@registry.conversation_handler(CONFIRM_CONV)
+@capability.conversation(CONFIRM_CONV)
 def on_confirm(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = (msg.text or "").strip()
     ids = list((conv.state or {}).get("ids") or [])

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from ground.clock import CST
 from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
 from handlers.membership import rules as R
-from handlers.membership.clocks import cancel_clocks, start_clock, stop_clock
-from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, recipients, staff_text,
-                                        task_card, team_members)
+from handlers import clocks
+from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, promise, recipients,
+                                        staff_text, task_card, team_members)
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
 from handlers.message import Push
 from handlers.privacy import mask_text
@@ -218,18 +218,19 @@ def describe(b: Booking, svc: Service | None = None) -> str:
 
 def submitted_text(b: Booking, svc: Service) -> str:
     return (f"预约已提交（编号 B{b.id}）：{svc.name}，{fmt_dt(b.start_at)}，{b.location}。"
-            f"工作人员将在2小时内审核，审核通过后1小时内与您联系确认细节。回复「取消预约」可取消。")
+            f"工作人员将在{promise('O2_review')}审核，审核通过后{promise('O2_contact')}与您联系确认细节。"
+            "回复「取消预约」可取消。")
 
 
 def review_task(session: Session, b: Booking, svc: Service, owner: Owner, now: datetime) -> list[Push]:
     team = clock_config().get("review_team", "customer_service")
     to = recipients(team_members(session, team))
-    start_clock(session, f"booking:{b.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
+    clocks.start(session, "service", f"booking:{b.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
                 detail={"title": f"预约审核 B{b.id} {svc.name}（{owner.name} {owner.room or ''}）"})
     if not to:
         return []
     price = "面议" if b.price_fen is None else f"{R.yuan(b.price_fen)}元"
-    return [task_card(to, f"booking-{b.id}-review", f"会员服务预约 B{b.id}", "请在2小时内审核（第十二条）",
+    return [task_card(to, f"booking-{b.id}-review", f"会员服务预约 B{b.id}", f"请在{promise('O2_review')}审核（第十二条）",
                       [("业主", owner.name), ("房号", owner.room or "-"), ("等级", owner.tier), ("服务", svc.name),
                        ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location), ("费用", price)],
                       [("通过", f"booking:approve:{b.id}"), ("驳回", f"booking:reject:{b.id}")],
@@ -242,7 +243,7 @@ def cancel(session: Session, b: Booking, now: datetime, by: str) -> list[Push]:
     b.state, b.cancelled_at = "cancelled", now
     _release_capacity(session, b.service, b.day)
     _release_quota(session, b.owner_id, b.service, b.quota_key)
-    cancel_clocks(session, f"booking:{b.id}", now)
+    clocks.cancel(session, f"booking:{b.id}", now, "booking cancelled")
     session.add(AuditLog(actor=by, action="booking_cancel", target=f"booking:{b.id}", detail={"from": prior}))
     session.flush()
     team = b.team if prior in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
@@ -330,16 +331,16 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
                           f"{_staff_name(session, staff_userid)}{label}")
     if action == "approve":
         b.state, b.reviewed_by, b.approved_at = "approved", staff_userid, now
-        stop_clock(session, subject, "O2_review", now, by=staff_userid)
+        clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
         team_staff = team_members(session, b.team)
         to = recipients(team_staff)
-        start_clock(session, subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
+        clocks.start(session, "service", subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
                     detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name}）"})
-        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在1小时内与您联系确认时间和地点。",
+        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在{promise('O2_contact')}与您联系确认时间和地点。",
                        now, dedup_key=f"{subject}:approved", source=subject)
         pushes += [p] if p else []
         if to:
-            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请1小时内联系业主",
+            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请{promise('O2_contact')}联系业主",
                                     "确认时间地点（第十二条）",
                                     # the number masked; 查看电话 gives it, logged (handlers/phone_reveal.py)
                                     [("业主", owner.name), ("电话", mask_text(owner.phone) or "-"), ("服务", svc.name),
@@ -349,7 +350,7 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
                                     dedup_key=f"{subject}:deliver-card", source=subject))
     elif action == "reject":
         b.state, b.reviewed_by = "rejected", staff_userid
-        stop_clock(session, subject, "O2_review", now, by=staff_userid)
+        clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
         _release_capacity(session, b.service, b.day)
         _release_quota(session, b.owner_id, b.service, b.quota_key)
         p = owner_push(owner, f"抱歉，您的预约 {describe(b, svc)} 未通过审核，本次不占用次数。如有疑问请回复「人工」。",
@@ -357,23 +358,23 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         pushes += [p] if p else []
     elif action == "contacted":
         b.state, b.contacted_at = "contacted", now
-        stop_clock(session, subject, "O2_contact", now, by=staff_userid)
+        clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
         if response_code:  # the card keeps one button: "服务完成" comes as a fresh card
             pushes.append(task_card(staff_userid, f"booking-{b.id}-done", f"会员服务 B{b.id}：完成后请点击",
-                                    "完成后2小时内反馈业主（第十四条）",
+                                    f"完成后{promise('O3')}反馈业主（第十四条）",
                                     [("服务", svc.name), ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"),
                                      ("地点", b.location)],
                                     [("服务完成", f"booking:done:{b.id}")],
                                     dedup_key=f"{subject}:done-card", source=subject))
     elif action == "done":
         if b.state == "approved":
-            stop_clock(session, subject, "O2_contact", now, by=staff_userid)
+            clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
         b.state, b.done_at = "done", now
         if b.price_fen:  # a paid service counts toward the tiers (第九条 1: 购买增值服务)
             session.add(SpendEntry(owner_id=owner.id, amount_fen=b.price_fen, spent_on=local_day(now),
                                    category=b.service, note=f"B{b.id}", entered_by=subject))
         key = f"{subject}:feedback"
-        start_clock(session, subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
+        clocks.start(session, "service", subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
                     detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})
         p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：直接回复1-5（5分最满意），"
                               f"也可以写下您的意见，我们会持续改进。", now, dedup_key=key, source=subject)

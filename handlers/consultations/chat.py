@@ -8,32 +8,25 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from handlers import card_events, conversation, registry
+from handlers import conversation, registry
 from handlers.consultations import core
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.route_result import RouteResult
+from handlers.consultations.capability import capability
+# The understanding capability's handoff handler: ours takes it over (said
+# explicitly, `replaces=` below); groups and other chats keep it, private OA
+# handoffs become cases here.
+from handlers.understanding import on_handoff as understanding_handoff
+from handlers.understanding import record_miss
 
 REPLY_CONV = "consult_reply"
 REPLY_TTL = timedelta(minutes=30)
 STAFF = ("staff",)
 
-# The understanding capability registers its own handoff handler: import it
-# first whatever imported us first, so ours (registered below) wins. Groups and
-# other chats keep its handler; private OA handoffs become cases here.
-try:
-    import handlers.understanding  # noqa: F401
-except ImportError:  # pragma: no cover - that capability is optional
-    pass
-_previous_handoff = registry.get_intent_handler("handoff")
-
 
 def _record_miss(ctx: Context, msg: Message, route) -> None:
     """The KB's list of unanswered questions still gets the question."""
-    try:
-        from handlers.understanding import record_miss
-    except ImportError:  # pragma: no cover - the understanding capability is optional
-        return
     if isinstance(route, RouteResult) and route.why and not route.why.startswith("asked for a person"):
         record_miss(ctx, msg, route, "handoff")
 
@@ -44,14 +37,12 @@ def hand_over(ctx: Context, msg: Message, topic: str = "人工咨询") -> Outcom
     return Outcome(replies=[reply], pushes=pushes, intent="handoff")
 
 
-@registry.intent_handler("handoff")
+@capability.intent("handoff", replaces=understanding_handoff)
 def on_handoff(ctx: Context, msg: Message, route) -> Outcome:
     if msg.chat == "staff":
         return Outcome(replies=["没有识别这条指令。回复「帮助」查看工作人员可用的指令。"], intent="handoff")
     if msg.chat != "private" or msg.channel not in ("mp", "cli"):
-        if _previous_handoff is not None:
-            return _previous_handoff(ctx, msg, route)
-        return Outcome(intent="handoff")
+        return understanding_handoff(ctx, msg, route)
     _record_miss(ctx, msg, route)
     return hand_over(ctx, msg)
 
@@ -60,8 +51,8 @@ def _reply_out(res: core.Result) -> Outcome:
     return Outcome(replies=[res.message], pushes=list(res.pushes), intent="command")
 
 
-@registry.text_command("consult_reply", r"^回复\s*[Cc]?\s*(?P<n>\d+)(?:\s*[,，:：]?\s*(?P<text>.*))?$",
-                       chats=STAFF, roles=STAFF, why="staff answer an owner's consultation")
+@capability.text_command("consult_reply", r"^回复\s*[Cc]?\s*(?P<n>\d+)(?:\s*[,，:：]?\s*(?P<text>.*))?$",
+                         chats=STAFF, roles=STAFF, why="staff answer an owner's consultation")
 def cmd_reply(ctx: Context, msg: Message, route) -> Outcome:
     # The reply text from the message as typed, not the router's normalized copy:
     # full-width punctuation (，。！) must reach the owner unchanged.
@@ -76,8 +67,8 @@ def cmd_reply(ctx: Context, msg: Message, route) -> Outcome:
     return _reply_out(core.reply(ctx.session, int(m.group(1)), msg.sender, m.group(2), ctx.now))
 
 
-@registry.text_command("consult_take", r"^(?:接手|认领|接咨询)\s*[Cc]\s*(?P<n>\d+)$", chats=STAFF, roles=STAFF,
-                       why="staff pick a consultation up")
+@capability.text_command("consult_take", r"^(?:接手|认领|接咨询)\s*[Cc]\s*(?P<n>\d+)$", chats=STAFF, roles=STAFF,
+                         why="staff pick a consultation up")
 def cmd_take(ctx: Context, msg: Message, route) -> Outcome:
     n = int(route.args["match"]["n"])
     res = core.pick_up(ctx.session, n, msg.sender, ctx.now)
@@ -86,16 +77,16 @@ def cmd_take(ctx: Context, msg: Message, route) -> Outcome:
     return _reply_out(res)
 
 
-@registry.text_command("consult_close", r"^(?:关闭|结束)(?:咨询)?\s*[Cc]\s*(?P<n>\d+)(?:\s+(?P<note>.*))?$",
-                       chats=STAFF, roles=STAFF, why="staff close a consultation")
+@capability.text_command("consult_close", r"^(?:关闭|结束)(?:咨询)?\s*[Cc]\s*(?P<n>\d+)(?:\s+(?P<note>.*))?$",
+                         chats=STAFF, roles=STAFF, why="staff close a consultation")
 def cmd_close(ctx: Context, msg: Message, route) -> Outcome:
     a = route.args["match"]
     res = core.close(ctx.session, int(a["n"]), msg.sender, ctx.now, note=(a.get("note") or "").strip())
     return _reply_out(res)
 
 
-@registry.text_command("consult_mine", r"^(?:我的咨询|待回复咨询|咨询列表)$", chats=STAFF, roles=STAFF,
-                       why="staff list the consultations waiting for them")
+@capability.text_command("consult_mine", r"^(?:我的咨询|待回复咨询|咨询列表)$", chats=STAFF, roles=STAFF,
+                         why="staff list the consultations waiting for them")
 def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
     rows = core.waiting_for(ctx.session, msg.sender)
     if not rows:
@@ -108,7 +99,7 @@ def _start_reply(ctx: Context, msg: Message, case_id: int) -> None:
     conversation.start(ctx.session, msg.sender, msg.chat, REPLY_CONV, {"case": case_id}, ctx.now, ttl=REPLY_TTL)
 
 
-@card_events.prefix("consult:")
+@capability.card("consult:")
 def on_consult_card(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")
     if len(parts) != 3 or not parts[2].isdigit() or msg.role != "staff":
@@ -133,7 +124,7 @@ def on_consult_card(ctx: Context, msg: Message, key: str) -> Outcome:
     return out
 
 
-@registry.conversation_handler(REPLY_CONV)
+@capability.conversation(REPLY_CONV)
 def on_staff_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     """After 「我来回复」 the staff member's next plain message is the answer. A
     command (接单 T3, 回复 C4 ...) is left to the router, the exchange stays."""
@@ -149,18 +140,11 @@ def on_staff_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return _reply_out(core.reply(ctx.session, int(conv.state["case"]), msg.sender, text, ctx.now))
 
 
-_previous_routed = registry.get_event_handler("__routed__")  # e.g. the tickets' conduct check
-
-
-@registry.event_handler("__routed__")
+@capability.routed  # after the tickets' conduct check (capability order)
 def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     """An owner with an open case who says something the bot is unsure about
     (its "which one did you mean?") is talking to a person: the message joins
     the case and reaches its holder instead of a menu."""
-    if _previous_routed is not None:
-        taken = _previous_routed(ctx, msg, route)
-        if taken is not None:
-            return taken
     if msg.chat != "private" or route.handler or not (route.intent == "faq" and route.args.get("clarify")):
         return None
     if core.open_case(ctx.session, msg.sender) is None:

@@ -19,9 +19,9 @@ import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from handlers import privacy, promises
-from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import CS_WINDOW, clock_config, dedicated_agent, recipients, team_members
+from handlers import clocks, privacy
+from handlers.membership.notify import (CS_WINDOW, clock_config, dedicated_agent, promise as clock_promise,
+                                        recipients, service_policies, team_members)
 from handlers.message import Message, Push
 from store.models import AuditLog, Consultation, ConsultationEntry, InboxMessage, Owner, ServiceClock, Staff
 
@@ -69,12 +69,12 @@ def template_id() -> str | None:
 
 
 def o1_minutes() -> int:
-    return promises.o1_minutes()
+    return int(service_policies()["O1"].minutes)
 
 
 def promise() -> str:
     """「10分钟内」 from O1's data (never written into a reply by hand): handlers/promises.py."""
-    return promises.handoff_promise()
+    return clock_promise("O1")
 
 
 def public_url() -> str:
@@ -211,7 +211,7 @@ def handoff(session: Session, msg: Message, owner: Owner | None, now: datetime,
 
 
 def _start_o1(session: Session, case: Consultation, owner: Owner | None, team: str, now: datetime) -> None:
-    start_clock(session, _subject(case), "O1", now, owner_id=case.owner_id, team=team,
+    clocks.start(session, "service", _subject(case), "O1", now, owner_id=case.owner_id, team=team,
                 assignee=case.holder or case.recipients,
                 detail={"title": f"咨询{case.number}：{case.title}", "consultation": case.id})
 
@@ -326,13 +326,13 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
         _add(session, case, "system", userid, f"{staff_name(session, userid)}接手", now, action="picked_up", via=via)
         session.add(AuditLog(actor=userid, action="consultation.picked_up", target=case.number, detail={"via": via}))
         row = clock_of(session, case)
-        if row is not None and row.state == "running":
+        if row is not None and row.state in clocks.ACTIVE_STATES:
             push, _ = _owner_push(session, case, f"您好，{staff_name(session, userid)}已接手您的咨询"
                                                  f"（{case.number}），正在为您处理，请稍候。", now, f"picked:{case.round}",
                                   template=False)
             if push:
                 pushes.append(push)
-            stop_clock(session, row.subject, "O1", now, by=userid)
+            clocks.stop_named(session, row.subject, "O1", now, by=userid)
     session.flush()
     return Result(True, f"咨询{case.number}由您负责。直接发送回复内容即可转给业主（或「回复 {case.number} 内容」）。",
                   pushes, case)
@@ -360,7 +360,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
     case.state, case.last_reply_at = "answered", now
     row = clock_of(session, case)
     if row is not None:
-        stop_clock(session, row.subject, "O1", now, by=userid)
+        clocks.stop_named(session, row.subject, "O1", now, by=userid)
     session.add(AuditLog(actor=userid, action="consultation.replied", target=case.number,
                          detail={"via": via, "delivery": delivery}))
     session.flush()
@@ -378,7 +378,7 @@ def close(session: Session, case_id: int, userid: str, now: datetime, via: str =
     case.state, case.closed_at, case.closed_by = "closed", now, userid
     row = clock_of(session, case)
     if row is not None:
-        stop_clock(session, row.subject, "O1", now, by=userid)
+        clocks.stop_named(session, row.subject, "O1", now, by=userid)
     _add(session, case, "system", userid, f"{staff_name(session, userid) or userid}关闭咨询" + (f"：{note}" if note else ""),
          now, action="closed", via=via)
     session.add(AuditLog(actor=userid, action="consultation.closed", target=case.number, detail={"via": via, "note": note}))
@@ -404,7 +404,7 @@ def clock_chip(row: ServiceClock | None, now: datetime) -> tuple[str, str] | Non
     """(words, colour) for the O1 clock, in the manager's language: 「首次回复 剩余6分钟」."""
     if row is None:
         return None
-    if row.state == "running":
+    if row.state in clocks.ACTIVE_STATES:
         left = row.due_at - now
         if left.total_seconds() <= 0:
             return f"首次回复 超时{_minutes(-left)}", "red"

@@ -34,13 +34,13 @@ from typing import Callable, Protocol
 
 from sqlalchemy import select
 
-from handlers import registry
+from ground import clock, keys, ports
 from handlers.message import Context, Message, Outcome
+from handlers.groups.capability import capability
 
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[], AbstractContextManager]
-LOCK_KEY = "guanjia:archive:lock"
 
 
 @dataclass
@@ -209,17 +209,14 @@ def to_message(rec: ArchiveRecord, kinds: dict[str, str]) -> Message | None:
                    msg_id=rec.msgid, created_at=rec.msgtime_ms // 1000, group_id=rec.roomid)
 
 
-def _lock():
-    try:
-        from bot.queues import get_redis
-
-        r = get_redis()
-        if not r.set(LOCK_KEY, "1", nx=True, ex=120):
-            return None, False
-        return r, True
-    except Exception as exc:  # Redis down: the cursor and the inbox still keep it exactly-once
-        log.warning("archive poll without lock (%s)", exc)
-        return None, True
+def _lock() -> tuple[bool, bool]:
+    """(locked, go on): a poll runs alone; with Redis down it runs without the lock,
+    because the cursor and the inbox still keep it exactly-once."""
+    taken = ports.jobs().try_lock(keys.ARCHIVE_POLL_LOCK, 120)
+    if taken is None:
+        log.warning("archive poll without lock")
+        return False, True
+    return taken, taken
 
 
 def poll_archive(session_factory: SessionFactory | None = None, now: datetime | None = None, *,
@@ -229,8 +226,6 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
 
     For the scheduler: call every minute or so (`poll_archive()`); WeCom's
     `msgaudit_notify` triggers the same function between polls."""
-    from ground import clock
-    from bot.inbox import accept
     from store.db import session_scope
     from store.models.groups import ArchiveCursor
 
@@ -238,7 +233,7 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
     if source is None:
         return 0
     session_factory = session_factory or session_scope
-    redis, ok = _lock()
+    locked, ok = _lock()
     if not ok:
         return 0
     read = 0
@@ -254,7 +249,7 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
             accepted = 0
             for rec in records:
                 msg = to_message(rec, kinds)
-                if msg is not None and accept(msg).inbox_id is not None:
+                if msg is not None and ports.inbox().accept(msg) is not None:
                     accepted += 1
             # Only now does the cursor move: a crash above re-reads the batch and the inbox drops repeats.
             with session_factory() as s:
@@ -269,11 +264,8 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
             if len(records) < batch:
                 break
     finally:
-        if redis is not None:
-            try:
-                redis.delete(LOCK_KEY)
-            except Exception:
-                pass
+        if locked:
+            ports.jobs().unlock(keys.ARCHIVE_POLL_LOCK)
     return read
 
 
@@ -282,7 +274,7 @@ def poll_archive_job() -> int:
     return poll_archive()
 
 
-@registry.event_handler("msgaudit_notify")
+@capability.event("msgaudit_notify")
 def on_msgaudit_notify(ctx: Context, msg: Message, _route) -> Outcome:
     """WeCom says new archive records exist (at most every 15 s): queue a poll.
 
@@ -290,9 +282,7 @@ def on_msgaudit_notify(ctx: Context, msg: Message, _route) -> Outcome:
     the records writes new inbox rows (SQLite would lock; any DB would couple
     the two). If Redis is down the scheduler's periodic poll catches up."""
     try:
-        from bot.queues import get_queue
-
-        get_queue("scheduled").enqueue("handlers.groups.archive.poll_archive_job", failure_ttl=86400)
+        ports.jobs().enqueue("scheduled", "handlers.groups.archive.poll_archive_job", failure_ttl=86400)
     except Exception as exc:
         log.warning("could not queue an archive poll (%s); the periodic poll will read it", exc)
     return Outcome(intent="event")

@@ -21,11 +21,12 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ground import ports
 from ground.clock import CST
-from handlers import registry
 from handlers.groups import ladder
 from handlers.groups.moderation import mask
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, InboxMessage, Owner, Staff
 from store.models.groups import GroupSuggestion, ModerationCase
 
@@ -145,8 +146,8 @@ def _usage(key: str) -> str:
     return f"用法：{specs()[key]['usage']}"
 
 
-@registry.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
-                       intent="command", chats=("vip", "building", "staff"), why="group slash command")
+@capability.text_command("group_command", r"^/(?P<name>帮助|help|公告|notice|警告|warn|禁言|mute|解禁|unmute|移除|remove|kick|工单|ticket|统计|stats)(?:\s+(?P<args>.*))?$",
+                         intent="command", chats=("vip", "building", "staff"), why="group slash command")
 def on_command(ctx: Context, msg: Message, route) -> Outcome:
     m = re.match(r"^/(\S+)\s*(.*)$", msg.text.strip().replace("／", "/"), re.S)
     key = _by_name().get((m.group(1) if m else "").lower())
@@ -238,7 +239,6 @@ def _sanction(ctx, msg, group, role, args, key, step):
 
 def _staff_group(ctx, msg, group, member, rest, step) -> str:
     """Staff groups created by the app: the API posts and removes by itself."""
-    from bot.outbound.clients import PlatformError
     from handlers.groups import staff_groups
 
     staff = ctx.session.scalar(select(Staff).where(Staff.userid == member.member_id))
@@ -249,8 +249,10 @@ def _staff_group(ctx, msg, group, member, rest, step) -> str:
     if step == "warn":
         raise _Posted(staff_groups.post(group.chat_id, f"@{name} 提醒：{reason}"), f"已在「{group.name}」提醒 {name}。")
     try:
+        # Synchronous on purpose (through the staff-chats port, not a queued push): the reply
+        # says whether the member is out, and only the platform's answer can tell.
         staff_groups.remove_member(ctx.session, ctx.now, group, member.member_id, msg.sender)
-    except PlatformError as exc:
+    except ports.PlatformError as exc:
         raise Reply(f"移出失败：{exc}", "failed") from None
     return f"已将 {name} 移出「{group.name}」。"
 
@@ -312,17 +314,10 @@ def _notice(ctx, msg, group, role, args):
     target = {"buildings": [building]} if building else ({"groups": [group.chat_id]} if msg.group_id else
                                                           {"everyone": True})
     try:
-        from scheduler.campaigns import CampaignError, create_announcement
-    except ImportError:  # the scheduler capability is not installed: keep the notice ourselves
-        from store.models.groups import GroupAnnouncement
-
-        ctx.session.add(GroupAnnouncement(text=text, building=building, send_at=at or ctx.now,
-                                          created_by=msg.sender, created_at=ctx.now))
-        return "公告已记录。", []
-    try:
-        camp = create_announcement(ctx.session, text, target, at=at, created_by=msg.sender,
-                                   emergency=emergency)
-    except CampaignError as exc:
+        # The campaign is only recorded here (and queued after the commit): no platform call.
+        camp = ports.campaigns().create_announcement(ctx.session, text, target, at=at, created_by=msg.sender,
+                                                     emergency=emergency)
+    except ports.CampaignError as exc:
         raise Reply(f"公告未创建：{exc}", "bad_args") from None
     when = "立即发送" if camp.send_at <= ctx.now + timedelta(minutes=1) else \
         f"将于{camp.send_at.astimezone(CST):%m-%d %H:%M}发送"
@@ -408,8 +403,8 @@ HANDLERS = {"help": _help, "notice": _notice, "warn": _warn, "mute": _mute, "unm
             "ticket": _ticket, "stats": _stats}
 
 
-@registry.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
-                       why="unknown group slash command")
+@capability.text_command("group_command_unknown", r"^/\S+", intent="command", chats=("vip", "building"),
+                         why="unknown group slash command")
 def on_unknown_command(ctx: Context, msg: Message, route) -> Outcome:
     """Any other "/..." in a group gets the help pointer (and is audited)."""
     return on_command(ctx, msg, route)

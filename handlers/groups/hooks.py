@@ -11,12 +11,13 @@ import yaml
 
 from sqlalchemy import select
 
-from handlers import card_events, moderation_hook, registry
+from handlers import moderation_hook
 from handlers.groups import ladder
 from handlers.groups.moderation import check as moderation_check
 from handlers.groups.moderation import mask
 from handlers.identity import find_owner, find_staff
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import Group
 from store.models.groups import GroupAdmission, GroupSuggestion, ModerationCase
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 moderation_hook.set_checker(moderation_check)
 
 
-@registry.event_handler("__group_message__")
+@capability.event("__group_message__")
 def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """Runs for every text in a customer group (dispatch._finish)."""
     if msg.kind != "text" or not msg.group_id:
@@ -73,7 +74,7 @@ def _reply_rules() -> dict:
 
 # --- suggested replies -----------------------------------------------------------------------
 
-@registry.event_handler("__group_replies__")
+@capability.event("__group_replies__")
 def on_group_replies(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     """No bot can post into a customer group: each reply becomes a suggestion
     the staff admin sends with one tap from the sidebar (only the replies
@@ -133,7 +134,7 @@ def _update_card(msg: Message, text: str) -> list[Push]:
                  dedup_key=f"upd:{code}"[:128], priority=2)]
 
 
-@card_events.prefix("mod:")
+@capability.card("mod:")
 def on_mod_card(ctx: Context, msg: Message, key: str) -> Outcome:
     """mod:done:ID / mod:fp:ID (moderation), mod:admit:ID / mod:kick:ID (admission)."""
     parts = key.split(":")

@@ -3,7 +3,7 @@ events, and the admission check for joiners (RULES.md, VIP group).
 
 The event says only that members came or went (UpdateDetail add_member /
 del_member, MemChangeCnt), never who: the member list comes from
-`externalcontact/groupchat/get` through a `GroupDirectory`, and the store is
+`externalcontact/groupchat/get` through the group-directory port (ground/ports.py), and the store is
 diffed against it.
 """
 from __future__ import annotations
@@ -12,16 +12,17 @@ import logging
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ground import ports
 from ground.clock import CST
-from handlers import registry
 from handlers.groups import ladder
 from handlers.message import Context, Message, Outcome, Push
+from handlers.groups.capability import capability
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import GroupAdmission
 
@@ -40,41 +41,6 @@ def admission_rules() -> dict[str, Any]:
             if not isinstance(body.get(key), bool):
                 raise ValueError(f"{DATA_FILE.name}: {kind}.{key} must be true or false")
     return raw
-
-
-# --- who is in a group: the platform's view ----------------------------------------------------
-
-class GroupDirectory(Protocol):
-    def get(self, chat_id: str) -> dict | None:
-        """groupchat/get's `group_chat` ({name, owner, member_list, admin_list}), None if unknown."""
-
-
-class WeComGroupDirectory:
-    """externalcontact/groupchat/get through the project's WeCom client."""
-
-    def get(self, chat_id: str) -> dict | None:
-        from bot.outbound.clients import PlatformError, get_wecom_client
-
-        try:
-            answer = get_wecom_client().call("POST", "/cgi-bin/externalcontact/groupchat/get",
-                                             {"chat_id": chat_id, "need_name": 1})
-        except PlatformError as exc:
-            log.warning("groupchat/get %s failed: %s", chat_id, exc)
-            return None
-        return answer.get("group_chat")
-
-
-_directory: GroupDirectory | None = None
-
-
-def set_directory(directory: GroupDirectory | None) -> None:
-    """Tests and `guanjia chat` install a fake; None restores the WeCom one."""
-    global _directory
-    _directory = directory
-
-
-def get_directory() -> GroupDirectory:
-    return _directory or WeComGroupDirectory()
 
 
 # --- admission -----------------------------------------------------------------------------------
@@ -206,7 +172,7 @@ def sync_group(session: Session, chat_id: str, info: dict, now: datetime) -> tup
     return group, joined, left
 
 
-@registry.event_handler("change_external_chat")
+@capability.event("change_external_chat")
 def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
     chat_id = str(msg.data.get("ChatId") or msg.group_id or "")
     change = str(msg.data.get("ChangeType") or "")
@@ -220,7 +186,7 @@ def on_change_external_chat(ctx: Context, msg: Message, _route) -> Outcome:
                 row.state = "left"
         ctx.session.add(AuditLog(actor="wecom", action="group.dismiss", target=chat_id, created_at=ctx.now))
         return out
-    info = get_directory().get(chat_id)
+    info = ports.group_directory().get(chat_id)  # the platform's view (groupchat/get)
     if info is None:
         # Without the member list the event says nothing usable; the next event re-syncs.
         log.warning("change_external_chat %s %s: member list unavailable", chat_id, msg.data.get("UpdateDetail"))
@@ -258,8 +224,8 @@ def _group_for(session: Session, owner: Owner, which: str | None) -> Group | Non
     return session.scalar(select(Group).where(Group.kind == "building", Group.building_id == building))
 
 
-@registry.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
-                       why="asks to join a customer group")
+@capability.text_command("group_apply", APPLY_PATTERN, intent="command", chats=("private",),
+                         why="asks to join a customer group")
 def on_apply(ctx: Context, msg: Message, route) -> Outcome:
     """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
     -> joining is confirmed by change_external_chat (admit() finds them qualified)."""

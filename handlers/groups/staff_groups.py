@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ground import ports
 from handlers.message import Push
 from store.models import AuditLog, Group, GroupMember, Staff
 
@@ -17,11 +18,9 @@ log = logging.getLogger(__name__)
 
 def create_staff_group(session: Session, now: datetime, name: str, owner: str, userids: list[str],
                        chat_id: str | None = None) -> Group:
-    """appchat/create, then the group and its members in the registry."""
-    from bot.outbound.clients import get_wecom_client
-
+    """appchat/create (the staff-chats port), then the group and its members in the registry."""
     members = list(dict.fromkeys([owner, *userids]))
-    chat_id = get_wecom_client().appchat_create(name, owner, members, chat_id)
+    chat_id = ports.staff_chats().create(name, owner, members, chat_id)
     owner_row = session.scalar(select(Staff).where(Staff.userid == owner))
     group = Group(chat_id=chat_id, name=name, kind="staff", staff_admin_id=owner_row.id if owner_row else None,
                   created_at=now)
@@ -41,10 +40,8 @@ def post(chat_id: str, text: str, dedup_key: str | None = None) -> Push:
 
 
 def remove_member(session: Session, now: datetime, group: Group, userid: str, actor: str) -> None:
-    """appchat/update del_user_list; raises the client's PlatformError on refusal."""
-    from bot.outbound.clients import get_wecom_client
-
-    get_wecom_client().appchat_update(group.chat_id, del_user_list=[userid])
+    """appchat/update del_user_list (the staff-chats port); raises ports.PlatformError on refusal."""
+    ports.staff_chats().remove_members(group.chat_id, [userid])
     row = session.scalar(select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.member_id == userid))
     if row is not None:
         row.state = "removed"

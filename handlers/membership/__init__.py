@@ -4,8 +4,9 @@ under the O1 clock, and the card clicks "member:...".
 
 Public functions for other capabilities and the scheduler:
 - `handlers.membership.service.evaluate_memberships(session, now) -> list[Push]`
-- `handlers.membership.clocks.check_clocks(session, now) -> list[Push]`
-  (also exported as `handlers.bookings.check_booking_clocks`)
+- `handlers.membership.clocks.check_clocks(session, now) -> list[Push]`: the service clocks
+  (also exported as `handlers.bookings.check_booking_clocks`; the scheduler fires every
+  clock with `handlers.clocks.check_due`)
 - `start_consult(session, owner, text, now)` / `answer_consult(...)`: the O1 staff task.
 """
 from __future__ import annotations
@@ -16,12 +17,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import card_events, registry
+from handlers import handoff_hook
 from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
-from handlers.membership.clocks import start_clock, stop_clock
+from handlers import clocks
+from handlers.membership import clock_family  # noqa: F401  (registers the service clock family)
 from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
+from handlers.membership.capability import capability
 from store.models import Owner, ServiceClock
 
 NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「绑定」），或回复「人工」联系客服。"
@@ -35,8 +38,8 @@ def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome |
     return owner, None
 
 
-@registry.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
-                       intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
+@capability.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
+                         intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
 def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -44,8 +47,8 @@ def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[S.summary(ctx.session, owner, ctx.now)], intent="membership")
 
 
-@registry.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
-                       intent="membership", chats=("private",), why="what is missing for the next tier")
+@capability.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
+                         intent="membership", chats=("private",), why="what is missing for the next tier")
 def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -66,8 +69,8 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], intent="membership")
 
 
-@registry.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
-                       intent="membership", chats=("private",), why="apply for the next tier")
+@capability.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
+                         intent="membership", chats=("private",), why="apply for the next tier")
 def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
     owner, out = _owner_or_reply(ctx, msg)
     if out:
@@ -76,7 +79,7 @@ def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], pushes=pushes, intent="membership")
 
 
-@registry.intent_handler("membership")
+@capability.intent("membership")
 def on_membership(ctx: Context, msg: Message, route) -> Outcome:
     """Classified membership questions: the common ones answered from the
     rules; anything else becomes a consultation for a person (O1)."""
@@ -99,7 +102,7 @@ def on_membership(ctx: Context, msg: Message, route) -> Outcome:
 def open_consult(session: Session, owner_id: int) -> ServiceClock | None:
     """The owner's consultation still waiting for a person, if any."""
     return session.scalar(select(ServiceClock).where(
-        ServiceClock.owner_id == owner_id, ServiceClock.clock == "O1", ServiceClock.state == "running",
+        ServiceClock.owner_id == owner_id, ServiceClock.clock == "O1", ServiceClock.state.in_(clocks.ACTIVE_STATES),
         ServiceClock.subject.like("consult:%")).order_by(ServiceClock.id.desc()).limit(1))
 
 
@@ -114,18 +117,15 @@ def hand_to_person(session: Session, owner: Owner, text: str, now: datetime,
 def start_consult(session: Session, owner: Owner, text: str, now: datetime,
                   topic: str = "会员咨询") -> tuple[str, list[Push]]:
     """A question the bot cannot answer goes to the owner's dedicated agent or
-    customer service as a consultation under O1 (第十一条)."""
-    from handlers.consultations.core import handoff
-
-    msg = Message(channel="mp", sender=owner.openid or f"owner:{owner.id}", chat="private", text=text)
-    return handoff(session, msg, owner, now, topic=topic)
+    customer service as a consultation under O1 (第十一条), through the handoff hook."""
+    return handoff_hook.hand_off(session, owner, text, now, topic)
 
 
 def answer_consult(session: Session, clock_id: int, staff_userid: str, now: datetime) -> ServiceClock | None:
     row = session.get(ServiceClock, clock_id)
     if row is None:
         return None
-    return stop_clock(session, row.subject, row.clock, now, by=staff_userid)
+    return clocks.stop_named(session, row.subject, row.clock, now, by=staff_userid)
 
 
 # --- staff ---------------------------------------------------------------------------------
@@ -135,15 +135,15 @@ def _staff(ctx: Context, msg: Message, roles: tuple[str, ...] = ("staff", "super
     return st if st and st.role in roles else None
 
 
-@registry.text_command("member_lookup", r"^查会员\s*(?P<key>\S+)$", intent="command", chats=("staff",),
-                       roles=("staff",), why="staff look an owner's membership up (logged)")
+@capability.text_command("member_lookup", r"^查会员\s*(?P<key>\S+)$", intent="command", chats=("staff",),
+                         roles=("staff",), why="staff look an owner's membership up (logged)")
 def member_lookup(ctx: Context, msg: Message, _route) -> Outcome:
     key = re.match(r"^查会员\s*(\S+)$", msg.text.strip()).group(1)
     return Outcome(replies=[S.staff_lookup(ctx.session, msg.sender, key, ctx.now)], intent="command")
 
 
-@registry.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
-                       intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
+@capability.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
+                         intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
 def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
     m = re.match(r"^特殊贡献\s*(\S+)\s+(银卡|金卡)\s+(.+)$", msg.text.strip())
     owner = S.find_owner_by_key(ctx.session, m.group(1))
@@ -158,8 +158,8 @@ def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
                    pushes=pushes, intent="command")
 
 
-@registry.text_command("member_breach", r"^会员违规\s*(?P<key>\S+)\s+(?P<action>警告|暂停|降级)\s+(?P<reason>\S+)(?:\s+(?P<days>\d+)天?)?$",
-                       intent="command", chats=("staff",), roles=("staff",), why="record a rule breach: warn / suspend / downgrade")
+@capability.text_command("member_breach", r"^会员违规\s*(?P<key>\S+)\s+(?P<action>警告|暂停|降级)\s+(?P<reason>\S+)(?:\s+(?P<days>\d+)天?)?$",
+                         intent="command", chats=("staff",), roles=("staff",), why="record a rule breach: warn / suspend / downgrade")
 def member_breach(ctx: Context, msg: Message, _route) -> Outcome:
     m = re.match(r"^会员违规\s*(\S+)\s+(警告|暂停|降级)\s+(\S+)(?:\s+(\d+)天?)?$", msg.text.strip())
     if _staff(ctx, msg, ("supervisor", "manager")) is None:
@@ -175,7 +175,7 @@ def member_breach(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已记录：{owner.name} {m.group(2)}（{m.group(3)}），已通知业主。"], pushes=pushes, intent="command")
 
 
-@card_events.prefix("member:")
+@capability.card("member:")
 def on_member_card(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")
     if len(parts) != 3 or not parts[2].isdigit():

@@ -5,6 +5,8 @@ from datetime import date
 
 import click
 
+from ground import clock, ports
+
 
 def _owner(s, key: str):
     from handlers.membership.service import find_owner_by_key
@@ -16,16 +18,13 @@ def _owner(s, key: str):
 
 
 def _send(s, pushes) -> list[int]:
-    from ground import clock
-    from bot.outbound.outbox import add
-
-    return [row.id for p in pushes if p for row in [add(s, p, clock.now())] if row is not None]
+    """Record the pushes in this transaction (the outbox port); send them after it commits."""
+    box = ports.outbox()
+    return [oid for p in pushes if p for oid in [box.add(s, p, clock.now())] if oid is not None]
 
 
 def _after_commit(ids: list[int]) -> None:
-    from bot.outbound.outbox import queue_send
-
-    queue_send(ids)
+    ports.outbox().queue_send(ids)
 
 
 @click.group()
@@ -38,7 +37,6 @@ def member() -> None:
 @click.option("--actor", required=True, help="your WeCom userid (the look-up is logged)")
 def show(key: str, actor: str) -> None:
     """An owner's membership (room, phone, name or openid)."""
-    from ground import clock
     from handlers.membership.service import staff_lookup
     from store.db import session_scope
 
@@ -54,7 +52,6 @@ def show(key: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -> None:
     """Record spend that counts toward tiers."""
-    from ground import clock
     from handlers.membership.service import add_spend, local_day
     from store.db import session_scope
     from store.models import AuditLog
@@ -75,7 +72,6 @@ def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -
 @click.option("--actor", required=True, help="a manager's WeCom userid")
 def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
     """Special-contribution upgrade (第九条 3), by a manager."""
-    from ground import clock
     from handlers.membership.service import grant_special_contribution
     from store.db import session_scope
 
@@ -98,7 +94,6 @@ def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -> None:
     """Record a rule breach (第十条 2)."""
-    from ground import clock
     from handlers.membership.service import record_breach
     from store.db import session_scope
 
@@ -118,7 +113,6 @@ def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -
 @click.option("--actor", required=True)
 def lift(key: str, actor: str) -> None:
     """End an owner's benefit suspension early."""
-    from ground import clock
     from handlers.membership.service import lift_suspension
     from store.db import session_scope
 
@@ -133,7 +127,6 @@ def lift(key: str, actor: str) -> None:
 @member.command("evaluate")
 def evaluate() -> None:
     """Run the monthly evaluation now (the scheduler does this monthly)."""
-    from ground import clock
     from handlers.membership.service import evaluate_memberships
     from store.db import session_scope
 
@@ -146,11 +139,10 @@ def evaluate() -> None:
 @member.command("clocks")
 def clocks() -> None:
     """Check the O1-O3 clocks now and escalate broken ones."""
-    from ground import clock
-    from handlers.bookings import check_booking_clocks
+    from handlers.membership.clocks import check_clocks
     from store.db import session_scope
 
     with session_scope() as s:
-        ids = _send(s, check_booking_clocks(s, clock.now()))
+        ids = _send(s, check_clocks(s, clock.now()))
     _after_commit(ids)
     click.echo(f"{len(ids)} escalations queued")

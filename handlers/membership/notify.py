@@ -10,6 +10,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers.clocks.policy import ClockSpec, parse_clocks
 from handlers.message import Push
 from store.models import Owner, Staff
 
@@ -17,23 +18,33 @@ CLOCKS_FILE = Path(__file__).resolve().parent.parent / "data" / "member_clocks.y
 CS_WINDOW = timedelta(hours=48)  # PLATFORM.md: customer-service messages only within 48 h
 
 
+# The events member services and consultations start and stop their clocks on.
+SERVICE_EVENTS = ("handed_over", "answered", "submitted", "reviewed", "approved", "contacted", "done",
+                  "feedback_sent")
+
+
 @lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> dict:
+def _load(path: str, mtime: float) -> tuple[dict, dict[str, ClockSpec]]:
+    name = Path(path).name
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for cid, c in (data.get("clocks") or {}).items():
-        if not isinstance(c, dict) or not isinstance(c.get("minutes"), (int, float)) or c["minutes"] <= 0:
-            raise ValueError(f"{path}: clocks.{cid}: field 'minutes' should be a positive number")
-    for i, step in enumerate(data.get("escalation") or []):
-        if not isinstance(step.get("after_minutes"), (int, float)):
-            raise ValueError(f"{path}: escalation[{i}]: field 'after_minutes' should be a number")
-        bad = set(step.get("to") or []) - {"assignee", "supervisor", "manager"}
-        if bad or not step.get("to"):
-            raise ValueError(f"{path}: escalation[{i}]: field 'to' should list assignee/supervisor/manager, got {step.get('to')!r}")
-    return data
+    specs = parse_clocks(data.get("clocks"), f"{name}: clocks", SERVICE_EVENTS)
+    return data, {s.id: s for s in specs}
 
 
 def clock_config(path: Path = CLOCKS_FILE) -> dict:
-    return _load(str(path), path.stat().st_mtime)
+    """member_clocks.yaml as read (review team, booking horizon, agents ...)."""
+    return _load(str(path), path.stat().st_mtime)[0]
+
+
+def service_policies(path: Path = CLOCKS_FILE) -> dict[str, ClockSpec]:
+    """The O1-O3 clock policies by id, validated (handlers/clocks/policy.py)."""
+    return _load(str(path), path.stat().st_mtime)[1]
+
+
+def promise(clock_id: str) -> str:
+    """「10分钟内」 / 「2小时内」: what a reply promises, from the clock's policy in
+    member_clocks.yaml (never written into a reply by hand)."""
+    return service_policies()[clock_id].within
 
 
 def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from ground.clock import CST
 from handlers.membership import rules as R
-from handlers.membership.clocks import start_clock, stop_clock
-from handlers.membership.notify import clock_config, owner_push, recipients, task_card, team_members
+from handlers import clocks
+from handlers.membership.notify import clock_config, owner_push, promise, recipients, task_card, team_members
 from handlers.message import Push
 from store.models import (AuditLog, DowngradeNotice, MemberApplication, MemberSanction, Owner, SpendEntry,
                           TierChange)
@@ -158,7 +158,7 @@ def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, l
     pending = session.scalar(select(MemberApplication).where(MemberApplication.owner_id == owner.id,
                                                              MemberApplication.state == "pending"))
     if pending:
-        return f"您的{pending.target_tier}升级申请（编号 M{pending.id}）正在审核中，我们会在2小时内给您答复。", []
+        return f"您的{pending.target_tier}升级申请（编号 M{pending.id}）正在审核中，我们会在{promise('O2_review')}给您答复。", []
     if not e.eligible:
         return f"暂未满足升级{e.target}的条件。\n" + gap_text(e), []
     app = MemberApplication(owner_id=owner.id, from_tier=owner.tier, target_tier=e.target, basis=",".join(e.met))
@@ -168,16 +168,16 @@ def apply_upgrade(session: Session, owner: Owner, now: datetime) -> tuple[str, l
     staff = team_members(session, team)
     to = recipients(staff)
     basis = "、".join({"spend": f"累计消费{R.yuan(e.spend_fen)}元", "tenure": "居住年限"}[b] for b in e.met)
-    start_clock(session, f"application:{app.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
+    clocks.start(session, "service", f"application:{app.id}", "O2_review", now, owner_id=owner.id, team=team, assignee=to,
                 detail={"title": f"{owner.name}（{owner.room}）申请升级{e.target}"})
     session.add(AuditLog(actor=owner.openid or str(owner.id), action="member_apply", target=f"application:{app.id}",
                          detail={"target": e.target, "basis": e.met}))
-    pushes = [task_card(to, f"member-app-{app.id}", f"会员升级申请 M{app.id}", f"请在2小时内审核（第十二条）",
+    pushes = [task_card(to, f"member-app-{app.id}", f"会员升级申请 M{app.id}", f"请在{promise('O2_review')}审核（第十二条）",
                         [("业主", owner.name), ("房号", owner.room or "-"), ("现等级", owner.tier),
                          ("申请", e.target), ("依据", basis)],
                         [("通过", f"member:approve:{app.id}"), ("驳回", f"member:reject:{app.id}")],
                         dedup_key=f"member:app:{app.id}:card", source=f"application:{app.id}")] if to else []
-    return (f"已提交{e.target}升级申请（编号 M{app.id}，依据：{basis}）。工作人员会在2小时内审核，结果会第一时间通知您。",
+    return (f"已提交{e.target}升级申请（编号 M{app.id}，依据：{basis}）。工作人员会在{promise('O2_review')}审核，结果会第一时间通知您。",
             pushes)
 
 
@@ -191,7 +191,7 @@ def review_application(session: Session, app_id: int, approve: bool, reviewer: s
     owner = app.owner
     app.state = "approved" if approve else "rejected"
     app.reviewed_by, app.reviewed_at, app.note = reviewer, now, note
-    stop_clock(session, f"application:{app.id}", "O2_review", now, by=reviewer)
+    clocks.stop_named(session, f"application:{app.id}", "O2_review", now, by=reviewer)
     session.add(AuditLog(actor=reviewer, action="member_review", target=f"application:{app.id}",
                          detail={"approved": approve, "note": note}))
     if approve:

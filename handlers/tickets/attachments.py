@@ -16,10 +16,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from ground import keys, ports
+from handlers import conversation
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.tickets import card, core
+from handlers.tickets.capability import capability
 from store.models import Ticket, TicketMedia
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,7 @@ def _fetch_after_commit(session: Session, row_id: int) -> None:
     could not see the row before), outside the handler: handlers speak no HTTP."""
     def enqueue(_s) -> None:
         try:
-            from bot.queues import get_queue
-
-            get_queue("outbound").enqueue("bot.media_fetch.fetch_ticket_media", row_id, job_id=f"media-{row_id}")
+            ports.jobs().enqueue("outbound", "fetch_ticket_media", row_id, job_id=keys.media_job_id(row_id))
         except Exception as exc:  # Redis down: `guanjia` can fetch pending rows later
             log.warning("could not queue the media fetch of ticket_media %s (%s)", row_id, exc)
 
@@ -88,16 +88,14 @@ def _ack(ticket: Ticket, row: TicketMedia) -> str:
 def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
     if msg.chat != "private":
         return None  # group photos are the groups capability's
-    from handlers.tickets import intake
-
     info = info_of(msg)
     what = KIND_WORDS[msg.kind]
     conv = conversation.get(ctx.session, msg.sender, msg.chat, ctx.now, msg.group_id)
-    if conv is not None and conv.handler == intake.DETAILS_CONV:
+    if conv is not None and conv.handler == core.DETAILS_CONV:
         # Asked "what happened?" and a photo came first: keep it for the ticket to come.
         state = dict(conv.state)
         state["media"] = list(state.get("media") or []) + [info]
-        conversation.update(ctx.session, conv, state, ctx.now, ttl=intake.DETAILS_TTL)
+        conversation.update(ctx.session, conv, state, ctx.now, ttl=core.DETAILS_TTL)
         return Outcome(replies=[f"收到{what}。请再用文字简单说一下发生了什么，我马上为您登记，{what}会一起附上。"],
                        intent="complaint")
     rows = open_tickets(ctx.session, msg)
@@ -111,17 +109,17 @@ def _on_media(ctx: Context, msg: Message, _route) -> Outcome | None:
         return Outcome(replies=[f"收到{what}。您有{len(rows)}个处理中的工单，这是关于哪一个的？回复编号（例如 {rows[0].number}）：\n{lines}"],
                        intent="complaint")
     # No open ticket: ask what happened; the answer registers one with this attached.
-    conversation.start(ctx.session, msg.sender, msg.chat, intake.DETAILS_CONV, {"opener": f"（{what}）", "media": [info]},
-                       ctx.now, ttl=intake.DETAILS_TTL)
+    conversation.start(ctx.session, msg.sender, msg.chat, core.DETAILS_CONV, {"opener": f"（{what}）", "media": [info]},
+                       ctx.now, ttl=core.DETAILS_TTL)
     return Outcome(replies=[f"收到{what}。请简单说一下是什么问题（例如「楼道灯坏了」），我马上为您登记工单，{what}会一起附上。"],
                    intent="complaint")
 
 
-registry.event_handler("__image__")(_on_media)
-registry.event_handler("__location__")(_on_media)
+capability.event("__image__")(_on_media)
+capability.event("__location__")(_on_media)
 
 
-@registry.event_handler("__voice__")
+@capability.event("__voice__")
 def on_voice(ctx: Context, msg: Message, _route) -> Outcome | None:
     """A voice note WeChat could not transcribe (with a transcript it arrives as
     text): kept with the owner's one open ticket; otherwise the usual ask for text."""
@@ -133,7 +131,7 @@ def on_voice(ctx: Context, msg: Message, _route) -> Outcome | None:
                    pushes=pushes, intent="complaint")
 
 
-@registry.conversation_handler(WHICH_CONV)
+@capability.conversation(WHICH_CONV)
 def on_which(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = (msg.text or "").strip()
     ids = list(conv.state.get("ids") or [])

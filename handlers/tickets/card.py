@@ -4,9 +4,10 @@ everyone who got it; the clicker also gets a short text saying what happened
 (e.g. who already owns the ticket)."""
 from __future__ import annotations
 
-from handlers import card_events, privacy
+from handlers import privacy
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
+from handlers.tickets.capability import capability
 
 # (session, ticket number, clicker, now, response_code, task_id) -> core.Result
 ACTIONS = {
@@ -19,7 +20,7 @@ ACTIONS = {
 }
 
 
-@card_events.prefix("ticket:")
+@capability.card("ticket:")
 def on_ticket_click(ctx: Context, msg: Message, key: str) -> Outcome:
     parts = key.split(":")
     action = parts[1] if len(parts) > 1 else ""

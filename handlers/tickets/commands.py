@@ -7,10 +7,11 @@ import re
 
 from sqlalchemy import or_, select
 
-from handlers import privacy, registry, scope
+from handlers import privacy, scope
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
+from handlers.tickets.capability import capability
 from store.models import Ticket
 
 _T = r"\s*[Tt]?\s*(?P<n>\d+)"
@@ -55,8 +56,8 @@ def _out_of_scope(ctx: Context, msg: Message, route, holder_only: bool = False) 
     return Outcome(replies=[f"工单{ticket.number}不在您负责的范围内，如需处理请联系主管。"], intent="command")
 
 
-@registry.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
-                       why="staff accepts a ticket (O10)")
+@capability.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
+                         why="staff accepts a ticket (O10)")
 def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -64,7 +65,7 @@ def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.accept(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
-@registry.text_command("ticket_on_the_way", rf"^出发{_T}$", chats=STAFF, roles=STAFF, why="staff on the way")
+@capability.text_command("ticket_on_the_way", rf"^出发{_T}$", chats=STAFF, roles=STAFF, why="staff on the way")
 def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -72,8 +73,8 @@ def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.on_the_way(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
-@registry.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
-                       why="staff on site (O5)")
+@capability.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
+                         why="staff on site (O5)")
 def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -81,8 +82,8 @@ def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.on_site(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
-@registry.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="staff reports progress (O8, O4 plan)")
+@capability.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                         why="staff reports progress (O8, O4 plan)")
 def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -91,8 +92,8 @@ def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
-@registry.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="staff completes a ticket (O9)")
+@capability.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                         why="staff completes a ticket (O9)")
 def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -101,8 +102,8 @@ def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
-@registry.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
-                       why="staff hands a ticket to a colleague")
+@capability.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
+                         why="staff hands a ticket to a colleague")
 def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route, holder_only=True)
     if refused:
@@ -111,8 +112,8 @@ def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.transfer(ctx.session, int(a["n"]), msg.sender, ctx.now, a.get("to") or None))
 
 
-@registry.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                       why="customer service called the owner back (O11)")
+@capability.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
+                         why="customer service called the owner back (O11)")
 def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -121,8 +122,8 @@ def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
 
 
-@registry.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
-                       why="a supervisor takes an escalated ticket")
+@capability.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
+                         why="a supervisor takes an escalated ticket")
 def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
     refused = _out_of_scope(ctx, msg, route)
     if refused:
@@ -130,7 +131,7 @@ def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
     return _out(core.take_over(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
 
 
-@registry.text_command("ticket_mine", r"^我的工单$", chats=("private", "staff"), why="list my tickets")
+@capability.text_command("ticket_mine", r"^我的工单$", chats=("private", "staff"), why="list my tickets")
 def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
     s = ctx.session
     if msg.chat == "staff" and msg.role == "staff":
@@ -152,8 +153,8 @@ def cmd_mine(ctx: Context, msg: Message, route) -> Outcome:
     return Outcome(replies=["您的工单：\n" + "\n".join(core.describe(s, t) for t in rows)], intent="command")
 
 
-@registry.text_command("ticket_nudge", rf"^(?:催一下|催办|催单|催促){_T}\s*$", chats=("private",),
-                       why="owner nudges a ticket")
+@capability.text_command("ticket_nudge", rf"^(?:催一下|催办|催单|催促){_T}\s*$", chats=("private",),
+                         why="owner nudges a ticket")
 def cmd_nudge(ctx: Context, msg: Message, route) -> Outcome:
     s, n = ctx.session, int(_args(route)["n"])
     ticket = core.get_ticket(s, n)

@@ -1,5 +1,6 @@
-"""Ticket life cycle: every transition records an event (O20), stops and starts
-the clocks that the policy ties to it, and returns the pushes it causes.
+"""Ticket life cycle: every transition records an event (O20), tells the clock
+engine (handlers/clocks/) so it stops and starts the clocks the policy ties to
+it, and returns the pushes it causes.
 
 Both the card clicks and the text commands call the functions here, so a
 button and "接单 T12" behave the same.
@@ -14,13 +15,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ground import clock
 from ground.clock import CST
-from handlers import calendar_cn, privacy
+from handlers import clocks, conversation, privacy
 from handlers.message import Push
-from handlers.tickets.policy import ClockSpec, policy, roster
-from store.models import OutboxMessage, Owner, Staff, Ticket, TicketClock, TicketEvent
+from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
+from store.models import OutboxMessage, Owner, Staff, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
+
+# The owner's answering exchange after a result (O9); handlers/tickets/survey.py reads the answers.
+SURVEY_CONV = "ticket_survey"
+# The exchange that waits for a complaint's details (intake.py opens it; attachments.py adds
+# photos sent before the words to it).
+DETAILS_CONV = "ticket_details"
+DETAILS_TTL = timedelta(hours=2)
 
 STATE_LABELS = {
     "waiting_home": "待核对房号", "open": "待接单", "accepted": "已受理", "on_the_way": "正在赶往",
@@ -32,7 +41,7 @@ CATEGORY_LABELS = {
     "other": "其他",
 }
 OPEN_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened")
-ACTIVE_CLOCK_STATES = ("running", "breached")
+ACTIVE_CLOCK_STATES = clocks.ACTIVE_STATES
 
 
 @dataclass
@@ -91,53 +100,14 @@ def record(session: Session, ticket: Ticket, actor: str, action: str, now: datet
     return ev
 
 
-def home_repair(ticket: Ticket) -> bool:
-    """O11 applies to repairs inside a home (not public facilities)."""
-    return ticket.kind == "repair" and ticket.category != "facility" and bool(ticket.room)
-
-
-def specs(ticket: Ticket) -> list[ClockSpec]:
-    return policy().clocks_for(ticket.priority, ticket.kind, home_repair(ticket))
-
-
-def spec_for(ticket: Ticket, clock_id: str) -> ClockSpec | None:
-    return next((s for s in specs(ticket) if s.id == clock_id), None)
-
-
-def due_for(spec: ClockSpec, start: datetime) -> datetime:
-    if spec.minutes is not None:
-        return start + timedelta(minutes=spec.minutes)
-    if spec.working_days is not None:
-        return calendar_cn.add_working_days(start, spec.working_days)
-    return calendar_cn.end_of_day(start.astimezone(CST).date())  # until: end_of_day
-
-
 def fire(session: Session, ticket: Ticket, action: str, actor: str, now: datetime,
          clock_start: datetime | None = None, quiet: bool = False, **detail) -> None:
-    """Record `action` on the ticket (unless `quiet`: recorded already), stop the
-    clocks it ends, start the ones it begins."""
+    """Record `action` on the ticket (unless `quiet`: recorded already); the clock
+    engine stops the clocks it ends and starts the ones it begins (clocks.yaml)."""
     if not quiet:
         record(session, ticket, actor, action, now, **detail)
-    for row in session.scalars(select(TicketClock).where(TicketClock.ticket_id == ticket.id,
-                                                         TicketClock.state.in_(ACTIVE_CLOCK_STATES))).all():
-        spec = spec_for(ticket, row.clock)
-        if spec is None or action not in spec.stop:
-            continue
-        row.stopped_at, row.next_step_at = now, None
-        row.state = "met" if row.state == "running" else "late"
-        record(session, ticket, "clock", "clock_met" if row.state == "met" else "clock_late", now,
-               clock=row.clock, rule=row.rule, due_at=row.due_at.isoformat(), by=action)
-    start = clock_start or now
-    for spec in specs(ticket):
-        if spec.start != action:
-            continue
-        due = due_for(spec, start)
-        warn = due - timedelta(minutes=spec.warn_before) if spec.warn_before else None
-        session.add(TicketClock(ticket_id=ticket.id, clock=spec.id, rule=spec.rule, round=ticket.reopen_count,
-                                started_at=start, due_at=due, warn_at=warn, state="running"))
-        record(session, ticket, "clock", "clock_started", now, clock=spec.id, rule=spec.rule,
-               due_at=due.isoformat(), title=spec.title)
-    session.flush()
+    clocks.on_event(session, "ticket", f"ticket:{ticket.id}", action, now, specs_for(ticket),
+                    start_at=clock_start, round=ticket.reopen_count, ticket_id=ticket.id)
 
 
 # ---------------------------------------------------------------- pushes
@@ -158,8 +128,6 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     openid = owner_openid(session, ticket)
     if not openid:
         return []
-    from ground import clock
-
     now = now or clock.now()
     common = dict(dedup_key=f"ticket:{ticket.id}:owner:{key}", priority=1 if ticket.priority == "urgent" else 3,
                   source=f"ticket:{ticket.id}")
@@ -427,8 +395,6 @@ def complete(session: Session, ticket_id: int, userid: str, now: datetime, note:
 
 def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]:
     """O9: the result and the survey question to the owner; records result_sent."""
-    from handlers.tickets import survey
-
     openid = owner_openid(session, ticket)
     if not openid:  # nobody to message: the result clock keeps running until a call-back
         return []
@@ -438,8 +404,21 @@ def report_result(session: Session, ticket: Ticket, now: datetime) -> list[Push]
     pushes = owner_push(session, ticket, text, f"result:{ticket.reopen_count}")
     ticket.result_sent_at = now
     fire(session, ticket, "result_sent", "bot", now)
-    survey.open_survey(session, ticket, openid, now)
+    open_survey(session, ticket, openid, now)
     return pushes
+
+
+def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
+    """Waits for the owner's answer in the chat. An exchange the owner is in the
+    middle of (a booking, say) is not cut off: the owner then answers with
+    「评价 T12 5」, which always works."""
+    current = conversation.get(session, openid, "private", now)
+    if current is not None and current.handler not in (SURVEY_CONV,):
+        record(session, ticket, "bot", "survey_deferred", now, busy_with=current.handler)
+        return False
+    conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
+                       ttl=timedelta(hours=policy().survey_ttl_hours))
+    return True
 
 
 def called_back(session: Session, ticket_id: int, userid: str, now: datetime, note: str = "",

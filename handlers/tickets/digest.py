@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ground.clock import CST
 from handlers.message import Push
 from handlers.tickets import core
-from handlers.tickets.policy import PRIORITIES, roster
+from handlers.tickets.policy import PRIORITIES, roster, spec_for
 from store.models import Ticket, TicketClock
 
 
@@ -42,7 +42,8 @@ def daily_digest(session: Session, now: datetime) -> list[Push]:
         lines.append(f"> 超时 {len(late)} 项：")
         for c in late[:20]:
             t = session.get(Ticket, c.ticket_id)
-            lines.append(f"- {t.number} {c.rule} {core.spec_for(t, c.clock).title if core.spec_for(t, c.clock) else c.clock}"
+            spec = spec_for(t, c.clock)
+            lines.append(f"- {t.number} {c.rule} {spec.title if spec else c.clock}"
                          f"（负责人 {core.staff_name(session, t.assignee)}）")
     waiting = [t for t in open_ if t.state == "waiting_home"]
     if waiting:

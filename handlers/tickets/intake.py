@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 from handlers import conversation, privacy, registry
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
+from handlers.tickets.capability import capability
 from handlers.route_result import RouteResult
 from handlers.tickets import core
+from handlers.tickets.attachments import attach_pending  # also registers the photo and location handlers
 from handlers.tickets.intake_rules import intake_rules
 from handlers.tickets.policy import PRIORITIES, policy, roster
 from store.models import Home, Owner, Ticket
 
 BIND_CONV = "ticket_bind"
-DETAILS_CONV = "ticket_details"
-DETAILS_TTL = timedelta(hours=2)
+DETAILS_CONV, DETAILS_TTL = core.DETAILS_CONV, core.DETAILS_TTL
 BIND_TTL = timedelta(days=3)
 BIND_TRIES = 3
 _ROOM = re.compile(r"(\d{1,2})\s*[-－栋#号]\s*(\d{3,4})")
@@ -93,7 +94,7 @@ def _ack(ticket: Ticket) -> str:
             + (f"，{promise}" if promise else "") + f"。处理进度会随时告诉您。查询进度回复「我的工单」，催办回复「催一下 {ticket.number}」。")
 
 
-@registry.intent_handler("complaint")
+@capability.intent("complaint")
 def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outcome:
     route = route or RouteResult(intent="complaint")
     staff = msg.role in ("staff", "admin") and msg.chat == "staff"
@@ -105,7 +106,7 @@ def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outco
     return register(ctx, msg, route, staff)
 
 
-@registry.conversation_handler(DETAILS_CONV)
+@capability.conversation(DETAILS_CONV)
 def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The answer to "what happened?" becomes the ticket (one ticket, with the details)."""
     from handlers.normalize import basic
@@ -127,8 +128,6 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     out = register(ctx, msg, result, staff=False)
     media = (conv.state or {}).get("media")
     if media:  # photos / a location sent before the words
-        from handlers.tickets.attachments import attach_pending
-
         ticket = ctx.session.scalar(select(Ticket).where(Ticket.sender == msg.sender).order_by(Ticket.id.desc()).limit(1))
         if ticket is not None:
             out.pushes += attach_pending(ctx.session, ticket, media, ctx.now)
@@ -136,10 +135,9 @@ def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
 
 
 _QUESTION = re.compile(r"[?？吗么]$|怎么样|如何|是否|几点")
-_previous_routed = registry.get_event_handler("__routed__")
 
 
-@registry.event_handler("__routed__")
+@capability.routed
 def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     """「门口保安对我很凶」: a staff member's conduct is a complaint even when the
     classifier only found a loose FAQ match; it goes to customer service."""
@@ -147,7 +145,7 @@ def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
             and not route.faq_id and intake_rules().about_conduct(msg.text or "")
             and not _QUESTION.search((msg.text or "").strip())):
         return register(ctx, msg, RouteResult(intent="complaint", priority="general", category="other"), staff=False)
-    return _previous_routed(ctx, msg, route) if _previous_routed is not None else None
+    return None
 
 
 def register(ctx: Context, msg: Message, route: RouteResult, staff: bool) -> Outcome:
@@ -203,7 +201,7 @@ def bind_home(session: Session, sender: str, room: str, last4: str, channel: str
     return match, ""
 
 
-@registry.conversation_handler(BIND_CONV)
+@capability.conversation(BIND_CONV)
 def on_bind_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     text = msg.text.strip()
     if conv.state.get("staff"):
@@ -263,6 +261,3 @@ def _staff_room_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
         out.pushes += attach_owner(ctx.session, t, owner, ctx.now)
         out.replies.append(f"工单{t.number}已关联{owner.room} {owner.name}，已派单。")
     return out
-
-
-from handlers.tickets import attachments  # noqa: E402,F401  (photos and locations: registers its handlers)

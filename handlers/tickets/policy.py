@@ -1,6 +1,7 @@
-"""The ticket rules as data: clocks.yaml (SLA policies) and duty_roster.yaml
-(who takes what), loaded once and validated with errors naming file, entry
-and field."""
+"""The ticket rules as data: clocks.yaml (request classes, their clock
+policies in the one clock format of handlers/clocks/policy.py, the survey) and
+duty_roster.yaml (who takes what), loaded once and validated with errors
+naming file, entry and field."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,33 +10,14 @@ from pathlib import Path
 
 import yaml
 
+from handlers.clocks.policy import ClockSpec, PolicyError, parse_clock  # noqa: F401  (PolicyError: one error type)
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 CLOCKS_FILE = DATA / "clocks.yaml"
 ROSTER_FILE = DATA / "duty_roster.yaml"
 PRIORITIES = ("urgent", "important", "general")
 EVENTS = ("created", "accepted", "on_the_way", "on_site", "progress", "completed", "result_sent",
           "called_back", "reopened", "closed")
-LADDER_STEPS = ("redispatch", "supervisor", "manager")
-
-
-class PolicyError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ClockSpec:
-    id: str
-    rule: str
-    title: str
-    start: str
-    stop: tuple[str, ...]
-    minutes: int | None = None
-    working_days: int | None = None
-    until: str | None = None
-    warn_before: int = 0
-    ladder: tuple[str, ...] = ()
-    step_minutes: int = 60
-    holder: str = "assignee"  # who is warned: assignee / supervisor / callback
 
 
 @dataclass(frozen=True)
@@ -61,6 +43,7 @@ class Policy:
     cs_window_hours: int = 48
 
     def clocks_for(self, priority: str, kind: str, home_repair: bool) -> list[ClockSpec]:
+        """A ticket's clock policies: its class's, its kind's, and every ticket's."""
         specs = list(self.classes[priority].clocks)
         if kind == "complaint":
             specs += self.kinds.get("complaint", ())
@@ -94,34 +77,7 @@ class Roster:
 
 
 def _clock(raw: dict, where: str) -> ClockSpec:
-    if not isinstance(raw, dict):
-        raise PolicyError(f"{where}: a clock must be a mapping")
-    for name in ("id", "rule", "start", "stop"):
-        if name not in raw:
-            raise PolicyError(f"{where}: field '{name}' is missing")
-    where = f"{where} ({raw['id']})"
-    stop = raw["stop"] if isinstance(raw["stop"], list) else [raw["stop"]]
-    for ev in [raw["start"], *stop]:
-        if ev not in EVENTS:
-            raise PolicyError(f"{where}: field start/stop: unknown event '{ev}' (known: {', '.join(EVENTS)})")
-    durations = [k for k in ("minutes", "working_days", "until") if raw.get(k) is not None]
-    if len(durations) != 1:
-        raise PolicyError(f"{where}: exactly one of minutes / working_days / until is needed")
-    if raw.get("until") not in (None, "end_of_day"):
-        raise PolicyError(f"{where}: field until: only 'end_of_day' is known")
-    for step in raw.get("ladder", []):
-        if step not in LADDER_STEPS:
-            raise PolicyError(f"{where}: field ladder: unknown step '{step}'")
-    if raw.get("holder", "assignee") not in ("assignee", "supervisor", "callback"):
-        raise PolicyError(f"{where}: field holder: assignee / supervisor / callback")
-    try:
-        return ClockSpec(id=str(raw["id"]), rule=str(raw["rule"]), title=str(raw.get("title", raw["id"])),
-                         start=raw["start"], stop=tuple(stop), minutes=raw.get("minutes"),
-                         working_days=raw.get("working_days"), until=raw.get("until"),
-                         warn_before=int(raw.get("warn_before", 0)), ladder=tuple(raw.get("ladder", [])),
-                         step_minutes=int(raw.get("step_minutes", 60)), holder=raw.get("holder", "assignee"))
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(f"{where}: {exc}") from exc
+    return parse_clock(raw, where, EVENTS)
 
 
 def load_policy(path: Path = CLOCKS_FILE) -> Policy:
@@ -168,6 +124,20 @@ def load_roster(path: Path = ROSTER_FILE) -> Roster:
         if not esc.get(role):
             raise PolicyError(f"{name}: escalation.{role} is missing")
     return Roster(dict(cats), teams, dict(esc), dict(data.get("callback") or {}))
+
+
+def home_repair(ticket) -> bool:
+    """O11 applies to repairs inside a home (not public facilities)."""
+    return ticket.kind == "repair" and ticket.category != "facility" and bool(ticket.room)
+
+
+def specs_for(ticket) -> list[ClockSpec]:
+    """The clock policies of `ticket` (store.models.Ticket)."""
+    return policy().clocks_for(ticket.priority, ticket.kind, home_repair(ticket))
+
+
+def spec_for(ticket, clock_id: str) -> ClockSpec | None:
+    return next((s for s in specs_for(ticket) if s.id == clock_id), None)
 
 
 @lru_cache(maxsize=1)

@@ -4,33 +4,22 @@ up until the owner is satisfied (the follow-up clock runs meanwhile)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from handlers import conversation
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
 from handlers.tickets.policy import policy, roster
+from handlers.tickets.capability import capability
 from store.models import Ticket
 
-SURVEY_CONV = "ticket_survey"
+# The answering exchange is opened by core.report_result (core.open_survey), with the result.
+SURVEY_CONV = core.SURVEY_CONV
 # "5", "5分 很好", "4，还行": a digit alone or followed by 分/星 or a separator, so that
 # "5楼又漏水了" is not read as a score.
 _SCORE = re.compile(r"^\s*([1-5])\s*(?:(?:分|星)[\s,，。.!！:：、]*|[\s,，。.!！:：、]+|$)(.*)$", re.S)
-
-
-def open_survey(session: Session, ticket: Ticket, openid: str, now: datetime) -> bool:
-    """Waits for the owner's answer in the chat. An exchange the owner is in the
-    middle of (a booking, say) is not cut off: the owner then answers with
-    「评价 T12 5」, which always works."""
-    current = conversation.get(session, openid, "private", now)
-    if current is not None and current.handler not in (SURVEY_CONV,):
-        core.record(session, ticket, "bot", "survey_deferred", now, busy_with=current.handler)
-        return False
-    conversation.start(session, openid, "private", SURVEY_CONV, {"ticket": ticket.id}, now,
-                       ttl=timedelta(hours=policy().survey_ttl_hours))
-    return True
 
 
 def parse_answer(text: str) -> tuple[int, str] | None:
@@ -75,7 +64,7 @@ def answer(session: Session, ticket: Ticket, owner_sender: str, score: int, comm
     return out
 
 
-@registry.conversation_handler(SURVEY_CONV)
+@capability.conversation(SURVEY_CONV)
 def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     parsed = parse_answer(msg.text)
     if parsed is None:
@@ -87,8 +76,8 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return answer(ctx.session, ticket, msg.sender, parsed[0], parsed[1], ctx.now)
 
 
-@registry.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
-                       roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
+@capability.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
+                         roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
 def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
     from handlers.identity import find_owner
 

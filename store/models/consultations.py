@@ -3,7 +3,7 @@ ticket (photos, voice, location).
 
 A consultation is one owner's case while a person owes them an answer: the
 owner's words, the conversation around it, who picked it up, the O1 clock
-(a `service_clocks` row, subject "consultation:<id>:<round>") and every reply.
+(a `clocks` row, family service, subject "consultation:<id>:<round>") and every reply.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Membership (seed 000): spend ledger, tier history, upgrade applications,
 sanctions, downgrade notices, member-service bookings with capacity and quota
-counters, and the service clocks (O1-O3) with their escalation record."""
+counters. (Their O1-O3 clocks are rows of store/models/clocks.py.)"""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from store.models.base import Base, Timestamped
+from store.models.clocks import ServiceClock  # noqa: F401  (the clocks live in store/models/clocks.py)
 from store.models.community import Owner
 
 
@@ -141,25 +142,3 @@ class QuotaUsage(Base):
     period: Mapped[str] = mapped_column(String(16))
     allowed: Mapped[int]
     used: Mapped[int] = mapped_column(default=0)
-
-
-class ServiceClock(Timestamped, Base):
-    """One running obligation (O1 first response, O2 review / contact, O3
-    feedback) on a subject ("booking:12", "application:3", "consult:5"): when it
-    started, when it is due, when it stopped, how far it was escalated."""
-
-    __tablename__ = "service_clocks"
-    __table_args__ = (UniqueConstraint("subject", "clock"), Index("ix_service_clocks_state_due", "state", "due_at"))
-    id: Mapped[int] = mapped_column(primary_key=True)
-    subject: Mapped[str] = mapped_column(String(64))
-    clock: Mapped[str] = mapped_column(String(32))  # O1 / O2_review / O2_contact / O3
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id"))
-    team: Mapped[str | None] = mapped_column(String(32))
-    assignee: Mapped[str | None] = mapped_column(String(256))  # staff userids, "a|b"
-    started_at: Mapped[datetime]
-    due_at: Mapped[datetime]
-    stopped_at: Mapped[datetime | None]
-    state: Mapped[str] = mapped_column(String(16), default="running")  # running / met / breached_met / cancelled
-    breached_at: Mapped[datetime | None]
-    level: Mapped[int] = mapped_column(default=0)  # escalation steps taken
-    detail: Mapped[dict | None]

@@ -1,8 +1,7 @@
 """Complaints and repairs: tickets, their story (events) and their clocks.
 
-RULES.md O20: every change is a ticket event (who, when, what). Clocks
-(O4-O11) are rows so the minute job can find what is due with one query and
-so each warning or escalation is recorded where it happened.
+RULES.md O20: every change is a ticket event (who, when, what). The clocks
+(O4-O11) are rows of the one clock table (store/models/clocks.py).
 """
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamped
+from store.models.clocks import TicketClock  # noqa: F401  (the clocks live in store/models/clocks.py)
 
 
 class Ticket(Timestamped, Base):
@@ -63,23 +63,3 @@ class TicketEvent(Base):
     actor: Mapped[str] = mapped_column(String(64))  # staff userid / owner openid / "bot" / "clock"
     action: Mapped[str] = mapped_column(String(32))  # created / accepted / ... / clock_started / clock_warned ...
     detail: Mapped[dict] = mapped_column(default=dict)
-
-
-class TicketClock(Base):
-    __tablename__ = "ticket_clocks"
-    __table_args__ = (Index("ix_ticket_clocks_state_due", "state", "due_at"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
-    clock: Mapped[str] = mapped_column(String(32))  # id in clocks.yaml
-    rule: Mapped[str] = mapped_column(String(8))  # O4 ... O11
-    round: Mapped[int] = mapped_column(default=0)  # a reopened ticket runs its clocks again
-    started_at: Mapped[datetime]
-    due_at: Mapped[datetime]
-    warn_at: Mapped[datetime | None]
-    warned_at: Mapped[datetime | None]
-    # running / met / breached (deadline passed, still running) / late (stopped after breach) / cancelled
-    state: Mapped[str] = mapped_column(String(16), default="running")
-    breached_at: Mapped[datetime | None]
-    stopped_at: Mapped[datetime | None]
-    level: Mapped[int] = mapped_column(default=0)  # ladder steps taken
-    next_step_at: Mapped[datetime | None]

@@ -1,5 +1,8 @@
 """`guanjia faq eval FILE`: run route() over labelled cases and report.
 
+Here, beside the router, not in faq/: it runs the whole router (handlers above the
+knowledge base). Importing it adds `eval` to the `guanjia faq` group.
+
 A case: {"id", "chat"?, "role"?, "text", "expect": {...}} where expect may hold
 intent (one value or a list of acceptable ones; `also_ok` lists more),
 priority (any of), category (any of), faq_id (any of), answer_any (the answer
@@ -13,8 +16,14 @@ with the same embedding model over the same KB (what retrieval alone gives).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import click
+
+from faq.cli import faq
+from handlers.router import route
 
 FIELDS = ("intent", "priority", "category", "faq_id", "answer", "violation")
 # Fields this capability answers for; violation belongs to moderation.
@@ -73,8 +82,6 @@ def _has(exp: dict, f: str) -> bool:
 
 
 def evaluate(cases: list[dict]) -> Report:
-    from handlers.router import route
-
     rep = Report()
     for case in cases:
         rep.total += 1
@@ -139,7 +146,6 @@ def baseline_nn(cases: list[dict]) -> tuple[int, int, int]:
     import numpy as np
 
     from faq import matcher, retrieval, semantic
-    from handlers.router import route
 
     kbv = retrieval.kb_vectors()
     entries = matcher.default().index().kb.entries
@@ -154,3 +160,24 @@ def baseline_nn(cases: list[dict]) -> tuple[int, int, int]:
         ans = route(case["text"], case.get("chat") or "private", case.get("role") or "owner").answer or ""
         bot += any(s in ans for s in exp["answer_any"])
     return nn, bot, n
+
+
+@faq.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--strict", is_flag=True, help="Also fail on violation checks (moderation).")
+@click.option("--baseline-nn", "with_baseline", is_flag=True, help="Also the answer rate of a plain top-1 nearest neighbour.")
+def eval_cmd(file: str, strict: bool, with_baseline: bool) -> None:
+    """Per-field accuracy of route() on FILE (jsonl cases), the intent confusion
+    table and every failure. Exits 1 when an intent/priority/category/faq_id/answer check fails."""
+    cases = load_cases(file)
+    rep = evaluate(cases)
+    click.echo(render(rep))
+    if with_baseline:
+        nn, bot, n = baseline_nn(cases)
+        if n:
+            click.echo(f"answers right: bot {bot}/{n} {bot / n:.1%}; plain top-1 nearest neighbour "
+                       f"{nn}/{n} {nn / n:.1%}; difference {(bot - nn) / n * 100:+.1f} points")
+        else:
+            click.echo("no case with answer_any: no baseline")
+    if rep.gating_failures() or (strict and rep.failures):
+        sys.exit(1)

@@ -1,0 +1,210 @@
+"""The floors hold: imports point down, and no two packages import each other.
+
+Floors (docs/DEV_NOTES.md, "Floors"): ground -> store -> faq, handlers -> bot -> scheduler.
+Every import counts, also one made inside a function: an import there still ties
+the two modules, it only fails later. Each failure names the file, the line and what
+it imports. Nothing is run: the modules are read with `ast`.
+"""
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("ground", "store", "faq", "handlers", "bot", "scheduler")
+
+# What each top-level package may import of ours (besides itself).
+MAY_IMPORT: dict[str, set[str]] = {
+    "ground": set(),
+    "store": {"ground"},
+    "faq": {"ground", "store", "handlers"},
+    "handlers": {"ground", "store", "faq"},
+    "bot": {"ground", "store", "faq", "handlers", "scheduler"},
+    "scheduler": {"ground", "store", "faq", "handlers", "bot"},
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # dotted module that imports
+    path: Path  # its file
+    line: int
+    target: str  # dotted module of ours that it names
+
+    def __str__(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line} imports {self.target}"
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    """dotted name -> (file, is a package's __init__)."""
+    out = {}
+    for top in PACKAGES:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            is_pkg = parts[-1] == "__init__"
+            out[".".join(parts[:-1] if is_pkg else parts)] = (path, is_pkg)
+    return out
+
+
+MODULES = _modules()
+
+
+def _ours(name: str) -> str | None:
+    """The module of ours that `name` is or lies in (a.b.c -> a.b when c is a name in a.b)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imports_of(module: str) -> list[Import]:
+    path, is_pkg = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    package = module if is_pkg else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):  # every import, at the top or inside a function
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x, from ..y import z
+                up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(up + ([node.module] if node.module else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            target = _ours(name)
+            if target and target != module:
+                found.append(Import(module, path, node.lineno, target))
+    return list(dict.fromkeys(found))  # `from x import a, b` is one import of x
+
+
+IMPORTS = [imp for module in MODULES for imp in _imports_of(module)]
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_the_tree_is_read():
+    assert len(MODULES) > 100 and len(IMPORTS) > 500  # a broken walk must not pass as "no violations"
+
+
+def test_floors_point_down():
+    """handlers/, faq/ and store/ never import bot/ or scheduler/; ground/ imports nothing of ours."""
+    wrong = [f"{imp}  ({_top(imp.source)}/ may import only: {', '.join(sorted(MAY_IMPORT[_top(imp.source)])) or 'nothing of ours'})"
+             for imp in IMPORTS
+             if _top(imp.target) != _top(imp.source) and _top(imp.target) not in MAY_IMPORT[_top(imp.source)]]
+    assert not wrong, "imports that point up a floor:\n  " + "\n  ".join(wrong)
+
+
+def _package_edges() -> dict[tuple[str, str], list[Import]]:
+    """Edges between sibling packages, at every level: an import from inside package A to
+    inside package B, where A and B sit side by side in the same parent (or at the top).
+    A module's own package importing a subpackage (or the other way) is not between siblings."""
+    edges: dict[tuple[str, str], list[Import]] = defaultdict(list)
+    for imp in IMPORTS:
+        a = imp.source.split(".") + (["__init__"] if MODULES[imp.source][1] else [])
+        b = imp.target.split(".") + (["__init__"] if MODULES[imp.target][1] else [])
+        i = 0
+        while i < min(len(a), len(b)) and a[i] == b[i]:
+            i += 1
+        left, right = ".".join(a[: i + 1]), ".".join(b[: i + 1])
+        # Two modules of one package are a circle of files, not of packages: not counted here.
+        if i == 0 or (MODULES.get(left, (None, False))[1] and MODULES.get(right, (None, False))[1]):
+            edges[(left, right)].append(imp)
+    return edges
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected parts with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(set(graph) | {w for ws in graph.values() for w in ws}):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_between_packages():
+    """bot/, handlers/, faq/, store/, scheduler/, ground/ and their subpackages (bot/console,
+    bot/api, handlers/tickets...): no two siblings import each other, however indirectly."""
+    edges = _package_edges()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, b in edges:
+        graph[a].add(b)
+    report = []
+    for part in _cycles(graph):
+        report.append("cycle between " + ", ".join(p.replace(".", "/") + "/" for p in part) + ":")
+        for a in part:
+            for b in sorted(graph[a] & set(part)):
+                report += [f"    {imp}" for imp in edges[(a, b)]]
+    assert not report, "\n".join(report)
+
+
+# --- registrations ------------------------------------------------------------------------------
+# No capability registers the same command, intent, event, page or job twice (issue 15,
+# "one capability = one package + one line"; handlers/capability.py).
+
+
+def test_no_registration_is_duplicated(env):
+    """The whole install, as the hosts do it, with every capability of the list:
+    a name registered twice anywhere (chat, card prefix, job, CLI command, API
+    route, URL) would raise here. The tiny capability of tests/test_capabilities.py
+    shows each kind raising, naming both registrants."""
+    import handlers
+    from bot import cli
+    from bot.web import create_app
+    from handlers.capability import unique
+    from scheduler.config import load_schedule
+
+    caps = handlers.load_capabilities()
+    assert len({c.name for c in caps}) == len(caps)
+    for kind, names in (("text command", lambda c: [(n, c) for n in c.commands]),
+                        ("card prefix", lambda c: [(n, c) for n in c.cards]),
+                        ("conversation handler", lambda c: [(n, c) for n in c.conversations])):
+        unique(caps, kind, names)
+    load_schedule()  # jobs: schedule.yaml's and the capabilities', one name each
+    cli._register_extra()  # CLI commands
+    create_app()  # pages, API routes, URL + method
+
+
+def test_a_duplicate_registration_fails():
+    """The check above has teeth: a second handler for an intent raises, naming both."""
+    import pytest
+
+    from handlers import load_capabilities
+    from handlers.capability import Capability
+    from handlers.registry import DuplicateRegistration
+
+    load_capabilities()
+    with pytest.raises(DuplicateRegistration, match="intent handler 'complaint' registered twice: by .*tickets.* "
+                                                    "and by .*capability layers_probe"):
+        Capability("layers_probe").intent("complaint")(lambda ctx, msg, route: None)
