@@ -49,7 +49,8 @@ from tests.conftest import free_port, wait_port  # noqa: E402
 REQUEST_TIMEOUT_S = 10.0  # above the passive budget (3 s) and gunicorn's worst; a stuck server counts errors
 SERVERS = ("bare", "werobot", "floor", "ours")
 LABELS = {"bare": "bare Flask 'success'", "werobot": "WeRoBot echo (peer)", "floor": "floor (bench/floor.py)",
-          "ours": "guanjia /wechat/mp", "nowait": "  ours, no passive wait"}
+          "ours": "guanjia /wechat/mp", "nowait": "  ours, no passive wait",
+          "lane": "  ours, worker-only path"}
 
 
 # --- a tiny HTTP/1.1 client ------------------------------------------------------------
@@ -160,7 +161,7 @@ def check_replies(ports: dict[str, int]) -> None:
         q, body = P.mp_text_request("o_bench_check", "你好", _run_id * 10**9 + 999_000_000 + port, mode="safe")
         r = http.post(f"http://127.0.0.1:{port}/wechat/mp", params=q, data=body, timeout=REQUEST_TIMEOUT_S)
         r.raise_for_status()
-        if name in ("werobot", "ours"):
+        if name in ("werobot", "ours", "lane"):
             reply = P.mp_reply(r.content)  # checks the reply's signature and decrypts it
             if name == "werobot" and reply.get("Content") != "你好":
                 raise SystemExit(f"WeRoBot did not echo: {reply}")
@@ -174,12 +175,13 @@ def check_replies(ports: dict[str, int]) -> None:
 
 class Stack:
     def __init__(self, workers: int, rq_workers: int, database_url: str | None = None, nowait: bool = False,
-                 servers: tuple[str, ...] = SERVERS) -> None:
+                 servers: tuple[str, ...] = SERVERS, lane: bool = False) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
         self.names: list[str] = []
         self.redis_port, self.fake_port = free_port(), free_port()
-        self.ports = {name: free_port() for name in servers + (("nowait",) if nowait else ())}
+        self.ports = {name: free_port() for name in servers + (("nowait",) if nowait else ())
+                      + (("lane",) if lane else ())}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         # Replies that miss the budget are pushed: to the fake platform, so they cost what a
         # real send costs and do not pile up as retries.
@@ -188,6 +190,11 @@ class Stack:
             "GUANJIA_VAR_DIR": str(self.tmp / "var"), "GUANJIA_WEB_WORKERS": str(workers), "GUANJIA_BIND": "127.0.0.1:0",
             "GUANJIA_LOG_LEVEL": "WARNING", "GUANJIA_MAX_REQUESTS": "0", "PYTHONPATH": str(ROOT)}
         self.rq_workers = rq_workers
+        self.web_workers = workers
+        # The models' fitted weights and KB vectors (var/cache, keyed by their inputs): copied so
+        # that no process of the run spends a minute training them (a stale copy is not used).
+        if (ROOT / "var" / "cache").is_dir():
+            shutil.copytree(ROOT / "var" / "cache", self.tmp / "var" / "cache")
 
     def pids(self, *logs: str) -> list[int]:
         return [p.pid for p, name in zip(self.procs, self.names) if name in logs]
@@ -222,6 +229,12 @@ class Stack:
             self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["nowait"])],
                         env=self.env | {"GUANJIA_PASSIVE_BUDGET_S": "0",
                                         "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-nowait")}, log="nowait")
+        if "lane" in self.ports:
+            # The same app as before issue 16's redesign: every message through the Redis lane to
+            # a worker and back, each request committing its own row (the before/after figure).
+            self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["lane"])],
+                        env=self.env | {"GUANJIA_HANDLE_IN_WEB": "0", "GUANJIA_GROUP_COMMIT_MS": "0",
+                                        "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-lane")}, log="lane")
         if "bare" in self.ports:
             self._gunicorn("bare", "bench.bare:create_app()")
         if "werobot" in self.ports:
@@ -230,10 +243,20 @@ class Stack:
             self._gunicorn("floor", "bench.floor:create_app()", GUANJIA_FLOOR_DB=str(self.tmp / "floor.db"))
         for name, port in self.ports.items():
             try:
-                wait_port(port, 60)
+                wait_port(port, 180)  # ours loads its models before it binds (deploy/gunicorn.conf.py)
             except RuntimeError:
                 log = (self.tmp / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise SystemExit(f"{name} did not start:\n{log}") from None
+        # Each web process of ours loads its models in the background and sends messages to the
+        # workers until then (deploy/gunicorn.conf.py::post_fork): measure it once loaded.
+        deadline = time.monotonic() + 240
+        for name in ("ours", "nowait"):
+            if name not in self.ports:
+                continue
+            while (self.tmp / f"{name}.log").read_text(errors="replace").count("models loaded") < self.web_workers:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name}: models not loaded after 240 s")
+                time.sleep(0.5)
         time.sleep(1.5)  # the rq workers warm up
 
     def stop(self) -> None:
@@ -317,6 +340,10 @@ def main() -> int:
                     help="guanjia worker processes (2: as deploy/ runs them, systemd worker@1 and @2, compose replicas 2)")
     ap.add_argument("--rate", type=float, default=200.0)
     ap.add_argument("--nowait", action="store_true", help="also serve ours with GUANJIA_PASSIVE_BUDGET_S=0")
+    ap.add_argument("--group-commit-ms", default=None,
+                    help="GUANJIA_GROUP_COMMIT_MS for ours (default: the app's; 0 = each request commits)")
+    ap.add_argument("--worker-only", action="store_true",
+                    help="also serve ours as before issue 16 (GUANJIA_HANDLE_IN_WEB=0, GUANJIA_GROUP_COMMIT_MS=0)")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="watchdog for the whole run (default: 60 + 40 x --seconds)")
     ap.add_argument("--database-url", default=None,
@@ -338,7 +365,9 @@ def main() -> int:
 
     _watchdog(args.max_seconds or 60 + 40 * args.seconds)
     load_before = os.getloadavg()
-    stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait)
+    stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait, lane=args.worker_only)
+    if args.group_commit_ms is not None:
+        stack.env["GUANJIA_GROUP_COMMIT_MS"] = str(args.group_commit_ms)
     closed: dict[str, dict] = {}
     rated: dict[str, dict] = {}
     try:
@@ -359,7 +388,8 @@ def main() -> int:
 
         cpu_groups = {"bare": ["bare"], "werobot": ["werobot"], "floor": ["floor", "redis"],
                       "ours": ["ours", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
-                      "nowait": ["nowait", "redis", *[f"worker{i}" for i in range(args.rq_workers)]]}
+                      "nowait": ["nowait", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
+                      "lane": ["lane", "redis", *[f"worker{i}" for i in range(args.rq_workers)]]}
         # Ours after the others in each phase: replies it pushes keep the workers busy afterwards.
         for name in names:
             pids = stack.pids(*cpu_groups[name])

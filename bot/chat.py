@@ -191,44 +191,20 @@ def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, 
     from bot import ports
 
     ports.install()
-    inp, out = inp or sys.stdin, out or sys.stdout
+    io = _Terminal(inp or sys.stdin, out or sys.stdout)
     logging.getLogger().setLevel(logging.WARNING)  # the conversation, not the logs
-    _ensure_data(out)
-    interactive = inp.isatty() if hasattr(inp, "isatty") else False
-
-    def ask(prompt: str) -> str | None:
-        if interactive:
-            out.write(prompt)
-            out.flush()
-        line = inp.readline()
-        return None if line == "" else line.rstrip("\n")
-
-    def list_people() -> None:
-        with session_scope() as s:
-            for p in _people(s):
-                print(f"  {p.name:<6} {p.ident:<16} {p.detail}", file=out)
-
-    with session_scope() as s:
-        persona = find_persona(s, who) if who else None
-    while persona is None:
-        if who:
-            print(f"nobody called {who!r}", file=out)
-        print("who are you? (a name, openid or staff userid; new:OPENID for an owner not yet bound)", file=out)
-        list_people()
-        who = ask("as> ")
-        if who is None:
-            return 1
-        with session_scope() as s:
-            persona = find_persona(s, who.strip())
+    _ensure_data(io.out)
+    persona = _choose_persona(io, who)
+    if persona is None:
+        return 1
     if chat not in CHATS:
-        print(f"chat must be one of {', '.join(CHATS)}", file=out)
+        io.say(f"chat must be one of {', '.join(CHATS)}")
         return 2
     session = ChatSession(persona, chat)
     with session_scope() as s:
-        print(session.describe(s) + ". /help for commands.", file=out)
-
+        io.say(session.describe(s) + ". /help for commands.")
     while True:
-        line = ask(f"{session.persona.name}> ")
+        line = io.ask(f"{session.persona.name}> ")
         if line is None:
             return 0
         line = line.strip()
@@ -236,35 +212,86 @@ def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, 
             continue
         if line in ("/quit", "/exit", "/q"):
             return 0
-        if line == "/help":
-            print(HELP, file=out)
+        if line.startswith("/") and _meta_command(io, session, line):
             continue
-        if line == "/who":
-            list_people()
-            continue
-        if line.startswith("/as "):
-            with session_scope() as s:
-                p = find_persona(s, line[4:].strip())
-                if p is None:
-                    print(f"nobody called {line[4:].strip()!r}; /who lists them", file=out)
-                    continue
-                session.persona = p
-                print(session.describe(s), file=out)
-            continue
-        if line.startswith("/chat"):
-            kind = line[5:].strip()
-            if kind not in CHATS:
-                print(f"/chat {'|'.join(CHATS)}", file=out)
-                continue
-            session.chat = kind
-            with session_scope() as s:
-                print(session.describe(s), file=out)
-            continue
-        if not interactive:
-            print(f"{session.persona.name}> {line}", file=out)  # a transcript when piped
+        if not io.interactive:
+            io.say(f"{session.persona.name}> {line}")  # a transcript when piped
         try:
             for text in session.say(line):
-                print(text, file=out)
+                io.say(text)
         except Exception as exc:  # a handler bug must not end the session; show it
-            print(f"  !! {type(exc).__name__}: {exc}", file=out)
-        out.flush()
+            io.say(f"  !! {type(exc).__name__}: {exc}")
+        io.out.flush()
+
+
+class _Terminal:
+    """Where the chat reads and writes; prompts only when a person types."""
+
+    def __init__(self, inp: TextIO, out: TextIO) -> None:
+        self.inp, self.out = inp, out
+        self.interactive = inp.isatty() if hasattr(inp, "isatty") else False
+
+    def ask(self, prompt: str) -> str | None:
+        if self.interactive:
+            self.out.write(prompt)
+            self.out.flush()
+        line = self.inp.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out)
+
+    def list_people(self) -> None:
+        from store.db import session_scope
+
+        with session_scope() as s:
+            for p in _people(s):
+                self.say(f"  {p.name:<6} {p.ident:<16} {p.detail}")
+
+
+def _choose_persona(io: _Terminal, who: str | None) -> "Persona | None":
+    """Who the developer plays: `who`, else asked until someone matches (None at EOF)."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        persona = find_persona(s, who) if who else None
+    while persona is None:
+        if who:
+            io.say(f"nobody called {who!r}")
+        io.say("who are you? (a name, openid or staff userid; new:OPENID for an owner not yet bound)")
+        io.list_people()
+        who = io.ask("as> ")
+        if who is None:
+            return None
+        with session_scope() as s:
+            persona = find_persona(s, who.strip())
+    return persona
+
+
+def _meta_command(io: _Terminal, session: "ChatSession", line: str) -> bool:
+    """/help, /who, /as NAME, /chat KIND: True when `line` was one of them."""
+    from store.db import session_scope
+
+    if line == "/help":
+        io.say(HELP)
+    elif line == "/who":
+        io.list_people()
+    elif line.startswith("/as "):
+        with session_scope() as s:
+            p = find_persona(s, line[4:].strip())
+            if p is None:
+                io.say(f"nobody called {line[4:].strip()!r}; /who lists them")
+                return True
+            session.persona = p
+            io.say(session.describe(s))
+    elif line.startswith("/chat"):
+        kind = line[5:].strip()
+        if kind not in CHATS:
+            io.say(f"/chat {'|'.join(CHATS)}")
+            return True
+        session.chat = kind
+        with session_scope() as s:
+            io.say(session.describe(s))
+    else:
+        return False
+    return True

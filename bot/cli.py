@@ -161,7 +161,7 @@ def _settings_or_exit():
 
 
 # The edge's own command groups; a capability's come from its `Capability.cli`.
-CORE_COMMANDS: tuple[str, ...] = ("bot.console.cli:users", "scheduler.cli:schedule_cli", "scheduler.cli:scheduler_process")
+CORE_COMMANDS: tuple[str, ...] = ("bot.rule_check:check", "bot.console.cli:users", "scheduler.cli:schedule_cli", "scheduler.cli:scheduler_process")
 
 
 def add_command(command: click.Command, owner: str) -> None:

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
@@ -21,8 +21,9 @@ from ground import clock
 from bot.queues import get_redis
 from ground import keys
 from handlers.message import Message
-from store.db import connection_scope, is_busy, session_scope
-from store.models import InboxMessage
+from store import group_commit
+from store.db import get_engine, is_busy, session_scope
+from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ MIN_STORE_BUDGET_S = 1.0
 class Accepted:
     inbox_id: int | None  # None for a duplicate
     queued: bool
+    claimed: bool = False  # stored already claimed by this web process (attempt 1): handle it here
 
 
 class StoreUnavailable(Exception):
@@ -53,12 +55,36 @@ _INBOX = InboxMessage.__table__
 # Built once: a statement built per call costs its construction and cache key each time
 # (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
 _INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
+# In a group commit a duplicate must not fail the batch: it inserts nothing and returns no id.
+# Text, not the dialects' on_conflict_do_nothing(): that construct has no cache key, so it was
+# compiled for every message (0.6 ms); this one is compiled once. SQLite >= 3.35 and PostgreSQL.
+_NEW_ROW_COLUMNS = ("channel", "dedup_key", "sender", "kind", "payload", "state", "attempts", "queued_at",
+                    "claimed_at", "reply_mode", "created_at")
+_INSERT_NEW_INBOX = text(
+    f"INSERT INTO inbox ({', '.join(_NEW_ROW_COLUMNS)}) VALUES ({', '.join(':' + c for c in _NEW_ROW_COLUMNS)})"
+    " ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id"
+).bindparams(*[bindparam(c, type_=_INBOX.c[c].type) for c in _NEW_ROW_COLUMNS]).columns(_INBOX.c.id)
+_OWNERS = Owner.__table__
+# The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
+# when the worker claims a row; a row claimed at insert does it in the insert's transaction).
+_TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
 
 
-def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S) -> Accepted:
+class _Duplicate(Exception):
+    pass
+
+
+def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S,
+           claim: bool = False) -> Accepted:
     """Deduplicate, store and queue one message. One database commit on the
     normal path (the row is written already marked `queued`), because this runs
     while the platform waits.
+
+    `claim`: the web process will handle the message itself (bot/tasks.py::handle_in_web):
+    the row is written already claimed (`handling`, attempt 1, its lease starting now)
+    and not put on the lane. If this process dies, the lease lapses and the sweeper gives
+    the row to a worker, as for a worker that died. Redis down: stored for the sweeper,
+    as without `claim` (the row is the record; dedup's first layer is missing).
 
     A busy database (another writer holds the lock) is waited for and retried for up
     to `store_budget_s`; if the row still cannot be written, StoreUnavailable is raised
@@ -75,9 +101,10 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
         redis_ok = False
         log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
 
+    claim = claim and redis_ok
     try:
-        inbox_id = _store(msg, key, redis_ok, store_budget_s)
-    except IntegrityError:
+        inbox_id = _store(msg, key, redis_ok, store_budget_s, claim)
+    except (IntegrityError, _Duplicate):
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)
         return Accepted(None, False)
@@ -92,6 +119,8 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     metrics.ACCEPTED.labels(msg.channel).inc()
     if not redis_ok:
         return Accepted(inbox_id, False)
+    if claim:
+        return Accepted(inbox_id, False, claimed=True)
     if _enqueue_job(inbox_id):
         return Accepted(inbox_id, True)
     try:
@@ -107,23 +136,39 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     return Accepted(inbox_id, False)
 
 
-def _store(msg: Message, key: str, redis_ok: bool, budget_s: float) -> int:
-    """Insert the inbox row, waiting for a busy database up to `budget_s` in all."""
+def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False) -> int:
+    """Insert the inbox row, waiting for a busy database up to `budget_s` in all.
+    Through the process's group commit (store/group_commit.py) when it is on."""
     deadline = time.monotonic() + max(budget_s, 0.05)
     pause = 0.05
+    now = clock.now()
+    # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
+    # is back. Redis up: `queued` now; if the process dies before the job is queued, the
+    # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED). Claimed:
+    # `handling` attempt 1, the lease from now (the sweeper's CLAIM_LEASE).
+    # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
+    row = {"channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
+           "payload": msg.to_json(), "state": "queued" if redis_ok else "received", "attempts": 0,
+           "queued_at": now if redis_ok else None, "claimed_at": None,
+           "reply_mode": None if redis_ok else "push", "created_at": now}
+    if claim:
+        row |= {"state": "handling", "attempts": 1, "claimed_at": now}
+    touch = claim and msg.channel == "mp"
+    stmt = _INSERT_NEW_INBOX if get_engine().dialect.name in ("sqlite", "postgresql") else _INSERT_INBOX
+
+    def write(conn) -> int | None:
+        got = conn.execute(stmt, row).scalar()
+        if got is not None and touch:
+            conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
+        return got
+
     while True:
         try:
             # Each try waits at most what is left of the budget for the other writer's lock.
-            with connection_scope(busy_timeout_s=max(0.05, deadline - time.monotonic())) as conn:
-                # Redis down: `received` + reply by push, so the sweeper queues it at once when Redis
-                # is back. Redis up: `queued` now; if the process dies before the job is queued, the
-                # sweeper still re-queues a `queued` row that nobody took (STUCK_QUEUED).
-                # A Core statement, not an ORM object (~0.15 ms less): this runs while the platform waits.
-                return conn.execute(_INSERT_INBOX, {
-                    "channel": msg.channel, "dedup_key": key, "sender": msg.sender, "kind": msg.kind,
-                    "payload": msg.to_json(), "state": "queued" if redis_ok else "received",
-                    "queued_at": clock.now() if redis_ok else None, "reply_mode": None if redis_ok else "push",
-                }).scalar_one()
+            inbox_id = group_commit.run(write, max(0.05, deadline - time.monotonic()))
+            if inbox_id is None:
+                raise _Duplicate(key)
+            return inbox_id
         except IntegrityError:
             raise
         except DBAPIError as exc:

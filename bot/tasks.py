@@ -77,6 +77,88 @@ def process_inbox(inbox_id: int) -> str:
     return "done"
 
 
+def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str] | None:
+    """Handle a message the web process stored already claimed (bot/inbox.py `accept(claim=True)`),
+    in the request's thread: no Redis lane, no worker, no reply key. Returns the replies to
+    answer passively, or None (answer `success`; anything to say was pushed or is left to
+    the worker).
+
+    Exactly once, as in `process_inbox`: the outcome is written only while attempt 1's
+    claim holds (`_FINISH_INBOX`); a row the sweeper gave to a worker (this process too
+    slow or dead) is the worker's. A plain question's handling writes nothing but the
+    outcome, so that UPDATE goes through the process's group commit; a handler that
+    wrote (a ticket, an outbox row) commits its session with the outcome in it. If
+    handling fails, or the outcome cannot be written, the row goes to the worker lane
+    marked `failed` with replies by push: nobody waits on a reply key for it.
+    `passive_until` (time.monotonic()): replies ready later than this are pushed."""
+    import time
+
+    from ground.config import get_settings
+    from handlers.dispatch import handle
+    from store import group_commit
+    from store.db import new_session, wrote
+
+    payload = msg.to_json()
+    try:
+        s = new_session()
+        try:
+            now = clock.now()
+            out = handle(Context(session=s, now=now), msg)
+            ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
+            mode = "none"
+            if out.replies:
+                mode = "passive" if time.monotonic() < passive_until else "pushed"
+                if mode == "pushed":
+                    ids += _push_replies(s, inbox_id, msg, out.replies)
+            finish = {"b_id": inbox_id, "b_attempt": 1, "state": "done", "handled_at": now,
+                      "replies": list(out.replies), "reply_mode": mode, "payload": {**payload, "role": msg.role}}
+            if wrote(s):  # the handler's own rows: one transaction with the outcome
+                if s.connection().execute(_FINISH_INBOX, finish).rowcount != 1:
+                    raise _ClaimLost(inbox_id)
+                s.commit()
+                done = True
+            else:
+                s.rollback()  # read only: nothing to keep; the outcome alone, grouped
+                budget = max(0.2, passive_until - time.monotonic())
+                done = group_commit.run(lambda conn: conn.execute(_FINISH_INBOX, finish).rowcount == 1, budget,
+                                        get_settings().group_commit_ms)
+                if not done:
+                    raise _ClaimLost(inbox_id)
+        finally:
+            s.close()
+    except _ClaimLost:
+        log.warning("inbox %s: claim lapsed and was taken over; the web's attempt is dropped", inbox_id)
+        return None
+    except Exception as exc:
+        log.exception("handling inbox %s in the web process failed; the worker takes it", inbox_id)
+        _to_worker(inbox_id, exc)
+        return None
+    if mode != "none":
+        metrics.REPLIES.labels(mode).inc()
+    outbox.queue_send(ids)
+    return list(out.replies) if mode == "passive" else None
+
+
+def _to_worker(inbox_id: int, exc: BaseException) -> None:
+    """The web could not finish a row it claimed: mark it failed (replies by push) and put it on
+    the lane; the worker's claim takes `failed` rows. Best effort: if even that fails, the
+    claim's lease lapses and the sweeper re-queues the row."""
+    try:
+        with session_scope() as s:
+            s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id, InboxMessage.state == "handling",
+                                                 InboxMessage.attempts == 1).values(
+                state="failed", error=f"{type(exc).__name__}: {exc}"[:2000], handled_at=clock.now(),
+                reply_mode="push"))
+    except Exception as mark_exc:
+        log.warning("inbox %s: could not hand over to the worker (%s); the sweeper will", inbox_id,
+                    type(mark_exc).__name__)
+        return
+    try:
+        get_redis().lpush(keys.INBOUND_LANE, inbox_id)
+    except Exception as exc:  # the row is `failed`: the sweeper retries it (RETRY_FAILED)
+        log.warning("inbox %s: could not queue for the worker (%s); the sweeper will", inbox_id, exc)
+
+
 def _claim(inbox_id: int):
     with session_scope() as s:
         # Core statements on the session's connection, not loaded objects or ORM-enabled

@@ -8,12 +8,36 @@ import time
 from flask import Blueprint, Response, current_app, request
 
 from bot import inbox, metrics
+from bot.worker import web_ready
 from bot.channels.common import Refusal
 from bot.channels.mp import MpChannel
 from bot.channels.wecom import WeComChannel
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+WEBHOOK_PATHS = ("/wechat/mp", "/wecom/app")
+
+
+class _NoSessionForWebhooks:
+    """The app's session interface, skipped for the webhooks: the platforms send no
+    cookie, and opening a session (an itsdangerous serializer per request) was measured
+    on every message (bench/PROFILE.md)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def open_session(self, app, req):
+        if req.path in WEBHOOK_PATHS:
+            return None  # Flask then uses a null session and saves nothing
+        return self.inner.open_session(app, req)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@bp.record_once
+def _skip_sessions(state) -> None:
+    state.app.session_interface = _NoSessionForWebhooks(state.app.session_interface)
 
 
 def _refuse(endpoint: str, exc: Refusal) -> Response:
@@ -41,16 +65,27 @@ def _serve(endpoint: str, channel) -> Response:
         if request.method == "GET":
             return Response(channel.verify_url(request.args), mimetype="text/plain")
         inbound = channel.open(request.args, _body(settings))
+        # A plain text is handled here (bot/tasks.py::handle_in_web); other kinds (images, events:
+        # media fetches, cards) and everything when GUANJIA_HANDLE_IN_WEB=0 go to the worker lane.
+        # Until this process has loaded its models (bot/worker.py::web_ready) the lane is used too.
+        here = settings.handle_in_web and inbound.message.kind == "text" and web_ready()
         try:  # a busy database is waited for within the passive budget (bot/inbox.py)
             accepted = inbox.accept(inbound.message, settings.dedup_ttl_s,
-                                    max(settings.passive_budget_s, inbox.MIN_STORE_BUDGET_S))
+                                    max(settings.passive_budget_s, inbox.MIN_STORE_BUDGET_S), claim=here)
         except inbox.StoreUnavailable as exc:  # not stored: not 200, so the platform tries again
             return _refuse(endpoint, Refusal(503, "store_unavailable", str(exc)))
-        if accepted.inbox_id is None or not accepted.queued:
+        if accepted.inbox_id is None or not (accepted.queued or accepted.claimed):
             return Response("success", mimetype="text/plain")
-        # What is left of the budget: the platform's 5 s include the time the insert took.
-        left = settings.passive_budget_s - (time.perf_counter() - started)
-        replies = inbox.wait_for_reply(accepted.inbox_id, left)
+        if accepted.claimed:
+            from bot.tasks import handle_in_web
+
+            # The platform's 5 s include the time the insert took: the budget counts from the start.
+            replies = handle_in_web(accepted.inbox_id, inbound.message,
+                                    time.monotonic() + settings.passive_budget_s - (time.perf_counter() - started))
+        else:
+            # What is left of the budget: the platform's 5 s include the time the insert took.
+            left = settings.passive_budget_s - (time.perf_counter() - started)
+            replies = inbox.wait_for_reply(accepted.inbox_id, left)
         if not replies:
             return Response("success", mimetype="text/plain")
         # One passive reply per request: join them; the platforms refuse about 2 KB and more.

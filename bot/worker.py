@@ -23,6 +23,46 @@ def warm_up() -> None:
         run_all(cap.warmups)
 
 
+# The web process's warm-up (deploy/gunicorn.conf.py::post_fork): None = not managed (tests,
+# `guanjia serve --dev`: models load on first use), "warming", then "warm". While warming,
+# plain texts go to the worker lane (bot/webhooks.py), so no owner waits for a model to load
+# and the port opens at once (a first start may train the models for a minute).
+_web_warm: str | None = None
+
+
+def web_ready() -> bool:
+    return _web_warm != "warming"
+
+
+def warm_in_background() -> None:
+    """Load the capabilities and models in a thread of this (web) process."""
+    import sys
+    import threading
+    import time
+
+    global _web_warm
+    _web_warm = "warming"
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    def run() -> None:
+        global _web_warm
+        t0 = time.monotonic()
+        try:  # lowest priority (Linux: per thread): requests and `guanjia worker`'s own warm-up go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        try:
+            warm_up()
+        except Exception:  # stays "warming": every message keeps going to the workers
+            log.exception("web warm-up failed; messages are handled by the workers")
+            return
+        _web_warm = "warm"
+        print(f"guanjia-web[{os.getpid()}]: models loaded in {time.monotonic() - t0:.1f} s; "
+              "plain texts are handled in this process", file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, daemon=True, name="web-warm-up").start()
+
+
 def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool = False) -> None:
     """Jobs run in this process (rq SimpleWorker) unless `fork`: a fork per job
     costs 10-30 ms, longer than handling a message, and the passive reply waits on

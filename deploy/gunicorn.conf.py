@@ -64,3 +64,15 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+
+def post_fork(server, worker) -> None:
+    """Plain texts are handled in the web process (GUANJIA_HANDLE_IN_WEB, bot/webhooks.py):
+    each worker loads the capabilities and models in a thread of its own; until they are
+    loaded its messages go to `guanjia worker` as before, so the port opens at once."""
+    app = getattr(server.app, "app_uri", None) or wsgi_app
+    if _settings.handle_in_web and app.startswith("bot.web:"):  # not the benchmark's other servers
+        from bot.worker import warm_in_background
+
+        warm_in_background()

@@ -19,8 +19,9 @@ def faq() -> None:
 
 @faq.command("train")
 def train_cmd() -> None:
-    """Rebuild the intent/priority model from handlers/data/train/*.jsonl (and
-    the KB phrasings), deterministically; print its accuracy on the dev split."""
+    """Rebuild the intent/priority/category model from handlers/data/train/*.jsonl
+    (and the KB phrasings), deterministically, print its accuracy on the dev
+    split, and rebuild the answer calibrator."""
     from faq import intent_model
     from faq.matcher import default
 
@@ -29,7 +30,12 @@ def train_cmd() -> None:
     intent_model.build(examples, use_cache=False)
     click.echo(f"trained on {len(examples)} lines ({rep['n_train']} in the train split); "
                f"dev split ({rep['n_dev']} lines): intent {rep['intent']:.1%}, "
-               f"priority {rep['priority']:.1%} of {rep['n_priority']}")
+               f"priority {rep['priority']:.1%} of {rep['n_priority']}, "
+               f"category {rep['category']:.1%} of {rep['n_category']}")
+    from faq import calibrate
+
+    cal = calibrate.build(calibrate.shipped_kb())  # rebuilt when its data or the KB changed
+    click.echo(f"answer calibrator trained on {cal.n_queries} questions (faq/calibrate.py)")
     wrong = sorted(((a, b, n) for (a, b), n in rep["confusion"].items() if a != b), key=lambda x: -x[2])
     for a, b, n in wrong:
         click.echo(f"  {a} taken for {b}: {n}")
@@ -38,11 +44,12 @@ def train_cmd() -> None:
 @faq.command("check")
 def check_cmd() -> None:
     """Validate the knowledge-base files (errors name file, entry and field)."""
-    from faq.kb import KBError, load
+    from faq.kb import load
+    from ground.rules import RulesError
 
     try:
         kb = load()
-    except KBError as exc:
+    except RulesError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"ok: {len(kb.entries)} entries, {sum(len(e.questions) for e in kb.entries)} phrasings, "
@@ -71,11 +78,7 @@ def misses_cmd(limit: int, show_all: bool) -> None:
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
-    try:
-        get_settings()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    _settings_or_exit()
     with session_scope() as s:
         q = select(FaqMiss).order_by(FaqMiss.created_at.desc(), FaqMiss.id.desc()).limit(limit)
         if not show_all:
@@ -99,11 +102,18 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     from store.db import session_scope
     from store.models.faq import FaqMiss
 
+    _settings_or_exit()
+    with session_scope() as s:
+        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
+    click.echo(f"{n} marked resolved")
+
+
+def _settings_or_exit() -> None:
+    """Settings loaded, or exit 2 naming the one that is wrong."""
+    from ground.config import ConfigError, get_settings
+
     try:
         get_settings()
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    with session_scope() as s:
-        n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
-    click.echo(f"{n} marked resolved")

@@ -23,7 +23,6 @@ is stored that the corpus cannot regenerate.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import pickle
@@ -34,15 +33,24 @@ from pathlib import Path
 
 import numpy as np
 
+from faq.ngrams import char_ngrams, softmax
+from ground.rules import RulesError, read_jsonl
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_DIR = ROOT / "handlers" / "data" / "train"
 # tests/data/route_cases.jsonl (the project's own labelled cases, which its tests require
 # to pass) trains too; the shared dev sets and the frozen test set never do.
-CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
+# faq_pairs.jsonl: questions written for KB entries (they also train faq.calibrate);
+# intents_asking.jsonl: asking about a service, a plan or a rule vs reporting a problem.
+CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", TRAIN_DIR / "faq_pairs.jsonl",
+                TRAIN_DIR / "intents_asking.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")
+# A complaint's category (001 三.1), learned like the priority (handlers/data/priority.yaml
+# keeps words for the cases the model is unsure of).
+CATEGORY_LABELS = ("repair", "sanitation", "security", "neighbour", "noise", "facility", "other")
 DEV_SHARE = 0.15
 # How much the embedding weighs against the n-grams (both blocks are L2-normalised rows).
 EMB_WEIGHT = 1.0
@@ -54,8 +62,7 @@ KB_PER_ENTRY = 3
 KB_MAX = 600
 
 
-class CorpusError(ValueError):
-    """A corpus line is wrong; the message names the file and line."""
+CorpusError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Example:
     intent: str
     priority: str | None
     source: str
+    category: str | None = None
 
 
 def _first(v):
@@ -76,13 +84,9 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
     for path in files:
         if not path.exists():
             continue
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path.name}:{n}: not JSON: {exc}") from None
+        for n, d in read_jsonl(path):
+            if not isinstance(d, dict):
+                raise CorpusError(f"{path.name}:{n}: not a JSON object")
             exp = d.get("expect") if isinstance(d.get("expect"), dict) else d
             text, intent = d.get("text"), _first(exp.get("intent"))
             if not isinstance(text, str) or not text.strip():
@@ -96,7 +100,11 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
             prio = _first(exp.get("priority"))
             if prio is not None and prio not in PRIORITY_LABELS:
                 raise CorpusError(f"{path.name}:{n}: priority {prio!r} is not one of {', '.join(PRIORITY_LABELS)}")
-            out.append(Example(text, intent, prio if intent == "complaint" else None, path.name))
+            cat = _first(exp.get("category"))
+            if cat is not None and cat not in CATEGORY_LABELS:
+                raise CorpusError(f"{path.name}:{n}: category {cat!r} is not one of {', '.join(CATEGORY_LABELS)}")
+            out.append(Example(text, intent, prio if intent == "complaint" else None, path.name,
+                               cat if intent == "complaint" else None))
     # The KB's own phrasings teach what a question looks like; bounded, so a big
     # KB does not swamp the owners' lines nor make training slow.
     kb = [q for e in kb_entries or () for q in (e.title, *e.questions)[:KB_PER_ENTRY]]
@@ -141,9 +149,7 @@ class _Linear:
         if len(self.classes) == 2:  # binary: one logit for the second class
             p1 = 1.0 / (1.0 + np.exp(-float(z[0])))
             return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
-        z = np.exp(z - z.max())
-        z /= z.sum()
-        return {c: float(p) for c, p in zip(self.classes, z)}
+        return {c: float(p) for c, p in zip(self.classes, softmax(z))}
 
 
 _SPACES = re.compile(r"\s\s+")
@@ -177,6 +183,12 @@ class Model:
         lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
         lr.fit(x[rows], np.array([examples[i].priority for i in rows]))
         self.priority = _Linear(lr, n_ng)
+        rows = [i for i, e in enumerate(examples) if e.category]
+        self.category = None
+        if len({examples[i].category for i in rows}) >= 2:
+            lr = LogisticRegression(C=8.0, max_iter=400, class_weight="balanced", random_state=SEED)
+            lr.fit(x[rows], np.array([examples[i].category for i in rows]))
+            self.category = _Linear(lr, n_ng)
         self.vocab: dict[str, int] = {str(k): int(v) for k, v in ngrams.vocabulary_.items()}
         self.idf = np.asarray(ngrams.idf_, dtype=np.float32)
         self.n_examples = len(examples)
@@ -189,11 +201,10 @@ class Model:
         counts: dict[int, int] = {}
         vocab = self.vocab
         lo, hi = NGRAMS
-        for n in range(lo, hi + 1):
-            for i in range(len(t) - n + 1):
-                j = vocab.get(t[i:i + n])
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
+        for gram in char_ngrams(t, range(lo, hi + 1)):
+            j = vocab.get(gram)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
         if not counts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
@@ -206,6 +217,13 @@ class Model:
         """({intent: probability}, {priority: probability})."""
         idx, vals = self.ngrams(text)
         return self.intent.proba(idx, vals, vec), self.priority.proba(idx, vals, vec)
+
+    def predict_category(self, text: str, vec: np.ndarray) -> dict[str, float]:
+        """{category: probability} of a complaint ({} when the corpus has no categories)."""
+        if getattr(self, "category", None) is None:
+            return {}
+        idx, vals = self.ngrams(text)
+        return self.category.proba(idx, vals, vec)
 
 
 def _key(examples: list[Example]) -> str:
@@ -281,18 +299,24 @@ def evaluate_split() -> dict:
     examples = load_corpus(kb_entries=matcher.default().store.get().entries)
     train, dev = dev_split(examples)
     m = Model(train)
-    ok_i = ok_p = n_p = 0
+    ok_i = ok_p = n_p = ok_c = n_c = 0
     confusion: Counter = Counter()
     for e in dev:
-        pi, pp = m.predict(e.text, semantic.query_vector(e.text))
+        v = semantic.query_vector(e.text)
+        pi, pp = m.predict(e.text, v)
         got = max(pi, key=pi.get)
         ok_i += got == e.intent
         confusion[(e.intent, got)] += 1
         if e.priority:
             n_p += 1
             ok_p += max(pp, key=pp.get) == e.priority
+        if e.category:
+            pc = m.predict_category(e.text, v)
+            n_c += 1
+            ok_c += bool(pc) and max(pc, key=pc.get) == e.category
     return {"n_train": len(train), "n_dev": len(dev), "intent": ok_i / max(1, len(dev)),
-            "priority": ok_p / max(1, n_p), "n_priority": n_p, "confusion": confusion}
+            "priority": ok_p / max(1, n_p), "n_priority": n_p, "category": ok_c / max(1, n_c),
+            "n_category": n_c, "confusion": confusion}
 
 
 def warm_up() -> None:

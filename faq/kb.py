@@ -15,11 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ground.rules import RulesError, read_yaml, register_check
 
 log = logging.getLogger(__name__)
-# libyaml's parser is ~10x faster than the pure-Python one (matters for big KBs).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LEXICON_FILE = "lexicon.yaml"
@@ -30,8 +28,7 @@ _CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
 CHECK_EVERY = 2.0
 
 
-class KBError(ValueError):
-    """A knowledge-base file is wrong; the message names file, entry and field."""
+KBError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -142,10 +139,7 @@ def load(data_dir: Path = DATA_DIR) -> KnowledgeBase:
     seen: dict[str, str] = {}
     for path in _files(data_dir):
         mtimes[str(path)] = path.stat().st_mtime
-        try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-        except yaml.YAMLError as exc:
-            raise _err(path.name, None, None, f"is not valid YAML: {exc}") from None
+        data = read_yaml(path)
         if path.name == LEXICON_FILE:
             lexicon = parse_lexicon(path.name, data)
             continue
@@ -164,6 +158,9 @@ def changed(kb: KnowledgeBase, data_dir: Path = DATA_DIR) -> bool:
     if {str(p) for p in files} != set(kb.mtimes):
         return True
     return any(os.stat(p).st_mtime != kb.mtimes[str(p)] for p in files)
+
+
+register_check("faq/data", lambda: load())  # `guanjia check` validates the KB too
 
 
 class Store:

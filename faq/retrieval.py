@@ -43,6 +43,9 @@ class Candidate:
     cos: float
     bm25: float
     terms: list[str] = field(default_factory=list)
+    coverage: float = 0.0  # share of the question's information its words cover (faq.matcher)
+    p: float | None = None  # calibrated probability that it answers (faq.calibrate)
+    z: float = 0.0
 
     @property
     def id(self) -> str:
@@ -50,7 +53,9 @@ class Candidate:
 
     @property
     def score(self) -> float:
-        """The fused score on 0..1, for route()'s `score`."""
+        """The calibrated probability (else the fused score on 0..1), for route()'s `score`."""
+        if self.p is not None:
+            return round(self.p, 3)
         return round(max(0.0, min(1.0, self.fused / (1.0 + BM25_WEIGHT))), 3)
 
 
@@ -79,46 +84,66 @@ def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | No
         e = entries[i]
         m = bm.get(e.id)
         b = float(m.score) if m else 0.0
-        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else []))
+        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else [],
+                             coverage=float(m.coverage) if m else 0.0))
     out.sort(key=lambda c: -c.fused)
     return out
 
 
-def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False, z: float = 0.0) -> Decision:
-    """p_question: the intent model's probability that this is an FAQ question
-    (below 0.4 only a sure match is answered); short: a one- or two-word message
-    ("权益"), which fits several entries, so their topics are offered; z: how
-    far the best entry's cosine stands above all entries' (in standard
-    deviations): a long colloquial question has low cosines everywhere, and its
-    entry still stands out."""
+# The learned decision (faq.calibrate): P(the entry answers the question).
+P_ANSWER = 0.35
+# Otherwise, when the best candidate's ranking score reaches P_CLARIFY, offer it
+# with those within P_SPAN of it (relative): two or three genuinely close topics.
+P_CLARIFY = 0.25
+P_SPAN = 0.3
+
+
+def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False, z: np.ndarray | float = 0.0,
+           n_chars: int = 20, unknown: float = 0.0) -> Decision:
+    """p_question: the intent model's probability that this is an FAQ question;
+    short: a one- or two-word message ("权益"), which fits several entries, so
+    their topics are offered; z: each candidate's cosine in standard
+    deviations above the whole KB's (a long colloquial question has low
+    cosines everywhere, and its entry still stands out); unknown: the share
+    of the question's words that no entry uses (off-topic questions).
+
+    The calibrator (faq.calibrate) turns each candidate's signals into the
+    probability that it answers the question; candidates are ranked by it."""
+    from faq import calibrate
+
     if not ranked:
         return Decision("none", [], "no entry shares anything with the question")
+    z_all = np.broadcast_to(np.asarray(z, dtype=np.float32), (len(ranked),))
+    cal = calibrate.calibrator()
+    x = calibrate.features(ranked, z_all, p_question, n_chars)
+    p = cal.proba(x)
+    p_answer = cal.answer_proba(p, float(x[0, calibrate.FEATURES.index("long")]), unknown)
+    for c, pc, zc in zip(ranked, p, z_all):
+        c.p, c.z = float(pc), float(zc)
+    ranked = sorted(ranked, key=lambda c: -c.p)
     top = ranked[0]
-    second = ranked[1].fused if len(ranked) > 1 else 0.0
-    lead = top.fused - second
-    desc = (f"z {z:.1f}; best {top.id} score {top.score:.2f} (fused {top.fused:.2f} = cos {top.cos:.2f} + "
-            f"{BM25_WEIGHT:g} x bm25 {top.bm25:.2f}), lead {lead:.2f}")
-    # Both signals must agree a little: a sentence that merely shares one common
-    # word (会员) with an entry, or that is only vaguely similar, is not answered.
-    agree = top.cos >= COS_MIN or top.bm25 >= BM25_ALONE or (z >= Z_MIN and top.cos >= COS_FLOOR
-                                                            and p_question >= Z_P_MIN)
-    if agree and not short and (top.fused >= SURE or (top.fused >= ANSWER_MIN and lead >= MARGIN
-                                                      and p_question >= 0.4)):
+    p2 = ranked[1].p if len(ranked) > 1 else 0.0
+    desc = (f"best {top.id} score {p_answer:.2f} (calibrated P(right); ranking {max(p):.2f} from "
+            f"fused {top.fused:.2f} = cos {top.cos:.2f} + bm25 {top.bm25:.2f}, z {top.z:.1f}, "
+            f"question {p_question:.2f}, unknown words {unknown:.2f}), "
+            f"next {ranked[1].id + ' %.2f' % p2 if len(ranked) > 1 else 'none'}")
+    if short:
+        # One topic word fits several entries: offer those close by the fused score.
+        by_fused = sorted(ranked, key=lambda c: -c.fused)
+        close = [c for c in by_fused[:3] if by_fused[0].fused - c.fused < SHORT_SPAN and c.fused >= CLARIFY_MIN]
+        if len(close) >= 2:
+            return Decision("clarify", close, desc + f"; one word, {len(close)} entries close")
+        return Decision("none", ranked, desc + "; one word, and no two entries equally close")
+    if p_answer >= P_ANSWER:
+        top.p = p_answer  # its score: the probability that answering it is right
         return Decision("answer", ranked, desc)
-    span = SHORT_SPAN if short else MARGIN
-    close = [c for c in ranked[:3] if top.fused - c.fused < span and c.fused >= CLARIFY_MIN]
+    # Not sure of the best alone: offer it with those about as likely (ranking scores).
+    best = max(p)
+    close = [c for c in ranked[:3] if c.p >= (1 - P_SPAN) * best] if best >= P_CLARIFY else []
+    top.p = p_answer
     if len(close) >= 2:
-        return Decision("clarify", close, desc + f"; {len(close)} entries within {MARGIN}")
-    if not agree:
-        reason = (f"cos < {COS_MIN}, bm25 < {BM25_ALONE}, and not (z >= {Z_MIN}, cos >= {COS_FLOOR}, "
-                  f"question >= {Z_P_MIN})")
-    elif short:
-        reason = "one word, and no two entries equally close"
-    elif p_question < 0.4 and top.fused < SURE:
-        reason = f"not clearly a question ({p_question:.2f}) and fused < {SURE}"
-    else:
-        reason = f"fused < {ANSWER_MIN} or lead < {MARGIN}"
-    return Decision("none", ranked, f"{desc}; {reason}")
+        return Decision("clarify", close, desc + f"; {len(close)} entries about as likely")
+    return Decision("none", ranked, f"{desc}; p < {P_ANSWER}")
 
 
 _kbv = None
@@ -150,10 +175,14 @@ def search(text: str, vec: np.ndarray | None = None, p_question: float = 1.0) ->
     short = len(set(words)) <= 1 and len(semantic.prepare(text)) <= 4
     cos = kbv.scores(vec)
     ranked = fuse(cos, ix.search(text, 10), ix.kb.entries, kbv.pos)
-    seen = cos[cos > -1.0]
-    z = float((ranked[0].cos - seen.mean()) / (seen.std() or 1.0)) if ranked and len(seen) > 1 else 0.0
-    return decide(ranked, p_question, short, z)
+    from faq.calibrate import _z, unknown_share
+
+    return decide(ranked, p_question, short, _z(cos, ranked) if ranked else 0.0, len(semantic.prepare(text)),
+                  unknown_share(ix, text))
 
 
 def warm_up() -> None:
+    from faq import calibrate
+
+    calibrate.calibrator()
     search("银卡会员有哪些权益")

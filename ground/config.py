@@ -40,6 +40,17 @@ def _float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (on or off), got {raw!r}")
+
+
 def _str(name: str, default: str | None = None) -> str | None:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else raw
@@ -84,6 +95,13 @@ class Settings:
     web_workers: int = 2  # gunicorn processes (deploy/gunicorn.conf.py)
     web_threads: int = 16  # threads each: a passive-reply wait holds one for up to the budget
     inbound_threads: int = 2  # inbound-lane consumer threads per `guanjia worker`
+    # Plain text messages handled in the web process (inbox row first, the outcome in its
+    # own short transaction, the passive reply without a hop through Redis and a worker);
+    # off: every message goes through the inbound lane to `guanjia worker` (bot/webhooks.py).
+    handle_in_web: bool = True
+    # The web process's group commit (store/group_commit.py): how long its writer waits
+    # for more rows after the first; 0 = each request commits its own transaction.
+    group_commit_ms: float = 2.0
     extra: dict = field(default_factory=dict)
 
 
@@ -172,6 +190,8 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         web_workers=_int("GUANJIA_WEB_WORKERS", 2),
         web_threads=_int("GUANJIA_WEB_THREADS", 16),
         inbound_threads=_int("GUANJIA_INBOUND_THREADS", 2),
+        handle_in_web=_bool("GUANJIA_HANDLE_IN_WEB", True),
+        group_commit_ms=_float("GUANJIA_GROUP_COMMIT_MS", 2.0),
     )
     _check_range("GUANJIA_TIMESTAMP_WINDOW_S", settings.timestamp_window_s, 0)
     _check_range("GUANJIA_MAX_BODY_BYTES", settings.max_body_bytes, 1024)
@@ -182,6 +202,7 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
     _check_range("GUANJIA_WEB_WORKERS", settings.web_workers, 1, 64)
     _check_range("GUANJIA_WEB_THREADS", settings.web_threads, 1, 256)
     _check_range("GUANJIA_INBOUND_THREADS", settings.inbound_threads, 1, 64)
+    _check_range("GUANJIA_GROUP_COMMIT_MS", settings.group_commit_ms, 0, 50)
     try:
         from zoneinfo import ZoneInfo
 

@@ -14,14 +14,13 @@ missing one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
+from ground import rules
 from store.models import Building, Group, Home, Owner, Staff
 
 SCOPE_FILE = Path(__file__).resolve().parent / "data" / "scope.yaml"
@@ -30,28 +29,15 @@ TEAMS = ("customer_service", "repair", "security", "cleaning", "management")
 LIKE_ESCAPE = "\\"
 
 
-class ScopeError(ValueError):
-    pass
+_TEAM = rules.OneOf(*TEAMS)
+SCHEMA = rules.Record(departments=rules.MapOf(rules.ListOf(_TEAM, min=1), key=_TEAM, min=1))
+SCOPE = rules.RuleFile(SCOPE_FILE, schema=SCHEMA,
+                       build=lambda data, src: {t: frozenset(c) for t, c in data["departments"].items()})
 
 
-@lru_cache(maxsize=4)
 def departments(path: Path = SCOPE_FILE) -> dict[str, frozenset[str]]:
     """scope.yaml's departments, validated: errors name the file, entry and field."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    deps = data.get("departments")
-    if not isinstance(deps, dict) or not deps:
-        raise ScopeError(f"{path.name}: 'departments' must map a team to the teams it covers")
-    out: dict[str, frozenset[str]] = {}
-    for team, covered in deps.items():
-        if team not in TEAMS:
-            raise ScopeError(f"{path.name}: departments.{team}: unknown team (one of {', '.join(TEAMS)})")
-        if not isinstance(covered, list) or not covered:
-            raise ScopeError(f"{path.name}: departments.{team}: must be a non-empty list of teams")
-        bad = [t for t in covered if t not in TEAMS]
-        if bad:
-            raise ScopeError(f"{path.name}: departments.{team}: unknown team(s) {', '.join(map(str, bad))}")
-        out[team] = frozenset(covered)
-    return out
+    return SCOPE.get(path)
 
 
 @dataclass(frozen=True)

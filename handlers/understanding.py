@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from handlers import classifier_hook, conversation, promises
+from ground import rules as rulefiles
+from ground.rules import RulesError
+from handlers import classifier_hook, conversation
 from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
@@ -41,6 +40,7 @@ for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:
 DATA = Path(__file__).resolve().parent / "data"
 INTENTS_FILE = DATA / "intents.yaml"
 PRIORITY_FILE = DATA / "priority.yaml"
+MEMBER_CLOCKS_FILE = DATA / "member_clocks.yaml"
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _QUESTION = re.compile(r"[?？吗么呢]|怎么|怎样|如何|多久|多长|多少|什么|哪|几|是否|是不是|能不能|可不可以|有没有|会不会|啥|咋|谁")
@@ -49,8 +49,7 @@ PRIORITIES = ("urgent", "important", "general")
 CATEGORIES = ("repair", "sanitation", "security", "neighbour", "noise", "facility", "other")
 
 
-class LexiconError(ValueError):
-    """A lexicon file is wrong; the message names file, section and field."""
+LexiconError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 def _words(file: Path, section: str, value) -> tuple[str, ...]:
@@ -103,9 +102,11 @@ class Lexicons:
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
     """Read and validate both lexicon files; errors name the file and section."""
-    it = yaml.safe_load(intents_file.read_text(encoding="utf-8"))
-    pr = yaml.safe_load(priority_file.read_text(encoding="utf-8"))
-    f = intents_file
+    return LEXICONS.get(intents_file, priority_file, MEMBER_CLOCKS_FILE)
+
+
+def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexicons:
+    f, priority_file = srcs[0].path, srcs[1].path
 
     def sec(data: dict, path: str, file: Path):
         cur = data
@@ -120,10 +121,12 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
-        try:  # placeholders: the promise from O1 (handlers/promises.py), a menu's options, a priority's words
-            answers[key].format(handoff_promise="", options="", priority_text="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise LexiconError(f"{f.name}: answers.{key}: unknown placeholder or stray brace ({exc})") from exc
+    from handlers.membership.notify import fill_promises  # 「{promise:O1}」: the clock's own minutes
+
+    try:
+        answers = {k: fill_promises(str(v)) for k, v in answers.items()}
+    except ValueError as exc:
+        raise LexiconError(f"{f.name}: answers: {exc}") from None
     prio, prio_text = {}, {}
     for p in PRIORITIES:
         prio[p] = _words(priority_file, f"priority.{p}.words", sec(pr, f"priority.{p}.words", priority_file))
@@ -152,30 +155,15 @@ def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIOR
     )
 
 
-_lex: Lexicons | None = None
-_lex_mtimes: tuple[float, float] = (0.0, 0.0)
-_lex_checked = 0.0
+# Reloaded when a manager edits a file (looked at every few seconds); a broken
+# edit keeps the last good version and is logged (ground/rules.py).
+# member_clocks.yaml too: the answers' promises (「{promise:O1}」) follow its minutes.
+LEXICONS = rulefiles.RuleFile(INTENTS_FILE, PRIORITY_FILE, MEMBER_CLOCKS_FILE, build=_build_lexicons, check_every=2.0)
 
 
 def lexicons() -> Lexicons:
-    """The lexicons, reloaded when a manager edits a file (checked every few
-    seconds); a broken edit keeps the last good version and is logged."""
-    global _lex, _lex_mtimes, _lex_checked
-    now = time.monotonic()
-    if _lex is not None and now - _lex_checked < 2.0:
-        return _lex
-    _lex_checked = now
-    mt = (INTENTS_FILE.stat().st_mtime, PRIORITY_FILE.stat().st_mtime)
-    if _lex is None:
-        _lex, _lex_mtimes = load_lexicons(), mt
-    elif mt != _lex_mtimes:
-        _lex_mtimes = mt
-        try:
-            _lex = load_lexicons()
-            log.info("intent/priority lexicons reloaded")
-        except (LexiconError, yaml.YAMLError, OSError) as exc:
-            log.error("lexicons NOT reloaded: %s", exc)
-    return _lex
+    """The intent and priority lexicons (intents.yaml, priority.yaml)."""
+    return LEXICONS.get()
 
 
 def _hits(text: str, words: tuple[str, ...]) -> list[str]:
@@ -235,7 +223,7 @@ def _smalltalk(c: str, lx: Lexicons) -> str | None:
 
 def _clarify_text(matches, lx: Lexicons) -> str:
     options = "\n".join(f"{i}. {m.entry.title}" for i, m in enumerate(matches, 1))
-    return promises.render(lx.answers["clarify"], options=options)
+    return lx.answers["clarify"].format(options=options)
 
 
 # In a group, a complaint the model is less sure of than this is taken for chatter.
@@ -257,12 +245,12 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     in_group = chat in ("vip", "building")
 
     if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
-        return RouteResult(intent="command", score=1.0, answer=promises.render(lx.answers["command"]),
+        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
                            why="slash command not owned by any capability")
 
     kind = _smalltalk(raw_clean, lx)
     if kind is not None:
-        answer = None if in_group else promises.render(lx.answers[kind])
+        answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})")
 
     c = _forms(raw_clean)
@@ -282,8 +270,10 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
         intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
                                       f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    elif intent == "complaint" and _hits(c, lx.hypothetical) and pi.get("faq", 0.0) >= 0.2:
-        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket.
+    elif intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
+                                                                 (_QUESTION.search(c) and not _now(reporting))):
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
+        # (asked as a question and told by nobody living it now, whatever the model leans to).
         intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
     elif hand and intent not in ("complaint",):
         intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
@@ -291,20 +281,24 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
 
+    trusted = _trust_retrieval(text, vec, c, lx, intent, pi, hazard, reporting, hand)
+    if trusted is not None:
+        return trusted
+
     if (intent == "complaint" and in_group and not hazard and not _hits(c, lx.complaint_words)
             and pi.get("complaint", 0.0) < GROUP_COMPLAINT_MIN):
         # Group chatter ("那我不说了") opens no ticket on a hesitant guess; a private chat may.
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=None,
                            why=f"group chatter ({feats}; complaint below {GROUP_COMPLAINT_MIN})")
     if intent == "complaint":
-        return _complaint(c, lx, pp, hazard, asking, feats)
+        return _complaint(c, lx, pp, hazard, asking, feats, intent_model.model().predict_category(text, vec))
     if intent == "booking":
-        return RouteResult(intent="booking", score=round(p_top, 3), answer=promises.render(lx.answers["booking"]), why=f"booking ({feats})")
+        return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
     if intent == "membership":
-        return RouteResult(intent="membership", score=round(p_top, 3), answer=promises.render(lx.answers["membership"]),
+        return RouteResult(intent="membership", score=round(p_top, 3), answer=lx.answers["membership"],
                            why=f"own membership ({feats})")
     if intent == "handoff":
-        return RouteResult(intent="handoff", score=round(p_top, 3), answer=promises.render(lx.answers["person"]),
+        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
                            why=f"asks for a person ({feats})")
     if intent in ("smalltalk", "offtopic") and len(_core(raw_clean)) <= 4:
         # One topic word ("权益", "停车"): offer the entries it fits, if it fits some.
@@ -317,9 +311,44 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         thanks = _hits(raw_clean, lx.thanks)
         asks = bool(_QUESTION.search(c))
         kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
-        answer = None if in_group else promises.render(lx.answers[kind])
+        answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# A question the model takes for a complaint or a wish for a person, below these
+# probabilities, is answered when retrieval is at least TRUST_RETRIEVAL sure of
+# one entry, and surer of it than the model of its intent: "你们会不会把我的信息卖给商家" asks a rule; "保安在训练 这是搞啥呢" asks
+# what a service is. Never with a hazard, words asking for a person or saying it
+# is a complaint, nor (for a complaint) someone living a problem now.
+TRUST_RETRIEVAL = 0.6
+TRUST_BELOW = {"complaint": 0.9, "handoff": 0.9}
+
+
+def _now(reporting: list[str]) -> list[str]:
+    """The words of someone living a problem now; a bare 了 tells a past event,
+    maybe someone else's ("隔壁小区进小偷了 咱们这要是碰上…")."""
+    return [w for w in reporting if w != "了"]
+
+
+def _trust_retrieval(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float],
+                     hazard: str | None, reporting: list[str], hand: list[str]) -> RouteResult | None:
+    if intent not in TRUST_BELOW or pi.get(intent, 1.0) >= TRUST_BELOW[intent] or hazard or hand:
+        return None
+    if not _QUESTION.search(c) or _hits(c, lx.complaint_words) or (intent == "complaint" and reporting):
+        return None
+    from faq import retrieval
+
+    d = retrieval.search(text, vec, pi.get("faq", 0.0))
+    top = d.top
+    # The surer the model is of another intent, the surer retrieval must be.
+    if d.kind != "answer" or top.score < max(TRUST_RETRIEVAL, pi[intent]):
+        return None
+    return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
+                       why=f"faq {top.id} ({top.entry.title}): a question, though the model leans to {intent} "
+                           f"{pi[intent]:.2f} (< {TRUST_BELOW[intent]}), and retrieval is sure: {d.why}; "
+                           f"terms [{', '.join(top.terms)}]",
+                       args={"candidates": [x.id for x in d.ranked[:3]]})
 
 
 # A reported hazard overrides the model's intent only when the model gives a
@@ -352,8 +381,26 @@ def safety_hit(c: str) -> str | None:
     return None
 
 
+# The learned category is used when at least this sure; below, a category word
+# of priority.yaml decides, else the model's best guess.
+CATEGORY_MIN = 0.5
+
+
+def _category(c: str, pc: dict[str, float]) -> tuple[str, str]:
+    """(category, how it was decided)."""
+    learned = max(pc, key=pc.get) if pc else None
+    if learned and pc[learned] >= CATEGORY_MIN:
+        return learned, f"model {learned} {pc[learned]:.2f}"
+    cat, word = classify_category(c)
+    if word:
+        return cat, f"word {word!r}" + (f" (model {learned} {pc[learned]:.2f})" if learned else "")
+    if learned:
+        return learned, f"model {learned} {pc[learned]:.2f}"
+    return "other", "default"
+
+
 def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, asking: list[str],
-               feats: str) -> RouteResult:
+               feats: str, pc: dict[str, float] | None = None) -> RouteResult:
     learned = max(pp, key=pp.get)
     prio, by = learned, f"model {learned} {pp[learned]:.2f}"
     important = _hits(c, lx.priority["important"])
@@ -366,11 +413,10 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
     elif prio == "general" and pp.get("urgent", 0.0) >= 0.3:
         # Never grade a possibly urgent case general: the cost of the two errors is not the same.
         prio, by = "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
-    cat, cat_word = classify_category(c)
-    answer = promises.render(lx.answers["complaint"], priority_text=lx.priority_text[prio])
+    cat, cat_by = _category(c, pc or {})
+    answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
     return RouteResult(intent="complaint", priority=prio, category=cat, score=round(pp[learned], 3), answer=answer,
-                       why=f"complaint ({feats}); priority {prio} by {by}; category {cat}"
-                           f"{' by ' + cat_word if cat_word else ' (default)'}")
+                       why=f"complaint ({feats}); priority {prio} by {by}; category {cat} by {cat_by}")
 
 
 def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
@@ -390,7 +436,7 @@ def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq
         return RouteResult(intent="faq", score=top.score, answer=_clarify_text(d.ranked, lx),
                            why=f"two or three entries equally close: {d.why}; {feats}",
                            args={"clarify": [x.id for x in d.ranked]})
-    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=promises.render(lx.answers["handoff"]),
+    return RouteResult(intent="handoff", score=top.score if top else 0.0, answer=lx.answers["handoff"],
                        why=f"no entry fits: {d.why}; {feats}; handed to a person",
                        args={"candidates": [x.id for x in d.ranked[:3]]})
 
@@ -432,7 +478,7 @@ def on_faq(ctx: Context, msg: Message, route) -> Outcome:
 def on_handoff(ctx: Context, msg: Message, route) -> Outcome:
     if isinstance(route, RouteResult):
         record_miss(ctx, msg, route, "handoff")
-    out = Outcome(replies=[route.answer] if route and route.answer else [promises.render(lexicons().answers["handoff"])],
+    out = Outcome(replies=[route.answer] if route and route.answer else [lexicons().answers["handoff"]],
                   intent="handoff")
     out.pushes += consult_person(ctx, msg)
     return out

@@ -21,6 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Callable
 
 from ground.clock import CST
 
@@ -173,109 +174,130 @@ def _holiday_from_library(name: str, today: date) -> tuple[date, date] | None:
     return None
 
 
+# One small parser a way of naming a day; `_find_date` tries them in this order
+# and the first that recognises the text wins. Each gets the match, the text and
+# today, and returns (first day, last day or None, implied part of day) or None.
+_Day = tuple[date, date | None, str | None]
+
+
+def _holiday(m: re.Match, t: str, today: date) -> _Day | None:
+    if m.group(1) == "十一" and re.search(r"十一(点|时|月|号|日)", t):
+        return None  # 十一点 / 十一月: not the National Day holiday
+    rng = _holiday_range(_HOLIDAYS[m.group(1)], today)
+    return (rng[0], rng[1], None) if rng else None
+
+
+def _next_such_day(today: date, year: int, mo: int, dd: int, roll: bool = True) -> date | None:
+    """That day this year, or next year's when it has passed (and `roll`)."""
+    d = _safe_date(year, mo, dd)
+    if d and roll and d < today:
+        d = _safe_date(year + 1, mo, dd)
+    return d
+
+
+def _slash_date(m: re.Match, t: str, today: date) -> _Day | None:
+    d = _next_such_day(today, today.year, int(m.group(1)), int(m.group(2)))
+    return (d, None, None) if d else None
+
+
+def _month_day(m: re.Match, t: str, today: date) -> _Day | None:
+    y = cn_number(m.group(1)) if m.group(1) else today.year
+    mo, dd = cn_number(m.group(2)), cn_number(m.group(3))
+    if not (y and mo and dd):
+        return None
+    d = _next_such_day(today, y, mo, dd, roll=not m.group(1))
+    return (d, None, None) if d else None
+
+
+def _part_of_month(m: re.Match, t: str, today: date) -> _Day | None:
+    base = _add_months(today, 1) if m.group(1).startswith("下") else today.replace(day=1)
+    which = m.group(2)
+    if which == "初":
+        return max(base, today), None, None
+    if which == "中":
+        return base.replace(day=15), None, None
+    if which in ("底", "末"):
+        return _add_months(base, 1) - timedelta(days=1), None, None
+    d = _safe_date(base.year, base.month, cn_number(m.group(3)) or 0)
+    return (d, None, None) if d else None
+
+
+_DAY_WORDS = {"大后天": 3, "后天": 2, "明天": 1, "明日": 1, "明早": 1, "明晚": 1, "昨天": -1}
+_DAY_PARTS = {"明早": "早上", "今早": "早上", "明晚": "晚上", "今晚": "晚上", "今夜": "晚上"}
+
+
+def _day_word(m: re.Match, t: str, today: date) -> _Day | None:
+    w = m.group(1)
+    return today + timedelta(days=_DAY_WORDS.get(w, 0)), None, _DAY_PARTS.get(w)
+
+
+def _weekday(m: re.Match, t: str, today: date) -> _Day | None:
+    prefix, wd = m.group(1) or "", m.group(2)
+    monday = today - timedelta(days=today.weekday())
+    weeks = 2 if prefix.startswith("下下") else 1 if prefix.startswith("下") else 0
+    d = monday + timedelta(days=7 * weeks + _WEEKDAY[wd])
+    if not prefix:  # a bare 周三: the coming one (this weekend while it lasts)
+        if wd == "末" and today.weekday() == 6:
+            d = today
+        elif d < today:
+            d += timedelta(days=7)
+    if wd != "末":
+        return d, None, None
+    return max(d, today), monday + timedelta(days=(d - monday).days // 7 * 7 + 6), None
+
+
+def _days_later(m: re.Match, t: str, today: date) -> _Day | None:
+    n = 0.5 if m.group(1) == "半" else cn_number(m.group(1))
+    if n is None:
+        return None
+    unit = m.group(2)
+    if unit in ("天", "日"):
+        return today + timedelta(days=int(n)), None, None
+    if unit == "月":
+        d = _add_months(today, int(n))
+        return _safe_date(d.year, d.month, today.day) or d, None, None
+    return today + timedelta(days=int(7 * n)), None, None
+
+
+def _day_of_month(m: re.Match, t: str, today: date) -> _Day | None:
+    dd = cn_number(m.group(1))
+    if not dd:
+        return None
+    d = _safe_date(today.year, today.month, dd)
+    if d is None or d < today:
+        nm = _add_months(today, 1)
+        d = _safe_date(nm.year, nm.month, dd)
+    return (d, None, None) if d else None
+
+
+def _whole_week(m: re.Match, t: str, today: date) -> _Day | None:
+    monday = today - timedelta(days=today.weekday())
+    weeks = 2 if m.group(1).startswith("下下") else 1 if m.group(1).startswith("下") else 0
+    first = monday + timedelta(days=7 * weeks)
+    return max(first, today), first + timedelta(days=6), None
+
+
+_DATE_PARSERS: tuple[tuple[re.Pattern, Callable[[re.Match, str, date], _Day | None]], ...] = (
+    (re.compile(r"(国庆|十一|春节|过年|元旦|五一|劳动节|清明|端午|中秋)(节|期间|假期|长假|那几天|黄金周)*"), _holiday),
+    (re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])"), _slash_date),
+    (re.compile(rf"(?:({NUM})年)?({NUM})月({NUM})(?:日|号)?"), _month_day),
+    (re.compile(rf"(下个?月|下月|这个?月|本月|当月)(初|中|底|末|({NUM})(?:号|日))"), _part_of_month),
+    (re.compile(r"(大后天|后天|明天|明日|明早|明晚|今天|今日|今早|今晚|今夜|昨天)"), _day_word),
+    (re.compile(r"(下下个?|下个?|这个?|本)?(?:周|星期|礼拜)(末|[一二三四五六日天1-7])"), _weekday),
+    (re.compile(rf"({NUM}|半)个?(天|日|周|星期|礼拜|月)(?:之?后|以后)"), _days_later),
+    (re.compile(rf"(?<![月\d])({NUM})(?:号|日)"), _day_of_month),
+    (re.compile(r"(下下个?|下个?|这个?|本)(周|星期|礼拜)(?![一二三四五六日天末\d])"), _whole_week),
+)
+
+
 def _find_date(t: str, now: datetime) -> tuple[date | None, date | None, str | None, str]:
     """(first day, last day or None, implied part of day, matched text)."""
     today = now.astimezone(CST).date()
-
-    m = re.search(r"(国庆|十一|春节|过年|元旦|五一|劳动节|清明|端午|中秋)(节|期间|假期|长假|那几天|黄金周)*", t)
-    if m and not (m.group(1) == "十一" and re.search(r"十一(点|时|月|号|日)", t)):
-        rng = _holiday_range(_HOLIDAYS[m.group(1)], today)
-        if rng:
-            return rng[0], rng[1], None, m.group(0)
-
-    m = re.search(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])", t)
-    if m:
-        mo, dd = int(m.group(1)), int(m.group(2))
-        d = _safe_date(today.year, mo, dd)
-        if d and d < today:
-            d = _safe_date(today.year + 1, mo, dd)
-        if d:
-            return d, None, None, m.group(0)
-
-    m = re.search(rf"(?:({NUM})年)?({NUM})月({NUM})(?:日|号)?", t)
-    if m:
-        y = cn_number(m.group(1)) if m.group(1) else today.year
-        mo, dd = cn_number(m.group(2)), cn_number(m.group(3))
-        if y and mo and dd:
-            d = _safe_date(y, mo, dd)
-            if d and not m.group(1) and d < today:
-                d = _safe_date(y + 1, mo, dd)
-            if d:
-                return d, None, None, m.group(0)
-
-    m = re.search(rf"(下个?月|下月|这个?月|本月|当月)(初|中|底|末|({NUM})(?:号|日))", t)
-    if m:
-        base = _add_months(today, 1) if m.group(1).startswith("下") else today.replace(day=1)
-        which = m.group(2)
-        if which == "初":
-            return max(base, today), None, None, m.group(0)
-        if which == "中":
-            return base.replace(day=15), None, None, m.group(0)
-        if which in ("底", "末"):
-            return _add_months(base, 1) - timedelta(days=1), None, None, m.group(0)
-        d = _safe_date(base.year, base.month, cn_number(m.group(3)) or 0)
-        if d:
-            return d, None, None, m.group(0)
-
-    m = re.search(r"(大后天|后天|明天|明日|明早|明晚|今天|今日|今早|今晚|今夜|昨天)", t)
-    if m:
-        w = m.group(1)
-        off = {"大后天": 3, "后天": 2, "明天": 1, "明日": 1, "明早": 1, "明晚": 1, "昨天": -1}.get(w, 0)
-        part = {"明早": "早上", "今早": "早上", "明晚": "晚上", "今晚": "晚上", "今夜": "晚上"}.get(w)
-        return today + timedelta(days=off), None, part, m.group(0)
-
-    m = re.search(r"(下下个?|下个?|这个?|本)?(?:周|星期|礼拜)(末|[一二三四五六日天1-7])", t)
-    if m:
-        prefix, wd = m.group(1) or "", m.group(2)
-        monday = today - timedelta(days=today.weekday())
-        target = _WEEKDAY[wd]
-        if prefix.startswith("下下"):
-            d = monday + timedelta(days=14 + target)
-        elif prefix.startswith("下"):
-            d = monday + timedelta(days=7 + target)
-        elif prefix:
-            d = monday + timedelta(days=target)
-        else:
-            d = monday + timedelta(days=target)
-            if wd == "末" and today.weekday() == 6:
-                d = today
-            elif d < today:
-                d += timedelta(days=7)
-        if wd == "末":
-            first = d if d >= today else today
-            return first, monday + timedelta(days=(d - monday).days // 7 * 7 + 6), None, m.group(0)
-        return d, None, None, m.group(0)
-
-    m = re.search(rf"({NUM}|半)个?(天|日|周|星期|礼拜|月)(?:之?后|以后)", t)
-    if m:
-        n = 0.5 if m.group(1) == "半" else cn_number(m.group(1))
-        if n is not None:
-            unit = m.group(2)
-            if unit in ("天", "日"):
-                return today + timedelta(days=int(n)), None, None, m.group(0)
-            if unit == "月":
-                d = _add_months(today, int(n))
-                return _safe_date(d.year, d.month, today.day) or d, None, None, m.group(0)
-            return today + timedelta(days=int(7 * n)), None, None, m.group(0)
-
-    m = re.search(rf"(?<![月\d])({NUM})(?:号|日)", t)
-    if m:
-        dd = cn_number(m.group(1))
-        if dd:
-            d = _safe_date(today.year, today.month, dd)
-            if d is None or d < today:
-                nm = _add_months(today, 1)
-                d = _safe_date(nm.year, nm.month, dd)
-            if d:
-                return d, None, None, m.group(0)
-
-    m = re.search(r"(下下个?|下个?|这个?|本)(周|星期|礼拜)(?![一二三四五六日天末\d])", t)
-    if m:
-        monday = today - timedelta(days=today.weekday())
-        weeks = 2 if m.group(1).startswith("下下") else 1 if m.group(1).startswith("下") else 0
-        first = monday + timedelta(days=7 * weeks)
-        return max(first, today), first + timedelta(days=6), None, m.group(0)
-
+    for pattern, parse in _DATE_PARSERS:
+        m = pattern.search(t)
+        found = parse(m, t, today) if m else None
+        if found:
+            return found[0], found[1], found[2], m.group(0)
     return None, None, None, ""
 
 

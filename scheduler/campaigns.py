@@ -37,6 +37,7 @@ from bot.queues import get_queue, get_redis
 from ground import clock, keys
 from ground.config import get_settings
 from ground.ports import CampaignError
+from ground import rules
 from scheduler.config import get_schedule, time_scale
 from scheduler.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
@@ -44,41 +45,33 @@ from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Ho
 log = logging.getLogger(__name__)
 
 TARGET_KEYS = ("everyone", "groups", "buildings", "tiers", "owners", "staff", "all_staff", "staff_teams")
-# Words that SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
+# Words SUGGEST urgency: the console shows a hint, never decides (issue 14: a planned
 # 停水 notice went to every owner at 01:59). Only the manager's 紧急 tick is an emergency.
-EMERGENCY_WORDS = ("停水", "停电", "停气", "火警", "紧急")
+EMERGENCY_TICK = "紧急"
 
 
 def urgency_hint(text: str) -> str | None:
-    """The word in `text` that suggests urgency (for a hint next to the 紧急 tick), or None."""
-    return next((w for w in EMERGENCY_WORDS if w in (text or "")), None)
+    """The first word in `text` that suggests urgency (for a hint next to the 紧急 tick),
+    or None: the tick's own name, or one of the urgent words of handlers/data/priority.yaml
+    (the same words that make an owner's report urgent: one list)."""
+    from faq.normalize import clean
+    from handlers.understanding import lexicons
+
+    t = clean(text or "")
+    found = [(t.find(w), w) for w in (EMERGENCY_TICK, *lexicons().priority["urgent"]) if w and w in t]
+    return min(found)[1] if found else None
 
 
 # --- why a delivery failed, in words ------------------------------------------------------
 
 ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
-_errors_cache: dict | None = None
+_ENTRY = rules.MapOf(rules.Record(text=rules.Text(), retry=rules.Bool()))
+# scheduler/delivery_errors.yaml: every entry needs a text and a retry flag.
+ERRORS = rules.RuleFile(ERRORS_FILE, schema=rules.Record(errors=_ENTRY, words=_ENTRY, unknown=rules.Text()))
 
 
 def _load_errors() -> dict:
-    """scheduler/delivery_errors.yaml, validated: every entry needs a text and a retry flag."""
-    global _errors_cache
-    if _errors_cache is None:
-        import yaml
-
-        data = yaml.safe_load(ERRORS_FILE.read_text(encoding="utf-8")) or {}
-        for section in ("errors", "words"):
-            entries = data.get(section)
-            if not isinstance(entries, dict):
-                raise ValueError(f"{ERRORS_FILE.name}: {section}: missing or not a mapping")
-            for key, entry in entries.items():
-                if not isinstance(entry, dict) or not isinstance(entry.get("text"), str) \
-                        or not isinstance(entry.get("retry"), bool):
-                    raise ValueError(f"{ERRORS_FILE.name}: {section}.{key}: needs text (words) and retry (true/false)")
-        if not isinstance(data.get("unknown"), str):
-            raise ValueError(f"{ERRORS_FILE.name}: unknown: missing or not text")
-        _errors_cache = data
-    return _errors_cache
+    return ERRORS.get()
 
 
 def describe_error(error: str | None) -> str:
@@ -330,6 +323,8 @@ def campaign_status(session: Session, campaign_id: int) -> dict:
 def _owners_for(session: Session, target: dict) -> Iterable[Owner]:
     q = select(Owner)
     conds = []
+    # Streamed (yield_per): a 100,000-owner campaign must not hold every Owner at once.
+    q = q.execution_options(yield_per=2000)
     if target.get("everyone"):
         return session.scalars(q.order_by(Owner.id))
     if target.get("buildings"):
@@ -378,6 +373,14 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
     personal = "{" in camp.text
     rows: list[dict] = []
     seen: set[str] = set()
+    written = 0
+
+    def write() -> None:  # in slices: 100,000 rows of payloads held at once cost ~300 MB
+        nonlocal written
+        if rows:
+            session.execute(Delivery.__table__.insert(), rows)
+            written += len(rows)
+            rows.clear()
 
     def add(key: str, channel: str, kind: str, address: str, payload: dict | None, state: str = "pending",
             error: str | None = None) -> None:
@@ -386,6 +389,8 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
         seen.add(key)
         rows.append({"campaign_id": camp.id, "recipient_key": key, "channel": channel, "kind": kind,
                      "address": address, "payload": payload, "state": state, "attempts": 0, "error": error})
+        if len(rows) >= 2000:
+            write()
 
     for o in _owners_for(session, target):
         text = _fmt(camp.text, name=o.name, room=o.room or "",
@@ -434,12 +439,11 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
             add(key, "wecom", kind, admin.userid,
                 {"group_id": g.chat_id, "group_name": g.name, "text": camp.text,
                  "reason": f"campaign:{camp.id}", "bulk_sends_this_month": used + 1, "cap": cap})
-    if rows:
-        session.execute(Delivery.__table__.insert(), rows)
+    write()
     camp.state, camp.planned_at = "planned", now
-    camp.stats = {"recipients": len(rows)}
+    camp.stats = {"recipients": written}
     session.flush()
-    return len(rows)
+    return written
 
 
 # --- sending -----------------------------------------------------------------------------
@@ -455,10 +459,13 @@ def _push_for(camp: Campaign, d: Delivery):
 
 class _Pace:
     """The campaign's per-app pace for one channel, on the outbound rate limiter
-    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker, so
-    the count of calls in any window stays under the limit, bursts included)."""
+    (bot.outbound.ratelimit: a sliding log in Redis shared by every worker). A slot is
+    held from before the call until its answer is back, then counts from that moment
+    (`take` + `landed`): the platform stamps a call in between, so no window of the
+    platform's holds more than the limit, however late a call lands on a busy host."""
 
     def __init__(self, channel: str) -> None:
+        from bot.outbound.options import get_options
         from bot.outbound.ratelimit import Limit
 
         c = get_schedule().campaign
@@ -467,22 +474,30 @@ class _Pace:
             per_min = c.get("mp_per_minute") or per_min
         window = float(c["window_seconds"]) * time_scale()
         self.per_s = per_min / window
-        # The platform stamps a call when it arrives, a moment after we count it, and
-        # that moment varies (a busy host, a slow commit in the sender): widen our
-        # window a little so the platform's count of any window stays under the limit.
-        margin = min(float(c.get("pace_margin_seconds", 1.0)), window * 0.1)
+        # Only for the platform's clock running a little faster than ours (the delay of
+        # a call is covered by landing it): a small fraction of the window.
+        margin = min(float(c.get("pace_margin_seconds", 0.1)), window * 0.02)
         self.limits = [Limit(f"campaign:app:{channel}", int(per_min), window + margin)]
+        # The longest one send can keep its slot in flight: token fetch, rate wait, the call.
+        opts = get_options()
+        self.hold_s = 3 * opts.http_timeout_s + opts.inline_wait_s + 5.0
 
-    def acquire(self, deadline: float) -> bool:
-        from bot.outbound.ratelimit import acquire
+    def acquire(self, deadline: float) -> str | None:
+        """A slot (hand it to `landed` once the call is back), or None past `deadline`."""
+        from bot.outbound.ratelimit import take
 
         while True:
-            wait = acquire(self.limits)
-            if wait <= 0:
-                return True
+            wait, slot = take(self.limits, self.hold_s)
+            if slot is not None:
+                return slot
             if time.monotonic() + wait > deadline:
-                return False
+                return None
             time.sleep(min(wait, 0.5))
+
+    def landed(self, slot: str | None) -> None:
+        from bot.outbound.ratelimit import landed
+
+        landed(self.limits, slot)
 
 
 def _write_batch(session: Session, camp: Campaign, size: int, now: datetime, mine=True) -> list[tuple[int, int, str]]:
@@ -671,27 +686,12 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
         return {"campaign": campaign_id, "state": "busy", "more": False}
     stopping = _on_sigterm()
     sent = failed = 0
-    recovered: dict = {}
     pool = None
     try:
-        with session_scope() as s:
-            camp = s.get(Campaign, campaign_id)
-            if camp is None or camp.state in ("done", "cancelled"):
-                return {"campaign": campaign_id, "state": camp.state if camp else "missing", "more": False}
-            now = clock.now()
-            if camp.send_at > now:
-                return {"campaign": campaign_id, "state": "waiting", "more": False}
-            if not may_send(now, camp.emergency, sched):
-                return {"campaign": campaign_id, "state": "paused", "more": False}
-            if camp.state == "scheduled":
-                if shard != 0:
-                    time.sleep(0.5)  # shard 0 is writing the deliveries
-                    return {"campaign": campaign_id, "state": "planning", "more": True}
-                plan(s, camp, now)
-            if camp.state == "planned":
-                camp.state, camp.started_at = "sending", now
-            recovered = _recover(s, camp, [int(x) for x in r.smembers(keys.campaign_inflight(campaign_id, shard))])
-            emergency = camp.emergency
+        begun = _begin_chunk(r, campaign_id, shard, sched)
+        if isinstance(begun, dict):
+            return begun
+        recovered, emergency = begun
         r.delete(keys.campaign_inflight(campaign_id, shard))
         _send_group_msgs(campaign_id, mine)
         paces: dict[str, _Pace] = {}
@@ -699,64 +699,101 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
         pool = ThreadPoolExecutor(max(1, int(sched.campaign.get("concurrency", 4))), thread_name_prefix="campaign")
         while time.monotonic() < deadline and not stopping.is_set():
             lease.renew()
-            with session_scope() as s:
-                camp = s.get(Campaign, campaign_id)
-                if camp.state == "cancelled":
-                    return {"campaign": campaign_id, "state": "cancelled", "sent": sent, "more": False}
-                now = clock.now()
-                if not may_send(now, emergency, sched):
-                    return {"campaign": campaign_id, "state": "paused", "sent": sent, "more": False}
-                # Rows written before a crash and never claimed go first, then new ones.
-                work: list[tuple[int, int, str]] = [
-                    (d.id, ob.id, d.channel) for d, ob in s.execute(
-                        select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
-                        .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine,
-                               OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
-                               OutboxMessage.next_attempt_at <= now)
-                        .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
-                # A batch must go out before the sweeper (10 s) would hand its rows
-                # to the outbound workers, which know nothing of this campaign's pace.
-                rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
-                size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 2)))
-                if len(work) < size:
-                    work += _write_batch(s, camp, size - len(work), now, mine)
+            work = _next_work(campaign_id, emergency, sched, paces, mine)
+            if isinstance(work, dict):
+                return {**work, "sent": sent}
             if not work:
                 break
-            done: list[tuple[int, int]] = []
             results = _send_batch(r, keys.campaign_inflight(campaign_id, shard), campaign_id, work, paces, deadline, pool,
                                   lease, stopping)
-            for (did, oid, _), res in zip(work, results):
-                if res is None:
-                    continue  # not sent before the chunk's deadline: next chunk
-                done.append((did, oid))
-                if res == "sent":
-                    sent += 1
-                elif res in ("dead", "error"):
-                    failed += 1
+            done = [(did, oid) for (did, oid, _), res in zip(work, results) if res is not None]
+            sent += sum(res == "sent" for res in results)  # None: not sent before the deadline, next chunk
+            failed += sum(res in ("dead", "error") for res in results)
             with session_scope() as s:
                 _settle(s, done)
-        with session_scope() as s:
-            held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
-            _settle(s, held)
-            counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
-                                    .group_by(Delivery.state)).all())
-            camp = s.get(Campaign, campaign_id)
-            left, waiting = counts.get("pending", 0), counts.get("sending", 0)
-            mine_left = s.scalar(select(func.count()).select_from(Delivery).where(
-                Delivery.campaign_id == campaign_id, Delivery.state == "pending", mine)) or 0
-            if left == 0 and waiting == 0 and camp.state == "sending":
-                camp.state, camp.finished_at = "done", clock.now()
-            camp.stats = {**(camp.stats or {}), "deliveries": counts}
-            return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
-                    "recovered": recovered, "deliveries": counts,
-                    # Rows the outbox retries later are settled by the pump's next round.
-                    "more": mine_left > 0 and camp.state == "sending"}
+        return _end_chunk(campaign_id, mine, sent, failed, recovered)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
         stopping.restore()
         lease.release()
+
+
+def _begin_chunk(r, campaign_id: int, shard: int, sched) -> dict | tuple[dict, bool]:
+    """Plan (shard 0) and start the campaign, recover rows in flight at a crash:
+    (recovered, emergency), or the result to return when there is nothing to send now."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        camp = s.get(Campaign, campaign_id)
+        if camp is None or camp.state in ("done", "cancelled"):
+            return {"campaign": campaign_id, "state": camp.state if camp else "missing", "more": False}
+        now = clock.now()
+        if camp.send_at > now:
+            return {"campaign": campaign_id, "state": "waiting", "more": False}
+        if not may_send(now, camp.emergency, sched):
+            return {"campaign": campaign_id, "state": "paused", "more": False}
+        if camp.state == "scheduled":
+            if shard != 0:
+                time.sleep(0.5)  # shard 0 is writing the deliveries
+                return {"campaign": campaign_id, "state": "planning", "more": True}
+            plan(s, camp, now)
+        if camp.state == "planned":
+            camp.state, camp.started_at = "sending", now
+        recovered = _recover(s, camp, [int(x) for x in r.smembers(keys.campaign_inflight(campaign_id, shard))])
+        return recovered, camp.emergency
+
+
+def _next_work(campaign_id: int, emergency: bool, sched, paces: dict, mine) -> list[tuple[int, int, str]] | dict:
+    """The next batch (delivery id, outbox id, channel), or the result to return
+    when the campaign was cancelled or quiet hours began."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        camp = s.get(Campaign, campaign_id)
+        if camp.state == "cancelled":
+            return {"campaign": campaign_id, "state": "cancelled", "more": False}
+        now = clock.now()
+        if not may_send(now, emergency, sched):
+            return {"campaign": campaign_id, "state": "paused", "more": False}
+        # Rows written before a crash and never claimed go first, then new ones.
+        work: list[tuple[int, int, str]] = [
+            (d.id, ob.id, d.channel) for d, ob in s.execute(
+                select(Delivery, OutboxMessage).join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+                .where(Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine,
+                       OutboxMessage.state == "queued", OutboxMessage.attempts == 0,
+                       OutboxMessage.next_attempt_at <= now)
+                .order_by(Delivery.id).limit(int(sched.campaign["batch_size"]))).all()]
+        # A batch must go out before the sweeper (10 s) would hand its rows
+        # to the outbound workers, which know nothing of this campaign's pace.
+        rate = min((paces.get(c) or paces.setdefault(c, _Pace(c))).per_s for c in ("mp", "wecom"))
+        size = max(1, min(int(sched.campaign["batch_size"]), int(rate * 2)))
+        if len(work) < size:
+            work += _write_batch(s, camp, size - len(work), now, mine)
+        return work
+
+
+def _end_chunk(campaign_id: int, mine, sent: int, failed: int, recovered: dict) -> dict:
+    """Settle what is still held, count the deliveries, close a finished campaign."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
+            Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
+        _settle(s, held)
+        counts = dict(s.execute(select(Delivery.state, func.count()).where(Delivery.campaign_id == campaign_id)
+                                .group_by(Delivery.state)).all())
+        camp = s.get(Campaign, campaign_id)
+        left, waiting = counts.get("pending", 0), counts.get("sending", 0)
+        mine_left = s.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.campaign_id == campaign_id, Delivery.state == "pending", mine)) or 0
+        if left == 0 and waiting == 0 and camp.state == "sending":
+            camp.state, camp.finished_at = "done", clock.now()
+        camp.stats = {**(camp.stats or {}), "deliveries": counts}
+        return {"campaign": campaign_id, "state": camp.state, "sent": sent, "failed": failed,
+                "recovered": recovered, "deliveries": counts,
+                # Rows the outbox retries later are settled by the pump's next round.
+                "more": mine_left > 0 and camp.state == "sending"}
 
 
 def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]], paces: dict[str, "_Pace"],
@@ -768,7 +805,8 @@ def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]],
 
     def one(item: tuple[int, int, str]) -> str | None:
         _, oid, channel = item
-        if stop.is_set() or stopping.is_set() or not paces[channel].acquire(deadline):
+        slot = None if stop.is_set() or stopping.is_set() else paces[channel].acquire(deadline)
+        if slot is None:
             stop.set()
             return None
         lease.renew()
@@ -779,6 +817,10 @@ def _send_batch(r, key: str, campaign_id: int, work: list[tuple[int, int, str]],
             log.warning("campaign %s: outbox %s raised %s", campaign_id, oid, exc)
             return "error"
         finally:
+            try:
+                paces[channel].landed(slot)  # after the answer: see _Pace
+            except Exception as exc:  # Redis gone: the slot stays held until it lapses (safe)
+                log.warning("campaign %s: pace slot not landed (%s)", campaign_id, exc)
             r.srem(key, oid)
 
     for _, _, channel in work:

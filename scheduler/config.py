@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import date, time
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ground import rules
+from ground.rules import RulesError
 
 SCHEDULE_FILE = Path(__file__).with_name("schedule.yaml")
 TRIGGERS = ("cron", "interval")
@@ -18,8 +18,7 @@ INTERVAL_FIELDS = ("weeks", "days", "hours", "minutes", "seconds")
 SLOTS = ("minute", "hour", "day", "month", "quarter")
 
 
-class ScheduleError(ValueError):
-    """schedule.yaml is malformed; the message says where."""
+ScheduleError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,13 @@ def _job_spec(path: Path, where: str, name: str, spec: Any) -> JobSpec:
 
 
 def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ScheduleError(f"{path.name}: not valid YAML: {exc}") from None
+    return SCHEDULE.get(path)
+
+
+def _build(data: Any, src: rules.Source) -> Schedule:
+    path = src.path
+    if not isinstance(data, dict):
+        raise _err(path, "", "expected a mapping of settings") if data else _err(path, "quiet_hours", "missing")
     for key in ("quiet_hours", "jobs", "texts", "campaign"):
         if key not in data:
             raise _err(path, key, "missing")
@@ -151,14 +153,16 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
     )
 
 
-@lru_cache(maxsize=1)
+SCHEDULE = rules.RuleFile(SCHEDULE_FILE, build=_build)
+
+
 def get_schedule() -> Schedule:
     override = os.environ.get("GUANJIA_SCHEDULE_FILE")
     return load_schedule(Path(override) if override else SCHEDULE_FILE)
 
 
 def reset_schedule() -> None:
-    get_schedule.cache_clear()
+    SCHEDULE.reload()
 
 
 def time_scale() -> float:

@@ -76,6 +76,21 @@ def _campaign(session: Session, **kw) -> Campaign:
     return create_campaign(session, **kw)
 
 
+def _community_campaign(rule: str, slot: str, kind: str, title: str, text: str, target: dict | None = None,
+                        detail: dict | None = None, inside: Callable[[Session], dict] | None = None) -> tuple[int, dict]:
+    """A scheduled campaign for the community, once per `slot` of `rule` (its dedup key
+    and the occurrence recorded), started at once. `inside(session)` does more in the same
+    transaction and returns what to record with it. (campaign id, what inside returned)."""
+    with session_scope() as s:
+        camp = _campaign(s, kind=kind, title=title, created_by="scheduler", target=target or {"everyone": True},
+                         text=text, dedup_key=f"{rule}:{slot}")
+        extra = inside(s) if inside else {}
+        remember(s, rule, "community", slot, {"campaign": camp.id, **(detail or {}), **extra})
+        cid = camp.id
+    _kick(cid)
+    return cid, extra
+
+
 def _kick(campaign_id: int) -> None:
     """Start a due campaign now instead of at the pump's next round."""
     enqueue_campaign(campaign_id)
@@ -238,12 +253,7 @@ def bills() -> dict:
     now = clock.now()
     month = local(now).strftime("%Y年%m月")
     key = local(now).strftime("%Y-%m")
-    with session_scope() as s:
-        camp = _campaign(s, kind="bill", title=f"{month}账单", created_by="scheduler", target={"everyone": True},
-                         text=sched.texts["bill"].replace("{month}", month), dedup_key=f"O14:{key}")
-        remember(s, "O14", "community", key, {"campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O14", key, "bill", f"{month}账单", sched.texts["bill"].replace("{month}", month))
     return {"rule": "O14", "campaign": cid}
 
 
@@ -252,13 +262,8 @@ def census() -> dict:
     sched = get_schedule()
     now = clock.now()
     q = quarter_of(_today(now))
-    with session_scope() as s:
-        camp = _campaign(s, kind="census", title=f"{q}家庭普查", created_by="scheduler",
-                         target={"staff_teams": ["customer_service"]}, text=sched.text("census", quarter=q),
-                         dedup_key=f"O16:{q}")
-        remember(s, "O16", "community", q, {"campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O16", q, "census", f"{q}家庭普查", sched.text("census", quarter=q),
+                                 target={"staff_teams": ["customer_service"]})
     return {"rule": "O16", "campaign": cid}
 
 
@@ -270,15 +275,9 @@ def survey() -> dict:
     sched = get_schedule()
     now = clock.now()
     q = quarter_of(_today(now))
-    with session_scope() as s:
-        camp = _campaign(s, kind="survey", title=f"{q}满意度调查", created_by="scheduler",
-                         target={"everyone": True}, text=sched.texts["survey"].replace("{quarter}", q),
-                         dedup_key=f"O17:{q}")
-        opened = sv.open_survey(s, q, now)
-        remember(s, "O17", "community", q, {"campaign": camp.id, "opened": opened})
-        cid = camp.id
-    _kick(cid)
-    return {"rule": "O17", "campaign": cid, "opened": opened}
+    cid, extra = _community_campaign("O17", q, "survey", f"{q}满意度调查", sched.texts["survey"].replace("{quarter}", q),
+                                     inside=lambda s: {"opened": sv.open_survey(s, q, now)})
+    return {"rule": "O17", "campaign": cid, "opened": extra["opened"]}
 
 
 def forum() -> dict:
@@ -288,12 +287,9 @@ def forum() -> dict:
     today = _today(now)
     q = quarter_of(today)
     held = today + timedelta(days=int(sched.rules.get("forum", {}).get("days_ahead", 14)))
-    with session_scope() as s:
-        camp = _campaign(s, kind="forum", title=f"{q}业主座谈会", created_by="scheduler", target={"everyone": True},
-                         text=sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"), dedup_key=f"O18:{q}")
-        remember(s, "O18", "community", q, {"campaign": camp.id, "held_on": held.isoformat()})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O18", q, "forum", f"{q}业主座谈会",
+                                 sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"),
+                                 detail={"held_on": held.isoformat()})
     return {"rule": "O18", "campaign": cid}
 
 
@@ -307,13 +303,9 @@ def greetings() -> dict:
     name = occasion(today, sched)
     if name is None:
         return {"rule": "O13", "occasion": None}
-    with session_scope() as s:
-        camp = _campaign(s, kind="greeting", title=name, created_by="scheduler", target={"everyone": True},
-                         text=sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
-                         dedup_key=f"O13:{today}")
-        remember(s, "O13", "community", today.isoformat(), {"occasion": name, "campaign": camp.id})
-        cid = camp.id
-    _kick(cid)
+    cid, _ = _community_campaign("O13", today.isoformat(), "greeting", name,
+                                 sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
+                                 detail={"occasion": name})
     return {"rule": "O13", "occasion": name, "campaign": cid}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,16 +48,34 @@ def make_engine(url: str, pool_size: int = 5, busy_timeout_ms: int = BUSY_TIMEOU
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        event.listen(engine, "before_cursor_execute", _note_write)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10, hide_parameters=True)
+    event.listen(engine, "before_cursor_execute", _note_write)
+    return engine
+
+
+_READS = ("SELECT", "PRAGMA", "SHOW")
+
+
+def _note_write(conn, _cursor, statement: str, _params, _context, _many) -> None:
+    """Marks a connection that ran anything but a read (see `wrote`): well under a microsecond."""
+    if not statement.lstrip()[:6].upper().startswith(_READS):
+        conn.info["wrote"] = True
+
+
+_engine_lock = threading.Lock()
 
 
 def get_engine() -> Engine:
     global _engine, _factory
     if _engine is None:
-        settings = get_settings()
-        _engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))
-        _factory = sessionmaker(_engine, expire_on_commit=False)
+        with _engine_lock:  # a web process's first requests arrive on many threads at once
+            if _engine is None:
+                settings = get_settings()
+                engine = make_engine(settings.database_url, pool_size=max(5, settings.web_threads))
+                _factory = sessionmaker(engine, expire_on_commit=False)
+                _engine = engine
     return _engine
 
 
@@ -122,6 +141,23 @@ def retry_busy(fn: Callable[[], T], budget_s: float, what: str, pause_s: float =
             log.warning("%s: database busy (try %d); retrying", what, tries)
             time.sleep(pause_s)
             pause_s = min(pause_s * 2, 5.0)
+
+
+def new_session() -> Session:
+    """A session the caller commits or rolls back and closes (see `wrote`)."""
+    get_engine()
+    session = _factory()
+    session.connection().info["wrote"] = False
+    return session
+
+
+def wrote(session: Session) -> bool:
+    """Whether the session has anything to commit: pending ORM changes, or any statement
+    other than a read run in its transaction (flushes, Core UPDATEs on its connection).
+    A read-only session's transaction can be rolled back instead of committed."""
+    if session.new or session.dirty or session.deleted:
+        return True
+    return bool(session.connection().info.get("wrote"))
 
 
 @contextmanager

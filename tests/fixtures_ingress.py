@@ -21,6 +21,11 @@ def app_client(env, request, monkeypatch):
     The passive-reply budget is 0 s: the endpoint answers `success` at once and
     replies are pushed once `drain_queues()` runs the jobs, which keeps tests
     deterministic. Use `live_worker` (and a budget) to see passive replies.
+
+    Every message goes through the worker lane here (GUANJIA_HANDLE_IN_WEB=0, the
+    worker-only path, which the capabilities' tests drive with `drain_queues()`);
+    tests/test_ingress_in_web.py covers plain texts handled in the web process, the
+    deployed default (`in_web_client`).
     """
     try:
         base = request.getfixturevalue("fake_platform").base_url
@@ -29,6 +34,30 @@ def app_client(env, request, monkeypatch):
     for k, v in platform.channel_env(base).items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "0")
+    monkeypatch.setenv("GUANJIA_HANDLE_IN_WEB", getattr(request, "param", None) or "0")
+    from ground.config import reset_settings
+
+    reset_settings()
+    from bot.web import create_app
+
+    app = create_app()
+    app.testing = True
+    with app.test_client() as client:
+        yield client
+
+
+@pytest.fixture
+def in_web_client(env, request, monkeypatch):
+    """`app_client` as deployed: plain texts handled in the web process (GUANJIA_HANDLE_IN_WEB=1),
+    a passive budget of 3 s, the group commit on."""
+    monkeypatch.setenv("GUANJIA_HANDLE_IN_WEB", "1")
+    try:
+        base = request.getfixturevalue("fake_platform").base_url
+    except pytest.FixtureLookupError:
+        base = None
+    for k, v in platform.channel_env(base).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("GUANJIA_PASSIVE_BUDGET_S", "3")
     from ground.config import reset_settings
 
     reset_settings()

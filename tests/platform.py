@@ -256,3 +256,28 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- talking to the app through its webhooks (a Flask test client) ---------------------
+
+_msg_ids = count(9_300_001)
+
+
+def owner_says(client, openid: str, text: str) -> None:
+    """An owner's text to the Official Account, handled (queued jobs run)."""
+    q, body = mp_text_request(openid, text, msg_id=next(_msg_ids))
+    assert client.post("/wechat/mp", query_string=q, data=body).status_code == 200
+    drain_queues()
+
+
+def staff_says(client, userid: str, text: str) -> None:
+    """A staff member's text in the WeCom app chat, handled."""
+    q, body = wecom_text_request(userid, text, msg_id=next(_msg_ids))
+    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
+    drain_queues()
+
+
+def to_owner(fake, openid: str) -> list[str]:
+    """The customer-service texts the fake platform delivered to `openid`."""
+    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
+            if c["json"]["touser"] == openid]

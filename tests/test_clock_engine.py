@@ -39,7 +39,7 @@ def _scheduler_minute(frozen_clock, at: datetime) -> dict:
     from scheduler import tasks
 
     frozen_clock.set(at)
-    return tasks.call_hook("deadlines")
+    return tasks.run_capability_job("deadlines")
 
 
 def test_a_ticket_a_service_and_a_consultation_go_through_the_same_engine(demo, frozen_clock):

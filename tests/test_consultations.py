@@ -6,26 +6,13 @@ notice after); later questions reach the holder; closing stops O1."""
 from __future__ import annotations
 
 from datetime import timedelta
-from itertools import count
 
 from sqlalchemy import select
 
 from tests import platform as P
 from tests.console_support import csrf_of, api  # noqa: F401
 
-_ids = count(930001)
-
-
-def owner_says(client, openid: str, text: str) -> None:
-    q, body = P.mp_text_request(openid, text, msg_id=next(_ids))
-    assert client.post("/wechat/mp", query_string=q, data=body).status_code == 200
-    P.drain_queues()
-
-
-def staff_says(client, userid: str, text: str) -> None:
-    q, body = P.wecom_text_request(userid, text, msg_id=next(_ids))
-    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
-    P.drain_queues()
+owner_says, staff_says, to_owner = P.owner_says, P.staff_says, P.to_owner
 
 
 def click(client, userid: str, key: str, code: str) -> None:
@@ -33,11 +20,6 @@ def click(client, userid: str, key: str, code: str) -> None:
         "EventKey": key, "TaskId": "x", "CardType": "button_interaction", "ResponseCode": code})
     assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
     P.drain_queues()
-
-
-def to_owner(fake, openid: str) -> list[str]:
-    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
-            if c["json"]["touser"] == openid]
 
 
 def wecom(fake, msgtype: str) -> list[dict]:

@@ -24,9 +24,8 @@ def o1_30(tmp_path, monkeypatch):
     o1["minutes"] = 30
     copy = tmp_path / "member_clocks.yaml"
     copy.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    real, shipped = notify._load, str(notify.CLOCKS_FILE)
-    monkeypatch.setattr(notify, "_load", lambda path, mtime: real(str(copy), copy.stat().st_mtime)
-                        if path == shipped else real(path, mtime))
+    real, shipped = notify.CLOCKS.get, notify.CLOCKS_FILE
+    monkeypatch.setattr(notify.CLOCKS, "get", lambda path=None: real(copy if path in (None, shipped) else path))
     return copy
 
 
@@ -35,18 +34,18 @@ def test_intents_yaml_has_no_written_promise():
 
     answers = yaml.safe_load(INTENTS_FILE.read_text(encoding="utf-8"))["answers"]
     for key in ("person", "handoff", "clarify"):
-        assert "{handoff_promise}" in answers[key] and "分钟内" not in answers[key], key
+        assert "{promise:O1}" in answers[key] and "分钟内" not in answers[key], key
 
 
 def test_changing_o1_changes_what_owners_are_told(demo, app_client, fake_platform, o1_30):
     from ground.clock import now
-    from handlers import promises
+    from handlers.membership.notify import promise
     from handlers.router import route
     from handlers.understanding import _clarify_text, lexicons
     from store.db import session_scope
     from store.models import ServiceClock
 
-    assert promises.handoff_promise() == "30分钟内"
+    assert promise("O1") == "30分钟内"
     # the bot's own answers (what `guanjia route` prints) and the clarify menu
     assert "30分钟内" in route("我要找人工客服").answer
     assert "30分钟内" in route("请问小区附近有没有好的钢琴老师推荐").answer
@@ -64,14 +63,3 @@ def test_changing_o1_changes_what_owners_are_told(demo, app_client, fake_platfor
         [o1] = s.query(ServiceClock).filter_by(clock="O1").all()
         assert round((o1.due_at - o1.started_at).total_seconds()) == 30 * 60
     assert o1.due_at > now()
-
-
-def test_an_unknown_placeholder_in_an_answer_fails_the_load(tmp_path):
-    from handlers.understanding import INTENTS_FILE, PRIORITY_FILE, LexiconError, load_lexicons
-
-    data = yaml.safe_load(INTENTS_FILE.read_text(encoding="utf-8"))
-    data["answers"]["person"] = "工作人员会在{o1_minutes}分钟内回复您"
-    bad = tmp_path / "intents.yaml"
-    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    with pytest.raises(LexiconError, match="answers.person"):
-        load_lexicons(bad, PRIORITY_FILE)

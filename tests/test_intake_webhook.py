@@ -4,30 +4,12 @@ about a staff member's conduct goes to customer service and the supervisor;
 cancellations said the way people say them; 中午; staff punctuation."""
 from __future__ import annotations
 
-from itertools import count
 
 from sqlalchemy import select
 
 from tests import platform as P
 
-_ids = count(940001)
-
-
-def owner_says(client, openid: str, text: str) -> None:
-    q, body = P.mp_text_request(openid, text, msg_id=next(_ids))
-    assert client.post("/wechat/mp", query_string=q, data=body).status_code == 200
-    P.drain_queues()
-
-
-def staff_says(client, userid: str, text: str) -> None:
-    q, body = P.wecom_text_request(userid, text, msg_id=next(_ids))
-    assert client.post("/wecom/app", query_string=q, data=body).status_code == 200
-    P.drain_queues()
-
-
-def to_owner(fake, openid: str) -> list[str]:
-    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
-            if c["json"]["touser"] == openid]
+owner_says, staff_says, to_owner = P.owner_says, P.staff_says, P.to_owner
 
 
 def wecom(fake, msgtype: str) -> list[dict]:

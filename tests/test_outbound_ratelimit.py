@@ -24,6 +24,41 @@ def test_sliding_window_counts_and_waits(env):
     assert acquire(lim, r, now=t0 + 60.8) > 0  # t0+1, t0+2 and t0+60.5 fill it again
 
 
+def test_a_slot_counts_until_its_call_has_landed(env):
+    """Fan-out pacing (issue 16): a call that lands late must not let a window of the
+    platform's hold limit + 1. The slot is held while the call is in flight and then
+    counts from when its answer came back, whatever the delay."""
+    from bot.outbound.ratelimit import Limit, landed, take
+    from bot.queues import get_redis
+
+    r = get_redis()
+    lim = [Limit("t:fan:m", 2, 10)]
+    t0 = 3_000_000.0
+    wait, a = take(lim, 30, r, now=t0)
+    assert wait == 0.0 and a
+    wait, b = take(lim, 30, r, now=t0 + 1)
+    assert wait == 0.0 and b
+    landed(lim, b, r, now=t0 + 1.1)
+    wait, _ = take(lim, 30, r, now=t0 + 5)
+    assert 6.0 < wait <= 6.2  # b counts from when it landed (t0 + 1.1), for 10 s
+    wait, c = take(lim, 30, r, now=t0 + 11.5)
+    assert c is not None
+    # `a` is still in flight 11.6 s later (a stalled call): it still counts, and the
+    # answer is "soon" (it lands any moment), not "never".
+    wait, _ = take(lim, 30, r, now=t0 + 11.6)
+    assert 0 < wait <= 0.05
+    landed(lim, a, r, now=t0 + 12)  # it came back: the platform stamped it by t0 + 12
+    wait, _ = take(lim, 30, r, now=t0 + 12.5)
+    assert 9.4 < wait <= 9.6  # a counts from t0 + 12, not from when it was taken (t0)
+    landed(lim, c, r, now=t0 + 13)
+    assert take(lim, 30, r, now=t0 + 22.1)[1] is not None
+    # A slot whose process died never lands: held for hold_s, then the window, then gone.
+    lim2 = [Limit("t:fan2:m", 1, 10)]
+    assert take(lim2, 5, r, now=t0)[1] is not None
+    assert take(lim2, 5, r, now=t0 + 14)[1] is None
+    assert take(lim2, 5, r, now=t0 + 15.1)[1] is not None
+
+
 def test_all_or_nothing_across_keys(env):
     from bot.outbound.ratelimit import Limit, acquire
     from bot.queues import get_redis

@@ -31,9 +31,7 @@ def photo(client, openid: str, media_id: str) -> None:
     send(client, openid, "image", {"PicUrl": f"http://mmbiz.qpic.cn/{media_id}", "MediaId": media_id})
 
 
-def to_owner(fake, openid: str) -> list[str]:
-    return [c["json"]["text"]["content"] for c in fake.sent("/cgi-bin/message/custom/send")
-            if c["json"]["touser"] == openid]
+to_owner = P.to_owner
 
 
 def media_rows():

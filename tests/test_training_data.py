@@ -108,3 +108,62 @@ def test_frozen_test_set_is_well_formed():
             assert {exp["intent"], *exp.get("also_ok", [])} <= INTENTS, c
         for f in ("priority", "category", "violation", "action", "faq_id"):
             assert isinstance(exp.get(f, []), list), c
+
+
+# --- every labelled file, and the pairs that train the answer calibrator ------------------
+
+TRAIN_DIR = ROOT / "handlers" / "data" / "train"
+WRITTEN_FRESH = [TRAIN_DIR / "faq_pairs.jsonl", TRAIN_DIR / "intents_asking.jsonl"]
+
+
+def _held_out_texts() -> list[str]:
+    held = [FROZEN, ROOT / "tests" / "data" / "faq_heldout.jsonl"]
+    if (SHARED / "eval").is_dir():
+        held += sorted((SHARED / "eval").glob("*.jsonl"))
+    return [c["text"] for p in held if p.exists() for c in _lines(p)]
+
+
+def _bigrams(text: str) -> set[str]:
+    t = _norm(text)
+    return {t[i:i + 2] for i in range(len(t) - 1)}
+
+
+def test_no_held_out_case_in_any_training_file_or_the_kb():
+    """Exact copies (as a classifier sees them) of a frozen, held-out or dev case are
+    in no training file and no KB phrasing."""
+    from faq.kb import load
+
+    held = {_norm(t) for t in _held_out_texts()}
+    leaked = [(p.name, r["text"]) for p in sorted(TRAIN_DIR.glob("intents*.jsonl")) + WRITTEN_FRESH
+              for r in _lines(p) if _norm(r["text"]) in held]
+    kb = load()
+    leaked += [("kb", q) for e in kb.entries for q in (e.title, *e.questions) if _norm(q) in held]
+    assert not leaked, leaked[:10]
+
+
+def test_fresh_lines_are_not_near_copies_of_held_out_cases():
+    """The lines written for the calibrator and the asking/reporting contrast are
+    not paraphrases of evaluation cases: no line shares 45% or more of its
+    character bigrams (Jaccard) with a frozen, held-out or dev case."""
+    held = [_bigrams(t) for t in _held_out_texts()]
+    near = []
+    for p in WRITTEN_FRESH:
+        for r in _lines(p):
+            b = _bigrams(r["text"])
+            best = max((len(b & h) / max(1, len(b | h)) for h in held), default=0.0)
+            if best >= 0.45:
+                near.append((p.name, r["text"], round(best, 2)))
+    assert not near, near[:10]
+
+
+def test_faq_pairs_name_kb_entries_and_are_labelled_lines():
+    from faq.kb import load
+
+    ids = {e.id for e in load().entries}
+    cats = _categories()
+    rows = _lines(TRAIN_DIR / "faq_pairs.jsonl")
+    assert len(rows) >= 150
+    assert all(r["intent"] == "faq" and r["faq_id"] in ids for r in rows), [r for r in rows if r["faq_id"] not in ids]
+    for r in _lines(TRAIN_DIR / "intents_asking.jsonl"):
+        assert set(r) == {"text", "intent", "priority", "category"} and r["intent"] in INTENTS, r
+        assert (r["intent"] == "complaint") == (r["priority"] is not None) == (r["category"] in cats), r

@@ -305,8 +305,8 @@ def test_heldout_floor(router):
             good += 1
     # Written against a 95-entry KB: since the KB grew (184+ entries) a few of
     # its "nothing answers this" questions get a related entry (养几只狗 -> the
-    # dog rules, 经理电话 -> the hotline entry, 收快递 -> the delivery rules); at most 5 of the 7 may.
-    assert offtopic_answered <= 5
+    # dog rules, 经理电话 -> the hotline entry, 收快递 -> the delivery rules); at most those 3 of the 7 may.
+    assert offtopic_answered <= 3
     assert good >= 0.85 * n and wrong <= 2, (good, wrong, n)
 
 

@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
-                            req_date, req_datetime, req_int, req_str, row_dict)
+                            req_date, req_datetime, req_int, req_str, row_dict, where_given)
 from bot.console import queries as Q
 from bot.console.auth import audit, event_actor
+from handlers.membership.rules import tier_names
 from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
                           Ticket)
 
@@ -124,12 +125,7 @@ def bookings_list():
     # A building's staff see its owners' bookings (handlers/scope.py), managers all.
     stmt = scope.scoped_by_owner(select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc()),
                                  Booking.owner_id, Q.viewer())
-    if state:
-        stmt = stmt.where(Booking.state == state)
-    if service:
-        stmt = stmt.where(Booking.service == service)
-    if day:
-        stmt = stmt.where(Booking.day == day)
+    stmt = where_given(stmt, (Booking.state, state), (Booking.service, service), (Booking.day, day))
     out = []
     for b in g.db.scalars(stmt.limit(limit).offset(offset)):
         d = row_dict(b, ["id", "service", "day", "start_at", "end_at", "when_text", "location", "tier", "team",
@@ -264,9 +260,10 @@ def validate_target(data: dict) -> dict:
             continue  # every VIP and building group
         elif not isinstance(v, list) or not v:
             raise ApiError(400, f"target.{k} must be a non-empty list", f"target.{k}")
+    tiers = tier_names()
     for t in target.get("tiers", []):
-        if t not in ("普通", "银卡", "金卡"):
-            raise ApiError(400, f"target.tiers: {t!r} is not 普通/银卡/金卡", "target.tiers")
+        if t not in tiers:
+            raise ApiError(400, f"target.tiers: {t!r} is not {'/'.join(tiers)}", "target.tiers")
     return target
 
 

@@ -9,6 +9,7 @@ from bot.api.common import (PATHS, ApiError, api_route, body_json, bp, iso, page
                             req_str, row_dict)
 from bot.console.auth import audit, create_user, issue_token
 from handlers import scope
+from handlers.membership.rules import tier_names
 from store.models import AuditLog, ConsoleUser, Group, GroupMember, Home, Owner, Staff
 
 API_VERSION = "1.0.0"
@@ -58,11 +59,11 @@ def owner_dict(o: Owner) -> dict:
 
 
 @api_route("/owners", ["GET"], "manager", "Search owner records (manager only; logged)",
-           query={"q": "string: name, phone or room fragment", "tier": "string: 普通/银卡/金卡",
+           query={"q": "string: name, phone or room fragment", "tier": "string: " + "/".join(tier_names()),
                   "limit": "integer: page size (1-500)", "offset": "integer: rows to skip"})
 def owners_list():
     q = query_args()
-    tier = req_str(q, "tier", required=False, choices=("普通", "银卡", "金卡"))
+    tier = req_str(q, "tier", required=False, choices=tier_names())
     text = req_str(q, "q", required=False, max_len=64)
     limit, offset = page_args()
     stmt = select(Owner).outerjoin(Home, Owner.home_id == Home.id).order_by(Home.room, Owner.id)

@@ -14,6 +14,7 @@ from bot.console import bp, queries as Q
 from bot.console.auth import audit
 from bot.console.queries import Item
 from bot.console.views import page
+from handlers.membership.rules import tier_names
 from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
 
 
@@ -162,7 +163,7 @@ def announcements():
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           reasons=reasons, buildings=buildings, groups=groups, tiers=("普通", "银卡", "金卡"))
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names())
 
 
 @bp.post("/announcements")
@@ -225,12 +226,20 @@ def announcements_create():
     return redirect(url_for("console.announcements"))
 
 
-@bp.post("/announcements/<int:campaign_id>/retry")
-@page("supervisor")
-def announcement_retry(campaign_id: int):
+def _announcement(campaign_id: int):
+    """(campaigns module, the announcement) or (None, None) when there is no such announcement."""
     mod = _campaigns()
     camp = g.db.get(Campaign, campaign_id)
     if camp is None or camp.kind != "announcement":
+        return None, None
+    return mod, camp
+
+
+@bp.post("/announcements/<int:campaign_id>/retry")
+@page("supervisor")
+def announcement_retry(campaign_id: int):
+    mod, camp = _announcement(campaign_id)
+    if camp is None:
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     try:
@@ -245,9 +254,8 @@ def announcement_retry(campaign_id: int):
 @bp.post("/announcements/<int:campaign_id>/cancel")
 @page("supervisor")
 def announcement_cancel(campaign_id: int):
-    mod = _campaigns()
-    camp = g.db.get(Campaign, campaign_id)
-    if camp is None or camp.kind != "announcement":
+    mod, camp = _announcement(campaign_id)
+    if camp is None:
         flash("没有这条公告", "error")
         return redirect(url_for("console.announcements"))
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)

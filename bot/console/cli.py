@@ -45,19 +45,13 @@ def add(username: str, name: str | None, role: str, staff_userid: str | None, pa
 @click.option("--label", default=None)
 def token(username: str, label: str | None) -> None:
     """Issue a new API token for USERNAME (printed once)."""
-    from sqlalchemy import select
-
     from bot.cli import _settings_or_exit
     from bot.console.auth import issue_token
     from store.db import session_scope
-    from store.models import ConsoleUser
 
     _settings_or_exit()
     with session_scope() as s:
-        user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
-        if user is None:
-            click.echo(f"error: no user {username!r}", err=True)
-            sys.exit(2)
+        user = _user_or_exit(s, username)
         click.echo(issue_token(s, user, label))
 
 
@@ -80,17 +74,24 @@ def list_users() -> None:
 @click.argument("username")
 def disable(username: str) -> None:
     """Disable a user: their logins and tokens stop working at once."""
-    from sqlalchemy import select
-
     from bot.cli import _settings_or_exit
     from store.db import session_scope
-    from store.models import ConsoleUser
 
     _settings_or_exit()
     with session_scope() as s:
-        user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
-        if user is None:
-            click.echo(f"error: no user {username!r}", err=True)
-            sys.exit(2)
+        user = _user_or_exit(s, username)
         user.active = False
     click.echo(f"user {username} disabled")
+
+
+def _user_or_exit(s, username: str):
+    """The console user named `username`, or exit 2 saying there is none."""
+    from sqlalchemy import select
+
+    from store.models import ConsoleUser
+
+    user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
+    if user is None:
+        click.echo(f"error: no user {username!r}", err=True)
+        sys.exit(2)
+    return user

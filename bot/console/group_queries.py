@@ -43,18 +43,14 @@ def _member_names(session: Session) -> dict[str, str]:
 def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
             limit: int = 100, viewer=None) -> list[dict] | None:
     """Moderation cases, newest first, of the groups `viewer` may see (None: all)."""
-    from bot.console.queries import row_dict
+    from bot.console.queries import row_dict, where_given
     from handlers import scope
 
-    stmt = select(ModerationCase).order_by(ModerationCase.id.desc())
+    stmt = where_given(select(ModerationCase).order_by(ModerationCase.id.desc()),
+                       (ModerationCase.group_chat_id, group), (ModerationCase.member_id, member),
+                       (ModerationCase.status, status))
     if viewer is not None:
         stmt = scope.scoped_by_group(stmt, ModerationCase.group_chat_id, viewer)
-    if group:
-        stmt = stmt.where(ModerationCase.group_chat_id == group)
-    if member:
-        stmt = stmt.where(ModerationCase.member_id == member)
-    if status:
-        stmt = stmt.where(ModerationCase.status == status)
     who = _member_names(session)
     out = []
     for c in session.scalars(stmt.limit(limit)):

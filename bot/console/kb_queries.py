@@ -116,7 +116,8 @@ def _validate_phrase(phrase: str, field: str = "phrase") -> str:
 
 def _write_checked(path: Path, new_text: str) -> None:
     """Write atomically, then load the whole knowledge base; roll back on error."""
-    from faq.kb import KBError, load
+    from faq.kb import load
+    from ground.rules import RulesError
 
     old = path.read_text(encoding="utf-8") if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".console-", suffix=".tmp")
@@ -125,7 +126,7 @@ def _write_checked(path: Path, new_text: str) -> None:
     os.replace(tmp, path)
     try:
         load(path.parent)
-    except KBError as exc:
+    except RulesError as exc:
         if old is None:
             path.unlink()
         else:

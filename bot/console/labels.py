@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from ground import rules
+from ground.rules import RulesError
 
 from ground import clock
 
@@ -27,37 +28,29 @@ _MAPS = ("clocks", "member_clocks", "categories", "kinds", "teams", "ticket_stat
          "audit_fields")
 
 
-class LabelsError(ValueError):
-    pass
+LabelsError = RulesError  # the one error type of rule files (ground/rules.py)
+_WORDS = rules.MapOf(rules.Text(), min=1)
+SCHEMA = rules.Record({section: _WORDS for section in _MAPS},
+                      amber=rules.Record(fraction=rules.Number(min=0, max=0.999999), min_minutes=rules.Number(min=0)))
 
 
-@lru_cache(maxsize=1)
-def labels() -> dict[str, Any]:
-    """The labels file, checked: every section a mapping of words, every clock named."""
-    path = LABELS_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LabelsError(f"{path.name}: cannot be read: {exc}") from None
-    for section in _MAPS:
-        m = data.get(section)
-        if not isinstance(m, dict) or not m:
-            raise LabelsError(f"{path.name}: section '{section}' must be a non-empty mapping")
-        for k, v in m.items():
-            if not isinstance(v, str) or not v.strip():
-                raise LabelsError(f"{path.name}: {section}.{k}: must be a non-empty text")
-    amber = data.get("amber") or {}
-    try:
-        frac, least = float(amber["fraction"]), float(amber["min_minutes"])
-    except (KeyError, TypeError, ValueError):
-        raise LabelsError(f"{path.name}: amber needs numbers 'fraction' and 'min_minutes'") from None
-    if not (0 <= frac < 1) or least < 0:
-        raise LabelsError(f"{path.name}: amber.fraction must be in [0, 1) and amber.min_minutes >= 0")
+def _build(data: dict, src: rules.Source) -> dict[str, Any]:
     missing = missing_clock_names(data)
     if missing:  # the page still works (with the clocks.yaml title); tests/test_console_words.py fails
         log.warning("%s: no name for clock(s) %s; the console shows their clocks.yaml titles",
-                    path.name, ", ".join(missing))
+                    src.name, ", ".join(missing))
     return data
+
+
+LABELS = rules.RuleFile(LABELS_FILE, schema=SCHEMA, build=_build)
+
+
+def labels() -> dict[str, Any]:
+    """The labels file, checked: every section a mapping of words, every clock named."""
+    return LABELS.get(LABELS_FILE)
+
+
+labels.cache_clear = LABELS.reload  # type: ignore[attr-defined]  (tests swap LABELS_FILE)
 
 
 def _clock_specs() -> tuple[list, list]:

@@ -17,9 +17,9 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers.membership.rules import load_rules, tier_names
 from store.models import Building, Home, Owner
 
-TIERS = ("普通", "银卡", "金卡")
 
 # Column headers accepted (English keys and the office's Chinese headings).
 ALIASES = {
@@ -166,8 +166,8 @@ def validate(rows: list[dict]) -> tuple[list[dict], list[RowError]]:
             bad = True
         row["phone"] = phone or None
         tier = _clean(raw.get("tier")) or None
-        if tier is not None and tier not in TIERS:
-            errors.append(RowError(n, "tier", f"tier must be one of {'/'.join(TIERS)}, got {tier!r}"))
+        if tier is not None and tier not in tier_names():
+            errors.append(RowError(n, "tier", f"tier must be one of {'/'.join(tier_names())}, got {tier!r}"))
             bad = True
         row["tier"] = tier
         for f in DATE_FIELDS:
@@ -235,7 +235,7 @@ def _upsert(session: Session, row: dict) -> None:
             setattr(home, f, row[f])
     owner = session.scalar(select(Owner).where(Owner.home_id == home.id, Owner.name == row["name"]))
     if owner is None:
-        owner = Owner(name=row["name"], home_id=home.id, tier=row["tier"] or "普通")
+        owner = Owner(name=row["name"], home_id=home.id, tier=row["tier"] or load_rules().default_tier)
         session.add(owner)
     for f in ("phone", "tier", "fees_paid_until", "birthday", "move_in_date", "openid"):
         if row[f] is not None:

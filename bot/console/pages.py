@@ -84,6 +84,11 @@ def tickets():
                            categories=categories, buildings=buildings, export_args=request.args.to_dict())
 
 
+def _no_ticket(ticket_id: int, what: str = ""):
+    """The 404 page for a ticket that does not exist or is outside one's scope."""
+    return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}{what}"), 404
+
+
 def _get_ticket(ticket_id: int):
     """The ticket, or None when it does not exist or lies outside the viewer's scope
     (outside one's scope reads as missing, for the page and every action on it).
@@ -100,7 +105,7 @@ def ticket(ticket_id: int):
 
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
@@ -135,7 +140,7 @@ def ticket_act(ticket_id: int, action: str):
     """接单 / 进度 / 完成 from the ticket page, as the staff member the login is."""
     t = _get_ticket(ticket_id)
     if t is None or action not in Q.STAFF_ACTIONS:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}或这个操作"), 404
+        return _no_ticket(ticket_id, "或这个操作")
     userid = _my_userid()
     back = redirect(url_for("console.ticket", ticket_id=ticket_id))
     if userid is None:
@@ -157,7 +162,7 @@ def ticket_act(ticket_id: int, action: str):
 def ticket_close(ticket_id: int):
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     reason = (request.form.get("reason") or "").strip()[:200]
     try:
         text = Q.close_ticket(g.db, t, event_actor(g.db, g.principal), reason, clock.now())
@@ -174,7 +179,7 @@ def ticket_close(ticket_id: int):
 def ticket_reassign(ticket_id: int):
     t = _get_ticket(ticket_id)
     if t is None:
-        return render_template("message.html", title="工单不存在", text=f"没有工单 T{ticket_id}"), 404
+        return _no_ticket(ticket_id)
     to = (request.form.get("assignee") or "").strip()
     staff = g.db.scalar(select(Staff).where(Staff.userid == to, Staff.active.is_(True)))
     if staff is None:

@@ -28,6 +28,14 @@ def iso(v: Any) -> Any:
     return v
 
 
+def where_given(stmt: Any, *filters: tuple[Any, Any]) -> Any:
+    """`stmt` narrowed by each (column, value) whose value was given (a query's optional filters)."""
+    for column, value in filters:
+        if value:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 def row_dict(obj: Any, fields: list[str] | None = None) -> dict:
     """A model row as JSON; by default every column."""
     cols = fields or [c.key for c in obj.__table__.columns]

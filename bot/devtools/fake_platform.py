@@ -347,6 +347,23 @@ def _content(data: dict, msgtype: str, limit: int = 2048) -> str:
     return content
 
 
+def _known_openid(st: FakeState, data: dict) -> str:
+    """The request's `touser`, an openid the fake knows (40003 otherwise)."""
+    touser = data.get("touser")
+    if not isinstance(touser, str) or not st.user_known(touser):
+        raise ApiAnswer(40003, "invalid openid")
+    return touser
+
+
+def _credentials(app: Any, secret: Any, app_name: str, secret_name: str) -> tuple[str, str]:
+    """A token request's app id and secret, both given (41002 / 41004 otherwise)."""
+    if not app:
+        raise ApiAnswer(41002, f"{app_name} missing")
+    if not secret:
+        raise ApiAnswer(41004, f"{secret_name} missing")
+    return str(app), str(secret)
+
+
 def _agentid(data: dict) -> str:
     if "agentid" not in data or data["agentid"] in (None, ""):
         raise ApiAnswer(41011, "missing agentid")
@@ -356,11 +373,8 @@ def _agentid(data: dict) -> str:
         raise ApiAnswer(40056, "invalid agentid") from None
 
 
-def create_fake_app(state: FakeState | None = None) -> Flask:
-    """The fake as a WSGI app (tests may also mount it in-process)."""
-    st = state or FakeState()
-    app = Flask("guanjia-fake-platform")
-    app.config["fake_state"] = st
+def _api(app: Flask, st: FakeState) -> Callable[..., Any]:
+    """The decorator that registers one faked API on `app`."""
 
     def api(path: str, methods: list[str], platform: str | None, needs_token: bool = True):
         """Register an API handler: faults first, then token, then the handler.
@@ -412,18 +426,17 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
 
         return deco
 
-    # --- Official Account -------------------------------------------------------
+    return api
 
+
+def _oa_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Official Account: tokens, customer-service and template messages."""
     @api("/cgi-bin/token", ["GET"], None, needs_token=False)
     def oa_token(_tok):
         a = request.args
         if a.get("grant_type") != "client_credential":
             raise ApiAnswer(40002, "invalid grant_type")
-        appid, secret = a.get("appid", ""), a.get("secret", "")
-        if not appid:
-            raise ApiAnswer(41002, "appid missing")
-        if not secret:
-            raise ApiAnswer(41004, "appsecret missing")
+        appid, secret = _credentials(a.get("appid"), a.get("secret"), "appid", "appsecret")
         tok = st.oa_token(appid, secret)
         return {"access_token": tok.value, "expires_in": int(st.config["expires_in"])}, {}
 
@@ -432,20 +445,14 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         data = _body()
         if data.get("grant_type") != "client_credential":
             raise ApiAnswer(40002, "invalid grant_type")
-        appid, secret = data.get("appid") or "", data.get("secret") or ""
-        if not appid:
-            raise ApiAnswer(41002, "appid missing")
-        if not secret:
-            raise ApiAnswer(41004, "appsecret missing")
+        appid, secret = _credentials(data.get("appid"), data.get("secret"), "appid", "appsecret")
         tok = st.oa_stable_token(appid, secret, bool(data.get("force_refresh")))
         return {"access_token": tok.value, "expires_in": max(1, int(tok.expires_at - time.time()))}, {}
 
     @api("/cgi-bin/message/custom/send", ["POST"], "mp")
     def oa_custom_send(_tok):
         data = _body()
-        touser = data.get("touser")
-        if not isinstance(touser, str) or not st.user_known(touser):
-            raise ApiAnswer(40003, "invalid openid")
+        touser = _known_openid(st, data)
         msgtype = data.get("msgtype")
         if msgtype not in OA_MSGTYPES:
             raise ApiAnswer(40008, "invalid message type")
@@ -466,9 +473,7 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     @api("/cgi-bin/message/template/send", ["POST"], "mp")
     def oa_template_send(_tok):
         data = _body()
-        touser = data.get("touser")
-        if not isinstance(touser, str) or not st.user_known(touser):
-            raise ApiAnswer(40003, "invalid openid")
+        touser = _known_openid(st, data)
         template_id = data.get("template_id")
         if not isinstance(template_id, str) or not template_id:
             raise ApiAnswer(40037, "invalid template_id")
@@ -481,15 +486,12 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         msgid = int(time.time() * 1000)
         return _ok(msgid=msgid), {"msgid": msgid}
 
-    # --- WeCom ---------------------------------------------------------------------
 
+def _wecom_message_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom: the token and message/send (every kind the bot sends)."""
     @api("/cgi-bin/gettoken", ["GET"], None, needs_token=False)
     def wecom_gettoken(_tok):
-        corpid, secret = request.args.get("corpid", ""), request.args.get("corpsecret", "")
-        if not corpid:
-            raise ApiAnswer(41002, "corpid missing")
-        if not secret:
-            raise ApiAnswer(41004, "corpsecret missing")
+        corpid, secret = _credentials(request.args.get("corpid"), request.args.get("corpsecret"), "corpid", "corpsecret")
         tok = st.wecom_token(corpid, secret)
         return _ok(access_token=tok.value, expires_in=max(1, int(tok.expires_at - time.time()))), {}
 
@@ -556,6 +558,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         extra["msgid"] = answer["msgid"]
         return answer, extra
 
+
+def _card_update_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom: a clicked template card updated in place."""
     @api("/cgi-bin/message/update_template_card", ["POST"], "wecom")
     def wecom_update_card(_tok):
         data = _body()
@@ -578,6 +583,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         invalid = [u for u in userids if not st.user_known(u)]
         return _ok(invaliduser=invalid), {}
 
+
+def _appchat_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom app chats (the bot's own group chats with staff)."""
     @api("/cgi-bin/appchat/create", ["POST"], "wecom")
     def appchat_create(_tok):
         data = _body()
@@ -639,6 +647,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             _content(data, msgtype)
         return _ok(), {}
 
+
+def _customer_group_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom customer groups: group-send tasks and group look-ups."""
     @api("/cgi-bin/externalcontact/add_msg_template", ["POST"], "wecom")
     def add_msg_template(_tok):
         data = _body()
@@ -689,6 +700,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         group.setdefault("admin_list", [])
         return _ok(group_chat=group), None
 
+
+def _sign_in_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """WeCom sign-in: OAuth codes, user look-up by code, JS-SDK tickets."""
     def getuserinfo(_tok):
         code = request.args.get("code", "")
         if not code:
@@ -745,6 +759,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
         query = urlencode({"code": code, "state": a.get("state", "")})
         return Response(status=302, headers={"Location": uri + ("&" if "?" in uri else "?") + query})
 
+
+def _media_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Media files (OA and WeCom share the path) and WeCom users."""
     def media_get():
         """GET cgi-bin/media/get (OA and WeCom share the path): the file itself with its
         Content-Type, or an errcode answer as JSON."""
@@ -795,8 +812,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
             raise ApiAnswer(60111, "userid not found")
         return _ok(userid=userid, name=userid, status=1), None
 
-    # --- control endpoints -----------------------------------------------------------
 
+def _sent_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Test controls: what was sent, and confirming a group-send task."""
     @app.get("/_sent")
     def get_sent():
         path = request.args.get("path")
@@ -827,6 +845,9 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
                         done.append({"msgid": msgid, "chat_id": c})
         return jsonify({"confirmed": done})
 
+
+def _control_routes(app: Flask, st: FakeState, api: Callable[..., Any]) -> None:
+    """Test controls: faults, stats, settings, token expiry, reset, health."""
     @app.post("/_faults")
     def add_fault():
         data = request.get_json(force=True, silent=True) or {}
@@ -887,6 +908,20 @@ def create_fake_app(state: FakeState | None = None) -> Flask:
     def health():
         return jsonify({"ok": True})
 
+
+# One function a platform area; each registers its routes on the app.
+AREAS = (_oa_routes, _wecom_message_routes, _card_update_routes, _appchat_routes, _customer_group_routes, _sign_in_routes, _media_routes, _sent_routes, _control_routes)
+
+
+def create_fake_app(state: FakeState | None = None) -> Flask:
+    """The fake as a WSGI app (tests may also mount it in-process)."""
+    st = state or FakeState()
+    app = Flask("guanjia-fake-platform")
+    app.config["fake_state"] = st
+
+    api = _api(app, st)
+    for area in AREAS:
+        area(app, st, api)
     return app
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import requests
 from redis.exceptions import RedisError
@@ -376,26 +376,27 @@ _clients: dict[tuple, _Client] = {}
 _clients_lock = threading.Lock()
 
 
+def _cached(key: tuple, make: Callable[[], _Client]) -> _Client:
+    """One client per platform and settings (its token cache and connection pool live in it)."""
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = make()
+        return client
+
+
 def get_wechat_client() -> WeChatClient:
     """The OA client for the current settings (cached; raises NotConfigured)."""
     ch, opts = get_settings().wechat, get_options()
     key = ("mp", ch.api_base, ch.app_id, ch.secret, opts.http_timeout_s, opts.wechat_token_mode)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = WeChatClient(ch, opts.http_timeout_s, opts.wechat_token_mode)
-        return client  # type: ignore[return-value]
+    return _cached(key, lambda: WeChatClient(ch, opts.http_timeout_s, opts.wechat_token_mode))  # type: ignore[return-value]
 
 
 def get_wecom_client() -> WeComClient:
     """The WeCom app client for the current settings (cached; raises NotConfigured)."""
     ch, opts = get_settings().wecom, get_options()
     key = ("wecom", ch.api_base, ch.app_id, ch.secret, ch.agent_id, opts.http_timeout_s)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = WeComClient(ch, opts.http_timeout_s)
-        return client  # type: ignore[return-value]
+    return _cached(key, lambda: WeComClient(ch, opts.http_timeout_s))  # type: ignore[return-value]
 
 
 def reset_clients() -> None:

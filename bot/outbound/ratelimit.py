@@ -9,6 +9,14 @@ per message.
     wait = acquire(wecom_message_limits(["zhangsan"]))
     if wait: defer the send by `wait` seconds (nothing was taken)
     else:    a slot was taken on every key; send now
+
+A fan-out that must never exceed the platform's count in any window uses
+`take` + `landed` instead: the slot is held as "in flight" (it counts, and keeps
+counting) until the call has come back, and then it counts from the moment the
+answer arrived. The platform stamps a call somewhere between our sending it and
+our reading its answer, so a window of the platform's can never hold more calls
+than one of ours, whatever the delay on a busy machine (a fixed margin only hides
+delays shorter than itself).
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from redis import Redis
 from bot.queues import get_redis
 from ground import keys
 from ground.config import Settings, get_settings
+from ground.limits import CS_WINDOW
 
 
 # KEYS: the windows. ARGV: now_ms, a unique member id, then limit and window_ms per key.
@@ -43,6 +52,45 @@ if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, ARGV[2])
   redis.call('PEXPIRE', key, tonumber(ARGV[2 + 2 * i]))
+end
+return 0
+"""
+
+
+# take(): as _ACQUIRE, but the slot is scored ARGV[3] ms in the future (the longest a call
+# can be in flight: a dead process's slot lapses after that plus the window), and a key
+# whose blocking slot is still in flight answers "soon" (ARGV[4] ms): it lands any moment.
+_TAKE = """
+local now = tonumber(ARGV[1])
+local hold = tonumber(ARGV[3])
+local soon = tonumber(ARGV[4])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[3 + 2 * i])
+  local window = tonumber(ARGV[4 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - window))
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local first = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    local at = tonumber(first[2])
+    local w = at + window - now + 1
+    if at > now then w = soon end
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + hold, ARGV[2])
+  redis.call('PEXPIRE', key, hold + tonumber(ARGV[4 + 2 * i]))
+end
+return 0
+"""
+
+# landed(): the call came back at ARGV[1]; its slot counts from then (XX: a slot that
+# already lapsed is not brought back).
+_LANDED = """
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', tonumber(ARGV[1]), ARGV[2])
 end
 return 0
 """
@@ -84,6 +132,53 @@ def acquire(limits: Sequence[Limit], redis: Redis | None = None, now: float | No
     return float(wait_ms) / 1000.0
 
 
+_take_script = None
+_landed_script = None
+
+
+def take(limits: Sequence[Limit], hold_s: float, redis: Redis | None = None,
+         now: float | None = None) -> tuple[float, str | None]:
+    """Take a slot on every limit, held as in flight until `landed`: returns (0.0, slot)
+    when taken, else (seconds to wait, None). `hold_s` is the longest a call can take
+    (its HTTP time-out): a slot never landed (the process died) counts until then."""
+    global _take_script
+    active = [lim for lim in limits if lim.limit > 0]
+    if not active:
+        return 0.0, ""
+    if redis is None:
+        from bot.queues import get_redis
+
+        redis = get_redis()
+    if _take_script is None:
+        _take_script = redis.register_script(_TAKE)
+    now_ms = int((now if now is not None else time.time()) * 1000)
+    slot = uuid.uuid4().hex
+    args: list = [now_ms, slot, int(hold_s * 1000), 20]
+    for lim in active:
+        args += [lim.limit, int(lim.window_s * 1000)]
+    wait_ms = _take_script(keys=[keys.rate_limit(lim.key) for lim in active], args=args, client=redis)
+    return (0.0, slot) if not wait_ms else (float(wait_ms) / 1000.0, None)
+
+
+def landed(limits: Sequence[Limit], slot: str | None, redis: Redis | None = None,
+           now: float | None = None) -> None:
+    """The call holding `slot` has come back (answered, failed or timed out): from now on
+    its slot counts from this moment, which is after the platform stamped it."""
+    global _landed_script
+    active = [lim for lim in limits if lim.limit > 0]
+    if not active or not slot:
+        return
+    if redis is None:
+        from bot.queues import get_redis
+
+        redis = get_redis()
+    if _landed_script is None:
+        _landed_script = redis.register_script(_LANDED)
+    # Rounded up: the slot must not count from before the answer arrived.
+    now_ms = int((now if now is not None else time.time()) * 1000) + 1
+    _landed_script(keys=[keys.rate_limit(lim.key) for lim in active], args=[now_ms, slot], client=redis)
+
+
 def acquire_blocking(limits: Sequence[Limit], max_wait_s: float, redis: Redis | None = None) -> float:
     """Wait (sleeping) up to max_wait_s for a slot; returns 0.0 when taken, else the remaining wait."""
     deadline = time.monotonic() + max_wait_s
@@ -117,7 +212,7 @@ def wecom_api_limits(api: str, settings: Settings | None = None) -> list[Limit]:
     return [Limit(f"wecom:{s.wecom.agent_id or '0'}:api:{api}:m", s.wecom_app_per_minute, 60)]
 
 
-MP_WINDOW_S = 48 * 3600
+MP_WINDOW_S = int(CS_WINDOW.total_seconds())
 
 
 def mp_cs_limits(openid: str, window_start: float | None, settings: Settings | None = None) -> list[Limit]:

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from bot import metrics
 from ground import clock
@@ -379,31 +380,42 @@ def _unknown(row: Row, attempt: int, now: datetime, error: str, opts: OutboundOp
 def report_unknown(row: Row, error: str) -> int | None:
     """Tell supervisors and managers, one report per message: it may or may not have
     arrived, we did not send it again, here is what it said."""
-    from bot.outbound import outbox
-    from handlers.message import Push
-
-    settings = get_settings()
-    if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
-        log.warning("outbox %s outcome unknown and WeCom is not configured: no staff report", row.id)
-        return None
-    with session_scope() as s:
-        staff = list(s.scalars(select(Staff.userid).where(
-            Staff.role.in_(("supervisor", "manager")), Staff.active.is_(True)).order_by(Staff.id)))
-        if not staff:
-            log.warning("outbox %s outcome unknown and no supervisor or manager to tell", row.id)
-            return None
-        preview = str(row.payload.get("content") or row.payload.get("text") or row.payload.get("title")
-                      or row.kind)[:200]
+    def compose(s: Session) -> tuple[str, str]:
         who = row.recipient
         if row.channel == "mp":
             owner = s.scalar(select(Owner).where(Owner.openid == row.recipient))
             who = f"{owner.name}（{owner.room or '未绑定房号'}）" if owner else "业主"
         text = (f"【消息可能未送达】\n对象：{who}（{row.channel}/{row.kind}）\n来源：{row.source or '-'}\n"
                 f"平台未答复，可能已送达；为免重复未重发。请核实，如未收到请人工联系。\n"
-                f"内容：{preview}\n编号：outbox {row.id}")
+                f"内容：{_preview(row, 200)}\n编号：outbox {row.id}")
+        return text, f"report:unknown:{row.id}"
+
+    return _tell_supervisors(row, "outcome unknown", compose)
+
+
+def _preview(row: Row, limit: int) -> str:
+    return str(row.payload.get("content") or row.payload.get("text") or row.payload.get("title") or row.kind)[:limit]
+
+
+def _tell_supervisors(row: Row, what: str, compose: Callable[[Session], tuple[str, str]]) -> int | None:
+    """One WeCom text about `row` to every active supervisor and manager;
+    `compose(session)` gives its text and dedup key. The report's id, or None."""
+    from bot.outbound import outbox
+    from handlers.message import Push
+
+    settings = get_settings()
+    if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
+        log.warning("outbox %s %s and WeCom is not configured: no staff report", row.id, what)
+        return None
+    with session_scope() as s:
+        staff = list(s.scalars(select(Staff.userid).where(
+            Staff.role.in_(("supervisor", "manager")), Staff.active.is_(True)).order_by(Staff.id)))
+        if not staff:
+            log.warning("outbox %s %s and no supervisor or manager to tell", row.id, what)
+            return None
+        text, key = compose(s)
         added = outbox.add(s, Push(channel="wecom", recipient="|".join(staff), kind="text",
-                                   payload={"content": text}, dedup_key=f"report:unknown:{row.id}"[:128],
-                                   priority=1, source=REPORT_SOURCE))
+                                   payload={"content": text}, dedup_key=key[:128], priority=1, source=REPORT_SOURCE))
         report_id = added.id if added is not None else None
     if report_id is not None:
         outbox.queue_send([report_id])
@@ -447,32 +459,13 @@ def report_to_staff(row: Row, error: str, errcode: str) -> int | None:
     Deduplicated per error, producer and hour: a campaign hitting 45015 for 500
     owners makes one report, not 500.
     """
-    from bot.outbound import outbox
-    from handlers.message import Push
-
-    settings = get_settings()
-    if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
-        log.warning("outbox %s dead and WeCom is not configured: no staff report", row.id)
-        return None
-    with session_scope() as s:
-        staff = list(s.scalars(select(Staff.userid).where(
-            Staff.role.in_(("supervisor", "manager")), Staff.active.is_(True)).order_by(Staff.id)))
-        if not staff:
-            log.warning("outbox %s dead and no supervisor or manager to tell", row.id)
-            return None
-        preview = str(row.payload.get("content") or row.payload.get("text") or row.payload.get("title")
-                      or row.kind)[:60]
+    def compose(_s: Session) -> tuple[str, str]:
         text = (f"【消息未送达】\n对象：{row.recipient}（{row.channel}/{row.kind}）\n"
-                f"来源：{row.source or '-'}\n原因：{error[:300]}\n内容：{preview}\n编号：outbox {row.id}")
+                f"来源：{row.source or '-'}\n原因：{error[:300]}\n内容：{_preview(row, 60)}\n编号：outbox {row.id}")
         hour = clock.local_now().strftime("%Y%m%d%H")
-        added = outbox.add(s, Push(channel="wecom", recipient="|".join(staff), kind="text",
-                                   payload={"content": text},
-                                   dedup_key=f"report:{errcode}:{row.source or row.kind}:{hour}"[:128],
-                                   priority=1, source=REPORT_SOURCE))
-        report_id = added.id if added is not None else None
-    if report_id is not None:
-        outbox.queue_send([report_id])
-    return report_id
+        return text, f"report:{errcode}:{row.source or row.kind}:{hour}"
+
+    return _tell_supervisors(row, "dead", compose)
 
 
 def send_due(limit: int = 100) -> dict[str, int]:

@@ -87,21 +87,7 @@ class TokenCache:
             me = uuid.uuid4().hex
             if r.set(self.lock_key, me, nx=True, px=LOCK_TTL_MS):
                 try:
-                    cached = r.get(self.key)  # refreshed between our miss and our lock
-                    if cached:
-                        return cached.decode()
-                    try:
-                        token, expires_in = self._fetch(False)
-                        bad = r.get(self.bad_key) if self.can_force else None
-                        if bad and bad.decode() == token:
-                            # The platform handed back the token it just refused: force a new one.
-                            token, expires_in = self._fetch(True)
-                    except Exception as exc:
-                        if getattr(exc, "errcode", None) is not None:  # an answer, not a network hiccup
-                            r.set(self.error_key, str(exc)[:300], ex=ERROR_TTL_S)
-                        raise
-                    r.set(self.key, token, ex=self._ttl(expires_in))
-                    return token
+                    return self._refresh_locked(r)
                 finally:
                     try:
                         r.eval(_COMPARE_DELETE, 1, self.lock_key, me)
@@ -113,6 +99,24 @@ class TokenCache:
                 return cached.decode()
             if time.monotonic() > deadline:
                 raise TokenUnavailable(f"no token for {self.key} after {self.wait_s}s")
+
+    def _refresh_locked(self, r: Redis) -> str:
+        """Holding the lock: the token someone else just stored, or a new one fetched."""
+        cached = r.get(self.key)  # refreshed between our miss and our lock
+        if cached:
+            return cached.decode()
+        try:
+            token, expires_in = self._fetch(False)
+            bad = r.get(self.bad_key) if self.can_force else None
+            if bad and bad.decode() == token:
+                # The platform handed back the token it just refused: force a new one.
+                token, expires_in = self._fetch(True)
+        except Exception as exc:
+            if getattr(exc, "errcode", None) is not None:  # an answer, not a network hiccup
+                r.set(self.error_key, str(exc)[:300], ex=ERROR_TTL_S)
+            raise
+        r.set(self.key, token, ex=self._ttl(expires_in))
+        return token
 
     def _get_local(self) -> str:
         with self._local_lock:

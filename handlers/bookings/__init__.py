@@ -6,6 +6,7 @@ For the scheduler: `check_booking_clocks(session, now) -> list[Push]`.
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 
@@ -36,6 +37,16 @@ def check_booking_clocks(session: Session, now: datetime) -> list[Push]:
 
 def _owner(ctx: Context, msg: Message) -> Owner | None:
     return find_owner(ctx.session, msg)
+
+
+def _bound_owner(fn):
+    """The command gets the owner writing; an unbound sender is told how to bind."""
+    @functools.wraps(fn)
+    def handler(ctx: Context, msg: Message, route) -> Outcome:
+        owner = _owner(ctx, msg)
+        return Outcome(replies=[NOT_BOUND], intent="booking") if owner is None else fn(ctx, msg, route, owner)
+
+    return handler
 
 
 def _services_for(owner: Owner) -> str:
@@ -214,18 +225,10 @@ def on_booking_intent(ctx: Context, msg: Message, _route) -> Outcome:
 @capability.text_command("booking_cancel", r"^(?:我要|我想|帮我|请|麻烦)?取消(?:一下)?(?:[^，。,]{0,10}的)?(?:预约|预订)\s*(?:[Bb]?(?P<id>\d+))?[。!！]*$",
                          intent="booking",
                          chats=("private",), why="cancel a booking")
-def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
-    m = re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text)
-    active = ops.active_bookings(ctx.session, owner)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:  # "取消明天的预约": the day narrows it down
-        w = parse_when(msg.text, ctx.now)
-        if w is not None:
-            active = [b for b in active if b.day in w.days()] or active
+@_bound_owner
+def cmd_cancel(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
+    # "取消明天的预约": without a number the day narrows it down.
+    active = _which_bookings(ctx, owner, re.search(r"(?:预约|预订)\s*[Bb]?(\d+)", msg.text), msg.text)
     if not active:
         return Outcome(replies=["您目前没有可以取消的预约。"], intent="booking")
     if len(active) > 1:
@@ -236,24 +239,28 @@ def cmd_cancel(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[f"已取消预约 {ops.describe(b)}。"], pushes=pushes, intent="booking")
 
 
+def _which_bookings(ctx: Context, owner, number: re.Match | None, day_text: str) -> list:
+    """The owner's active bookings the message means: the one numbered (B12), else
+    those on the day `day_text` names when there are several (all when none match)."""
+    active = ops.active_bookings(ctx.session, owner)
+    if number:
+        return [b for b in active if b.id == int(number.group(1))]
+    if len(active) > 1:
+        w = parse_when(day_text, ctx.now)
+        if w is not None:
+            return [b for b in active if b.day in w.days()] or active
+    return active
+
+
 @capability.text_command("booking_change",
                          r"^(?:能不能|可以|可不可以|帮我|请|麻烦)?(?:帮我)?(?:把)?(?:[^，。,]{0,10}的)?(?:预约|预订)?(?:改到|改期到?|改成|换到|改约到?|改时间到?)(?P<rest>.+)$",
                          intent="booking", chats=("private",), why="move a booking")
-def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
-    active = ops.active_bookings(ctx.session, owner)
+@_bound_owner
+def cmd_change(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     # "把明天的预约改到后天": which booking is before the verb, the new time after it.
     parts = CHANGE_VERB.split(msg.text, maxsplit=1)
     before, after = (parts[0], parts[1]) if len(parts) == 2 else ("", msg.text)
-    m = re.search(r"[Bb](\d+)", msg.text)
-    if m:
-        active = [b for b in active if b.id == int(m.group(1))]
-    elif len(active) > 1:
-        old = parse_when(before, ctx.now)
-        if old is not None:
-            active = [b for b in active if b.day in old.days()] or active
+    active = _which_bookings(ctx, owner, re.search(r"[Bb](\d+)", msg.text), before)
     if not active:
         return Outcome(replies=["您目前没有可以改期的预约。回复「预约」新建一个。"], intent="booking")
     if len(active) > 1:
@@ -268,10 +275,8 @@ def cmd_change(ctx: Context, msg: Message, _route) -> Outcome:
 
 @capability.text_command("booking_list", r"^(?:我的预约|查看预约|预约记录|查预约)[?？]*$", intent="booking",
                          chats=("private",), why="list my bookings")
-def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
+@_bound_owner
+def cmd_list(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     active = ops.active_bookings(ctx.session, owner)
     if not active:
         return Outcome(replies=["您目前没有进行中的预约。回复「预约」即可预约会员服务。"], intent="booking")
@@ -282,10 +287,8 @@ def cmd_list(ctx: Context, msg: Message, _route) -> Outcome:
 
 @capability.text_command("booking_rate", r"^(?:评分|评价|打分)\s*(?P<score>[1-5])\s*分?(?P<comment>.*)$", intent="booking",
                          chats=("private",), why="rate a finished service")
-def cmd_rate(ctx: Context, msg: Message, _route) -> Outcome:
-    owner = _owner(ctx, msg)
-    if owner is None:
-        return Outcome(replies=[NOT_BOUND], intent="booking")
+@_bound_owner
+def cmd_rate(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     m = re.match(r"^(?:评分|评价|打分)\s*([1-5])\s*分?(.*)$", msg.text.strip())
     text, pushes = ops.rate(ctx.session, owner, int(m.group(1)), ctx.now, m.group(2).strip() or None)
     return Outcome(replies=[text], pushes=pushes, intent="booking")

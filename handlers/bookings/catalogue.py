@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+import re
 from pathlib import Path
 
-import yaml
-
-from handlers.membership.rules import RulesError, load_rules
+from ground import rules
+from handlers.membership.rules import load_rules
 
 SERVICES_FILE = Path(__file__).resolve().parent.parent / "data" / "services.yaml"
 PERIODS = ("week", "month", "quarter", "year")
@@ -55,71 +54,79 @@ def period_key(per: str, day: date) -> str:
     return str(day.year)
 
 
-def parse_catalogue(data: dict, path: Path | str = SERVICES_FILE) -> dict[str, Service]:
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+
+
+def _hours_ok(v):
+    if (not isinstance(v, (list, tuple)) or len(v) != 2
+            or not all(isinstance(x, str) and _HHMM.fullmatch(x) for x in v) or v[0] >= v[1]):
+        raise ValueError(f"should be [\"HH:MM\", \"HH:MM\"], start before end, got {v!r}")
+    return (v[0], v[1])
+
+
+_HOURS = rules.Custom(_hours_ok, "[\"HH:MM\", \"HH:MM\"]")
+SCHEMA = rules.Record(
+    default_hours=rules.Opt(_HOURS, ("08:00", "20:00")),
+    services=rules.MapOf(rules.Record(
+        name=rules.Text(), keywords=rules.ListOf(rules.Text()), tiers=rules.ListOf(rules.Text()),
+        duration_minutes=rules.Int(min=1), capacity=rules.Int(min=1), team=rules.Text(),
+        location=rules.OneOf("home", "venue", "ask"),
+        place=rules.Opt(rules.Text()), note=rules.Opt(rules.Text()),
+        price=rules.Opt(rules.Number(min=0)), lead_days=rules.Opt(rules.Int(min=0), 0),
+        hours=rules.Opt(_HOURS), quota=rules.Opt(rules.MapOf(rules.AnyValue()), {}),
+        discount=rules.Opt(rules.MapOf(rules.AnyValue()), {}),
+    ), min=1),
+)
+
+
+def _quota(tiers: set[str], raw: dict, w: str, src: rules.Source) -> dict[str, Quota]:
+    quota = {}
+    for tier, q in raw.items():
+        if tier not in tiers or not isinstance(q, dict) or q.get("per") not in PERIODS \
+                or not isinstance(q.get("count"), int) or q["count"] < 1:
+            raise src.fail(w, f"quota.{tier}: should be {{count: n>=1, per: week|month|quarter|year}}")
+        quota[tier] = Quota(q["count"], q["per"])
+    return quota
+
+
+def _discount(tiers: set[str], raw: dict, w: str, src: rules.Source) -> dict[str, float]:
+    for tier, d in raw.items():
+        if tier not in tiers or isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1:
+            raise src.fail(w, f"discount.{tier}: should be a number in (0, 1]")
+    return {tier: float(d) for tier, d in raw.items()}
+
+
+def _build(data: dict, src: rules.Source) -> dict[str, Service]:
     tiers = set(load_rules().order)
     out: dict[str, Service] = {}
-    default_hours = _hours(data.get("default_hours", ["08:00", "20:00"]), f"{path}: default_hours")
-    raw = data.get("services")
-    if not isinstance(raw, dict) or not raw:
-        raise RulesError(f"{path}: missing field 'services'")
-    for key, s in raw.items():
-        w = f"{path}: services.{key}"
-        if not isinstance(s, dict):
-            raise RulesError(f"{w}: should be a mapping")
-        for f in ("name", "keywords", "tiers", "duration_minutes", "capacity", "team", "location"):
-            if f not in s:
-                raise RulesError(f"{w}: missing field '{f}'")
+    for key, s in data["services"].items():
+        w = f"services.{key}"
         bad = set(s["tiers"]) - tiers
         if bad:
-            raise RulesError(f"{w}: field 'tiers' names unknown tiers {sorted(bad)}")
-        if not isinstance(s["capacity"], int) or s["capacity"] < 1:
-            raise RulesError(f"{w}: field 'capacity' should be a positive integer")
-        if s["location"] not in ("home", "venue", "ask"):
-            raise RulesError(f"{w}: field 'location' should be home, venue or ask")
-        if s["location"] == "venue" and not s.get("place"):
-            raise RulesError(f"{w}: field 'place' is required for a venue")
-        quota = {}
-        for tier, q in (s.get("quota") or {}).items():
-            if tier not in tiers or not isinstance(q, dict) or q.get("per") not in PERIODS \
-                    or not isinstance(q.get("count"), int) or q["count"] < 1:
-                raise RulesError(f"{w}: quota.{tier}: should be {{count: n>=1, per: week|month|quarter|year}}")
-            quota[tier] = Quota(q["count"], q["per"])
-        discount = {}
-        for tier, d in (s.get("discount") or {}).items():
-            if tier not in tiers or not isinstance(d, (int, float)) or not 0 < d <= 1:
-                raise RulesError(f"{w}: discount.{tier}: should be a number in (0, 1]")
-            discount[tier] = float(d)
-        price = s.get("price")
-        if price is not None and (not isinstance(price, (int, float)) or price < 0):
-            raise RulesError(f"{w}: field 'price' should be a non-negative number or null")
-        lead = s.get("lead_days", 0)
-        if not isinstance(lead, int) or lead < 0:
-            raise RulesError(f"{w}: field 'lead_days' should be a non-negative integer")
-        hours = _hours(s["hours"], f"{w}: field 'hours'") if "hours" in s else default_hours
+            raise src.fail(w, f"field 'tiers' names unknown tiers {sorted(bad)}")
+        if s["location"] == "venue" and not s["place"]:
+            raise src.fail(w, "field 'place' is required for a venue")
+        price = s["price"]
         out[key] = Service(key=key, name=s["name"], keywords=tuple(s["keywords"]), tiers=tuple(s["tiers"]),
                            price_fen=None if price is None else round(price * 100),
-                           duration_minutes=int(s["duration_minutes"]), capacity=s["capacity"], team=s["team"],
-                           location=s["location"], place=s.get("place"), note=s.get("note"),
-                           quota=quota, discount=discount, hours=hours, lead_days=lead)
+                           duration_minutes=s["duration_minutes"], capacity=s["capacity"], team=s["team"],
+                           location=s["location"], place=s["place"], note=s["note"],
+                           quota=_quota(tiers, s["quota"], w, src), discount=_discount(tiers, s["discount"], w, src),
+                           hours=s["hours"] or data["default_hours"], lead_days=s["lead_days"])
     return out
 
 
-def _hours(v, where: str) -> tuple[str, str]:
-    import re
-
-    if (not isinstance(v, (list, tuple)) or len(v) != 2
-            or not all(isinstance(x, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", x) for x in v) or v[0] >= v[1]):
-        raise RulesError(f"{where} should be [\"HH:MM\", \"HH:MM\"], start before end, got {v!r}")
-    return v[0], v[1]
+SERVICES = rules.RuleFile(SERVICES_FILE, schema=SCHEMA, build=_build)
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> dict[str, Service]:
-    return parse_catalogue(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, path)
+def parse_catalogue(data: dict, path: Path | str = SERVICES_FILE) -> dict[str, Service]:
+    """Validate and build already-parsed catalogue data (errors name `path`)."""
+    src = rules.Source(path)
+    return _build(rules.validate(data or {}, SCHEMA, src), src)
 
 
 def catalogue(path: Path = SERVICES_FILE) -> dict[str, Service]:
-    return _load(str(path), path.stat().st_mtime)
+    return SERVICES.get(path)
 
 
 def find_service(text: str) -> Service | None:

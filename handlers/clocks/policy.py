@@ -31,6 +31,7 @@ from typing import Iterable
 
 from ground.clock import CST
 from handlers import calendar_cn
+from ground.rules import RulesError
 
 HOLDERS = ("assignee", "supervisor", "callback")
 RECIPIENTS = ("assignee", "supervisor", "manager", "callback", "redispatch")
@@ -38,8 +39,9 @@ DURATIONS = ("minutes", "working_days", "until")
 FIELDS = {"id", "rule", "title", "text", "start", "stop", *DURATIONS, "warn_before", "holder", "escalation"}
 
 
-class PolicyError(ValueError):
-    """A rule file with a clock (or a ticket roster) that cannot be used; the message names file, entry, field."""
+# A rule file with a clock (or a ticket roster) that cannot be used: the one rule-file
+# error (ground/rules.py); the message names file, entry and field.
+PolicyError = RulesError
 
 
 @dataclass(frozen=True)

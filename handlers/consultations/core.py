@@ -12,24 +12,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from ground import rules
+from ground.limits import in_cs_window
 from handlers import clocks, privacy
-from handlers.membership.notify import (CS_WINDOW, clock_config, dedicated_agent, promise as clock_promise,
-                                        recipients, service_policies, team_members)
+from handlers.membership.notify import (clock_config, dedicated_agent, promise as clock_promise, recipients,
+                                        service_policies, team_members)
 from handlers.message import Message, Push
 from store.models import AuditLog, Consultation, ConsultationEntry, InboxMessage, Owner, ServiceClock, Staff
 
 CONFIG_FILE = Path(__file__).resolve().parent / "data" / "consultations.yaml"
 OPEN_STATES = ("waiting", "answered")
 STATE_LABELS = {"waiting": "等待回复", "answered": "已回复", "closed": "已关闭"}
-# A reply sent this close to the window's end might land after it: use the template.
-WINDOW_MARGIN = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -42,26 +40,26 @@ class Config:
     ask_only: tuple[str, ...]
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> Config:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    for key in ("recent_turns", "title_chars"):
-        if not isinstance(data.get(key), int) or data[key] < 0:
-            raise ValueError(f"{path}: field '{key}' should be a non-negative integer")
-    tpl = data.get("reply_template") or {}
-    if not isinstance(tpl, dict):
-        raise ValueError(f"{path}: field 'reply_template' should be a mapping")
-    if tpl.get("id") is not None and not isinstance(tpl.get("id"), str):
-        raise ValueError(f"{path}: reply_template.id should be a string or null")
-    words = data.get("ask_only") or []
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise ValueError(f"{path}: field 'ask_only' should be a list of strings")
-    return Config(data["recent_turns"], data["title_chars"], tpl.get("id"), str(tpl.get("first") or "您的咨询有了回复"),
-                  str(tpl.get("remark") or ""), tuple(words))
+_WORDS = rules.ListOf(rules.Text())
+SCHEMA = rules.Record(
+    recent_turns=rules.Int(min=0), title_chars=rules.Int(min=0),
+    reply_template=rules.Opt(rules.Record(id=rules.Opt(rules.Text()), first=rules.Opt(rules.Text(), "您的咨询有了回复"),
+                                          remark=rules.Opt(rules.Text(empty=True), "")), {}),
+    ask_only=rules.Opt(_WORDS, []),
+)
+
+
+def _build(data: dict, src: rules.Source) -> Config:
+    tpl = data["reply_template"]
+    return Config(data["recent_turns"], data["title_chars"], tpl["id"], tpl["first"], tpl["remark"],
+                  tuple(data["ask_only"]))
+
+
+CONFIG = rules.RuleFile(CONFIG_FILE, schema=SCHEMA, build=_build)
 
 
 def config(path: Path = CONFIG_FILE) -> Config:
-    return _load(str(path), path.stat().st_mtime)
+    return CONFIG.get(path)
 
 
 def template_id() -> str | None:
@@ -73,7 +71,7 @@ def o1_minutes() -> int:
 
 
 def promise() -> str:
-    """「10分钟内」 from O1's data (never written into a reply by hand): handlers/promises.py."""
+    """「10分钟内」 from O1's data (never written into a reply by hand)."""
     return clock_promise("O1")
 
 
@@ -247,7 +245,7 @@ def card(session: Session, case: Consultation, owner: Owner | None) -> Push:
     card_body = {
         "card_type": "button_interaction",
         "source": {"desc": "管家·业主咨询"},
-        "main_title": {"title": f"咨询{case.number}：{privacy.excerpt(case.title, 30)}"[:36],
+        "main_title": {"title": f"咨询{case.number}：{privacy.mask_text(case.title)}"[:36],
                        "desc": f"{promise()}首次回复（{case.topic}）"[:44]},
         "sub_title_text": "\n".join(lines)[:160],
         "horizontal_content_list": [{"keyname": k, "value": str(v)[:30]} for k, v in (
@@ -270,7 +268,7 @@ def _owner_push(session: Session, case: Consultation, text: str, now: datetime, 
     the reply template outside it."""
     owner = owner_of(session, case)
     last = owner.last_inbound_at if owner else case.last_owner_at
-    in_window = last is not None and now - last < CS_WINDOW - WINDOW_MARGIN
+    in_window = in_cs_window(last, now)
     common = dict(dedup_key=f"consult:{case.id}:owner:{key}", priority=2, source=f"consultation:{case.id}")
     tid = template_id()
     if template and tid and not in_window:

@@ -13,16 +13,15 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
+from ground import rules as rulefiles
 from handlers.groups import ladder
 from handlers.groups.moderation import mask
 from handlers.message import Context, Message, Outcome, Push
@@ -35,17 +34,13 @@ DATA_FILE = Path(__file__).with_name("data") / "commands.yaml"
 ROLES = ("supervisor", "staff_admin", "staff", "owner_admin", "owner")
 
 
-@lru_cache(maxsize=1)
+COMMANDS = rulefiles.RuleFile(DATA_FILE, schema=rulefiles.MapOf(rulefiles.Record(
+    names=rulefiles.ListOf(rulefiles.Text(), min=1), roles=rulefiles.ListOf(rulefiles.OneOf(*ROLES)),
+    usage=rulefiles.Text(), summary=rulefiles.Text())))
+
+
 def specs() -> dict[str, dict[str, Any]]:
-    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
-    for key, spec in raw.items():
-        for field in ("names", "roles", "usage", "summary"):
-            if field not in spec:
-                raise ValueError(f"{DATA_FILE.name}: {key}.{field} is missing")
-        bad = set(spec["roles"]) - set(ROLES)
-        if bad:
-            raise ValueError(f"{DATA_FILE.name}: {key}.roles: unknown {sorted(bad)} (use {ROLES})")
-    return raw
+    return COMMANDS.get()
 
 
 def _by_name() -> dict[str, str]:

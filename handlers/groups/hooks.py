@@ -4,13 +4,12 @@ staff admin, and the staff admin's clicks on moderation/admission cards."""
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from sqlalchemy import select
 
+from ground import rules as rulefiles
 from handlers import moderation_hook
 from handlers.groups import ladder
 from handlers.groups.moderation import check as moderation_check
@@ -63,13 +62,13 @@ def on_group_message(ctx: Context, msg: Message, out: Outcome) -> Outcome:
     return out
 
 
-@lru_cache(maxsize=1)
+REPLIES = rulefiles.RuleFile(Path(__file__).with_name("data") / "replies.yaml", schema=rulefiles.Record(
+    suggest_intents=rulefiles.ListOf(rulefiles.Text()),
+    min_faq_score=rulefiles.Opt(rulefiles.Number(min=0, max=1), 0.6)))
+
+
 def _reply_rules() -> dict:
-    raw = yaml.safe_load((Path(__file__).with_name("data") / "replies.yaml").read_text(encoding="utf-8")) or {}
-    if not isinstance(raw.get("suggest_intents"), list):
-        raise ValueError("replies.yaml: suggest_intents must be a list of intents")
-    raw.setdefault("min_faq_score", 0.6)
-    return raw
+    return REPLIES.get()
 
 
 # --- suggested replies -----------------------------------------------------------------------

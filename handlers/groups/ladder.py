@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground.clock import CST
+from ground import rules as rulefiles
 from handlers.message import Push
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import ModerationCase
@@ -27,10 +26,6 @@ from store.models.groups import ModerationCase
 log = logging.getLogger(__name__)
 DATA_FILE = Path(__file__).with_name("data") / "ladder.yaml"
 STEPS = ("warn", "mute", "remove")
-
-
-class LadderDataError(ValueError):
-    """ladder.yaml is malformed; the message names the entry and field."""
 
 
 @dataclass(frozen=True)
@@ -41,33 +36,46 @@ class LadderRules:
     weights: dict[str, int]
 
 
-def _rules_from(raw: dict, where: str) -> LadderRules:
-    try:
-        th = {k: int(v) for k, v in raw["thresholds"].items()}
-        rules = LadderRules(th, int(raw["decay_days"]), int(raw["mute_minutes"]),
-                            {k: int(v) for k, v in raw["weights"].items()})
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise LadderDataError(f"{DATA_FILE.name}: {where}: {type(exc).__name__} {exc} "
-                              "(needs thresholds, decay_days, mute_minutes, weights)") from None
+_COUNT = rulefiles.Int(min=1)
+_LADDER = rulefiles.Record(thresholds=rulefiles.MapOf(_COUNT, key=rulefiles.OneOf(*STEPS)),
+                           decay_days=_COUNT, mute_minutes=_COUNT, weights=rulefiles.MapOf(_COUNT))
+_TEXTS = rulefiles.MapOf(rulefiles.AnyValue())
+SCHEMA = rulefiles.Record(default=rulefiles.AnyValue(), overrides=rulefiles.Opt(rulefiles.MapOf(rulefiles.AnyValue()), {}),
+                          texts=_TEXTS, labels=_TEXTS, step_labels=_TEXTS)
+
+
+def _rules_from(raw: dict, where: str, src: rulefiles.Source) -> LadderRules:
+    raw = rulefiles.validate(raw, _LADDER, _Within(src, where))
+    th = raw["thresholds"]
     if set(th) != set(STEPS) or not (0 < th["warn"] <= th["mute"] <= th["remove"]):
-        raise LadderDataError(f"{DATA_FILE.name}: {where}.thresholds must give warn <= mute <= remove, all > 0")
-    return rules
+        raise src.fail(f"{where}.thresholds", "must give warn <= mute <= remove, all > 0")
+    return LadderRules(dict(th), raw["decay_days"], raw["mute_minutes"], dict(raw["weights"]))
 
 
-@lru_cache(maxsize=1)
-def _data() -> dict[str, Any]:
-    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
-    default = raw.get("default") or {}
-    rules = {"default": _rules_from(default, "default")}
-    for key, over in (raw.get("overrides") or {}).items():
-        rules[str(key)] = _rules_from({**default, **(over or {})}, f"overrides.{key}")
-    for name in ("texts", "labels", "step_labels"):
-        if not isinstance(raw.get(name), dict):
-            raise LadderDataError(f"{DATA_FILE.name}: {name} must be a mapping")
+class _Within(rulefiles.Source):
+    """Errors of one entry (default, overrides.<chat>) name it after the file."""
+
+    def __init__(self, src: rulefiles.Source, where: str) -> None:
+        super().__init__(src.path)
+        self.name = f"{src.name}: {where}"
+
+
+def _build(raw: dict, src: rulefiles.Source) -> dict[str, Any]:
+    default = raw["default"] or {}
+    rules = {"default": _rules_from(default, "default", src)}
+    for key, over in raw["overrides"].items():
+        rules[str(key)] = _rules_from({**default, **(over or {})}, f"overrides.{key}", src)
     missing = set(STEPS) - set(raw["texts"])
     if missing:
-        raise LadderDataError(f"{DATA_FILE.name}: texts: missing {sorted(missing)}")
+        raise src.fail("texts", f"missing {sorted(missing)}")
     return {"rules": rules, "texts": raw["texts"], "labels": raw["labels"], "step_labels": raw["step_labels"]}
+
+
+LADDER = rulefiles.RuleFile(DATA_FILE, schema=SCHEMA, build=_build)
+
+
+def _data() -> dict[str, Any]:
+    return LADDER.get()
 
 
 def rules_for(chat_kind: str, chat_id: str | None = None) -> LadderRules:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground import ports
 from ground.clock import CST
+from ground import rules as rulefiles
 from handlers.groups import ladder
 from handlers.message import Context, Message, Outcome, Push
 from handlers.groups.capability import capability
@@ -30,17 +29,12 @@ log = logging.getLogger(__name__)
 DATA_FILE = Path(__file__).with_name("data") / "admission.yaml"
 
 
-@lru_cache(maxsize=1)
+_KIND = rulefiles.Record(require_owner=rulefiles.Bool(), require_fees_paid=rulefiles.Bool())
+ADMISSION = rulefiles.RuleFile(DATA_FILE, schema=rulefiles.Record(vip=_KIND, building=_KIND))
+
+
 def admission_rules() -> dict[str, Any]:
-    raw = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8")) or {}
-    for kind in ("vip", "building"):
-        body = raw.get(kind)
-        if not isinstance(body, dict):
-            raise ValueError(f"{DATA_FILE.name}: {kind} must be a mapping of rules")
-        for key in ("require_owner", "require_fees_paid"):
-            if not isinstance(body.get(key), bool):
-                raise ValueError(f"{DATA_FILE.name}: {kind}.{key} must be true or false")
-    return raw
+    return ADMISSION.get()
 
 
 # --- admission -----------------------------------------------------------------------------------

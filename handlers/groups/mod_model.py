@@ -19,12 +19,14 @@ trained on (`split`); handlers/groups/mod_eval.py reports on it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from faq.ngrams import char_ngrams, softmax
+from ground.rules import RulesError, read_jsonl
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
 LABELS = ("none", "ad", "insult", "privacy", "illegal")
@@ -34,19 +36,14 @@ NGRAMS = (1, 2, 3)
 MAX_CHARS = 2000  # a longer message is judged on its head and tail (bounded cost)
 
 
-class CorpusError(ValueError):
-    """A corpus line is malformed; the message names the line."""
+CorpusError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 def load_corpus(path: Path = CORPUS) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{path.name}:{n}: not JSON ({exc.msg})") from None
+    for n, row in read_jsonl(path):
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path.name}:{n}: not a JSON object")
         if not isinstance(row.get("text"), str) or not row["text"].strip():
             raise CorpusError(f"{path.name}:{n}: text missing")
         if row.get("label") not in LABELS:
@@ -87,7 +84,7 @@ def features(text: str) -> list[str]:
         text = text[:MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2:]
     comp = _DIGITS.sub(_shape, compact(text))
     comp = "^" + comp + "$"
-    return [comp[i:i + n] for n in NGRAMS for i in range(len(comp) - n + 1)]
+    return list(char_ngrams(comp, NGRAMS))
 
 
 class Model:
@@ -99,9 +96,7 @@ class Model:
         z = self.b.copy()
         if idx:
             z += self.W[idx].sum(axis=0) / np.sqrt(len(idx))
-        z -= z.max()
-        p = np.exp(z)
-        p /= p.sum()
+        p = softmax(z)
         return {lab: float(p[i]) for i, lab in enumerate(LABELS)}
 
     def predict(self, text: str) -> tuple[str, float]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
+from ground import rules as rulefiles
 from handlers.groups.mod_normalize import cn_numerals_to_digits, fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
@@ -34,10 +33,6 @@ ROOM_BARE = re.compile(r"(?<![\d.:：\-])\d{3,4}(?=的|住|室|房|号房|业主
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
-class PrivacyDataError(ValueError):
-    """moderation.yaml's `privacy` section is malformed."""
-
-
 @dataclass
 class Rules:
     honorifics: tuple[str, ...]
@@ -46,16 +41,16 @@ class Rules:
     phone_cues: tuple[str, ...]
 
 
-@lru_cache(maxsize=1)
+_WORDS = rulefiles.Opt(rulefiles.ListOf(rulefiles.Text()), [])
+# Only the `privacy` section of moderation.yaml is read here (moderation.py reads the rest).
+PRIVACY = rulefiles.RuleFile(DATA_FILE, name="handlers/groups/data/moderation.yaml#privacy", schema=rulefiles.Record(
+    privacy=rulefiles.Opt(rulefiles.Record(honorifics=_WORDS, person_refs=_WORDS, details=_WORDS, phone_cues=_WORDS), {})),
+    build=lambda data, src: Rules(**{k: tuple(fold(v) for v in data["privacy"][k])
+                                     for k in ("honorifics", "person_refs", "details", "phone_cues")}))
+
+
 def rules(path: Path = DATA_FILE) -> Rules:
-    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("privacy") or {}
-    out = {}
-    for key in ("honorifics", "person_refs", "details", "phone_cues"):
-        val = raw.get(key) or []
-        if not isinstance(val, list) or not all(isinstance(v, str) and v for v in val):
-            raise PrivacyDataError(f"{path.name}: privacy.{key} must be a list of words")
-        out[key] = tuple(fold(v) for v in val)
-    return Rules(**out)
+    return PRIVACY.get(path)
 
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import ahocorasick
-import yaml
 
+from ground import rules as rulefiles
+from ground.rules import RulesError
 from handlers.groups.mod_normalize import PinyinFolder, fold, normalize
 from handlers.groups.mod_privacy import privacy_combination
 
@@ -31,8 +32,7 @@ DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 CATEGORIES = ("ad", "insult", "illegal")
 
 
-class ModerationDataError(ValueError):
-    """The lexicon file is malformed; the message names file, entry and field."""
+ModerationDataError = RulesError  # the one error type of rule files (ground/rules.py)
 
 
 # --- loading ------------------------------------------------------------------
@@ -81,7 +81,13 @@ def _str_list(value: Any, where: str) -> list[str]:
 
 
 def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return LEXICON.get(path)
+
+
+def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
+    raw, path = raw or {}, src.path
+    if not isinstance(raw, dict):
+        raise src.fail("", "must be a mapping (variants, categories, combos, ...)")
     variants: list[tuple[str, str]] = []
     for canon, forms in (raw.get("variants") or {}).items():
         for form in _str_list(forms, f"variants.{canon}"):
@@ -157,9 +163,11 @@ def _combos(raw: Any, path: Path) -> list[Combo]:
     return out
 
 
-@lru_cache(maxsize=1)
+LEXICON = rulefiles.RuleFile(DATA_FILE, build=_build_lexicon)
+
+
 def lexicon() -> Lexicon:
-    return load_lexicon()
+    return LEXICON.get()
 
 
 # --- normalisation ---------------------------------------------------------------

@@ -11,6 +11,7 @@ Public functions for other capabilities and the scheduler:
 """
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 
@@ -22,13 +23,25 @@ from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
 from handlers import clocks
 from handlers.membership import clock_family  # noqa: F401  (registers the service clock family)
+from handlers.membership.rules import upper_tiers_pattern
 from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
 from handlers.membership.capability import capability
 from store.models import Owner, ServiceClock
 
+UP = upper_tiers_pattern()  # "银卡|金卡", from tiers.yaml
 NOT_BOUND = "还没有查到您的业主信息。请先绑定房屋（回复「绑定」），或回复「人工」联系客服。"
 _TIERS = {"警告": "warn", "暂停": "suspend", "降级": "downgrade"}
+
+
+def _bound_owner(fn):
+    """The handler gets the owner writing; an unbound sender is told how to bind."""
+    @functools.wraps(fn)
+    def handler(ctx: Context, msg: Message, route) -> Outcome:
+        owner, out = _owner_or_reply(ctx, msg)
+        return out if out else fn(ctx, msg, route, owner)
+
+    return handler
 
 
 def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome | None]:
@@ -40,23 +53,19 @@ def _owner_or_reply(ctx: Context, msg: Message) -> tuple[Owner | None, Outcome |
 
 @capability.text_command("my_membership", r"^(?:查询?)?(?:我的会员(?:等级|信息|权益)?|会员等级|我的等级|我的权益|会员权益|我是什么会员)[?？。!！]*$",
                          intent="membership", chats=("private",), why="the owner's tier, spend and benefits")
-def my_membership(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def my_membership(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     return Outcome(replies=[S.summary(ctx.session, owner, ctx.now)], intent="membership")
 
 
-@capability.text_command("member_gap", r"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升银卡|升金卡|成为(?:银卡|金卡)).*$|^升级条件.*$",
+@capability.text_command("member_gap", rf"^(?:我)?(?:还)?差多少.*$|^(?:怎么|如何|怎样)(?:才能)?(?:升级|升(?:{UP})|成为(?:{UP})).*$|^升级条件.*$",
                          intent="membership", chats=("private",), why="what is missing for the next tier")
-def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def member_gap(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     e = S.eligibility(ctx.session, owner, S.local_day(ctx.now))
     if e.target is None:  # once: "您已是最高等级（金卡）会员。"
         return Outcome(replies=[f"您已是最高等级（{owner.tier}）会员，享有全部会员权益。"], intent="membership")
-    wanted = re.search(r"(银卡|金卡)", msg.text)
+    wanted = re.search(f"({UP})", msg.text)
     prefix = f"您目前是{owner.tier}会员。"
     if wanted and e.target and wanted.group(1) != e.target:
         from handlers.membership.rules import load_rules
@@ -69,12 +78,10 @@ def member_gap(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[text], intent="membership")
 
 
-@capability.text_command("member_apply", r"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:银卡|金卡)(?:会员)?)[。!！]*$",
+@capability.text_command("member_apply", rf"^(?:申请升级|申请会员升级|我要升级|申请(?:升级?为?)?(?:{UP})(?:会员)?)[。!！]*$",
                          intent="membership", chats=("private",), why="apply for the next tier")
-def member_apply(ctx: Context, msg: Message, _route) -> Outcome:
-    owner, out = _owner_or_reply(ctx, msg)
-    if out:
-        return out
+@_bound_owner
+def member_apply(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     text, pushes = S.apply_upgrade(ctx.session, owner, ctx.now)
     return Outcome(replies=[text], pushes=pushes, intent="membership")
 
@@ -86,7 +93,7 @@ def on_membership(ctx: Context, msg: Message, route) -> Outcome:
     if msg.chat != "private":  # a member's tier and spend are personal (第十五条): not in a group
         return Outcome(replies=["会员信息涉及个人隐私，请私信公众号「小区管家」查询或咨询。"], intent="membership")
     t = msg.text
-    if re.search(r"申请.*(升级|银卡|金卡)", t):
+    if re.search(f"申请.*(升级|{UP})", t):
         return member_apply(ctx, msg, route)
     if re.search(r"差多少|怎么升|如何升|升级条件|条件", t):
         return member_gap(ctx, msg, route)
@@ -142,10 +149,10 @@ def member_lookup(ctx: Context, msg: Message, _route) -> Outcome:
     return Outcome(replies=[S.staff_lookup(ctx.session, msg.sender, key, ctx.now)], intent="command")
 
 
-@capability.text_command("member_contribution", r"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>银卡|金卡)\s+(?P<reason>.+)$",
+@capability.text_command("member_contribution", rf"^特殊贡献\s*(?P<key>\S+)\s+(?P<tier>{UP})\s+(?P<reason>.+)$",
                          intent="command", chats=("staff",), roles=("staff",), why="a manager's special-contribution upgrade")
 def member_contribution(ctx: Context, msg: Message, _route) -> Outcome:
-    m = re.match(r"^特殊贡献\s*(\S+)\s+(银卡|金卡)\s+(.+)$", msg.text.strip())
+    m = re.match(rf"^特殊贡献\s*(\S+)\s+({UP})\s+(.+)$", msg.text.strip())
     owner = S.find_owner_by_key(ctx.session, m.group(1))
     if owner is None:
         return Outcome(replies=[f"没有找到业主「{m.group(1)}」。"], intent="command")

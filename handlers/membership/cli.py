@@ -124,25 +124,28 @@ def lift(key: str, actor: str) -> None:
     click.echo(f"{o.name}: " + ("suspension lifted" if sus else "no suspension in force"))
 
 
+def _run_now(job) -> int:
+    """Run a periodic job (session, now) -> pushes now; the pushes go out after commit."""
+    from ground import clock
+    from store.db import session_scope
+
+    with session_scope() as s:
+        ids = _send(s, job(s, clock.now()))
+    _after_commit(ids)
+    return len(ids)
+
+
 @member.command("evaluate")
 def evaluate() -> None:
     """Run the monthly evaluation now (the scheduler does this monthly)."""
     from handlers.membership.service import evaluate_memberships
-    from store.db import session_scope
 
-    with session_scope() as s:
-        ids = _send(s, evaluate_memberships(s, clock.now()))
-    _after_commit(ids)
-    click.echo(f"{len(ids)} notices queued")
+    click.echo(f"{_run_now(evaluate_memberships)} notices queued")
 
 
 @member.command("clocks")
 def clocks() -> None:
     """Check the O1-O3 clocks now and escalate broken ones."""
     from handlers.membership.clocks import check_clocks
-    from store.db import session_scope
 
-    with session_scope() as s:
-        ids = _send(s, check_clocks(s, clock.now()))
-    _after_commit(ids)
-    click.echo(f"{len(ids)} escalations queued")
+    click.echo(f"{_run_now(check_clocks)} escalations queued")

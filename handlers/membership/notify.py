@@ -2,20 +2,20 @@
 WeCom (button cards for tasks, text for reminders)."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ground import rules
+from ground.limits import in_cs_window
 from handlers.clocks.policy import ClockSpec, parse_clocks
 from handlers.message import Push
 from store.models import Owner, Staff
 
 CLOCKS_FILE = Path(__file__).resolve().parent.parent / "data" / "member_clocks.yaml"
-CS_WINDOW = timedelta(hours=48)  # PLATFORM.md: customer-service messages only within 48 h
 
 
 # The events member services and consultations start and stop their clocks on.
@@ -23,28 +23,43 @@ SERVICE_EVENTS = ("handed_over", "answered", "submitted", "reviewed", "approved"
                   "feedback_sent")
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> tuple[dict, dict[str, ClockSpec]]:
-    name = Path(path).name
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    specs = parse_clocks(data.get("clocks"), f"{name}: clocks", SERVICE_EVENTS)
+def _build(data, src: rules.Source) -> tuple[dict, dict[str, ClockSpec]]:
+    data = data or {}
+    specs = parse_clocks(data.get("clocks"), f"{src.name}: clocks", SERVICE_EVENTS)
     return data, {s.id: s for s in specs}
+
+
+CLOCKS = rules.RuleFile(CLOCKS_FILE, build=_build)
 
 
 def clock_config(path: Path = CLOCKS_FILE) -> dict:
     """member_clocks.yaml as read (review team, booking horizon, agents ...)."""
-    return _load(str(path), path.stat().st_mtime)[0]
+    return CLOCKS.get(path)[0]
 
 
 def service_policies(path: Path = CLOCKS_FILE) -> dict[str, ClockSpec]:
     """The O1-O3 clock policies by id, validated (handlers/clocks/policy.py)."""
-    return _load(str(path), path.stat().st_mtime)[1]
+    return CLOCKS.get(path)[1]
 
 
 def promise(clock_id: str) -> str:
     """「10分钟内」 / 「2小时内」: what a reply promises, from the clock's policy in
     member_clocks.yaml (never written into a reply by hand)."""
     return service_policies()[clock_id].within
+
+
+def fill_promises(text: str) -> str:
+    """Replaces each 「{promise:O1}」 in a reply written as data with that clock's promise;
+    an unknown clock id is a ValueError naming it."""
+    def one(m: "re.Match") -> str:
+        if m.group(1) not in service_policies():
+            raise ValueError(f"{{promise:{m.group(1)}}} names no clock of member_clocks.yaml")
+        return promise(m.group(1))
+
+    return _PROMISE.sub(one, text)
+
+
+_PROMISE = re.compile(r"\{promise:(\w+)\}")
 
 
 def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = None,
@@ -55,7 +70,7 @@ def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = N
     if not owner.openid:
         return None
     template_id = clock_config().get("notice_template_id")
-    recent = owner.last_inbound_at is not None and now - owner.last_inbound_at <= CS_WINDOW
+    recent = in_cs_window(owner.last_inbound_at, now)
     if template_id and not recent:
         return Push(channel="mp", recipient=owner.openid, kind="template",
                     payload={"template_id": template_id, "data": {"first": {"value": text[:200]}}},

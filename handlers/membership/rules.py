@@ -5,19 +5,16 @@ store-facing code in `service.py` feeds them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ground import rules
+from ground.rules import RulesError  # noqa: F401  (the one error type; imported from here by bookings)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 TIERS_FILE = DATA / "tiers.yaml"
-
-
-class RulesError(ValueError):
-    """A data file is wrong; the message names file, entry and field."""
 
 
 @dataclass(frozen=True)
@@ -58,64 +55,79 @@ class TierRules:
         return self.order[i - 1] if i > 0 else None
 
 
-def _need(d: dict, key: str, where: str, typ=None):
-    if key not in d:
-        raise RulesError(f"{where}: missing field '{key}'")
-    v = d[key]
-    if typ is not None and not isinstance(v, typ):
-        raise RulesError(f"{where}: field '{key}' should be {typ.__name__ if isinstance(typ, type) else typ}, got {v!r}")
-    return v
+_SPEND = rules.Number(min=0)
+SCHEMA = rules.Record(
+    order=rules.ListOf(rules.Text(), min=1),
+    tiers=rules.MapOf(rules.Record(
+        keep_spend=rules.Opt(_SPEND, 0),
+        benefits=rules.ListOf(rules.Text()),
+        upgrade_from=rules.Opt(rules.Text()),
+        upgrade=rules.Opt(rules.Record(spend=rules.Opt(_SPEND), tenure_years=rules.Opt(_SPEND),
+                                       special_contribution=rules.Opt(rules.Bool(), False)), {}),
+    )),
+    default_tier=rules.Opt(rules.Text()),
+    spend_window_months=rules.Opt(rules.Int(min=1), 12),
+    upgrade_spend_basis=rules.Opt(rules.OneOf("since_tier", "all", "window"), "since_tier"),
+    downgrade_notice_days=rules.Opt(rules.Int(min=0), 30),
+    downgrade_needs_months_in_tier=rules.Opt(rules.Int(min=0), 12),
+    sanctions=rules.Opt(rules.Record(suspend=rules.Opt(rules.Record(
+        default_days=rules.Opt(rules.Int(min=1), 90)), {})), {}),
+)
+
+
+def _build(data: dict, src: rules.Source) -> TierRules:
+    order = tuple(data["order"])
+    tiers: dict[str, Tier] = {}
+    for name in order:
+        if name not in data["tiers"]:
+            raise src.fail(f"tiers.{name}", "listed in 'order' but not defined")
+        t = data["tiers"][name]
+        if t["upgrade_from"] is not None and t["upgrade_from"] not in order:
+            raise src.fail(f"tiers.{name}", f"field 'upgrade_from' names unknown tier {t['upgrade_from']!r}")
+        up = t["upgrade"]
+        tiers[name] = Tier(
+            name=name, keep_spend_fen=round(t["keep_spend"] * 100), benefits=tuple(t["benefits"]),
+            upgrade_from=t["upgrade_from"],
+            upgrade_spend_fen=round(up["spend"] * 100) if up["spend"] is not None else None,
+            upgrade_tenure_years=up["tenure_years"],
+            special_contribution=up["special_contribution"])
+    default = data["default_tier"] or order[0]
+    if default not in order:
+        raise src.fail("", f"field 'default_tier' names unknown tier {default!r}")
+    return TierRules(order=order, tiers=tiers, default_tier=default,
+                     spend_window_months=data["spend_window_months"],
+                     upgrade_spend_basis=data["upgrade_spend_basis"],
+                     downgrade_notice_days=data["downgrade_notice_days"],
+                     downgrade_needs_months_in_tier=data["downgrade_needs_months_in_tier"],
+                     suspend_default_days=data["sanctions"]["suspend"]["default_days"])
+
+
+TIERS = rules.RuleFile(TIERS_FILE, schema=SCHEMA, build=_build)
 
 
 def parse_rules(data: dict, path: Path | str = TIERS_FILE) -> TierRules:
-    where = str(path)
-    order = tuple(_need(data, "order", where, list))
-    raw = _need(data, "tiers", where, dict)
-    tiers: dict[str, Tier] = {}
-    for name in order:
-        if name not in raw:
-            raise RulesError(f"{where}: tiers.{name}: listed in 'order' but not defined")
-        t = raw[name] or {}
-        w = f"{where}: tiers.{name}"
-        up = t.get("upgrade") or {}
-        if not isinstance(up, dict):
-            raise RulesError(f"{w}: field 'upgrade' should be a mapping")
-        for k in ("spend", "tenure_years"):
-            if up.get(k) is not None and (not isinstance(up[k], (int, float)) or up[k] < 0):
-                raise RulesError(f"{w}.upgrade: field '{k}' should be a non-negative number, got {up[k]!r}")
-        keep = t.get("keep_spend", 0)
-        if not isinstance(keep, (int, float)) or keep < 0:
-            raise RulesError(f"{w}: field 'keep_spend' should be a non-negative number, got {keep!r}")
-        if t.get("upgrade_from") is not None and t["upgrade_from"] not in order:
-            raise RulesError(f"{w}: field 'upgrade_from' names unknown tier {t['upgrade_from']!r}")
-        tiers[name] = Tier(
-            name=name, keep_spend_fen=round(keep * 100), benefits=tuple(_need(t, "benefits", w, list)),
-            upgrade_from=t.get("upgrade_from"),
-            upgrade_spend_fen=round(up["spend"] * 100) if up.get("spend") is not None else None,
-            upgrade_tenure_years=up.get("tenure_years"),
-            special_contribution=bool(up.get("special_contribution", False)))
-    default = data.get("default_tier", order[0])
-    if default not in order:
-        raise RulesError(f"{where}: field 'default_tier' names unknown tier {default!r}")
-    basis = data.get("upgrade_spend_basis", "since_tier")
-    if basis not in ("since_tier", "all", "window"):
-        raise RulesError(f"{where}: field 'upgrade_spend_basis' should be since_tier, all or window, got {basis!r}")
-    return TierRules(order=order, tiers=tiers, default_tier=default,
-                     spend_window_months=int(data.get("spend_window_months", 12)),
-                     upgrade_spend_basis=basis,
-                     downgrade_notice_days=int(data.get("downgrade_notice_days", 30)),
-                     downgrade_needs_months_in_tier=int(data.get("downgrade_needs_months_in_tier", 12)),
-                     suspend_default_days=int(((data.get("sanctions") or {}).get("suspend") or {}).get("default_days", 90)))
-
-
-@lru_cache(maxsize=4)
-def _load(path: str, mtime: float) -> TierRules:
-    return parse_rules(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}, path)
+    """Validate and build already-parsed tiers data (errors name `path`)."""
+    src = rules.Source(path)
+    return _build(rules.validate(data or {}, SCHEMA, src), src)
 
 
 def load_rules(path: Path = TIERS_FILE) -> TierRules:
     """The rules, re-read when the file changes (no restart to change a threshold)."""
-    return _load(str(path), path.stat().st_mtime)
+    return TIERS.get(path)
+
+
+def tier_names(path: Path = TIERS_FILE) -> tuple[str, ...]:
+    """Every tier, lowest first (tiers.yaml `order`): the one list the API, the
+    console and the importer accept."""
+    return load_rules(path).order
+
+
+def upper_tiers_pattern(path: Path = TIERS_FILE) -> str:
+    """The tiers one can be upgraded to, as a regex alternation ("银卡|金卡"),
+    built from tiers.yaml so a phrase names whatever tiers the file has.
+    Command patterns are built at import: a renamed tier needs a restart."""
+    order = load_rules(path).order
+    return "|".join(re.escape(t) for t in sorted(order[1:], key=len, reverse=True))
 
 
 # --- dates ---------------------------------------------------------------------

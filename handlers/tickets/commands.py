@@ -56,79 +56,40 @@ def _out_of_scope(ctx: Context, msg: Message, route, holder_only: bool = False) 
     return Outcome(replies=[f"工单{ticket.number}不在您负责的范围内，如需处理请联系主管。"], intent="command")
 
 
-@capability.text_command("ticket_accept", rf"^(?:接单|抢单){_T}$", chats=STAFF, roles=STAFF,
-                         why="staff accepts a ticket (O10)")
-def cmd_accept(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route)
-    if refused:
-        return refused
-    return _out(core.accept(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+def _staff_step(step, holder_only: bool = False):
+    """A staff command on one ticket: the scope rule first, then the ticket function."""
+    def handler(ctx: Context, msg: Message, route) -> Outcome:
+        refused = _out_of_scope(ctx, msg, route, holder_only=holder_only)
+        if refused:
+            return refused
+        a = _args(route)
+        return _out(step(ctx, msg, int(a["n"]), a))
+
+    return handler
 
 
-@capability.text_command("ticket_on_the_way", rf"^出发{_T}$", chats=STAFF, roles=STAFF, why="staff on the way")
-def cmd_on_the_way(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route, holder_only=True)
-    if refused:
-        return refused
-    return _out(core.on_the_way(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
-
-
-@capability.text_command("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", chats=STAFF, roles=STAFF,
-                         why="staff on site (O5)")
-def cmd_on_site(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route, holder_only=True)
-    if refused:
-        return refused
-    return _out(core.on_site(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
-
-
-@capability.text_command("ticket_progress", rf"^进度{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                         why="staff reports progress (O8, O4 plan)")
-def cmd_progress(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route, holder_only=True)
-    if refused:
-        return refused
-    a = _args(route)
-    return _out(core.progress(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
-
-
-@capability.text_command("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                         why="staff completes a ticket (O9)")
-def cmd_done(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route, holder_only=True)
-    if refused:
-        return refused
-    a = _args(route)
-    return _out(core.complete(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
-
-
-@capability.text_command("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", chats=STAFF, roles=STAFF,
-                         why="staff hands a ticket to a colleague")
-def cmd_transfer(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route, holder_only=True)
-    if refused:
-        return refused
-    a = _args(route)
-    return _out(core.transfer(ctx.session, int(a["n"]), msg.sender, ctx.now, a.get("to") or None))
-
-
-@capability.text_command("ticket_callback", rf"^回访{_T}{_NOTE}", chats=STAFF, roles=STAFF,
-                         why="customer service called the owner back (O11)")
-def cmd_callback(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route)
-    if refused:
-        return refused
-    a = _args(route)
-    return _out(core.called_back(ctx.session, int(a["n"]), msg.sender, ctx.now, _note(msg, a)))
-
-
-@capability.text_command("ticket_takeover", rf"^接管{_T}$", chats=STAFF, roles=STAFF,
-                         why="a supervisor takes an escalated ticket")
-def cmd_takeover(ctx: Context, msg: Message, route) -> Outcome:
-    refused = _out_of_scope(ctx, msg, route)
-    if refused:
-        return refused
-    return _out(core.take_over(ctx.session, int(_args(route)["n"]), msg.sender, ctx.now))
+# name, phrase, what it does, the ticket function, whether only the holder acts (O10).
+# They do what the card buttons do.
+_STAFF_STEPS = (
+    ("ticket_accept", rf"^(?:接单|抢单){_T}$", "staff accepts a ticket (O10)",
+     lambda ctx, msg, n, a: core.accept(ctx.session, n, msg.sender, ctx.now), False),
+    ("ticket_on_the_way", rf"^出发{_T}$", "staff on the way",
+     lambda ctx, msg, n, a: core.on_the_way(ctx.session, n, msg.sender, ctx.now), True),
+    ("ticket_on_site", rf"^(?:到场|已到场|到达){_T}$", "staff on site (O5)",
+     lambda ctx, msg, n, a: core.on_site(ctx.session, n, msg.sender, ctx.now), True),
+    ("ticket_progress", rf"^进度{_T}{_NOTE}", "staff reports progress (O8, O4 plan)",
+     lambda ctx, msg, n, a: core.progress(ctx.session, n, msg.sender, ctx.now, _note(msg, a)), True),
+    ("ticket_done", rf"^(?:完成|已完成|完工){_T}{_NOTE}", "staff completes a ticket (O9)",
+     lambda ctx, msg, n, a: core.complete(ctx.session, n, msg.sender, ctx.now, _note(msg, a)), True),
+    ("ticket_transfer", rf"^转派{_T}(?:\s+(?P<to>\S+))?\s*$", "staff hands a ticket to a colleague",
+     lambda ctx, msg, n, a: core.transfer(ctx.session, n, msg.sender, ctx.now, a.get("to") or None), True),
+    ("ticket_callback", rf"^回访{_T}{_NOTE}", "customer service called the owner back (O11)",
+     lambda ctx, msg, n, a: core.called_back(ctx.session, n, msg.sender, ctx.now, _note(msg, a)), False),
+    ("ticket_takeover", rf"^接管{_T}$", "a supervisor takes an escalated ticket",
+     lambda ctx, msg, n, a: core.take_over(ctx.session, n, msg.sender, ctx.now), False),
+)
+for _name, _phrase, _why, _step, _holder_only in _STAFF_STEPS:
+    capability.text_command(_name, _phrase, chats=STAFF, roles=STAFF, why=_why)(_staff_step(_step, _holder_only))
 
 
 @capability.text_command("ticket_mine", r"^我的工单$", chats=("private", "staff"), why="list my tickets")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ground import clock
 from ground.clock import CST
+from ground.limits import in_cs_window
 from handlers import clocks, conversation, privacy
 from handlers.message import Push
 from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
@@ -134,7 +135,7 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
     pol = policy()
     owner = session.scalar(select(Owner).where(Owner.openid == openid))
     last = owner.last_inbound_at if owner else None
-    in_window = last is not None and now - last < timedelta(hours=pol.cs_window_hours) - timedelta(minutes=10)
+    in_window = in_cs_window(last, now)
     if pol.owner_template_id and not in_window:
         return [Push(channel="mp", recipient=openid, kind="template", payload={
             "template_id": pol.owner_template_id,

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from ground import rules
 
 INTAKE_FILE = Path(__file__).resolve().parent.parent / "data" / "intake.yaml"
 _PUNCT = re.compile(r"[\s,，.。!！?？~～、:：;；]+")
@@ -40,31 +39,22 @@ class IntakeRules:
         return _PUNCT.sub("", text or "") in self.cancel_words
 
 
-def _strs(data: dict, key: str, path: Path) -> tuple[str, ...]:
-    v = data.get(key)
-    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
-        raise ValueError(f"{path}: field '{key}' should be a non-empty list of words")
-    return tuple(v)
+_WORDS = rules.ListOf(rules.Text(), min=1)
+SCHEMA = rules.Record(
+    openers=_WORDS, filler=_WORDS, ask=rules.Text(), cancel_words=_WORDS,
+    conduct=rules.Record(staff_words=_WORDS, conduct_words=_WORDS, team=rules.Text(),
+                         notify_roles=rules.Opt(rules.ListOf(rules.OneOf("supervisor", "manager")), [])),
+)
 
 
-@lru_cache(maxsize=2)
-def _load(path: str, mtime: float) -> IntakeRules:
-    p = Path(path)
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    conduct = data.get("conduct")
-    if not isinstance(conduct, dict):
-        raise ValueError(f"{path}: field 'conduct' should be a mapping")
-    if not isinstance(data.get("ask"), str) or not data["ask"].strip():
-        raise ValueError(f"{path}: field 'ask' should be the question asked back")
-    if not isinstance(conduct.get("team"), str):
-        raise ValueError(f"{path}: conduct.team should name a team of duty_roster.yaml")
-    roles = tuple(conduct.get("notify_roles") or ())
-    if set(roles) - {"supervisor", "manager"}:
-        raise ValueError(f"{path}: conduct.notify_roles should list supervisor/manager, got {list(roles)}")
-    return IntakeRules(_strs(data, "openers", p), _strs(data, "filler", p), data["ask"].strip(),
-                       _strs(data, "cancel_words", p), _strs(conduct, "staff_words", p),
-                       _strs(conduct, "conduct_words", p), conduct["team"], roles)
+def _build(d: dict, src: rules.Source) -> IntakeRules:
+    c = d["conduct"]
+    return IntakeRules(tuple(d["openers"]), tuple(d["filler"]), d["ask"], tuple(d["cancel_words"]),
+                       tuple(c["staff_words"]), tuple(c["conduct_words"]), c["team"], tuple(c["notify_roles"]))
+
+
+INTAKE = rules.RuleFile(INTAKE_FILE, schema=SCHEMA, build=_build)
 
 
 def intake_rules(path: Path = INTAKE_FILE) -> IntakeRules:
-    return _load(str(path), path.stat().st_mtime)
+    return INTAKE.get(path)

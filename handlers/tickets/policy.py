@@ -5,11 +5,9 @@ naming file, entry and field."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
+from ground import rules
 from handlers.clocks.policy import ClockSpec, PolicyError, parse_clock  # noqa: F401  (PolicyError: one error type)
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -39,8 +37,7 @@ class Policy:
     survey_words: dict[str, int]
     survey_reopen_at_or_below: int
     survey_ttl_hours: int
-    owner_template_id: str | None = None  # OA template for owners outside the 48 h window
-    cs_window_hours: int = 48
+    owner_template_id: str | None = None  # OA template for owners outside the 48 h window (ground/limits.py)
 
     def clocks_for(self, priority: str, kind: str, home_repair: bool) -> list[ClockSpec]:
         """A ticket's clock policies: its class's, its kind's, and every ticket's."""
@@ -81,8 +78,11 @@ def _clock(raw: dict, where: str) -> ClockSpec:
 
 
 def load_policy(path: Path = CLOCKS_FILE) -> Policy:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    name = path.name
+    return POLICY.get(path)
+
+
+def _build_policy(data, src: rules.Source) -> Policy:
+    data, name = data or {}, src.path.name
     classes = {}
     for prio in PRIORITIES:
         raw = (data.get("classes") or {}).get(prio)
@@ -101,13 +101,15 @@ def load_policy(path: Path = CLOCKS_FILE) -> Policy:
             raise PolicyError(f"{name}: survey.words.{w}: score must be 1-5")
     return Policy(classes, kinds, all_, frozenset(data.get("repair_categories") or ()), dict(words),
                   int(survey.get("reopen_at_or_below", 2)), int(survey.get("ttl_hours", 72)),
-                  (data.get("owner_notice") or {}).get("template_id") or None,
-                  int((data.get("owner_notice") or {}).get("cs_window_hours", 48)))
+                  (data.get("owner_notice") or {}).get("template_id") or None)
 
 
 def load_roster(path: Path = ROSTER_FILE) -> Roster:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    name = path.name
+    return ROSTER.get(path)
+
+
+def _build_roster(data, src: rules.Source) -> Roster:
+    data, name = data or {}, src.path.name
     teams = data.get("teams") or {}
     for team, spec in teams.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("on_duty"), dict):
@@ -140,14 +142,16 @@ def spec_for(ticket, clock_id: str) -> ClockSpec | None:
     return next((s for s in specs_for(ticket) if s.id == clock_id), None)
 
 
-@lru_cache(maxsize=1)
+POLICY = rules.RuleFile(CLOCKS_FILE, build=_build_policy)
+ROSTER = rules.RuleFile(ROSTER_FILE, build=_build_roster)
+
+
 def policy() -> Policy:
-    return load_policy()
+    return POLICY.get()
 
 
-@lru_cache(maxsize=1)
 def roster() -> Roster:
-    return load_roster()
+    return ROSTER.get()
 
 
 def check_roster_staff(session) -> None:

@@ -1,0 +1,167 @@
+"""Group commit: one writer thread per process runs the request threads' short writes
+(the webhook's inbox row, the outcome of a message handled in the web process) in one
+transaction every few milliseconds, and wakes each request once its write is durable.
+
+Why: 32 request threads each committing their own row queue for SQLite's one write
+lock (and, on PostgreSQL, pay a commit round trip each); one writer turns N commits
+into one, and the lock is taken by one thread of the process, not sixteen.
+
+    row_id = group_commit.run(lambda conn: conn.execute(stmt, params).scalar(), budget_s=1.0)
+
+A job is a function of a Core connection inside the batch's transaction. It must not
+raise on expected outcomes (a duplicate is `INSERT ... ON CONFLICT DO NOTHING`
+returning nothing; a lost claim is rowcount 0). If a batch fails anyway (a constraint,
+a driver error), its jobs are re-run one transaction each, so only the bad one fails.
+A busy database is retried within the jobs' budgets; a job whose budget is over
+before it was written gets an OperationalError (nothing of it was committed).
+
+`GUANJIA_GROUP_COMMIT_MS` (ground.config: `group_commit_ms`) is how long the writer
+lingers for more jobs after the first; 0 turns the writer off (each caller commits
+its own transaction, as before).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Any, Callable
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from store.db import connection_scope, get_engine, is_busy
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # jobs in one transaction: bounded, so one commit stays short
+
+
+class _Job:
+    __slots__ = ("fn", "deadline", "done", "result", "error")
+
+    def __init__(self, fn: Callable[[Connection], Any], deadline: float) -> None:
+        self.fn, self.deadline = fn, deadline
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _not_written(why: str) -> OperationalError:
+    # An OperationalError that is_busy() recognises: the caller's "database busy" path.
+    return OperationalError("group commit", None, TimeoutError(f"database busy: {why}"))
+
+
+class Writer:
+    """The writer thread of one process and one engine."""
+
+    def __init__(self, linger_s: float) -> None:
+        self.linger_s = linger_s
+        self.engine = get_engine()
+        self.pid = os.getpid()
+        self.q: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self.batches = 0  # transactions committed (tests, the benchmark)
+        self.jobs = 0
+        threading.Thread(target=self._loop, daemon=True, name="group-commit").start()
+
+    def submit(self, fn: Callable[[Connection], Any], budget_s: float) -> Any:
+        job = _Job(fn, time.monotonic() + budget_s)
+        self.q.put(job)
+        # A little past the budget: the writer itself refuses jobs whose budget is over,
+        # so an answer always comes unless the thread is stuck in a commit.
+        if not job.done.wait(budget_s + 2.0):
+            raise _not_written("the writer did not answer in time")
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _loop(self) -> None:
+        while True:
+            batch = [self.q.get()]
+            lingered = self.linger_s <= 0
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.q.get_nowait())
+                except queue.Empty:
+                    if lingered:
+                        break
+                    lingered = True  # once: a few ms for the requests arriving right now
+                    try:
+                        batch.append(self.q.get(timeout=self.linger_s))
+                    except queue.Empty:
+                        break
+            try:
+                self._write(batch)
+            except BaseException as exc:  # never let the thread die: every waiter gets an answer
+                log.exception("group commit: batch failed")
+                for job in batch:
+                    if not job.done.is_set():
+                        job.error = exc
+                        job.done.set()
+
+    def _write(self, batch: list[_Job]) -> None:
+        pause = 0.005
+        while batch:
+            now = time.monotonic()
+            late = [j for j in batch if j.deadline <= now]
+            for job in late:
+                job.error = _not_written("not written within the budget")
+                job.done.set()
+            batch = [j for j in batch if j.deadline > now]
+            if not batch:
+                return
+            budget = max(0.05, min(j.deadline for j in batch) - now)
+            try:
+                with connection_scope(busy_timeout_s=budget) as conn:
+                    results = [job.fn(conn) for job in batch]
+            except DBAPIError as exc:
+                if is_busy(exc):
+                    time.sleep(pause)  # another process holds the lock past our wait: again
+                    pause = min(pause * 2, 0.2)
+                    continue
+                if len(batch) > 1:  # one job's fault (or the batch's): each on its own
+                    for job in batch:
+                        self._write([job])
+                    return
+                batch[0].error = exc
+                batch[0].done.set()
+                return
+            self.batches += 1
+            self.jobs += len(batch)
+            for job, result in zip(batch, results):
+                job.result = result
+                job.done.set()
+            return
+
+
+_writer: Writer | None = None
+_lock = threading.Lock()
+
+
+def writer(linger_s: float) -> Writer:
+    """This process's writer for the current engine (a new one after a fork or after
+    the engine was replaced, as tests do)."""
+    global _writer
+    w = _writer
+    if w is not None and w.pid == os.getpid() and w.engine is get_engine():
+        return w
+    with _lock:
+        w = _writer
+        if w is None or w.pid != os.getpid() or w.engine is not get_engine():
+            w = _writer = Writer(linger_s)  # the old thread idles forever on its own queue
+        return w
+
+
+def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | None = None) -> Any:
+    """Run `fn(conn)` in a transaction committed before this returns: the process's
+    group commit if on, else a transaction of its own (waiting for a busy database up
+    to `budget_s`)."""
+    if linger_ms is None:
+        from ground.config import get_settings
+
+        linger_ms = get_settings().group_commit_ms
+    if linger_ms <= 0:
+        with connection_scope(busy_timeout_s=budget_s) as conn:
+            return fn(conn)
+    return writer(linger_ms / 1000.0).submit(fn, budget_s)
