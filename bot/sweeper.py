@@ -1,5 +1,6 @@
 """Nothing accepted is ever lost: re-queue inbox rows and outbox rows that no
-worker has taken (Redis was down, a job vanished, a worker died)."""
+worker has taken (Redis was down, a job vanished, a worker died), and owners'
+photos whose media fetch never ran (bot/media_fetch.py::retry_pending)."""
 from __future__ import annotations
 
 import logging
@@ -78,7 +79,10 @@ def sweep() -> dict:
     for iid, payload, replies, created in pending_data:
         deliver_replies(iid, Message.from_json({k: v for k, v in payload.items()}), replies, created, must_push=True)
     queue_send(outbox_ids)
+    from bot.media_fetch import retry_pending
+
+    media = retry_pending(now)  # photos whose fetch was never queued or did not get through
     if inbox_ids or outbox_ids or pending_data:
         log.info("sweeper: inbox %d/%d queued, outbox %d re-queued, %d replies pushed",
                  queued, len(inbox_ids), len(outbox_ids), len(pending_data))
-    return {"inbox": queued, "outbox": len(outbox_ids), "replies": len(pending_data)}
+    return {"inbox": queued, "outbox": len(outbox_ids), "replies": len(pending_data), "media": media}

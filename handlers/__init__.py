@@ -24,6 +24,7 @@ CAPABILITIES: list[str] = [
     "handlers.bookings",
     "handlers.understanding",
     "handlers.consultations",  # after understanding: takes over private handoffs
+    "handlers.phone_reveal",  # 「电话 T12」 / the cards' 查看电话: owners' numbers to staff, logged
     "scheduler.survey",
 ]
 

@@ -38,6 +38,8 @@ class Message:
         if self.msg_id:
             return f"m:{self.msg_id}"
         extra = self.data.get("TaskId") or self.data.get("ResponseCode") or self.data.get("ChatId") or ""
+        if self.data.get("EventKey"):  # two buttons of one card tapped within a second are two clicks
+            extra = f"{extra}:{self.data['EventKey']}"
         return f"e:{self.sender}:{self.created_at}:{self.event or self.kind}:{extra}"[:128]
 
     def to_json(self) -> dict:

@@ -30,6 +30,12 @@ def mask_text(text: str | None, strict: bool = False) -> str | None:
     return mask(str(text), strict=strict)
 
 
+def excerpt(text: str | None, limit: int) -> str:
+    """The first `limit` characters of `text` as staff may read them: masked BEFORE
+    cutting, so a number cut in half at the end is not left readable."""
+    return (mask_text(text) or "")[:limit]
+
+
 def mask_value(value: Any) -> Any:
     """Strings masked, dicts and lists walked (ticket event details)."""
     if isinstance(value, str):

@@ -47,6 +47,7 @@ class Viewer:
     teams: frozenset[str] = field(default_factory=frozenset)  # a supervisor's department
     buildings: frozenset[str] = field(default_factory=frozenset)  # building codes (tickets.building)
     building_ids: frozenset[int] = field(default_factory=frozenset)
+    admin_groups: frozenset[str] = field(default_factory=frozenset)  # chat_ids of the groups they administer
 
     @property
     def sees_all(self) -> bool:
@@ -74,7 +75,8 @@ def for_staff(session: Session, staff: Staff | None, role: str | None = None) ->
     rows = session.execute(select(Building.id, Building.code).join(Group, Group.building_id == Building.id)
                            .where(Group.staff_admin_id == staff.id, Group.kind == "building")).all()
     teams = departments().get(staff.team, frozenset({staff.team})) if role == "supervisor" else frozenset()
-    return Viewer(role, staff.userid, teams, frozenset(r.code for r in rows), frozenset(r.id for r in rows))
+    admin = frozenset(session.scalars(select(Group.chat_id).where(Group.staff_admin_id == staff.id)))
+    return Viewer(role, staff.userid, teams, frozenset(r.code for r in rows), frozenset(r.id for r in rows), admin)
 
 
 def for_userid(session: Session, userid: str) -> Viewer:
@@ -150,9 +152,15 @@ def owner_clause(viewer: Viewer):
     return or_(*conds) if conds else false()
 
 
+SERVICE_TEAM = "customer_service"  # reviews bookings and applications (member_clocks.yaml review_team)
+
+
 def of_visible_owners(owner_id_column, viewer: Viewer):
     """A WHERE clause for rows that belong to an owner (bookings, applications): only
-    those of owners the viewer may see; None = no restriction."""
+    those of owners the viewer may see; None = no restriction. A supervisor whose
+    department covers customer service (who reviews every owner's requests) sees all."""
+    if SERVICE_TEAM in viewer.teams:
+        return None
     clause = owner_clause(viewer)
     if clause is None:
         return None
@@ -169,6 +177,83 @@ def can_see_owner(session: Session, viewer: Viewer, owner: Owner) -> bool:
     if clause is None:
         return True
     return session.scalar(select(Owner.id).where(Owner.id == owner.id, clause)) is not None
+
+
+# --- groups and their moderation cases ------------------------------------------------------------
+
+GROUPS_TEAM = "customer_service"  # the department that runs the owners' groups (a supervisor of it sees all)
+
+
+def group_clause(viewer: Viewer):
+    """A WHERE clause over Group; None = no restriction. Staff see the groups they
+    administer and their buildings' groups; a supervisor whose department runs the
+    owners' groups sees them all."""
+    if viewer.sees_all or GROUPS_TEAM in viewer.teams:
+        return None
+    conds = []
+    if viewer.admin_groups:
+        conds.append(Group.chat_id.in_(sorted(viewer.admin_groups)))
+    if viewer.building_ids:
+        conds.append(Group.building_id.in_(sorted(viewer.building_ids)))
+    return or_(*conds) if conds else false()
+
+
+def of_visible_groups(chat_id_column, viewer: Viewer):
+    """A WHERE clause for rows that belong to a group by chat_id (moderation cases,
+    admissions); None = no restriction."""
+    clause = group_clause(viewer)
+    return None if clause is None else chat_id_column.in_(select(Group.chat_id).where(clause))
+
+
+def scoped_by_group(stmt, chat_id_column, viewer: Viewer):
+    clause = of_visible_groups(chat_id_column, viewer)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def can_see_group(session: Session, viewer: Viewer, chat_id: str | None) -> bool:
+    clause = group_clause(viewer)
+    if clause is None:
+        return True
+    return bool(chat_id) and session.scalar(select(Group.id).where(Group.chat_id == chat_id, clause)) is not None
+
+
+# --- consultations (handoffs to a person, handlers/consultations/) ------------------------------
+
+CONSULTATION_TEAM = SERVICE_TEAM  # who answers them
+
+
+def consultation_clause(viewer: Viewer):
+    """A WHERE clause over Consultation; None = no restriction. Staff see the cases of
+    their buildings' owners, the ones they hold and the ones whose card reached them;
+    a supervisor whose department answers consultations sees them all."""
+    if viewer.sees_all or CONSULTATION_TEAM in viewer.teams:
+        return None
+    from store.models import Consultation
+
+    conds = []
+    owners = of_visible_owners(Consultation.owner_id, viewer)
+    if owners is not None:
+        conds.append(owners)
+    if viewer.userid:
+        conds.append(Consultation.holder == viewer.userid)
+        # recipients is "a|b|c": match a whole userid, not a prefix of a longer one
+        conds.append(("|" + Consultation.recipients + "|").like(like_contains(f"|{viewer.userid}|"),
+                                                                 escape=LIKE_ESCAPE))
+    return or_(*conds) if conds else false()
+
+
+def consultations(stmt, viewer: Viewer):
+    clause = consultation_clause(viewer)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def can_see_consultation(session: Session, viewer: Viewer, case) -> bool:
+    from store.models import Consultation
+
+    clause = consultation_clause(viewer)
+    if clause is None:
+        return True
+    return session.scalar(select(Consultation.id).where(Consultation.id == case.id, clause)) is not None
 
 
 # --- search -------------------------------------------------------------------------------------

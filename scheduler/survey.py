@@ -83,11 +83,13 @@ def handle_survey(ctx: Context, msg: Message, conv) -> Outcome | None:
     if score <= int(rules.get("low_score", 2)):
         # A dissatisfied owner is followed up by a person (001 三.3): tell their building's agent.
         agent = _agent_for(ctx.session, owner)
+        from handlers.privacy import mask_text  # the owner's words reach staff with numbers masked
+
         if agent:
             out.pushes.append(Push(channel="wecom", recipient=agent, kind="text", dedup_key=f"O17:low:{period}:{owner.id}",
                                    payload={"content": get_schedule().text(
                                        "survey_low", period=period, room=owner.room or "", name=owner.name,
-                                       score=score, comment=comment or "（无）")}, priority=4, source=f"O17:owner:{owner.id}"))
+                                       score=score, comment=mask_text(comment) or "（无）")}, priority=4, source=f"O17:owner:{owner.id}"))
     return out
 
 

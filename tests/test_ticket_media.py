@@ -131,3 +131,61 @@ def test_voice_without_transcript_joins_the_open_ticket(demo, app_client, fake_p
     [(t, kind, state, *_)] = media_rows()
     assert (t, kind, state) == (tid, "voice", "fetched")
     assert any(f"已附到工单T{tid}" in m for m in to_owner(fake_platform, "o_wang"))
+
+
+def test_photo_whose_fetch_could_not_be_queued_is_retried_by_the_sweeper(demo, app_client, fake_platform,
+                                                                         redis_server, frozen_clock):
+    """Redis went down between the photo being handled and its fetch job being queued:
+    the row stays pending (nothing lost), the sweeper queues it again once Redis is back."""
+    from bot.sweeper import sweep
+    from bot.tasks import process_inbox
+    from store.db import session_scope
+    from store.models import InboxMessage
+
+    say(app_client, "o_wang", "厨房水管爆裂了，水漫到客厅，快来人")
+    [tid] = ticket_ids()
+    q, body = P.mp_media_request("o_wang", "image", {"PicUrl": "http://mmbiz.qpic.cn/M_retry", "MediaId": "MEDIA_retry_1"},
+                                 msg_id=next(_ids))
+    assert app_client.post("/wechat/mp", query_string=q, data=body).status_code == 200  # on the lane, not handled
+    with session_scope() as s:
+        inbox_id = s.scalar(select(InboxMessage.id).order_by(InboxMessage.id.desc()))
+    fake_platform.clear()
+    redis_server.stop()
+    try:
+        assert process_inbox(inbox_id) == "done"  # the worker had popped it; Redis dies under it
+        assert [r[2] for r in media_rows()] == ["pending"]
+        frozen_clock.advance(minutes=1)
+        assert sweep()["media"] == 0  # still down: nothing queued, nothing lost
+    finally:
+        redis_server.start()
+    assert fake_platform.sent("/cgi-bin/media/get") == []
+    frozen_clock.advance(minutes=1)
+    assert sweep()["media"] == 1
+    assert sweep()["media"] == 0  # once a minute per photo, not every sweep
+    P.drain_queues()
+    [got] = fake_platform.sent("/cgi-bin/media/get")
+    assert got["query"]["media_id"] == "MEDIA_retry_1"
+    [(t, kind, state, content, *_)] = media_rows()
+    assert (t, kind, state) == (tid, "image", "fetched") and b"MEDIA_retry_1" in content
+    frozen_clock.advance(minutes=5)
+    assert sweep()["media"] == 0  # fetched: never again
+
+
+def test_a_photo_never_fetched_in_three_days_is_marked_failed(demo, app_client, fake_platform, frozen_clock):
+    from bot.media_fetch import retry_pending
+    from store.db import session_scope
+    from store.models import TicketMedia
+    from store.models.tickets import TicketEvent
+
+    say(app_client, "o_wang", "厨房水管爆裂了，水漫到客厅，快来人")
+    [tid] = ticket_ids()
+    with session_scope() as s:
+        s.add(TicketMedia(ticket_id=tid, kind="image", channel="mp", sender="o_wang", at=frozen_clock.now(),
+                          media_id="MEDIA_old", state="pending"))
+    frozen_clock.advance(days=3, minutes=1)
+    assert retry_pending() == 0
+    [(_, _, state, *_)] = media_rows()
+    assert state == "failed"
+    with session_scope() as s:
+        assert s.scalar(select(TicketEvent.action).where(TicketEvent.ticket_id == tid)
+                        .order_by(TicketEvent.id.desc())) == "media_failed"

@@ -150,8 +150,12 @@ def applications_list():
 
 def _decision_target(model_name: str, obj_id: int, field: str):
     row = g.db.get({"Booking": Booking, "MemberApplication": MemberApplication}[model_name], obj_id)
-    if row is None:
-        raise ApiError(404, f"no {field.split('_')[0]} {obj_id}", field)
+    from handlers import scope
+
+    M = {"Booking": Booking, "MemberApplication": MemberApplication}[model_name]
+    clause = scope.of_visible_owners(M.owner_id, Q.viewer())
+    if row is None or (clause is not None and g.db.scalar(select(M.id).where(M.id == obj_id, clause)) is None):
+        raise ApiError(404, f"no {field.split('_')[0]} {obj_id}", field)  # outside one's scope reads as missing
     return row
 
 
@@ -371,7 +375,7 @@ def strikes_list():
     member = req_str(q, "member", required=False, max_len=64)
     status = req_str(q, "status", required=False, choices=("open", "done", "reversed", "lifted"))
     limit, _ = page_args(100)
-    rows = strikes(g.db, group, member, status, limit)
+    rows = strikes(g.db, group, member, status, limit, Q.viewer())
     return jsonify({"strikes": rows})
 
 
@@ -458,7 +462,9 @@ def strike_decide(case_id: int):
     data = body_json()
     decision = req_str(data, "decision", choices=("done", "fp"))
     case = g.db.get(ModerationCase, case_id)
-    if case is None:
+    from handlers import scope
+
+    if case is None or not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # outside one's scope: missing
         raise ApiError(404, f"no moderation case {case_id}", "case_id")
     from handlers.groups import ladder
 

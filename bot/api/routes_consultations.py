@@ -15,10 +15,27 @@ def _core():
 
 
 def _case_or_404(case_id: int):
+    """The case; 404 when missing or outside the caller's scope (handlers/scope.py)."""
+    from bot.console.queries import viewer
+    from handlers import scope
+
     c = _core().get_case(g.db, case_id)
-    if c is None:
+    if c is None or not scope.can_see_consultation(g.db, viewer(), c):
         raise ApiError(404, f"no consultation C{case_id}", "case_id")
     return c
+
+
+def _shown(d: dict) -> dict:
+    """Owners' words with numbers masked unless the caller sees them in full (handlers/privacy.py)."""
+    from bot.console.queries import viewer
+    from handlers import privacy
+
+    v = viewer()
+    for key in ("title", "question"):
+        d[key] = privacy.for_viewer(v, d.get(key))
+    for e in d.get("entries") or []:
+        e["text"] = privacy.for_viewer(v, e.get("text"))
+    return d
 
 
 def _result(res, case_id: int):
@@ -28,7 +45,7 @@ def _result(res, case_id: int):
         raise ApiError(409, res.message)
     now = clock.now()
     deliver(g.db, res.pushes, now)
-    return jsonify({"message": res.message, "consultation": _core().as_dict(g.db, _case_or_404(case_id), now)})
+    return jsonify({"message": res.message, "consultation": _shown(_core().as_dict(g.db, _case_or_404(case_id), now))})
 
 
 @api_route("/consultations", ["GET"], "staff", "Consultations handed to a person, waiting ones first",
@@ -38,13 +55,15 @@ def consultations_list():
                     choices=("open", "waiting", "answered", "closed", "all")) or "open"
     now = clock.now()
     core = _core()
-    return jsonify({"consultations": [core.as_dict(g.db, c, now, with_entries=False)
-                                      for c in core.listing(g.db, state)]})
+    from bot.console.queries import viewer
+
+    return jsonify({"consultations": [_shown(core.as_dict(g.db, c, now, with_entries=False))
+                                      for c in core.listing(g.db, state, viewer=viewer())]})
 
 
 @api_route("/consultations/<int:case_id>", ["GET"], "staff", "One consultation with its conversation")
 def consultation_get(case_id: int):
-    return jsonify(_core().as_dict(g.db, _case_or_404(case_id), clock.now()))
+    return jsonify(_shown(_core().as_dict(g.db, _case_or_404(case_id), clock.now())))
 
 
 @api_route("/consultations/<int:case_id>/reply", ["POST"], "staff",

@@ -133,7 +133,13 @@ def staff_list():
            query={"kind": "string: vip/building/staff"})
 def groups_list():
     kind = req_str(query_args(), "kind", required=False, choices=("vip", "building", "staff"))
+    from bot.console.queries import viewer
+    from handlers import scope
+
     stmt = select(Group).order_by(Group.id)
+    clause = scope.group_clause(viewer())
+    if clause is not None:
+        stmt = stmt.where(clause)
     if kind:
         stmt = stmt.where(Group.kind == kind)
     out = []

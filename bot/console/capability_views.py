@@ -80,7 +80,32 @@ def my_work(session: Session, staff_id: int | None):
 def moderation_waiting(session: Session):
     from bot.console import group_queries
 
-    return group_queries.moderation_waiting(session)
+    return group_queries.moderation_waiting(session, Q.viewer())
+
+
+def waiting_consultations(session: Session, limit: int = 30):
+    """Owners waiting for a person (the consultation inbox, handlers/consultations/),
+    in the viewer's scope, longest wait first: the question, who holds it, the O1 clock in words."""
+    try:
+        from handlers.consultations import core
+    except ImportError:
+        return None
+    from handlers.privacy import for_viewer
+    from store.models import Owner
+
+    now = clock.now()
+    items = []
+    for c in core.listing(session, "waiting", limit=limit, viewer=Q.viewer()):
+        row = core.clock_of(session, c)
+        chip = core.clock_chip(row, now)
+        o = session.get(Owner, c.owner_id) if c.owner_id else None
+        who = f"{o.room or ''} {o.name}".strip() if o else "未绑定业主"
+        holder = core.staff_name(session, c.holder) if c.holder else "待接手"
+        clocks = [Q.ClockView(row.id, "O1", "O1", row.state, row.due_at, chip[1], chip[0].split(" ", 1)[-1],
+                              chip[0].split(" ", 1)[0])] if row is not None and chip else []
+        items.append(Item(f"{c.number} {who}：{for_viewer(Q.viewer(), c.title)}", _cst(c.last_owner_at or c.created_at),
+                          c.id, text=holder, kind="consultation", clocks=clocks))
+    return items
 
 
 # --- Satisfaction ----------------------------------------------------------------------------------
@@ -243,12 +268,21 @@ def announcement_cancel(campaign_id: int):
 
 # --- decisions from Today ------------------------------------------------------------------------------
 
+def _owner_row_visible(M, row_id: int) -> bool:
+    """A booking or application that exists and belongs to an owner in the viewer's scope."""
+    from handlers import scope
+
+    stmt = select(M.id).where(M.id == row_id)
+    return g.db.scalar(scope.scoped_by_owner(stmt, M.owner_id, Q.viewer())) is not None
+
+
 @bp.post("/bookings/<int:booking_id>/<action>")
 @page("staff")
 def booking_decide(booking_id: int, action: str):
     from bot.console.auth import event_actor
 
-    if action not in ("approve", "reject", "contacted", "done") or g.db.get(Booking, booking_id) is None:
+    if (action not in ("approve", "reject", "contacted", "done")
+            or not _owner_row_visible(Booking, booking_id)):
         flash("没有这个预约或操作", "error")
         return redirect(url_for("console.today"))
     try:
@@ -264,7 +298,7 @@ def booking_decide(booking_id: int, action: str):
 def application_decide(application_id: int, decision: str):
     from bot.console.auth import event_actor
 
-    if decision not in ("approve", "reject") or g.db.get(MemberApplication, application_id) is None:
+    if decision not in ("approve", "reject") or not _owner_row_visible(MemberApplication, application_id):
         flash("没有这个申请或操作", "error")
         return redirect(url_for("console.today"))
     note = (request.form.get("note") or "").strip()[:200] or None
@@ -284,9 +318,13 @@ def strike_decide(case_id: int, decision: str):
     from bot.console.auth import event_actor
 
     case = g.db.get(ModerationCase, case_id)
+    from handlers import scope
+
     if case is None or decision not in ("done", "fp"):
         flash("没有这个群管理事项", "error")
         return redirect(url_for("console.today"))
+    if not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # not a group of theirs
+        return render_template("forbidden.html", need="supervisor"), 403
     from handlers.groups import ladder
 
     actor = event_actor(g.db, g.principal)

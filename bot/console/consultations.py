@@ -20,6 +20,31 @@ def _core():
     return core
 
 
+def _viewer():
+    from bot.console.queries import viewer
+
+    return viewer()
+
+
+def _visible(case_id: int):
+    """The case, or None when missing or outside the sign-in's scope (handlers/scope.py)."""
+    from handlers import scope
+
+    c = _core().get_case(g.db, case_id)
+    return c if c is not None and scope.can_see_consultation(g.db, _viewer(), c) else None
+
+
+def _missing(case_id: int):
+    return render_template("message.html", title="咨询不存在", text=f"没有咨询 C{case_id}"), 404
+
+
+def _mask(text):
+    """Owners' words as this sign-in may read them: numbers masked below a manager (handlers/privacy.py)."""
+    from handlers import privacy
+
+    return privacy.for_viewer(_viewer(), text)
+
+
 @bp.get("/")
 @page("staff")
 def inbox():
@@ -27,29 +52,31 @@ def inbox():
     state = request.args.get("state") if request.args.get("state") in FILTERS else "open"
     now = clock.now()
     rows = []
-    for c in core.listing(g.db, state):
+    for c in core.listing(g.db, state, viewer=_viewer()):
         chip = core.clock_chip(core.clock_of(g.db, c), now) if c.state == "waiting" else None
         rows.append((c, core.owner_of(g.db, c), chip))
     return render_template("consultations.html", rows=rows, state=state, filters=FILTERS,
-                           labels=core.STATE_LABELS, promise=core.promise())
+                           labels=core.STATE_LABELS, promise=core.promise(), mask=_mask)
 
 
 @bp.get("/<int:case_id>")
 @page("staff")
 def case(case_id: int):
     core = _core()
-    c = core.get_case(g.db, case_id)
+    c = _visible(case_id)
     if c is None:
-        return render_template("message.html", title="咨询不存在", text=f"没有咨询 C{case_id}"), 404
+        return _missing(case_id)
     now = clock.now()
     return render_template("consultation.html", c=c, owner=core.owner_of(g.db, c),
                            chip=core.clock_chip(core.clock_of(g.db, c), now), entries=core.entries(g.db, c),
-                           labels=core.STATE_LABELS, me_actor=event_actor(g.db, g.principal))
+                           labels=core.STATE_LABELS, me_actor=event_actor(g.db, g.principal), mask=_mask)
 
 
 def _act(case_id: int, fn, ok_text: str | None = None):
     from bot.console.queries import deliver
 
+    if _visible(case_id) is None:
+        return _missing(case_id)
     now = clock.now()
     res = fn(now)
     if res.ok:

@@ -59,8 +59,10 @@ def tickets_book(session, filters: dict, now: datetime) -> Workbook:
     who = names()
     wb = Workbook()
     wb.remove(wb.active)
-    stmt = Q.ticket_query(filters)
-    rows = list(session.scalars(stmt.limit(5000)))
+    from handlers import privacy
+
+    stmt = Q.ticket_query(filters, Q.viewer())  # the viewer's scope, numbers masked below a manager
+    rows = [privacy.ticket_view(Q.viewer(), t) for t in session.scalars(stmt.limit(5000))]
     if filters.get("late"):
         late = Q.late_ticket_ids(session, now)
         rows = [t for t in rows if t.id in late]
@@ -78,7 +80,10 @@ def tickets_book(session, filters: dict, now: datetime) -> Workbook:
 def bookings_book(session) -> Workbook:
     wb = Workbook()
     wb.remove(wb.active)
-    rows = session.scalars(select(Booking).order_by(Booking.start_at.desc()).limit(5000)) if Booking else []
+    from handlers import scope
+
+    stmt = scope.scoped_by_owner(select(Booking), Booking.owner_id, Q.viewer()) if Booking else None
+    rows = session.scalars(stmt.order_by(Booking.start_at.desc()).limit(5000)) if Booking else []
     add_sheet(wb, "预约", ["编号", "服务", "业主", "房号", "开始时间", "结束时间", "地点", "会员等级", "价格（元）",
                          "状态", "评分", "提交时间"],
               ([f"B{b.id}", L.service(b.service), b.owner.name if b.owner else "", b.owner.room if b.owner else "",
@@ -108,6 +113,8 @@ def satisfaction_book(session, by: str) -> Workbook:
 
 
 def misses_book(session) -> Workbook:
+    from handlers import privacy
+
     wb = Workbook()
     wb.remove(wb.active)
     rows = session.execute(
@@ -117,7 +124,7 @@ def misses_book(session) -> Workbook:
     def lines():
         for last_id, n, first, last in rows:
             m = session.get(FaqMiss, last_id)
-            yield [m.text, n, first, last, "需澄清" if m.kind == "clarify" else "转人工",
+            yield [privacy.for_viewer(Q.viewer(), m.text), n, first, last, "需澄清" if m.kind == "clarify" else "转人工",
                    {"private": "私聊", "group": "群聊"}.get(m.chat, "其他")]
     add_sheet(wb, "未回答的问题", ["问题", "次数", "首次提问", "最近提问", "处理", "来源"], lines())
     return wb

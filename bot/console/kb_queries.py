@@ -71,8 +71,19 @@ def open_misses(session: Session, limit: int = 10):
     out = []
     for norm, n, last_id, last_at in rows:
         m = session.get(FaqMiss, last_id)
-        out.append(Item(label=m.text, when=last_at.isoformat() if last_at else "", id=m.id, text=m.text, count=n))
+        # An owner's words: a number in them reaches staff masked (handlers/privacy.py).
+        out.append(Item(label=_masked(m.text), when=last_at.isoformat() if last_at else "", id=m.id, text=m.text, count=n))
     return out
+
+
+def _masked(text: str) -> str:
+    from bot.console.queries import viewer
+    from handlers import privacy
+
+    try:
+        return privacy.for_viewer(viewer(), text)
+    except RuntimeError:  # outside a request (CLI): as stored
+        return text
 
 
 def miss_rows(session: Session, show_all: bool = False, limit: int = 200):

@@ -43,7 +43,7 @@ def today():
     return render_template("today.html", by_class=by_class, labels=Q.PRIORITY_LABELS, state_labels=STATE_LABELS,
                            misses=C.unanswered(g.db, 10), pending=C.pending_bookings(g.db),
                            applications=C.pending_applications(g.db), moderation=C.moderation_waiting(g.db),
-                           mine=C.my_work(g.db, g.principal.staff_id))
+                           mine=C.my_work(g.db, g.principal.staff_id), consultations=C.waiting_consultations(g.db))
 
 
 # --- Tickets ---------------------------------------------------------------------------------------

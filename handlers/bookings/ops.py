@@ -17,6 +17,7 @@ from handlers.membership.notify import (by_role, card_done, clock_config, owner_
                                         staff_text, task_card, team_members)
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
 from handlers.message import Push
+from handlers.privacy import mask_text
 from handlers.zh_datetime import When
 from store.models import AuditLog, Booking, Owner, QuotaUsage, ServiceCapacity, SpendEntry
 
@@ -334,16 +335,18 @@ def staff_action(session: Session, action: str, booking_id: int, staff_userid: s
         team_staff = team_members(session, b.team)
         to = recipients(team_staff)
         clocks.start(session, "service", subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
-                    detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name} {owner.phone or ''}）"})
+                    detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name}）"})
         p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在{promise('O2_contact')}与您联系确认时间和地点。",
                        now, dedup_key=f"{subject}:approved", source=subject)
         pushes += [p] if p else []
         if to:
             pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请{promise('O2_contact')}联系业主",
                                     "确认时间地点（第十二条）",
-                                    [("业主", owner.name), ("电话", owner.phone or "-"), ("服务", svc.name),
+                                    # the number masked; 查看电话 gives it, logged (handlers/phone_reveal.py)
+                                    [("业主", owner.name), ("电话", mask_text(owner.phone) or "-"), ("服务", svc.name),
                                      ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location)],
-                                    [("已联系业主", f"booking:contacted:{b.id}"), ("服务完成", f"booking:done:{b.id}")],
+                                    [("已联系业主", f"booking:contacted:{b.id}"), ("服务完成", f"booking:done:{b.id}"),
+                                     ("查看电话", f"phone:B{b.id}")],
                                     dedup_key=f"{subject}:deliver-card", source=subject))
     elif action == "reject":
         b.state, b.reviewed_by = "rejected", staff_userid

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ground import rules
 from ground.limits import in_cs_window
-from handlers import clocks
+from handlers import clocks, privacy
 from handlers.membership.notify import (clock_config, dedicated_agent, promise as clock_promise, recipients,
                                         service_policies, team_members)
 from handlers.message import Message, Push
@@ -229,7 +229,7 @@ def _add_question(session: Session, case: Consultation, text: str, sender: str, 
     pushes = []
     if to:
         pushes.append(Push(channel="wecom", recipient=to, kind="text", payload={"content": (
-            f"咨询{case.number}有新消息，{who}：{text[:300]}\n回复业主：回复 {case.number} 内容"
+            f"咨询{case.number}有新消息，{who}：{privacy.excerpt(text, 300)}\n回复业主：回复 {case.number} 内容"
             f"\n查看：{public_url()}/console/consultations/{case.id}")},
             dedup_key=f"consult:{case.id}:q:{int(now.timestamp() * 1000)}", priority=2, source=f"consultation:{case.id}"))
     holder = staff_name(session, case.holder) if case.holder else "客服"
@@ -239,16 +239,18 @@ def _add_question(session: Session, case: Consultation, text: str, sender: str, 
 def card(session: Session, case: Consultation, owner: Owner | None) -> Push:
     """The staff task: titled with what the owner asked, the clock's promise,
     the recent conversation, a button to pick it up and a link to answer."""
-    lines = [f"{'业主' if e.author_kind == 'owner' else '管家'}：{e.text}" for e in entries(session, case)][-4:]
+    # Owners' words reach staff with numbers masked (handlers/privacy.py), a neighbour's too.
+    lines = [f"{'业主' if e.author_kind == 'owner' else '管家'}：{privacy.mask_text(e.text)}"
+             for e in entries(session, case)][-4:]
     card_body = {
         "card_type": "button_interaction",
         "source": {"desc": "管家·业主咨询"},
-        "main_title": {"title": f"咨询{case.number}：{case.title}"[:36],
+        "main_title": {"title": f"咨询{case.number}：{privacy.mask_text(case.title)}"[:36],
                        "desc": f"{promise()}首次回复（{case.topic}）"[:44]},
         "sub_title_text": "\n".join(lines)[:160],
         "horizontal_content_list": [{"keyname": k, "value": str(v)[:30]} for k, v in (
             ("业主", owner.name if owner else "未绑定"), ("房号", (owner.room if owner else None) or "-"),
-            ("等级", owner.tier if owner else "-"), ("电话", (owner.phone if owner else None) or "-"))],
+            ("等级", owner.tier if owner else "-"), ("电话", privacy.mask_text(owner.phone if owner else None) or "-"))],
         "jump_list": [{"type": 1, "title": "在管理台查看并回复", "url": f"{public_url()}/console/consultations/{case.id}"}],
         "task_id": f"consult-{case.id}-{case.round}",
         "button_list": [{"text": "我来回复", "style": 1, "key": f"consult:take:{case.id}"},
@@ -290,12 +292,18 @@ def _lead(session: Session, userid: str) -> bool:
     return st is not None and st.role in ("supervisor", "manager")
 
 
-def _may_answer(session: Session, case: Consultation | None, userid: str) -> str | None:
+def _may_answer(session: Session, case: Consultation | None, userid: str, via: str = "wecom") -> str | None:
     if case is None:
         return "没有找到这条咨询。"
     st = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
     if st is None and not _desk(userid):
         return "只有工作人员可以处理咨询。"
+    if via == "wecom" and st is not None:
+        # The building scope (handlers/scope.py); the console and the API check their sign-in's.
+        from handlers import scope
+
+        if not scope.can_see_consultation(session, scope.for_staff(session, st), case):
+            return "没有找到这条咨询。"  # outside one's scope reads as missing
     return None
 
 
@@ -303,7 +311,7 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
     """First come owns it: the picker becomes the holder and the owner hears a
     person has it (a first response, so O1 stops)."""
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     if case.state == "closed":
@@ -331,7 +339,7 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
 def reply(session: Session, case_id: int, userid: str, text: str, now: datetime, via: str = "wecom") -> Result:
     """A staff answer to the owner, exactly as typed (full-width punctuation included)."""
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     text = (text or "").strip()
@@ -360,7 +368,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
 
 def close(session: Session, case_id: int, userid: str, now: datetime, via: str = "wecom", note: str = "") -> Result:
     case = get_case(session, case_id)
-    why = _may_answer(session, case, userid)
+    why = _may_answer(session, case, userid, via)
     if why:
         return Result(False, why)
     if case.state == "closed":
@@ -430,8 +438,11 @@ def as_dict(session: Session, case: Consultation, now: datetime, with_entries: b
     return d
 
 
-def listing(session: Session, state: str = "open", limit: int = 100) -> list[Consultation]:
-    q = select(Consultation)
+def listing(session: Session, state: str = "open", limit: int = 100, viewer=None) -> list[Consultation]:
+    """`viewer` (handlers/scope.py): only the cases they may see."""
+    from handlers import scope
+
+    q = select(Consultation) if viewer is None else scope.consultations(select(Consultation), viewer)
     if state == "open":
         q = q.where(Consultation.state.in_(OPEN_STATES))
     elif state in STATE_LABELS:

@@ -53,7 +53,10 @@ def command_role(session: Session, msg: Message, group: Group | None) -> str:
     staff = session.scalar(select(Staff).where(Staff.userid == msg.sender, Staff.active.is_(True)))
     if staff is not None:
         if staff.role in ("supervisor", "manager"):
-            return "supervisor"
+            from handlers import scope  # a supervisor's department (handlers/scope.py): managers, customer service
+
+            if group is None or scope.can_see_group(session, scope.for_staff(session, staff), group.chat_id):
+                return "supervisor"
         if group is None:  # app chat without a group (/公告 to a building): any staff admin
             runs_one = session.scalar(select(Group.id).where(Group.staff_admin_id == staff.id).limit(1))
             return "staff_admin" if runs_one else "staff"

@@ -248,6 +248,9 @@ def can_decide(session: Session, chat_id: str, userid: str) -> bool:
     if staff is None:
         return False
     if staff.role in ("supervisor", "manager"):
-        return True
+        from handlers import scope  # their department's groups (handlers/scope.py)
+
+        if scope.can_see_group(session, scope.for_staff(session, staff), chat_id):
+            return True
     group = session.scalar(select(Group).where(Group.chat_id == chat_id))
     return group is not None and group.staff_admin_id == staff.id

@@ -4,6 +4,7 @@ everyone who got it; the clicker also gets a short text saying what happened
 (e.g. who already owns the ticket)."""
 from __future__ import annotations
 
+from handlers import privacy
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
 from handlers.tickets.capability import capability
@@ -48,7 +49,7 @@ def media_notice(session, ticket, row) -> list:
         return []  # not dispatched yet (home being checked): the dispatch card will show it
     base = (os.environ.get("GUANJIA_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
     what = {"image": "照片", "voice": "语音"}.get(row.kind, "位置")
-    desc = f"{ticket.room or ''} {ticket.content[:60]}" + (f"\n位置：{row.label}" if row.kind == "location" and row.label else "")
+    desc = f"{ticket.room or ''} {privacy.excerpt(ticket.content, 60)}" + (f"\n位置：{row.label}" if row.kind == "location" and row.label else "")
     return [Push(channel="wecom", recipient="|".join(people), kind="textcard",
                  payload={"title": f"工单{ticket.number} 业主发来{what}", "description": desc,
                           "url": f"{base}/console/tickets/{ticket.id}#media-{row.id}", "btntxt": f"查看{what}"},

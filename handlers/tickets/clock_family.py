@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from ground.clock import CST
 from handlers.clocks import ClockSpec, Step, engine
+from handlers import privacy
 from handlers.message import Push
 from handlers.tickets import core
 from handlers.tickets.policy import roster, spec_for
@@ -54,7 +55,7 @@ class TicketFamily:
         to = core.recipient_of_holder(session, ticket, spec.holder)
         self.record(session, row, "clock_warned", now, to=to, due_at=row.due_at.isoformat())
         text = (f"⏰ 工单{ticket.number}【{core.class_label(ticket.priority)}】将于{_fmt(row.due_at)}超时："
-                f"{spec.title}（{row.rule}）。内容：{ticket.content[:40]}")
+                f"{spec.title}（{row.rule}）。内容：{privacy.excerpt(ticket.content, 40)}")
         return [core.staff_text(u, text, f"ticket:{ticket.id}:{row.clock}:{row.round}:warn:{u}"[:128], ticket,
                                 priority=1) for u in to]
 

@@ -134,7 +134,7 @@ def cmd_nudge(ctx: Context, msg: Message, route) -> Outcome:
     targets = [holder] if holder else list(ticket.notified or [])
     for u in targets:
         out.pushes.append(core.staff_text(u, f"业主催办工单{ticket.number}（第{ticket.nudges}次）："
-                                             f"{ticket.content[:40]}，请尽快处理并回复进度。",
+                                             f"{privacy.excerpt(ticket.content, 40)}，请尽快处理并回复进度。",
                                           f"ticket:{ticket.id}:nudge:{ticket.nudges}:{u}", ticket, priority=1))
     if holder:
         phone = core.staff_phone(s, holder)

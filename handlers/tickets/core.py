@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ground import clock
 from ground.clock import CST
 from ground.limits import in_cs_window
-from handlers import clocks, conversation
+from handlers import clocks, conversation, privacy
 from handlers.message import Push
 from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
 from store.models import OutboxMessage, Owner, Staff, Ticket, TicketEvent
@@ -146,15 +146,17 @@ def owner_push(session: Session, ticket: Ticket, text: str, key: str, now: datet
 
 
 def staff_text(userid: str, text: str, dedup_key: str | None, ticket: Ticket, priority: int = 3) -> Push:
-    return Push(channel="wecom", recipient=userid, kind="text", payload={"content": text}, dedup_key=dedup_key,
-                priority=priority, source=f"ticket:{ticket.id}")
+    """A text to staff: owners' numbers in it masked (handlers/privacy.py; quote ticket
+    text with privacy.excerpt so a cut number is masked too)."""
+    return Push(channel="wecom", recipient=userid, kind="text", payload={"content": privacy.mask_text(text)},
+                dedup_key=dedup_key, priority=priority, source=f"ticket:{ticket.id}")
 
 
 def _card_fields(session: Session, ticket: Ticket) -> list[dict]:
     fields = [{"keyname": "房号", "value": ticket.room or "未核对"},
               {"keyname": "联系人", "value": ticket.contact_name or "业主"}]
-    if ticket.contact_phone:
-        fields.append({"keyname": "电话", "value": ticket.contact_phone})
+    if ticket.contact_phone:  # masked: the holder reveals it on purpose, logged (handlers/phone_reveal.py)
+        fields.append({"keyname": "电话", "value": privacy.mask_text(ticket.contact_phone)})
     fields.append({"keyname": "登记", "value": ticket.created_at.astimezone(CST).strftime("%m-%d %H:%M")})
     if ticket.assignee:
         fields.append({"keyname": "负责人", "value": staff_name(session, ticket.assignee)})
@@ -172,7 +174,7 @@ def card(session: Session, ticket: Ticket, task_id: str, title: str, buttons: li
                        "desc": desc or f"{class_label(ticket.priority)} · "
                                        f"{CATEGORY_LABELS.get(ticket.category, ticket.category)} · "
                                        f"{STATE_LABELS.get(ticket.state, ticket.state)}"},
-        "sub_title_text": ticket.content[:120],
+        "sub_title_text": privacy.excerpt(ticket.content, 120),
         "horizontal_content_list": _card_fields(session, ticket),
         "task_id": task_id,
         "button_list": [{"text": t, "style": s, "key": f"ticket:{a}:{ticket.number}"} for t, a, s in buttons],
@@ -230,9 +232,15 @@ WORK_BUTTONS = [("到场", "onsite", 2), ("完成", "done", 1), ("转派", "tran
 
 
 def work_card(session: Session, ticket: Ticket, userid: str, title: str | None = None) -> Push:
+    """The holder's card; 「查看电话」 gives them the owner's number, logged."""
+    from handlers import phone_reveal
+
     ticket.version += 1
-    return card_push(session, ticket, [userid], f"{ticket.number}v{ticket.version}",
+    push = card_push(session, ticket, [userid], f"{ticket.number}v{ticket.version}",
                      title or f"工单{ticket.number} 由您负责", WORK_BUTTONS)
+    if ticket.contact_phone:
+        push.payload["card"]["button_list"].append(phone_reveal.button(ticket.number))
+    return push
 
 
 # ---------------------------------------------------------------- dispatch

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers import conversation, registry
+from handlers import conversation, privacy, registry
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.tickets.capability import capability
@@ -67,7 +67,7 @@ def _tell_supervisors(session: Session, ticket: Ticket, now: datetime) -> list[P
     people = [st.userid for role in rules.notify_roles for st in by_role(session, role, rules.conduct_team)]
     people = [u for u in dict.fromkeys(people) if u not in (ticket.notified or [])]
     core.record(session, ticket, "bot", "conduct_reported", now, to=people)
-    return [core.staff_text(u, f"【员工服务投诉】工单{ticket.number}（{ticket.room or '房号待核对'}）：{ticket.content[:80]}。"
+    return [core.staff_text(u, f"【员工服务投诉】工单{ticket.number}（{ticket.room or '房号待核对'}）：{privacy.excerpt(ticket.content, 80)}。"
                                f"已交{roster().team_label(ticket.team)}处理，请跟进。",
                             f"ticket:{ticket.id}:conduct:{u}", ticket, priority=2) for u in people]
 
