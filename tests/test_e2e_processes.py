@@ -354,7 +354,11 @@ def test_faults_at_once_lose_nothing_handle_once_and_keep_the_clocks(tmp_path):
                 rows = stack.inbox()
                 held = (sum(1 for r in rows if r[1] == "queued") - stack._redis().llen("guanjia:lane:inbound")
                         + sum(1 for r in rows if r[1] == "handling"))
-                assert held >= 1, rows
+                # On the worker-only path the worker holds messages here; in the web path
+                # (the default) the web handles texts itself and the worker may hold none:
+                # it is killed all the same and the web's own claims are leased (sweeper).
+                if stack.env.get("GUANJIA_HANDLE_IN_WEB") == "0":
+                    assert held >= 1, rows
                 os.killpg(worker, signal.SIGKILL)
                 stack._start("worker2", "worker")
                 killed = True
