@@ -82,11 +82,11 @@ def test_handoff_case_pick_up_reply_follow_up_and_close(demo, app_client, fake_p
 
 
 def test_asking_for_a_person_titles_the_card_with_what_was_asked(demo, app_client, fake_platform, frozen_clock):
-    owner_says(app_client, "o_zhou", "候选人需要什么条件")  # the bot offers a menu of close topics
+    owner_says(app_client, "o_zhou", "请问装修的事")  # the bot offers a menu of close topics
     owner_says(app_client, "o_zhou", "人工")
     [card] = wecom(fake_platform, "template_card")
-    assert card["template_card"]["main_title"]["title"] == "咨询C1：候选人需要什么条件（要求人工）"
-    assert "候选人需要什么条件" in card["template_card"]["sub_title_text"]  # the conversation on the card
+    assert card["template_card"]["main_title"]["title"] == "咨询C1：请问装修的事（要求人工）"
+    assert "请问装修的事" in card["template_card"]["sub_title_text"]  # the conversation on the card
 
 
 def test_only_asking_for_a_person_uses_the_conversation_for_the_title(demo, app_client, fake_platform, frozen_clock):

@@ -60,7 +60,7 @@ def _no_sideways_scroll(driver) -> None:
 @screenshot_on_failure
 def test_inbox_reply_reaches_the_owner(live_app, live_env, browser, fake_platform, monkeypatch, size):
     _channels_on(monkeypatch, fake_platform)
-    openid = "o_huang" if size[0] > 600 else "o_zhou"
+    openid = "o_chen" if size[0] > 600 else "o_zhou"  # their cards reach every customer-service member (a 银卡 owner's reach only their agent)
     question = "请问小区附近有没有好的钢琴老师推荐" if size[0] > 600 else "我想问下小区能不能装个充电桩"
     n = _case(openid, question)
     browser.set_window_size(*size)
