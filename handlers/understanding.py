@@ -285,6 +285,10 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if trusted is not None:
         return trusted
 
+    topic = _topic_word(text, vec, raw_clean, c, lx, in_group, intent, pi, hazard, reporting, hand, feats)
+    if topic is not None:
+        return topic
+
     if (intent == "complaint" and in_group and not hazard and not _hits(c, lx.complaint_words)
             and pi.get("complaint", 0.0) < GROUP_COMPLAINT_MIN):
         # Group chatter ("那我不说了") opens no ticket on a hesitant guess; a private chat may.
@@ -300,11 +304,6 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     if intent == "handoff":
         return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
                            why=f"asks for a person ({feats})")
-    if intent in ("smalltalk", "offtopic") and len(_core(raw_clean)) <= 4:
-        # One topic word ("权益", "停车"): offer the entries it fits, if it fits some.
-        short = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
-        if short.intent == "faq":
-            return short
     if intent == "smalltalk" or intent == "offtopic":
         # Off-topic (stocks, forecasts, translation) is talk the community does not
         # handle: a polite word, never a rule from the KB, and nobody paged for it.
@@ -314,6 +313,42 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         answer = None if in_group else lx.answers[kind]
         return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# A bare topic word ("宠物", "停车", "权益") asks about that topic: the model, trained on
+# sentences, may take it for chatter or (below this) a complaint, but nothing is reported.
+TOPIC_WORD_MAX = 4
+TOPIC_COMPLAINT_BELOW = 0.6
+
+
+def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: bool, intent: str,
+                pi: dict[str, float], hazard: str | None, reporting: list[str], hand: list[str],
+                feats: str) -> RouteResult | None:
+    """One topic word: the entry it fits, or a menu of the (up to three) entries that
+    name it, in retrieval's order; None when it is not one bare topic word."""
+    core = _core(raw_clean)
+    if (len(core) > TOPIC_WORD_MAX or in_group or hazard or reporting or hand or _hits(c, lx.complaint_words)
+            or not (intent in ("smalltalk", "offtopic") or
+                    (intent == "complaint" and pi.get("complaint", 0.0) < TOPIC_COMPLAINT_BELOW))):
+        return None
+    found = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+    if found.intent == "faq":
+        return found
+    from faq import matcher, retrieval
+
+    kb = matcher.default().index().kb
+    named = [e for e in kb.entries if core in e.title or core in e.tags or any(core in q for q in e.questions)]
+    if not named:
+        return None
+    rank = {x.id: i for i, x in enumerate(retrieval.search(text, vec, 1.0).ranked)}
+    named.sort(key=lambda e: rank.get(e.id, len(rank)))
+    why = f"one topic word {core!r}: {len(named)} entries name it; {feats}"
+    if len(named) == 1:
+        e = named[0]
+        return RouteResult(intent="faq", faq_id=e.id, score=0.5, answer=e.answer, why=f"faq {e.id} ({e.title}): {why}")
+    menu = [retrieval.Candidate(entry=e, fused=0.0, cos=0.0, bm25=0.0) for e in named[:3]]
+    return RouteResult(intent="faq", score=0.5, answer=_clarify_text(menu, lx), why=why,
+                       args={"clarify": [e.id for e in named[:3]]})
 
 
 # A question the model takes for a complaint or a wish for a person, below these

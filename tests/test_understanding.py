@@ -325,3 +325,20 @@ def test_index_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     f.write_text(f.read_text(encoding="utf-8").replace("银卡会员的权益", "银卡会员的全部权益"), encoding="utf-8")
     os.utime(f, (time.time() + 10, time.time() + 10))
     assert Matcher(d).best("银卡有哪些权益").entry.title == "银卡会员的全部权益"
+
+
+@pytest.mark.parametrize("word", ["宠物", "停车", "物业费", "装修", "权益"])
+def test_one_topic_word_gets_that_topics_entries_not_a_ticket_or_chatter(router, word):
+    """Owners often type just the topic: the bot offers the entries about it (or the one),
+    never a 3-working-day ticket nor "祝您今天心情愉快"."""
+    r = router(word)
+    assert r.intent == "faq", (word, r.intent, r.why)
+    ids = r.args.get("clarify") or [r.faq_id]
+    assert ids and all(i for i in ids), r
+    assert 2 <= len(ids) <= 3 or r.faq_id, r
+
+
+@pytest.mark.parametrize("word", ["漏水", "着火了", "停电了"])
+def test_one_word_that_reports_a_problem_stays_a_report(router, word):
+    r = router(word)
+    assert r.intent == "complaint" and r.priority == "urgent", (word, r.intent, r.priority, r.why)
