@@ -91,12 +91,21 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     and the Redis dedup key is taken back, so the platform's retry is stored then."""
     key = msg.dedup_key()
     redis_ok = True
+    dkey = keys.dedup(msg.channel, key)
     try:
-        fresh = get_redis().set(keys.dedup(msg.channel, key), "1", nx=True, ex=dedup_ttl_s)
+        # "pending" while this delivery is being stored; "1" once it is. The platform
+        # retries after 5 s while a busy database may still hold the first try: that
+        # retry must hear "try again" (the first may yet fail and take the key back),
+        # never "success" for a message that is not stored (it would be lost).
+        fresh = get_redis().set(dkey, PENDING, nx=True, ex=PENDING_TTL_S)
         if not fresh:
+            if get_redis().get(dkey) == PENDING.encode():
+                raise StoreUnavailable("the first delivery of this message is still being stored")
             metrics.DUPLICATES.labels(msg.channel, "redis").inc()
             log.info("duplicate %s %s dropped (redis)", msg.channel, key)
             return Accepted(None, False)
+    except StoreUnavailable:
+        raise
     except Exception as exc:
         redis_ok = False
         log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
@@ -107,6 +116,7 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     except (IntegrityError, _Duplicate):
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)
+        _stored(dkey, dedup_ttl_s, redis_ok)
         return Accepted(None, False)
     except DBAPIError as exc:
         if redis_ok:  # not stored: the platform's retry must not look like a duplicate
@@ -117,6 +127,7 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
         raise StoreUnavailable(f"inbox insert failed: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
                                f"{' (busy)' if is_busy(exc) else ''}") from None
     metrics.ACCEPTED.labels(msg.channel).inc()
+    _stored(dkey, dedup_ttl_s, redis_ok)
     if not redis_ok:
         return Accepted(inbox_id, False)
     if claim:
@@ -134,6 +145,22 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
     except DBAPIError as exc:  # stored all the same: the sweeper re-queues a `queued` row nobody took
         log.warning("inbox %s stored but not marked for the sweeper (%s)", inbox_id, type(exc).__name__)
     return Accepted(inbox_id, False)
+
+
+# The first layer's mark while a delivery is being stored: bounded (a process that dies
+# between the mark and the insert must not block the platform's retries for long).
+PENDING = "pending"
+PENDING_TTL_S = 30
+
+
+def _stored(dkey: str, ttl_s: int, redis_ok: bool) -> None:
+    """The delivery is in the inbox table: from now on a retry is a duplicate."""
+    if not redis_ok:
+        return
+    try:
+        get_redis().set(dkey, "1", ex=ttl_s)
+    except Exception as exc:  # the table's unique key still drops the retry
+        log.warning("could not mark %s stored in redis (%s)", dkey.rsplit(":", 1)[-1], exc)
 
 
 def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False) -> int:

@@ -133,6 +133,16 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
         log.exception("handling inbox %s in the web process failed; the worker takes it", inbox_id)
         _to_worker(inbox_id, exc)
         return None
+    if mode == "passive" and time.monotonic() >= passive_until:
+        # The outcome became durable after the platform stopped waiting (a locked
+        # database): a passive answer now would reach nobody, so the replies are pushed.
+        try:
+            with session_scope() as s:
+                ids += _push_replies(s, inbox_id, msg, out.replies)
+                s.execute(update(InboxMessage).where(InboxMessage.id == inbox_id).values(reply_mode="pushed"))
+            mode = "pushed"
+        except Exception as exc:
+            log.error("inbox %s: late passive replies could not be pushed (%s)", inbox_id, type(exc).__name__)
     if mode != "none":
         metrics.REPLIES.labels(mode).inc()
     outbox.queue_send(ids)
