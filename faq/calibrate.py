@@ -32,8 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import pickle
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,24 +292,10 @@ def build(kb, use_cache: bool = True) -> Calibrator:
     path = semantic._var() / name
     # It depends on the repository's files only, so the checkout's own cache serves
     # too (a test's or a bench's scratch GUANJIA_VAR_DIR need not retrain it).
-    for p in (path, ROOT / "var" / "cache" / name) if use_cache else ():
-        try:
-            with p.open("rb") as f:
-                return pickle.load(f)
-        except FileNotFoundError:
-            pass
-        except Exception as exc:  # a truncated cache is only a missed shortcut
-            log.info("calibrator cache not used (%s)", exc)
-    cal = fit(kb)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(cal, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.info("calibrator cache not written (%s)", exc)
-    return cal
+    from faq.pickle_cache import load_or_build
+
+    return load_or_build(path, lambda: fit(kb), "calibrator", also_read=(ROOT / "var" / "cache" / name,),
+                         read=use_cache)
 
 
 _cal: Calibrator | None = None

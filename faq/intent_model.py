@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import pickle
 import re
 import threading
 from dataclasses import dataclass
@@ -251,24 +249,9 @@ def build(examples: list[Example], use_cache: bool = True) -> Model:
     """The fitted model for this corpus, from var/cache when it is current."""
     key = _key(examples)
     path = _cache_path(key)
-    if use_cache:
-        try:
-            with path.open("rb") as f:
-                return pickle.load(f)
-        except FileNotFoundError:
-            pass
-        except Exception as exc:  # a truncated or stale cache is only a missed shortcut
-            log.info("intent model cache not used (%s)", exc)
-    m = Model(examples)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(m, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.info("intent model cache not written (%s)", exc)
-    return m
+    from faq.pickle_cache import load_or_build
+
+    return load_or_build(path, lambda: Model(examples), "intent model", read=use_cache)
 
 
 _model: Model | None = None
