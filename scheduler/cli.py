@@ -28,7 +28,7 @@ def schedule_cli() -> None:
 @click.option("--days", default=7, show_default=True, type=int, help="How far ahead.")
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
-    """When each job of schedule.yaml runs next (Asia/Shanghai)."""
+    """When each job of schedule.yaml and each calendar obligation (O12-O19) runs next (Asia/Shanghai)."""
     from scheduler.config import get_schedule
     from scheduler.main import due_between
 
