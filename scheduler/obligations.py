@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ground import clock
 from handlers.capability import Capability
 from handlers.clocks import calendar
 from handlers.clocks.engine import Occurrence
@@ -96,11 +95,11 @@ def _in_arrears(session: Session, spec, now: datetime) -> list[calendar.Start]:
     return found
 
 
-def _arrears_anchor(session: Session, row: Clock) -> date | None:
+def _arrears_anchor(session: Session, row: Clock, now: datetime) -> date | None:
     """The owner's first day in arrears while they still are (None: paid)."""
     owner = session.get(Owner, row.owner_id) if row.owner_id else None
     start = arrears_start(owner) if owner is not None else None
-    return start if start is not None and start <= local(clock.now()).date() else None
+    return start if start is not None and start <= local(now).date() else None
 
 
 calendar.source("in_arrears", calendar.Source(candidates=_in_arrears, anchor=_arrears_anchor))
@@ -137,10 +136,10 @@ def _warranty_ending(session: Session, spec, now: datetime) -> list[calendar.Sta
     return [calendar.Start(f"home:{h.id}", h.warranty_until) for h in homes]
 
 
-def _warranty_anchor(session: Session, row: Clock) -> date | None:
+def _warranty_anchor(session: Session, row: Clock, now: datetime) -> date | None:
     home = session.get(Home, int(row.subject.split(":")[1]))
     return home.warranty_until if home is not None and home.warranty_until and \
-        home.warranty_until > local(clock.now()).date() else None
+        home.warranty_until > local(now).date() else None
 
 
 calendar.source("warranty_ending", calendar.Source(candidates=_warranty_ending, anchor=_warranty_anchor))

@@ -25,7 +25,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ground import clock, rules
+from ground import rules
 from handlers.clocks import engine
 from handlers.clocks.policy import ClockSpec, Step, parse_clocks
 from handlers.message import Push
@@ -142,15 +142,17 @@ class CalendarFamily:
         """The row and `scheduler_reminders` (written by the engine) are the story."""
 
     def auto_stop(self, session: Session, row: Clock) -> bool:
-        """A subject's row stops when its condition is over (paid) or its date moved
-        (the source then starts the new round)."""
-        spec = self.spec(session, row)
-        if spec is None or spec.start == "installed":
+        return False  # a subject's condition is looked at when an occurrence is due (`ended`)
+
+    def ended(self, session: Session, row: Clock, spec: ClockSpec, now: datetime) -> bool:
+        """A subject's row stops when its condition is over (paid: the policy's stop event)
+        or its date moved (the source then starts the new round)."""
+        if spec.start == "installed":
             return False
-        current = _SOURCES[spec.start].anchor(session, row)
+        current = _SOURCES[spec.start].anchor(session, row, now)
         if current == engine.anchor_of(row):
             return False
-        row.state, row.stopped_at, row.next_step_at = "met", clock.now(), None
+        row.state, row.stopped_at, row.next_step_at = "met", now, None
         row.detail = {**(row.detail or {}), "stopped_by": spec.stop[0] if current is None else "date_changed"}
         session.flush()
         return True

@@ -90,6 +90,10 @@ class RecurringFamily(Family, Protocol):
     def start_due(self, session: Session, now: datetime) -> list[Clock]:
         """Start the rows that should be running and are not (a new owner in arrears...)."""
 
+    def ended(self, session: Session, row: Clock, spec: ClockSpec, now: datetime) -> bool:
+        """Before an occurrence: the subject's condition is over (paid) or its date moved;
+        the family has stopped the row (a new round starts when its source finds it again)."""
+
     def occur(self, occ: Occurrence) -> list[Push]:
         """Run the policy's action for this occurrence (already recorded as fired)."""
 
@@ -324,6 +328,8 @@ CATCH_UP = timedelta(hours=1)
 
 def _occur(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, now: datetime) -> list[Push]:
     """One occurrence of a recurring clock: recorded once, its action run, the row moved on."""
+    if fam.ended(session, row, spec, now):
+        return []
     anchor = anchor_of(row)
     due = row.due_at
     if now - due > CATCH_UP:
