@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, literal, select
 from sqlalchemy.orm import Session
 
 from handlers.capability import Capability
@@ -85,10 +85,12 @@ def arrears_start(owner: Owner, rules: dict | None = None) -> date | None:
 def _in_arrears(session: Session, spec, now: datetime) -> list[calendar.Start]:
     today = local(now).date()
     months = int(get_schedule().rules.get("arrears", {}).get("overdue_after_months", 1))
-    cutoff = today - timedelta(days=28 * months)  # a cheap bound; the exact day is arrears_start
+    # add_months clamps to the month's end, so a few days more than a month back; arrears_start is exact.
+    cutoff = add_months(today - timedelta(days=1), -months) + timedelta(days=3)
     found = []
-    for o in session.scalars(select(Owner).where(Owner.fees_paid_until.is_not(None), Owner.fees_paid_until <= cutoff)
-                             .order_by(Owner.id)):
+    subject = literal("owner:") + cast(Owner.id, String)
+    for o in session.scalars(select(Owner).where(Owner.fees_paid_until.is_not(None), Owner.fees_paid_until <= cutoff,
+                                                 calendar.without_clock(spec, subject)).order_by(Owner.id)):
         start = arrears_start(o)
         if start is not None and start <= today:
             found.append(calendar.Start(f"owner:{o.id}", start, owner_id=o.id))
@@ -129,9 +131,11 @@ def arrears(occ: Occurrence) -> list[Push]:
 
 def _warranty_ending(session: Session, spec, now: datetime) -> list[calendar.Start]:
     today = local(now).date()
+    subject = literal("home:") + cast(Home.id, String)
     homes = session.scalars(select(Home).where(Home.warranty_until > today,
                                                Home.warranty_until <= today + timedelta(days=spec.calendar.days + 1),
-                                               Home.id.in_(select(Owner.home_id).where(Owner.home_id.is_not(None))))
+                                               Home.id.in_(select(Owner.home_id).where(Owner.home_id.is_not(None))),
+                                               calendar.without_clock(spec, subject, Home.warranty_until))
                             .order_by(Home.id))
     return [calendar.Start(f"home:{h.id}", h.warranty_until) for h in homes]
 

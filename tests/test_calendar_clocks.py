@@ -97,8 +97,8 @@ def test_arrears_is_a_clock_per_owner_while_unpaid(demo, session, frozen_clock):
     assert _row(session, "arrears", f"owner:{yang.id}") is None  # not yet a month
     clocks.check_due(session, _at(2026, 10, 1, 0, 1))
     row = _row(session, "arrears", f"owner:{yang.id}")
-    assert (row.state, row.due_at, row.owner_id, row.detail["anchor"]) == (
-        "running", _at(2026, 10, 1, 10, 7), yang.id, "2026-10-01")
+    assert (row.state, row.due_at, row.owner_id, row.anchor) == (
+        "running", _at(2026, 10, 1, 10, 7), yang.id, date(2026, 10, 1))
     assert clocks.check_due(session, _at(2026, 10, 1, 10, 6)) == []
     pushes = clocks.check_due(session, _at(2026, 10, 1, 10, 7))
     assert sorted(p.recipient for p in pushes if p.source == f"O15:owner:{yang.id}") == ["kefu_xiaomei", "o_yang"]
@@ -122,7 +122,7 @@ def test_warranty_is_one_reminder_per_home_and_date(demo, session):
     subject = f"home:{home.id}"
     clocks.check_due(session, _at(2026, 10, 31, 9, 0))
     row = _row(session, "warranty", subject)
-    assert (row.state, row.due_at, row.detail["anchor"]) == ("running", _at(2026, 11, 1, 10, 12), "2026-12-01")
+    assert (row.state, row.due_at, row.anchor) == ("running", _at(2026, 11, 1, 10, 12), date(2026, 12, 1))
     clocks.check_due(session, _at(2026, 11, 1, 10, 11))
     assert _records(session, "warranty") == []
     pushes = [p for p in clocks.check_due(session, _at(2026, 11, 1, 10, 12)) if p.source == f"O12:{subject}"]

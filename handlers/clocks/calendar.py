@@ -85,6 +85,19 @@ def source(event: str, src: Source) -> Source:
     return src
 
 
+def without_clock(spec: ClockSpec, subject, anchor=None):
+    """A WHERE clause for a source's query: no running row of `spec` on `subject` (a SQL
+    expression of the subject string), nor (a once rule) any row for the same `anchor`.
+    Uncorrelated NOT IN: the database reads the clocks once, not once per subject."""
+    from sqlalchemy import and_, tuple_
+
+    clause = subject.not_in(select(Clock.subject).where(Clock.clock == spec.id, Clock.state == "running"))
+    if anchor is not None and spec.calendar is not None and spec.calendar.kind == "before":
+        clause = and_(clause, tuple_(subject, anchor).not_in(
+            select(Clock.subject, Clock.anchor).where(Clock.clock == spec.id, Clock.anchor.is_not(None))))
+    return clause
+
+
 def _qualname(fn) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
 
@@ -167,10 +180,15 @@ class CalendarFamily:
         return _ACTIONS[occ.spec.does](occ)
 
     def start_due(self, session: Session, now: datetime) -> list[Clock]:
+        specs = policies().values()
+        running = set(session.scalars(select(Clock.clock).where(
+            Clock.family == "calendar", Clock.subject == COMMUNITY, Clock.state == "running")))
         started: list[Clock] = []
-        for spec in policies().values():
-            found = ([Start(COMMUNITY)] if spec.start == "installed"
-                     else _SOURCES[spec.start].candidates(session, spec, now))
+        for spec in specs:
+            if spec.start == "installed":
+                found = [] if spec.id in running else [Start(COMMUNITY)]
+            else:
+                found = _SOURCES[spec.start].candidates(session, spec, now)
             started += _start_missing(session, spec, found, now)
         return started
 
@@ -195,8 +213,7 @@ def _start_missing(session: Session, spec: ClockSpec, found: list[Start], now: d
         if first is None:
             continue
         out.append(engine.start(session, "calendar", f.subject, spec, now, due_at=first,
-                                round=0 if last is None else last.round + 1, owner_id=f.owner_id,
-                                detail={"anchor": f.anchor.isoformat()} if f.anchor else {}))
+                                round=0 if last is None else last.round + 1, owner_id=f.owner_id, anchor=f.anchor))
     return out
 
 

@@ -303,8 +303,7 @@ def _recurring_families(families: Iterable[str] | None) -> list[RecurringFamily]
 
 def anchor_of(row: Clock) -> date | None:
     """The subject's date a recurring clock counts from (kept on the row when it started)."""
-    raw = (row.detail or {}).get("anchor")
-    return date.fromisoformat(raw) if raw else None
+    return row.anchor
 
 
 def _claim(session: Session, row: Clock, period: str, now: datetime) -> Reminder | None:

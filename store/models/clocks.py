@@ -16,7 +16,7 @@ state to state; the policies (how long, who is told) are data
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,6 +51,9 @@ class Clock(Timestamped, Base):
     level: Mapped[int] = mapped_column(default=0)  # escalation steps taken
     next_step_at: Mapped[datetime | None]
     detail: Mapped[dict | None]
+    # A calendar obligation's subject's date (a warranty's end, the first day in arrears;
+    # migration 0015): what its rule counts from, and what tells a new round from this one.
+    anchor: Mapped[date | None]
 
     __mapper_args__ = {"polymorphic_on": "family"}
 
