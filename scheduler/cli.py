@@ -47,6 +47,11 @@ def run(job: str) -> None:
     from scheduler.tasks import run_job
 
     if job not in get_schedule().jobs:
+        from handlers.clocks import calendar
+
+        if job in calendar.policies():  # O12-O19 are clocks: the engine's check fires them when due
+            raise click.UsageError(f"{job!r} is a calendar obligation (handlers/data/calendar_clocks.yaml), "
+                                   f"fired by the clock engine when due: `guanjia schedule run deadlines`")
         raise click.UsageError(f"no job {job!r}; jobs: {', '.join(get_schedule().jobs)}")
     click.echo(json.dumps(run_job(job, "manual"), ensure_ascii=False, default=str))
 

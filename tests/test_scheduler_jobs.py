@@ -256,6 +256,8 @@ def test_cli_shows_upcoming_runs(env, frozen_clock):
                                     "2026-09-15 10:12  warranty"]
     res = CliRunner().invoke(main, ["schedule", "run", "nosuchjob"])
     assert res.exit_code == 2 and "no job 'nosuchjob'" in res.output
+    res = CliRunner().invoke(main, ["schedule", "run", "bills"])  # an obligation: the engine fires it
+    assert res.exit_code == 2 and "calendar obligation" in res.output and "run deadlines" in res.output
 
 
 def test_qingming_is_not_a_happy_holiday(demo, frozen_clock):
