@@ -189,3 +189,24 @@ def test_the_calendar_policies_name_file_entry_and_field(tmp_path, old, new, mes
     bad.write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(PolicyError, match=r"calendar_clocks.yaml: " + message):
         calendar.POLICIES.load(bad)
+
+
+def test_a_failing_action_is_tried_again_and_harms_nothing_else(demo, session, monkeypatch, tmp_path):
+    """An action that fails (here: the bill's text went missing from schedule.yaml) is
+    logged and retried at the next check; the obligations beside it fire all the same."""
+    from handlers import clocks
+    from scheduler.config import SCHEDULE_FILE
+    from store.models import Campaign
+
+    clocks.check_due(session, T0)
+    broken = tmp_path / "schedule.yaml"
+    text = SCHEDULE_FILE.read_text(encoding="utf-8")
+    broken.write_text("\n".join(line for line in text.splitlines() if not line.startswith("  bill:")), encoding="utf-8")
+    monkeypatch.setenv("GUANJIA_SCHEDULE_FILE", str(broken))
+    pushes = clocks.check_due(session, _at(2026, 10, 1, 9, 17))  # the monthly review (08:53) is due too
+    assert any(p.source == "tickets:digest" for p in pushes)
+    assert _records(session, "bills") == [] and _row(session, "bills").due_at == _at(2026, 10, 1, 9, 17)
+    monkeypatch.delenv("GUANJIA_SCHEDULE_FILE")  # the text is back: the next check sends the bill
+    clocks.check_due(session, _at(2026, 10, 1, 9, 18))
+    assert [r.period for r in _records(session, "bills")] == ["2026-10"]
+    assert session.scalar(select(func.count()).select_from(Campaign).where(Campaign.kind == "bill")) == 1

@@ -254,7 +254,7 @@ def check_due(session: Session, now: datetime, families: Iterable[str] | None = 
         if fam.auto_stop(session, row):
             continue
         if spec.calendar is not None:
-            pushes += _occur(session, fam, row, spec, now)
+            pushes += _occur_alone(session, fam, row, spec, now)
         elif row.state == "running" and row.due_at <= now:
             pushes += _breach(session, fam, row, spec, now)
         elif row.state == "running":
@@ -323,6 +323,19 @@ def _claim(session: Session, row: Clock, period: str, now: datetime) -> Reminder
 # fires at the next `at` of its still-open window, as the scheduler's daily jobs did
 # (their misfire grace was this hour too).
 CATCH_UP = timedelta(hours=1)
+
+
+def _occur_alone(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, now: datetime) -> list[Push]:
+    """An occurrence in a savepoint of its own: an action that fails (a bad template, a
+    database error) is logged and tried again at the next check, and takes neither the
+    other obligations nor the deadline clocks of this check down with it."""
+    try:
+        with session.begin_nested():
+            return _occur(session, fam, row, spec, now)
+    except Exception:
+        log.exception("calendar clock %s (%s on %s) failed; tried again at the next check", row.id, row.clock,
+                      row.subject)
+        return []
 
 
 def _occur(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, now: datetime) -> list[Push]:
