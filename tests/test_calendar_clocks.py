@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ground.clock import CST
+from tests.console_support import api  # noqa: F401  (the console fixture)
 
 T0 = datetime(2026, 9, 15, 9, 0, tzinfo=CST)  # the frozen clock's start: a Tuesday
 
@@ -210,3 +211,26 @@ def test_a_failing_action_is_tried_again_and_harms_nothing_else(demo, session, m
     clocks.check_due(session, _at(2026, 10, 1, 9, 18))
     assert [r.period for r in _records(session, "bills")] == ["2026-10"]
     assert session.scalar(select(func.count()).select_from(Campaign).where(Campaign.kind == "bill")) == 1
+
+
+def test_the_announcements_page_lists_the_calendar_obligations(api, frozen_clock):
+    """A supervisor sees what the community is sent on the calendar: each obligation by
+    name, who is told, when it goes next and when it last went."""
+    import re
+
+    from tests.obligations import run_check
+    from tests.test_security_scope import login
+
+    run_check()  # 09-15 09:00: the check starts the obligations' clocks
+    frozen_clock.set(_at(2026, 9, 15, 9, 5))
+    run_check()  # the day's birthday round
+    c = api.client
+    assert login(c, "supervisor").status_code == 302
+    html = c.get("/console/announcements").get_data(as_text=True)
+    table = html[html.index('id="calendar-obligations"'):]
+    rows = {m.group(1): re.sub(r"<[^>]+>", "|", m.group(2)) for m in re.finditer(r"<tr><td>([^<]+)</td>(.*?)</tr>", table, re.S)}
+    assert set(rows) >= {"月度账单", "欠费跟进", "保修到期提醒", "生日祝福", "投诉日报", "季度满意度调查"}
+    assert "全体业主" in rows["月度账单"] and "10-01 09:17" in rows["月度账单"]
+    assert "09-15 09:05" in rows["生日祝福"] and "09-16 09:05" in rows["生日祝福"]
+    assert "进行中 0 项" in rows["欠费跟进"]
+    assert not re.search(r"\bO1\d\b", table)  # no rule codes on the page

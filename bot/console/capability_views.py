@@ -163,7 +163,8 @@ def announcements():
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names())
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names(),
+                           obligations=Q.calendar_obligations(g.db))
 
 
 @bp.post("/announcements")
