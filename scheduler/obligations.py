@@ -55,11 +55,11 @@ def _target(tell: tuple[str, ...]) -> dict:
     return target
 
 
-def _campaign(occ: Occurrence, kind: str, title: str, text: str, slot: str) -> int:
-    """The community's campaign of this occurrence (its dedup key: rule and period), started
-    as soon as the check's transaction commits."""
+def _campaign(occ: Occurrence, kind: str, title: str, text: str) -> int:
+    """The community's campaign of this occurrence (its dedup key: rule and period, e.g.
+    O14:2026-10), started as soon as the check's transaction commits."""
     camp = create_campaign(occ.session, kind=kind, title=title, created_by="scheduler", target=_target(occ.spec.tell),
-                           text=text, dedup_key=f"{occ.spec.rule}:{slot}")
+                           text=text, dedup_key=f"{occ.spec.rule}:{occ.period}")
     start_after_commit(occ.session, camp.id)
     occ.detail["campaign"] = camp.id
     return camp.id
@@ -117,7 +117,8 @@ def arrears(occ: Occurrence) -> list[Push]:
     occ.detail.update(paid_until=o.fees_paid_until.isoformat(), days=days)
     values = dict(name=o.name, room=o.room or "", paid_until=o.fees_paid_until.isoformat(), days=days)
     source = f"O15:owner:{o.id}"
-    pushes = _push_owner(o, sched.text("arrears", **values), f"O15:{o.id}:{occ.period}", source, occ.now)
+    pushes = _push_owner(o, sched.text("arrears", **values), f"O15:{o.id}:{occ.period}", source, occ.now) \
+        if "owner" in occ.spec.tell else []
     if "building_agent" in occ.spec.tell:
         team = sched.rules.get("arrears", {}).get("notify_staff_team", "customer_service")
         agent = _building_admin(s, o) or s.scalar(select(Staff.userid).where(
@@ -168,8 +169,7 @@ def warranty(occ: Occurrence) -> list[Push]:
 def bills(occ: Occurrence) -> list[Push]:
     """O14: every owner's monthly bill, personalised, as one campaign."""
     month = local(occ.at).strftime("%Y年%m月")
-    _campaign(occ, "bill", f"{month}账单", get_schedule().texts["bill"].replace("{month}", month),
-              local(occ.at).strftime("%Y-%m"))
+    _campaign(occ, "bill", f"{month}账单", get_schedule().texts["bill"].replace("{month}", month))
     return []
 
 
@@ -177,7 +177,7 @@ def bills(occ: Occurrence) -> list[Push]:
 def census(occ: Occurrence) -> list[Push]:
     """O16: the quarterly household census, assigned to the customer-service agents."""
     q = quarter_of(local(occ.at).date())
-    _campaign(occ, "census", f"{q}家庭普查", get_schedule().text("census", quarter=q), q)
+    _campaign(occ, "census", f"{q}家庭普查", get_schedule().text("census", quarter=q))
     return []
 
 
@@ -188,7 +188,7 @@ def survey(occ: Occurrence) -> list[Push]:
     from scheduler import survey as sv
 
     q = quarter_of(local(occ.at).date())
-    _campaign(occ, "survey", f"{q}满意度调查", get_schedule().texts["survey"].replace("{quarter}", q), q)
+    _campaign(occ, "survey", f"{q}满意度调查", get_schedule().texts["survey"].replace("{quarter}", q))
     occ.detail["opened"] = sv.open_survey(occ.session, q, occ.now)
     return []
 
@@ -201,7 +201,7 @@ def forum(occ: Occurrence) -> list[Push]:
     q = quarter_of(today)
     held = today + timedelta(days=int(sched.rules.get("forum", {}).get("days_ahead", 14)))
     occ.detail["held_on"] = held.isoformat()
-    _campaign(occ, "forum", f"{q}业主座谈会", sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"), q)
+    _campaign(occ, "forum", f"{q}业主座谈会", sched.text("forum", quarter=q, date=f"{held.month}月{held.day}日"))
     return []
 
 
@@ -215,8 +215,7 @@ def greetings(occ: Occurrence) -> list[Push]:
     name = occasion(today, sched)
     occ.detail["occasion"] = name
     if name is not None:
-        _campaign(occ, "greeting", name, sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name),
-                  today.isoformat())
+        _campaign(occ, "greeting", name, sched.occasion_texts.get(name) or sched.texts["holiday"].replace("{festival}", name))
     return []
 
 

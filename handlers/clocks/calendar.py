@@ -22,7 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from ground import rules
@@ -53,12 +53,14 @@ class Start:
 @dataclass(frozen=True)
 class Source:
     """Where the subjects of a start event come from.
-    `candidates(session, spec, now)`: subjects that may need a row now (keep it small: the
-    check runs every minute); `anchor(session, row)`: the subject's date today, None when
-    the condition is over (the row stops with the policy's stop event)."""
+    `candidates(session, spec, now)`: subjects that may need a row now, without the ones
+    already running or done for the same date (`without_clock`: the check runs every
+    minute, so in the steady state this is one query with an empty answer);
+    `anchor(session, row, now)`: the subject's date now, None when the condition is over
+    (the row stops with the policy's stop event)."""
 
     candidates: Callable[[Session, ClockSpec, datetime], list[Start]]
-    anchor: Callable[[Session, Clock], date | None]
+    anchor: Callable[[Session, Clock, datetime], date | None]
 
 
 Action = Callable[[engine.Occurrence], list[Push]]
@@ -85,7 +87,7 @@ def source(event: str, src: Source) -> Source:
     return src
 
 
-def without_clock(spec: ClockSpec, subject, anchor=None):
+def without_clock(spec: ClockSpec, subject: ColumnElement[str], anchor: ColumnElement | None = None) -> ColumnElement[bool]:
     """A WHERE clause for a source's query: no running row of `spec` on `subject` (a SQL
     expression of the subject string), nor (a once rule) any row for the same `anchor`.
     Uncorrelated NOT IN: the database reads the clocks once, not once per subject."""

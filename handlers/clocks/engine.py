@@ -25,9 +25,8 @@ the audit log). Everything else happens here, once:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Iterable, Protocol
 
 from sqlalchemy import and_, or_, select
@@ -237,8 +236,8 @@ def _due_rows(session: Session, now: datetime, families: Iterable[str] | None):
 
 
 def check_due(session: Session, now: datetime, families: Iterable[str] | None = None) -> list[Push]:
-    """Every warning, breach and escalation step due at `now` (of `families`, default all).
-    Returns the pushes; idempotent."""
+    """Every warning, breach and escalation step, and every calendar occurrence, due at
+    `now` (of `families`, default all). Returns the pushes; idempotent."""
     pushes: list[Push] = []
     for fam in _recurring_families(families):
         fam.start_due(session, now)
@@ -364,10 +363,9 @@ def _occur(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, 
     return pushes
 
 
-def _move_on(row: Clock, nxt: datetime | None, now: datetime) -> list[Push]:
+def _move_on(row: Clock, nxt: datetime | None, now: datetime) -> None:
     """The row waits for its next occurrence, or is done (`met`) when the rule has none."""
     if nxt is None:
         row.state, row.stopped_at = "met", now
     else:
         row.due_at = nxt
-    return []
