@@ -17,13 +17,13 @@ from sqlalchemy import String, cast, literal, select
 from sqlalchemy.orm import Session
 
 from handlers.capability import Capability
-from handlers.clocks import calendar
+from handlers.clocks import ClockSpec, calendar
 from handlers.clocks.engine import Occurrence
 from handlers.message import Push
 from scheduler.campaigns import create_campaign, plan_owner, start_after_commit
 from scheduler.config import get_schedule
-from scheduler.timing import add_months, birthday_this_year, local, occasion, quarter_of
-from store.models import Clock, Group, Home, Owner, Reminder, Staff
+from scheduler.timing import add_months, local, occasion, quarter_of
+from store.models import Clock, Group, Home, Owner, Staff
 
 capability = Capability("obligations")  # O12-O18: the calendar obligations' actions and subjects
 
@@ -82,16 +82,16 @@ def arrears_start(owner: Owner, rules: dict | None = None) -> date | None:
     return add_months(owner.fees_paid_until, int(rules.get("overdue_after_months", 1))) + timedelta(days=1)
 
 
-def _in_arrears(session: Session, spec, now: datetime) -> list[calendar.Start]:
+def _in_arrears(session: Session, spec: ClockSpec, now: datetime) -> list[calendar.Start]:
     today = local(now).date()
-    months = int(get_schedule().rules.get("arrears", {}).get("overdue_after_months", 1))
+    rules = get_schedule().rules.get("arrears", {})
+    months = int(rules.get("overdue_after_months", 1))
     # add_months clamps to the month's end, so a few days more than a month back; arrears_start is exact.
     cutoff = add_months(today - timedelta(days=1), -months) + timedelta(days=3)
     found = []
-    subject = literal("owner:") + cast(Owner.id, String)
     for o in session.scalars(select(Owner).where(Owner.fees_paid_until.is_not(None), Owner.fees_paid_until <= cutoff,
-                                                 calendar.without_clock(spec, subject)).order_by(Owner.id)):
-        start = arrears_start(o)
+                                                 calendar.without_clock(spec, owner_id=Owner.id)).order_by(Owner.id)):
+        start = arrears_start(o, rules)
         if start is not None and start <= today:
             found.append(calendar.Start(f"owner:{o.id}", start, owner_id=o.id))
     return found
@@ -130,7 +130,7 @@ def arrears(occ: Occurrence) -> list[Push]:
 
 # --- O12 warranty: one clock per home, a month before its warranty ends ------------------------
 
-def _warranty_ending(session: Session, spec, now: datetime) -> list[calendar.Start]:
+def _warranty_ending(session: Session, spec: ClockSpec, now: datetime) -> list[calendar.Start]:
     today = local(now).date()
     subject = literal("home:") + cast(Home.id, String)
     homes = session.scalars(select(Home).where(Home.warranty_until > today,
@@ -219,32 +219,24 @@ def greetings(occ: Occurrence) -> list[Push]:
     return []
 
 
+def _with_birthday(session: Session, spec: ClockSpec, now: datetime) -> list[calendar.Start]:
+    return [calendar.Start(f"owner:{oid}", bday, owner_id=oid) for oid, bday in session.execute(
+        select(Owner.id, Owner.birthday).where(Owner.birthday.is_not(None), calendar.without_clock(spec, owner_id=Owner.id))
+        .order_by(Owner.id))]
+
+
+def _birthday_anchor(session: Session, row: Clock, now: datetime) -> date | None:
+    owner = session.get(Owner, row.owner_id) if row.owner_id else None
+    return owner.birthday if owner is not None else None
+
+
+calendar.source("birthday_known", calendar.Source(candidates=_with_birthday, anchor=_birthday_anchor))
+
+
 @calendar.action("birthdays")
 def birthdays(occ: Occurrence) -> list[Push]:
-    """O13: owners whose birthday is today (29 February: on the 28th in common years),
-    each recorded once a year."""
-    s = occ.session
-    today = local(occ.at).date()
-    pushes: list[Push] = []
-    greeted = []
-    for o in s.scalars(select(Owner).where(Owner.birthday.is_not(None)).order_by(Owner.id)):
-        if birthday_this_year(o.birthday, today.year) != today or not _remember(s, "O13", f"owner:{o.id}",
-                                                                                  f"birthday:{today.year}", occ.now):
-            continue
-        pushes += _push_owner(o, get_schedule().text("birthday", name=o.name), f"O13:bday:{o.id}:{today.year}",
-                              f"O13:owner:{o.id}", occ.now)
-        greeted.append(o.id)
-    occ.detail["owners"] = greeted
-    return pushes
-
-
-def _remember(session: Session, rule: str, subject: str, period: str, now: datetime) -> bool:
-    """One owner's yearly greeting, recorded once (the day's occurrence is recorded by the engine)."""
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        with session.begin_nested():
-            session.add(Reminder(rule=rule, subject=subject, period=period, created_at=now))
-        return True
-    except IntegrityError:
-        return False
+    """O13: the owner's birthday greeting (its day: `every: year` on the birthday)."""
+    o = occ.session.get(Owner, occ.row.owner_id)
+    year = local(occ.at).year
+    return _push_owner(o, get_schedule().text("birthday", name=o.name), f"O13:bday:{o.id}:{year}",
+                       f"O13:owner:{o.id}", occ.now)

@@ -22,7 +22,6 @@ def _at(*parts) -> datetime:
 
 # policy: (first moment after T0, its period, the next moment)
 COMMUNITY = {
-    "birthdays": (_at(2026, 9, 15, 9, 5), "birthdays:2026-09-15", _at(2026, 9, 16, 9, 5)),
     "complaint_review_daily": (_at(2026, 9, 16, 8, 33), "daily:2026-09-16", _at(2026, 9, 17, 8, 33)),
     "greetings": (_at(2026, 9, 16, 8, 47), "2026-09-16", _at(2026, 9, 17, 8, 47)),
     "survey": (_at(2026, 9, 20, 10, 20), "2026Q3", _at(2026, 12, 20, 10, 20)),
@@ -58,7 +57,7 @@ def test_every_rule_of_rules_md_is_a_policy_of_the_one_engine():
     recurring = {c.rule for c in calendar.policies().values()}
     assert recurring == {"O12", "O13", "O14", "O15", "O16", "O17", "O18", "O19"}
     assert not recurring & deadlines
-    assert set(COMMUNITY) | {"warranty", "arrears"} == set(calendar.policies())
+    assert set(COMMUNITY) | {"warranty", "arrears", "birthdays"} == set(calendar.policies())
 
 
 def test_every_community_obligation_starts_fires_on_its_minute_and_is_recorded_once(demo, session):
@@ -222,8 +221,8 @@ def test_the_announcements_page_lists_the_calendar_obligations(api, frozen_clock
     from tests.test_security_scope import login
 
     run_check()  # 09-15 09:00: the check starts the obligations' clocks
-    frozen_clock.set(_at(2026, 9, 15, 9, 5))
-    run_check()  # the day's birthday round
+    frozen_clock.set(_at(2026, 9, 16, 8, 33))
+    run_check()  # the day's complaint review
     c = api.client
     assert login(c, "supervisor").status_code == 302
     html = c.get("/console/announcements").get_data(as_text=True)
@@ -231,6 +230,35 @@ def test_the_announcements_page_lists_the_calendar_obligations(api, frozen_clock
     rows = {m.group(1): re.sub(r"<[^>]+>", "|", m.group(2)) for m in re.finditer(r"<tr><td>([^<]+)</td>(.*?)</tr>", table, re.S)}
     assert set(rows) >= {"月度账单", "欠费跟进", "保修到期提醒", "生日祝福", "投诉日报", "季度满意度调查"}
     assert "全体业主" in rows["月度账单"] and "10-01 09:17" in rows["月度账单"]
-    assert "09-15 09:05" in rows["生日祝福"] and "09-16 09:05" in rows["生日祝福"]
-    assert "进行中 0 项" in rows["欠费跟进"]
+    assert "09-16 08:33" in rows["投诉日报"] and "09-17 08:33" in rows["投诉日报"]  # last, next
+    assert "进行中 0 项" in rows["欠费跟进"] and "进行中 12 项" in rows["生日祝福"]
+    assert "业主本人" in rows["生日祝福"] and "客服主管" in rows["投诉日报"]
     assert not re.search(r"\bO1\d\b", table)  # no rule codes on the page
+
+
+def test_a_birthday_is_a_yearly_clock_per_owner(demo, session):
+    """O13: each owner with a birthday on file has a clock due on the birthday at 09:05
+    (赵丽, 9 Sep: next year's); it fires on the day, once, and waits for the next year;
+    a corrected birthday starts a new round."""
+    from handlers import clocks
+    from store.models import Owner
+
+    zhao = session.scalar(select(Owner).where(Owner.name == "赵丽"))  # born 1965-09-09
+    wang = session.scalar(select(Owner).where(Owner.name == "王建国"))  # born 1968-05-12
+    clocks.check_due(session, T0)
+    row = _row(session, "birthdays", f"owner:{zhao.id}")
+    assert (row.state, row.due_at, row.anchor, row.owner_id) == ("running", _at(2027, 9, 9, 9, 5), date(1965, 9, 9),
+                                                                 zhao.id)
+    assert _row(session, "birthdays", f"owner:{wang.id}").due_at == _at(2027, 5, 12, 9, 5)
+    clocks.check_due(session, _at(2027, 9, 9, 9, 4))
+    assert _records(session, "birthdays") == []
+    pushes = [p for p in clocks.check_due(session, _at(2027, 9, 9, 9, 5)) if p.source == f"O13:owner:{zhao.id}"]
+    assert [p.recipient for p in pushes] == ["o_zhao"]
+    assert [(r.subject, r.period) for r in _records(session, "birthdays")] == [(f"owner:{zhao.id}", "birthday:2027")]
+    assert row.due_at == _at(2028, 9, 9, 9, 5) and row.level == 1
+    zhao.birthday = date(1965, 10, 9)  # corrected
+    clocks.check_due(session, _at(2028, 9, 9, 9, 5))  # the old date: no greeting, the clock ends
+    assert (row.state, row.detail["stopped_by"]) == ("met", "date_changed")
+    clocks.check_due(session, _at(2028, 9, 9, 9, 6))  # the next check finds the new date
+    again = _row(session, "birthdays", f"owner:{zhao.id}")
+    assert (again.round, again.due_at) == (1, _at(2028, 10, 9, 9, 5))

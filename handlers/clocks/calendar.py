@@ -6,7 +6,7 @@ Policies: `handlers/data/calendar_clocks.yaml` (the one policy format with a
 `calendar:` rule, `tell` and `does`; handlers/clocks/policy.py). Rows: the one
 `clocks` table, family "calendar", one per running obligation: `community` for
 the standing ones, `owner:<id>` / `home:<id>` for those that run for a subject
-while a condition holds (in arrears, a warranty ending). The engine's one check
+while a condition holds (in arrears, a warranty ending, a birthday on file). The engine's one check
 (`check_due`) starts the missing rows (`start_due`) and fires them (`occur`).
 
 What a policy *does* and which subjects a start event finds are registered by the
@@ -35,7 +35,8 @@ POLICY_FILE = Path(__file__).resolve().parent.parent / "data" / "calendar_clocks
 
 # Start and stop events of the calendar family: `installed` = the policy is in the file
 # (one row, subject `community`); the others are conditions a registered source finds.
-EVENTS = ("installed", "removed", "in_arrears", "paid", "warranty_ending", "warranty_ended")
+EVENTS = ("installed", "removed", "in_arrears", "paid", "warranty_ending", "warranty_ended", "birthday_known",
+          "birthday_removed")
 # Who a recurring policy may tell (its action sends to them).
 TELLS = ("owner", "home_owners", "building_agent", "everyone", "customer_service", "supervisor", "manager")
 COMMUNITY = "community"
@@ -87,16 +88,23 @@ def source(event: str, src: Source) -> Source:
     return src
 
 
-def without_clock(spec: ClockSpec, subject: ColumnElement[str], anchor: ColumnElement | None = None) -> ColumnElement[bool]:
-    """A WHERE clause for a source's query: no running row of `spec` on `subject` (a SQL
-    expression of the subject string), nor (a once rule) any row for the same `anchor`.
-    Uncorrelated NOT IN: the database reads the clocks once, not once per subject."""
+def without_clock(spec: ClockSpec, subject: ColumnElement[str] | None = None, anchor: ColumnElement | None = None,
+                  owner_id: ColumnElement[int] | None = None) -> ColumnElement[bool]:
+    """A WHERE clause for a source's query: no running row of `spec` on the subject (given as
+    `owner_id`, the cheap way for owners, or as a SQL expression of the `subject` string),
+    nor (a once rule) any row for the same `anchor`. Uncorrelated NOT IN: the database reads
+    the clocks once, not once per subject."""
     from sqlalchemy import and_, tuple_
 
-    clause = subject.not_in(select(Clock.subject).where(Clock.clock == spec.id, Clock.state == "running"))
-    if anchor is not None and spec.calendar is not None and spec.calendar.kind == "before":
+    mine = (Clock.clock == spec.id, Clock.family == "calendar")
+    if owner_id is not None:
+        clause = owner_id.not_in(select(Clock.owner_id).where(*mine, Clock.state == "running",
+                                                              Clock.owner_id.is_not(None)))
+    else:
+        clause = subject.not_in(select(Clock.subject).where(*mine, Clock.state == "running"))
+    if anchor is not None and subject is not None and spec.calendar is not None and spec.calendar.kind == "before":
         clause = and_(clause, tuple_(subject, anchor).not_in(
-            select(Clock.subject, Clock.anchor).where(Clock.clock == spec.id, Clock.anchor.is_not(None))))
+            select(Clock.subject, Clock.anchor).where(*mine, Clock.anchor.is_not(None))))
     return clause
 
 
