@@ -262,3 +262,22 @@ def test_a_birthday_is_a_yearly_clock_per_owner(demo, session):
     clocks.check_due(session, _at(2028, 9, 9, 9, 6))  # the next check finds the new date
     again = _row(session, "birthdays", f"owner:{zhao.id}")
     assert (again.round, again.due_at) == (1, _at(2028, 10, 9, 9, 5))
+
+
+def test_a_first_check_starts_many_clocks_over_a_few_minutes(demo, session, monkeypatch):
+    """Each check starts at most START_BATCH clocks of a policy (one short write
+    transaction); the next checks start the rest, and none is started twice."""
+    from handlers import clocks
+    from handlers.clocks import calendar
+    from store.models import CalendarClock
+
+    monkeypatch.setattr(calendar, "START_BATCH", 5)  # the demo has 12 owners with a birthday
+
+    def started() -> int:
+        return session.scalar(select(func.count()).select_from(CalendarClock).where(CalendarClock.clock == "birthdays"))
+
+    counts = []
+    for minute in range(4):
+        clocks.check_due(session, T0 + timedelta(minutes=minute))
+        counts.append(started())
+    assert counts == [5, 10, 12, 12]

@@ -203,9 +203,16 @@ class CalendarFamily:
         return started
 
 
+# Rows a policy starts in one check at most: the check is one write transaction, and on
+# SQLite a long one makes the webhooks wait. A first check after a deploy (a birthday clock
+# for every owner) is spread over a few minutes; the rest are found by the next checks.
+START_BATCH = 100
+
+
 def _start_missing(session: Session, spec: ClockSpec, found: list[Start], now: datetime) -> list[Clock]:
     """Start a row for each subject found without a running one (a `once` rule: not
-    again for the same date)."""
+    again for the same date), at most START_BATCH of them."""
+    found = found[:START_BATCH]
     if not found:
         return []
     latest: dict[str, Clock] = {}
