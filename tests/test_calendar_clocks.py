@@ -281,3 +281,24 @@ def test_a_first_check_starts_many_clocks_over_a_few_minutes(demo, session, monk
         clocks.check_due(session, T0 + timedelta(minutes=minute))
         counts.append(started())
     assert counts == [5, 10, 12, 12]
+
+
+def test_an_edited_calendar_takes_effect_at_once(demo, session, tmp_path, monkeypatch):
+    """A manager moves the bills from the 1st to the 3rd (the file is re-read when it
+    changes): the running clock waits for the new day, not one more old one."""
+    from handlers import clocks
+    from handlers.clocks import calendar
+    from store.models import Campaign
+
+    clocks.check_due(session, T0)
+    assert _row(session, "bills").due_at == _at(2026, 10, 1, 9, 17)
+    edited = tmp_path / "calendar_clocks.yaml"
+    edited.write_text(calendar.POLICY_FILE.read_text(encoding="utf-8").replace(
+        'calendar: {every: month, day: 1, at: "09:17"}', 'calendar: {every: month, day: 3, at: "09:30"}'), encoding="utf-8")
+    monkeypatch.setenv("GUANJIA_CALENDAR_FILE", str(edited))
+    clocks.check_due(session, T0 + timedelta(minutes=1))
+    assert _row(session, "bills").due_at == _at(2026, 10, 3, 9, 30)
+    clocks.check_due(session, _at(2026, 10, 1, 9, 17))
+    assert session.scalar(select(func.count()).select_from(Campaign).where(Campaign.kind == "bill")) == 0
+    clocks.check_due(session, _at(2026, 10, 3, 9, 30))
+    assert session.scalar(select(Campaign.dedup_key).where(Campaign.kind == "bill")) == "O14:2026-10"

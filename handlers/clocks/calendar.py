@@ -17,6 +17,7 @@ capability that owns the words and the data, so this module never imports them:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -137,9 +138,10 @@ def _build(data, src: rules.Source) -> dict[str, ClockSpec]:
 POLICIES = rules.RuleFile(POLICY_FILE, build=_build)
 
 
-def policies(path: Path = POLICY_FILE) -> dict[str, ClockSpec]:
-    """The calendar obligations by id, validated."""
-    return POLICIES.get(path)
+def policies(path: Path | None = None) -> dict[str, ClockSpec]:
+    """The calendar obligations by id, validated (`GUANJIA_CALENDAR_FILE` points at another
+    file, as GUANJIA_SCHEDULE_FILE does for schedule.yaml)."""
+    return POLICIES.get(path or os.environ.get("GUANJIA_CALENDAR_FILE") or POLICY_FILE)
 
 
 def due_between(start: datetime, end: datetime, ids: list[str] | None = None) -> list[tuple[datetime, str]]:
@@ -191,6 +193,8 @@ class CalendarFamily:
 
     def start_due(self, session: Session, now: datetime) -> list[Clock]:
         specs = policies().values()
+        for spec in specs:
+            _replan_if_edited(session, spec, now)
         running = set(session.scalars(select(Clock.clock).where(
             Clock.family == "calendar", Clock.subject == COMMUNITY, Clock.state == "running")))
         started: list[Clock] = []
@@ -230,8 +234,30 @@ def _start_missing(session: Session, spec: ClockSpec, found: list[Start], now: d
         if first is None:
             continue
         out.append(engine.start(session, "calendar", f.subject, spec, now, due_at=first,
-                                round=0 if last is None else last.round + 1, owner_id=f.owner_id, anchor=f.anchor))
+                                round=0 if last is None else last.round + 1, owner_id=f.owner_id, anchor=f.anchor,
+                                detail={"calendar": spec.calendar.key}))
     return out
+
+
+def _replan_if_edited(session: Session, spec: ClockSpec, now: datetime) -> None:
+    """The policy's calendar was edited (its rows keep the rule they were planned by; the
+    oldest running one tells, one small query a minute): every running row waits for the
+    new rule's next moment. An occurrence already recorded is not sent again (the engine's
+    record is per period)."""
+    key = spec.calendar.key
+    oldest = session.scalar(select(Clock).where(Clock.clock == spec.id, Clock.family == "calendar",
+                                                Clock.state == "running").order_by(Clock.id).limit(1))
+    if oldest is None or (oldest.detail or {}).get("calendar") == key:
+        return
+    for row in session.scalars(select(Clock).where(Clock.clock == spec.id, Clock.family == "calendar",
+                                                   Clock.state == "running")):
+        nxt = spec.calendar.first(now, engine.anchor_of(row))
+        if nxt is None:
+            row.state, row.stopped_at = "met", now
+        else:
+            row.due_at = nxt
+        row.detail = {**(row.detail or {}), "calendar": key}
+    session.flush()
 
 
 FAMILY = engine.register_family(CalendarFamily())

@@ -111,6 +111,12 @@ class CalendarRule:
             return hit if hit.astimezone(CST).date() < anchor else None
         return self.next_at(minute - timedelta(microseconds=1), anchor)
 
+    @property
+    def key(self) -> str:
+        """The rule in one string, kept on its rows: a different key means the policy was
+        edited under them (the family re-plans them)."""
+        return repr(self)
+
     def after(self, due: datetime, anchor: date | None = None) -> datetime | None:
         """The occurrence after the one due at `due` (None: a `once` rule is done)."""
         return None if self.kind == "before" else self.next_at(due, anchor)
