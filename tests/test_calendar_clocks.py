@@ -302,3 +302,30 @@ def test_an_edited_calendar_takes_effect_at_once(demo, session, tmp_path, monkey
     assert session.scalar(select(func.count()).select_from(Campaign).where(Campaign.kind == "bill")) == 0
     clocks.check_due(session, _at(2026, 10, 3, 9, 30))
     assert session.scalar(select(Campaign.dedup_key).where(Campaign.kind == "bill")) == "O14:2026-10"
+
+
+@pytest.mark.parametrize("raw, after, anchor, expected", [
+    ({"every": "month", "day": 31, "at": "09:00"}, _at(2026, 9, 15), None,  # a 30-day month: its last day
+     [_at(2026, 9, 30, 9, 0), _at(2026, 10, 31, 9, 0), _at(2026, 11, 30, 9, 0)]),
+    ({"every": "quarter", "month": 3, "day": 20, "at": "10:20"}, _at(2026, 9, 20, 10, 20), None,
+     [_at(2026, 12, 20, 10, 20), _at(2027, 3, 20, 10, 20), _at(2027, 6, 20, 10, 20)]),
+    ({"every": "week", "weekday": "mon", "at": "08:43"}, _at(2026, 9, 15, 9, 0), None,
+     [_at(2026, 9, 21, 8, 43), _at(2026, 9, 28, 8, 43), _at(2026, 10, 5, 8, 43)]),
+    ({"every": "year", "at": "09:05"}, _at(2027, 1, 1), date(1980, 2, 29),
+     [_at(2027, 2, 28, 9, 5), _at(2028, 2, 29, 9, 5), _at(2029, 2, 28, 9, 5)]),
+    ({"every": "15 days", "at": "10:07"}, _at(2026, 9, 1), date(2026, 10, 1),
+     [_at(2026, 10, 1, 10, 7), _at(2026, 10, 16, 10, 7), _at(2026, 10, 31, 10, 7)]),
+    ({"once": "30 days before", "at": "10:12"}, _at(2026, 9, 1), date(2026, 12, 1), [_at(2026, 11, 1, 10, 12)]),
+])
+def test_calendar_rules_give_their_moments(raw, after, anchor, expected):
+    from handlers.clocks.calendar_rule import parse_calendar
+
+    rule = parse_calendar(raw, "test")
+    got, t = [], after
+    for _ in expected:
+        t = rule.next_at(t, anchor)
+        if t is None:
+            break
+        got.append(t)
+    assert got == expected
+    assert rule.next_at(expected[-1], anchor) is None if rule.kind == "before" else True
