@@ -17,10 +17,12 @@ the audit log). Everything else happens here, once:
 - A *recurring* policy (a calendar rule, `ClockSpec.calendar`: the calendar
   obligations O12-O19) has no deadline: its row's `due_at` is the next occurrence.
   `check_due` first lets each recurring family start the rows it finds missing
-  (`Family.start_due`), then fires each occurrence due: recorded once per period
-  (`scheduler_reminders`, unique rule + subject + period, in the same transaction),
-  the family's action run (`Family.occur`), and the row moved on to the next
-  occurrence (or `met` when the rule is done).
+  (`RecurringFamily.start_due`), then fires each occurrence due, in a savepoint of
+  its own: the subject's condition looked at (`ended`), the occurrence recorded once
+  per period (`scheduler_reminders`, unique rule + subject + period, in the same
+  transaction), the family's action run (`occur`), and the row moved on to the next
+  occurrence (or `met` when the rule is done). One found over `CATCH_UP` late is
+  skipped, not sent late.
 """
 from __future__ import annotations
 
