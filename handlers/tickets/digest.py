@@ -128,7 +128,13 @@ def monthly_summary(session: Session, now: datetime) -> list[Push]:
             for to in dict.fromkeys([r.escalation["supervisor"], r.escalation["manager"]])]
 
 
+def _told(occ, pushes: list[Push]) -> list[Push]:
+    """The digest to those the policy's `tell` names (supervisor / manager of the roster)."""
+    to = {roster().escalation[t] for t in occ.spec.tell if t in roster().escalation}
+    return [p for p in pushes if p.recipient in to]
+
+
 # The calendar obligations' actions (handlers/clocks/calendar.py): what `does:` names.
-calendar.action("ticket_daily_digest")(lambda occ: daily_digest(occ.session, occ.now))
-calendar.action("ticket_weekly_review")(lambda occ: weekly_review(occ.session, occ.now))
-calendar.action("ticket_monthly_summary")(lambda occ: monthly_summary(occ.session, occ.now))
+calendar.action("ticket_daily_digest")(lambda occ: _told(occ, daily_digest(occ.session, occ.now)))
+calendar.action("ticket_weekly_review")(lambda occ: _told(occ, weekly_review(occ.session, occ.now)))
+calendar.action("ticket_monthly_summary")(lambda occ: _told(occ, monthly_summary(occ.session, occ.now)))
