@@ -1,5 +1,5 @@
-"""What the calendar obligations do when they fire (RULES.md O12-O18, O13), and which
-owners and homes they run for: registered with the clock engine's calendar family
+"""What the calendar obligations O12-O18 do when they fire (O19's complaint reviews are
+in handlers/tickets/digest.py), and which owners and homes they run for: registered with the clock engine's calendar family
 (`handlers/clocks/calendar.py`), whose policies say when and for whom
 (`handlers/data/calendar_clocks.yaml`). The engine's one check (`handlers.clocks:check_due`,
 the `deadlines` job) fires them; each occurrence is recorded once before its action runs,
