@@ -99,6 +99,9 @@ class Settings:
     # own short transaction, the passive reply without a hop through Redis and a worker);
     # off: every message goes through the inbound lane to `guanjia worker` (bot/webhooks.py).
     handle_in_web: bool = True
+    # The passive budget counts from the platform's signed timestamp (bot/webhooks.py); off
+    # for a server whose clock cannot be kept near the platform's, or requests signed ahead.
+    passive_from_timestamp: bool = True
     # The web process's group commit (store/group_commit.py): how long its writer waits
     # for more rows after the first; 0 = each request commits its own transaction.
     group_commit_ms: float = 2.0
@@ -191,6 +194,7 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         web_threads=_int("GUANJIA_WEB_THREADS", 16),
         inbound_threads=_int("GUANJIA_INBOUND_THREADS", 2),
         handle_in_web=_bool("GUANJIA_HANDLE_IN_WEB", True),
+        passive_from_timestamp=_bool("GUANJIA_PASSIVE_FROM_TIMESTAMP", True),
         group_commit_ms=_float("GUANJIA_GROUP_COMMIT_MS", 2.0),
     )
     _check_range("GUANJIA_TIMESTAMP_WINDOW_S", settings.timestamp_window_s, 0)
