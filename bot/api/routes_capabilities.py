@@ -299,6 +299,11 @@ def _announcement_or_404(campaign_id: int):
     return camp
 
 
+def _announcement_json(camp, **extra):
+    """One announcement with its delivery progress as it stands now, plus `extra` fields."""
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | extra)
+
+
 @api_route("/announcements/preview", ["POST"], "supervisor",
            "Who an announcement would reach, before sending: the audience in words and its count",
            body={"target": TARGET_HELP}, required=["target"])
@@ -317,7 +322,7 @@ def announcement_detail(announcement_id: int):
     mod = _campaigns()
     camp = _announcement_or_404(announcement_id)
     failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
+    return _announcement_json(camp, failures=failures)
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
@@ -329,7 +334,7 @@ def announcement_retry(announcement_id: int):
         n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
     except mod.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
+    return _announcement_json(camp, retried=n)
 
 
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
@@ -340,7 +345,7 @@ def announcement_cancel(announcement_id: int):
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
+    return _announcement_json(camp, result=res)
 
 
 # --- surveys ------------------------------------------------------------------------------------------
