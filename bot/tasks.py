@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import bindparam, update
+from sqlalchemy.exc import DBAPIError
 
 from bot import metrics
 from bot.outbound.sender import send_one
@@ -14,7 +15,7 @@ from bot.outbound import outbox
 from bot.queues import get_redis
 from ground import keys
 from handlers.message import Context, Message, Push
-from store.db import retry_busy, session_scope
+from store.db import is_busy, retry_busy, session_scope
 from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,10 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
         log.warning("inbox %s: claim lapsed and was taken over; the web's attempt is dropped", inbox_id)
         return None
     except Exception as exc:
-        log.exception("handling inbox %s in the web process failed; the worker takes it", inbox_id)
+        if isinstance(exc, DBAPIError) and is_busy(exc):  # expected under a locked database: no traceback
+            log.warning("inbox %s: database busy in the web process; the worker takes it", inbox_id)
+        else:
+            log.exception("handling inbox %s in the web process failed; the worker takes it", inbox_id)
         _to_worker(inbox_id, exc)
         return None
     if mode == "passive" and time.monotonic() >= passive_until:

@@ -56,6 +56,24 @@ def _body(settings) -> bytes:
     return body
 
 
+def _waited_since_sent(args, window_s: int) -> float:
+    """Seconds since the platform sent this request, by its signed `timestamp` (whole seconds,
+    so never under-counted), as far as it exceeds what this process measured itself.
+
+    Why: under load (a locked database) requests queue for a free thread before Flask sees
+    them; a passive reply timed from Flask's start then reaches a platform that has already
+    hung up and retried, and the retry is a duplicate: the answer is lost. Counting from the
+    platform's send time, such a reply is pushed instead. A clock ahead of the platform's only
+    shortens the passive budget (replies are pushed, never lost). With the timestamp window
+    off (recorded vectors replayed) the timestamp means nothing and is not used."""
+    if window_s <= 0:
+        return 0.0
+    try:
+        return max(0.0, time.time() - int(args.get("timestamp", "")))
+    except ValueError:  # already refused by the channel (check_timestamp); never here
+        return 0.0
+
+
 def _serve(endpoint: str, channel) -> Response:
     settings = current_app.config["GUANJIA_SETTINGS"]
     started = time.perf_counter()
@@ -76,15 +94,14 @@ def _serve(endpoint: str, channel) -> Response:
             return _refuse(endpoint, Refusal(503, "store_unavailable", str(exc)))
         if accepted.inbox_id is None or not (accepted.queued or accepted.claimed):
             return Response("success", mimetype="text/plain")
+        # What is left of the budget: the platform's 5 s include the insert and the time the
+        # request waited for a free thread before this function began.
+        left = settings.passive_budget_s - max(time.perf_counter() - started, _waited_since_sent(request.args, settings.timestamp_window_s))
         if accepted.claimed:
             from bot.tasks import handle_in_web
 
-            # The platform's 5 s include the time the insert took: the budget counts from the start.
-            replies = handle_in_web(accepted.inbox_id, inbound.message,
-                                    time.monotonic() + settings.passive_budget_s - (time.perf_counter() - started))
+            replies = handle_in_web(accepted.inbox_id, inbound.message, time.monotonic() + left)
         else:
-            # What is left of the budget: the platform's 5 s include the time the insert took.
-            left = settings.passive_budget_s - (time.perf_counter() - started)
             replies = inbox.wait_for_reply(accepted.inbox_id, left)
         if not replies:
             return Response("success", mimetype="text/plain")

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 capability = Capability("understanding")
 capability.models("store.models.faq")
 capability.cli("handlers.evaluate:faq")  # the faq group, with `eval` added beside the router
-for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up"):
+for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
+              "handlers.understanding:warm_up_gate"):
     capability.warm_up(_warm)
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -281,9 +282,9 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
 
-    trusted = _trust_retrieval(text, vec, c, lx, intent, pi, hazard, reporting, hand)
-    if trusted is not None:
-        return trusted
+    answered = _gate_answer(text, vec, c, lx, intent, pi, hazard, asking, hand)
+    if answered is not None:
+        return answered
 
     topic = _topic_word(text, vec, raw_clean, c, lx, in_group, intent, pi, hazard, reporting, hand, feats)
     if topic is not None:
@@ -351,37 +352,60 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
                        args={"clarify": [e.id for e in named[:3]]})
 
 
-# A question the model takes for a complaint or a wish for a person, below these
-# probabilities, is answered when retrieval is at least TRUST_RETRIEVAL sure of
-# one entry, and surer of it than the model of its intent: "你们会不会把我的信息卖给商家" asks a rule; "保安在训练 这是搞啥呢" asks
-# what a service is. Never with a hazard, words asking for a person or saying it
-# is a complaint, nor (for a complaint) someone living a problem now.
-TRUST_RETRIEVAL = 0.6
-TRUST_BELOW = {"complaint": 0.9, "handoff": 0.9}
-
-
 def _now(reporting: list[str]) -> list[str]:
     """The words of someone living a problem now; a bare 了 tells a past event,
     maybe someone else's ("隔壁小区进小偷了 咱们这要是碰上…")."""
     return [w for w in reporting if w != "了"]
 
 
-def _trust_retrieval(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float],
-                     hazard: str | None, reporting: list[str], hand: list[str]) -> RouteResult | None:
-    if intent not in TRUST_BELOW or pi.get(intent, 1.0) >= TRUST_BELOW[intent] or hazard or hand:
-        return None
-    if not _QUESTION.search(c) or _hits(c, lx.complaint_words) or (intent == "complaint" and reporting):
-        return None
-    from faq import retrieval
+def warm_up_gate():
+    """The question gate, fitted on the cues of this module (the lexicon files and this
+    code are part of its cache key)."""
+    from handlers import question_gate
 
+    return question_gate.gate(cues, (INTENTS_FILE, PRIORITY_FILE, Path(__file__)))
+
+
+def cues(text: str) -> dict[str, float]:
+    """The lexicons' cues of one message (handlers/question_gate.py's features)."""
+    from faq.normalize import clean
+
+    raw = clean(text)
+    return _cues(_forms(raw), lexicons(), len(raw))
+
+
+def _cues(c: str, lx: Lexicons, n_chars: int) -> dict[str, float]:
+    import math
+
+    reporting = _hits(c, lx.reporting)
+    return {"asks": float(bool(_QUESTION.search(c))), "reports_now": float(bool(_now(reporting))),
+            "what_if": float(bool(_hits(c, lx.hypothetical))), "asking_words": float(bool(_hits(c, lx.asking))),
+            "hand": float(bool(_hits(c, lx.handoff))), "complaint_words": float(bool(_hits(c, lx.complaint_words))),
+            "hazard": float(safety_hit(c) is not None), "long": min(1.0, math.log1p(n_chars) / math.log1p(80))}
+
+
+def _gate_answer(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float], hazard: str | None,
+                 asking: list[str], hand: list[str]) -> RouteResult | None:
+    """A question the model takes for another intent, answered when the question gate
+    (handlers/question_gate.py) takes it for a question and retrieval is sure of one entry.
+    Never over a reported hazard, words asking for a person or saying it is a complaint."""
+    from faq import retrieval
+    from handlers import question_gate
+
+    if intent not in question_gate.OVERRIDABLE or (hazard and not asking) or hand or _hits(c, lx.complaint_words):
+        return None
     d = retrieval.search(text, vec, pi.get("faq", 0.0))
     top = d.top
-    # The surer the model is of another intent, the surer retrieval must be.
-    if d.kind != "answer" or top.score < max(TRUST_RETRIEVAL, pi[intent]):
+    if d.kind != "answer":
+        return None
+    g = warm_up_gate()
+    x = question_gate.features(pi, top.p or 0.0, top.cos, _cues(c, lx, len(c.split("|")[0])))
+    p = g.proba(x)
+    if p < question_gate.ANSWER_MIN:
         return None
     return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=top.entry.answer,
                        why=f"faq {top.id} ({top.entry.title}): a question, though the model leans to {intent} "
-                           f"{pi[intent]:.2f} (< {TRUST_BELOW[intent]}), and retrieval is sure: {d.why}; "
+                           f"{pi[intent]:.2f}: question gate {p:.2f} ({g.explain(x)}); {d.why}; "
                            f"terms [{', '.join(top.terms)}]",
                        args={"candidates": [x.id for x in d.ranked[:3]]})
 

@@ -13,6 +13,7 @@ each clock due meanwhile fired once.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -173,6 +174,27 @@ def _wait_all_answered(stack: Stack, senders: list[str], passive: dict[str, list
         time.sleep(0.3)
 
 
+def _lost_report(stack: Stack, platform, missing: list[str]) -> str:
+    """What a failure needs: the missing senders' rows, their tries, and the log lines about them."""
+    import sqlite3
+
+    with sqlite3.connect(stack.tmp / "e2e.db") as db:
+        rows = {s: db.execute("SELECT id, state, attempts, reply_mode, queued_at, claimed_at, created_at"
+                              " FROM inbox WHERE sender = ?", (s,)).fetchall() for s in missing}
+    ids = {str(r[0]) for v in rows.values() for r in v}
+    lines = []
+    for name in ("web", "worker", "worker2", "scheduler"):
+        try:
+            text = stack.log(name)
+        except OSError:
+            continue
+        lines += [f"{name}: {ln}" for ln in text.splitlines()
+                  if any(m in ln for m in missing) or any(f"inbox {i} " in ln or f"inbox {i}:" in ln for i in ids)]
+    report = {"rows": rows, "accepted": {s: platform.accepted.get(s) for s in missing},
+              "tries": {s: platform.tries.get(s) for s in missing}, "log": lines[-60:]}
+    return json.dumps(report, ensure_ascii=False, indent=1, default=str)  # a string: pytest prints it whole
+
+
 def _check_once(stack: Stack, senders: list[str], passive: dict[str, list[str]], timeout: float = 20) -> None:
     result = _wait_all_answered(stack, senders, passive, timeout)
     assert not result["missing"], (result, stack.alive(), stack.log("worker")[-3000:])
@@ -237,6 +259,7 @@ class Platform:
         self.accepted: dict[str, list[str]] = {}  # sender -> passive replies
         self.refused: dict[str, list] = {}  # sender -> statuses of three failed tries
         self.statuses: list[int | str] = []
+        self.tries: dict[str, list] = {}  # sender -> (wall time, status) of each try
 
     def deliver(self, sender: str, path: str, q: dict, body: bytes) -> None:
         tries = []
@@ -249,6 +272,7 @@ class Platform:
                 status = type(exc).__name__
             self.statuses.append(status)
             tries.append(status)
+            self.tries.setdefault(sender, []).append((time.strftime("%H:%M:%S"), status))
             if status == 200:
                 replies = self.accepted.setdefault(sender, [])
                 if r.text != "success":
@@ -384,7 +408,7 @@ def test_faults_at_once_lose_nothing_handle_once_and_keep_the_clocks(tmp_path):
         assert {s for tries in platform.refused.values() for s in tries} <= {503, "ReadTimeout"}, platform.refused
         assert 500 not in platform.statuses
         result = _wait_all_answered(stack, senders, platform.accepted, timeout=60)
-        assert not result["missing"], (result["missing"], stack.inbox(), stack.log("worker2")[-3000:])
+        assert not result["missing"], _lost_report(stack, platform, result["missing"])
         time.sleep(2)  # anything that would answer twice has had time to
         pushed = _pushed_by_recipient(stack)
         twice = {s: (platform.accepted[s], pushed.get(s)) for s in senders

@@ -111,7 +111,9 @@ def test_slow_worker_means_success_then_push(app_client, monkeypatch):
     q, body = P.mp_text_request("o_slow", "你好", 5556)
     started = time.monotonic()
     r = create_app().test_client().post("/wechat/mp", query_string=q, data=body)
-    assert r.data == b"success" and 0.3 <= time.monotonic() - started < 2
+    # At most the budget, counted from the platform's signed timestamp (whole seconds, so
+    # this request may already count as up to a second old and not wait at all).
+    assert r.data == b"success" and time.monotonic() - started < 2
     P.drain_queues(["inbound"])
     [(recipient, kind, payload)] = _outbox_rows()
     assert (recipient, kind) == ("o_slow", "text") and "管家" in payload["content"]
