@@ -69,7 +69,8 @@ def from_env(cls: type) -> dict[str, Any]:
     """The values of dataclass `cls`'s `env(...)` fields, by field name. Every value is parsed
     before any bound is checked, so a malformed value is named before one out of range."""
     declared = [(f, f.metadata["env"]) for f in fields(cls) if "env" in f.metadata]
-    values = {f.name: _PARSERS[f.type](var, f.default) for f, (var, _, _) in declared}
+    # f.type is the annotation's text under `from __future__ import annotations`, else the type.
+    values = {f.name: _PARSERS[getattr(f.type, "__name__", f.type)](var, f.default) for f, (var, _, _) in declared}
     for f, (var, low, high) in declared:
         if low is not None:
             _check_range(var, values[f.name], low, high)
