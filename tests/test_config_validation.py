@@ -76,6 +76,7 @@ def test_outbound_options_name_the_bad_variable(monkeypatch, name, value, says):
     from bot.outbound.options import get_options
     from ground.config import ConfigError
 
+    monkeypatch.delenv("GUANJIA_OUTBOX_BACKOFF_S", raising=False)
     assert get_options().backoff_base_s == 10.0  # the documented default
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as err:
