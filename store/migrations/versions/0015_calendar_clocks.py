@@ -1,24 +1,18 @@
-"""clocks.anchor: the date a calendar obligation counts from (O12 a warranty's end, O15 the
-first day in arrears), so the engine's check finds the subjects that still need a clock
-with one query (on the subject's unique index) instead of reading every running row each minute.
-
-Revision ID: 0015
-Revises: 0014
-"""
+"""clocks.anchor: the date a calendar obligation counts from (O12 a warranty's end, O13 a
+birthday, O15 the first day in arrears), so the engine's check tells a new round from a
+running one and finds the subjects still without a clock in one query"""
 from alembic import op
-import sqlalchemy as sa
 
+from store.migration_kit import day
 
 revision = '0015'
 down_revision = '0014'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column('clocks', sa.Column('anchor', sa.Date(), nullable=True))
+    op.add_column('clocks', day('anchor', null=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('clocks', schema=None) as batch_op:
-        batch_op.drop_column('anchor')
+    with op.batch_alter_table('clocks') as batch:
+        batch.drop_column('anchor')
