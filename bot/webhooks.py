@@ -96,7 +96,8 @@ def _serve(endpoint: str, channel) -> Response:
             return Response("success", mimetype="text/plain")
         # What is left of the budget: the platform's 5 s include the insert and the time the
         # request waited for a free thread before this function began.
-        left = settings.passive_budget_s - max(time.perf_counter() - started, _waited_since_sent(request.args, settings.timestamp_window_s))
+        waited = _waited_since_sent(request.args, settings.timestamp_window_s) if settings.passive_from_timestamp else 0.0
+        left = settings.passive_budget_s - max(time.perf_counter() - started, waited)
         if accepted.claimed:
             from bot.tasks import handle_in_web
 

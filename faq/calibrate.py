@@ -2,7 +2,7 @@
 learned combination of the retrieval signals (the calibrated confidence of
 faq.retrieval).
 
-Per candidate entry of one question (faq.retrieval.fuse), the features are its
+Per candidate entry of one question (faq.candidates.fuse), the features are its
 embedding cosine and BM25 confidence, how far each stands above the best
 OTHER candidate (margin to the runner-up), whether both signals put it first
 (agreement), how far its cosine stands above the whole KB's (z), the length
@@ -187,7 +187,8 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
     and each question's share of words unknown to the KB."""
     from dataclasses import replace
 
-    from faq import retrieval, semantic
+    from faq import semantic
+    from faq.candidates import fuse
     from faq.kb import KnowledgeBase
     from faq.matcher import Index
 
@@ -218,7 +219,7 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
             sims = full.vectors @ v - full.penalty
             sims[mask] = -2.0
             cos = np.maximum.reduceat(sims, full.starts)
-            ranked = retrieval.fuse(cos, ix.search(q, 10), ix.kb.entries, full.pos)
+            ranked = fuse(cos, ix.search(q, 10), ix.kb.entries, full.pos)
             if not ranked:
                 continue
             x, y = _rows_for(ranked, _z(cos, ranked), 0.0, len(semantic.prepare(q)), (eid,))
@@ -231,7 +232,7 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
     vecs = semantic.cached_vectors("train", [semantic.prepare(t) for t, _, _ in queries])
     for (t, ok, _), v in zip(queries, vecs):
         cos = full.scores(v)
-        ranked = retrieval.fuse(cos, ix_full.search(t, 10), ix_full.kb.entries, full.pos)
+        ranked = fuse(cos, ix_full.search(t, 10), ix_full.kb.entries, full.pos)
         if not ranked:
             continue
         x, y = _rows_for(ranked, _z(cos, ranked), 0.0, len(semantic.prepare(t)), ok)
@@ -276,7 +277,7 @@ def _key(kb) -> str:
 
     h = hashlib.sha256()
     here = Path(__file__).resolve()
-    for p in (here, here.parent / "retrieval.py", here.parent / "matcher.py", here.parent / "semantic.py",
+    for p in (here, here.parent / "candidates.py", here.parent / "retrieval.py", here.parent / "matcher.py", here.parent / "semantic.py",
               PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
         if p.exists():
             h.update(p.read_bytes())

@@ -111,6 +111,28 @@ def load_corpus(files=CORPUS_FILES, kb_entries=None) -> list[Example]:
     return out
 
 
+# Owners wrap what they want in talk (a greeting, who is asking, thanks, urgency): each
+# owner's line also trains once wrapped in a neutral pair, so the model learns that the
+# wrapping says nothing of the intent. Measured on the dev sets and the corpus's dev
+# split (2026-12-02): intent 186 -> 190 of 205 and 560 -> 562 of 621. Not from any
+# evaluation set.
+WRAP_BEFORE = ("你好 ", "管家您好 ", "打扰一下 ", "在吗 ", "麻烦问下 ", "hi ", "我是3栋的业主 ", "我家老人让我说一下 ",
+               "物业你好 我住8号楼 ", "那个 ", "早上好 ", "请问 ")
+WRAP_AFTER = (" 谢谢", " 麻烦了", " 辛苦", " 谢谢啦", " 急", " thx", " 麻烦尽快回复", " 在线等", " 好的", " 哈哈", " 唉", " 感谢")
+
+
+def wrapped(examples: list[Example]) -> list[Example]:
+    """The examples, plus each owner's line once wrapped (the KB's phrasings are not)."""
+    out = list(examples)
+    for e in examples:
+        if e.source == "kb":
+            continue
+        h = int(hashlib.sha256(e.text.encode("utf-8")).hexdigest()[:8], 16)
+        out.append(Example(WRAP_BEFORE[h % len(WRAP_BEFORE)] + e.text + WRAP_AFTER[(h // 13) % len(WRAP_AFTER)],
+                           e.intent, e.priority, e.source + "+wrapped", e.category))
+    return out
+
+
 def is_dev(text: str) -> bool:
     """The held-out share, chosen by the text's hash (stable across runs and machines)."""
     h = int(hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:8], 16)
@@ -269,7 +291,7 @@ def model() -> Model:
             if _model is None:
                 from faq import matcher
 
-                _model = build(load_corpus(kb_entries=matcher.default().store.get().entries))
+                _model = build(wrapped(load_corpus(kb_entries=matcher.default().store.get().entries)))
     return _model
 
 
@@ -281,7 +303,7 @@ def evaluate_split() -> dict:
 
     examples = load_corpus(kb_entries=matcher.default().store.get().entries)
     train, dev = dev_split(examples)
-    m = Model(train)
+    m = Model(wrapped(train))
     ok_i = ok_p = n_p = ok_c = n_c = 0
     confusion: Counter = Counter()
     for e in dev:

@@ -1,62 +1,29 @@
 """Which entry answers a question: lexical BM25 (faq.matcher) fused with
-sentence embeddings (faq.semantic), and a calibrated decision.
+sentence embeddings (faq.semantic) into candidates (faq.candidates), and a
+calibrated decision.
 
-Fusion: per entry, `fused = cos + BM25_WEIGHT * bm25_confidence` where cos is the
-cosine of the entry's closest phrasing (or its answer) and bm25_confidence the
-matcher's 0..1 score (0 outside its shortlist). The embedding finds the entry
-when the owner uses other words; BM25 keeps exact terms (a tier's name, 停车
-vs 停水) from being blurred.
+The embedding finds the entry when the owner uses other words; BM25 keeps exact
+terms (a tier's name, 停车 vs 停水) from being blurred.
 
-Decision (`decide`):
-- answer outright when the best entry is close enough (`ANSWER_MIN`) and ahead
-  of the runner-up by `MARGIN`, or very close (`SURE`);
-- offer 2-3 topics when two entries are genuinely close (within `MARGIN`) and
-  both plausible (`CLARIFY_MIN`) - never a one-item menu;
+Decision (`decide`), from faq.calibrate's probabilities:
+- answer outright when P(the best candidate is right) reaches `P_ANSWER`;
+- offer 2-3 topics when the best is not sure alone and others are about as likely
+  (`P_CLARIFY`, `P_SPAN`) - never a one-item menu; a one-word message ("权益")
+  offers the entries close to it (`SHORT_SPAN`, `CLARIFY_MIN` on the fused score);
 - otherwise nothing fits: the caller hands off.
-Thresholds are tuned on tests/data/route_cases.jsonl and the training corpus,
+Thresholds are chosen on tests/data/route_cases.jsonl and the training corpus,
 checked on the shared dev sets (`guanjia faq eval`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-BM25_WEIGHT = 1.0
-ANSWER_MIN = 0.70
-SURE = 1.20
-MARGIN = 0.05
+from faq.candidates import Candidate, fuse
+
 CLARIFY_MIN = 0.75
-SHORTLIST = 8
-COS_MIN = 0.60
-BM25_ALONE = 0.60
 SHORT_SPAN = 0.25
-Z_MIN = 2.5
-Z_P_MIN = 0.8
-COS_FLOOR = 0.45
-
-
-@dataclass
-class Candidate:
-    entry: object
-    fused: float
-    cos: float
-    bm25: float
-    terms: list[str] = field(default_factory=list)
-    coverage: float = 0.0  # share of the question's information its words cover (faq.matcher)
-    p: float | None = None  # calibrated probability that it answers (faq.calibrate)
-    z: float = 0.0
-
-    @property
-    def id(self) -> str:
-        return self.entry.id
-
-    @property
-    def score(self) -> float:
-        """The calibrated probability (else the fused score on 0..1), for route()'s `score`."""
-        if self.p is not None:
-            return round(self.p, 3)
-        return round(max(0.0, min(1.0, self.fused / (1.0 + BM25_WEIGHT))), 3)
 
 
 @dataclass
@@ -68,26 +35,6 @@ class Decision:
     @property
     def top(self) -> Candidate | None:
         return self.ranked[0] if self.ranked else None
-
-
-def fuse(cos: np.ndarray, matches: list, entries: list, pos: dict[str, int] | None = None) -> list[Candidate]:
-    """Candidates best first: the embedding's top entries and BM25's shortlist
-    (pos: entry id -> row, when the caller keeps one)."""
-    bm = {m.entry.id: m for m in matches}
-    if pos is None:
-        pos = {e.id: i for i, e in enumerate(entries)}
-    k = min(SHORTLIST, len(entries))
-    idx = set(np.argpartition(-cos, k - 1)[:k].tolist()) if len(entries) else set()
-    idx |= {pos[i] for i in bm if i in pos}
-    out = []
-    for i in idx:
-        e = entries[i]
-        m = bm.get(e.id)
-        b = float(m.score) if m else 0.0
-        out.append(Candidate(e, float(cos[i]) + BM25_WEIGHT * b, float(cos[i]), b, list(m.terms) if m else [],
-                             coverage=float(m.coverage) if m else 0.0))
-    out.sort(key=lambda c: -c.fused)
-    return out
 
 
 # The learned decision (faq.calibrate): P(the entry answers the question).

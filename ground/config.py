@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -20,24 +21,22 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, convert: type, what: str) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return convert(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "a whole number")
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    return _number(name, default, float, "a number")
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -54,6 +53,28 @@ def _bool(name: str, default: bool) -> bool:
 def _str(name: str, default: str | None = None) -> str | None:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else raw
+
+
+def env(var: str, default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """A dataclass field read from environment variable `var` by `from_env`: parsed as the
+    field's type (int, float, bool or str), `default` when unset or empty, refused below
+    `low` or above `high`. The one place a setting's variable, default and bounds are said."""
+    return field(default=default, metadata={"env": (var, low, high)})
+
+
+_PARSERS = {"int": _int, "float": _float, "bool": _bool, "str": _str}
+
+
+def from_env(cls: type) -> dict[str, Any]:
+    """The values of dataclass `cls`'s `env(...)` fields, by field name. Every value is parsed
+    before any bound is checked, so a malformed value is named before one out of range."""
+    declared = [(f, f.metadata["env"]) for f in fields(cls) if "env" in f.metadata]
+    # f.type is the annotation's text under `from __future__ import annotations`, else the type.
+    values = {f.name: _PARSERS[getattr(f.type, "__name__", f.type)](var, f.default) for f, (var, _, _) in declared}
+    for f, (var, low, high) in declared:
+        if low is not None:
+            _check_range(var, values[f.name], low, high)
+    return values
 
 
 @dataclass(frozen=True)
@@ -81,27 +102,32 @@ class Settings:
     admin_token: str | None
     var_dir: Path
     # Ingress
-    timestamp_window_s: int = 300
-    max_body_bytes: int = 256 * 1024
-    passive_budget_s: float = 3.0
-    dedup_ttl_s: int = 600
+    timestamp_window_s: int = env("GUANJIA_TIMESTAMP_WINDOW_S", 300, low=0)
+    max_body_bytes: int = env("GUANJIA_MAX_BODY_BYTES", 256 * 1024, low=1024)
+    # The platforms give up after 5 s; a longer wait would answer nobody.
+    passive_budget_s: float = env("GUANJIA_PASSIVE_BUDGET_S", 3.0, low=0, high=4.5)
+    dedup_ttl_s: int = env("GUANJIA_DEDUP_TTL_S", 600, low=60)
     # Outbound limits (PLATFORM.md); settings because the platforms change them.
-    wecom_per_member_per_minute: int = 30
-    wecom_per_member_per_hour: int = 1000
-    wecom_app_per_minute: int = 10000
-    mp_cs_per_window: int = 5
-    outbox_max_attempts: int = 6
-    timezone: str = "Asia/Shanghai"
-    web_workers: int = 2  # gunicorn processes (deploy/gunicorn.conf.py)
-    web_threads: int = 16  # threads each: a passive-reply wait holds one for up to the budget
-    inbound_threads: int = 2  # inbound-lane consumer threads per `guanjia worker`
+    wecom_per_member_per_minute: int = env("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", 30)
+    wecom_per_member_per_hour: int = env("GUANJIA_WECOM_PER_MEMBER_PER_HOUR", 1000)
+    wecom_app_per_minute: int = env("GUANJIA_WECOM_APP_PER_MINUTE", 10000)
+    mp_cs_per_window: int = env("GUANJIA_MP_CS_PER_WINDOW", 5)
+    outbox_max_attempts: int = env("GUANJIA_OUTBOX_MAX_ATTEMPTS", 6, low=1)
+    timezone: str = env("GUANJIA_TIMEZONE", "Asia/Shanghai")
+    web_workers: int = env("GUANJIA_WEB_WORKERS", 2, low=1, high=64)  # gunicorn processes (deploy/gunicorn.conf.py)
+    # Threads each: a passive-reply wait holds one for up to the budget.
+    web_threads: int = env("GUANJIA_WEB_THREADS", 16, low=1, high=256)
+    inbound_threads: int = env("GUANJIA_INBOUND_THREADS", 2, low=1, high=64)  # inbound-lane consumers per worker
     # Plain text messages handled in the web process (inbox row first, the outcome in its
     # own short transaction, the passive reply without a hop through Redis and a worker);
     # off: every message goes through the inbound lane to `guanjia worker` (bot/webhooks.py).
-    handle_in_web: bool = True
+    handle_in_web: bool = env("GUANJIA_HANDLE_IN_WEB", True)
+    # The passive budget counts from the platform's signed timestamp (bot/webhooks.py); off
+    # for a server whose clock cannot be kept near the platform's, or requests signed ahead.
+    passive_from_timestamp: bool = env("GUANJIA_PASSIVE_FROM_TIMESTAMP", True)
     # The web process's group commit (store/group_commit.py): how long its writer waits
     # for more rows after the first; 0 = each request commits its own transaction.
-    group_commit_ms: float = 2.0
+    group_commit_ms: float = env("GUANJIA_GROUP_COMMIT_MS", 2.0, low=0, high=50)
     extra: dict = field(default_factory=dict)
 
 
@@ -177,32 +203,8 @@ def load_settings(env_file: str | os.PathLike | None = None) -> Settings:
         wecom=wecom,
         admin_token=_str("GUANJIA_ADMIN_TOKEN"),
         var_dir=var_dir,
-        timestamp_window_s=_int("GUANJIA_TIMESTAMP_WINDOW_S", 300),
-        max_body_bytes=_int("GUANJIA_MAX_BODY_BYTES", 256 * 1024),
-        passive_budget_s=_float("GUANJIA_PASSIVE_BUDGET_S", 3.0),
-        dedup_ttl_s=_int("GUANJIA_DEDUP_TTL_S", 600),
-        wecom_per_member_per_minute=_int("GUANJIA_WECOM_PER_MEMBER_PER_MINUTE", 30),
-        wecom_per_member_per_hour=_int("GUANJIA_WECOM_PER_MEMBER_PER_HOUR", 1000),
-        wecom_app_per_minute=_int("GUANJIA_WECOM_APP_PER_MINUTE", 10000),
-        mp_cs_per_window=_int("GUANJIA_MP_CS_PER_WINDOW", 5),
-        outbox_max_attempts=_int("GUANJIA_OUTBOX_MAX_ATTEMPTS", 6),
-        timezone=_str("GUANJIA_TIMEZONE", "Asia/Shanghai"),
-        web_workers=_int("GUANJIA_WEB_WORKERS", 2),
-        web_threads=_int("GUANJIA_WEB_THREADS", 16),
-        inbound_threads=_int("GUANJIA_INBOUND_THREADS", 2),
-        handle_in_web=_bool("GUANJIA_HANDLE_IN_WEB", True),
-        group_commit_ms=_float("GUANJIA_GROUP_COMMIT_MS", 2.0),
+        **from_env(Settings),
     )
-    _check_range("GUANJIA_TIMESTAMP_WINDOW_S", settings.timestamp_window_s, 0)
-    _check_range("GUANJIA_MAX_BODY_BYTES", settings.max_body_bytes, 1024)
-    # The platforms give up after 5 s; a longer wait would answer nobody.
-    _check_range("GUANJIA_PASSIVE_BUDGET_S", settings.passive_budget_s, 0, 4.5)
-    _check_range("GUANJIA_DEDUP_TTL_S", settings.dedup_ttl_s, 60)
-    _check_range("GUANJIA_OUTBOX_MAX_ATTEMPTS", settings.outbox_max_attempts, 1)
-    _check_range("GUANJIA_WEB_WORKERS", settings.web_workers, 1, 64)
-    _check_range("GUANJIA_WEB_THREADS", settings.web_threads, 1, 256)
-    _check_range("GUANJIA_INBOUND_THREADS", settings.inbound_threads, 1, 64)
-    _check_range("GUANJIA_GROUP_COMMIT_MS", settings.group_commit_ms, 0, 50)
     try:
         from zoneinfo import ZoneInfo
 

@@ -90,7 +90,7 @@ def training_rows(cues_of: Callable[[str], Mapping[str, float]]) -> tuple[np.nda
     vecs = semantic.cached_vectors("train", [semantic.prepare(e.text) for e in owners])
     xs, ys = [], []
     for f in range(FOLDS):
-        fold_model = intent_model.Model([e for e in owners if _fold(e.text) != f] + kb_lines)
+        fold_model = intent_model.Model(intent_model.wrapped([e for e in owners if _fold(e.text) != f] + kb_lines))
         for e, v in zip(owners, vecs):
             if _fold(e.text) != f:
                 continue

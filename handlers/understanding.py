@@ -252,7 +252,8 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     kind = _smalltalk(raw_clean, lx)
     if kind is not None:
         answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})")
+        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})",
+                           args={"talk": kind})
 
     c = _forms(raw_clean)
     vec = semantic.query_vector(text)
@@ -312,7 +313,8 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         asks = bool(_QUESTION.search(c))
         kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
         answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})")
+        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})",
+                           args={"talk": kind})
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
 
 

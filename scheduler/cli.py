@@ -28,7 +28,7 @@ def schedule_cli() -> None:
 @click.option("--days", default=7, show_default=True, type=int, help="How far ahead.")
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
-    """When each job of schedule.yaml runs next (Asia/Shanghai)."""
+    """When each job of schedule.yaml and each calendar obligation (O12-O19) runs next (Asia/Shanghai)."""
     from scheduler.config import get_schedule
     from scheduler.main import due_between
 
@@ -47,6 +47,11 @@ def run(job: str) -> None:
     from scheduler.tasks import run_job
 
     if job not in get_schedule().jobs:
+        from handlers.clocks import calendar
+
+        if job in calendar.policies():  # O12-O19 are clocks: the engine's check fires them when due
+            raise click.UsageError(f"{job!r} is a calendar obligation (handlers/data/calendar_clocks.yaml), "
+                                   f"fired by the clock engine when due: `guanjia schedule run deadlines`")
         raise click.UsageError(f"no job {job!r}; jobs: {', '.join(get_schedule().jobs)}")
     click.echo(json.dumps(run_job(job, "manual"), ensure_ascii=False, default=str))
 

@@ -268,15 +268,17 @@ def run_scheduler() -> None:
 
 
 def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
-    """(fire time, job name) of every cron/interval job of schedule.yaml in
-    (start, end], in order: what the leader would run over that span. Used by
+    """(fire time, name) of every cron/interval job of schedule.yaml in (start, end],
+    and of every calendar obligation (O12-O19, by policy id: when the engine's
+    `deadlines` check may fire it), in order: what would run over that span. Used by
     the tests (with a frozen clock) and handy to check a schedule change."""
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
+    from handlers.clocks import calendar
     from scheduler.config import get_schedule
 
-    out = []
+    out = list(calendar.due_between(start, end, names))
     for name, spec in get_schedule().jobs.items():
         if names is not None and name not in names:
             continue

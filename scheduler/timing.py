@@ -91,13 +91,6 @@ def slot_key(now: datetime, once_per: str | int | None) -> str | None:
     return quarter_of(loc.date())
 
 
-def birthday_this_year(bday: date, year: int) -> date:
-    """29 February is greeted on 28 February in common years."""
-    if bday.month == 2 and bday.day == 29 and not _cal.isleap(year):
-        return date(year, 2, 28)
-    return bday.replace(year=year)
-
-
 def add_months(d: date, months: int) -> date:
     y, m = divmod(d.month - 1 + months, 12)
     y, m = d.year + y, m + 1

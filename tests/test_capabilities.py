@@ -197,7 +197,8 @@ def test_every_capability_is_declared_once_in_the_one_list():
 
     caps = load_capabilities()
     assert [c.name for c in caps][: len(handlers.CAPABILITIES)] == \
-        ["basics", "clocks", "groups", "tickets", "membership", "bookings", "understanding", "consultations", "phone_reveal", "survey"]
+        ["basics", "clocks", "groups", "tickets", "membership", "bookings", "understanding", "consultations", "phone_reveal", "survey",
+         "obligations"]
     # What used to be wired at a dozen places is on the objects.
     by = {c.name: c for c in caps}
     assert "bot.console.ticket_media:bp" in by["tickets"].pages

@@ -145,8 +145,8 @@ def test_the_policy_format_names_file_entry_and_field(tmp_path):
 
 
 def test_every_clock_policy_has_its_rule_and_a_deadline():
-    """RULES.md O1-O11 are policies in the one format (O12-O19 are calendar jobs in
-    scheduler/schedule.yaml; O20 is the ticket's story)."""
+    """RULES.md O1-O11 are deadline policies in the one format (O12-O19 are its recurring
+    policies, tests/test_calendar_clocks.py; O20 is the ticket's story)."""
     from bot.console import labels
     from handlers.membership.notify import service_policies
     from handlers.tickets.policy import policy

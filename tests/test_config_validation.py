@@ -65,3 +65,20 @@ def test_commands_exit_2_naming_the_setting(tmp_path, command):
     assert res.returncode == 2, res.stderr
     assert "configuration error" in res.stderr and "GUANJIA_PASSIVE_BUDGET_S" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("name,value,says", [
+    ("GUANJIA_OUTBOX_BACKOFF_S", "soon", "must be a number, got 'soon'"),
+    ("GUANJIA_HTTP_TIMEOUT_S", "-1", "must be at least 0, got -1.0"),
+    ("GUANJIA_WECHAT_TOKEN_MODE", "rotating", "must be 'stable' or 'token'"),
+])
+def test_outbound_options_name_the_bad_variable(monkeypatch, name, value, says):
+    from bot.outbound.options import get_options
+    from ground.config import ConfigError
+
+    monkeypatch.delenv("GUANJIA_OUTBOX_BACKOFF_S", raising=False)
+    assert get_options().backoff_base_s == 10.0  # the documented default
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as err:
+        get_options()
+    assert str(err.value).startswith(name) and says in str(err.value)

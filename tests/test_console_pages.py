@@ -297,3 +297,29 @@ def test_staff_admin_settles_a_moderation_card(api):
         assert s.get(ModerationCase, mine_id).status == "reversed"
         assert s.get(ModerationCase, other_id).status == "open"
         assert s.scalar(select(AuditLog).where(AuditLog.action == "moderation.reverse")).actor == "kefu_xiaomei"
+
+
+def test_a_supervisor_answers_a_miss_from_the_kb_page(api, faq_copy):
+    from store.db import session_scope
+    from store.models import AuditLog
+    from store.models.faq import FaqMiss
+
+    with session_scope() as s:
+        mid = make_miss(s, "小区里能放风筝吗").id
+        other = make_miss(s, "小区里能放风筝吗").id  # the same words asked again
+    c = api.client
+    _login(c, "supervisor")
+    token = _csrf(c, "/console/kb")
+    html = c.post("/console/kb/misses/999999/phrasing", data={"csrf": token, "entry_id": "prohibited-acts"},
+                  follow_redirects=True).get_data(as_text=True)
+    assert "没有这条未回答的问题" in html
+    r = c.post(f"/console/kb/misses/{mid}/phrasing", data={"csrf": token, "entry_id": "no-such-entry"})
+    assert r.status_code == 302 and r.location.endswith(f"#miss-{mid}")
+    assert "未保存" in c.get("/console/kb").get_data(as_text=True)
+    html = c.post(f"/console/kb/misses/{mid}/phrasing", data={"csrf": token, "entry_id": "prohibited-acts"},
+                  follow_redirects=True).get_data(as_text=True)
+    assert "已把「小区里能放风筝吗」加入 prohibited-acts" in html and "2 条未回答问题已标记解决" in html
+    with session_scope() as s:
+        assert s.get(FaqMiss, mid).resolved and s.get(FaqMiss, other).resolved
+        row = s.scalar(select(AuditLog).where(AuditLog.action == "faq.add_phrasing"))
+        assert row.target == "faq:prohibited-acts" and row.detail["miss"] == mid and row.detail["file"]

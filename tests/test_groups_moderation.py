@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.groups import moderation
+from handlers.groups import mod_lexicon, moderation
 from handlers.groups.moderation import analyse, find_numbers, luhn, mask, valid_id
 from tests.conftest import SHARED
 
@@ -174,11 +174,11 @@ def test_masking_leaves_nothing_personal():
 def test_lexicon_errors_name_the_entry(tmp_path):
     bad = tmp_path / "m.yaml"
     bad.write_text("categories:\n  spam:\n    strong: [x]\n", encoding="utf-8")
-    with pytest.raises(moderation.ModerationDataError, match="categories.spam"):
-        moderation.load_lexicon(bad)
+    with pytest.raises(mod_lexicon.ModerationDataError, match="categories.spam"):
+        mod_lexicon.load_lexicon(bad)
     bad.write_text("categories:\n  ad:\n    exceptions:\n      x: {near: [y]}\n", encoding="utf-8")
-    with pytest.raises(moderation.ModerationDataError, match="exceptions.x"):
-        moderation.load_lexicon(bad)
+    with pytest.raises(mod_lexicon.ModerationDataError, match="exceptions.x"):
+        mod_lexicon.load_lexicon(bad)
 
 
 def test_staff_are_exempt_and_private_chat_ignored():

@@ -15,7 +15,8 @@ import pytest
 
 from handlers.groups import mod_model
 from handlers.groups.mod_normalize import cn_numerals_to_digits
-from handlers.groups.moderation import analyse, compact, load_lexicon, ModerationDataError
+from handlers.groups.mod_lexicon import ModerationDataError, compact, load_lexicon
+from handlers.groups.moderation import analyse
 
 DATA = Path(__file__).parent / "data" / "groups"
 

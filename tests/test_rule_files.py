@@ -58,7 +58,7 @@ def test_reload_on_edit_keeps_the_last_good_version(tmp_path):
 def test_old_error_names_are_the_one_type():
     from bot.console.labels import LabelsError
     from faq.kb import KBError
-    from handlers.groups.moderation import ModerationDataError
+    from handlers.groups.mod_lexicon import ModerationDataError
     from handlers.membership.rules import RulesError
     from handlers.tickets.policy import PolicyError
     from handlers.understanding import LexiconError

@@ -139,11 +139,10 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
     from handlers.dispatch import handle
     from handlers.message import Context, Message
     from scheduler import survey as sv
-    from scheduler.tasks import survey
     from store.db import session_scope
+    from tests.obligations import fire_at
 
-    frozen_clock.set(datetime(2026, 9, 20, 10, 20, tzinfo=CST))
-    assert survey()["opened"] == 12
+    assert fire_at(frozen_clock, datetime(2026, 9, 20, 10, 20, tzinfo=CST), "survey")["opened"] == 12
 
     def say(openid, text):
         with session_scope() as s:
@@ -168,10 +167,9 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
 def test_monthly_bill_is_personal_and_announcements_start_on_commit(demo, outbound_env, fake_platform, frozen_clock):
     from bot.queues import get_queue
     from scheduler.campaigns import run_chunk
-    from scheduler.tasks import bills
+    from tests.obligations import fire_at
 
-    frozen_clock.set(datetime(2026, 10, 1, 9, 17, tzinfo=CST))
-    cid = bills()["campaign"]
+    cid = fire_at(frozen_clock, datetime(2026, 10, 1, 9, 17, tzinfo=CST), "bills")["campaign"]
     assert run_chunk(cid, max_seconds=20)["state"] == "done"
     sent = {e["json"]["touser"]: e["json"]["data"]["remark"]["value"]
             for e in fake_platform.sent("/cgi-bin/message/template/send")}

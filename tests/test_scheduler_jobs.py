@@ -1,4 +1,6 @@
-"""Scheduler jobs under a controlled clock: each fires when it should and not otherwise."""
+"""Scheduler jobs and the calendar obligations (O12-O19, clock policies fired by the
+engine's `deadlines` check) under a controlled clock: each fires when it should and
+not otherwise."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -7,20 +9,22 @@ import pytest
 from sqlalchemy import func, select
 
 from ground.clock import CST
+from tests.obligations import fire_at, fired, run_check
 
 
 def _run_span(frozen_clock, start: datetime, end: datetime, names: list[str], between=None) -> list[tuple]:
-    """Move the clock to each moment the schedule fires one of `names` in (start, end]
-    and run that job's task, as the leader + a worker would. Returns (time, job, result)."""
+    """Move the clock to each moment one of `names` (calendar obligations) may fire in
+    (start, end] and run the engine's check there, as the leader + a worker would.
+    Returns (time, policy, the records of that policy's occurrences at that moment)."""
     from scheduler.main import due_between
-    from scheduler.tasks import run_job
 
     out = []
     for t, name in due_between(start, end, names):
         frozen_clock.set(t)
         if between:
             between(t)
-        out.append((t, name, run_job(name, None)))
+        run_check()
+        out.append((t, name, fired(name, t)))
     return out
 
 
@@ -31,6 +35,11 @@ def _reminders(rule: str):
     with session_scope() as s:
         return [(r.subject, r.period, r.created_at.astimezone(CST).date())
                 for r in s.scalars(select(Reminder).where(Reminder.rule == rule).order_by(Reminder.id))]
+
+
+def _owners(records: list[dict]) -> list[int]:
+    """The owners of a moment's records (subject owner:<id>)."""
+    return [int(r["subject"].split(":")[1]) for r in records]
 
 
 def _owner_id(name: str) -> int:
@@ -54,11 +63,17 @@ def test_schedule_yaml_validates_and_names_errors(tmp_path):
     from scheduler.config import ScheduleError, load_schedule, SCHEDULE_FILE
     from scheduler.tasks import check_tasks
 
+    from handlers.clocks import calendar
+
     s = check_tasks(load_schedule())
-    assert {"arrears", "warranty", "bills", "census", "survey", "forum", "greetings", "birthdays", "sweep"} <= set(s.jobs)
+    assert {"sweep", "campaigns", "deadlines"} <= set(s.jobs)
+    # The calendar obligations are clock policies of the engine, not jobs of their own.
+    assert {"arrears", "warranty", "bills", "census", "survey", "forum", "greetings", "birthdays"} <= set(
+        calendar.policies()) and not set(calendar.policies()) & set(s.jobs)
     bad = tmp_path / "s.yaml"
-    bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace("task: arrears", "task: arrearz"), encoding="utf-8")
-    with pytest.raises(ScheduleError, match=r"s.yaml: jobs.arrears.task: unknown task 'arrearz'"):
+    bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace("task: pump_campaigns", "task: pump_campaignz"),
+                   encoding="utf-8")
+    with pytest.raises(ScheduleError, match=r"s.yaml: jobs.campaigns.task: unknown task 'pump_campaignz'"):
         check_tasks(load_schedule(bad))
     bad.write_text(SCHEDULE_FILE.read_text(encoding="utf-8").replace('start: "21:00"', 'start: "9pm"'), encoding="utf-8")
     with pytest.raises(ScheduleError, match="quiet_hours.start"):
@@ -84,23 +99,23 @@ def test_periodic_jobs_fire_on_their_days_only():
 def test_birthday_on_29_february(demo, frozen_clock):
     zhang = _owner_id("张伟")  # born 1980-02-29 (demo community)
     runs = _run_span(frozen_clock, datetime(2027, 2, 25, tzinfo=CST), datetime(2027, 3, 3, tzinfo=CST), ["birthdays"])
-    hits = {t.date(): r["birthdays"] for t, _, r in runs if r["birthdays"]}
+    hits = {t.date(): _owners(r) for t, _, r in runs if r}
     assert hits == {date(2027, 2, 28): [zhang]}  # 2027 is not a leap year: the 28th
     runs = _run_span(frozen_clock, datetime(2028, 2, 26, tzinfo=CST), datetime(2028, 3, 2, tzinfo=CST), ["birthdays"])
-    hits = {t.date(): r["birthdays"] for t, _, r in runs if r["birthdays"]}
+    hits = {t.date(): _owners(r) for t, _, r in runs if r}
     assert hits == {date(2028, 2, 29): [zhang]}  # leap year: the day itself, not the 28th as well
     assert [p for p in _reminders("O13") if p[0] == f"owner:{zhang}"] == [
         (f"owner:{zhang}", "birthday:2027", date(2027, 2, 28)), (f"owner:{zhang}", "birthday:2028", date(2028, 2, 29))]
     sent = _outbox(f"O13:owner:{zhang}")
     assert len(sent) == 2 and sent[0][0] == "o_zhang" and sent[0][1] == "template"
     # Run again the same day: nothing new.
-    from scheduler.tasks import birthdays
-    assert birthdays()["birthdays"] == []
+    run_check()
+    assert len(_outbox(f"O13:owner:{zhang}")) == 2 and fired("birthdays", frozen_clock.now()) == []
 
 
 def test_holiday_greetings_fire_on_the_day_only(demo, frozen_clock):
     runs = _run_span(frozen_clock, datetime(2026, 9, 23, tzinfo=CST), datetime(2026, 10, 4, tzinfo=CST), ["greetings"])
-    occasions = {t.date(): r["occasion"] for t, _, r in runs if r["occasion"]}
+    occasions = {t.date(): r[0]["occasion"] for t, _, r in runs if r[0]["occasion"]}
     # 中秋 (traditional, its own day) and 国庆's first day; not the other days of the holiday.
     assert occasions == {date(2026, 9, 25): "中秋节", date(2026, 10, 1): "国庆节"}
     from store.db import session_scope
@@ -112,8 +127,7 @@ def test_holiday_greetings_fire_on_the_day_only(demo, frozen_clock):
             ("中秋节", {"everyone": True}, date(2026, 9, 25)), ("国庆节", {"everyone": True}, date(2026, 10, 1))]
     # A rerun of the same day's job makes no second campaign.
     frozen_clock.set(datetime(2026, 10, 1, 15, 0, tzinfo=CST))
-    from scheduler.tasks import greetings
-    greetings()
+    run_check()
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Campaign).where(Campaign.kind == "greeting")) == 2
 
@@ -147,7 +161,7 @@ def test_arrears_every_15_days_until_paid_on_day_14(demo, frozen_clock):
 
 def test_warranty_reminder_a_month_before_once(demo, frozen_clock):
     runs = _run_span(frozen_clock, datetime(2026, 10, 25, tzinfo=CST), datetime(2026, 12, 25, tzinfo=CST), ["warranty"])
-    hits = [(t.date(), r["homes"]) for t, _, r in runs if r["homes"]]
+    hits = [(t.date(), [f["room"] for f in r]) for t, _, r in runs if r]
     # 2-0601 ends 2026-12-01, 1-0801 ends 2026-12-20 (demo): 30 days before each, once.
     assert hits == [(date(2026, 11, 1), ["2-0601"]), (date(2026, 11, 20), ["1-0801"])]
     assert len(_outbox("O12:")) == 2
@@ -173,12 +187,13 @@ def test_job_runs_once_per_slot(env, frozen_clock, monkeypatch):
     from store.db import session_scope
     from store.models import JobRun
 
-    assert jobs.fire("arrears") == "queued"
-    assert jobs.fire("arrears") == "duplicate"  # a second scheduler, or a catch-up, the same day
-    frozen_clock.advance(days=1)
-    assert jobs.fire("arrears") == "queued"
+    assert jobs.fire("deadlines") == "queued"
+    assert jobs.fire("deadlines") == "duplicate"  # a second scheduler, or a catch-up, the same minute
+    frozen_clock.advance(minutes=1)
+    assert jobs.fire("deadlines") == "queued"
     with session_scope() as s:
-        assert [r.slot for r in s.scalars(select(JobRun).order_by(JobRun.id))] == ["2026-09-15", "2026-09-16"]
+        assert [r.slot for r in s.scalars(select(JobRun).order_by(JobRun.id))] == ["2026-09-15T09:00",
+                                                                                   "2026-09-15T09:01"]
 
 
 def test_the_capabilities_jobs_are_scheduled_and_run(demo, frozen_clock):
@@ -214,8 +229,8 @@ def test_a_job_name_is_one_job(env, tmp_path, monkeypatch):
 
 
 def test_a_new_leader_keeps_a_missed_run(env):
-    """The leader died a minute before the monthly bills: the next leader must run
-    them on start (misfire), not reschedule them to next month."""
+    """The leader died a minute before the monthly membership evaluation: the next leader
+    must run it on start (misfire), not reschedule it to next month."""
     from datetime import timezone
 
     from scheduler.config import get_schedule
@@ -226,10 +241,10 @@ def test_a_new_leader_keeps_a_missed_run(env):
     sched.start(paused=True)
     try:
         sync_jobs(sched, schedule)
-        missed = datetime(2020, 1, 1, 9, 17, tzinfo=CST)
-        sched.get_job("bills").modify(next_run_time=missed)
+        missed = datetime(2020, 1, 1, 3, 10, tzinfo=CST)
+        sched.get_job("memberships").modify(next_run_time=missed)
         sync_jobs(sched, get_schedule())  # what a new leader does first
-        assert sched.get_job("bills").next_run_time == missed
+        assert sched.get_job("memberships").next_run_time == missed
         assert {j.id for j in sched.get_jobs()} == set(schedule.jobs)
     finally:
         sched.shutdown(wait=False)
@@ -246,27 +261,35 @@ def test_cli_shows_upcoming_runs(env, frozen_clock):
                                     "2026-09-15 10:12  warranty"]
     res = CliRunner().invoke(main, ["schedule", "run", "nosuchjob"])
     assert res.exit_code == 2 and "no job 'nosuchjob'" in res.output
+    res = CliRunner().invoke(main, ["schedule", "run", "bills"])  # an obligation: the engine fires it
+    assert res.exit_code == 2 and "calendar obligation" in res.output and "run deadlines" in res.output
 
 
 def test_qingming_is_not_a_happy_holiday(demo, frozen_clock):
-    from scheduler.tasks import greetings
     from store.db import session_scope
     from store.models import Campaign
 
-    frozen_clock.set(datetime(2026, 4, 4, 8, 47, tzinfo=CST))
-    cid = greetings()["campaign"]
+    cid = fire_at(frozen_clock, datetime(2026, 4, 4, 8, 47, tzinfo=CST), "greetings")["campaign"]
     with session_scope() as s:
         text = s.get(Campaign, cid).text
     assert "清明" in text and "快乐" not in text
 
 
 def test_ticket_digests_are_scheduled_as_o19(demo, frozen_clock):
-    """O19: the daily, weekly and monthly complaint reviews are jobs that reach the ticket digests."""
-    from scheduler.config import get_schedule
-    from scheduler.tasks import known_tasks, run_job
+    """O19: the daily, weekly and monthly complaint reviews are calendar obligations that
+    reach the ticket digests, at their times, once each."""
+    from handlers.tickets.policy import roster
 
-    jobs = get_schedule().jobs
-    for name in ("ticket_digest", "ticket_weekly", "ticket_monthly"):
-        assert name in jobs and jobs[name].task in known_tasks()
-        res = run_job(name)
-        assert res.get("hook") == name and "skipped" not in res, res
+    sup, mgr = roster().escalation["supervisor"], roster().escalation["manager"]
+    runs = _run_span(frozen_clock, datetime(2026, 9, 30, 9, 0, tzinfo=CST), datetime(2026, 10, 5, 9, 0, tzinfo=CST),
+                     ["complaint_review_daily", "complaint_review_weekly", "complaint_review_monthly"])
+    got = [(t.strftime("%m-%d %H:%M"), name) for t, name, r in runs if r]
+    assert got == [("10-01 08:33", "complaint_review_daily"), ("10-01 08:53", "complaint_review_monthly"),
+                   ("10-02 08:33", "complaint_review_daily"), ("10-03 08:33", "complaint_review_daily"),
+                   ("10-04 08:33", "complaint_review_daily"), ("10-05 08:33", "complaint_review_daily"),
+                   ("10-05 08:43", "complaint_review_weekly")]
+    sent = [(r[0], r[2]["content"].splitlines()[0]) for r in _outbox("tickets:digest")]
+    assert sent[:2] == [(sup, "**工单日报 2026-10-01**"), (sup, "**2026-09 工单月度分析**")]
+    assert (mgr, "**2026-09 工单月度分析**") in sent and (sup, "**未完成工单周分析 2026-W41**") in sent
+    run_check()  # the same moment again: nothing twice
+    assert len(_outbox("tickets:digest")) == len(sent)

@@ -293,10 +293,16 @@ def announcements_create():
 
 
 def _announcement_or_404(campaign_id: int):
+    """(the campaigns module, the announcement); 404 when there is no such announcement."""
     camp = g.db.get(Campaign, campaign_id)
     if camp is None or camp.kind != "announcement":
         raise ApiError(404, f"no announcement {campaign_id}", "announcement_id")
-    return camp
+    return _campaigns(), camp
+
+
+def _announcement_json(camp, **extra):
+    """One announcement with its delivery progress as it stands now, plus `extra` fields."""
+    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | extra)
 
 
 @api_route("/announcements/preview", ["POST"], "supervisor",
@@ -314,33 +320,30 @@ def announcements_preview():
 @api_route("/announcements/<int:announcement_id>", ["GET"], "staff",
            "One announcement with delivery progress and why deliveries failed (in words)")
 def announcement_detail(announcement_id: int):
-    mod = _campaigns()
-    camp = _announcement_or_404(announcement_id)
+    mod, camp = _announcement_or_404(announcement_id)
     failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"failures": failures})
+    return _announcement_json(camp, failures=failures)
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
            "Send an announcement's failed deliveries again")
 def announcement_retry(announcement_id: int):
-    mod = _campaigns()
-    camp = _announcement_or_404(announcement_id)
+    mod, camp = _announcement_or_404(announcement_id)
     try:
         n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
     except mod.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"retried": n})
+    return _announcement_json(camp, retried=n)
 
 
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
            "Cancel whatever of an announcement has not gone out yet")
 def announcement_cancel(announcement_id: int):
-    mod = _campaigns()
-    camp = _announcement_or_404(announcement_id)
+    mod, camp = _announcement_or_404(announcement_id)
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
-    return jsonify(announcement_dict(camp, Q.delivery_progress(g.db, [camp.id])[camp.id]) | {"result": res})
+    return _announcement_json(camp, result=res)
 
 
 # --- surveys ------------------------------------------------------------------------------------------

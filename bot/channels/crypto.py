@@ -12,7 +12,7 @@ from wechatpy.enterprise.crypto import PrpCrypto as WeComPrpCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidAppIdException
 
-from bot.channels.common import Refusal, check_signature, sha1_signature
+from bot.channels.common import Refusal, check_signature, parse_xml, require, sha1_signature
 
 
 class ChannelCrypto:
@@ -24,6 +24,13 @@ class ChannelCrypto:
 
     def verify(self, signature: str | None, timestamp: str, nonce: str, encrypted: str) -> None:
         check_signature(signature, self.token, timestamp, nonce, encrypted)
+
+    def open_envelope(self, args, envelope: dict[str, str]) -> dict[str, str]:
+        """The fields inside an encrypted body (`<Encrypt>`): its msg_signature checked over
+        the query's timestamp and nonce, then decrypted."""
+        require(envelope, "Encrypt")
+        self.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""), envelope["Encrypt"])
+        return parse_xml(self.decrypt(envelope["Encrypt"]))
 
     def decrypt(self, encrypted: str) -> str:
         try:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.channels.common import (Refusal, check_replay, check_signature, check_timestamp, parse_xml, require,
-                                 text_reply_xml)
+from bot.channels.common import Refusal, check_replay, check_signature, check_timestamp, parse_xml, text_reply_xml
 from bot.channels.crypto import ChannelCrypto
-from bot.channels.normalize import to_message
+from bot.channels.normalize import inbound_message
 from ground.config import ChannelSettings
 from handlers.message import Message
 
@@ -51,16 +50,9 @@ class MpChannel:
         if encrypted:
             if self.crypto is None:
                 raise Refusal(400, "encryption_not_configured", "WECHAT_AES_KEY is not set")
-            require(fields, "Encrypt")
-            self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
-                               fields["Encrypt"])
-            fields = parse_xml(self.crypto.decrypt(fields["Encrypt"]))
+            fields = self.crypto.open_envelope(args, fields)
         check_replay(self.name, args.get("timestamp", ""), args.get("nonce", ""), body, self.window_s)
-        require(fields, "FromUserName", "MsgType", "CreateTime")
-        msg = to_message(fields, "mp")
-        if msg.kind == "text" and not msg.msg_id:
-            raise Refusal(400, "missing_field", "MsgId")
-        return Inbound(msg, encrypted, args.get("nonce", ""), args.get("timestamp", ""))
+        return Inbound(inbound_message(fields, "mp"), encrypted, args.get("nonce", ""), args.get("timestamp", ""))
 
     def render_reply(self, inbound: Inbound, text: str) -> str:
         xml = text_reply_xml(inbound.message.sender, inbound.message.to or "", text)

@@ -3,7 +3,7 @@
 events here too."""
 from __future__ import annotations
 
-from bot.channels.common import Refusal, is_epoch
+from bot.channels.common import Refusal, is_epoch, require
 from handlers.message import Message
 
 # Fields kept in Message.data for events, by event name; unknown events keep everything.
@@ -13,6 +13,16 @@ EVENT_FIELDS = {
     "change_external_chat": ("ChatId", "ChangeType", "UpdateDetail", "JoinScene", "QuitScene", "MemChangeCnt"),
     "msgaudit_notify": (),
 }
+
+
+def inbound_message(fields: dict[str, str], channel: str) -> Message:
+    """A callback's message, refused when a field every message carries is missing (a text
+    without MsgId could not be deduplicated)."""
+    require(fields, "FromUserName", "MsgType", "CreateTime")
+    msg = to_message(fields, channel)
+    if msg.kind == "text" and not msg.msg_id:
+        raise Refusal(400, "missing_field", "MsgId")
+    return msg
 
 
 def to_message(fields: dict[str, str], channel: str) -> Message:

@@ -1,10 +1,10 @@
 """WeCom self-built app: URL check (decrypt echostr) and encrypted callbacks."""
 from __future__ import annotations
 
-from bot.channels.common import Refusal, check_replay, check_timestamp, parse_xml, require, text_reply_xml
+from bot.channels.common import Refusal, check_replay, check_timestamp, parse_xml, text_reply_xml
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.mp import Inbound
-from bot.channels.normalize import to_message
+from bot.channels.normalize import inbound_message
 from ground.config import ChannelSettings
 
 
@@ -28,18 +28,10 @@ class WeComChannel:
     def open(self, args, body: bytes, check_time: bool = True) -> Inbound:
         if check_time:
             check_timestamp(args.get("timestamp"), self.window_s)
-        outer = parse_xml(body)
-        require(outer, "Encrypt")
-        self.crypto.verify(args.get("msg_signature"), args.get("timestamp", ""), args.get("nonce", ""),
-                           outer["Encrypt"])
-        fields = parse_xml(self.crypto.decrypt(outer["Encrypt"]))
+        fields = self.crypto.open_envelope(args, parse_xml(body))
         if check_time:
             check_replay(self.name, args.get("timestamp", ""), args.get("nonce", ""), body, self.window_s)
-        require(fields, "FromUserName", "MsgType", "CreateTime")
-        msg = to_message(fields, "wecom")
-        if msg.kind == "text" and not msg.msg_id:
-            raise Refusal(400, "missing_field", "MsgId")
-        return Inbound(msg, True, args.get("nonce", ""), args.get("timestamp", ""))
+        return Inbound(inbound_message(fields, "wecom"), True, args.get("nonce", ""), args.get("timestamp", ""))
 
     def render_reply(self, inbound: Inbound, text: str) -> str:
         xml = text_reply_xml(inbound.message.sender, inbound.message.to or self.settings.app_id, text)

@@ -2,6 +2,8 @@
 groups/moderation, campaigns, FAQ)."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -163,7 +165,8 @@ def announcements():
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
-                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names())
+                           reasons=reasons, buildings=buildings, groups=groups, tiers=tier_names(),
+                           obligations=Q.calendar_obligations(g.db))
 
 
 @bp.post("/announcements")
@@ -226,22 +229,23 @@ def announcements_create():
     return redirect(url_for("console.announcements"))
 
 
-def _announcement(campaign_id: int):
-    """(campaigns module, the announcement) or (None, None) when there is no such announcement."""
-    mod = _campaigns()
-    camp = g.db.get(Campaign, campaign_id)
-    if camp is None or camp.kind != "announcement":
-        return None, None
-    return mod, camp
+def _on_announcement(view: Callable) -> Callable:
+    """A view of one announcement (`campaign_id` in the URL) that gets the campaigns module and
+    the announcement; a campaign that is not an announcement is refused, saying so."""
+    @functools.wraps(view)
+    def wrapper(campaign_id: int):
+        camp = g.db.get(Campaign, campaign_id)
+        if camp is None or camp.kind != "announcement":
+            flash("没有这条公告", "error")
+            return redirect(url_for("console.announcements"))
+        return view(_campaigns(), camp)
+    return wrapper
 
 
 @bp.post("/announcements/<int:campaign_id>/retry")
 @page("supervisor")
-def announcement_retry(campaign_id: int):
-    mod, camp = _announcement(campaign_id)
-    if camp is None:
-        flash("没有这条公告", "error")
-        return redirect(url_for("console.announcements"))
+@_on_announcement
+def announcement_retry(mod, camp: Campaign):
     try:
         n = mod.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
     except mod.CampaignError as exc:
@@ -253,11 +257,8 @@ def announcement_retry(campaign_id: int):
 
 @bp.post("/announcements/<int:campaign_id>/cancel")
 @page("supervisor")
-def announcement_cancel(campaign_id: int):
-    mod, camp = _announcement(campaign_id)
-    if camp is None:
-        flash("没有这条公告", "error")
-        return redirect(url_for("console.announcements"))
+@_on_announcement
+def announcement_cancel(mod, camp: Campaign):
     res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
     if res.get("cancelled"):
         flash(f"公告 #{camp.id} 已取消（已发出 {res.get('sent', 0)}，撤回 {res.get('withdrawn', 0)}）", "ok")
@@ -276,39 +277,39 @@ def _owner_row_visible(M, row_id: int) -> bool:
     return g.db.scalar(scope.scoped_by_owner(stmt, M.owner_id, Q.viewer())) is not None
 
 
+def _to_today(message: str, category: str):
+    flash(message, category)
+    return redirect(url_for("console.today"))
+
+
+def _decided(decide: Callable[[str], str]):
+    """Run a decision as the signed-in person (`decide(actor)` returns the sentence to show)
+    and go back to Today with that sentence, or with why the decision was refused."""
+    from bot.console.auth import event_actor
+
+    try:
+        return _to_today(decide(event_actor(g.db, g.principal)), "ok")
+    except Q.DecisionError as exc:
+        return _to_today(str(exc), "error")
+
+
 @bp.post("/bookings/<int:booking_id>/<action>")
 @page("staff")
 def booking_decide(booking_id: int, action: str):
-    from bot.console.auth import event_actor
-
     if (action not in ("approve", "reject", "contacted", "done")
             or not _owner_row_visible(Booking, booking_id)):
-        flash("没有这个预约或操作", "error")
-        return redirect(url_for("console.today"))
-    try:
-        text = Q.booking_action(g.db, booking_id, action, event_actor(g.db, g.principal), clock.now())
-        flash(text, "ok")
-    except Q.DecisionError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("console.today"))
+        return _to_today("没有这个预约或操作", "error")
+    return _decided(lambda actor: Q.booking_action(g.db, booking_id, action, actor, clock.now()))
 
 
 @bp.post("/applications/<int:application_id>/<decision>")
 @page("supervisor")
 def application_decide(application_id: int, decision: str):
-    from bot.console.auth import event_actor
-
     if decision not in ("approve", "reject") or not _owner_row_visible(MemberApplication, application_id):
-        flash("没有这个申请或操作", "error")
-        return redirect(url_for("console.today"))
+        return _to_today("没有这个申请或操作", "error")
     note = (request.form.get("note") or "").strip()[:200] or None
-    try:
-        text = Q.review_application(g.db, application_id, decision == "approve", event_actor(g.db, g.principal),
-                                    clock.now(), note)
-        flash(text, "ok")
-    except Q.DecisionError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("console.today"))
+    return _decided(lambda actor: Q.review_application(g.db, application_id, decision == "approve", actor,
+                                                       clock.now(), note))
 
 
 @bp.post("/strikes/<int:case_id>/<decision>")
@@ -321,8 +322,7 @@ def strike_decide(case_id: int, decision: str):
     from handlers import scope
 
     if case is None or decision not in ("done", "fp"):
-        flash("没有这个群管理事项", "error")
-        return redirect(url_for("console.today"))
+        return _to_today("没有这个群管理事项", "error")
     if not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # not a group of theirs
         return render_template("forbidden.html", need="supervisor"), 403
     from handlers.groups import ladder
@@ -331,5 +331,4 @@ def strike_decide(case_id: int, decision: str):
     if not (g.principal.at_least("supervisor") or ladder.can_decide(g.db, case.group_chat_id, actor)):
         return render_template("forbidden.html", need="supervisor"), 403
     status = ladder.decide(g.db, clock.now(), case, decision, actor)
-    flash({"done": "已处理", "reversed": "已撤销（不算违规）"}.get(status, status), "ok")
-    return redirect(url_for("console.today"))
+    return _to_today({"done": "已处理", "reversed": "已撤销（不算违规）"}.get(status, status), "ok")

@@ -15,11 +15,13 @@ logs) a broken knowledge base because of the console.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import flash, g, redirect, render_template, request, url_for
@@ -215,45 +217,57 @@ def kb():
                            all_ids=sorted(titles, key=lambda i: titles[i]), show_all=bool(request.args.get("all")))
 
 
-@bp.post("/kb/misses/<int:miss_id>/phrasing")
-@page("supervisor")
-def kb_add_phrasing(miss_id: int):
-    miss = g.db.get(FaqMiss, miss_id)
-    if miss is None:
-        flash("没有这条未回答的问题", "error")
-        return redirect(url_for("console.kb"))
-    entry_id = (request.form.get("entry_id") or "").strip()
-    phrase = request.form.get("phrase") or miss.text
+def _on_miss(view: Callable[[FaqMiss], object]) -> Callable:
+    """A view of one unanswered question (`miss_id` in the URL) that gets the FaqMiss itself;
+    one that no longer exists sends the supervisor back to the page saying so."""
+    @functools.wraps(view)
+    def wrapper(miss_id: int):
+        miss = g.db.get(FaqMiss, miss_id)
+        if miss is None:
+            flash("没有这条未回答的问题", "error")
+            return redirect(url_for("console.kb"))
+        return view(miss)
+    return wrapper
+
+
+def _kept_from_miss(miss: FaqMiss, write: Callable[[], str], action: str, target: str, detail: dict,
+                    said: Callable[[str, int], str]):
+    """Keep a KB edit made from `miss`: `write()` saves it and returns the file it went to (a
+    refused edit goes back to the miss, saying why); then every miss with the same text is
+    resolved, the edit audited and `said(file, resolved)` shown."""
     try:
-        file = add_phrasing(entry_id, phrase)
+        file = write()
     except KBEditError as exc:
         flash(f"未保存：{exc}", "error")
-        return redirect(url_for("console.kb") + f"#miss-{miss_id}")
+        return redirect(url_for("console.kb") + f"#miss-{miss.id}")
     n = resolve_misses(g.db, miss.text)
-    audit(g.db, g.principal, "faq.add_phrasing", f"faq:{entry_id}", {"phrase": phrase, "file": file, "miss": miss_id})
-    flash(f"已把「{phrase}」加入 {entry_id}（{file}），{n} 条未回答问题已标记解决。机器人几秒内生效。", "ok")
+    audit(g.db, g.principal, action, target, {**detail, "file": file, "miss": miss.id})
+    flash(said(file, n), "ok")
     return redirect(url_for("console.kb"))
+
+
+@bp.post("/kb/misses/<int:miss_id>/phrasing")
+@page("supervisor")
+@_on_miss
+def kb_add_phrasing(miss: FaqMiss):
+    entry_id = (request.form.get("entry_id") or "").strip()
+    phrase = request.form.get("phrase") or miss.text
+    return _kept_from_miss(
+        miss, lambda: add_phrasing(entry_id, phrase), "faq.add_phrasing", f"faq:{entry_id}", {"phrase": phrase},
+        lambda file, n: f"已把「{phrase}」加入 {entry_id}（{file}），{n} 条未回答问题已标记解决。机器人几秒内生效。")
 
 
 @bp.post("/kb/misses/<int:miss_id>/entry")
 @page("supervisor")
-def kb_add_entry(miss_id: int):
-    miss = g.db.get(FaqMiss, miss_id)
-    if miss is None:
-        flash("没有这条未回答的问题", "error")
-        return redirect(url_for("console.kb"))
+@_on_miss
+def kb_add_entry(miss: FaqMiss):
     f = request.form
     questions = [miss.text] + (f.get("questions") or "").splitlines()
-    try:
-        file = add_entry((f.get("entry_id") or "").strip(), f.get("title") or "", questions, f.get("answer") or "",
-                         (f.get("tags") or "").replace("，", ",").split(","))
-    except KBEditError as exc:
-        flash(f"未保存：{exc}", "error")
-        return redirect(url_for("console.kb") + f"#miss-{miss_id}")
-    n = resolve_misses(g.db, miss.text)
-    audit(g.db, g.principal, "faq.add_entry", f"faq:{f.get('entry_id')}", {"file": file, "miss": miss_id})
-    flash(f"已新增条目 {f.get('entry_id')}（{file}），{n} 条未回答问题已标记解决。", "ok")
-    return redirect(url_for("console.kb"))
+    return _kept_from_miss(
+        miss, lambda: add_entry((f.get("entry_id") or "").strip(), f.get("title") or "", questions,
+                                f.get("answer") or "", (f.get("tags") or "").replace("，", ",").split(",")),
+        "faq.add_entry", f"faq:{f.get('entry_id')}", {},
+        lambda file, n: f"已新增条目 {f.get('entry_id')}（{file}），{n} 条未回答问题已标记解决。")
 
 
 @bp.post("/kb/misses/<int:miss_id>/dismiss")

@@ -23,7 +23,7 @@ from ground import clock
 DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
 LABELS_FILE = DATA / "display_labels.yaml"
 log = logging.getLogger(__name__)
-_MAPS = ("clocks", "member_clocks", "categories", "kinds", "teams", "ticket_states", "booking_states", "channels", "roles", "spend_categories",
+_MAPS = ("clocks", "member_clocks", "calendar_clocks", "audiences", "categories", "kinds", "teams", "ticket_states", "booking_states", "channels", "roles", "spend_categories",
          "violations", "moderation_steps", "moderation_status", "ticket_events", "event_words", "audit_actions",
          "audit_fields")
 
@@ -72,12 +72,15 @@ def _clock_titles() -> dict[str, str]:
 
 
 def missing_clock_names(data: dict | None = None) -> list[str]:
-    """Clocks of clocks.yaml / member_clocks.yaml the labels do not name (they would
-    show their long titles instead of a chip's short name)."""
+    """Clocks of clocks.yaml / member_clocks.yaml / calendar_clocks.yaml the labels do not
+    name (they would show their long titles instead of a chip's short name)."""
     data = data if data is not None else labels()
     tickets, services = _clock_specs()
     missing = sorted({c.id for c in tickets} - set(data["clocks"]))
     missing += sorted({c.id for c in services} - set(data["member_clocks"]))
+    from handlers.clocks import calendar
+
+    missing += sorted(set(calendar.policies()) - set(data["calendar_clocks"]))
     return missing
 
 

@@ -1,6 +1,9 @@
 """The console's pages (framework in views.py)."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
@@ -97,15 +100,29 @@ def _get_ticket(ticket_id: int):
     return t if t is not None and scope.can_act_on_ticket(Q.viewer(), t) else None
 
 
+def _on_ticket(view: Callable[[Ticket], object]) -> Callable:
+    """A view of one ticket (`ticket_id` in the URL) that gets the Ticket itself; one that is
+    missing or outside the viewer's scope is the 404 page."""
+    @functools.wraps(view)
+    def wrapper(ticket_id: int):
+        t = _get_ticket(ticket_id)
+        return _no_ticket(ticket_id) if t is None else view(t)
+    return wrapper
+
+
+def _to_ticket(t: Ticket, message: str, category: str):
+    """Back to the ticket's page, saying how the action went."""
+    flash(message, category)
+    return redirect(url_for("console.ticket", ticket_id=t.id))
+
+
 @bp.get("/tickets/<int:ticket_id>")
 @page("staff")
-def ticket(ticket_id: int):
+@_on_ticket
+def ticket(t: Ticket):
     from bot.console import labels as L
     from bot.console.views import names
 
-    t = _get_ticket(ticket_id)
-    if t is None:
-        return _no_ticket(ticket_id)
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
@@ -142,59 +159,46 @@ def ticket_act(ticket_id: int, action: str):
     if t is None or action not in Q.STAFF_ACTIONS:
         return _no_ticket(ticket_id, "或这个操作")
     userid = _my_userid()
-    back = redirect(url_for("console.ticket", ticket_id=ticket_id))
     if userid is None:
-        flash("您的控制台账号没有关联员工，不能以员工身份处理工单；请用「转派」交给员工。", "error")
-        return back
+        return _to_ticket(t, "您的控制台账号没有关联员工，不能以员工身份处理工单；请用「转派」交给员工。", "error")
     note = (request.form.get("note") or "").strip()[:500]
     try:
         text = Q.ticket_action(g.db, t, action, userid, note, clock.now())
     except Q.ActionError as exc:
-        flash(str(exc), "error")
-        return back
+        return _to_ticket(t, str(exc), "error")
     audit(g.db, g.principal, f"ticket.{action}", f"ticket:{t.id}", {"note": note} if note else None)
-    flash(text, "ok")
-    return back
+    return _to_ticket(t, text, "ok")
 
 
 @bp.post("/tickets/<int:ticket_id>/close")
 @page("supervisor")
-def ticket_close(ticket_id: int):
-    t = _get_ticket(ticket_id)
-    if t is None:
-        return _no_ticket(ticket_id)
+@_on_ticket
+def ticket_close(t: Ticket):
     reason = (request.form.get("reason") or "").strip()[:200]
     try:
         text = Q.close_ticket(g.db, t, event_actor(g.db, g.principal), reason, clock.now())
     except Q.ActionError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("console.ticket", ticket_id=ticket_id))
+        return _to_ticket(t, str(exc), "error")
     audit(g.db, g.principal, "ticket.close", f"ticket:{t.id}", {"reason": reason})
-    flash(text, "ok")
-    return redirect(url_for("console.ticket", ticket_id=ticket_id))
+    return _to_ticket(t, text, "ok")
 
 
 @bp.post("/tickets/<int:ticket_id>/reassign")
 @page("supervisor")
-def ticket_reassign(ticket_id: int):
-    t = _get_ticket(ticket_id)
-    if t is None:
-        return _no_ticket(ticket_id)
+@_on_ticket
+def ticket_reassign(t: Ticket):
     to = (request.form.get("assignee") or "").strip()
     staff = g.db.scalar(select(Staff).where(Staff.userid == to, Staff.active.is_(True)))
     if staff is None:
-        flash("请选择一位在岗员工", "error")
-        return redirect(url_for("console.ticket", ticket_id=ticket_id))
+        return _to_ticket(t, "请选择一位在岗员工", "error")
     reason = (request.form.get("reason") or "").strip()[:200] or None
     previous = t.assignee
     try:
         Q.reassign_ticket(g.db, t, to, by=event_actor(g.db, g.principal), reason=reason, now=clock.now())
     except Q.ReassignError:
-        flash(f"T{t.id} 已{STATE_LABELS.get(t.state, t.state)}，不能转派", "error")
-        return redirect(url_for("console.ticket", ticket_id=ticket_id))
+        return _to_ticket(t, f"T{t.id} 已{STATE_LABELS.get(t.state, t.state)}，不能转派", "error")
     audit(g.db, g.principal, "ticket.reassign", f"ticket:{t.id}", {"from": previous, "to": to, "reason": reason})
-    flash(f"T{t.id} 已转派给 {staff.name}", "ok")
-    return redirect(url_for("console.ticket", ticket_id=ticket_id))
+    return _to_ticket(t, f"T{t.id} 已转派给 {staff.name}", "ok")
 
 
 # --- Owners (manager; every look-up logged) ----------------------------------------------------------------

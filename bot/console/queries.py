@@ -361,3 +361,38 @@ def delivery_progress(session, campaign_ids: list[int]) -> dict[int, dict]:
                                          .group_by(Delivery.campaign_id, Delivery.state)):
         out[cid][state] = n
     return out
+
+
+@dataclass
+class ObligationView:
+    """A calendar obligation (O12-O19) as the 公告 page lists it."""
+
+    name: str
+    audience: str
+    next_at: datetime | None  # the soonest occurrence of its running clocks
+    last_at: datetime | None  # when it last fired (a community obligation; None for per-subject ones)
+    running: int  # its running clocks (1 for the community's; owners in arrears, homes...)
+    per_subject: bool
+
+
+def calendar_obligations(session: Session) -> list[ObligationView]:
+    """Every calendar obligation of the clock engine with its next (and last) occurrence."""
+    from bot.console.labels import word
+    from handlers.clocks import calendar
+    from store.models import CalendarClock
+
+    live = {clock: (n, nxt) for clock, n, nxt in session.execute(
+        select(CalendarClock.clock, func.count(), func.min(CalendarClock.due_at))
+        .where(CalendarClock.state == "running").group_by(CalendarClock.clock))}
+    standing = {c.clock: c for c in session.scalars(select(CalendarClock).where(
+        CalendarClock.subject == "community", CalendarClock.state == "running"))}
+    rows = []
+    for pid, spec in calendar.policies().items():
+        n, nxt = live.get(pid, (0, None))
+        last = (standing[pid].detail or {}).get("last_fired_at") if pid in standing else None
+        rows.append(ObligationView(
+            name=word("calendar_clocks", pid, spec.title), audience="、".join(word("audiences", t) for t in spec.tell),
+            next_at=nxt, last_at=datetime.fromisoformat(last) if last else None, running=n,
+            per_subject=spec.start != "installed"))
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(rows, key=lambda r: r.next_at or far)

@@ -8,25 +8,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ground.config import ConfigError, _check_range, _float
-
-
-def _num(name: str, default: float) -> float:
-    value = _float(name, default)
-    _check_range(name, value, 0)
-    return value
+from ground.config import ConfigError, env, from_env
 
 
 @dataclass(frozen=True)
 class OutboundOptions:
-    http_timeout_s: float  # per platform call; the platforms answer in well under a second
-    backoff_base_s: float  # first retry delay; doubles per attempt (with jitter)
-    backoff_max_s: float
-    inline_wait_s: float  # a rate-limit wait up to this is slept in the worker, longer ones are deferred
-    lease_s: float  # how long a claimed row is ours before the sweeper may hand it to another worker
-    token_margin_s: float  # refresh tokens this long before the platform's expiry
     wechat_token_mode: str  # "stable" (stable_token, no rotation) or "token" (/cgi-bin/token)
     public_url: str  # where staff open the sidebar page (group_task links)
+    # Per platform call; the platforms answer in well under a second.
+    http_timeout_s: float = env("GUANJIA_HTTP_TIMEOUT_S", 5.0, low=0)
+    # First retry delay; doubles per attempt (with jitter).
+    backoff_base_s: float = env("GUANJIA_OUTBOX_BACKOFF_S", 10.0, low=0)
+    backoff_max_s: float = env("GUANJIA_OUTBOX_BACKOFF_MAX_S", 1800.0, low=0)
+    # A rate-limit wait up to this is slept in the worker, longer ones are deferred.
+    inline_wait_s: float = env("GUANJIA_RATE_INLINE_WAIT_S", 1.0, low=0)
+    # How long a claimed row is ours before the sweeper may hand it to another worker.
+    lease_s: float = env("GUANJIA_OUTBOX_LEASE_S", 120.0, low=0)
+    token_margin_s: float = env("GUANJIA_TOKEN_MARGIN_S", 300.0, low=0)  # refresh tokens this long before expiry
 
 
 def get_options() -> OutboundOptions:
@@ -34,12 +32,7 @@ def get_options() -> OutboundOptions:
     if mode not in ("stable", "token"):
         raise ConfigError(f"GUANJIA_WECHAT_TOKEN_MODE must be 'stable' or 'token', got {mode!r}")
     return OutboundOptions(
-        http_timeout_s=_num("GUANJIA_HTTP_TIMEOUT_S", 5.0),
-        backoff_base_s=_num("GUANJIA_OUTBOX_BACKOFF_S", 10.0),
-        backoff_max_s=_num("GUANJIA_OUTBOX_BACKOFF_MAX_S", 1800.0),
-        inline_wait_s=_num("GUANJIA_RATE_INLINE_WAIT_S", 1.0),
-        lease_s=_num("GUANJIA_OUTBOX_LEASE_S", 120.0),
-        token_margin_s=_num("GUANJIA_TOKEN_MARGIN_S", 300.0),
         wechat_token_mode=mode,
         public_url=(os.environ.get("GUANJIA_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        **from_env(OutboundOptions),
     )

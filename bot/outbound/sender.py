@@ -22,7 +22,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from redis.exceptions import RedisError
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot import metrics
@@ -185,23 +185,31 @@ def backoff_s(attempt: int, opts: OutboundOptions) -> float:
     return delay / 2 + random.uniform(0, delay / 2)
 
 
+# Core statements on the outbox table, not ORM ones: a campaign sends tens of thousands of
+# rows and each costs a claim and two writes; the ORM's bulk-update and identity-map paths
+# were over a third of the sender's CPU (bench/fanout.py, py-spy).
+_OUTBOX = OutboxMessage.__table__
+_CLAIM_COLUMNS = (_OUTBOX.c.id, _OUTBOX.c.channel, _OUTBOX.c.kind, _OUTBOX.c.recipient, _OUTBOX.c.payload,
+                  _OUTBOX.c.attempts, _OUTBOX.c.source, _OUTBOX.c.state, _OUTBOX.c.last_error)
+
+
 def _set(row_id: int, **values: Any) -> None:
     with session_scope() as s:
-        s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+        s.connection().execute(_OUTBOX.update().where(_OUTBOX.c.id == row_id).values(**values))
 
 
 def _claim(outbox_id: int, now: datetime, opts: OutboundOptions) -> Row | str:
     with session_scope() as s:
-        row = s.get(OutboxMessage, outbox_id)
+        conn = s.connection()
+        row = conn.execute(select(*_CLAIM_COLUMNS).where(_OUTBOX.c.id == outbox_id)).first()
         if row is None:
             return "missing"
         if row.state in ("sent", "dead", "unknown"):
             return f"already {row.state}"
-        claimed = s.execute(update(OutboxMessage).where(
-            OutboxMessage.id == outbox_id, OutboxMessage.state.in_(("queued", "failed")),
-            or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
-        ).values(next_attempt_at=now + timedelta(seconds=opts.lease_s)).execution_options(
-            synchronize_session=False)).rowcount
+        claimed = conn.execute(_OUTBOX.update().where(
+            _OUTBOX.c.id == outbox_id, _OUTBOX.c.state.in_(("queued", "failed")),
+            or_(_OUTBOX.c.next_attempt_at.is_(None), _OUTBOX.c.next_attempt_at <= now),
+        ).values(next_attempt_at=now + timedelta(seconds=opts.lease_s))).rowcount
         if not claimed:
             return "not due"
         window_start = None

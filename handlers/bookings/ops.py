@@ -150,6 +150,31 @@ def slot_problem(svc: Service, start: datetime, now: datetime) -> str | None:
     return None
 
 
+class _OpenDays:
+    """The (day, start) pairs of `when` a booking could take, in order: in the future and
+    within the service's own limits. `refused` says why the last day looked at could not be
+    taken (None when it could): the reply when no day had room."""
+
+    def __init__(self, when: When, svc: Service, now: datetime) -> None:
+        self.when, self.svc, self.now = when, svc, now
+        self.refused: str | None = None
+
+    def __iter__(self):
+        for day in self.when.days():
+            start = start_time(self.when, day, self.svc)
+            if start <= self.now:
+                continue
+            self.refused = slot_problem(self.svc, start, self.now)
+            if not self.refused:
+                yield day, start
+
+
+def _task_holders(session: Session, b: Booking, state: str) -> list[str]:
+    """Who holds a booking's task in `state`: the service's team once approved, else the reviewers."""
+    team = b.team if state in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
+    return recipients(team_members(session, team))
+
+
 # --- booking ------------------------------------------------------------------------------------
 
 def book(session: Session, owner: Owner, svc: Service, when: When, location: str, now: datetime,
@@ -159,14 +184,9 @@ def book(session: Session, owner: Owner, svc: Service, when: When, location: str
     why = refusal(session, owner, svc, now)
     if why:
         return None, why, []
-    quota_refused = slot_refused = None
-    for day in when.days():
-        start = start_time(when, day, svc)
-        if start <= now:
-            continue
-        slot_refused = slot_problem(svc, start, now)
-        if slot_refused:
-            continue
+    quota_refused = None
+    days = _OpenDays(when, svc, now)
+    for day, start in days:
         sp = session.begin_nested()
         ok_q, qkey = _take_quota(session, owner, svc, day)
         if not ok_q:
@@ -190,8 +210,8 @@ def book(session: Session, owner: Owner, svc: Service, when: When, location: str
         return b, submitted_text(b, svc), review_task(session, b, svc, owner, now)
     if quota_refused:
         return None, quota_refused, []
-    if slot_refused:
-        return None, slot_refused, []
+    if days.refused:
+        return None, days.refused, []
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return None, (f"抱歉，「{svc.name}」{when.describe()}已约满。"
                   + (f"最近可约：{nxt.month}月{nxt.day}日，告诉我「{nxt.month}月{nxt.day}日」即可。" if nxt else "")), []
@@ -246,8 +266,7 @@ def cancel(session: Session, b: Booking, now: datetime, by: str) -> list[Push]:
     clocks.cancel(session, f"booking:{b.id}", now, "booking cancelled")
     session.add(AuditLog(actor=by, action="booking_cancel", target=f"booking:{b.id}", detail={"from": prior}))
     session.flush()
-    team = b.team if prior in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
-    to = recipients(team_members(session, team))
+    to = _task_holders(session, b, prior)
     return [staff_text(to, f"【预约取消】{describe(b)} 已由业主取消。", f"booking:{b.id}:cancelled", f"booking:{b.id}")] if to else []
 
 
@@ -259,14 +278,8 @@ def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str)
     problem = when_problem(when, now)
     if problem:
         return False, problem, []
-    refused = None
-    for day in when.days():
-        start = start_time(when, day, svc)
-        if start <= now:
-            continue
-        refused = slot_problem(svc, start, now)
-        if refused:
-            continue
+    days = _OpenDays(when, svc, now)
+    for day, start in days:
         sp = session.begin_nested()
         same_day = day == b.day
         new_qkey = b.quota_key
@@ -288,13 +301,12 @@ def reschedule(session: Session, b: Booking, when: When, now: datetime, by: str)
         session.add(AuditLog(actor=by, action="booking_reschedule", target=f"booking:{b.id}",
                              detail={"from": old.isoformat(), "to": start.isoformat()}))
         session.flush()
-        team = b.team if b.state in ("approved", "contacted") else clock_config().get("review_team", "customer_service")
-        to = recipients(team_members(session, team))
+        to = _task_holders(session, b, b.state)
         pushes = [staff_text(to, f"【预约改期】{describe(b, svc)}（原 {old.astimezone(CST):%m-%d %H:%M}）。",
                              f"booking:{b.id}:moved:{int(start.timestamp())}", f"booking:{b.id}")] if to else []
         return True, f"已改期：{describe(b, svc)}。", pushes
-    if refused:
-        return False, refused + "原预约保持不变。", []
+    if days.refused:
+        return False, days.refused + "原预约保持不变。", []
     nxt = next_free_day(session, svc, when.days()[-1] + timedelta(days=1))
     return False, (f"抱歉，{when.describe()}「{svc.name}」已约满或次数已用完，原预约保持不变。"
                    + (f"最近可约：{nxt.month}月{nxt.day}日。" if nxt else "")), []

@@ -14,11 +14,21 @@ the audit log). Everything else happens here, once:
   row); each warning and step once (`warned_at`, `level` on the row, in the same
   transaction as the record) and every push carries a dedup key, so a re-run or
   a retry produces nothing twice.
+- A *recurring* policy (a calendar rule, `ClockSpec.calendar`: the calendar
+  obligations O12-O19) has no deadline: its row's `due_at` is the next occurrence.
+  `check_due` first lets each recurring family start the rows it finds missing
+  (`RecurringFamily.start_due`), then fires each occurrence due, in a savepoint of
+  its own: the subject's condition looked at (`ended`), the occurrence recorded once
+  per period (`scheduler_reminders`, unique rule + subject + period, in the same
+  transaction), the family's action run (`occur`), and the row moved on to the next
+  occurrence (or `met` when the rule is done). One found over `CATCH_UP` late is
+  skipped, not sent late.
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Iterable, Protocol
 
 from sqlalchemy import and_, or_, select
@@ -27,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from handlers.clocks.policy import ClockSpec, Step
 from handlers.message import Push
+from store.models import Reminder
 from store.models.clocks import ACTIVE_STATES, Clock
 
 log = logging.getLogger(__name__)
@@ -58,6 +69,34 @@ class Family(Protocol):
     def escalate(self, session: Session, row: Clock, spec: ClockSpec, step: Step, now: datetime) -> list[Push] | None:
         """One escalation step (recorded by the family); None = nothing could be done
         (a redispatch with nobody left): the engine takes the next step at once."""
+
+
+@dataclass
+class Occurrence:
+    """One firing of a recurring clock, as its action sees it."""
+
+    session: Session
+    row: Clock
+    spec: ClockSpec
+    at: datetime  # when the occurrence was due (labels the period even when it fires late)
+    now: datetime
+    period: str  # what it is recorded under (once)
+    anchor: date | None  # the subject's date it counts from (None: the calendar alone)
+    detail: dict = field(default_factory=dict)  # the action adds what the record keeps
+
+
+class RecurringFamily(Family, Protocol):
+    """A family whose policies recur (calendar rules): it starts its own rows."""
+
+    def start_due(self, session: Session, now: datetime) -> list[Clock]:
+        """Start the rows that should be running and are not (a new owner in arrears...)."""
+
+    def ended(self, session: Session, row: Clock, spec: ClockSpec, now: datetime) -> bool:
+        """Before an occurrence: the subject's condition is over (paid) or its date moved;
+        the family has stopped the row (a new round starts when its source finds it again)."""
+
+    def occur(self, occ: Occurrence) -> list[Push]:
+        """Run the policy's action for this occurrence (already recorded as fired)."""
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -98,8 +137,9 @@ def find(session: Session, subject: str, clock: str, round: int | None = None) -
 
 
 def start(session: Session, family_name: str, subject: str, spec: ClockSpec | str, now: datetime, *,
-          start_at: datetime | None = None, round: int = 0, **fields) -> Clock:
+          start_at: datetime | None = None, round: int = 0, due_at: datetime | None = None, **fields) -> Clock:
     """Start a clock on `subject` (once per round: starting it again returns the row).
+    `due_at`: a recurring clock's first occurrence (default: the policy's deadline).
     `fields`: ticket_id, owner_id, team, assignee, detail."""
     fam = family(family_name)
     if fam is None:
@@ -110,7 +150,7 @@ def start(session: Session, family_name: str, subject: str, spec: ClockSpec | st
     if existing is not None:
         return existing
     begun = start_at or now
-    due = spec.due(begun)
+    due = due_at or spec.due(begun)
     row = _row_class(family_name)(subject=subject, clock=spec.id, rule=spec.rule, round=round, started_at=begun,
                                   due_at=due, warn_at=spec.warn_at(due), state="running", level=0,
                                   **{k: v for k, v in fields.items() if k != "detail"},
@@ -198,9 +238,11 @@ def _due_rows(session: Session, now: datetime, families: Iterable[str] | None):
 
 
 def check_due(session: Session, now: datetime, families: Iterable[str] | None = None) -> list[Push]:
-    """Every warning, breach and escalation step due at `now` (of `families`, default all).
-    Returns the pushes; idempotent."""
+    """Every warning, breach and escalation step, and every calendar occurrence, due at
+    `now` (of `families`, default all). Returns the pushes; idempotent."""
     pushes: list[Push] = []
+    for fam in _recurring_families(families):
+        fam.start_due(session, now)
     for row in _due_rows(session, now, families):
         fam = family(row.family)
         if fam is None:
@@ -212,7 +254,9 @@ def check_due(session: Session, now: datetime, families: Iterable[str] | None = 
             continue
         if fam.auto_stop(session, row):
             continue
-        if row.state == "running" and row.due_at <= now:
+        if spec.calendar is not None:
+            pushes += _occur_alone(session, fam, row, spec, now)
+        elif row.state == "running" and row.due_at <= now:
             pushes += _breach(session, fam, row, spec, now)
         elif row.state == "running":
             row.warned_at = now
@@ -246,3 +290,84 @@ def _step(session: Session, fam: Family, row: Clock, spec: ClockSpec, now: datet
             return pushes
     row.next_step_at = None
     return []
+
+
+# ---------------------------------------------------------------- recurring clocks
+
+def _recurring_families(families: Iterable[str] | None) -> list[RecurringFamily]:
+    from handlers import load_capabilities
+
+    load_capabilities()  # the capabilities register their families (and actions) when imported
+    wanted = None if families is None else set(families)
+    return [f for name, f in _FAMILIES.items() if (wanted is None or name in wanted) and hasattr(f, "start_due")]
+
+
+def anchor_of(row: Clock) -> date | None:
+    """The subject's date a recurring clock counts from (kept on the row when it started)."""
+    return row.anchor
+
+
+def _claim(session: Session, row: Clock, period: str, now: datetime) -> Reminder | None:
+    """Record the occurrence; None when it was recorded already (a re-run, a second worker)."""
+    rec = Reminder(rule=row.rule, subject=row.subject, period=period, detail={}, created_at=now)
+    try:
+        with session.begin_nested():
+            session.add(rec)
+        return rec
+    except IntegrityError:
+        return None
+
+
+# An occurrence found later than this (the check did not run: an outage, a stuck queue) is
+# not fired late: a festival greeting days late is worse than none. The rule resumes at its
+# next moment; a rule counted from a subject's date (in arrears, a warranty's last month)
+# fires at the next `at` of its still-open window, as the scheduler's daily jobs did
+# (their misfire grace was this hour too).
+CATCH_UP = timedelta(hours=1)
+
+
+def _occur_alone(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, now: datetime) -> list[Push]:
+    """An occurrence in a savepoint of its own: an action that fails (a bad template, a
+    database error) is logged and tried again at the next check, and takes neither the
+    other obligations nor the deadline clocks of this check down with it."""
+    try:
+        with session.begin_nested():
+            return _occur(session, fam, row, spec, now)
+    except Exception:
+        log.exception("calendar clock %s (%s on %s) failed; tried again at the next check", row.id, row.clock,
+                      row.subject)
+        return []
+
+
+def _occur(session: Session, fam: RecurringFamily, row: Clock, spec: ClockSpec, now: datetime) -> list[Push]:
+    """One occurrence of a recurring clock: recorded once, its action run, the row moved on."""
+    if fam.ended(session, row, spec, now):
+        return []
+    anchor = anchor_of(row)
+    due = row.due_at
+    if now - due > CATCH_UP:
+        log.info("clock %s (%s %s) due %s not fired: too late", row.id, row.clock, row.subject, due.isoformat())
+        due = spec.calendar.first(now, anchor)
+        _move_on(row, due, now)
+        if due is None or due > now:
+            return []
+    period = spec.calendar.period(due, anchor, spec.period)
+    pushes: list[Push] = []
+    rec = _claim(session, row, period, now)
+    if rec is not None:
+        occ = Occurrence(session=session, row=row, spec=spec, at=due, now=now, period=period, anchor=anchor)
+        pushes = fam.occur(occ)
+        rec.detail = {"clock": spec.id, **occ.detail}  # which policy fired (two may share a rule)
+        row.level += 1  # occurrences fired
+        row.detail = {**(row.detail or {}), "last_period": period, "last_fired_at": now.isoformat()}
+        fam.record(session, row, "clock_fired", now, period=period)
+    _move_on(row, spec.calendar.after(due, anchor), now)
+    return pushes
+
+
+def _move_on(row: Clock, nxt: datetime | None, now: datetime) -> None:
+    """The row waits for its next occurrence, or is done (`met`) when the rule has none."""
+    if nxt is None:
+        row.state, row.stopped_at = "met", now
+    else:
+        row.due_at = nxt

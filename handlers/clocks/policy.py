@@ -22,6 +22,20 @@ services and consultations):
 
 `to` names roles the family resolves (assignee, supervisor, manager, callback)
 or the action `redispatch`. Errors name the file, the entry and the field.
+
+A *recurring* policy (the calendar obligations O12-O19, `handlers/data/calendar_clocks.yaml`)
+is the same mapping with a calendar rule instead of a duration, who is told, what it does
+when it fires and what the firing is recorded under:
+
+    - id: arrears
+      rule: O15
+      title: 欠费跟进
+      start: in_arrears           # the family's events (here: the check finds an owner in arrears)
+      stop: paid
+      calendar: {every: 15 days, at: "10:07"}   # handlers/clocks/calendar_rule.py
+      tell: [owner, building_agent]
+      does: arrears               # the action a capability registered (handlers/clocks/calendar.py)
+      period: "{anchor}#{n}"      # optional: the record's period (default by the rule)
 """
 from __future__ import annotations
 
@@ -32,11 +46,14 @@ from typing import Iterable
 from ground.clock import CST
 from handlers import calendar_cn
 from ground.rules import RulesError
+from handlers.clocks.calendar_rule import CalendarRule, parse_calendar
 
 HOLDERS = ("assignee", "supervisor", "callback")
 RECIPIENTS = ("assignee", "supervisor", "manager", "callback", "redispatch")
-DURATIONS = ("minutes", "working_days", "until")
-FIELDS = {"id", "rule", "title", "text", "start", "stop", *DURATIONS, "warn_before", "holder", "escalation"}
+DURATIONS = ("minutes", "working_days", "until", "calendar")
+RECURRING = {"tell", "does", "period"}  # only beside `calendar`
+FIELDS = {"id", "rule", "title", "text", "start", "stop", *DURATIONS, "warn_before", "holder", "escalation",
+          *RECURRING}
 
 
 # A rule file with a clock (or a ticket roster) that cannot be used: the one rule-file
@@ -64,6 +81,10 @@ class ClockSpec:
     escalation: tuple[Step, ...] = ()
     holder: str = "assignee"  # who is warned: assignee / supervisor / callback
     text: str = ""  # the rule's wording
+    calendar: CalendarRule | None = None  # a recurring policy: when it fires (no deadline, no escalation)
+    tell: tuple[str, ...] = ()  # recurring: who is told (the family's audiences)
+    does: str = ""  # recurring: the registered action run at each occurrence
+    period: str | None = None  # recurring: what an occurrence is recorded under (default by the rule)
 
     @property
     def within(self) -> str:
@@ -81,6 +102,8 @@ class ClockSpec:
             return start + timedelta(minutes=self.minutes)
         if self.working_days is not None:
             return calendar_cn.add_working_days(start, self.working_days)
+        if self.calendar is not None:
+            return self.calendar.first(start)
         return calendar_cn.end_of_day(start.astimezone(CST).date())  # until: end_of_day
 
     def warn_at(self, due: datetime) -> datetime | None:
@@ -108,8 +131,9 @@ def _step(raw, where: str) -> Step:
     return Step(after=_int(raw, "after", where, 0), to=tuple(to))
 
 
-def parse_clock(raw, where: str, events: Iterable[str]) -> ClockSpec:
-    """One clock policy; `where` is "file: path[i]", `events` the family's start/stop events."""
+def parse_clock(raw, where: str, events: Iterable[str], tells: Iterable[str] = ()) -> ClockSpec:
+    """One clock policy; `where` is "file: path[i]", `events` the family's start/stop events,
+    `tells` who a recurring policy may tell."""
     events = tuple(events)
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: a clock must be a mapping")
@@ -125,7 +149,11 @@ def parse_clock(raw, where: str, events: Iterable[str]) -> ClockSpec:
         if ev not in events:
             raise PolicyError(f"{where}: field start/stop: unknown event '{ev}' (known: {', '.join(events)})")
     if len([k for k in DURATIONS if raw.get(k) is not None]) != 1:
-        raise PolicyError(f"{where}: exactly one of minutes / working_days / until is needed")
+        raise PolicyError(f"{where}: exactly one of minutes / working_days / until / calendar is needed")
+    if raw.get("calendar") is not None:
+        return _recurring(raw, where, tuple(stop), tuple(tells))
+    if set(raw) & RECURRING:
+        raise PolicyError(f"{where}: field(s) {', '.join(sorted(set(raw) & RECURRING))} only go with calendar")
     if raw.get("until") not in (None, "end_of_day"):
         raise PolicyError(f"{where}: field until: only 'end_of_day' is known")
     if raw.get("holder", "assignee") not in HOLDERS:
@@ -142,13 +170,32 @@ def parse_clock(raw, where: str, events: Iterable[str]) -> ClockSpec:
         text=str(raw.get("text") or ""))
 
 
-def parse_clocks(raw, where: str, events: Iterable[str]) -> tuple[ClockSpec, ...]:
+def _recurring(raw: dict, where: str, stop: tuple[str, ...], tells: tuple[str, ...]) -> ClockSpec:
+    """A recurring policy: a calendar rule, who is told, the action; no deadline to escalate."""
+    for name in ("warn_before", "holder", "escalation"):
+        if name in raw:
+            raise PolicyError(f"{where}: field {name}: a recurring (calendar) clock has no deadline to warn or escalate")
+    tell = raw.get("tell") or []
+    tell = tell if isinstance(tell, list) else [tell]
+    if not tell:
+        raise PolicyError(f"{where}: field tell: nobody to tell")
+    for who in tell:
+        if who not in tells:
+            raise PolicyError(f"{where}: field tell: unknown '{who}' (known: {', '.join(tells)})")
+    if not isinstance(raw.get("does"), str) or not raw["does"]:
+        raise PolicyError(f"{where}: field does: the action to run is missing")
+    return ClockSpec(id=str(raw["id"]), rule=str(raw["rule"]), title=str(raw.get("title") or raw["id"]),
+                     start=raw["start"], stop=stop, calendar=parse_calendar(raw["calendar"], where),
+                     tell=tuple(tell), does=raw["does"], period=raw.get("period"), text=str(raw.get("text") or ""))
+
+
+def parse_clocks(raw, where: str, events: Iterable[str], tells: Iterable[str] = ()) -> tuple[ClockSpec, ...]:
     """A list of clock policies (ids unique within the list)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise PolicyError(f"{where}: a list of clocks is needed")
-    specs = tuple(parse_clock(c, f"{where}[{i}]", events) for i, c in enumerate(raw))
+    specs = tuple(parse_clock(c, f"{where}[{i}]", events, tells) for i, c in enumerate(raw))
     seen: set[str] = set()
     for s in specs:
         if s.id in seen:

@@ -140,12 +140,20 @@ def on_staff_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     return _reply_out(core.reply(ctx.session, int(conv.state["case"]), msg.sender, text, ctx.now))
 
 
+# Small talk that, from an owner with an open case, is a follow-up for its holder.
+FOLLOW_UP_TALK = ("offtopic", "chitchat")
+
+
 @capability.routed  # after the tickets' conduct check (capability order)
 def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     """An owner with an open case who says something the bot is unsure about
-    (its "which one did you mean?") is talking to a person: the message joins
-    the case and reaches its holder instead of a menu."""
-    if msg.chat != "private" or route.handler or not (route.intent == "faq" and route.args.get("clarify")):
+    (its "which one did you mean?"), or something it would call off-topic or chatter
+    ("那位老师一节课收费多少" after asking for a piano teacher), is talking to a person:
+    the message joins the case and reaches its holder instead of a menu or a polite
+    "not our business". Greetings and thanks are not forwarded."""
+    unsure = route.intent == "faq" and route.args.get("clarify")
+    talk = route.intent == "smalltalk" and route.args.get("talk") in FOLLOW_UP_TALK
+    if msg.chat != "private" or route.handler or not (unsure or talk):
         return None
     if core.open_case(ctx.session, msg.sender) is None:
         return None

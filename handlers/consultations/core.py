@@ -307,13 +307,26 @@ def _may_answer(session: Session, case: Consultation | None, userid: str, via: s
     return None
 
 
+def _case_to_answer(session: Session, case_id: int, userid: str, via: str) -> tuple[Consultation, Result | None]:
+    """The case `userid` acts on, and the refusal to give instead when they may not."""
+    case = get_case(session, case_id)
+    why = _may_answer(session, case, userid, via)
+    return case, (Result(False, why) if why else None)
+
+
+def _stop_o1(session: Session, case: Consultation, now: datetime, by: str) -> None:
+    """A person answered or closed the case: its O1 clock (the first response) stops."""
+    row = clock_of(session, case)
+    if row is not None:
+        clocks.stop_named(session, row.subject, "O1", now, by=by)
+
+
 def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str = "wecom") -> Result:
     """First come owns it: the picker becomes the holder and the owner hears a
     person has it (a first response, so O1 stops)."""
-    case = get_case(session, case_id)
-    why = _may_answer(session, case, userid, via)
-    if why:
-        return Result(False, why)
+    case, refused = _case_to_answer(session, case_id, userid, via)
+    if refused:
+        return refused
     if case.state == "closed":
         return Result(False, f"咨询{case.number}已关闭。", case=case)
     if case.holder and case.holder != userid:
@@ -338,10 +351,9 @@ def pick_up(session: Session, case_id: int, userid: str, now: datetime, via: str
 
 def reply(session: Session, case_id: int, userid: str, text: str, now: datetime, via: str = "wecom") -> Result:
     """A staff answer to the owner, exactly as typed (full-width punctuation included)."""
-    case = get_case(session, case_id)
-    why = _may_answer(session, case, userid, via)
-    if why:
-        return Result(False, why)
+    case, refused = _case_to_answer(session, case_id, userid, via)
+    if refused:
+        return refused
     text = (text or "").strip()
     if not text:
         return Result(False, "回复内容不能为空。", case=case)
@@ -356,9 +368,7 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
     push, delivery = _owner_push(session, case, text, now, f"reply:{n}")
     _add(session, case, "staff", userid, text, now, via=via, delivery=delivery)
     case.state, case.last_reply_at = "answered", now
-    row = clock_of(session, case)
-    if row is not None:
-        clocks.stop_named(session, row.subject, "O1", now, by=userid)
+    _stop_o1(session, case, now, userid)
     session.add(AuditLog(actor=userid, action="consultation.replied", target=case.number,
                          detail={"via": via, "delivery": delivery}))
     session.flush()
@@ -367,16 +377,13 @@ def reply(session: Session, case_id: int, userid: str, text: str, now: datetime,
 
 
 def close(session: Session, case_id: int, userid: str, now: datetime, via: str = "wecom", note: str = "") -> Result:
-    case = get_case(session, case_id)
-    why = _may_answer(session, case, userid, via)
-    if why:
-        return Result(False, why)
+    case, refused = _case_to_answer(session, case_id, userid, via)
+    if refused:
+        return refused
     if case.state == "closed":
         return Result(True, f"咨询{case.number}已关闭。", case=case)
     case.state, case.closed_at, case.closed_by = "closed", now, userid
-    row = clock_of(session, case)
-    if row is not None:
-        clocks.stop_named(session, row.subject, "O1", now, by=userid)
+    _stop_o1(session, case, now, userid)
     _add(session, case, "system", userid, f"{staff_name(session, userid) or userid}关闭咨询" + (f"：{note}" if note else ""),
          now, action="closed", via=via)
     session.add(AuditLog(actor=userid, action="consultation.closed", target=case.number, detail={"via": via, "note": note}))

@@ -27,6 +27,7 @@ import numpy as np
 
 from faq.ngrams import char_ngrams, softmax
 from ground.rules import RulesError, read_jsonl
+from handlers.groups.mod_lexicon import DATA_FILE, compact
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
 LABELS = ("none", "ad", "insult", "privacy", "illegal")
@@ -78,8 +79,6 @@ def _shape(m: re.Match) -> str:
 
 
 def features(text: str) -> list[str]:
-    from handlers.groups.moderation import compact
-
     if len(text) > MAX_CHARS:
         text = text[:MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2:]
     comp = _DIGITS.sub(_shape, compact(text))
@@ -156,8 +155,6 @@ TRAINING = "v1 epochs=100 lr=2.0 l2=1e-5 ngrams=1,2,3"  # change it when train()
 def _cache_key() -> str:
     """The trained weights depend on the corpus, on the normal form (moderation.yaml's
     variants and pinyin words) and on the training settings."""
-    from handlers.groups.moderation import DATA_FILE
-
     h = hashlib.sha1(TRAINING.encode())
     h.update(CORPUS.read_bytes())
     h.update(DATA_FILE.read_bytes())

@@ -1,7 +1,9 @@
 """`guanjia member ...`: staff and managers at a terminal (every change audited)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import click
 
@@ -25,6 +27,23 @@ def _send(s, pushes) -> list[int]:
 
 def _after_commit(ids: list[int]) -> None:
     ports.outbox().queue_send(ids)
+
+
+def _act_on_owner(key: str, act: Callable, refused: tuple[type[Exception], ...] = ()) -> tuple[Any, Any]:
+    """(owner, result) of `act(session, owner) -> (result, pushes)` for the owner `key` names, in
+    one transaction; its pushes are sent once it commits. An error of a `refused` type is the
+    command's message to the operator (exit 1), not a traceback."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        o = _owner(s, key)
+        try:
+            result, pushes = act(s, o)
+        except refused as exc:
+            raise click.ClickException(str(exc))
+        ids = _send(s, pushes)
+    _after_commit(ids)
+    return o, result
 
 
 @click.group()
@@ -73,16 +92,9 @@ def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -
 def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
     """Special-contribution upgrade (第九条 3), by a manager."""
     from handlers.membership.service import grant_special_contribution
-    from store.db import session_scope
 
-    with session_scope() as s:
-        o = _owner(s, key)
-        try:
-            row, pushes = grant_special_contribution(s, o, tier, reason, actor, clock.now())
-        except (PermissionError, ValueError) as exc:
-            raise click.ClickException(str(exc))
-        ids = _send(s, pushes)
-    _after_commit(ids)
+    o, row = _act_on_owner(key, lambda s, o: grant_special_contribution(s, o, tier, reason, actor, clock.now()),
+                           refused=(PermissionError, ValueError))
     click.echo(f"{o.name}: {row.from_tier} -> {row.to_tier} ({reason})")
 
 
@@ -95,16 +107,9 @@ def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
 def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -> None:
     """Record a rule breach (第十条 2)."""
     from handlers.membership.service import record_breach
-    from store.db import session_scope
 
-    with session_scope() as s:
-        o = _owner(s, key)
-        try:
-            _, pushes = record_breach(s, o, action, reason, actor, clock.now(), days)
-        except ValueError as exc:
-            raise click.ClickException(str(exc))
-        ids = _send(s, pushes)
-    _after_commit(ids)
+    o, _ = _act_on_owner(key, lambda s, o: record_breach(s, o, action, reason, actor, clock.now(), days),
+                         refused=(ValueError,))
     click.echo(f"{o.name}: {action} recorded")
 
 
@@ -114,13 +119,8 @@ def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -
 def lift(key: str, actor: str) -> None:
     """End an owner's benefit suspension early."""
     from handlers.membership.service import lift_suspension
-    from store.db import session_scope
 
-    with session_scope() as s:
-        o = _owner(s, key)
-        sus, pushes = lift_suspension(s, o, actor, clock.now())
-        ids = _send(s, pushes)
-    _after_commit(ids)
+    o, sus = _act_on_owner(key, lambda s, o: lift_suspension(s, o, actor, clock.now()))
     click.echo(f"{o.name}: " + ("suspension lifted" if sus else "no suspension in force"))
 
 

@@ -8,11 +8,6 @@ capability.page("bot.console.ticket_media:bp")  # the photos and locations on th
 # The clocks themselves fire in the engine's `deadlines` job (handlers/clocks/capability.py).
 capability.job("ticket_surveys", "handlers.tickets.clocks:close_unanswered", trigger="interval", minutes=1,
                once_per="minute")  # a survey nobody answered closes (O20)
-# O19: complaints reviewed daily, open ones analysed weekly, a monthly analysis.
-capability.job("ticket_digest", "handlers.tickets.digest:daily_digest", trigger="cron", hour=8, minute=33,
-               once_per="day")
-capability.job("ticket_weekly", "handlers.tickets.digest:weekly_review", trigger="cron", day_of_week="mon",
-               hour=8, minute=43, once_per="day")
-capability.job("ticket_monthly", "handlers.tickets.digest:monthly_summary", trigger="cron", day=1, hour=8,
-               minute=53, once_per="month")
+# O19 (complaints reviewed daily, open ones analysed weekly, a monthly analysis) are calendar
+# obligations of the clock engine (handlers/data/calendar_clocks.yaml); digest.py registers their actions.
 capability.demo("handlers.tickets.policy:check_roster_staff")

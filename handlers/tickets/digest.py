@@ -1,6 +1,7 @@
 """O19: complaints reviewed daily (digest to the supervisor), open ones analysed
 weekly, and a monthly analysis. Each builder returns pushes with a dedup key per
-period, so the scheduler may call it more than once."""
+period. They are the actions of calendar obligations (`handlers/data/calendar_clocks.yaml`,
+`complaint_review_*`), fired by the clock engine's one check."""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground.clock import CST
+from handlers.clocks import calendar
 from handlers.message import Push
 from handlers.tickets import core
 from handlers.tickets.policy import PRIORITIES, roster, spec_for
@@ -124,3 +126,15 @@ def monthly_summary(session: Session, now: datetime) -> list[Push]:
     r = roster()
     return [_md(to, "\n".join(lines), f"tickets:monthly:{label}:{to}")
             for to in dict.fromkeys([r.escalation["supervisor"], r.escalation["manager"]])]
+
+
+def _told(occ, pushes: list[Push]) -> list[Push]:
+    """The digest to those the policy's `tell` names (supervisor / manager of the roster)."""
+    to = {roster().escalation[t] for t in occ.spec.tell if t in roster().escalation}
+    return [p for p in pushes if p.recipient in to]
+
+
+# The calendar obligations' actions (handlers/clocks/calendar.py): what `does:` names.
+calendar.action("ticket_daily_digest")(lambda occ: _told(occ, daily_digest(occ.session, occ.now)))
+calendar.action("ticket_weekly_review")(lambda occ: _told(occ, weekly_review(occ.session, occ.now)))
+calendar.action("ticket_monthly_summary")(lambda occ: _told(occ, monthly_summary(occ.session, occ.now)))

@@ -7,7 +7,7 @@ from store.models.community import Building, Group, GroupMember, Home, Owner, St
 from store.models.messaging import AuditLog, Conversation, InboxMessage, OutboxMessage  # noqa: F401
 from store.models.accounts import ApiToken, ConsoleSession, ConsoleUser  # noqa: F401
 from store.models.campaigns import Campaign, Delivery, GroupBulkSend, JobRun, Reminder, SurveyAnswer  # noqa: F401
-from store.models.clocks import Clock, ServiceClock, TicketClock  # noqa: F401
+from store.models.clocks import CalendarClock, Clock, ServiceClock, TicketClock  # noqa: F401
 from store.models.tickets import Ticket, TicketEvent  # noqa: F401
 from store.models.membership import Booking, DowngradeNotice, MemberApplication, MemberSanction, QuotaUsage, ServiceCapacity, SpendEntry, TierChange  # noqa: F401
 from store.models.groups import ArchiveCursor, GroupAdmission, GroupAnnouncement, GroupSuggestion, ModerationCase  # noqa: F401

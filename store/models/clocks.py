@@ -1,5 +1,8 @@
 """Every running obligation of RULES.md in one table (issue 15): a ticket's
-O4-O11 clocks, a member service's O2/O3, a consultation's O1.
+O4-O11 clocks, a member service's O2/O3, a consultation's O1, and the calendar
+obligations O12-O19 (one row per standing obligation, subject "community", or
+per subject while it runs: "owner:3" in arrears, "home:7" before its warranty ends;
+`due_at` is the next occurrence, `level` counts the occurrences fired).
 
 One row = one clock on one subject ("ticket:12", "booking:3",
 "application:2", "consultation:5:1") in one round: when it started, when it is
@@ -13,7 +16,7 @@ state to state; the policies (how long, who is told) are data
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,6 +51,9 @@ class Clock(Timestamped, Base):
     level: Mapped[int] = mapped_column(default=0)  # escalation steps taken
     next_step_at: Mapped[datetime | None]
     detail: Mapped[dict | None]
+    # A calendar obligation's subject's date (a warranty's end, the first day in arrears;
+    # migration 0015): what its rule counts from, and what tells a new round from this one.
+    anchor: Mapped[date | None]
 
     __mapper_args__ = {"polymorphic_on": "family"}
 
@@ -67,3 +73,9 @@ class ServiceClock(Clock):
     """A member-service or consultation clock (family "service")."""
 
     __mapper_args__ = {"polymorphic_identity": "service"}
+
+
+class CalendarClock(Clock):
+    """A calendar obligation (family "calendar", O12-O19): recurring, no deadline."""
+
+    __mapper_args__ = {"polymorphic_identity": "calendar"}

@@ -13,6 +13,14 @@ from store.models.clocks import ServiceClock  # noqa: F401  (the clocks live in 
 from store.models.community import Owner
 
 
+class OwnerRecord(Timestamped):
+    """A membership record about one owner (tier change, application, sanction, notice): its
+    key, the owner (indexed: every look-up is by owner) and, last, when it was made."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, sort_order=-2)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True, sort_order=-1)
+
+
 class SpendEntry(Timestamped, Base):
     """One purchase counted toward tiers (facility use, paid services).
     Amounts in fen so 4,999.99 vs 5,000 yuan is exact."""
@@ -28,13 +36,11 @@ class SpendEntry(Timestamped, Base):
     entered_by: Mapped[str | None] = mapped_column(String(64))
 
 
-class TierChange(Timestamped, Base):
+class TierChange(OwnerRecord, Base):
     """Every tier change with its basis (spend / tenure / contribution /
     downgrade_spend / breach / manual)."""
 
     __tablename__ = "member_tier_history"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
     from_tier: Mapped[str] = mapped_column(String(16))
     to_tier: Mapped[str] = mapped_column(String(16))
     basis: Mapped[str] = mapped_column(String(32))
@@ -43,12 +49,10 @@ class TierChange(Timestamped, Base):
     effective_on: Mapped[date]
 
 
-class MemberApplication(Timestamped, Base):
+class MemberApplication(OwnerRecord, Base):
     """An owner's upgrade application: a staff task under the O2 review clock."""
 
     __tablename__ = "member_applications"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
     from_tier: Mapped[str] = mapped_column(String(16))
     target_tier: Mapped[str] = mapped_column(String(16))
     basis: Mapped[str] = mapped_column(String(32))
@@ -59,12 +63,10 @@ class MemberApplication(Timestamped, Base):
     owner: Mapped[Owner] = relationship()
 
 
-class MemberSanction(Timestamped, Base):
+class MemberSanction(OwnerRecord, Base):
     """A rule breach (第十条): warn, suspend benefits until ends_at, or downgrade."""
 
     __tablename__ = "member_sanctions"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))  # warn / suspend / downgrade
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(64))
@@ -73,12 +75,10 @@ class MemberSanction(Timestamped, Base):
     lifted_at: Mapped[datetime | None]
 
 
-class DowngradeNotice(Timestamped, Base):
+class DowngradeNotice(OwnerRecord, Base):
     """Told in advance that the 12-month spend is below the keep threshold."""
 
     __tablename__ = "member_downgrade_notices"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), index=True)
     from_tier: Mapped[str] = mapped_column(String(16))
     to_tier: Mapped[str] = mapped_column(String(16))
     spend_fen: Mapped[int]

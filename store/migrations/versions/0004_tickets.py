@@ -1,92 +1,34 @@
-"""tickets: complaints and repairs, their events and clocks
-
-Revision ID: 0004
-Revises: 0001
-"""
-from alembic import op
-import sqlalchemy as sa
-import store.types
-
+"""tickets: complaints and repairs, their events and clocks"""
+from store.migration_kit import created_at, create_table, drop_tables, integer, json, moment, string, text
 
 revision = '0004'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('tickets',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('priority', sa.String(length=16), nullable=False),
-    sa.Column('category', sa.String(length=32), nullable=False),
-    sa.Column('team', sa.String(length=32), nullable=False),
-    sa.Column('content', sa.Text(), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('sender', sa.String(length=64), nullable=False),
-    sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('room', sa.String(length=32), nullable=True),
-    sa.Column('building', sa.String(length=32), nullable=True),
-    sa.Column('contact_name', sa.String(length=64), nullable=True),
-    sa.Column('contact_phone', sa.String(length=32), nullable=True),
-    sa.Column('assignee', sa.String(length=64), nullable=True),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('notified', sa.JSON(), nullable=False),
-    sa.Column('accepted_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('on_site_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('completed_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('result_sent_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('called_back_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('closed_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('result_note', sa.Text(), nullable=True),
-    sa.Column('survey_score', sa.Integer(), nullable=True),
-    sa.Column('survey_comment', sa.Text(), nullable=True),
-    sa.Column('reopen_count', sa.Integer(), nullable=False),
-    sa.Column('nudges', sa.Integer(), nullable=False),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_tickets_owner_id_owners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
-    )
-    with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.create_index('ix_tickets_state', ['state'], unique=False)
-
-    op.create_table('ticket_events',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('actor', sa.String(length=64), nullable=False),
-    sa.Column('action', sa.String(length=32), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_events_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_events'))
-    )
-    with op.batch_alter_table('ticket_events', schema=None) as batch_op:
-        batch_op.create_index('ix_ticket_events_ticket', ['ticket_id', 'at'], unique=False)
-
-    op.create_table('ticket_clocks',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('clock', sa.String(length=32), nullable=False),
-    sa.Column('rule', sa.String(length=8), nullable=False),
-    sa.Column('round', sa.Integer(), nullable=False),
-    sa.Column('started_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('due_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('warn_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('warned_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('breached_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('stopped_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('next_step_at', store.types.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_clocks_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_clocks'))
-    )
-    with op.batch_alter_table('ticket_clocks', schema=None) as batch_op:
-        batch_op.create_index('ix_ticket_clocks_state_due', ['state', 'due_at'], unique=False)
+    create_table('tickets',
+                 string('kind', 16), string('priority', 16), string('category', 32), string('team', 32),
+                 text('content'), string('state', 16), string('channel', 16), string('sender', 64),
+                 integer('owner_id', null=True), string('room', 32, null=True), string('building', 32, null=True),
+                 string('contact_name', 64, null=True), string('contact_phone', 32, null=True),
+                 string('assignee', 64, null=True), integer('version'), json('notified'),
+                 moment('accepted_at', null=True), moment('on_site_at', null=True),
+                 moment('completed_at', null=True), moment('result_sent_at', null=True),
+                 moment('called_back_at', null=True), moment('closed_at', null=True), text('result_note', null=True),
+                 integer('survey_score', null=True), text('survey_comment', null=True), integer('reopen_count'),
+                 integer('nudges'), created_at(),
+                 refs={'owner_id': 'owners'}, indexes={'ix_tickets_state': ['state']})
+    create_table('ticket_events',
+                 integer('ticket_id'), moment('at'), string('actor', 64), string('action', 32), json('detail'),
+                 refs={'ticket_id': 'tickets'}, indexes={'ix_ticket_events_ticket': ['ticket_id', 'at']})
+    # Unused since 0014 (`clocks` holds every clock); kept so 0014's downgrade can refill it.
+    create_table('ticket_clocks',
+                 integer('ticket_id'), string('clock', 32), string('rule', 8), integer('round'),
+                 moment('started_at'), moment('due_at'), moment('warn_at', null=True), moment('warned_at', null=True),
+                 string('state', 16), moment('breached_at', null=True), moment('stopped_at', null=True),
+                 integer('level'), moment('next_step_at', null=True),
+                 refs={'ticket_id': 'tickets'}, indexes={'ix_ticket_clocks_state_due': ['state', 'due_at']})
 
 
 def downgrade() -> None:
-    op.drop_table('ticket_clocks')
-    op.drop_table('ticket_events')
-    op.drop_table('tickets')
+    drop_tables('ticket_clocks', 'ticket_events', 'tickets')

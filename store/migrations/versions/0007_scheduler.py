@@ -1,131 +1,57 @@
-"""scheduler: campaigns, deliveries, job runs, reminders, group bulk sends, survey answers, APScheduler job store
-
-Revision ID: 0007
-Revises: 0001
-"""
-from alembic import op
+"""scheduler: campaigns, deliveries, job runs, reminders, group bulk sends, survey answers, APScheduler job store"""
 import sqlalchemy as sa
-import store.types
 
+from store.migration_kit import (Unique, created_at, create_table, day, drop_tables, flag, integer, json, moment,
+                                 string, text)
 
 revision = '0007'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('campaigns',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('title', sa.String(length=128), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('target', sa.JSON(), nullable=False),
-    sa.Column('send_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('emergency', sa.Boolean(), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('created_by', sa.String(length=64), nullable=False),
-    sa.Column('dedup_key', sa.String(length=128), nullable=True),
-    sa.Column('template_id', sa.String(length=64), nullable=True),
-    sa.Column('planned_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('started_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('cancelled_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('cancelled_by', sa.String(length=64), nullable=True),
-    sa.Column('stats', sa.JSON(), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns')),
-    sa.UniqueConstraint('dedup_key', name=op.f('uq_campaigns_dedup_key'))
-    )
-    with op.batch_alter_table('campaigns', schema=None) as batch_op:
-        batch_op.create_index('ix_campaigns_state_at', ['state', 'send_at'], unique=False)
-
-    op.create_table('campaign_deliveries',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('campaign_id', sa.Integer(), nullable=False),
-    sa.Column('recipient_key', sa.String(length=96), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('kind', sa.String(length=32), nullable=False),
-    sa.Column('address', sa.String(length=128), nullable=False),
-    sa.Column('payload', sa.JSON(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('outbox_id', sa.Integer(), nullable=True),
-    sa.Column('sent_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_deliveries_campaign_id_campaigns')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_deliveries')),
-    sa.UniqueConstraint('campaign_id', 'recipient_key', name=op.f('uq_campaign_deliveries_campaign_id'))
-    )
-    with op.batch_alter_table('campaign_deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_campaign_deliveries_campaign_state', ['campaign_id', 'state'], unique=False)
-
-    op.create_table('scheduler_job_runs',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('job', sa.String(length=64), nullable=False),
-    sa.Column('slot', sa.String(length=32), nullable=False),
-    sa.Column('host', sa.String(length=128), nullable=True),
-    sa.Column('rq_job_id', sa.String(length=128), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduler_job_runs')),
-    sa.UniqueConstraint('job', 'slot', name=op.f('uq_scheduler_job_runs_job'))
-    )
-    op.create_table('scheduler_reminders',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('rule', sa.String(length=16), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('period', sa.String(length=32), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduler_reminders')),
-    sa.UniqueConstraint('rule', 'subject', 'period', name=op.f('uq_scheduler_reminders_rule'))
-    )
-    op.create_table('group_bulk_sends',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('group_id', sa.Integer(), nullable=False),
-    sa.Column('month', sa.String(length=7), nullable=False),
-    sa.Column('campaign_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_group_bulk_sends_campaign_id_campaigns')),
-    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_group_bulk_sends_group_id_groups')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_group_bulk_sends')),
-    sa.UniqueConstraint('group_id', 'campaign_id', name=op.f('uq_group_bulk_sends_group_id'))
-    )
-    with op.batch_alter_table('group_bulk_sends', schema=None) as batch_op:
-        batch_op.create_index('ix_group_bulk_sends_month', ['group_id', 'month'], unique=False)
-
-    op.create_table('survey_answers',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('survey', sa.String(length=32), nullable=False),
-    sa.Column('period', sa.String(length=16), nullable=False),
-    sa.Column('owner_id', sa.Integer(), nullable=False),
-    sa.Column('building_code', sa.String(length=32), nullable=True),
-    sa.Column('tier', sa.String(length=16), nullable=True),
-    sa.Column('score', sa.Integer(), nullable=False),
-    sa.Column('comment', sa.Text(), nullable=True),
-    sa.Column('answered_on', sa.Date(), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_survey_answers_owner_id_owners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_survey_answers')),
-    sa.UniqueConstraint('survey', 'period', 'owner_id', name=op.f('uq_survey_answers_survey'))
-    )
+    create_table('campaigns',
+                 string('kind', 32), string('title', 128), text('text'), json('target'), moment('send_at'),
+                 flag('emergency'), string('state', 16), string('created_by', 64), string('dedup_key', 128, null=True),
+                 string('template_id', 64, null=True), moment('planned_at', null=True),
+                 moment('started_at', null=True), moment('finished_at', null=True),
+                 moment('cancelled_at', null=True), string('cancelled_by', 64, null=True), json('stats', null=True),
+                 created_at(),
+                 unique=['dedup_key'], indexes={'ix_campaigns_state_at': ['state', 'send_at']})
+    create_table('campaign_deliveries',
+                 integer('campaign_id'), string('recipient_key', 96), string('channel', 16), string('kind', 32),
+                 string('address', 128), json('payload', null=True), string('state', 16), integer('attempts'),
+                 integer('outbox_id', null=True), moment('sent_at', null=True), text('error', null=True),
+                 refs={'campaign_id': 'campaigns'},
+                 unique=[Unique(('campaign_id', 'recipient_key'), 'uq_campaign_deliveries_campaign_id')],
+                 indexes={'ix_campaign_deliveries_campaign_state': ['campaign_id', 'state']})
+    create_table('scheduler_job_runs',
+                 string('job', 64), string('slot', 32), string('host', 128, null=True),
+                 string('rq_job_id', 128, null=True), created_at(),
+                 unique=[Unique(('job', 'slot'), 'uq_scheduler_job_runs_job')])
+    create_table('scheduler_reminders',
+                 string('rule', 16), string('subject', 64), string('period', 32), json('detail', null=True),
+                 created_at(),
+                 unique=[Unique(('rule', 'subject', 'period'), 'uq_scheduler_reminders_rule')])
+    create_table('group_bulk_sends',
+                 integer('group_id'), string('month', 7), integer('campaign_id'), created_at(),
+                 refs={'campaign_id': 'campaigns', 'group_id': 'groups'},
+                 unique=[Unique(('group_id', 'campaign_id'), 'uq_group_bulk_sends_group_id')],
+                 indexes={'ix_group_bulk_sends_month': ['group_id', 'month']})
+    create_table('survey_answers',
+                 string('survey', 32), string('period', 16), integer('owner_id'),
+                 string('building_code', 32, null=True), string('tier', 16, null=True), integer('score'),
+                 text('comment', null=True), day('answered_on', null=True), created_at(),
+                 refs={'owner_id': 'owners'},
+                 unique=[Unique(('survey', 'period', 'owner_id'), 'uq_survey_answers_survey')])
     # APScheduler's SQLAlchemyJobStore table (same shape it would create itself),
     # here so the schema is whole after `guanjia db upgrade`.
-    op.create_table('apscheduler_jobs',
-    sa.Column('id', sa.Unicode(length=191), nullable=False),
-    sa.Column('next_run_time', sa.Float(precision=25), nullable=True),
-    sa.Column('job_state', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_apscheduler_jobs'))
-    )
-    with op.batch_alter_table('apscheduler_jobs', schema=None) as batch_op:
-        batch_op.create_index('ix_apscheduler_jobs_next_run_time', ['next_run_time'], unique=False)
+    create_table('apscheduler_jobs',
+                 sa.Column('id', sa.Unicode(length=191), nullable=False),
+                 sa.Column('next_run_time', sa.Float(precision=25), nullable=True),
+                 sa.Column('job_state', sa.LargeBinary(), nullable=False),
+                 key='id', indexes={'ix_apscheduler_jobs_next_run_time': ['next_run_time']})
 
 
 def downgrade() -> None:
-    op.drop_table('apscheduler_jobs')
-    op.drop_table('survey_answers')
-    op.drop_table('group_bulk_sends')
-    op.drop_table('scheduler_reminders')
-    op.drop_table('scheduler_job_runs')
-    op.drop_table('campaign_deliveries')
-    op.drop_table('campaigns')
+    drop_tables('apscheduler_jobs', 'survey_answers', 'group_bulk_sends', 'scheduler_reminders',
+                'scheduler_job_runs', 'campaign_deliveries', 'campaigns')

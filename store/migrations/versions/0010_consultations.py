@@ -1,84 +1,33 @@
-"""consultations: a person behind every handoff; photos, voice and locations on tickets
-
-Revision ID: 0010
-Revises: 0004
-"""
-from alembic import op
-import sqlalchemy as sa
-import store.types
-
+"""consultations: a person behind every handoff; photos, voice and locations on tickets"""
+from store.migration_kit import (blob, created_at, create_table, drop_tables, integer, json, moment, number,
+                                 string, text)
 
 revision = '0010'
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table('consultations',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('sender', sa.String(length=64), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('title', sa.String(length=80), nullable=False),
-    sa.Column('question', sa.Text(), nullable=False),
-    sa.Column('topic', sa.String(length=32), nullable=False),
-    sa.Column('recipients', sa.String(length=256), nullable=True),
-    sa.Column('holder', sa.String(length=64), nullable=True),
-    sa.Column('picked_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('round', sa.Integer(), nullable=False),
-    sa.Column('last_owner_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('last_reply_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('closed_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('closed_by', sa.String(length=64), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_consultations_owner_id_owners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_consultations'))
-    )
-    op.create_index('ix_consultations_state', 'consultations', ['state'], unique=False)
-    op.create_index('ix_consultations_sender', 'consultations', ['sender'], unique=False)
-    op.create_table('consultation_entries',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('consultation_id', sa.Integer(), nullable=False),
-    sa.Column('at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('author_kind', sa.String(length=16), nullable=False),
-    sa.Column('author', sa.String(length=64), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('detail', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'],
-                            name=op.f('fk_consultation_entries_consultation_id_consultations')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_consultation_entries'))
-    )
-    op.create_index('ix_consultation_entries_case', 'consultation_entries', ['consultation_id', 'at'], unique=False)
-    op.create_table('ticket_media',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('channel', sa.String(length=16), nullable=False),
-    sa.Column('sender', sa.String(length=64), nullable=False),
-    sa.Column('at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('media_id', sa.String(length=128), nullable=True),
-    sa.Column('pic_url', sa.String(length=512), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('content_type', sa.String(length=64), nullable=True),
-    sa.Column('size', sa.Integer(), nullable=True),
-    sa.Column('content', sa.LargeBinary(), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('latitude', sa.Float(), nullable=True),
-    sa.Column('longitude', sa.Float(), nullable=True),
-    sa.Column('label', sa.String(length=256), nullable=True),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_media_ticket_id_tickets')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_media'))
-    )
-    op.create_index('ix_ticket_media_ticket', 'ticket_media', ['ticket_id'], unique=False)
+    create_table('consultations',
+                 integer('owner_id', null=True), string('sender', 64), string('channel', 16), string('state', 16),
+                 string('title', 80), text('question'), string('topic', 32), string('recipients', 256, null=True),
+                 string('holder', 64, null=True), moment('picked_at', null=True), integer('round'),
+                 moment('last_owner_at', null=True), moment('last_reply_at', null=True),
+                 moment('closed_at', null=True), string('closed_by', 64, null=True), created_at(),
+                 refs={'owner_id': 'owners'},
+                 indexes={'ix_consultations_state': ['state'], 'ix_consultations_sender': ['sender']})
+    create_table('consultation_entries',
+                 integer('consultation_id'), moment('at'), string('author_kind', 16), string('author', 64),
+                 text('text'), json('detail'),
+                 refs={'consultation_id': 'consultations'},
+                 indexes={'ix_consultation_entries_case': ['consultation_id', 'at']})
+    create_table('ticket_media',
+                 integer('ticket_id'), string('kind', 16), string('channel', 16), string('sender', 64), moment('at'),
+                 string('media_id', 128, null=True), string('pic_url', 512, null=True), string('state', 16),
+                 string('content_type', 64, null=True), integer('size', null=True), blob('content', null=True),
+                 text('error', null=True), number('latitude', null=True), number('longitude', null=True),
+                 string('label', 256, null=True),
+                 refs={'ticket_id': 'tickets'}, indexes={'ix_ticket_media_ticket': ['ticket_id']})
 
 
 def downgrade() -> None:
-    op.drop_index('ix_ticket_media_ticket', table_name='ticket_media')
-    op.drop_table('ticket_media')
-    op.drop_index('ix_consultation_entries_case', table_name='consultation_entries')
-    op.drop_table('consultation_entries')
-    op.drop_index('ix_consultations_sender', table_name='consultations')
-    op.drop_index('ix_consultations_state', table_name='consultations')
-    op.drop_table('consultations')
+    drop_tables('ticket_media', 'consultation_entries', 'consultations')

@@ -2,54 +2,28 @@
 consultations' O1); the rows of ticket_clocks and service_clocks are copied
 into it and the old tables left empty and unused (0004 and 0005 still own
 them). The downgrade copies each family's rows back and drops `clocks`.
-
-Revision ID: 0014
-Revises: 0004, 0005
 """
 from alembic import op
-import sqlalchemy as sa
-import store.types
 
+from store.migration_kit import created_at, create_table, integer, json, moment, string
 
 revision = '0014'
 down_revision = ('0004', '0005')  # references tickets and owners, replaces their clock tables
-branch_labels = None
-depends_on = None
 
 # Rule codes of the service clocks (service_clocks had none: the clock id said it).
 SERVICE_RULES = {'O1': 'O1', 'O2_review': 'O2', 'O2_contact': 'O2', 'O3': 'O3'}
 
 
 def upgrade() -> None:
-    op.create_table('clocks',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('family', sa.String(length=16), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('clock', sa.String(length=32), nullable=False),
-    sa.Column('rule', sa.String(length=8), nullable=False),
-    sa.Column('round', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=True),
-    sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('team', sa.String(length=32), nullable=True),
-    sa.Column('assignee', sa.String(length=256), nullable=True),
-    sa.Column('started_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('due_at', store.types.UTCDateTime(), nullable=False),
-    sa.Column('warn_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('warned_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('breached_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('stopped_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('level', sa.Integer(), nullable=False),
-    sa.Column('next_step_at', store.types.UTCDateTime(), nullable=True),
-    sa.Column('detail', sa.JSON(), nullable=True),
-    sa.Column('created_at', store.types.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_clocks_ticket_id_tickets')),
-    sa.ForeignKeyConstraint(['owner_id'], ['owners.id'], name=op.f('fk_clocks_owner_id_owners')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_clocks')),
-    sa.UniqueConstraint('subject', 'clock', 'round', name=op.f('uq_clocks_subject_clock_round'))
-    )
-    with op.batch_alter_table('clocks', schema=None) as batch_op:
-        batch_op.create_index('ix_clocks_state_due', ['state', 'due_at'], unique=False)
+    create_table('clocks',
+                 string('family', 16), string('subject', 64), string('clock', 32), string('rule', 8),
+                 integer('round'), integer('ticket_id', null=True), integer('owner_id', null=True),
+                 string('team', 32, null=True), string('assignee', 256, null=True), moment('started_at'),
+                 moment('due_at'), moment('warn_at', null=True), moment('warned_at', null=True), string('state', 16),
+                 moment('breached_at', null=True), moment('stopped_at', null=True), integer('level'),
+                 moment('next_step_at', null=True), json('detail', null=True), created_at(),
+                 refs={'ticket_id': 'tickets', 'owner_id': 'owners'}, unique=[('subject', 'clock', 'round')],
+                 indexes={'ix_clocks_state_due': ['state', 'due_at']})
 
     # Ticket clocks: created_at is when the clock started (the old table had no such column).
     op.execute(
@@ -92,6 +66,4 @@ def downgrade() -> None:
         " breached_at, level, detail, created_at FROM clocks c"
         " WHERE family = 'service' AND round = (SELECT MAX(round) FROM clocks d"
         " WHERE d.family = 'service' AND d.subject = c.subject AND d.clock = c.clock) ORDER BY id")
-    with op.batch_alter_table('clocks', schema=None) as batch_op:
-        batch_op.drop_index('ix_clocks_state_due')
-    op.drop_table('clocks')
+    op.drop_table('clocks')  # its index goes with it

@@ -1,0 +1,173 @@
+"""The group rules' lexicon (handlers/groups/data/moderation.yaml): loaded, validated,
+reloaded on change, and the normal form its terms are matched on (`compact`).
+
+Apart from the verdict (handlers/groups/moderation.py) so that the learned second
+opinion (mod_model), which reads the same normal form, does not import the
+module that consults it."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+
+from ground import rules as rulefiles
+from ground.rules import RulesError
+from handlers.groups.mod_normalize import PinyinFolder, normalize
+from handlers.groups.mod_normalize import fold as _fold
+
+DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
+CATEGORIES = ("ad", "insult", "illegal")
+
+
+ModerationDataError = RulesError  # the one error type of rule files (ground/rules.py)
+
+
+# --- loading ------------------------------------------------------------------
+
+@dataclass
+class Category:
+    name: str
+    strong: list[str]
+    weak: list[str]
+    weak_needed: int
+    boosters: list[str]
+    exceptions: dict[str, dict[str, list[str]]]
+    model_support: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Combo:
+    category: str
+    why: str
+    groups: list[re.Pattern]  # each must match somewhere in the compact text
+    unless: list[str]  # ...and none of these may appear
+
+
+@dataclass
+class Lexicon:
+    variants: list[tuple[str, str]]  # (variant, canonical), longest first
+    categories: dict[str, Category]
+    allowed_domains: list[str]
+    exempt_roles: list[str]
+    precedence: list[str]
+    report_cues: list[str] = field(default_factory=list)
+    whole_insults: list[str] = field(default_factory=list)
+    number_labels: list[str] = field(default_factory=list)
+    pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
+    combos: list[Combo] = field(default_factory=list)
+    automaton: Any = None
+    boosters: Any = None
+
+
+def _str_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise ModerationDataError(f"{DATA_FILE.name}: {where} must be a list of words")
+    return [_fold(str(v)) for v in value]
+
+
+def load_lexicon(path: Path = DATA_FILE) -> Lexicon:
+    return LEXICON.get(path)
+
+
+def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
+    raw, path = raw or {}, src.path
+    if not isinstance(raw, dict):
+        raise src.fail("", "must be a mapping (variants, categories, combos, ...)")
+    variants: list[tuple[str, str]] = []
+    for canon, forms in (raw.get("variants") or {}).items():
+        for form in _str_list(forms, f"variants.{canon}"):
+            variants.append((form, _fold(str(canon))))
+    variants.sort(key=lambda p: -len(p[0]))
+    cats: dict[str, Category] = {}
+    for name, body in (raw.get("categories") or {}).items():
+        if name not in CATEGORIES:
+            raise ModerationDataError(f"{path.name}: categories.{name}: unknown category (expected one of {CATEGORIES})")
+        if not isinstance(body, dict):
+            raise ModerationDataError(f"{path.name}: categories.{name} must be a mapping")
+        exc = {}
+        for term, rule in (body.get("exceptions") or {}).items():
+            if not isinstance(rule, dict) or set(rule) - {"not_before", "not_after"}:
+                raise ModerationDataError(f"{path.name}: categories.{name}.exceptions.{term}: "
+                                          "only not_before / not_after lists are allowed")
+            exc[_fold(str(term))] = {k: _str_list(v, f"categories.{name}.exceptions.{term}.{k}")
+                                     for k, v in rule.items()}
+        needed = body.get("weak_needed", 2)
+        if not isinstance(needed, int) or needed < 1:
+            raise ModerationDataError(f"{path.name}: categories.{name}.weak_needed must be a positive whole number")
+        cats[name] = Category(name, _str_list(body.get("strong"), f"categories.{name}.strong"),
+                              _str_list(body.get("weak"), f"categories.{name}.weak"), needed,
+                              _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc,
+                              _str_list(body.get("model_support"), f"categories.{name}.model_support"))
+    lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
+                  [str(r) for r in raw.get("exempt_roles") or []],
+                  [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
+                  report_cues=_str_list(raw.get("report_cues"), "report_cues"),
+                  number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
+                  whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
+    lex.combos = _combos(raw.get("combos"), path)
+    lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
+    auto = ahocorasick.Automaton()
+    for cat in cats.values():
+        for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
+            for w in words:
+                # One key may belong to several categories: keep a list per key.
+                auto.add_word(w, list(auto.get(w, [])) + [(cat.name, strength, w)])
+    auto.make_automaton()
+    lex.automaton = auto
+    boost = ahocorasick.Automaton()
+    for cat in cats.values():
+        for w in cat.boosters:
+            entries = list(boost.get(w, [])) + [cat.name]
+            boost.add_word(w, entries)
+    if len(boost):
+        boost.make_automaton()
+    lex.boosters = boost if len(boost) else None
+    return lex
+
+
+def _combos(raw: Any, path: Path) -> list[Combo]:
+    out = []
+    for i, item in enumerate(raw or []):
+        where = f"{path.name}: combos[{i}]"
+        if not isinstance(item, dict) or item.get("category") not in CATEGORIES:
+            raise ModerationDataError(f"{where}: category must be one of {CATEGORIES}")
+        groups = item.get("all")
+        if not isinstance(groups, list) or not groups:
+            raise ModerationDataError(f"{where}.all: a list of pattern lists is needed")
+        pats = []
+        for j, g in enumerate(groups):
+            words = _str_list(g, f"combos[{i}].all[{j}]")
+            if not words:
+                raise ModerationDataError(f"{where}.all[{j}]: empty")
+            try:
+                pats.append(re.compile("|".join(f"(?:{w})" for w in words)))
+            except re.error as exc:
+                raise ModerationDataError(f"{where}.all[{j}]: bad pattern ({exc})") from None
+        out.append(Combo(item["category"], str(item.get("why") or item["category"]), pats,
+                         _str_list(item.get("not"), f"combos[{i}].not")))
+    return out
+
+
+LEXICON = rulefiles.RuleFile(DATA_FILE, build=_build_lexicon)
+
+
+def lexicon() -> Lexicon:
+    return LEXICON.get()
+
+
+# --- normalisation ---------------------------------------------------------------
+
+# NFKC + simplified + lower case: the form every lexicon word and message share.
+
+
+@lru_cache(maxsize=512)  # analyse, the model and the privacy checks all ask for it
+def compact(text: str) -> str:
+    """The normal form terms are matched on (mod_normalize.normalize)."""
+    lex = lexicon()
+    return normalize(text, lex.variants, lex.pinyin)
