@@ -16,6 +16,7 @@ hand off).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,7 +284,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
 
-    answered = _gate_answer(text, vec, c, lx, intent, pi, hazard, asking, hand)
+    answered = _gate_answer(text, vec, c, len(raw_clean), lx, intent, pi, hazard, asking, hand)
     if answered is not None:
         return answered
 
@@ -377,8 +378,6 @@ def cues(text: str) -> dict[str, float]:
 
 
 def _cues(c: str, lx: Lexicons, n_chars: int) -> dict[str, float]:
-    import math
-
     reporting = _hits(c, lx.reporting)
     return {"asks": float(bool(_QUESTION.search(c))), "reports_now": float(bool(_now(reporting))),
             "what_if": float(bool(_hits(c, lx.hypothetical))), "asking_words": float(bool(_hits(c, lx.asking))),
@@ -386,7 +385,7 @@ def _cues(c: str, lx: Lexicons, n_chars: int) -> dict[str, float]:
             "hazard": float(safety_hit(c) is not None), "long": min(1.0, math.log1p(n_chars) / math.log1p(80))}
 
 
-def _gate_answer(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str, float], hazard: str | None,
+def _gate_answer(text: str, vec, c: str, n_chars: int, lx: Lexicons, intent: str, pi: dict[str, float], hazard: str | None,
                  asking: list[str], hand: list[str]) -> RouteResult | None:
     """A question the model takes for another intent, answered when the question gate
     (handlers/question_gate.py) takes it for a question and retrieval is sure of one entry.
@@ -401,7 +400,7 @@ def _gate_answer(text: str, vec, c: str, lx: Lexicons, intent: str, pi: dict[str
     if d.kind != "answer":
         return None
     g = warm_up_gate()
-    x = question_gate.features(pi, top.p or 0.0, top.cos, _cues(c, lx, len(c.split("|")[0])))
+    x = question_gate.features(pi, top.p or 0.0, top.cos, _cues(c, lx, n_chars))
     p = g.proba(x)
     if p < question_gate.ANSWER_MIN:
         return None
