@@ -119,7 +119,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         return cur
 
     answers = sec(it, "answers", f)
-    for key in ("complaint", "booking", "membership", "command", "clarify", "handoff", "person", "offtopic", "help",
+    for key in ("complaint", "booking", "membership", "command", "clarify", "hedge", "handoff", "person", "offtopic", "help",
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
@@ -492,6 +492,10 @@ def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq
     if in_group and not is_question:
         return RouteResult(intent="smalltalk", score=top.score if top else 0.0,
                            why=f"group talk, not a question: {d.why}; {feats}")
+    if d.kind == "hedge":
+        return RouteResult(intent="faq", faq_id=top.id, score=top.score, answer=f"{top.entry.answer}\n{lx.answers['hedge']}",
+                           why=f"faq {top.id} ({top.entry.title}), not sure: {d.why}; terms [{', '.join(top.terms)}]; {feats}",
+                           args={"candidates": [x.id for x in d.ranked[:3]], "hedge": True})
     if d.kind == "clarify":
         return RouteResult(intent="faq", score=top.score, answer=_clarify_text(d.ranked, lx),
                            why=f"two or three entries equally close: {d.why}; {feats}",
@@ -527,6 +531,8 @@ def record_miss(ctx: Context, msg: Message, route: RouteResult, kind: str) -> No
 
 @capability.intent("faq")
 def on_faq(ctx: Context, msg: Message, route) -> Outcome:
+    if isinstance(route, RouteResult) and route.args.get("hedge"):
+        record_miss(ctx, msg, route, "unsure")  # answered, but a manager should check the match
     if isinstance(route, RouteResult) and route.args.get("clarify"):
         record_miss(ctx, msg, route, "clarify")
         conversation.start(ctx.session, msg.sender, msg.chat, CLARIFY_CONV,

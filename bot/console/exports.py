@@ -124,7 +124,7 @@ def misses_book(session) -> Workbook:
     def lines():
         for last_id, n, first, last in rows:
             m = session.get(FaqMiss, last_id)
-            yield [privacy.for_viewer(Q.viewer(), m.text), n, first, last, "需澄清" if m.kind == "clarify" else "转人工",
+            yield [privacy.for_viewer(Q.viewer(), m.text), n, first, last, L.word("miss_kinds", m.kind),
                    {"private": "私聊", "group": "群聊"}.get(m.chat, "其他")]
     add_sheet(wb, "未回答的问题", ["问题", "次数", "首次提问", "最近提问", "处理", "来源"], lines())
     return wb

@@ -25,7 +25,7 @@ LABELS_FILE = DATA / "display_labels.yaml"
 log = logging.getLogger(__name__)
 _MAPS = ("clocks", "member_clocks", "calendar_clocks", "audiences", "categories", "kinds", "teams", "ticket_states", "booking_states", "channels", "roles", "spend_categories",
          "violations", "moderation_steps", "moderation_status", "ticket_events", "event_words", "audit_actions",
-         "audit_fields")
+         "audit_fields", "miss_kinds")
 
 
 LabelsError = RulesError  # the one error type of rule files (ground/rules.py)

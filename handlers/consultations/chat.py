@@ -151,7 +151,7 @@ def on_routed(ctx: Context, msg: Message, route) -> Outcome | None:
     ("那位老师一节课收费多少" after asking for a piano teacher), is talking to a person:
     the message joins the case and reaches its holder instead of a menu or a polite
     "not our business". Greetings and thanks are not forwarded."""
-    unsure = route.intent == "faq" and route.args.get("clarify")
+    unsure = route.intent == "faq" and (route.args.get("clarify") or route.args.get("hedge"))
     talk = route.intent == "smalltalk" and route.args.get("talk") in FOLLOW_UP_TALK
     if msg.chat != "private" or route.handler or not (unsure or talk):
         return None
