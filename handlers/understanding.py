@@ -238,23 +238,17 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     Rules decide only what is certain (a slash command, a message that is all
     small talk); the learned model (faq.intent_model) decides the intent; the
     safety rules of priority.yaml sit on top (a reported hazard is a complaint,
-    never below urgent); FAQ answers come from faq.retrieval's calibrated decision."""
+    never below urgent); FAQ answers come from faq.retrieval's calibrated decision.
+    The order of the decisions below is the router's: keep it."""
     from faq import intent_model, semantic
     from faq.normalize import clean
 
     lx = lexicons()
     raw_clean = clean(text)
     in_group = chat in ("vip", "building")
-
-    if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
-        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
-                           why="slash command not owned by any capability")
-
-    kind = _smalltalk(raw_clean, lx)
-    if kind is not None:
-        answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})",
-                           args={"talk": kind})
+    certain = _certain(text, raw_clean, lx, in_group)
+    if certain is not None:
+        return certain
 
     c = _forms(raw_clean)
     vec = semantic.query_vector(text)
@@ -267,22 +261,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
     asking = _hits(c, lx.hypothetical) or ([] if reporting else _hits(c, lx.asking))
     hand = _hits(c, lx.handoff)
-
-    # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
-    # owner may be reporting is a complaint, even when the model leans elsewhere.
-    if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
-        intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
-                                      f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    elif intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
-                                                                 (_QUESTION.search(c) and not _now(reporting))):
-        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
-        # (asked as a question and told by nobody living it now, whatever the model leans to).
-        intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
-    elif hand and intent not in ("complaint",):
-        intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
-    elif intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
-        # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
-        intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
+    intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
 
     answered = _gate_answer(text, vec, c, len(raw_clean), lx, intent, pi, hazard, asking, hand)
     if answered is not None:
@@ -299,24 +278,68 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                            why=f"group chatter ({feats}; complaint below {GROUP_COMPLAINT_MIN})")
     if intent == "complaint":
         return _complaint(c, lx, pp, hazard, asking, feats, intent_model.model().predict_category(text, vec))
-    if intent == "booking":
-        return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
-    if intent == "membership":
-        return RouteResult(intent="membership", score=round(p_top, 3), answer=lx.answers["membership"],
-                           why=f"own membership ({feats})")
-    if intent == "handoff":
-        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
-                           why=f"asks for a person ({feats})")
+    if intent in _PLAIN_INTENTS:
+        answer_key, why = _PLAIN_INTENTS[intent]
+        return RouteResult(intent=intent, score=round(p_top, 3), answer=lx.answers[answer_key],
+                           why=why.format(feats=feats))
     if intent == "smalltalk" or intent == "offtopic":
-        # Off-topic (stocks, forecasts, translation) is talk the community does not
-        # handle: a polite word, never a rule from the KB, and nobody paged for it.
-        thanks = _hits(raw_clean, lx.thanks)
-        asks = bool(_QUESTION.search(c))
-        kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
-        answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})",
-                           args={"talk": kind})
+        return _talk(raw_clean, c, lx, in_group, intent, p_top, feats)
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# Intents whose reply is one fixed answer of intents.yaml: intent -> (answer, why).
+_PLAIN_INTENTS: dict[str, tuple[str, str]] = {
+    "booking": ("booking", "booking ({feats})"),
+    "membership": ("membership", "own membership ({feats})"),
+    "handoff": ("person", "asks for a person ({feats})"),
+}
+
+
+def _certain(text: str, raw_clean: str, lx: Lexicons, in_group: bool) -> RouteResult | None:
+    """What the rules decide before any model: a slash command, a message all small talk."""
+    if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
+        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
+                           why="slash command not owned by any capability")
+    kind = _smalltalk(raw_clean, lx)
+    if kind is not None:
+        answer = None if in_group else lx.answers[kind]
+        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})",
+                           args={"talk": kind})
+    return None
+
+
+def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexicons, hazard: str | None,
+               reporting: list[str], asking: list[str], hand: list[str]) -> tuple[str, str]:
+    """The model's intent, unless a rule says otherwise (first that applies wins), and why."""
+    # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
+    # owner may be reporting is a complaint, even when the model leans elsewhere.
+    if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
+        return "complaint", (f"{feats}; safety rule {hazard!r}, reported"
+                             f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
+    if intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
+                                                               (_QUESTION.search(c) and not _now(reporting))):
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
+        # (asked as a question and told by nobody living it now, whatever the model leans to).
+        return "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
+    if hand and intent not in ("complaint",):
+        return "handoff", f"{feats}; asked for a person: {hand[0]}"
+    if intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
+        # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
+        return "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
+    return intent, feats
+
+
+def _talk(raw_clean: str, c: str, lx: Lexicons, in_group: bool, intent: str, p_top: float,
+          feats: str) -> RouteResult:
+    """Small talk or off-topic as the model read it."""
+    # Off-topic (stocks, forecasts, translation) is talk the community does not
+    # handle: a polite word, never a rule from the KB, and nobody paged for it.
+    thanks = _hits(raw_clean, lx.thanks)
+    asks = bool(_QUESTION.search(c))
+    kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
+    answer = None if in_group else lx.answers[kind]
+    return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})",
+                       args={"talk": kind})
 
 
 # A bare topic word ("宠物", "停车", "权益") asks about that topic: the model, trained on
