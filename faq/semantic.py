@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from faq.normalize import clean
+
 log = logging.getLogger(__name__)
 
 # Longer texts are cut before embedding: the meaning of an owner's message is in
@@ -152,8 +154,6 @@ def model():
 
 
 def prepare(text: str) -> str:
-    from faq.normalize import clean
-
     return clean(text or "")[:MAX_CHARS] or "空"
 
 

@@ -31,8 +31,8 @@ from typing import Any, Callable
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from store.db import connection_scope, get_engine, is_busy
 from ground.config import get_settings
+from store.db import connection_scope, get_engine, is_busy
 
 log = logging.getLogger(__name__)
 
