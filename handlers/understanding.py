@@ -21,12 +21,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from faq import intent_model, matcher, retrieval, semantic
+from faq.normalize import clean
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers import classifier_hook, conversation
+from handlers import classifier_hook, conversation, question_gate
 from handlers.capability import Capability
+from handlers.identity import find_owner
+from handlers.membership import hand_to_person
+from handlers.membership.notify import fill_promises
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
+from store.models.faq import FaqMiss
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,6 @@ LexiconError = RulesError  # the one error type of rule files (ground/rules.py)
 def _words(file: Path, section: str, value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
         raise LexiconError(f"{file.name}: {section}: must be a list of non-empty words")
-    from faq.normalize import clean
-
     return tuple(dict.fromkeys(clean(str(v)) for v in value))
 
 
@@ -123,8 +127,6 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
-    from handlers.membership.notify import fill_promises  # 「{promise:O1}」: the clock's own minutes
-
     try:
         answers = {k: fill_promises(str(v)) for k, v in answers.items()}
     except ValueError as exc:
@@ -175,8 +177,6 @@ def _hits(text: str, words: tuple[str, ...]) -> list[str]:
 def classify_priority(text: str) -> tuple[str, str | None]:
     """(priority, deciding word): the first class in urgent -> important ->
     general with a word in the text; general when none (every request has a clock)."""
-    from faq.normalize import clean
-
     c = clean(text)
     for p in PRIORITIES:
         hit = _hits(c, lexicons().priority[p])
@@ -188,8 +188,6 @@ def classify_priority(text: str) -> tuple[str, str | None]:
 def classify_category(text: str) -> tuple[str, str | None]:
     """(category, deciding word): the category with the longest matching word
     (卫生间 is a room, not 卫生), ties broken by the order in priority.yaml."""
-    from faq.normalize import clean
-
     c = clean(text)
     best: tuple[int, int, str, str] | None = None
     for order, (cat, words) in enumerate(lexicons().category.items()):
@@ -240,9 +238,6 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     safety rules of priority.yaml sit on top (a reported hazard is a complaint,
     never below urgent); FAQ answers come from faq.retrieval's calibrated decision.
     The order of the decisions below is the router's: keep it."""
-    from faq import intent_model, semantic
-    from faq.normalize import clean
-
     lx = lexicons()
     raw_clean = clean(text)
     in_group = chat in ("vip", "building")
@@ -361,8 +356,6 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
     found = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
     if found.intent == "faq":
         return found
-    from faq import matcher, retrieval
-
     kb = matcher.default().index().kb
     named = [e for e in kb.entries if core in e.title or core in e.tags or any(core in q for q in e.questions)]
     if not named:
@@ -387,15 +380,11 @@ def _now(reporting: list[str]) -> list[str]:
 def warm_up_gate():
     """The question gate, fitted on the cues of this module (the lexicon files and this
     code are part of its cache key)."""
-    from handlers import question_gate
-
     return question_gate.gate(cues, (INTENTS_FILE, PRIORITY_FILE, Path(__file__)))
 
 
 def cues(text: str) -> dict[str, float]:
     """The lexicons' cues of one message (handlers/question_gate.py's features)."""
-    from faq.normalize import clean
-
     raw = clean(text)
     return _cues(_forms(raw), lexicons(), len(raw))
 
@@ -413,9 +402,6 @@ def _gate_answer(text: str, vec, c: str, n_chars: int, lx: Lexicons, intent: str
     """A question the model takes for another intent, answered when the question gate
     (handlers/question_gate.py) takes it for a question and retrieval is sure of one entry.
     Never over a reported hazard, words asking for a person or saying it is a complaint."""
-    from faq import retrieval
-    from handlers import question_gate
-
     if intent not in question_gate.OVERRIDABLE or (hazard and not asking) or hand or _hits(c, lx.complaint_words):
         return None
     d = retrieval.search(text, vec, pi.get("faq", 0.0))
@@ -443,8 +429,6 @@ def _forms(raw_clean: str) -> str:
     """The text as written, with typos fixed (电悌 -> 电梯) and without an adverb
     between a thing and its state ("楼道灯又坏了" -> "楼道灯坏了"), joined by |,
     so neither a rewrite nor a typo hides a lexicon word."""
-    from faq import matcher
-
     canon = matcher.default().index().rewrite(raw_clean)
     c = raw_clean if canon == raw_clean else f"{raw_clean}|{canon}"
     bare = _ADVERB_GAP.sub("", raw_clean)
@@ -503,8 +487,6 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
 
 
 def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
-    from faq import retrieval
-
     d = retrieval.search(text, vec, p_faq)
     top = d.top
     if d.kind == "answer":
@@ -538,9 +520,6 @@ CLARIFY_CONV = "faq_clarify"
 
 def record_miss(ctx: Context, msg: Message, route: RouteResult, kind: str) -> None:
     """A question the knowledge base could not answer outright, for managers."""
-    from faq.normalize import clean
-    from store.models.faq import FaqMiss
-
     cands = route.args.get("clarify") or route.args.get("candidates") or []
     ctx.session.add(FaqMiss(text=(msg.text or "")[:1000], normalized=clean(msg.text or "")[:500], chat=msg.chat,
                             sender=msg.sender, kind=kind, best_id=cands[0] if cands else None,
@@ -572,9 +551,6 @@ def consult_person(ctx: Context, msg: Message) -> list:
     (10 minutes) with a task card for the owner's agent or customer service."""
     if msg.chat != "private" or msg.channel != "mp":
         return []
-    from handlers.identity import find_owner
-    from handlers.membership import hand_to_person
-
     owner = find_owner(ctx.session, msg)
     if owner is None:
         return []
@@ -586,8 +562,6 @@ def consult_person(ctx: Context, msg: Message) -> list:
 def on_clarify_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The owner picks one of the offered topics by number; anything else is a
     new message (returns None so the router handles it)."""
-    from faq import matcher
-
     conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
     m = re.fullmatch(r"\s*([1-9])\s*", msg.text or "")
     options = (conv.state or {}).get("options") or []

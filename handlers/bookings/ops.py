@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ground.clock import CST
+from handlers import clocks, conversation
 from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
+from handlers.identity import find_staff
 from handlers.membership import rules as R
-from handlers import clocks
 from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, promise, recipients,
                                         staff_text, task_card, team_members)
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
@@ -446,15 +447,11 @@ RATING_TTL = timedelta(days=3)
 def _open_rating(session: Session, owner: Owner, b: Booking, now: datetime) -> None:
     """Let a bare "5" from the owner count as the rating, without cutting into
     an exchange already in progress (a booking, a survey)."""
-    from handlers import conversation
-
     if owner.openid and conversation.get(session, owner.openid, "private", now) is None:
         conversation.start(session, owner.openid, "private", "booking_rating", {"booking_id": b.id}, now, ttl=RATING_TTL)
 
 
 def _staff_name(session: Session, userid: str) -> str:
-    from handlers.identity import find_staff
-
     st = find_staff(session, userid)
     return st.name if st else userid
 
