@@ -270,28 +270,39 @@ def _choose_persona(io: _Terminal, who: str | None) -> "Persona | None":
 
 def _meta_command(io: _Terminal, session: "ChatSession", line: str) -> bool:
     """/help, /who, /as NAME, /chat KIND: True when `line` was one of them."""
-    from store.db import session_scope
-
     if line == "/help":
         io.say(HELP)
     elif line == "/who":
         io.list_people()
     elif line.startswith("/as "):
-        with session_scope() as s:
-            p = find_persona(s, line[4:].strip())
-            if p is None:
-                io.say(f"nobody called {line[4:].strip()!r}; /who lists them")
-                return True
-            session.persona = p
-            io.say(session.describe(s))
+        _speak_as(io, session, line[4:].strip())
     elif line.startswith("/chat"):
-        kind = line[5:].strip()
-        if kind not in CHATS:
-            io.say(f"/chat {'|'.join(CHATS)}")
-            return True
-        session.chat = kind
-        with session_scope() as s:
-            io.say(session.describe(s))
+        _chat_in(io, session, line[5:].strip())
     else:
         return False
     return True
+
+
+def _speak_as(io: _Terminal, session: "ChatSession", name: str) -> None:
+    """/as NAME: write as that person from now on."""
+    from store.db import session_scope
+
+    with session_scope() as s:
+        p = find_persona(s, name)
+        if p is None:
+            io.say(f"nobody called {name!r}; /who lists them")
+            return
+        session.persona = p
+        io.say(session.describe(s))
+
+
+def _chat_in(io: _Terminal, session: "ChatSession", kind: str) -> None:
+    """/chat KIND: write in that chat (private, a group...) from now on."""
+    from store.db import session_scope
+
+    if kind not in CHATS:
+        io.say(f"/chat {'|'.join(CHATS)}")
+        return
+    session.chat = kind
+    with session_scope() as s:
+        io.say(session.describe(s))

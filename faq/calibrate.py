@@ -38,6 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from faq import intent_model, semantic
+from faq.candidates import fuse
+from faq.kb import DATA_DIR, KnowledgeBase, load
+from faq.matcher import Index
+from faq.pickle_cache import load_or_build
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,8 +162,6 @@ def _lines(path: Path) -> list[dict]:
 
 def labelled_queries() -> list[tuple[str, tuple[str, ...], float]]:
     """(text, acceptable entry ids (empty: nothing should be answered), p_question)."""
-    from faq import intent_model
-
     out: list[tuple[str, tuple[str, ...], float]] = []
     for d in _lines(PAIRS_FILE):
         ids = d["faq_id"] if isinstance(d["faq_id"], list) else [d["faq_id"]]
@@ -186,11 +190,6 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
     """Features and labels of every candidate, one array per training question,
     and each question's share of words unknown to the KB."""
     from dataclasses import replace
-
-    from faq import semantic
-    from faq.candidates import fuse
-    from faq.kb import KnowledgeBase
-    from faq.matcher import Index
 
     xs, ys, unknown = [], [], []
 
@@ -244,8 +243,6 @@ def training_rows(kb) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
 
 def _row_texts(entries) -> list[str]:
     """The prepared text of every row of semantic.KBVectors, in its (sorted) order."""
-    from faq import semantic
-
     texts = []
     for e in entries:
         texts += list(dict.fromkeys(semantic.prepare(t) for t in (e.title, *e.questions)))
@@ -273,8 +270,6 @@ def fit(kb) -> Calibrator:
 
 
 def _key(kb) -> str:
-    from faq import intent_model
-
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     for p in (here, here.parent / "candidates.py", here.parent / "retrieval.py", here.parent / "matcher.py", here.parent / "semantic.py",
@@ -287,14 +282,10 @@ def _key(kb) -> str:
 
 
 def build(kb, use_cache: bool = True) -> Calibrator:
-    from faq import semantic
-
     name = f"calibrator-{semantic.model_name()}-{_key(kb)}.pickle"
     path = semantic._var() / name
     # It depends on the repository's files only, so the checkout's own cache serves
     # too (a test's or a bench's scratch GUANJIA_VAR_DIR need not retrain it).
-    from faq.pickle_cache import load_or_build
-
     return load_or_build(path, lambda: fit(kb), "calibrator", also_read=(ROOT / "var" / "cache" / name,),
                          read=use_cache)
 
@@ -305,8 +296,6 @@ _lock = threading.Lock()
 
 def shipped_kb():
     """The knowledge base of the repository (faq/data): the one the pairs name."""
-    from faq.kb import DATA_DIR, load
-
     return load(DATA_DIR)
 
 

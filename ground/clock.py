@@ -10,6 +10,8 @@ import os
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from ground.config import get_settings
+
 CST = ZoneInfo("Asia/Shanghai")
 
 
@@ -72,8 +74,6 @@ def get_clock():
 def zone() -> ZoneInfo:
     """The community's time zone (GUANJIA_TIMEZONE, validated by the settings)."""
     try:
-        from ground.config import get_settings  # settings read the environment: not at import
-
         return ZoneInfo(get_settings().timezone)
     except Exception:  # no usable settings (a bare CLI call): the product's default
         return CST

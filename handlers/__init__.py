@@ -7,10 +7,9 @@ iterates to install what each one brings.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
 
-if TYPE_CHECKING:
-    from handlers.capability import Capability
+from handlers.capability import Capability, unique
 
 # One line per capability: the module whose `capability` says what it brings.
 # Order matters where one builds on another (consultations takes over the
@@ -29,19 +28,15 @@ CAPABILITIES: list[str] = [
     "scheduler.obligations",  # the calendar obligations' actions (O12-O18) on the clock engine
 ]
 
-_loaded: list["Capability"] | None = None
+_loaded: list[Capability] | None = None
 
 
-def load_capabilities() -> list["Capability"]:
+def load_capabilities() -> list[Capability]:
     """Import every capability once (cheap after the first call) and return
     their objects, in list order. A name two of them register raises."""
     global _loaded
     if _loaded is not None:
         return _loaded
-    import importlib
-
-    from handlers.capability import Capability, unique
-
     caps = []
     for name in CAPABILITIES:
         cap = getattr(importlib.import_module(name), "capability", None)
@@ -53,18 +48,14 @@ def load_capabilities() -> list["Capability"]:
     return caps
 
 
-def add_capability(name: str) -> "Capability":
+def add_capability(name: str) -> Capability:
     """Tests: install one more capability module after the others (as one more
     line in CAPABILITIES would)."""
-    import importlib
-
     caps = load_capabilities()
     if name not in CAPABILITIES:
         CAPABILITIES.append(name)
     cap = importlib.import_module(name).capability
     if cap not in caps:
-        from handlers.capability import unique
-
         unique([*caps, cap], "capability", lambda c: [(c.name, c)])
         caps.append(cap)
     return cap

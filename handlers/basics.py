@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from handlers.capability import Capability
+from handlers.consultations.chat import hand_over
 from handlers.message import Context, Message, Outcome
 
 capability = Capability("basics")
@@ -26,8 +27,6 @@ def on_subscribe(ctx: Context, msg: Message, _route) -> Outcome:
 @capability.text_command("handoff", r"^(人工|转人工|人工客服|找客服|找人工)[。!！]*$", intent="handoff",
                          chats=("private",), why="asked for a person")
 def ask_for_person(ctx: Context, msg: Message, _route) -> Outcome:
-    from handlers.consultations.chat import hand_over
-
     return hand_over(ctx, msg)
 
 

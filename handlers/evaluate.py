@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 
+from faq import matcher, retrieval, semantic
 from faq.cli import faq
 from handlers.router import route
 
@@ -144,8 +145,6 @@ def baseline_nn(cases: list[dict]) -> tuple[int, int, int]:
     whose title, phrasing or answer is closest by the same embedding model, with
     no threshold, and its answer is checked like the bot's."""
     import numpy as np
-
-    from faq import matcher, retrieval, semantic
 
     kbv = retrieval.kb_vectors()
     entries = matcher.default().index().kb.entries

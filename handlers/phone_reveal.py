@@ -19,6 +19,8 @@ from handlers import privacy, scope
 from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome
 from store.models import AuditLog, Owner, Staff
+from store.models.membership import Booking
+from store.models.tickets import Ticket
 
 capability = Capability("phone_reveal")
 BUTTON_TEXT = "查看电话"
@@ -35,8 +37,6 @@ def _audit(session: Session, userid: str, action: str, target: str, now: datetim
 
 
 def _ticket(session: Session, n: int, userid: str, now: datetime) -> str:
-    from store.models.tickets import Ticket
-
     t = session.get(Ticket, n)
     viewer = scope.for_userid(session, userid)
     if t is None or not scope.can_act_on_ticket(viewer, t):
@@ -51,8 +51,6 @@ def _ticket(session: Session, n: int, userid: str, now: datetime) -> str:
 
 
 def _booking(session: Session, n: int, userid: str, now: datetime) -> str:
-    from store.models.membership import Booking
-
     b = session.get(Booking, n)
     staff = session.scalar(select(Staff).where(Staff.userid == userid, Staff.active.is_(True)))
     if b is None or staff is None:

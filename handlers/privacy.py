@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.groups.moderation import mask
 from handlers.scope import Viewer, can_see_ticket
 
 # Ticket attributes that may carry an owner's (or a neighbour's) number.
@@ -25,8 +26,6 @@ def mask_text(text: str | None, strict: bool = False) -> str | None:
     number no longer looks like a phone)."""
     if not text:
         return text
-    from handlers.groups.moderation import mask
-
     return mask(str(text), strict=strict)
 
 

@@ -35,6 +35,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from faq import calibrate, intent_model, matcher, retrieval, semantic
+from faq.pickle_cache import load_or_build
+
 log = logging.getLogger(__name__)
 
 INTENTS = ("faq", "complaint", "handoff", "booking", "membership", "smalltalk", "offtopic")
@@ -81,8 +84,6 @@ def _fold(text: str) -> int:
 def training_rows(cues_of: Callable[[str], Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of every owner line of the corpus (not the KB's own phrasings:
     retrieval finds those word for word)."""
-    from faq import intent_model, matcher, retrieval, semantic
-
     kb_entries = matcher.default().store.get().entries
     examples = intent_model.load_corpus(kb_entries=kb_entries)
     owners = [e for e in examples if e.source != "kb"]
@@ -118,8 +119,6 @@ def fit(cues_of: Callable[[str], Mapping[str, float]]) -> Gate:
 
 
 def _key(extra: tuple[Path, ...]) -> str:
-    from faq import calibrate, intent_model, matcher
-
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     for p in (here, *extra, *intent_model.CORPUS_FILES, Path(intent_model.__file__), Path(calibrate.__file__)):
@@ -146,9 +145,6 @@ def gate(cues_of: Callable[[str], Mapping[str, float]], cue_files: tuple[Path, .
 
 def build(cues_of: Callable[[str], Mapping[str, float]], cue_files: tuple[Path, ...] = (),
           use_cache: bool = True) -> Gate:
-    from faq import semantic
-    from faq.pickle_cache import load_or_build
-
     name = f"question-gate-{semantic.model_name()}-{_key(cue_files)}.pickle"
     root = Path(__file__).resolve().parent.parent
     return load_or_build(semantic._var() / name, lambda: fit(cues_of), "question gate",

@@ -21,7 +21,8 @@ from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from ground import rules
-from store.models import Building, Group, Home, Owner, Staff
+from store.models import Building, Consultation, Group, Home, Owner, Staff
+from store.models.tickets import Ticket
 
 SCOPE_FILE = Path(__file__).resolve().parent / "data" / "scope.yaml"
 ROLES = ("staff", "supervisor", "manager")
@@ -96,8 +97,6 @@ def for_principal(session: Session, who: Any) -> Viewer:
 # --- tickets ------------------------------------------------------------------------------------
 
 def _ticket_model():
-    from store.models.tickets import Ticket
-
     return Ticket
 
 
@@ -228,8 +227,6 @@ def consultation_clause(viewer: Viewer):
     a supervisor whose department answers consultations sees them all."""
     if viewer.sees_all or CONSULTATION_TEAM in viewer.teams:
         return None
-    from store.models import Consultation
-
     conds = []
     owners = of_visible_owners(Consultation.owner_id, viewer)
     if owners is not None:
@@ -248,8 +245,6 @@ def consultations(stmt, viewer: Viewer):
 
 
 def can_see_consultation(session: Session, viewer: Viewer, case) -> bool:
-    from store.models import Consultation
-
     clause = consultation_clause(viewer)
     if clause is None:
         return True

@@ -21,12 +21,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from faq import intent_model, matcher, retrieval, semantic
+from faq.normalize import clean
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers import classifier_hook, conversation
+from handlers import classifier_hook, conversation, question_gate
 from handlers.capability import Capability
+from handlers.identity import find_owner
+from handlers.membership import hand_to_person
+from handlers.membership.notify import fill_promises
 from handlers.message import Context, Message, Outcome
 from handlers.route_result import RouteResult
+from store.models.faq import FaqMiss
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,6 @@ LexiconError = RulesError  # the one error type of rule files (ground/rules.py)
 def _words(file: Path, section: str, value) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, (str, int)) and str(v).strip() for v in value):
         raise LexiconError(f"{file.name}: {section}: must be a list of non-empty words")
-    from faq.normalize import clean
-
     return tuple(dict.fromkeys(clean(str(v)) for v in value))
 
 
@@ -123,8 +127,6 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
                 "greeting", "thanks", "chitchat"):
         if not isinstance(answers.get(key), str):
             raise LexiconError(f"{f.name}: answers.{key}: missing or not text")
-    from handlers.membership.notify import fill_promises  # 「{promise:O1}」: the clock's own minutes
-
     try:
         answers = {k: fill_promises(str(v)) for k, v in answers.items()}
     except ValueError as exc:
@@ -175,8 +177,6 @@ def _hits(text: str, words: tuple[str, ...]) -> list[str]:
 def classify_priority(text: str) -> tuple[str, str | None]:
     """(priority, deciding word): the first class in urgent -> important ->
     general with a word in the text; general when none (every request has a clock)."""
-    from faq.normalize import clean
-
     c = clean(text)
     for p in PRIORITIES:
         hit = _hits(c, lexicons().priority[p])
@@ -188,8 +188,6 @@ def classify_priority(text: str) -> tuple[str, str | None]:
 def classify_category(text: str) -> tuple[str, str | None]:
     """(category, deciding word): the category with the longest matching word
     (卫生间 is a room, not 卫生), ties broken by the order in priority.yaml."""
-    from faq.normalize import clean
-
     c = clean(text)
     best: tuple[int, int, str, str] | None = None
     for order, (cat, words) in enumerate(lexicons().category.items()):
@@ -238,23 +236,14 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     Rules decide only what is certain (a slash command, a message that is all
     small talk); the learned model (faq.intent_model) decides the intent; the
     safety rules of priority.yaml sit on top (a reported hazard is a complaint,
-    never below urgent); FAQ answers come from faq.retrieval's calibrated decision."""
-    from faq import intent_model, semantic
-    from faq.normalize import clean
-
+    never below urgent); FAQ answers come from faq.retrieval's calibrated decision.
+    The order of the decisions below is the router's: keep it."""
     lx = lexicons()
     raw_clean = clean(text)
     in_group = chat in ("vip", "building")
-
-    if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
-        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
-                           why="slash command not owned by any capability")
-
-    kind = _smalltalk(raw_clean, lx)
-    if kind is not None:
-        answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})",
-                           args={"talk": kind})
+    certain = _certain(text, raw_clean, lx, in_group)
+    if certain is not None:
+        return certain
 
     c = _forms(raw_clean)
     vec = semantic.query_vector(text)
@@ -267,22 +256,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
     asking = _hits(c, lx.hypothetical) or ([] if reporting else _hits(c, lx.asking))
     hand = _hits(c, lx.handoff)
-
-    # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
-    # owner may be reporting is a complaint, even when the model leans elsewhere.
-    if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
-        intent, feats = "complaint", (f"{feats}; safety rule {hazard!r}, reported"
-                                      f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    elif intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
-                                                                 (_QUESTION.search(c) and not _now(reporting))):
-        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
-        # (asked as a question and told by nobody living it now, whatever the model leans to).
-        intent, feats = "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
-    elif hand and intent not in ("complaint",):
-        intent, feats = "handoff", f"{feats}; asked for a person: {hand[0]}"
-    elif intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
-        # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
-        intent, feats = "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
+    intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
 
     answered = _gate_answer(text, vec, c, len(raw_clean), lx, intent, pi, hazard, asking, hand)
     if answered is not None:
@@ -299,24 +273,68 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
                            why=f"group chatter ({feats}; complaint below {GROUP_COMPLAINT_MIN})")
     if intent == "complaint":
         return _complaint(c, lx, pp, hazard, asking, feats, intent_model.model().predict_category(text, vec))
-    if intent == "booking":
-        return RouteResult(intent="booking", score=round(p_top, 3), answer=lx.answers["booking"], why=f"booking ({feats})")
-    if intent == "membership":
-        return RouteResult(intent="membership", score=round(p_top, 3), answer=lx.answers["membership"],
-                           why=f"own membership ({feats})")
-    if intent == "handoff":
-        return RouteResult(intent="handoff", score=round(p_top, 3), answer=lx.answers["person"],
-                           why=f"asks for a person ({feats})")
+    if intent in _PLAIN_INTENTS:
+        answer_key, why = _PLAIN_INTENTS[intent]
+        return RouteResult(intent=intent, score=round(p_top, 3), answer=lx.answers[answer_key],
+                           why=why.format(feats=feats))
     if intent == "smalltalk" or intent == "offtopic":
-        # Off-topic (stocks, forecasts, translation) is talk the community does not
-        # handle: a polite word, never a rule from the KB, and nobody paged for it.
-        thanks = _hits(raw_clean, lx.thanks)
-        asks = bool(_QUESTION.search(c))
-        kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
-        answer = None if in_group else lx.answers[kind]
-        return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})",
-                           args={"talk": kind})
+        return _talk(raw_clean, c, lx, in_group, intent, p_top, feats)
     return _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
+
+
+# Intents whose reply is one fixed answer of intents.yaml: intent -> (answer, why).
+_PLAIN_INTENTS: dict[str, tuple[str, str]] = {
+    "booking": ("booking", "booking ({feats})"),
+    "membership": ("membership", "own membership ({feats})"),
+    "handoff": ("person", "asks for a person ({feats})"),
+}
+
+
+def _certain(text: str, raw_clean: str, lx: Lexicons, in_group: bool) -> RouteResult | None:
+    """What the rules decide before any model: a slash command, a message all small talk."""
+    if any((text or "").strip().startswith(p) for p in lx.command_prefixes):
+        return RouteResult(intent="command", score=1.0, answer=lx.answers["command"],
+                           why="slash command not owned by any capability")
+    kind = _smalltalk(raw_clean, lx)
+    if kind is not None:
+        answer = None if in_group else lx.answers[kind]
+        return RouteResult(intent="smalltalk", score=1.0, answer=answer, why=f"small talk ({kind})",
+                           args={"talk": kind})
+    return None
+
+
+def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexicons, hazard: str | None,
+               reporting: list[str], asking: list[str], hand: list[str]) -> tuple[str, str]:
+    """The model's intent, unless a rule says otherwise (first that applies wins), and why."""
+    # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
+    # owner may be reporting is a complaint, even when the model leans elsewhere.
+    if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
+        return "complaint", (f"{feats}; safety rule {hazard!r}, reported"
+                             f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
+    if intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
+                                                               (_QUESTION.search(c) and not _now(reporting))):
+        # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
+        # (asked as a question and told by nobody living it now, whatever the model leans to).
+        return "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
+    if hand and intent not in ("complaint",):
+        return "handoff", f"{feats}; asked for a person: {hand[0]}"
+    if intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
+        # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
+        return "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
+    return intent, feats
+
+
+def _talk(raw_clean: str, c: str, lx: Lexicons, in_group: bool, intent: str, p_top: float,
+          feats: str) -> RouteResult:
+    """Small talk or off-topic as the model read it."""
+    # Off-topic (stocks, forecasts, translation) is talk the community does not
+    # handle: a polite word, never a rule from the KB, and nobody paged for it.
+    thanks = _hits(raw_clean, lx.thanks)
+    asks = bool(_QUESTION.search(c))
+    kind = "offtopic" if intent == "offtopic" or (asks and not thanks) else ("thanks" if thanks else "chitchat")
+    answer = None if in_group else lx.answers[kind]
+    return RouteResult(intent="smalltalk", score=round(p_top, 3), answer=answer, why=f"small talk ({kind}; {feats})",
+                       args={"talk": kind})
 
 
 # A bare topic word ("宠物", "停车", "权益") asks about that topic: the model, trained on
@@ -338,8 +356,6 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
     found = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))
     if found.intent == "faq":
         return found
-    from faq import matcher, retrieval
-
     kb = matcher.default().index().kb
     named = [e for e in kb.entries if core in e.title or core in e.tags or any(core in q for q in e.questions)]
     if not named:
@@ -364,15 +380,11 @@ def _now(reporting: list[str]) -> list[str]:
 def warm_up_gate():
     """The question gate, fitted on the cues of this module (the lexicon files and this
     code are part of its cache key)."""
-    from handlers import question_gate
-
     return question_gate.gate(cues, (INTENTS_FILE, PRIORITY_FILE, Path(__file__)))
 
 
 def cues(text: str) -> dict[str, float]:
     """The lexicons' cues of one message (handlers/question_gate.py's features)."""
-    from faq.normalize import clean
-
     raw = clean(text)
     return _cues(_forms(raw), lexicons(), len(raw))
 
@@ -390,9 +402,6 @@ def _gate_answer(text: str, vec, c: str, n_chars: int, lx: Lexicons, intent: str
     """A question the model takes for another intent, answered when the question gate
     (handlers/question_gate.py) takes it for a question and retrieval is sure of one entry.
     Never over a reported hazard, words asking for a person or saying it is a complaint."""
-    from faq import retrieval
-    from handlers import question_gate
-
     if intent not in question_gate.OVERRIDABLE or (hazard and not asking) or hand or _hits(c, lx.complaint_words):
         return None
     d = retrieval.search(text, vec, pi.get("faq", 0.0))
@@ -420,8 +429,6 @@ def _forms(raw_clean: str) -> str:
     """The text as written, with typos fixed (电悌 -> 电梯) and without an adverb
     between a thing and its state ("楼道灯又坏了" -> "楼道灯坏了"), joined by |,
     so neither a rewrite nor a typo hides a lexicon word."""
-    from faq import matcher
-
     canon = matcher.default().index().rewrite(raw_clean)
     c = raw_clean if canon == raw_clean else f"{raw_clean}|{canon}"
     bare = _ADVERB_GAP.sub("", raw_clean)
@@ -480,8 +487,6 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
 
 
 def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:
-    from faq import retrieval
-
     d = retrieval.search(text, vec, p_faq)
     top = d.top
     if d.kind == "answer":
@@ -519,9 +524,6 @@ CLARIFY_CONV = "faq_clarify"
 
 def record_miss(ctx: Context, msg: Message, route: RouteResult, kind: str) -> None:
     """A question the knowledge base could not answer outright, for managers."""
-    from faq.normalize import clean
-    from store.models.faq import FaqMiss
-
     cands = route.args.get("clarify") or route.args.get("candidates") or []
     ctx.session.add(FaqMiss(text=(msg.text or "")[:1000], normalized=clean(msg.text or "")[:500], chat=msg.chat,
                             sender=msg.sender, kind=kind, best_id=cands[0] if cands else None,
@@ -555,9 +557,6 @@ def consult_person(ctx: Context, msg: Message) -> list:
     (10 minutes) with a task card for the owner's agent or customer service."""
     if msg.chat != "private" or msg.channel != "mp":
         return []
-    from handlers.identity import find_owner
-    from handlers.membership import hand_to_person
-
     owner = find_owner(ctx.session, msg)
     if owner is None:
         return []
@@ -569,8 +568,6 @@ def consult_person(ctx: Context, msg: Message) -> list:
 def on_clarify_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The owner picks one of the offered topics by number; anything else is a
     new message (returns None so the router handles it)."""
-    from faq import matcher
-
     conversation.end(ctx.session, msg.sender, msg.chat, msg.group_id)
     m = re.fullmatch(r"\s*([1-9])\s*", msg.text or "")
     options = (conv.state or {}).get("options") or []

@@ -920,25 +920,28 @@ def track_group_msgs(session: Session, now: datetime | None = None, max_age_hour
             continue
         status = {r.get("chat_id"): r for r in answer.get("send_list") or []}
         for d in ds:
-            row = status.get((d.payload or {}).get("group_id")) or {}
-            code = int(row.get("status", 0) or 0)
-            if code == 1:
-                d.state = "sent"
-                d.sent_at = datetime.fromtimestamp(row["send_time"], clock.CST) if row.get("send_time") else now
-                out["sent"] += 1
-            elif code in GROUP_STATUS:
-                d.state, d.error = "failed", GROUP_STATUS[code]
-                out["failed"] += 1
-            else:
-                camp = session.get(Campaign, d.campaign_id)
-                started = camp.started_at or camp.send_at
-                if started and now - started > timedelta(hours=max_age_hours):
-                    d.state, d.error = "failed", "群主未在企业微信中确认发送"
-                    out["failed"] += 1
-                else:
-                    out["waiting"] += 1
+            out[_settle_group_msg(session, d, status.get((d.payload or {}).get("group_id")) or {},
+                                  now, max_age_hours)] += 1
     session.flush()
     return out
+
+
+def _settle_group_msg(session: Session, d: Delivery, row: dict, now: datetime, max_age_hours: float) -> str:
+    """One group's line of WeCom's answer onto its delivery: 'sent', 'failed' or 'waiting'."""
+    code = int(row.get("status", 0) or 0)
+    if code == 1:
+        d.state = "sent"
+        d.sent_at = datetime.fromtimestamp(row["send_time"], clock.CST) if row.get("send_time") else now
+        return "sent"
+    if code in GROUP_STATUS:
+        d.state, d.error = "failed", GROUP_STATUS[code]
+        return "failed"
+    camp = session.get(Campaign, d.campaign_id)
+    started = camp.started_at or camp.send_at
+    if started and now - started > timedelta(hours=max_age_hours):
+        d.state, d.error = "failed", "群主未在企业微信中确认发送"
+        return "failed"
+    return "waiting"
 
 
 def recover_orphans(session: Session, r) -> dict:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from ground.config import get_settings
 from store.db import connection_scope, get_engine, is_busy
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,6 @@ def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | Non
     group commit if on, else a transaction of its own (waiting for a busy database up
     to `budget_s`)."""
     if linger_ms is None:
-        from ground.config import get_settings
-
         linger_ms = get_settings().group_commit_ms
     if linger_ms <= 0:
         with connection_scope(busy_timeout_s=budget_s) as conn:

@@ -4,6 +4,7 @@ Floors (docs/DEV_NOTES.md, "Floors"): ground -> store -> faq, handlers -> bot ->
 Every import counts, also one made inside a function: an import there still ties
 the two modules, it only fails later. Each failure names the file, the line and what
 it imports. Nothing is run: the modules are read with `ast`.
+Also issue 15's size rule: no function over 80 lines or nesting over 4 blocks.
 """
 from __future__ import annotations
 
@@ -167,6 +168,74 @@ def test_no_import_cycle_between_packages():
             for b in sorted(graph[a] & set(part)):
                 report += [f"    {imp}" for imp in edges[(a, b)]]
     assert not report, "\n".join(report)
+
+
+# --- function size -----------------------------------------------------------------------------
+# Issue 15: no function over about 80 lines or nesting over 4, outside declarative tables
+# (module-level data, not functions) and migrations. A level is an if / for / while / with /
+# try / match block, and an `elif` is one more (the tree nests it in the `else`): a chain
+# that long is a table waiting to be written.
+
+MAX_FUNCTION_LINES = 80
+MAX_NESTING = 4
+_BLOCKS = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try, ast.Match,
+           *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _nesting(node: ast.AST, depth: int = 0) -> int:
+    """The deepest block level inside `node`, not counting functions or classes defined in it."""
+    deepest = depth
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, _SCOPES):
+            deepest = max(deepest, _nesting(child, depth + isinstance(child, _BLOCKS)))
+    return deepest
+
+
+def _function_sizes() -> list[tuple[str, int, int]]:
+    """(file:function, lines, nesting) of every function of our packages, migrations aside."""
+    out = []
+    for module, (path, _) in MODULES.items():
+        if ".migrations" in module:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.append((f"{path.relative_to(ROOT)}:{node.name}", node.end_lineno - node.lineno + 1,
+                            _nesting(node)))
+    return out
+
+
+def test_functions_are_short_and_shallow():
+    """Every function of bot/, handlers/, faq/, store/, scheduler/, ground/ is at most 80 lines
+    (its `def` to its last line) and nests at most 4 blocks deep."""
+    sizes = _function_sizes()
+    assert len(sizes) > 1000  # a broken walk must not pass as "all short"
+    wrong = [f"{where}: {lines} lines (at most {MAX_FUNCTION_LINES})" for where, lines, _ in sizes
+             if lines > MAX_FUNCTION_LINES]
+    wrong += [f"{where}: nests {depth} deep (at most {MAX_NESTING})" for where, _, depth in sizes
+              if depth > MAX_NESTING]
+    assert not wrong, "functions to split into named helpers:\n  " + "\n  ".join(wrong)
+
+
+def test_the_size_check_has_teeth():
+    """A function of 81 lines, or one nesting five blocks (an elif counts), is caught."""
+    long = ast.parse("def f():\n" + "    x = 1\n" * 80).body[0]
+    assert long.end_lineno - long.lineno + 1 == 81
+    deep = ast.parse("def f(a):\n"
+                     "    for x in a:\n"
+                     "        if x:\n"
+                     "            pass\n"
+                     "        elif x > 1:\n"
+                     "            with open(x) as f:\n"
+                     "                try:\n"
+                     "                    pass\n"
+                     "                except OSError:\n"
+                     "                    pass\n"
+                     "    def inner():\n"  # a function of its own: measured apart
+                     "        if a:\n"
+                     "            pass\n").body[0]
+    assert _nesting(deep) == 5
 
 
 # --- registrations ------------------------------------------------------------------------------

@@ -264,29 +264,35 @@ def event_sentence(action: str, actor: str | None, detail: dict | None, names: C
     many = names.many if isinstance(names, Names) else (lambda v: names(v))
     values: dict[str, str] = {"actor": names(actor) if actor else ""}
     for k, v in detail.items():
-        if v is None or v == "" or isinstance(v, dict):
-            continue
-        if k in _PEOPLE_FIELDS:
-            values[k] = many(v)
-        elif k == "clock":
-            values[k] = clock_name(str(v))
-        elif k == "due_at":
-            try:
-                values[k] = fmt_when(datetime.fromisoformat(str(v)), now)
-            except ValueError:
-                continue
-        elif k == "category":
-            values[k] = category(str(v))
-        elif isinstance(v, (list, tuple)):
-            values[k] = "、".join(str(x) for x in v)
-        else:
-            text = str(v)
-            values[k] = lab["event_words"].get(text, text)
+        word = _event_value(k, v, many, now, lab["event_words"])
+        if word is not None:
+            values[k] = word
     values.setdefault("clock", "时限")
     template = lab["ticket_events"].get(action)
     if template is None:  # an event the labels do not know yet: its name, no fields
         return (values["actor"] + "：" if values["actor"] else "") + "其他记录"
     return _fill(template, values)
+
+
+def _event_value(k: str, v: Any, many: Callable[[Any], str], now: datetime | None,
+                 event_words: dict[str, str]) -> str | None:
+    """One field of an event's detail in words (None: it is not shown)."""
+    if v is None or v == "" or isinstance(v, dict):
+        return None
+    if k in _PEOPLE_FIELDS:
+        return many(v)
+    if k == "clock":
+        return clock_name(str(v))
+    if k == "due_at":
+        try:
+            return fmt_when(datetime.fromisoformat(str(v)), now)
+        except ValueError:
+            return None
+    if k == "category":
+        return category(str(v))
+    if isinstance(v, (list, tuple)):
+        return "、".join(str(x) for x in v)
+    return event_words.get(str(v), str(v))
 
 
 # --- audit log ---------------------------------------------------------------------------------
@@ -339,19 +345,24 @@ def audit_detail(detail: Any, names: Names) -> str:
     fields = labels()["audit_fields"]
     parts = []
     for k, v in detail.items():
-        if v is None or v == "" or v == []:
-            continue
-        if k == "results" and isinstance(v, list):
-            v = len(v)
-        elif isinstance(v, bool):
-            v = "是" if v else "否"
-        elif isinstance(v, (list, tuple)):
-            v = "、".join(names(str(x)) for x in v[:10])
-        elif isinstance(v, dict):
-            continue
-        elif k in ("from", "to", "member", "actor", "by"):
-            v = _code_word(str(v)) or names(str(v))
-        elif isinstance(v, str):
-            v = _code_word(v) or v
-        parts.append(f"{fields.get(k, '其他')}：{v}")
+        word = _audit_value(k, v, names)
+        if word is not None:
+            parts.append(f"{fields.get(k, '其他')}：{word}")
     return " · ".join(parts)[:300]
+
+
+def _audit_value(k: str, v: Any, names: Names) -> Any:
+    """One field of an audit row's detail in words (None: it is not shown)."""
+    if v is None or v == "" or v == [] or isinstance(v, dict):
+        return None
+    if k == "results" and isinstance(v, list):
+        return len(v)
+    if isinstance(v, bool):
+        return "是" if v else "否"
+    if isinstance(v, (list, tuple)):
+        return "、".join(names(str(x)) for x in v[:10])
+    if k in ("from", "to", "member", "actor", "by"):
+        return _code_word(str(v)) or names(str(v))
+    if isinstance(v, str):
+        return _code_word(v) or v
+    return v

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from handlers import conversation, registry
 from handlers.bookings import ops
+from handlers.bookings.capability import capability
 from handlers.bookings.catalogue import Service, catalogue, find_service
 from handlers.identity import find_owner
 from handlers.membership.clocks import check_clocks
 from handlers.message import Context, Message, Outcome, Push
-from handlers.bookings.capability import capability
+from handlers.normalize import basic
 from handlers.zh_datetime import When, parse_when
 from store.models import Owner
 
@@ -170,8 +171,6 @@ def start_booking(ctx: Context, msg: Message, text: str) -> Outcome:
 def _drops_draft(text: str) -> bool:
     """「算了不要保洁了」 while the booking is still being filled in: drop the draft
     (a bare booking number is not a "never mind")."""
-    from handlers.normalize import basic
-
     found = registry.match_text_command(basic(text), "private", "owner")
     return bool(found) and found[0].name == "booking_cancel_loose" and not found[1].group("n")
 

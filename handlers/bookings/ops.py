@@ -3,6 +3,8 @@ conditional UPDATEs so concurrent owners cannot overbook), the staff steps
 and the O2/O3 clocks they start and stop."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select, update
@@ -10,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ground.clock import CST
+from handlers import clocks, conversation
 from handlers.bookings.catalogue import PERIOD_NAMES, Service, catalogue, period_key
+from handlers.identity import find_staff
 from handlers.membership import rules as R
-from handlers import clocks
 from handlers.membership.notify import (by_role, card_done, clock_config, owner_push, promise, recipients,
                                         staff_text, task_card, team_members)
 from handlers.membership.service import active_suspension, eligibility, gap_text, local_day
@@ -321,81 +324,121 @@ def active_bookings(session: Session, owner: Owner) -> list[Booking]:
 
 def staff_action(session: Session, action: str, booking_id: int, staff_userid: str, now: datetime,
                  response_code: str | None = None) -> tuple[str, list[Push]]:
+    """A staff member's click on a booking card (approve / reject / contacted / done):
+    the reply to the clicker and the pushes (owner, next holders, the card turned done)."""
     b = session.get(Booking, booking_id)
     if b is None:
         return f"没有找到预约 B{booking_id}。", []
-    svc = catalogue().get(b.service)
-    owner = b.owner
-    subject = f"booking:{b.id}"
-    pushes: list[Push] = []
-    label = {"approve": "已通过", "reject": "已驳回", "contacted": "已联系业主", "done": "服务已完成"}.get(action)
-    if label is None:
+    step = _STAFF_STEPS.get(action)
+    if step is None:
         return f"未知操作 {action}。", []
-    allowed = {"approve": ("requested",), "reject": ("requested",), "contacted": ("approved",),
-               "done": ("approved", "contacted")}[action]
-    if b.state not in allowed:
-        return f"预约 B{b.id} 当前状态为 {b.state}，不能{label}。", []
-    session.add(AuditLog(actor=staff_userid, action=f"booking_{action}", target=subject))
-    review_team = clock_config().get("review_team", "customer_service")
-    card_to = (recipients(team_members(session, review_team)) if action in ("approve", "reject")
-               else recipients(team_members(session, b.team)) if action == "contacted" else staff_userid)
-    done_card = card_done(response_code, card_to or staff_userid, f"{label}" if action == "done" else
-                          f"{_staff_name(session, staff_userid)}{label}")
-    if action == "approve":
-        b.state, b.reviewed_by, b.approved_at = "approved", staff_userid, now
-        clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
-        team_staff = team_members(session, b.team)
-        to = recipients(team_staff)
-        clocks.start(session, "service", subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
-                    detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name}）"})
-        p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在{promise('O2_contact')}与您联系确认时间和地点。",
-                       now, dedup_key=f"{subject}:approved", source=subject)
-        pushes += [p] if p else []
-        if to:
-            pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请{promise('O2_contact')}联系业主",
-                                    "确认时间地点（第十二条）",
-                                    # the number masked; 查看电话 gives it, logged (handlers/phone_reveal.py)
-                                    [("业主", owner.name), ("电话", mask_text(owner.phone) or "-"), ("服务", svc.name),
-                                     ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location)],
-                                    [("已联系业主", f"booking:contacted:{b.id}"), ("服务完成", f"booking:done:{b.id}"),
-                                     ("查看电话", f"phone:B{b.id}")],
-                                    dedup_key=f"{subject}:deliver-card", source=subject))
-    elif action == "reject":
-        b.state, b.reviewed_by = "rejected", staff_userid
-        clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
-        _release_capacity(session, b.service, b.day)
-        _release_quota(session, b.owner_id, b.service, b.quota_key)
-        p = owner_push(owner, f"抱歉，您的预约 {describe(b, svc)} 未通过审核，本次不占用次数。如有疑问请回复「人工」。",
-                       now, dedup_key=f"{subject}:rejected", source=subject)
-        pushes += [p] if p else []
-    elif action == "contacted":
-        b.state, b.contacted_at = "contacted", now
-        clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
-        if response_code:  # the card keeps one button: "服务完成" comes as a fresh card
-            pushes.append(task_card(staff_userid, f"booking-{b.id}-done", f"会员服务 B{b.id}：完成后请点击",
-                                    f"完成后{promise('O3')}反馈业主（第十四条）",
-                                    [("服务", svc.name), ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"),
-                                     ("地点", b.location)],
-                                    [("服务完成", f"booking:done:{b.id}")],
-                                    dedup_key=f"{subject}:done-card", source=subject))
-    elif action == "done":
-        if b.state == "approved":
-            clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
-        b.state, b.done_at = "done", now
-        if b.price_fen:  # a paid service counts toward the tiers (第九条 1: 购买增值服务)
-            session.add(SpendEntry(owner_id=owner.id, amount_fen=b.price_fen, spent_on=local_day(now),
-                                   category=b.service, note=f"B{b.id}", entered_by=subject))
-        key = f"{subject}:feedback"
-        clocks.start(session, "service", subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
-                    detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})
-        p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：直接回复1-5（5分最满意），"
-                              f"也可以写下您的意见，我们会持续改进。", now, dedup_key=key, source=subject)
-        pushes += [p] if p else []
-        _open_rating(session, owner, b, now)
+    if b.state not in step.allowed:
+        return f"预约 B{b.id} 当前状态为 {b.state}，不能{step.label}。", []
+    session.add(AuditLog(actor=staff_userid, action=f"booking_{action}", target=f"booking:{b.id}"))
+    done_card = card_done(response_code, _card_holders(session, action, b, staff_userid) or staff_userid,
+                          step.label if action == "done" else f"{_staff_name(session, staff_userid)}{step.label}")
+    pushes = step.run(session, b, catalogue().get(b.service), staff_userid, now, response_code)
     if done_card:
         pushes.append(done_card)
     session.flush()
-    return f"B{b.id} {label}。", pushes
+    return f"B{b.id} {step.label}。", pushes
+
+
+def _card_holders(session: Session, action: str, b: Booking, staff_userid: str) -> str:
+    """Who holds the card being clicked: the review team (approve / reject), the delivery
+    team (contacted), the one who clicked (done)."""
+    if action in ("approve", "reject"):
+        return recipients(team_members(session, clock_config().get("review_team", "customer_service")))
+    if action == "contacted":
+        return recipients(team_members(session, b.team))
+    return staff_userid
+
+
+def _approve(session: Session, b: Booking, svc: Service, staff_userid: str, now: datetime,
+             response_code: str | None) -> list[Push]:
+    """Reviewed: O2's review met, O2's contact clock starts, the team gets the task card."""
+    owner, subject = b.owner, f"booking:{b.id}"
+    b.state, b.reviewed_by, b.approved_at = "approved", staff_userid, now
+    clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
+    to = recipients(team_members(session, b.team))
+    clocks.start(session, "service", subject, "O2_contact", now, owner_id=owner.id, team=b.team, assignee=to,
+                 detail={"title": f"联系业主确认 B{b.id} {svc.name}（{owner.name}）"})
+    p = owner_push(owner, f"您的预约 {describe(b, svc)} 已审核通过，服务人员将在{promise('O2_contact')}与您联系确认时间和地点。",
+                   now, dedup_key=f"{subject}:approved", source=subject)
+    pushes = [p] if p else []
+    if to:
+        pushes.append(task_card(to, f"booking-{b.id}-deliver", f"会员服务 B{b.id}：请{promise('O2_contact')}联系业主",
+                                "确认时间地点（第十二条）",
+                                # the number masked; 查看电话 gives it, logged (handlers/phone_reveal.py)
+                                [("业主", owner.name), ("电话", mask_text(owner.phone) or "-"), ("服务", svc.name),
+                                 ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"), ("地点", b.location)],
+                                [("已联系业主", f"booking:contacted:{b.id}"), ("服务完成", f"booking:done:{b.id}"),
+                                 ("查看电话", f"phone:B{b.id}")],
+                                dedup_key=f"{subject}:deliver-card", source=subject))
+    return pushes
+
+
+def _reject(session: Session, b: Booking, svc: Service, staff_userid: str, now: datetime,
+            response_code: str | None) -> list[Push]:
+    """Refused: the day's place and the owner's quota are given back."""
+    subject = f"booking:{b.id}"
+    b.state, b.reviewed_by = "rejected", staff_userid
+    clocks.stop_named(session, subject, "O2_review", now, by=staff_userid)
+    _release_capacity(session, b.service, b.day)
+    _release_quota(session, b.owner_id, b.service, b.quota_key)
+    p = owner_push(b.owner, f"抱歉，您的预约 {describe(b, svc)} 未通过审核，本次不占用次数。如有疑问请回复「人工」。",
+                   now, dedup_key=f"{subject}:rejected", source=subject)
+    return [p] if p else []
+
+
+def _contacted(session: Session, b: Booking, svc: Service, staff_userid: str, now: datetime,
+               response_code: str | None) -> list[Push]:
+    """The owner was called: O2's contact met; a card clicked gets a fresh one for 服务完成."""
+    subject = f"booking:{b.id}"
+    b.state, b.contacted_at = "contacted", now
+    clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
+    if not response_code:  # the card keeps one button: "服务完成" comes as a fresh card
+        return []
+    return [task_card(staff_userid, f"booking-{b.id}-done", f"会员服务 B{b.id}：完成后请点击",
+                      f"完成后{promise('O3')}反馈业主（第十四条）",
+                      [("服务", svc.name), ("时间", f"{b.start_at.astimezone(CST):%m-%d %H:%M}"),
+                       ("地点", b.location)],
+                      [("服务完成", f"booking:done:{b.id}")],
+                      dedup_key=f"{subject}:done-card", source=subject)]
+
+
+def _done(session: Session, b: Booking, svc: Service, staff_userid: str, now: datetime,
+          response_code: str | None) -> list[Push]:
+    """Delivered: the spend counts, O3 (feedback) starts, the owner is asked for a rating."""
+    owner, subject = b.owner, f"booking:{b.id}"
+    if b.state == "approved":
+        clocks.stop_named(session, subject, "O2_contact", now, by=staff_userid)
+    b.state, b.done_at = "done", now
+    if b.price_fen:  # a paid service counts toward the tiers (第九条 1: 购买增值服务)
+        session.add(SpendEntry(owner_id=owner.id, amount_fen=b.price_fen, spent_on=local_day(now),
+                               category=b.service, note=f"B{b.id}", entered_by=subject))
+    key = f"{subject}:feedback"
+    clocks.start(session, "service", subject, "O3", now, owner_id=owner.id, team=b.team, assignee=staff_userid,
+                 detail={"title": f"服务完成反馈 B{b.id} {svc.name}（{owner.name}）", "outbox_dedup": key})
+    p = owner_push(owner, f"您预约的{svc.name}（B{b.id}）已完成。请为本次服务打分：直接回复1-5（5分最满意），"
+                          f"也可以写下您的意见，我们会持续改进。", now, dedup_key=key, source=subject)
+    _open_rating(session, owner, b, now)
+    return [p] if p else []
+
+
+@dataclass(frozen=True)
+class _StaffStep:
+    label: str  # what the clicker reads: "B12 已通过。"
+    allowed: tuple[str, ...]  # the booking states it may be taken from
+    run: Callable[..., list[Push]]
+
+
+_STAFF_STEPS: dict[str, _StaffStep] = {
+    "approve": _StaffStep("已通过", ("requested",), _approve),
+    "reject": _StaffStep("已驳回", ("requested",), _reject),
+    "contacted": _StaffStep("已联系业主", ("approved",), _contacted),
+    "done": _StaffStep("服务已完成", ("approved", "contacted"), _done),
+}
 
 
 RATING_TTL = timedelta(days=3)
@@ -404,15 +447,11 @@ RATING_TTL = timedelta(days=3)
 def _open_rating(session: Session, owner: Owner, b: Booking, now: datetime) -> None:
     """Let a bare "5" from the owner count as the rating, without cutting into
     an exchange already in progress (a booking, a survey)."""
-    from handlers import conversation
-
     if owner.openid and conversation.get(session, owner.openid, "private", now) is None:
         conversation.start(session, owner.openid, "private", "booking_rating", {"booking_id": b.id}, now, ttl=RATING_TTL)
 
 
 def _staff_name(session: Session, userid: str) -> str:
-    from handlers.identity import find_staff
-
     st = find_staff(session, userid)
     return st.name if st else userid
 

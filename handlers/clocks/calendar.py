@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from ground import rules
+from handlers import load_capabilities
 from handlers.clocks import engine
 from handlers.clocks.policy import ClockSpec, Step, parse_clocks
 from handlers.message import Push
@@ -118,8 +119,6 @@ def _qualname(fn) -> str:
 def _build(data, src: rules.Source) -> dict[str, ClockSpec]:
     data = data or {}
     specs = parse_clocks(data.get("calendar"), f"{src.name}: calendar", EVENTS, TELLS)
-    from handlers import load_capabilities
-
     load_capabilities()  # they register the actions and sources the policies name
     for i, spec in enumerate(specs):
         where = f"calendar[{i}] ({spec.id})"

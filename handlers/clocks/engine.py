@@ -35,6 +35,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from handlers import load_capabilities
 from handlers.clocks.policy import ClockSpec, Step
 from handlers.message import Push
 from store.models import Reminder
@@ -113,8 +114,6 @@ def register_family(family: Family) -> Family:
 
 def family(name: str) -> Family | None:
     if name not in _FAMILIES:  # the capabilities register their families when imported
-        from handlers import load_capabilities
-
         load_capabilities()
     return _FAMILIES.get(name)
 
@@ -295,8 +294,6 @@ def _step(session: Session, fam: Family, row: Clock, spec: ClockSpec, now: datet
 # ---------------------------------------------------------------- recurring clocks
 
 def _recurring_families(families: Iterable[str] | None) -> list[RecurringFamily]:
-    from handlers import load_capabilities
-
     load_capabilities()  # the capabilities register their families (and actions) when imported
     wanted = None if families is None else set(families)
     return [f for name, f in _FAMILIES.items() if (wanted is None or name in wanted) and hasattr(f, "start_due")]

@@ -10,13 +10,14 @@ from datetime import timedelta
 
 from handlers import conversation, registry
 from handlers.consultations import core
+from handlers.consultations.capability import capability
 from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome, Push
 from handlers.route_result import RouteResult
-from handlers.consultations.capability import capability
 # The understanding capability's handoff handler: ours takes it over (said
 # explicitly, `replaces=` below); groups and other chats keep it, private OA
 # handoffs become cases here.
+from handlers.normalize import basic
 from handlers.understanding import on_handoff as understanding_handoff
 from handlers.understanding import record_miss
 
@@ -128,8 +129,6 @@ def on_consult_card(ctx: Context, msg: Message, key: str) -> Outcome:
 def on_staff_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
     """After 「我来回复」 the staff member's next plain message is the answer. A
     command (接单 T3, 回复 C4 ...) is left to the router, the exchange stays."""
-    from handlers.normalize import basic
-
     text = (msg.text or "").strip()
     if registry.match_text_command(basic(text), msg.chat, msg.role or "staff"):
         return None

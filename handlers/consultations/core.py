@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ground import rules
 from ground.limits import in_cs_window
-from handlers import clocks, privacy
+from handlers import clocks, privacy, scope
 from handlers.membership.notify import (clock_config, dedicated_agent, promise as clock_promise, recipients,
                                         service_policies, team_members)
 from handlers.message import Message, Push
@@ -300,8 +300,6 @@ def _may_answer(session: Session, case: Consultation | None, userid: str, via: s
         return "只有工作人员可以处理咨询。"
     if via == "wecom" and st is not None:
         # The building scope (handlers/scope.py); the console and the API check their sign-in's.
-        from handlers import scope
-
         if not scope.can_see_consultation(session, scope.for_staff(session, st), case):
             return "没有找到这条咨询。"  # outside one's scope reads as missing
     return None
@@ -447,8 +445,6 @@ def as_dict(session: Session, case: Consultation, now: datetime, with_entries: b
 
 def listing(session: Session, state: str = "open", limit: int = 100, viewer=None) -> list[Consultation]:
     """`viewer` (handlers/scope.py): only the cases they may see."""
-    from handlers import scope
-
     q = select(Consultation) if viewer is None else scope.consultations(select(Consultation), viewer)
     if state == "open":
         q = q.where(Consultation.state.in_(OPEN_STATES))

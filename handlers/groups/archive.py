@@ -35,8 +35,11 @@ from typing import Callable, Protocol
 from sqlalchemy import select
 
 from ground import clock, keys, ports
-from handlers.message import Context, Message, Outcome
 from handlers.groups.capability import capability
+from handlers.message import Context, Message, Outcome
+from store.db import session_scope
+from store.models import Group
+from store.models.groups import ArchiveCursor
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +198,6 @@ def get_source() -> ArchiveSource | None:
 # --- polling ------------------------------------------------------------------------------------
 
 def _group_kinds(session) -> dict[str, str]:
-    from store.models import Group
-
     return {g.chat_id: g.kind for g in session.scalars(select(Group).where(Group.kind.in_(("vip", "building"))))}
 
 
@@ -226,9 +227,6 @@ def poll_archive(session_factory: SessionFactory | None = None, now: datetime | 
 
     For the scheduler: call every minute or so (`poll_archive()`); WeCom's
     `msgaudit_notify` triggers the same function between polls."""
-    from store.db import session_scope
-    from store.models.groups import ArchiveCursor
-
     source = source or get_source()
     if source is None:
         return 0

@@ -5,6 +5,11 @@ import json
 
 import click
 
+from handlers.groups.archive import FakeArchiveSource, get_source, poll_archive
+from handlers.groups.moderation import analyse, mask
+from store.db import session_scope
+from store.models.groups import ModerationCase
+
 
 @click.group("groups")
 def groups() -> None:
@@ -15,8 +20,6 @@ def groups() -> None:
 @click.argument("text")
 def check_cmd(text: str) -> None:
     """What moderation makes of TEXT, and TEXT as the staff admin would see it."""
-    from handlers.groups.moderation import analyse, mask
-
     v = analyse(text)
     click.echo(json.dumps({"violation": v.violation, "why": v.why, "masked": mask(text)}, ensure_ascii=False))
 
@@ -24,8 +27,6 @@ def check_cmd(text: str) -> None:
 @groups.command("poll")
 def poll_cmd() -> None:
     """Read the message archive once (GUANJIA_ARCHIVE must be fake or sdk)."""
-    from handlers.groups.archive import get_source, poll_archive
-
     if get_source() is None:
         raise click.ClickException("the archive is off: set GUANJIA_ARCHIVE=fake (with GUANJIA_ARCHIVE_FILE) or sdk")
     click.echo(f"{poll_archive()} archive records read")
@@ -37,8 +38,6 @@ def poll_cmd() -> None:
 @click.argument("text")
 def say_cmd(sender: str, chat_id: str, text: str) -> None:
     """Put a message into the fake archive and read it (for demos and local runs)."""
-    from handlers.groups.archive import FakeArchiveSource, get_source, poll_archive
-
     src = get_source()
     if not isinstance(src, FakeArchiveSource):
         raise click.ClickException("needs GUANJIA_ARCHIVE=fake")
@@ -52,9 +51,6 @@ def say_cmd(sender: str, chat_id: str, text: str) -> None:
 def cases_cmd(chat_id: str | None, limit: int) -> None:
     """Recent moderation cases (evidence is stored masked)."""
     from sqlalchemy import select
-
-    from store.db import session_scope
-    from store.models.groups import ModerationCase
 
     with session_scope() as s:
         q = select(ModerationCase).order_by(ModerationCase.id.desc()).limit(limit)

@@ -20,14 +20,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ground import ports
-from ground.clock import CST
 from ground import rules as rulefiles
-from handlers.groups import ladder
-from handlers.groups.moderation import mask
-from handlers.message import Context, Message, Outcome, Push
+from ground.clock import CST
+from handlers import scope
+from handlers.groups import ladder, staff_groups
 from handlers.groups.capability import capability
+from handlers.groups.moderation import mask
+from handlers.identity import find_owner
+from handlers.message import Context, Message, Outcome, Push
+from handlers.zh_datetime import cn_number, parse_when
 from store.models import AuditLog, Group, GroupMember, InboxMessage, Owner, Staff
 from store.models.groups import GroupSuggestion, ModerationCase
+from store.models.tickets import Ticket
 
 log = logging.getLogger(__name__)
 DATA_FILE = Path(__file__).with_name("data") / "commands.yaml"
@@ -53,8 +57,6 @@ def command_role(session: Session, msg: Message, group: Group | None) -> str:
     staff = session.scalar(select(Staff).where(Staff.userid == msg.sender, Staff.active.is_(True)))
     if staff is not None:
         if staff.role in ("supervisor", "manager"):
-            from handlers import scope  # a supervisor's department (handlers/scope.py): managers, customer service
-
             if group is None or scope.can_see_group(session, scope.for_staff(session, staff), group.chat_id):
                 return "supervisor"
         if group is None:  # app chat without a group (/公告 to a building): any staff admin
@@ -115,8 +117,6 @@ DURATION = re.compile(r"^(\d+|[一二两三四五六七八九十]+)\s*(分钟|�
 
 def parse_duration(text: str) -> int | None:
     """Minutes in "30分钟" / "2小时" / "1天" / "两天"; None when not understood."""
-    from handlers.zh_datetime import cn_number
-
     m = DURATION.match(text.strip())
     if not m:
         return None
@@ -234,8 +234,6 @@ def _sanction(ctx, msg, group, role, args, key, step):
 
 def _staff_group(ctx, msg, group, member, rest, step) -> str:
     """Staff groups created by the app: the API posts and removes by itself."""
-    from handlers.groups import staff_groups
-
     staff = ctx.session.scalar(select(Staff).where(Staff.userid == member.member_id))
     name = staff.name if staff else member.member_id
     reason = " ".join(rest) or "管理员处理"
@@ -282,8 +280,6 @@ def _unmute(ctx, msg, group, role, args):
 
 
 def _notice(ctx, msg, group, role, args):
-    from handlers.zh_datetime import parse_when
-
     if not args:
         raise Reply(_usage("notice"), "bad_args")
     # 「/公告 紧急 ...」 is the admin's explicit tick: only it makes an emergency (sent through
@@ -324,10 +320,6 @@ def _notice(ctx, msg, group, role, args):
 def _ticket(ctx, msg, group, role, args):
     if not args or not re.fullmatch(r"[Tt]?\d{1,9}", args[-1]):
         raise Reply(_usage("ticket"), "bad_args")
-    try:
-        from store.models.tickets import Ticket
-    except ImportError:
-        raise Reply("工单功能尚未启用。", "failed") from None
     t = ctx.session.get(Ticket, int(args[-1].lstrip("Tt")))
     if t is not None and not _may_see_ticket(ctx, msg, role, t):
         t = None  # the same answer as a missing ticket: nothing about others' tickets leaks
@@ -341,12 +333,8 @@ def _ticket(ctx, msg, group, role, args):
 def _may_see_ticket(ctx, msg, role, t) -> bool:
     """Staff: the building scope of handlers/scope.py (as in the console and the API);
     owners: only their own tickets."""
-    from handlers import scope
-
     if role in ("supervisor", "staff_admin", "staff"):
         return scope.can_see_ticket(scope.for_userid(ctx.session, msg.sender), t)
-    from handlers.identity import find_owner
-
     owner = find_owner(ctx.session, msg)
     return t.sender == msg.sender or (owner is not None and t.owner_id == owner.id)
 

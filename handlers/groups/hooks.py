@@ -12,11 +12,12 @@ from sqlalchemy import select
 from ground import rules as rulefiles
 from handlers import moderation_hook
 from handlers.groups import ladder
+from handlers.groups.capability import capability
+from handlers.groups.membership import decide_admission
 from handlers.groups.moderation import check as moderation_check
 from handlers.groups.moderation import mask
 from handlers.identity import find_owner, find_staff
 from handlers.message import Context, Message, Outcome, Push
-from handlers.groups.capability import capability
 from store.models import Group
 from store.models.groups import GroupAdmission, GroupSuggestion, ModerationCase
 
@@ -154,8 +155,6 @@ def on_mod_card(ctx: Context, msg: Message, key: str) -> Outcome:
         log.info("moderation case %s -> %s by %s", case.id, status, msg.sender)
         return out
     if action in ("admit", "kick"):
-        from handlers.groups.membership import decide_admission
-
         adm = ctx.session.get(GroupAdmission, int(ident))
         if adm is None:
             return out

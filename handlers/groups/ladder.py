@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ground.clock import CST
 from ground import rules as rulefiles
+from ground.clock import CST
+from handlers import scope
 from handlers.message import Push
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import ModerationCase
@@ -248,8 +249,6 @@ def can_decide(session: Session, chat_id: str, userid: str) -> bool:
     if staff is None:
         return False
     if staff.role in ("supervisor", "manager"):
-        from handlers import scope  # their department's groups (handlers/scope.py)
-
         if scope.can_see_group(session, scope.for_staff(session, staff), chat_id):
             return True
     group = session.scalar(select(Group).where(Group.chat_id == chat_id))

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ground import ports
-from ground.clock import CST
 from ground import rules as rulefiles
+from ground.clock import CST
 from handlers.groups import ladder
-from handlers.message import Context, Message, Outcome, Push
 from handlers.groups.capability import capability
+from handlers.identity import find_owner
+from handlers.message import Context, Message, Outcome, Push
 from store.models import AuditLog, Group, GroupMember, Owner, Staff
 from store.models.groups import GroupAdmission
 
@@ -223,8 +224,6 @@ def _group_for(session: Session, owner: Owner, which: str | None) -> Group | Non
 def on_apply(ctx: Context, msg: Message, route) -> Outcome:
     """Apply -> verify (owner record, fees, tier/building) -> the staff admin invites
     -> joining is confirmed by change_external_chat (admit() finds them qualified)."""
-    from handlers.identity import find_owner
-
     out = Outcome(intent="command")
     owner = find_owner(ctx.session, msg)
     if owner is None:

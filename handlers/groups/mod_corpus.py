@@ -14,6 +14,8 @@ import json
 import random
 from pathlib import Path
 
+from handlers.groups.moderation import ID_CHECK, ID_WEIGHTS, luhn
+
 OUT = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
 
 AD = """
@@ -1266,8 +1268,6 @@ def _name(rng: random.Random) -> str:
 
 
 def _id_number(rng: random.Random) -> str:
-    from handlers.groups.moderation import ID_CHECK, ID_WEIGHTS
-
     body = f"{rng.choice(['110105', '310104', '440305', '320102', '510107', '420106'])}" \
            f"{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
     return body + ID_CHECK[sum(int(n) * w for n, w in zip(body, ID_WEIGHTS)) % 11]
@@ -1276,8 +1276,6 @@ def _id_number(rng: random.Random) -> str:
 def _card(rng: random.Random) -> str:
     body = rng.choice(["622202", "621700", "622848", "436742", "622588"]) + "".join(str(rng.randint(0, 9)) for _ in range(12))
     for d in "0123456789":
-        from handlers.groups.moderation import luhn
-
         if luhn(body + d):
             return body + d
     raise AssertionError

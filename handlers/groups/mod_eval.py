@@ -12,6 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from handlers.groups import mod_model
+from handlers.groups.moderation import analyse
+from handlers.router import route
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,17 +49,12 @@ def _line(name: str, s) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     show = "--show" in argv
-    from handlers.groups import mod_model
-    from handlers.groups.moderation import analyse
-
     _, held = mod_model.split(mod_model.load_corpus())
     s = _score([(r["text"], {r["label"]}) for r in held], lambda t: analyse(t).violation)
     print(_line(f"corpus held-out ({len(held)} lines)", s))
     if show:
         for w in s[4]:
             print("   ", *w)
-    from handlers.router import route
-
     for path in sorted((ROOT.parent / "shared" / "eval").glob("route_dev*.jsonl")):
         rows = [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()]
         rows = [r for r in rows if r.get("chat") in ("vip", "building") and "violation" in r.get("expect", {})]

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 
+from handlers.groups.ladder import first_action
 from handlers.groups.mod_lexicon import Lexicon, compact, lexicon
+from handlers.groups.mod_model import cache_path, model, opinion, save_cache
 from handlers.groups.mod_normalize import fold as _fold
-from handlers.groups.mod_model import model, opinion
 from handlers.groups.mod_privacy import privacy_combination
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
@@ -381,16 +382,12 @@ def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
     v = analyse(text)
     if v.violation == "none":
         return "none", "none", ""
-    from handlers.groups.ladder import first_action
-
     return v.violation, first_action(v.violation, chat), v.why
 
 
 def warm_up() -> None:
     """Load the lexicon, pinyin, jieba's name tagger and train the model in the
     worker parent, so no owner's message pays for it (bot/worker.py WARMUPS)."""
-    from handlers.groups.mod_model import cache_path, save_cache
-
     lexicon()
     if not cache_path().exists():
         save_cache(model())  # later processes (guanjia route, other workers) load it

@@ -23,7 +23,7 @@ from handlers.identity import find_owner, find_staff
 from handlers.membership import service as S
 from handlers import clocks
 from handlers.membership import clock_family  # noqa: F401  (registers the service clock family)
-from handlers.membership.rules import upper_tiers_pattern
+from handlers.membership.rules import load_rules, upper_tiers_pattern
 from handlers.membership.notify import card_done, clock_config, dedicated_agent, recipients, task_card, team_members
 from handlers.message import Context, Message, Outcome, Push
 from handlers.membership.capability import capability
@@ -68,8 +68,6 @@ def member_gap(ctx: Context, msg: Message, _route, owner: Owner) -> Outcome:
     wanted = re.search(f"({UP})", msg.text)
     prefix = f"您目前是{owner.tier}会员。"
     if wanted and e.target and wanted.group(1) != e.target:
-        from handlers.membership.rules import load_rules
-
         rules = load_rules()
         if rules.rank(wanted.group(1)) <= rules.rank(owner.tier):
             return Outcome(replies=[prefix + f"已享有{wanted.group(1)}及以上权益。"], intent="membership")

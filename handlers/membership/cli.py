@@ -8,11 +8,15 @@ from typing import Any
 import click
 
 from ground import clock, ports
+from handlers.membership.clocks import check_clocks
+from handlers.membership.service import (add_spend, evaluate_memberships, find_owner_by_key,
+                                         grant_special_contribution, lift_suspension, local_day,
+                                         record_breach, staff_lookup)
+from store.db import session_scope
+from store.models import AuditLog
 
 
 def _owner(s, key: str):
-    from handlers.membership.service import find_owner_by_key
-
     o = find_owner_by_key(s, key)
     if o is None:
         raise click.ClickException(f"no owner matches {key!r} (room, phone, name or openid)")
@@ -33,8 +37,6 @@ def _act_on_owner(key: str, act: Callable, refused: tuple[type[Exception], ...] 
     """(owner, result) of `act(session, owner) -> (result, pushes)` for the owner `key` names, in
     one transaction; its pushes are sent once it commits. An error of a `refused` type is the
     command's message to the operator (exit 1), not a traceback."""
-    from store.db import session_scope
-
     with session_scope() as s:
         o = _owner(s, key)
         try:
@@ -56,9 +58,6 @@ def member() -> None:
 @click.option("--actor", required=True, help="your WeCom userid (the look-up is logged)")
 def show(key: str, actor: str) -> None:
     """An owner's membership (room, phone, name or openid)."""
-    from handlers.membership.service import staff_lookup
-    from store.db import session_scope
-
     with session_scope() as s:
         click.echo(staff_lookup(s, actor, key, clock.now()))
 
@@ -71,10 +70,6 @@ def show(key: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -> None:
     """Record spend that counts toward tiers."""
-    from handlers.membership.service import add_spend, local_day
-    from store.db import session_scope
-    from store.models import AuditLog
-
     with session_scope() as s:
         o = _owner(s, key)
         row = add_spend(s, o, amount, date.fromisoformat(on_) if on_ else local_day(clock.now()), category,
@@ -91,8 +86,6 @@ def spend(key: str, amount: float, category: str, on_: str | None, actor: str) -
 @click.option("--actor", required=True, help="a manager's WeCom userid")
 def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
     """Special-contribution upgrade (第九条 3), by a manager."""
-    from handlers.membership.service import grant_special_contribution
-
     o, row = _act_on_owner(key, lambda s, o: grant_special_contribution(s, o, tier, reason, actor, clock.now()),
                            refused=(PermissionError, ValueError))
     click.echo(f"{o.name}: {row.from_tier} -> {row.to_tier} ({reason})")
@@ -106,8 +99,6 @@ def upgrade(key: str, tier: str, reason: str, actor: str) -> None:
 @click.option("--actor", required=True)
 def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -> None:
     """Record a rule breach (第十条 2)."""
-    from handlers.membership.service import record_breach
-
     o, _ = _act_on_owner(key, lambda s, o: record_breach(s, o, action, reason, actor, clock.now(), days),
                          refused=(ValueError,))
     click.echo(f"{o.name}: {action} recorded")
@@ -118,17 +109,12 @@ def sanction(key: str, action: str, reason: str, days: int | None, actor: str) -
 @click.option("--actor", required=True)
 def lift(key: str, actor: str) -> None:
     """End an owner's benefit suspension early."""
-    from handlers.membership.service import lift_suspension
-
     o, sus = _act_on_owner(key, lambda s, o: lift_suspension(s, o, actor, clock.now()))
     click.echo(f"{o.name}: " + ("suspension lifted" if sus else "no suspension in force"))
 
 
 def _run_now(job) -> int:
     """Run a periodic job (session, now) -> pushes now; the pushes go out after commit."""
-    from ground import clock
-    from store.db import session_scope
-
     with session_scope() as s:
         ids = _send(s, job(s, clock.now()))
     _after_commit(ids)
@@ -138,14 +124,10 @@ def _run_now(job) -> int:
 @member.command("evaluate")
 def evaluate() -> None:
     """Run the monthly evaluation now (the scheduler does this monthly)."""
-    from handlers.membership.service import evaluate_memberships
-
     click.echo(f"{_run_now(evaluate_memberships)} notices queued")
 
 
 @member.command("clocks")
 def clocks() -> None:
     """Check the O1-O3 clocks now and escalate broken ones."""
-    from handlers.membership.clocks import check_clocks
-
     click.echo(f"{_run_now(check_clocks)} escalations queued")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ground import rules
 from ground.limits import in_cs_window
 from handlers.clocks.policy import ClockSpec, parse_clocks
+from handlers.identity import find_staff
 from handlers.message import Push
 from store.models import Owner, Staff
 
@@ -81,8 +82,6 @@ def owner_push(owner: Owner, text: str, now: datetime, dedup_key: str | None = N
 
 def dedicated_agent(session: Session, owner: Owner) -> Staff | None:
     """The owner's dedicated agent (第六条 2) when their tier has one."""
-    from handlers.identity import find_staff
-
     cfg = clock_config().get("dedicated_agents") or {}
     if owner.tier not in (cfg.get("tiers") or []) or owner.home is None:
         return None

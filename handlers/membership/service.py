@@ -8,12 +8,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ground.clock import CST
-from handlers.membership import rules as R
 from handlers import clocks
-from handlers.membership.notify import clock_config, owner_push, promise, recipients, task_card, team_members
+from handlers.identity import find_staff
+from handlers.membership import rules as R
+from handlers.membership.notify import (clock_config, dedicated_agent, owner_push, promise, recipients,
+                                        task_card, team_members)
 from handlers.message import Push
-from store.models import (AuditLog, DowngradeNotice, MemberApplication, MemberSanction, Owner, SpendEntry,
-                          TierChange)
+from store.models import (AuditLog, DowngradeNotice, Home, MemberApplication, MemberSanction, Owner,
+                          SpendEntry, TierChange)
 
 
 def local_day(now: datetime) -> date:
@@ -89,8 +91,6 @@ def change_tier(session: Session, owner: Owner, to_tier: str, basis: str, actor:
 def grant_special_contribution(session: Session, owner: Owner, to_tier: str, reason: str, actor: str,
                                now: datetime) -> tuple[TierChange, list[Push]]:
     """第九条 3: a manager upgrades an owner directly for a special contribution."""
-    from handlers.identity import find_staff
-
     staff = find_staff(session, actor)
     if staff is None or staff.role != "manager":
         raise PermissionError("special-contribution upgrades are entered by a manager")
@@ -252,8 +252,6 @@ def summary(session: Session, owner: Owner, now: datetime) -> str:
                      if sus.ends_at else f"会员权益暂停中（{sus.reason}）。")
     else:
         lines.append("当前权益：\n" + "\n".join(f"· {b}" for b in tier.benefits))
-        from handlers.membership.notify import dedicated_agent
-
         agent = dedicated_agent(session, owner)
         if agent:
             lines.append(f"您的专属客服：{agent.name}" + (f"（{agent.phone}）" if agent.phone else ""))
@@ -262,8 +260,6 @@ def summary(session: Session, owner: Owner, now: datetime) -> str:
 
 def find_owner_by_key(session: Session, key: str) -> Owner | None:
     """A staff look-up key: room (1-1201), phone, name or openid."""
-    from store.models import Home
-
     key = key.strip()
     return (session.scalar(select(Owner).join(Home, Owner.home_id == Home.id).where(Home.room == key))
             or session.scalar(select(Owner).where(or_(Owner.phone == key, Owner.openid == key, Owner.name == key))))

@@ -5,7 +5,7 @@ everyone who got it; the clicker also gets a short text saying what happened
 from __future__ import annotations
 
 from handlers import privacy
-from handlers.message import Context, Message, Outcome
+from handlers.message import Context, Message, Outcome, Push
 from handlers.tickets import core
 from handlers.tickets.capability import capability
 
@@ -41,8 +41,6 @@ def media_notice(session, ticket, row) -> list:
     """The staff handling the ticket hear that a photo (or location) came, with a link
     to the ticket page where it is shown."""
     import os
-
-    from handlers.message import Push
 
     people = [ticket.assignee] if ticket.assignee else list(ticket.notified or [])
     if not people:

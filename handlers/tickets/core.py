@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ground import clock
 from ground.clock import CST
 from ground.limits import in_cs_window
-from handlers import clocks, conversation, privacy
+from handlers import clocks, conversation, phone_reveal, privacy
 from handlers.message import Push
 from handlers.tickets.policy import home_repair, policy, roster, specs_for  # noqa: F401  (home_repair: callers)
 from store.models import OutboxMessage, Owner, Staff, Ticket, TicketEvent
@@ -233,8 +233,6 @@ WORK_BUTTONS = [("到场", "onsite", 2), ("完成", "done", 1), ("转派", "tran
 
 def work_card(session: Session, ticket: Ticket, userid: str, title: str | None = None) -> Push:
     """The holder's card; 「查看电话」 gives them the owner's number, logged."""
-    from handlers import phone_reveal
-
     ticket.version += 1
     push = card_push(session, ticket, [userid], f"{ticket.number}v{ticket.version}",
                      title or f"工单{ticket.number} 由您负责", WORK_BUTTONS)

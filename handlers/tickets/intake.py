@@ -23,6 +23,9 @@ from handlers.tickets.attachments import attach_pending  # also registers the ph
 from handlers.tickets.intake_rules import intake_rules
 from handlers.tickets.policy import PRIORITIES, policy, roster
 from store.models import Home, Owner, Ticket
+from handlers.membership.notify import by_role
+from handlers.normalize import basic
+from handlers.router import route as route_text
 
 BIND_CONV = "ticket_bind"
 DETAILS_CONV, DETAILS_TTL = core.DETAILS_CONV, core.DETAILS_TTL
@@ -61,8 +64,6 @@ def create_ticket(session: Session, msg: Message, owner: Owner | None, priority:
 
 def _tell_supervisors(session: Session, ticket: Ticket, now: datetime) -> list[Push]:
     """A complaint about a staff member's conduct: the supervisor hears of it at once."""
-    from handlers.membership.notify import by_role
-
     rules = intake_rules()
     people = [st.userid for role in rules.notify_roles for st in by_role(session, role, rules.conduct_team)]
     people = [u for u in dict.fromkeys(people) if u not in (ticket.notified or [])]
@@ -109,9 +110,6 @@ def on_complaint(ctx: Context, msg: Message, route: RouteResult | None) -> Outco
 @capability.conversation(DETAILS_CONV)
 def on_details(ctx: Context, msg: Message, conv) -> Outcome | None:
     """The answer to "what happened?" becomes the ticket (one ticket, with the details)."""
-    from handlers.normalize import basic
-    from handlers.router import route as route_text
-
     rules = intake_rules()
     text = (msg.text or "").strip()
     if rules.cancels(text):

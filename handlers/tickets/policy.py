@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ground import rules
 from handlers.clocks.policy import ClockSpec, PolicyError, parse_clock  # noqa: F401  (PolicyError: one error type)
+from store.models import Staff
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CLOCKS_FILE = DATA / "clocks.yaml"
@@ -159,8 +160,6 @@ def check_roster_staff(session) -> None:
     the community is loaded, e.g. by `guanjia demo-data`): a card sent to an
     unknown userid would reach nobody and the clocks would break unseen."""
     from sqlalchemy import select
-
-    from store.models import Staff
 
     r = roster()
     known = set(session.scalars(select(Staff.userid).where(Staff.active.is_(True))))

@@ -9,10 +9,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from handlers import conversation
+from handlers.identity import find_owner
 from handlers.message import Context, Message, Outcome
 from handlers.tickets import core
-from handlers.tickets.policy import policy, roster
 from handlers.tickets.capability import capability
+from handlers.tickets.policy import policy, roster
 from store.models import Ticket
 
 # The answering exchange is opened by core.report_result (core.open_survey), with the result.
@@ -79,8 +80,6 @@ def on_survey_reply(ctx: Context, msg: Message, conv) -> Outcome | None:
 @capability.text_command("ticket_rate", r"^评价\s*[Tt]?\s*(?P<n>\d+)\s*(?P<answer>.*)$", chats=("private",),
                          roles=("owner", "admin"), why="owner rates a finished ticket (O9)")
 def cmd_rate(ctx: Context, msg: Message, route) -> Outcome:
-    from handlers.identity import find_owner
-
     args = (route.args or {}).get("match") or {}
     ticket = core.get_ticket(ctx.session, int(args["n"]))
     owner = find_owner(ctx.session, msg)

@@ -1,6 +1,7 @@
 from alembic import context
 
 import store.models  # noqa: F401  (registers every table)
+from store.db import make_engine
 from store.models.base import Base
 
 config = context.config
@@ -10,8 +11,6 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        from store.db import make_engine
-
         connectable = make_engine(config.get_main_option("sqlalchemy.url"))
         try:
             with connectable.connect() as connection:
