@@ -105,7 +105,8 @@ def decide(ranked: list[Candidate], p_question: float = 1.0, short: bool = False
         return Decision("clarify", close, desc + f"; {len(close)} entries about as likely")
     if p_answer >= P_HEDGE and unknown <= HEDGE_UNKNOWN_MAX:
         return Decision("hedge", ranked, f"{desc}; {P_HEDGE} <= p < {P_ANSWER}: answered with a hedge")
-    return Decision("none", ranked, f"{desc}; p < {P_HEDGE}")
+    why = f"p < {P_HEDGE}" if p_answer < P_HEDGE else f"p < {P_ANSWER}, and unknown words over {HEDGE_UNKNOWN_MAX}"
+    return Decision("none", ranked, f"{desc}; {why}")
 
 
 _kbv = None

@@ -244,7 +244,7 @@ def test_handoff_records_miss_and_cli_lists_it(env, session):
     assert out2.intent == "faq" and "8折" in out2.replies[0]
     session.commit()
     rows = list(session.scalars(select(FaqMiss)))
-    assert len(rows) == 1 and rows[0].text == "小区附近有没有好的幼儿园推荐" and rows[0].kind in ("handoff", "clarify")
+    assert len(rows) == 1 and rows[0].text == "小区附近有没有好的幼儿园推荐" and rows[0].kind in ("handoff", "clarify", "unsure")
 
     res = CliRunner().invoke(main, ["faq", "misses"])
     assert res.exit_code == 0, res.output
@@ -342,3 +342,28 @@ def test_one_topic_word_gets_that_topics_entries_not_a_ticket_or_chatter(router,
 def test_one_word_that_reports_a_problem_stays_a_report(router, word):
     r = router(word)
     assert r.intent == "complaint" and r.priority == "urgent", (word, r.intent, r.priority, r.why)
+
+
+def test_a_fairly_sure_answer_is_hedged_and_listed_for_managers(env, session, monkeypatch):
+    """Between "sure" and "nothing fits", the owner gets the best entry with a way to a
+    person, and managers see the question among those to check (已答复待核对)."""
+    from sqlalchemy import select
+
+    from bot.console import labels
+    from faq import retrieval
+    from store.models.faq import FaqMiss
+
+    # Raise the bar for "sure" so an ordinary question falls in the hedge band.
+    monkeypatch.setattr(retrieval, "P_ANSWER", 0.999)
+    out = _handle(session, "银卡有哪些权益", sender="o-faq-3")
+    assert out.intent == "faq" and "8折" in out.replies[0]
+    assert "如果这不是您想问的" in out.replies[0] and "「人工」" in out.replies[0] and "10分钟内" in out.replies[0]
+    session.commit()
+    [miss] = list(session.scalars(select(FaqMiss).where(FaqMiss.sender == "o-faq-3")))
+    assert miss.kind == "unsure" and miss.best_id == "member-silver-benefits"
+    assert labels.word("miss_kinds", miss.kind) == "已答复待核对"
+
+
+def test_a_question_about_something_the_kb_lacks_is_not_hedged(router):
+    r = router("请问小区附近有没有好的钢琴老师推荐")  # shares only 附近/推荐 with an entry
+    assert r.faq_id is None and not r.args.get("hedge")
