@@ -113,7 +113,7 @@ def test_frozen_test_set_is_well_formed():
 # --- every labelled file, and the pairs that train the answer calibrator ------------------
 
 TRAIN_DIR = ROOT / "handlers" / "data" / "train"
-WRITTEN_FRESH = [TRAIN_DIR / "faq_pairs.jsonl", TRAIN_DIR / "intents_asking.jsonl"]
+WRITTEN_FRESH = [TRAIN_DIR / "faq_pairs.jsonl", TRAIN_DIR / "intents_asking.jsonl", TRAIN_DIR / "intents_fresh.jsonl"]
 
 
 def _held_out_texts() -> list[str]:
@@ -167,3 +167,10 @@ def test_faq_pairs_name_kb_entries_and_are_labelled_lines():
     for r in _lines(TRAIN_DIR / "intents_asking.jsonl"):
         assert set(r) == {"text", "intent", "priority", "category"} and r["intent"] in INTENTS, r
         assert (r["intent"] == "complaint") == (r["priority"] is not None) == (r["category"] in cats), r
+    fresh = _lines(TRAIN_DIR / "intents_fresh.jsonl")
+    for r in fresh:  # the fresh lines also label off-topic asks as `offtopic` (the model's label)
+        assert set(r) == {"text", "intent", "priority", "category"} and r["intent"] in INTENTS | {"offtopic"}, r
+        assert (r["intent"] == "complaint") == (r["priority"] is not None) == (r["category"] in cats), r
+    low = [r["text"] for r in fresh if r["intent"] == "complaint" and r["priority"] != "urgent"
+           and SAFETY.search(_t2s.convert(r["text"])) and not NOT_AN_EVENT.search(_t2s.convert(r["text"]))]
+    assert not low, low
