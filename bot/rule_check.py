@@ -8,7 +8,7 @@ import sys
 import click
 
 # Modules that declare rule files outside the capabilities (imported for their RuleFiles).
-RULE_MODULES = ("faq.kb", "scheduler.config", "scheduler.campaigns", "bot.console.labels")
+RULE_MODULES = ("faq.kb", "handlers.schedule.config", "bot.campaigns", "bot.console.labels")
 
 
 def problems() -> list[str]:

@@ -13,7 +13,7 @@ demo loaders and the model modules it owns.
                    once_per="minute")
 
 The hosts (`bot/web.py` app factory, `bot/worker.py`, `bot/cli.py`, the
-scheduler's `scheduler/config.py`, `bot/demo.py`) iterate the one list
+scheduler's `handlers/schedule/config.py`, `bot/demo.py`) iterate the one list
 `handlers.CAPABILITIES` and install what each recorded.
 
 Chat parts (commands, intents, events...) register at once into

@@ -29,7 +29,7 @@ def schedule_cli() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
     """When each job of schedule.yaml and each calendar obligation (O12-O19) runs next (Asia/Shanghai)."""
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
     from scheduler.main import due_between
 
     now = clock.now()
@@ -43,7 +43,7 @@ def show(days: int, show_all: bool) -> None:
 @click.argument("job")
 def run(job: str) -> None:
     """Run JOB's task now, in this process (idempotent: a job already done for its period does nothing new)."""
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
     from scheduler.tasks import run_job
 
     if job not in get_schedule().jobs:
@@ -60,7 +60,7 @@ def run(job: str) -> None:
 @click.argument("campaign_id", type=int)
 def campaign(campaign_id: int) -> None:
     """A campaign's state and deliveries."""
-    from scheduler.campaigns import campaign_status
+    from bot.campaigns import campaign_status
     from store.db import session_scope
 
     with session_scope() as s:

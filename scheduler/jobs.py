@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.queues import get_queue
 from ground import clock
-from scheduler.config import get_schedule
-from scheduler.timing import slot_key
+from handlers.schedule.config import get_schedule
+from handlers.schedule.timing import slot_key
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
 
     cfg = cfg or _settings()
     sched = _make_scheduler_class()(
@@ -165,7 +165,7 @@ class SchedulerProcess:
     """Follower until it gets the lock; leader while its scheduler loop keeps the lock."""
 
     def __init__(self) -> None:
-        from scheduler.config import get_schedule
+        from handlers.schedule.config import get_schedule
         from scheduler.leader import LeaderLock
         from scheduler.tasks import check_tasks
 
@@ -276,7 +276,7 @@ def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
     from apscheduler.triggers.interval import IntervalTrigger
 
     from handlers.clocks import calendar
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
 
     out = list(calendar.due_between(start, end, names))
     for name, spec in get_schedule().jobs.items():

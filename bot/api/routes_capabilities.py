@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify
 from sqlalchemy import select
 
+from bot import campaigns
 from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict, where_given)
@@ -208,14 +209,6 @@ def roster():
 
 # --- announcements -----------------------------------------------------------------------------------
 
-def _campaigns():
-    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
-    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
-    import importlib
-
-    return importlib.import_module("scheduler.campaigns")
-
-
 TARGET_HELP = ('object: {"everyone": true} | {"buildings": ["1栋"]} | {"tiers": ["金卡"]} | '
                '{"groups": [chat_id] or "all"} | {"owners": [id]} | {"staff": [userid]}')
 
@@ -273,7 +266,6 @@ def validate_target(data: dict) -> dict:
                  "send_at": "string: ISO date-time; omitted = now", "emergency": "boolean: send at once through quiet hours"},
            required=["text", "target"])
 def announcements_create():
-    mod = _campaigns()
     data = body_json()
     text = req_str(data, "text", max_len=2000)
     target = validate_target(data)
@@ -284,20 +276,20 @@ def announcements_create():
     if send_at is not None and send_at < clock.now():
         raise ApiError(400, "send_at is in the past", "send_at")
     try:
-        camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=emergency,
+        camp = campaigns.create_announcement(g.db, text, target, at=send_at, emergency=emergency,
                                        created_by=principal().actor)
-    except mod.CampaignError as exc:
+    except campaigns.CampaignError as exc:
         raise ApiError(400, str(exc), "target" if "target" in str(exc) else "text") from None
     # create_announcement writes the audit row itself (actor = created_by).
     return jsonify(announcement_dict(camp, {})), 201
 
 
-def _announcement_or_404(campaign_id: int):
-    """(the campaigns module, the announcement); 404 when there is no such announcement."""
+def _announcement_or_404(campaign_id: int) -> Campaign:
+    """The announcement; 404 when there is no such announcement."""
     camp = g.db.get(Campaign, campaign_id)
     if camp is None or camp.kind != "announcement":
         raise ApiError(404, f"no announcement {campaign_id}", "announcement_id")
-    return _campaigns(), camp
+    return camp
 
 
 def _announcement_json(camp, **extra):
@@ -309,29 +301,28 @@ def _announcement_json(camp, **extra):
            "Who an announcement would reach, before sending: the audience in words and its count",
            body={"target": TARGET_HELP}, required=["target"])
 def announcements_preview():
-    mod = _campaigns()
     target = validate_target(body_json())
     try:
-        return jsonify(mod.audience(g.db, target))
-    except mod.CampaignError as exc:
+        return jsonify(campaigns.audience(g.db, target))
+    except campaigns.CampaignError as exc:
         raise ApiError(400, str(exc), "target") from None
 
 
 @api_route("/announcements/<int:announcement_id>", ["GET"], "staff",
            "One announcement with delivery progress and why deliveries failed (in words)")
 def announcement_detail(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
-    failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
+    camp = _announcement_or_404(announcement_id)
+    failures = dict(campaigns.failure_reasons(g.db, [camp.id])[camp.id])
     return _announcement_json(camp, failures=failures)
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
            "Send an announcement's failed deliveries again")
 def announcement_retry(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
+    camp = _announcement_or_404(announcement_id)
     try:
-        n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
-    except mod.CampaignError as exc:
+        n = campaigns.retry_failed(g.db, camp.id, retried_by=principal().actor)
+    except campaigns.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
     return _announcement_json(camp, retried=n)
 
@@ -339,8 +330,8 @@ def announcement_retry(announcement_id: int):
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
            "Cancel whatever of an announcement has not gone out yet")
 def announcement_cancel(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
-    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
+    camp = _announcement_or_404(announcement_id)
+    res = campaigns.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
     return _announcement_json(camp, result=res)

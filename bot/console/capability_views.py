@@ -11,6 +11,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import campaigns
 from ground import clock
 from bot.console import bp, queries as Q
 from bot.console.auth import audit
@@ -135,14 +136,6 @@ def satisfaction():
 
 # --- Announcements ----------------------------------------------------------------------------------
 
-def _campaigns():
-    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
-    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
-    import importlib
-
-    return importlib.import_module("scheduler.campaigns")
-
-
 TARGET_LABELS = {"everyone": "全体业主", "buildings": "楼栋", "tiers": "会员等级", "groups": "业主群"}
 
 
@@ -156,12 +149,11 @@ def _target_text(target: dict) -> str:
 @bp.get("/announcements")
 @page("supervisor")
 def announcements():
-    mod = _campaigns()
     from store.models import Building, Group
 
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
     prog = Q.delivery_progress(g.db, [c.id for c in rows])
-    reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
+    reasons = campaigns.failure_reasons(g.db, [c.id for c in rows])
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
@@ -172,7 +164,6 @@ def announcements():
 @bp.post("/announcements")
 @page("supervisor")
 def announcements_create():
-    mod = _campaigns()
     f = request.form
     text = (f.get("text") or "").strip()
     scope = f.get("scope") or "everyone"
@@ -202,24 +193,24 @@ def announcements_create():
     if not errors and f.get("confirmed") != "1":
         # Before anything is sent: who it reaches and how many, to confirm (issue 14).
         try:
-            reach = mod.audience(g.db, target)
-        except mod.CampaignError as exc:
+            reach = campaigns.audience(g.db, target)
+        except campaigns.CampaignError as exc:
             errors.append(str(exc))
         else:
             return render_template("announcement_confirm.html", reach=reach, text=text, form=f,
                                    send_at=_cst(send_at) if send_at else None, emergency=bool(f.get("emergency")),
-                                   hint=mod.urgency_hint(text))
+                                   hint=campaigns.urgency_hint(text))
     if not errors:
         try:
             # Only the 紧急 tick makes an emergency; a word in the text never does (issue 14).
-            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
+            camp = campaigns.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
                                            created_by=g.principal.actor)
-        except mod.CampaignError as exc:
+        except campaigns.CampaignError as exc:
             errors.append(str(exc))
         else:
             # create_announcement writes the audit row itself (actor = created_by).
             flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
-            hint = getattr(mod, "urgency_hint", lambda _t: None)(text)
+            hint = campaigns.urgency_hint(text)
             if hint and not camp.emergency:
                 flash(f"内容含「{hint}」，但未勾选紧急：按普通公告发送，免打扰时段（21:00-08:00）内不发给业主，"
                       "顺延到早上。如确属紧急，请取消后勾选紧急重新发送。", "info")
@@ -230,25 +221,24 @@ def announcements_create():
 
 
 def _on_announcement(view: Callable) -> Callable:
-    """A view of one announcement (`campaign_id` in the URL) that gets the campaigns module and
-    the announcement; a campaign that is not an announcement is refused, saying so."""
+    """A view of one announcement (`campaign_id` in the URL) that gets the announcement; a campaign that is not an announcement is refused, saying so."""
     @functools.wraps(view)
     def wrapper(campaign_id: int):
         camp = g.db.get(Campaign, campaign_id)
         if camp is None or camp.kind != "announcement":
             flash("没有这条公告", "error")
             return redirect(url_for("console.announcements"))
-        return view(_campaigns(), camp)
+        return view(camp)
     return wrapper
 
 
 @bp.post("/announcements/<int:campaign_id>/retry")
 @page("supervisor")
 @_on_announcement
-def announcement_retry(mod, camp: Campaign):
+def announcement_retry(camp: Campaign):
     try:
-        n = mod.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
-    except mod.CampaignError as exc:
+        n = campaigns.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
+    except campaigns.CampaignError as exc:
         flash(str(exc), "error")
     else:
         flash(f"公告 #{camp.id}：{n} 条失败的消息已重新发送" if n else f"公告 #{camp.id} 没有失败的消息", "ok")
@@ -258,8 +248,8 @@ def announcement_retry(mod, camp: Campaign):
 @bp.post("/announcements/<int:campaign_id>/cancel")
 @page("supervisor")
 @_on_announcement
-def announcement_cancel(mod, camp: Campaign):
-    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
+def announcement_cancel(camp: Campaign):
+    res = campaigns.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
     if res.get("cancelled"):
         flash(f"公告 #{camp.id} 已取消（已发出 {res.get('sent', 0)}，撤回 {res.get('withdrawn', 0)}）", "ok")
     else:

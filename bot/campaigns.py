@@ -38,8 +38,9 @@ from ground import clock, keys
 from ground.config import get_settings
 from ground.ports import CampaignError
 from ground import rules
-from scheduler.config import get_schedule, time_scale
-from scheduler.timing import local, may_send, month_days
+from handlers.schedule.config import get_schedule, time_scale
+from handlers.schedule.reach import plan_owner  # noqa: F401  (also bot.campaigns.plan_owner)
+from handlers.schedule.timing import local, may_send, month_days
 from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def urgency_hint(text: str) -> str | None:
 
 ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
 _ENTRY = rules.MapOf(rules.Record(text=rules.Text(), retry=rules.Bool()))
-# scheduler/delivery_errors.yaml: every entry needs a text and a retry flag.
+# bot/delivery_errors.yaml: every entry needs a text and a retry flag.
 ERRORS = rules.RuleFile(ERRORS_FILE, schema=rules.Record(errors=_ENTRY, words=_ENTRY, unknown=rules.Text()))
 
 
@@ -164,10 +165,30 @@ def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | Non
         if not r.set(keys.campaign_queued(campaign_id, k), "1", nx=True,
                      ex=int(c["chunk_seconds"]) + 120):
             continue
-        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
+        get_queue("bulk").enqueue("bot.campaigns.run_campaign", campaign_id, k, shards, at_front=emergency,
                                   job_timeout=int(c["chunk_seconds"]) + 300)
         queued = True
     return queued
+
+
+def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
+    """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
+    r = get_redis()
+    lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
+    deadline = time.monotonic() + 2 * lease_s + 1
+    while True:
+        res = run_chunk(campaign_id, shard=shard, shards=shards)
+        if res.get("state") != "busy":
+            break
+        # Another runner holds this shard, alive or dead: a dead one's lease
+        # lapses within lease_seconds, then this job carries on in its place.
+        if time.monotonic() > deadline:
+            return res  # a live runner: it keeps the "queued" marker alive itself
+        time.sleep(min(1.0, lease_s / 3))
+    r.delete(keys.campaign_queued(campaign_id, shard))
+    if res.get("more"):
+        enqueue_campaign(campaign_id, shard=shard)
+    return res
 
 
 def start_after_commit(session: Session, campaign_id: int, emergency: bool = False) -> None:
@@ -346,23 +367,6 @@ def _fmt(text: str, **values) -> str:
         return text.format(**values)
     except (KeyError, IndexError, ValueError):
         return text  # a brace in an announcement is text, not a placeholder
-
-
-def plan_owner(owner: Owner, text: str, now: datetime, template_id: str | None) -> tuple[str, str, str, dict] | None:
-    """(channel, kind, address, payload) for one owner, or None when unreachable.
-
-    PLATFORM.md: a customer-service message only within 48 h of the owner's
-    last message; outside it a template message."""
-    if not owner.openid:
-        return None
-    hours = get_schedule().campaign["window_hours"]
-    if owner.last_inbound_at and now - owner.last_inbound_at < timedelta(hours=hours) - timedelta(minutes=10):
-        return "mp", "text", owner.openid, {"content": text}
-    tid = template_id or get_schedule().campaign.get("template_id") or "notice"
-    return "mp", "template", owner.openid, {
-        "template_id": tid,
-        "data": {"first": {"value": text[:200]}, "keyword1": {"value": "物业通知"},
-                 "keyword2": {"value": local(now).strftime("%Y-%m-%d %H:%M")}, "remark": {"value": text}}}
 
 
 def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
