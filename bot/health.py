@@ -17,6 +17,10 @@ from sqlalchemy import func, select, text
 
 from bot import metrics
 from bot.queues import get_redis
+from bot import heartbeat, inbox
+from ground.clock import now as clock_now
+from store.db import get_engine
+from store.models import InboxMessage
 
 bp = Blueprint("health", __name__)
 
@@ -34,8 +38,6 @@ def _limit(name: str, default: float) -> float:
 
 
 def _scheduler_status() -> tuple[str, dict]:
-    from bot import heartbeat
-
     beats = heartbeat.read("scheduler")
     if not beats:
         return "missing", {}
@@ -50,11 +52,6 @@ def _scheduler_status() -> tuple[str, dict]:
 
 
 def _workers_status() -> tuple[str, dict]:
-    from bot import heartbeat, inbox
-    from ground.clock import now as clock_now
-    from store.db import get_engine
-    from store.models import InboxMessage
-
     beats = heartbeat.read("workers")
     now = time.time()
     stale = _limit("GUANJIA_HEALTH_WORKER_STALE_S", WORKER_STALE_S)

@@ -6,6 +6,12 @@ import logging
 from flask import Flask, redirect
 
 from ground.config import Settings, get_settings
+from bot import ports, web_guard
+from bot.logs import setup_logging
+from bot.webhooks import make_channels
+from handlers import load_capabilities
+from handlers.capability import resolve
+from handlers.registry import DuplicateRegistration
 
 # The edge's own blueprints. A capability's pages and API routes come from its
 # `Capability` object (handlers/capability.py), through handlers.CAPABILITIES.
@@ -26,10 +32,6 @@ CAPABILITY_API: dict[str, tuple[str, ...]] = {
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from bot import ports, web_guard
-    from bot.logs import setup_logging
-    from bot.webhooks import make_channels
-
     setup_logging()
     ports.install()
     settings = settings or get_settings()
@@ -53,9 +55,6 @@ def install_blueprints(app: Flask) -> None:
     Two capabilities answering the same URL and method raise, naming both."""
     import importlib
 
-    from handlers import load_capabilities
-    from handlers.capability import resolve
-
     caps = load_capabilities()
     for cap in caps:
         for module in (*cap.api_modules, *CAPABILITY_API.get(cap.name, ())):
@@ -71,8 +70,6 @@ def install_blueprints(app: Flask) -> None:
 def check_routes(app: Flask) -> None:
     """A URL and method answered by two views is a mistake Flask keeps quiet
     about (the first rule wins): refuse it."""
-    from handlers.registry import DuplicateRegistration
-
     seen: dict[tuple[str, str], str] = {}
     for rule in app.url_map.iter_rules():
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

@@ -13,6 +13,8 @@ from bot.queues import get_queue
 from ground import clock
 from handlers.schedule.config import get_schedule
 from handlers.schedule.timing import slot_key
+from store.db import retry_busy, session_scope
+from store.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +28,6 @@ CLAIM_BUSY_BUDGET_S = float(os.environ.get("GUANJIA_SCHEDULER_CLAIM_BUDGET_S", "
 def claim_slot(name: str, slot: str) -> bool:
     """Record the run; False when this job already ran in this slot (another
     process, a previous leader, a misfire catch-up)."""
-    from store.db import retry_busy, session_scope
-    from store.models import JobRun
-
     def once() -> bool:
         try:
             with session_scope() as s:

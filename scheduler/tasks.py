@@ -20,13 +20,15 @@ from bot.campaigns import due_campaigns, enqueue_campaign, recover_orphans, run_
 from handlers.schedule.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from store.db import session_scope
 from store.models import Campaign
+from bot.outbound import outbox
+from bot.sweeper import sweep as do_sweep
+from handlers.capability import resolve
+from handlers.message import Outcome, Push
 
 log = logging.getLogger(__name__)
 
 
 def _queue(ids: list[int]) -> None:
-    from bot.outbound import outbox
-
     outbox.queue_send([i for i in ids if i])
 
 
@@ -52,10 +54,6 @@ def pump_campaigns() -> list[int]:
 
 def run_capability_job(name: str) -> dict:
     """Run a capability's periodic function and send what it returns."""
-    from bot.outbound import outbox
-    from handlers.capability import resolve
-    from handlers.message import Outcome, Push
-
     job = capability_jobs()[name]
     fn = resolve(job.fn)
     if not job.session:  # manages its own sessions (the archive poll)
@@ -71,8 +69,6 @@ def run_capability_job(name: str) -> dict:
 
 
 def sweep() -> dict:
-    from bot.sweeper import sweep as do_sweep
-
     return do_sweep()
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
 from bot.console.queries import iso, row_dict, where_given  # noqa: F401  (the routes take them from here)
+from store.db import session_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -62,8 +63,6 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from store.db import session_scope
-
             with session_scope() as s:
                 g.db = s
                 who = from_bearer(s, request.headers.get("Authorization"),

@@ -14,6 +14,12 @@ from bot.console.auth import audit, event_actor
 from handlers.membership.rules import tier_names
 from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
                           Ticket)
+from bot.console import kb_queries
+from bot.console.group_queries import strikes
+from bot.console.satisfaction import results
+from handlers import privacy, scope
+from handlers.groups import ladder
+from handlers.tickets.policy import roster as load
 
 # --- tickets ---------------------------------------------------------------------------------
 
@@ -49,8 +55,6 @@ def tickets_list():
 
 
 def _ticket_or_404(ticket_id: int):
-    from handlers import scope
-
     t = g.db.get(Ticket, ticket_id)
     if t is None or not scope.can_see_ticket(Q.viewer(), t):  # outside one's scope reads as missing
         raise ApiError(404, f"no ticket T{ticket_id}", "ticket_id")
@@ -59,8 +63,6 @@ def _ticket_or_404(ticket_id: int):
 
 @api_route("/tickets/<int:ticket_id>", ["GET"], "staff", "One ticket: its fields, every clock and its full story (events)")
 def ticket_detail(ticket_id: int):
-    from handlers import privacy
-
     t = _ticket_or_404(ticket_id)
     d = Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now(), active_only=False)[t.id], Q.viewer())
     d["events"] = [{"at": iso(e.at), "actor": e.actor, "action": e.action,
@@ -72,8 +74,6 @@ def ticket_detail(ticket_id: int):
            "The ticket's contact number in full (staff views show it masked); the department's "
            "supervisor or a manager; every reveal is written to the audit log")
 def ticket_contact(ticket_id: int):
-    from handlers import privacy
-
     t = _ticket_or_404(ticket_id)
     if not privacy.may_reveal(Q.viewer(), t):
         audit(g.db, principal(), "phone.reveal_refused", f"ticket:{t.id}")
@@ -121,7 +121,6 @@ def bookings_list():
     service = req_str(q, "service", required=False, max_len=32)
     day = req_date(q, "day", required=False)
     limit, offset = page_args()
-    from handlers import scope
 
     # A building's staff see its owners' bookings (handlers/scope.py), managers all.
     stmt = scope.scoped_by_owner(select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc()),
@@ -139,7 +138,6 @@ def bookings_list():
            query={"state": "string: pending/approved/rejected"})
 def applications_list():
     state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
-    from handlers import scope
 
     stmt = scope.scoped_by_owner(select(MemberApplication).order_by(MemberApplication.id.desc()), MemberApplication.owner_id, Q.viewer())
     if state:
@@ -151,7 +149,6 @@ def applications_list():
 
 def _decision_target(model_name: str, obj_id: int, field: str):
     row = g.db.get({"Booking": Booking, "MemberApplication": MemberApplication}[model_name], obj_id)
-    from handlers import scope
 
     M = {"Booking": Booking, "MemberApplication": MemberApplication}[model_name]
     clause = scope.of_visible_owners(M.owner_id, Q.viewer())
@@ -195,8 +192,6 @@ def application_review(application_id: int):
 
 @api_route("/roster", ["GET"], "staff", "The duty roster: who is asked first per team and building, heads, escalation")
 def roster():
-    from handlers.tickets.policy import roster as load
-
     r = load()
     names = {s.userid: s.name for s in g.db.scalars(select(Staff))}
     teams = {}
@@ -344,8 +339,6 @@ def announcement_cancel(announcement_id: int):
            query={"source": "string: survey (quarterly survey answers) or tickets (post-ticket ratings)",
                   "by": "string: building/tier/category/none", "survey": "string: survey name (default satisfaction)"})
 def surveys_results():
-    from bot.console.satisfaction import results
-
     q = query_args()
     source = req_str(q, "source", required=False, choices=("survey", "tickets")) or "survey"
     by = req_str(q, "by", required=False, choices=("building", "tier", "category", "none")) or "none"
@@ -362,8 +355,6 @@ def surveys_results():
            query={"group": "string: group chat_id", "member": "string: member external_userid",
                   "status": "string: open/done/reversed/lifted", "limit": "integer: page size (1-500)"})
 def strikes_list():
-    from bot.console.group_queries import strikes
-
     q = query_args()
     group = req_str(q, "group", required=False, max_len=64)
     member = req_str(q, "member", required=False, max_len=64)
@@ -376,8 +367,6 @@ def strikes_list():
 # --- FAQ ------------------------------------------------------------------------------------------
 
 def _kb():
-    from bot.console import kb_queries
-
     return kb_queries
 
 
@@ -456,11 +445,9 @@ def strike_decide(case_id: int):
     data = body_json()
     decision = req_str(data, "decision", choices=("done", "fp"))
     case = g.db.get(ModerationCase, case_id)
-    from handlers import scope
 
     if case is None or not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # outside one's scope: missing
         raise ApiError(404, f"no moderation case {case_id}", "case_id")
-    from handlers.groups import ladder
 
     status = ladder.decide(g.db, clock.now(), case, decision, event_actor(g.db, principal()))
     if status.startswith("already"):

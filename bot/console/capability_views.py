@@ -19,24 +19,24 @@ from bot.console.queries import Item
 from bot.console.views import page
 from handlers.membership.rules import tier_names
 from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
+from bot.console import group_queries, kb_queries, labels
+from bot.console.auth import event_actor
+from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
+from handlers import scope
+from handlers.groups import ladder
+from handlers.privacy import for_viewer
+from store.models import Building, Group, Owner, Staff
 
 
 def _cst(dt: datetime | None) -> str:
-    from bot.console import labels
-
     return labels.fmt_time(dt)
 
 
 def unanswered(session: Session, limit: int = 10):
-    from bot.console import kb_queries
-
     return kb_queries.open_misses(session, limit)
 
 
 def pending_bookings(session: Session):
-    from bot.console import labels
-    from handlers import scope
-
     stmt = select(Booking).where(Booking.state.in_(("requested", "approved"))).order_by(Booking.start_at).limit(30)
     rows = list(session.scalars(scope.scoped_by_owner(stmt, Booking.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"booking:{b.id}" for b in rows], clock.now())
@@ -46,8 +46,6 @@ def pending_bookings(session: Session):
 
 
 def pending_applications(session: Session):
-    from handlers import scope
-
     stmt = select(MemberApplication).where(MemberApplication.state == "pending").order_by(MemberApplication.id).limit(30)
     rows = list(session.scalars(scope.scoped_by_owner(stmt, MemberApplication.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"application:{a.id}" for a in rows], clock.now())
@@ -60,13 +58,11 @@ def my_work(session: Session, staff_id: int | None):
     sidebar): their open tickets and the group replies waiting for them to post."""
     if not staff_id:
         return None
-    from store.models import Staff
 
     me = session.get(Staff, staff_id)
     if me is None:
         return None
     items = []
-    from handlers.privacy import for_viewer
 
     rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
                                                      Ticket.state.in_(Q.OPEN_TICKET_STATES))))
@@ -81,8 +77,6 @@ def my_work(session: Session, staff_id: int | None):
 
 
 def moderation_waiting(session: Session):
-    from bot.console import group_queries
-
     return group_queries.moderation_waiting(session, Q.viewer())
 
 
@@ -93,9 +87,6 @@ def waiting_consultations(session: Session, limit: int = 30):
         from handlers.consultations import core
     except ImportError:
         return None
-    from handlers.privacy import for_viewer
-    from store.models import Owner
-
     now = clock.now()
     items = []
     for c in core.listing(session, "waiting", limit=limit, viewer=Q.viewer()):
@@ -116,8 +107,6 @@ def waiting_consultations(session: Session, limit: int = 30):
 @bp.get("/satisfaction")
 @page("supervisor")
 def satisfaction():
-    from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
-
     by = request.args.get("by") if request.args.get("by") in ("building", "tier", "category") else "building"
     charts = []
     for source, label in (("survey", "季度满意度调查"), ("tickets", "工单评价")):
@@ -149,8 +138,6 @@ def _target_text(target: dict) -> str:
 @bp.get("/announcements")
 @page("supervisor")
 def announcements():
-    from store.models import Building, Group
-
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
     prog = Q.delivery_progress(g.db, [c.id for c in rows])
     reasons = campaigns.failure_reasons(g.db, [c.id for c in rows])
@@ -261,8 +248,6 @@ def announcement_cancel(camp: Campaign):
 
 def _owner_row_visible(M, row_id: int) -> bool:
     """A booking or application that exists and belongs to an owner in the viewer's scope."""
-    from handlers import scope
-
     stmt = select(M.id).where(M.id == row_id)
     return g.db.scalar(scope.scoped_by_owner(stmt, M.owner_id, Q.viewer())) is not None
 
@@ -275,8 +260,6 @@ def _to_today(message: str, category: str):
 def _decided(decide: Callable[[str], str]):
     """Run a decision as the signed-in person (`decide(actor)` returns the sentence to show)
     and go back to Today with that sentence, or with why the decision was refused."""
-    from bot.console.auth import event_actor
-
     try:
         return _to_today(decide(event_actor(g.db, g.principal)), "ok")
     except Q.DecisionError as exc:
@@ -306,16 +289,12 @@ def application_decide(application_id: int, decision: str):
 @page("staff")
 def strike_decide(case_id: int, decision: str):
     """The group's staff admin (or a supervisor) settles a moderation card from the console."""
-    from bot.console.auth import event_actor
-
     case = g.db.get(ModerationCase, case_id)
-    from handlers import scope
 
     if case is None or decision not in ("done", "fp"):
         return _to_today("没有这个群管理事项", "error")
     if not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # not a group of theirs
         return render_template("forbidden.html", need="supervisor"), 403
-    from handlers.groups import ladder
 
     actor = event_actor(g.db, g.principal)
     if not (g.principal.at_least("supervisor") or ladder.can_decide(g.db, case.group_chat_id, actor)):
