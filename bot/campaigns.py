@@ -33,24 +33,23 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.queues import get_queue, get_redis
-from ground import clock, keys
-from ground.config import get_settings
-from ground.ports import CampaignError
-from ground import rules
-from handlers.schedule.config import get_schedule, time_scale
-from handlers.schedule.reach import plan_owner  # noqa: F401  (also bot.campaigns.plan_owner)
-from handlers.schedule.timing import local, may_send, month_days
-from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
 from bot.outbound.clients import PlatformError, get_wecom_client
 from bot.outbound.options import get_options
 from bot.outbound.ratelimit import Limit, landed, take
 from bot.outbound.sender import send_one
+from bot.queues import get_queue, get_redis
 from faq.normalize import clean
+from ground import clock, keys, rules
+from ground.config import get_settings
+from ground.ports import CampaignError
 from handlers.message import Push
+from handlers.schedule.config import get_schedule, time_scale
+from handlers.schedule.reach import plan_owner  # noqa: F401  (also bot.campaigns.plan_owner)
+from handlers.schedule.timing import local, may_send, month_days
 from handlers.understanding import lexicons
 from store.db import session_scope
-from store.models import AuditLog
+from store.models import (AuditLog, Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner,
+                          Staff)
 
 log = logging.getLogger(__name__)
 

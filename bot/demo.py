@@ -10,12 +10,11 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from store.db import session_scope
-from store.models import Building, Group, GroupMember, Home, Owner, Staff
 from bot.console.auth import create_user
 from handlers import load_capabilities
 from handlers.capability import run_all
-from store.models import ConsoleUser
+from store.db import session_scope
+from store.models import Building, ConsoleUser, Group, GroupMember, Home, Owner, Staff
 
 DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
 

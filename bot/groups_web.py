@@ -42,13 +42,13 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wecom_client
+from bot.outbound.tokens import TokenUnavailable
 from ground import clock
 from ground.config import get_settings
 from store.db import session_scope
 from store.models import AuditLog, Group, Staff
 from store.models.groups import GroupSuggestion
-from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wecom_client
-from bot.outbound.tokens import TokenUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ import time
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from bot import metrics
+from bot import heartbeat, inbox, metrics
 from bot.queues import get_redis
-from bot import heartbeat, inbox
 from ground.clock import now as clock_now
 from store.db import get_engine
 from store.models import InboxMessage

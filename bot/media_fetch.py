@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from ground import clock
-from store.db import session_scope
 from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wechat_client, get_wecom_client
 from bot.queues import get_redis
+from ground import clock
 from handlers.tickets import core
+from store.db import session_scope
 from store.models import TicketMedia
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import click
+
 from ground import rules
 import handlers
 

@@ -9,13 +9,14 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import DBAPIError
 
 from bot import metrics
-from bot.outbound.sender import send_one
-from ground import clock
 from bot.outbound import outbox
+from bot.outbound.sender import send_one
 from bot.queues import get_redis
-from ground import keys
+from ground import clock, keys
+from ground.config import get_settings
 from handlers.message import Context, Message, Push
-from store.db import is_busy, retry_busy, session_scope
+from store import group_commit
+from store.db import is_busy, new_session, retry_busy, session_scope, wrote
 from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,7 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
     `passive_until` (time.monotonic()): replies ready later than this are pushed."""
     import time
 
-    from ground.config import get_settings
     from handlers.dispatch import handle
-    from store import group_commit
-    from store.db import new_session, wrote
 
     payload = msg.to_json()
     try:

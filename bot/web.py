@@ -5,10 +5,10 @@ import logging
 
 from flask import Flask, redirect
 
-from ground.config import Settings, get_settings
 from bot import ports, web_guard
 from bot.logs import setup_logging
 from bot.webhooks import make_channels
+from ground.config import Settings, get_settings
 from handlers import load_capabilities
 from handlers.capability import resolve
 from handlers.registry import DuplicateRegistration

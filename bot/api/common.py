@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
 from bot.console.queries import iso, row_dict, where_given  # noqa: F401  (the routes take them from here)
+from ground.clock import CST
 from store.db import session_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

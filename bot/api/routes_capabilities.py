@@ -6,20 +6,19 @@ from flask import g, jsonify
 from sqlalchemy import select
 
 from bot import campaigns
-from ground import clock
 from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict, where_given)
-from bot.console import queries as Q
+from bot.console import kb_queries, queries as Q
 from bot.console.auth import audit, event_actor
-from handlers.membership.rules import tier_names
-from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
-                          Ticket)
-from bot.console import kb_queries
 from bot.console.group_queries import strikes
 from bot.console.satisfaction import results
+from ground import clock
 from handlers import privacy, scope
 from handlers.groups import ladder
+from handlers.membership.rules import tier_names
 from handlers.tickets.policy import roster as load
+from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
+                          Ticket)
 
 # --- tickets ---------------------------------------------------------------------------------
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from ground import clock
 from bot.api.common import ApiError, api_route, body_json, principal, query_args, req_str
 from bot.console.auth import event_actor
 from bot.console.queries import deliver, viewer
+from ground import clock
 from handlers import privacy, scope
 from handlers.consultations import core
 

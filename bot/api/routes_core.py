@@ -8,11 +8,11 @@ from sqlalchemy import select
 from bot.api.common import (PATHS, ApiError, api_route, body_json, bp, iso, page_args, principal, query_args,
                             req_str, row_dict)
 from bot.console.auth import audit, create_user, issue_token
+from bot.console.owner_import import run_import
+from bot.console.queries import viewer
 from handlers import scope
 from handlers.membership.rules import tier_names
 from store.models import AuditLog, ConsoleUser, Group, GroupMember, Home, Owner, Staff
-from bot.console.owner_import import run_import
-from bot.console.queries import viewer
 
 API_VERSION = "1.0.0"
 

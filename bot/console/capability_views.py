@@ -12,20 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import campaigns
-from ground import clock
-from bot.console import bp, queries as Q
-from bot.console.auth import audit
+from bot.console import bp, group_queries, kb_queries, labels, queries as Q
+from bot.console.auth import audit, event_actor
 from bot.console.queries import Item
-from bot.console.views import page
-from handlers.membership.rules import tier_names
-from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
-from bot.console import group_queries, kb_queries, labels
-from bot.console.auth import event_actor
 from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
+from bot.console.views import page
+from ground import clock
 from handlers import scope
 from handlers.groups import ladder
+from handlers.membership.rules import tier_names
 from handlers.privacy import for_viewer
-from store.models import Building, Group, Owner, Staff
+from store.models import (Booking, Building, Campaign, Group, GroupSuggestion, MemberApplication, ModerationCase,
+                          Owner, Staff, Ticket)
 
 
 def _cst(dt: datetime | None) -> str:
@@ -85,6 +83,7 @@ def waiting_consultations(session: Session, limit: int = 30):
     in the viewer's scope, longest wait first: the question, who holds it, the O1 clock in words."""
     try:
         from handlers.consultations import core
+
     except ImportError:
         return None
     now = clock.now()

@@ -5,6 +5,10 @@ import sys
 
 import click
 
+from bot.console.auth import create_user, issue_token
+from store.db import session_scope
+from store.models import ConsoleUser
+
 
 @click.group("users")
 def users() -> None:
@@ -22,8 +26,6 @@ def add(username: str, name: str | None, role: str, staff_userid: str | None, pa
         with_token: bool) -> None:
     """Create a console user."""
     from bot.cli import _settings_or_exit
-    from bot.console.auth import create_user, issue_token
-    from store.db import session_scope
 
     _settings_or_exit()
     if password is None:
@@ -46,8 +48,6 @@ def add(username: str, name: str | None, role: str, staff_userid: str | None, pa
 def token(username: str, label: str | None) -> None:
     """Issue a new API token for USERNAME (printed once)."""
     from bot.cli import _settings_or_exit
-    from bot.console.auth import issue_token
-    from store.db import session_scope
 
     _settings_or_exit()
     with session_scope() as s:
@@ -61,8 +61,6 @@ def list_users() -> None:
     from sqlalchemy import select
 
     from bot.cli import _settings_or_exit
-    from store.db import session_scope
-    from store.models import ConsoleUser
 
     _settings_or_exit()
     with session_scope() as s:
@@ -75,7 +73,6 @@ def list_users() -> None:
 def disable(username: str) -> None:
     """Disable a user: their logins and tokens stop working at once."""
     from bot.cli import _settings_or_exit
-    from store.db import session_scope
 
     _settings_or_exit()
     with session_scope() as s:
@@ -87,8 +84,6 @@ def disable(username: str) -> None:
 def _user_or_exit(s, username: str):
     """The console user named `username`, or exit 2 saying there is none."""
     from sqlalchemy import select
-
-    from store.models import ConsoleUser
 
     user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
     if user is None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from ground import clock
 from bot.console.auth import event_actor
-from bot.console.views import page
 from bot.console.queries import deliver, viewer
+from bot.console.views import page
+from ground import clock
 from handlers import privacy, scope
 from handlers.consultations import core
 

@@ -17,14 +17,14 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 
-from ground import clock
 from bot.console import bp, labels as L, queries as Q
 from bot.console.auth import audit
-from bot.console.views import names, page
-from store.models import Booking, FaqMiss
 from bot.console.pages import STATE_LABELS
 from bot.console.satisfaction import clocks_by_month, results
+from bot.console.views import names, page
+from ground import clock
 from handlers import privacy, scope
+from store.models import Booking, FaqMiss
 
 TIME_FORMAT = "yyyy-mm-dd hh:mm"
 

@@ -6,10 +6,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console import labels
-from bot.console.queries import Item
-from store.models import Group, GroupAdmission, ModerationCase, Owner
-from bot.console.queries import row_dict, where_given
+from bot.console.queries import Item, row_dict, where_given
 from handlers import scope
+from store.models import Group, GroupAdmission, ModerationCase, Owner
 
 
 def moderation_waiting(session: Session, viewer=None):

@@ -30,15 +30,14 @@ from sqlalchemy.orm import Session
 
 from bot.console import bp
 from bot.console.auth import audit
-from bot.console.queries import Item
+from bot.console.queries import Item, viewer
 from bot.console.views import page
-from store.models import FaqMiss
-from bot.console.queries import viewer
 from faq import matcher
 from faq.kb import load
 from faq.normalize import clean
 from ground.rules import RulesError
 from handlers import privacy
+from store.models import FaqMiss
 
 CONSOLE_FILE = "console_added.yaml"
 _write_lock = threading.Lock()  # two managers saving at once must not interleave edits

@@ -15,10 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ground import rules
+from ground import clock, rules
 from ground.rules import RulesError
-
-from ground import clock
 from handlers.clocks import calendar
 from handlers.membership.notify import service_policies
 from handlers.tickets.core import CATEGORY_LABELS
@@ -190,7 +188,6 @@ class Names:
 
     def __init__(self, session) -> None:
         from sqlalchemy import select
-
 
         self.session = session
         self.staff = {s.userid: s.name for s in session.scalars(select(Staff))}

@@ -7,17 +7,14 @@ from collections.abc import Callable
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
-from ground import clock
-from bot.console import bp, queries as Q
+from bot.console import bp, capability_views as C, labels, labels as L, queries as Q
 from bot.console.auth import audit, event_actor
-from bot.console.views import page
-from handlers import privacy, scope
-from store.models import Booking, Building, Group, GroupMember, Home, Owner, SpendEntry, Staff, Ticket
-from bot.console import capability_views as C, labels, labels as L
 from bot.console.owner_import import run_import
-from bot.console.views import names
+from bot.console.views import names, page
+from ground import clock
+from handlers import privacy, scope
 from handlers.tickets.policy import roster as load
-from store.models import AuditLog
+from store.models import AuditLog, Booking, Building, Group, GroupMember, Home, Owner, SpendEntry, Staff, Ticket
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
 

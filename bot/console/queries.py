@@ -8,8 +8,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import (Booking, Delivery, MemberApplication, ServiceClock, Staff, Ticket, TicketClock,
-                          TicketEvent)
 from bot.console import labels
 from bot.console.labels import word
 from bot.outbound import outbox
@@ -18,7 +16,8 @@ from handlers.bookings import ops
 from handlers.clocks import calendar
 from handlers.membership.service import review_application as review
 from handlers.tickets import core
-from store.models import CalendarClock
+from store.models import (Booking, CalendarClock, Delivery, MemberApplication, ServiceClock, Staff, Ticket,
+                          TicketClock, TicketEvent)
 
 OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
 PRIORITIES = ("urgent", "important", "general")
@@ -160,7 +159,6 @@ def viewer():
     """The request's scope (handlers/scope.py), computed once per request from g.principal."""
     from flask import g
 
-
     v = g.get("scope_viewer")
     if v is None:
         v = g.scope_viewer = scope.for_principal(g.db, g.principal)
@@ -252,7 +250,6 @@ def deliver(session: Session, pushes: list, now: datetime) -> None:
     once this request's transaction has committed (before that a worker could
     not see the rows); if Redis is down the sweeper picks them up."""
     from sqlalchemy import event
-
 
     rows = [outbox.add(session, p, now) for p in pushes]
     session.flush()

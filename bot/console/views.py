@@ -12,13 +12,12 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
                    url_for)
 from sqlalchemy import select
 
-from ground import clock
-from bot.console import bp
+from bot.console import bp, labels, sessions, throttle
 from bot.console.auth import ADMIN, Principal, audit, check_admin_token, principal_for, verify_login
-from store.models import ConsoleUser
-from bot.console import labels, sessions, throttle
 from bot.web_guard import client_address
+from ground import clock
 from store.db import session_scope
+from store.models import ConsoleUser
 
 NAV = [  # (endpoint, label, least role)
     ("console.today", "今日", "staff"),
