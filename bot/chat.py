@@ -20,9 +20,11 @@ from typing import TextIO
 from sqlalchemy import func, select
 
 from bot import ports
+from bot.demo import load_demo
 from bot.outbound import outbox
 from ground import clock
 from ground.config import get_settings
+from handlers import dispatch  # dispatch.handle, looked up per call (tests patch it)
 from handlers.message import Context, Message
 from store.db import session_scope
 from store.migrate import upgrade
@@ -126,13 +128,11 @@ class ChatSession:
 
     def say(self, text: str) -> list[str]:
         """Handle one line through dispatch.handle; the lines to print."""
-        from handlers.dispatch import handle
-
         with session_scope() as s:
             before = s.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
             now = clock.now()
             msg = self.message(s, text)
-            out = handle(Context(session=s, now=now), msg)
+            out = dispatch.handle(Context(session=s, now=now), msg)
             for push in out.pushes:
                 outbox.add(s, push, now)
             s.flush()
@@ -169,15 +169,12 @@ def _ensure_data(out: TextIO) -> None:
     with session_scope() as s:
         empty = not s.scalar(select(func.count()).select_from(Owner))
     if empty:
-        from bot.demo import load_demo
-
         print(f"(empty database: {load_demo()})", file=out)
 
 
 def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, out: TextIO | None = None) -> int:
     """The interactive loop; reads `inp` (stdin) until EOF or /quit. Returns an exit code."""
     import logging
-
 
     ports.install()
     io = _Terminal(inp or sys.stdin, out or sys.stdout)

@@ -8,6 +8,7 @@ import click
 
 from bot.campaigns import campaign_status
 from ground import clock
+from handlers.clocks import calendar
 from handlers.schedule.config import get_schedule
 from scheduler.main import due_between, run_scheduler
 from scheduler.tasks import run_job
@@ -45,8 +46,6 @@ def show(days: int, show_all: bool) -> None:
 def run(job: str) -> None:
     """Run JOB's task now, in this process (idempotent: a job already done for its period does nothing new)."""
     if job not in get_schedule().jobs:
-        from handlers.clocks import calendar
-
         if job in calendar.policies():  # O12-O19 are clocks: the engine's check fires them when due
             raise click.UsageError(f"{job!r} is a calendar obligation (handlers/data/calendar_clocks.yaml), "
                                    f"fired by the clock engine when due: `guanjia schedule run deadlines`")

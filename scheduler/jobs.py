@@ -13,6 +13,7 @@ from bot.queues import get_queue
 from ground import clock
 from handlers.schedule.config import get_schedule
 from handlers.schedule.timing import slot_key
+from scheduler.tasks import task_function
 from store.db import retry_busy, session_scope
 from store.models import JobRun
 
@@ -47,7 +48,6 @@ def fire(name: str) -> str:
         log.warning("job %s is no longer in schedule.yaml; ignored", name)
         return "unknown"
     if spec.queue == "inline":  # light and self-deduplicating (the sweeper)
-        from scheduler.tasks import task_function
 
         task_function(spec.task)()
         return "inline"

@@ -34,7 +34,7 @@ from handlers.clocks import calendar
 from handlers.schedule.config import get_schedule
 from scheduler.leader import LeaderLock
 from scheduler.tasks import check_tasks
-from store.db import make_engine
+from store.db import get_engine, make_engine
 
 log = logging.getLogger(__name__)
 _EPS = timedelta(microseconds=1)
@@ -103,8 +103,6 @@ def _jobstore_engine(busy_timeout_s: float):
     the loop past the lock's TTL."""
     url = get_settings().database_url
     if not url.startswith("sqlite"):
-        from store.db import get_engine
-
         return get_engine()
     key = (url, busy_timeout_s)
     if key not in _jobstore_engines:

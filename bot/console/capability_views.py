@@ -113,8 +113,6 @@ def satisfaction():
             continue  # survey answers are about the community, not a category
         series = results(g.db, source, by)
         if by == "category":
-            from bot.console import labels
-
             series = [{**x, "group": labels.category(x["group"])} for x in series]
         charts.append((label, Markup(line_chart(series, title=label)), series))
     months = clocks_by_month(g.db)

@@ -304,8 +304,6 @@ def audit_target(target: str | None, names: Names, groups: dict[str, str] | None
     groups = groups or {}
     kind, _, ident = target.partition(":")
     if ident and kind == "owner" and ident.isdigit():
-        from store.models import Owner
-
         o = names.session.get(Owner, int(ident))
         return f"业主 {o.name}（{o.room or '未绑定'}）" if o else "业主（已删除）"
     prefixes = {"ticket": "工单 T", "booking": "预约 B", "application": "升级申请 M", "miss": "未回答问题 #",
