@@ -25,7 +25,7 @@ def users() -> None:
 def add(username: str, name: str | None, role: str, staff_userid: str | None, password: str | None,
         with_token: bool) -> None:
     """Create a console user."""
-    from bot.cli import _settings_or_exit
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     if password is None:
@@ -47,7 +47,7 @@ def add(username: str, name: str | None, role: str, staff_userid: str | None, pa
 @click.option("--label", default=None)
 def token(username: str, label: str | None) -> None:
     """Issue a new API token for USERNAME (printed once)."""
-    from bot.cli import _settings_or_exit
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
@@ -60,7 +60,7 @@ def list_users() -> None:
     """Every console user with role and state."""
     from sqlalchemy import select
 
-    from bot.cli import _settings_or_exit
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
@@ -72,7 +72,7 @@ def list_users() -> None:
 @click.argument("username")
 def disable(username: str) -> None:
     """Disable a user: their logins and tokens stop working at once."""
-    from bot.cli import _settings_or_exit
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
