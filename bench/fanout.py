@@ -92,7 +92,7 @@ def vm_hwm_mb(pid: int) -> float:
 
 def sender(campaign_id: int) -> int:
     """The sender process: run the campaign's chunks until nothing is left for it."""
-    from scheduler.campaigns import run_chunk
+    from bot.campaigns import run_chunk
 
     res: dict = {}
     while True:
@@ -108,11 +108,11 @@ def sender(campaign_id: int) -> int:
 
 
 def _schedule_file(work: Path) -> Path:
-    from scheduler.config import SCHEDULE_FILE
+    from handlers.schedule.config import SCHEDULE_FILE
 
     text = SCHEDULE_FILE.read_text(encoding="utf-8")
     if "  lease_seconds: 10 " not in text:
-        raise SystemExit("scheduler/schedule.yaml changed: update bench/fanout.py's lease override")
+        raise SystemExit("handlers/schedule/schedule.yaml changed: update bench/fanout.py's lease override")
     path = work / "schedule.yaml"
     path.write_text(text.replace("  lease_seconds: 10 ", f"  lease_seconds: {LEASE_SECONDS} "), encoding="utf-8")
     return path
@@ -162,7 +162,7 @@ def main() -> int:
         from store.migrate import upgrade
 
         upgrade(os.environ["DATABASE_URL"])
-        from scheduler.campaigns import create_campaign
+        from bot.campaigns import create_campaign
         from store.db import session_scope
         from store.models import Delivery, Owner
 

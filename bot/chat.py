@@ -19,8 +19,16 @@ from typing import TextIO
 
 from sqlalchemy import func, select
 
+from bot import ports
+from bot.demo import load_demo
+from bot.outbound import outbox
 from ground import clock
 from ground.config import get_settings
+from handlers import dispatch  # dispatch.handle, looked up per call (tests patch it)
+from handlers.message import Context, Message
+from store.db import session_scope
+from store.migrate import upgrade
+from store.models import Group, Home, OutboxMessage, Owner, Staff
 
 CHATS = ("private", "vip", "building", "staff")
 HELP = """commands:
@@ -42,8 +50,6 @@ class Persona:
 
 
 def _people(session) -> list[Persona]:
-    from store.models import Home, Owner, Staff
-
     out = []
     for o in session.scalars(select(Owner).order_by(Owner.id)):
         home = session.get(Home, o.home_id) if o.home_id else None
@@ -74,8 +80,6 @@ def find_persona(session, who: str) -> Persona | None:
 
 
 def _group_for(session, persona: Persona, chat: str):
-    from store.models import Group
-
     query = select(Group).where(Group.kind == chat).order_by(Group.id)
     groups = list(session.scalars(query))
     if chat == "building" and persona.building_id:
@@ -108,8 +112,6 @@ class ChatSession:
         return self.chat
 
     def message(self, session, text: str):
-        from handlers.message import Message
-
         chat = self._chat()
         p = self.persona
         created = int(clock.now().timestamp())
@@ -126,17 +128,11 @@ class ChatSession:
 
     def say(self, text: str) -> list[str]:
         """Handle one line through dispatch.handle; the lines to print."""
-        from bot.outbound import outbox
-        from handlers.dispatch import handle
-        from handlers.message import Context
-        from store.db import session_scope
-        from store.models import OutboxMessage
-
         with session_scope() as s:
             before = s.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
             now = clock.now()
             msg = self.message(s, text)
-            out = handle(Context(session=s, now=now), msg)
+            out = dispatch.handle(Context(session=s, now=now), msg)
             for push in out.pushes:
                 outbox.add(s, push, now)
             s.flush()
@@ -169,26 +165,16 @@ def _summary(payload: dict, limit: int = 160) -> str:
 
 def _ensure_data(out: TextIO) -> None:
     """Migrated database with people in it; the demo community if it is empty."""
-    from store.db import session_scope
-    from store.migrate import upgrade
-    from store.models import Owner
-
     upgrade(get_settings().database_url)
     with session_scope() as s:
         empty = not s.scalar(select(func.count()).select_from(Owner))
     if empty:
-        from bot.demo import load_demo
-
         print(f"(empty database: {load_demo()})", file=out)
 
 
 def run_chat(who: str | None, chat: str = "private", inp: TextIO | None = None, out: TextIO | None = None) -> int:
     """The interactive loop; reads `inp` (stdin) until EOF or /quit. Returns an exit code."""
     import logging
-
-    from store.db import session_scope
-
-    from bot import ports
 
     ports.install()
     io = _Terminal(inp or sys.stdin, out or sys.stdout)
@@ -242,8 +228,6 @@ class _Terminal:
         print(text, file=self.out)
 
     def list_people(self) -> None:
-        from store.db import session_scope
-
         with session_scope() as s:
             for p in _people(s):
                 self.say(f"  {p.name:<6} {p.ident:<16} {p.detail}")
@@ -251,8 +235,6 @@ class _Terminal:
 
 def _choose_persona(io: _Terminal, who: str | None) -> "Persona | None":
     """Who the developer plays: `who`, else asked until someone matches (None at EOF)."""
-    from store.db import session_scope
-
     with session_scope() as s:
         persona = find_persona(s, who) if who else None
     while persona is None:
@@ -285,8 +267,6 @@ def _meta_command(io: _Terminal, session: "ChatSession", line: str) -> bool:
 
 def _speak_as(io: _Terminal, session: "ChatSession", name: str) -> None:
     """/as NAME: write as that person from now on."""
-    from store.db import session_scope
-
     with session_scope() as s:
         p = find_persona(s, name)
         if p is None:
@@ -298,8 +278,6 @@ def _speak_as(io: _Terminal, session: "ChatSession", name: str) -> None:
 
 def _chat_in(io: _Terminal, session: "ChatSession", kind: str) -> None:
     """/chat KIND: write in that chat (private, a group...) from now on."""
-    from store.db import session_scope
-
     if kind not in CHATS:
         io.say(f"/chat {'|'.join(CHATS)}")
         return

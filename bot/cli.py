@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 
 import click
 
@@ -161,7 +162,12 @@ def _settings_or_exit():
 
 
 # The edge's own command groups; a capability's come from its `Capability.cli`.
-CORE_COMMANDS: tuple[str, ...] = ("bot.rule_check:check", "bot.console.cli:users", "scheduler.cli:schedule_cli", "scheduler.cli:scheduler_process")
+CORE_COMMANDS: tuple[str, ...] = ("bot.rule_check:check", "bot.console.cli:users")
+# Commands of the floor above the edge (`guanjia schedule`, `guanjia scheduler`: scheduler/)
+# register themselves as entry points of this group in pyproject.toml, as Flask finds
+# `flask.commands`: the edge never names a module above it. `pip install -e .`
+# (scripts/setup.sh) writes them into the package's metadata.
+COMMANDS_GROUP = "guanjia.commands"
 
 
 def add_command(command: click.Command, owner: str) -> None:
@@ -182,6 +188,12 @@ def _register_extra() -> None:
 
     for spec in CORE_COMMANDS:
         add_command(resolve(spec), spec)
+    found = entry_points(group=COMMANDS_GROUP)
+    for ep in found:
+        add_command(ep.load(), f"entry point {ep.name} = {ep.value}")
+    if not found:  # metadata from before the group existed: say how to mend it, don't hide it
+        click.echo(f"warning: no `{COMMANDS_GROUP}` entry points (guanjia schedule, guanjia scheduler are "
+                   "missing): reinstall the package, `pip install -e .` (scripts/setup.sh)", err=True)
     for cap in load_capabilities():
         for spec in cap.cli_commands:
             add_command(resolve(spec), f"capability {cap.name}")

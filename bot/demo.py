@@ -10,8 +10,11 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
+from bot.console.auth import create_user
+from handlers import load_capabilities
+from handlers.capability import run_all
 from store.db import session_scope
-from store.models import Building, Group, GroupMember, Home, Owner, Staff
+from store.models import Building, ConsoleUser, Group, GroupMember, Home, Owner, Staff
 
 DEMO_FILE = Path(__file__).with_name("demo_community.yaml")
 
@@ -29,9 +32,6 @@ def _upsert(session, model, key: str, values: dict):
 
 
 def load_demo(path: Path = DEMO_FILE) -> str:
-    from handlers import load_capabilities
-    from handlers.capability import run_all
-
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     with session_scope() as s:
         buildings = {b["code"]: _upsert(s, Building, "code", b) for b in data["buildings"]}
@@ -75,9 +75,6 @@ def ensure_demo_manager() -> str | None:
     login yet. Returns the password (random; only its hash is stored) to print
     once, or None when there was nothing to do."""
     import secrets
-
-    from bot.console.auth import create_user
-    from store.models import ConsoleUser
 
     with session_scope() as s:
         if s.scalar(select(ConsoleUser.id).limit(1)) is not None:

@@ -42,6 +42,8 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wecom_client
+from bot.outbound.tokens import TokenUnavailable
 from ground import clock
 from ground.config import get_settings
 from store.db import session_scope
@@ -275,8 +277,6 @@ def _start_sign_in() -> Response:
 
 @bp.get("/sidebar/auth")
 def sidebar_auth() -> Response:
-    from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wecom_client
-
     retry = (request.script_root or "") + "/sidebar"
     code, state = request.args.get("code") or "", request.args.get("state") or ""
     signer = _signer("guanjia.sidebar.login")
@@ -377,9 +377,6 @@ def _signed(ticket: str, url: str) -> dict:
 def _corp_config(client, url: str) -> dict | None:
     """What `wx.config` needs (the company's ticket), or None without that ticket: clients from
     3.0.24 on do without wx.config, so the page still works for most members."""
-    from bot.outbound.clients import PlatformError
-    from bot.outbound.tokens import TokenUnavailable
-
     try:
         ticket = client.corp_jsapi_ticket()
     except (PlatformError, TokenUnavailable) as exc:
@@ -392,9 +389,6 @@ def _corp_config(client, url: str) -> dict | None:
 @bp.get("/sidebar/api/agent-config")
 def agent_config() -> Response:
     """wx.agentConfig's fields (app ticket) at the top level, wx.config's (corp ticket) under "config"."""
-    from bot.outbound.clients import PlatformError, get_wecom_client
-    from bot.outbound.tokens import TokenUnavailable
-
     _userid, refused = _api_staff()
     if refused:
         return refused
@@ -415,8 +409,6 @@ def agent_config() -> Response:
 def jsapi_refresh() -> Response:
     """The page's wx.config / wx.agentConfig failed: drop the named cached tickets ("corp",
     "agent") so the next agent-config fetches fresh ones; each at most once a minute."""
-    from bot.outbound.clients import PlatformError, get_wecom_client
-
     userid, refused = _api_staff()
     if refused:
         return refused

@@ -15,8 +15,11 @@ import time
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from bot import metrics
+from bot import heartbeat, inbox, metrics
 from bot.queues import get_redis
+from ground.clock import now as clock_now
+from store.db import get_engine
+from store.models import InboxMessage
 
 bp = Blueprint("health", __name__)
 
@@ -34,8 +37,6 @@ def _limit(name: str, default: float) -> float:
 
 
 def _scheduler_status() -> tuple[str, dict]:
-    from bot import heartbeat
-
     beats = heartbeat.read("scheduler")
     if not beats:
         return "missing", {}
@@ -50,11 +51,6 @@ def _scheduler_status() -> tuple[str, dict]:
 
 
 def _workers_status() -> tuple[str, dict]:
-    from bot import heartbeat, inbox
-    from ground.clock import now as clock_now
-    from store.db import get_engine
-    from store.models import InboxMessage
-
     beats = heartbeat.read("workers")
     now = time.time()
     stale = _limit("GUANJIA_HEALTH_WORKER_STALE_S", WORKER_STALE_S)

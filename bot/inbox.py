@@ -16,10 +16,10 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
-from bot.tasks import process_inbox
-from ground import clock
+from bot.heartbeat import Throttled
 from bot.queues import get_redis
-from ground import keys
+from bot.tasks import process_inbox
+from ground import clock, keys
 from handlers.message import Message
 from store import group_commit
 from store.db import get_engine, is_busy, session_scope
@@ -287,7 +287,6 @@ def consume(stop, timeout_s: float = 1.0) -> None:
     Each round beats the worker's heartbeat (/healthz): a worker whose every lane
     thread is stuck shows as stale."""
     global _worker_beat
-    from bot.heartbeat import Throttled
 
     if _worker_beat is None:
         _worker_beat = Throttled("workers")

@@ -14,8 +14,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wechat_client, get_wecom_client
+from bot.queues import get_redis
 from ground import clock
+from handlers.tickets import core
 from store.db import session_scope
+from store.models import TicketMedia
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +30,6 @@ RETRY_MARK = "guanjia:media_retry:{}"  # a Redis key per row: the next retry wai
 
 
 def fetch_ticket_media(row_id: int) -> str:
-    from bot.outbound.clients import ApiError, NotConfigured, PlatformError, get_wechat_client, get_wecom_client
-    from handlers.tickets import core
-    from store.models import TicketMedia
-
     with session_scope() as s:
         row = s.get(TicketMedia, row_id)
         if row is None or row.state != "pending" or not row.media_id:
@@ -69,10 +69,6 @@ def queue_fetch(row_id: int) -> bool:
 def retry_pending(now: datetime | None = None, limit: int = 100) -> int:
     """Queue again every photo still waiting to be fetched; mark as failed (with a
     ticket event) the ones whose media id has expired. Returns how many were queued."""
-    from bot.queues import get_redis
-    from handlers.tickets import core
-    from store.models import TicketMedia
-
     now = now or clock.now()
     with session_scope() as s:
         rows = list(s.scalars(select(TicketMedia).where(TicketMedia.state == "pending",

@@ -7,12 +7,11 @@ campaigns only through these.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 from typing import Any
 
-from bot import inbox
+from bot import campaigns, inbox
 from bot.outbound import outbox
 from bot.outbound.clients import get_wecom_client
 from bot.queues import get_queue, get_redis
@@ -24,12 +23,6 @@ log = logging.getLogger(__name__)
 EDGE_TASKS = {
     "fetch_ticket_media": "bot.media_fetch.fetch_ticket_media",
 }
-
-# scheduler/ stands above the edge (it sends through bot/outbound and bot/queues), so the
-# edge names the campaigns' module instead of importing it, as bot/cli.py::EXTRA_COMMANDS
-# names scheduler's commands.
-CAMPAIGNS_MODULE = "scheduler.campaigns"
-
 
 class WeComStaffChats:
     """appchat/create and appchat/update through the project's WeCom client."""
@@ -98,4 +91,4 @@ def install() -> None:
     """Install every port's edge adapter (each call replaces what a test installed)."""
     ports.install(staff_chats=WeComStaffChats(), group_directory=WeComGroupDirectory(), inbox=InboxAdapter(),
                   jobs=RqJobs(), outbox=OutboxAdapter(),
-                  campaigns=importlib.import_module(CAMPAIGNS_MODULE))
+                  campaigns=campaigns)  # the module is the adapter

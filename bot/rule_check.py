@@ -7,15 +7,15 @@ import sys
 
 import click
 
+from ground import rules
+import handlers
+
 # Modules that declare rule files outside the capabilities (imported for their RuleFiles).
-RULE_MODULES = ("faq.kb", "scheduler.config", "scheduler.campaigns", "bot.console.labels")
+RULE_MODULES = ("faq.kb", "handlers.schedule.config", "bot.campaigns", "bot.console.labels")
 
 
 def problems() -> list[str]:
     """Every problem of every rule file the project declares ([] when all are good)."""
-    import handlers
-    from ground import rules
-
     handlers.load_capabilities()
     for name in RULE_MODULES:
         importlib.import_module(name)
@@ -25,8 +25,6 @@ def problems() -> list[str]:
 @click.command("check")
 def check() -> None:
     """Validate every rule file (YAML rules, the knowledge base); exit 1 on any error."""
-    from ground import rules
-
     found = problems()
     for p in found:
         click.echo(f"error: {p}", err=True)

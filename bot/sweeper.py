@@ -8,8 +8,13 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
+from bot.inbox import enqueue
+from bot.media_fetch import retry_pending
+from bot.outbound.outbox import queue_send
 from bot.queues import get_redis
+from bot.tasks import deliver_replies
 from ground import clock, keys
+from handlers.message import Message
 from store.db import session_scope
 from store.models import InboxMessage, OutboxMessage
 
@@ -38,9 +43,6 @@ def _on_lane() -> set[int] | None:
 
 
 def sweep() -> dict:
-    from bot.inbox import enqueue
-    from bot.outbound.outbox import queue_send
-
     now = clock.now()
     with session_scope() as s:
         lapsed = (InboxMessage.claimed_at < now - CLAIM_LEASE) | (
@@ -73,13 +75,9 @@ def sweep() -> dict:
             OutboxMessage.next_attempt_at <= now - timedelta(seconds=10)).order_by(
             OutboxMessage.priority, OutboxMessage.id).limit(1000)))
     queued = sum(1 for i in inbox_ids if enqueue(i))
-    from bot.tasks import deliver_replies
-    from handlers.message import Message
-
     for iid, payload, replies, created in pending_data:
         deliver_replies(iid, Message.from_json({k: v for k, v in payload.items()}), replies, created, must_push=True)
     queue_send(outbox_ids)
-    from bot.media_fetch import retry_pending
 
     media = retry_pending(now)  # photos whose fetch was never queued or did not get through
     if inbox_ids or outbox_ids or pending_data:

@@ -9,13 +9,15 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import DBAPIError
 
 from bot import metrics
-from bot.outbound.sender import send_one
-from ground import clock
 from bot.outbound import outbox
+from bot.outbound.sender import send_one
 from bot.queues import get_redis
-from ground import keys
+from ground import clock, keys
+from ground.config import get_settings
+from handlers import dispatch  # dispatch.handle, looked up per call (tests patch it)
 from handlers.message import Context, Message, Push
-from store.db import is_busy, retry_busy, session_scope
+from store import group_commit
+from store.db import is_busy, new_session, retry_busy, session_scope, wrote
 from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -94,17 +96,12 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
     `passive_until` (time.monotonic()): replies ready later than this are pushed."""
     import time
 
-    from ground.config import get_settings
-    from handlers.dispatch import handle
-    from store import group_commit
-    from store.db import new_session, wrote
-
     payload = msg.to_json()
     try:
         s = new_session()
         try:
             now = clock.now()
-            out = handle(Context(session=s, now=now), msg)
+            out = dispatch.handle(Context(session=s, now=now), msg)
             ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
             mode = "none"
             if out.replies:
@@ -189,13 +186,11 @@ def _claim(inbox_id: int):
 
 
 def _handle(inbox_id: int, attempt: int, payload: dict, created_at, reply_mode):
-    from handlers.dispatch import handle
-
     msg = Message.from_json(payload)  # fresh each try: a handler may change it
     with session_scope() as s:
         conn = s.connection()
         now = clock.now()
-        out = handle(Context(session=s, now=now), msg)
+        out = dispatch.handle(Context(session=s, now=now), msg)
         ids = [r.id for r in (outbox.add(s, p, now) for p in out.pushes) if r is not None]
         mode = "none"
         if out.replies:

@@ -5,18 +5,33 @@ import logging
 
 from flask import Flask, redirect
 
+from bot import ports, web_guard
+from bot.logs import setup_logging
+from bot.webhooks import make_channels
 from ground.config import Settings, get_settings
+from handlers import load_capabilities
+from handlers.capability import resolve
+from handlers.registry import DuplicateRegistration
 
 # The edge's own blueprints. A capability's pages and API routes come from its
 # `Capability` object (handlers/capability.py), through handlers.CAPABILITIES.
 CORE_BLUEPRINTS: tuple[str, ...] = ("bot.webhooks:bp", "bot.health:bp", "bot.api:bp", "bot.console:bp")
+# A capability's pages and API modules that live here in bot/ (they need Flask, the console's
+# sign-in, the API blueprint), by capability name: handlers/ may not name bot/, so the edge
+# says which of its parts belong to which capability, as store/models/__init__.py lists the
+# capabilities' tables. Installed only while that capability is in handlers.CAPABILITIES,
+# after the parts its own `capability.page` / `capability.api` name (tests/capdemo does).
+CAPABILITY_PAGES: dict[str, tuple[str, ...]] = {
+    "tickets": ("bot.console.ticket_media:bp",),  # the photos and locations on the ticket page
+    "groups": ("bot.groups_web:bp",),  # /sidebar, the staff admin's chat toolbar page
+    "consultations": ("bot.console.consultations:bp",),
+}
+CAPABILITY_API: dict[str, tuple[str, ...]] = {
+    "consultations": ("bot.api.routes_consultations",),
+}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from bot import ports, web_guard
-    from bot.logs import setup_logging
-    from bot.webhooks import make_channels
-
     setup_logging()
     ports.install()
     settings = settings or get_settings()
@@ -40,17 +55,14 @@ def install_blueprints(app: Flask) -> None:
     Two capabilities answering the same URL and method raise, naming both."""
     import importlib
 
-    from handlers import load_capabilities
-    from handlers.capability import resolve
-
     caps = load_capabilities()
     for cap in caps:
-        for module in cap.api_modules:
+        for module in (*cap.api_modules, *CAPABILITY_API.get(cap.name, ())):
             importlib.import_module(module)
     for spec in CORE_BLUEPRINTS:
         app.register_blueprint(resolve(spec))
     for cap in caps:
-        for spec in cap.pages:
+        for spec in (*cap.pages, *CAPABILITY_PAGES.get(cap.name, ())):
             app.register_blueprint(resolve(spec))
     check_routes(app)
 
@@ -58,8 +70,6 @@ def install_blueprints(app: Flask) -> None:
 def check_routes(app: Flask) -> None:
     """A URL and method answered by two views is a mistake Flask keeps quiet
     about (the first rule wins): refuse it."""
-    from handlers.registry import DuplicateRegistration
-
     seen: dict[tuple[str, str], str] = {}
     for rule in app.url_map.iter_rules():
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

@@ -64,7 +64,7 @@ def install(app: Flask) -> None:
     # The console's cookie: never in clear when served over https (GUANJIA_PUBLIC_URL),
     # and living no longer than its server-side session (bot/console/sessions.py), not
     # Flask's default 31 days. Set here, per app (the blueprint's record_once runs once).
-    from bot.console.sessions import lifetime
+    from bot.console.sessions import lifetime  # here: bot/console's views import this module
 
     app.config["SESSION_COOKIE_SECURE"] = (os.environ.get("GUANJIA_PUBLIC_URL") or "").lower().startswith("https://")
     app.config["PERMANENT_SESSION_LIFETIME"] = lifetime()

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import os
 
+from bot import ports
+from bot.inbox import consume, lane_length, pop_and_process
+from bot.logs import setup_logging
 from bot.queues import get_queue, get_redis
 from ground import keys
 from ground.config import get_settings
+from handlers import load_capabilities
+from handlers.capability import run_all
 
 log = logging.getLogger(__name__)
 
 
 def warm_up() -> None:
     """Every capability's warm-ups (`Capability.warm_up`), once, in the parent."""
-    from bot import ports
-    from handlers import load_capabilities
-    from handlers.capability import run_all
-
     ports.install()
     for cap in load_capabilities():
         run_all(cap.warmups)
@@ -71,8 +72,6 @@ def run_worker(burst: bool = False, queues: list[str] | None = None, fork: bool 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # native libraries are not fork-safe with threads
     from rq import SimpleWorker, Worker
 
-    from bot.logs import setup_logging
-
     setup_logging()
     warm_up()
     names = queues or list(keys.QUEUE_NAMES)
@@ -88,8 +87,6 @@ def _start_lane_consumers(burst: bool) -> None:
     """Threads popping the inbound lane (bot/inbox.py). Handling is mostly CPU, so a
     couple of threads hide the I/O waits; more throughput = more worker processes."""
     import threading
-
-    from bot.inbox import consume, lane_length, pop_and_process
 
     if burst:  # `--burst`: empty the lane first, then run the rq queues to empty
         while lane_length():

@@ -92,6 +92,14 @@ class Campaigns(Protocol):
                             emergency: bool | None = None, created_by: str = "admin") -> Any:
         """Create (and, when due, start) an announcement; returns the campaign row. Raises CampaignError."""
 
+    def create_campaign(self, session: Any, *, kind: str, title: str, text: str, target: dict,
+                        created_by: str = "system", dedup_key: str | None = None) -> Any:
+        """Record a campaign in the caller's transaction (sent when due); with `dedup_key`, a
+        second call returns the first campaign. Returns the campaign row (its `id`)."""
+
+    def start_after_commit(self, session: Any, campaign_id: int) -> None:
+        """Start sending the campaign as soon as the caller's transaction commits."""
+
 
 # --- the registry ---------------------------------------------------------------------------
 

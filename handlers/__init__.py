@@ -24,8 +24,8 @@ CAPABILITIES: list[str] = [
     "handlers.understanding",
     "handlers.consultations",  # after understanding: takes over private handoffs
     "handlers.phone_reveal",  # 「电话 T12」 / the cards' 查看电话: owners' numbers to staff, logged
-    "scheduler.survey",
-    "scheduler.obligations",  # the calendar obligations' actions (O12-O18) on the clock engine
+    "handlers.owner_survey",
+    "handlers.obligations",  # the calendar obligations' actions (O12-O18) on the clock engine
 ]
 
 _loaded: list[Capability] | None = None

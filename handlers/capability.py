@@ -8,21 +8,23 @@ demo loaders and the model modules it owns.
     @capability.text_command("ticket_mine", r"^我的工单$")
     def mine(ctx, msg, route): ...
 
-    capability.page("bot.console.ticket_media:bp")
+    capability.cli("handlers.membership.cli:member")
     capability.job("ticket_clocks", "handlers.tickets.clocks:check_clocks", trigger="interval", minutes=1,
                    once_per="minute")
 
 The hosts (`bot/web.py` app factory, `bot/worker.py`, `bot/cli.py`, the
-scheduler's `scheduler/config.py`, `bot/demo.py`) iterate the one list
+schedule's `handlers/schedule/config.py`, `bot/demo.py`) iterate the one list
 `handlers.CAPABILITIES` and install what each recorded.
 
 Chat parts (commands, intents, events...) register at once into
 `handlers.registry` (importing the capability is installing them; a name
 registered twice raises there). Edge parts (pages, API routes, CLI commands)
 are recorded as import *paths* ("module:attr") that the edge resolves: they
-need Flask, the console's sign-in and the API's blueprint, all in `bot/`, and
-`handlers/` must never import `bot/` (the layers point down). Jobs, warm-ups
-and demo loaders take a callable or a path.
+need Flask, the console's sign-in and the API's blueprint. A path never names
+`bot/` or `scheduler/` (the layers point down, also by string: tests/test_layers.py):
+pages and API modules that live in `bot/` are listed there by capability name
+(`bot/web.py::CAPABILITY_PAGES`, `CAPABILITY_API`). Jobs, warm-ups and demo
+loaders take a callable or a path.
 """
 from __future__ import annotations
 

@@ -6,14 +6,19 @@ from datetime import timedelta
 
 import click
 
+from bot.campaigns import campaign_status
 from ground import clock
+from handlers.clocks import calendar
+from handlers.schedule.config import get_schedule
+from scheduler.main import due_between, run_scheduler
+from scheduler.tasks import run_job
+from store.db import session_scope
 
 
 @click.command("scheduler")
 def scheduler_process() -> None:
     """The scheduler (one leader even when several run)."""
-    from bot.cli import _settings_or_exit
-    from scheduler.main import run_scheduler
+    from bot.cli import _settings_or_exit  # bot/cli.py loads this module while it is itself loading
 
     _settings_or_exit()
     run_scheduler()
@@ -29,9 +34,6 @@ def schedule_cli() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Include the every-few-seconds jobs.")
 def show(days: int, show_all: bool) -> None:
     """When each job of schedule.yaml and each calendar obligation (O12-O19) runs next (Asia/Shanghai)."""
-    from scheduler.config import get_schedule
-    from scheduler.main import due_between
-
     now = clock.now()
     frequent = {n for n, j in get_schedule().jobs.items() if j.trigger == "interval"}
     for t, name in due_between(now, now + timedelta(days=days)):
@@ -43,12 +45,7 @@ def show(days: int, show_all: bool) -> None:
 @click.argument("job")
 def run(job: str) -> None:
     """Run JOB's task now, in this process (idempotent: a job already done for its period does nothing new)."""
-    from scheduler.config import get_schedule
-    from scheduler.tasks import run_job
-
     if job not in get_schedule().jobs:
-        from handlers.clocks import calendar
-
         if job in calendar.policies():  # O12-O19 are clocks: the engine's check fires them when due
             raise click.UsageError(f"{job!r} is a calendar obligation (handlers/data/calendar_clocks.yaml), "
                                    f"fired by the clock engine when due: `guanjia schedule run deadlines`")
@@ -60,8 +57,5 @@ def run(job: str) -> None:
 @click.argument("campaign_id", type=int)
 def campaign(campaign_id: int) -> None:
     """A campaign's state and deliveries."""
-    from scheduler.campaigns import campaign_status
-    from store.db import session_scope
-
     with session_scope() as s:
         click.echo(json.dumps(campaign_status(s, campaign_id), ensure_ascii=False))

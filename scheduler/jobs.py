@@ -11,8 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.queues import get_queue
 from ground import clock
-from scheduler.config import get_schedule
-from scheduler.timing import slot_key
+from handlers.schedule.config import get_schedule
+from handlers.schedule.timing import slot_key
+from scheduler.tasks import task_function
+from store.db import retry_busy, session_scope
+from store.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +29,6 @@ CLAIM_BUSY_BUDGET_S = float(os.environ.get("GUANJIA_SCHEDULER_CLAIM_BUDGET_S", "
 def claim_slot(name: str, slot: str) -> bool:
     """Record the run; False when this job already ran in this slot (another
     process, a previous leader, a misfire catch-up)."""
-    from store.db import retry_busy, session_scope
-    from store.models import JobRun
-
     def once() -> bool:
         try:
             with session_scope() as s:
@@ -48,7 +48,6 @@ def fire(name: str) -> str:
         log.warning("job %s is no longer in schedule.yaml; ignored", name)
         return "unknown"
     if spec.queue == "inline":  # light and self-deduplicating (the sweeper)
-        from scheduler.tasks import task_function
 
         task_function(spec.task)()
         return "inline"

@@ -25,9 +25,16 @@ import threading
 import time
 from datetime import timedelta
 
+from bot import heartbeat, ports
+from bot.logs import setup_logging
 from bot.queues import get_redis
 from ground.clock import CST
 from ground.config import get_settings
+from handlers.clocks import calendar
+from handlers.schedule.config import get_schedule
+from scheduler.leader import LeaderLock
+from scheduler.tasks import check_tasks
+from store.db import get_engine, make_engine
 
 log = logging.getLogger(__name__)
 _EPS = timedelta(microseconds=1)
@@ -94,12 +101,8 @@ def _jobstore_engine(busy_timeout_s: float):
     """The job store's own engine: its statements wait only briefly for a lock, so a
     locked database makes a round fail fast (logged, retried) instead of stalling
     the loop past the lock's TTL."""
-    from store.db import make_engine
-
     url = get_settings().database_url
     if not url.startswith("sqlite"):
-        from store.db import get_engine
-
         return get_engine()
     key = (url, busy_timeout_s)
     if key not in _jobstore_engines:
@@ -111,8 +114,6 @@ def build_scheduler(engine=None, on_round=None, cfg: dict | None = None):
     """A BackgroundScheduler on the database job store, with schedule.yaml's jobs."""
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
-    from scheduler.config import get_schedule
 
     cfg = cfg or _settings()
     sched = _make_scheduler_class()(
@@ -165,10 +166,6 @@ class SchedulerProcess:
     """Follower until it gets the lock; leader while its scheduler loop keeps the lock."""
 
     def __init__(self) -> None:
-        from scheduler.config import get_schedule
-        from scheduler.leader import LeaderLock
-        from scheduler.tasks import check_tasks
-
         check_tasks(get_schedule())  # a job naming no task stops the start, not its first run
         self.cfg = _settings()
         self.lock = LeaderLock(get_redis(), ttl_s=self.cfg["ttl_s"])
@@ -178,8 +175,6 @@ class SchedulerProcess:
 
     def _on_round(self, error: str | None) -> None:
         """Called by the scheduler's loop after each round: renew the lock, beat."""
-        from bot import heartbeat
-
         try:
             self.lock_held = self.lock.renew()
         except Exception as exc:  # Redis down: no proof of leadership
@@ -249,9 +244,6 @@ class SchedulerProcess:
 
 
 def run_scheduler() -> None:
-    from bot import ports
-    from bot.logs import setup_logging
-
     setup_logging()
     ports.install()
     # APScheduler logs every run at INFO (the sweeper every 5 s): too chatty.
@@ -274,9 +266,6 @@ def due_between(start, end, names: list[str] | None = None) -> list[tuple]:
     the tests (with a frozen clock) and handy to check a schedule change."""
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
-
-    from handlers.clocks import calendar
-    from scheduler.config import get_schedule
 
     out = list(calendar.due_between(start, end, names))
     for name, spec in get_schedule().jobs.items():

@@ -4,7 +4,7 @@ only enqueues one of these (queue "scheduled", or "bulk" for campaigns).
 Each task takes plain values, reads "now" from ground.clock and is safe to run
 twice: campaigns run in leased chunks, pushes carry dedup keys. The calendar
 obligations (O12-O19) are not tasks: the clock engine fires them
-(scheduler/obligations.py).
+(handlers/obligations.py).
 """
 from __future__ import annotations
 
@@ -14,44 +14,25 @@ from typing import Callable
 from sqlalchemy import select
 
 from bot.queues import get_redis
-from ground import clock, keys
-from scheduler.campaigns import due_campaigns, enqueue_campaign, recover_orphans, run_chunk, track_group_msgs
-from scheduler.config import Schedule, ScheduleError, capability_jobs, get_schedule
+from ground import clock
+# run_campaign: rq jobs queued before campaigns moved to bot/ name scheduler.tasks.run_campaign.
+from bot.campaigns import due_campaigns, enqueue_campaign, recover_orphans, run_campaign, track_group_msgs  # noqa: F401
+from handlers.schedule.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from store.db import session_scope
 from store.models import Campaign
+from bot.outbound import outbox
+from bot.sweeper import sweep as do_sweep
+from handlers.capability import resolve
+from handlers.message import Outcome, Push
 
 log = logging.getLogger(__name__)
 
 
 def _queue(ids: list[int]) -> None:
-    from bot.outbound import outbox
-
     outbox.queue_send([i for i in ids if i])
 
 
 # --- campaigns --------------------------------------------------------------------------
-
-def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
-    """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
-    import time
-
-    r = get_redis()
-    lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
-    deadline = time.monotonic() + 2 * lease_s + 1
-    while True:
-        res = run_chunk(campaign_id, shard=shard, shards=shards)
-        if res.get("state") != "busy":
-            break
-        # Another runner holds this shard, alive or dead: a dead one's lease
-        # lapses within lease_seconds, then this job carries on in its place.
-        if time.monotonic() > deadline:
-            return res  # a live runner: it keeps the "queued" marker alive itself
-        time.sleep(min(1.0, lease_s / 3))
-    r.delete(keys.campaign_queued(campaign_id, shard))
-    if res.get("more"):
-        enqueue_campaign(campaign_id, shard=shard)
-    return res
-
 
 def pump_campaigns() -> list[int]:
     """Queue every campaign that is due and allowed at this hour."""
@@ -73,10 +54,6 @@ def pump_campaigns() -> list[int]:
 
 def run_capability_job(name: str) -> dict:
     """Run a capability's periodic function and send what it returns."""
-    from bot.outbound import outbox
-    from handlers.capability import resolve
-    from handlers.message import Outcome, Push
-
     job = capability_jobs()[name]
     fn = resolve(job.fn)
     if not job.session:  # manages its own sessions (the archive poll)
@@ -92,15 +69,13 @@ def run_capability_job(name: str) -> dict:
 
 
 def sweep() -> dict:
-    from bot.sweeper import sweep as do_sweep
-
     return do_sweep()
 
 
 # The scheduler's own tasks a schedule.yaml job may name; a capability's jobs
 # (Capability.job) are their own tasks, by the job's name.
 # The calendar obligations (O12-O19) are clock policies fired by the engine's `deadlines`
-# job (handlers/data/calendar_clocks.yaml, scheduler/obligations.py), not tasks here.
+# job (handlers/data/calendar_clocks.yaml, handlers/obligations.py), not tasks here.
 JOB_TASKS: dict[str, Callable[[], object]] = {"sweep": sweep, "pump_campaigns": pump_campaigns}
 
 

@@ -195,7 +195,7 @@ def test_a_failing_action_is_tried_again_and_harms_nothing_else(demo, session, m
     """An action that fails (here: the bill's text went missing from schedule.yaml) is
     logged and retried at the next check; the obligations beside it fire all the same."""
     from handlers import clocks
-    from scheduler.config import SCHEDULE_FILE
+    from handlers.schedule.config import SCHEDULE_FILE
     from store.models import Campaign
 
     clocks.check_due(session, T0)

@@ -288,7 +288,7 @@ def _clock_schedule(tmp: Path, due: list) -> Path:
     """The production schedule plus clocks that fall due at `due` (once a day each)."""
     import yaml
 
-    from scheduler.config import SCHEDULE_FILE
+    from handlers.schedule.config import SCHEDULE_FILE
 
     data = yaml.safe_load(SCHEDULE_FILE.read_text(encoding="utf-8"))
     for i, t in enumerate(due):

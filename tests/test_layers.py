@@ -2,13 +2,17 @@
 
 Floors (docs/DEV_NOTES.md, "Floors"): ground -> store -> faq, handlers -> bot -> scheduler.
 Every import counts, also one made inside a function: an import there still ties
-the two modules, it only fails later. Each failure names the file, the line and what
-it imports. Nothing is run: the modules are read with `ast`.
+the two modules, it only fails later. So does a string that names a module of ours
+("scheduler.cli:main", "bot.tasks.send_outbox"): importlib, rq and a "module:attr" path
+import it all the same, so a lower floor may not name a higher one that way either.
+Each failure names the file, the line and what it imports. Nothing is run: the modules
+are read with `ast`.
 Also issue 15's size rule: no function over 80 lines or nesting over 4 blocks.
 """
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": {"ground"},
     "faq": {"ground", "store", "handlers"},
     "handlers": {"ground", "store", "faq"},
-    "bot": {"ground", "store", "faq", "handlers", "scheduler"},
+    "bot": {"ground", "store", "faq", "handlers"},
     "scheduler": {"ground", "store", "faq", "handlers", "bot"},
 }
 
@@ -99,6 +103,55 @@ def test_floors_point_down():
              for imp in IMPORTS
              if _top(imp.target) != _top(imp.source) and _top(imp.target) not in MAY_IMPORT[_top(imp.source)]]
     assert not wrong, "imports that point up a floor:\n  " + "\n  ".join(wrong)
+
+
+# A string literal that is a dotted path into one of our packages, optionally "module:attr".
+MODULE_PATH = re.compile(rf"^({'|'.join(PACKAGES)})(\.[A-Za-z_]\w*)+(:[A-Za-z_][\w.]*)?$")
+
+
+@dataclass(frozen=True)
+class Named:
+    path: Path
+    line: int
+    text: str  # the string, as written
+
+    def __str__(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line} names {self.text!r}"
+
+
+def _names_in(source: str, path: Path) -> list[Named]:
+    """Every string literal of `source` that is a module path of ours (docstrings and
+    prose never match: the whole string must be the path)."""
+    return [Named(path, node.lineno, node.value) for node in ast.walk(ast.parse(source, str(path)))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_PATH.match(node.value)]
+
+
+def _upward_names(top: str, names: list[Named]) -> list[str]:
+    return [f"{n}  ({top}/ may name only: {', '.join(sorted(MAY_IMPORT[top])) or 'nothing of ours'})"
+            for n in names if _top(n.text) != top and _top(n.text) not in MAY_IMPORT[top]]
+
+
+def test_floors_point_down_in_strings_too():
+    """No module of a lower floor names a higher floor's module in a string literal
+    ("scheduler.x", "bot.x:attr"): that is an import by another name. The floor above
+    registers itself instead (pyproject's `guanjia.commands`, bot/web.py::CAPABILITY_PAGES)."""
+    wrong = []
+    for module, (path, _) in MODULES.items():
+        wrong += _upward_names(_top(module), _names_in(path.read_text(encoding="utf-8"), path))
+    assert not wrong, "strings that name a module a floor up:\n  " + "\n  ".join(wrong)
+
+
+def test_the_string_check_has_teeth():
+    """A planted reference is caught, naming file and line; prose mentioning a module is not."""
+    path = ROOT / "handlers" / "planted.py"
+    source = ('"""Docs may say scheduler.cli:main in prose."""\n'
+              'TASK = "bot.tasks.send_outbox"\n'
+              'CLI = ("scheduler.cli:schedule_cli",)\n'
+              'OK = "store.models:Owner"\n')
+    assert _upward_names("handlers", _names_in(source, path)) == [
+        "handlers/planted.py:2 names 'bot.tasks.send_outbox'  (handlers/ may name only: faq, ground, store)",
+        "handlers/planted.py:3 names 'scheduler.cli:schedule_cli'  (handlers/ may name only: faq, ground, store)"]
+    assert _upward_names("bot", _names_in('X = "scheduler.x"\n', ROOT / "bot" / "x.py"))
 
 
 def _package_edges() -> dict[tuple[str, str], list[Import]]:
@@ -252,7 +305,7 @@ def test_no_registration_is_duplicated(env):
     from bot import cli
     from bot.web import create_app
     from handlers.capability import unique
-    from scheduler.config import load_schedule
+    from handlers.schedule.config import load_schedule
 
     caps = handlers.load_capabilities()
     assert len({c.name for c in caps}) == len(caps)

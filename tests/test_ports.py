@@ -27,7 +27,7 @@ def test_the_edge_installs_every_port(bare):
 
     edge.install()
     assert set(ports.installed()) == set(ports.PORTS)
-    assert ports.campaigns().create_announcement  # the scheduler's campaigns, by name
+    assert ports.campaigns().create_announcement  # bot/campaigns.py
 
 
 def test_the_clients_errors_are_the_ports_errors():

@@ -18,7 +18,7 @@ def test_every_rule_file_of_the_project_is_valid():
     assert problems() == []
     names = {rf.name for rf in rules.rule_files()}
     for f in ("handlers/data/tiers.yaml", "handlers/data/clocks.yaml", "handlers/groups/data/moderation.yaml",
-              "scheduler/schedule.yaml", "handlers/data/display_labels.yaml"):
+              "handlers/schedule/schedule.yaml", "handlers/data/display_labels.yaml"):
         assert f in names
 
 
@@ -62,7 +62,7 @@ def test_old_error_names_are_the_one_type():
     from handlers.membership.rules import RulesError
     from handlers.tickets.policy import PolicyError
     from handlers.understanding import LexiconError
-    from scheduler.config import ScheduleError
+    from handlers.schedule.config import ScheduleError
 
     assert {LabelsError, KBError, ModerationDataError, RulesError, PolicyError, LexiconError, ScheduleError} \
         == {rules.RulesError}

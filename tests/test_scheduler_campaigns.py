@@ -12,13 +12,13 @@ from ground.clock import CST
 
 
 def _run(cid: int) -> dict:
-    from scheduler.campaigns import run_chunk
+    from bot.campaigns import run_chunk
 
     return run_chunk(cid, max_seconds=20)
 
 
 def _announce(text, target, at=None, emergency=None):
-    from scheduler.campaigns import create_announcement
+    from bot.campaigns import create_announcement
     from store.db import session_scope
 
     with session_scope() as s:
@@ -60,7 +60,7 @@ def test_channel_planning_per_recipient(demo, outbound_env, fake_platform, froze
 
 
 def test_quiet_hours_marks_and_emergencies(demo, outbound_env, fake_platform, frozen_clock):
-    from scheduler.campaigns import campaign_status, due_campaigns
+    from bot.campaigns import campaign_status, due_campaigns
     from store.db import session_scope
 
     frozen_clock.set(datetime(2026, 9, 15, 22, 0, tzinfo=CST))
@@ -83,7 +83,7 @@ def test_quiet_hours_marks_and_emergencies(demo, outbound_env, fake_platform, fr
 
 
 def test_scheduled_announcement_can_be_cancelled_until_sent(demo, outbound_env, fake_platform, frozen_clock):
-    from scheduler.campaigns import CampaignError, cancel_announcement
+    from bot.campaigns import CampaignError, cancel_announcement
     from store.db import session_scope
     from store.models import AuditLog
 
@@ -138,7 +138,7 @@ def test_group_bulk_send_cap_per_month(demo, outbound_env, fake_platform, frozen
 def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
     from handlers.dispatch import handle
     from handlers.message import Context, Message
-    from scheduler import survey as sv
+    from handlers import owner_survey as sv
     from store.db import session_scope
     from tests.obligations import fire_at
 
@@ -166,7 +166,7 @@ def test_survey_answers_in_chat_aggregated(demo, frozen_clock):
 
 def test_monthly_bill_is_personal_and_announcements_start_on_commit(demo, outbound_env, fake_platform, frozen_clock):
     from bot.queues import get_queue
-    from scheduler.campaigns import run_chunk
+    from bot.campaigns import run_chunk
     from tests.obligations import fire_at
 
     cid = fire_at(frozen_clock, datetime(2026, 10, 1, 9, 17, tzinfo=CST), "bills")["campaign"]
@@ -189,7 +189,7 @@ def test_window_closed_overnight_turns_text_into_template(demo, outbound_env, fa
     with session_scope() as s:  # 王建国 wrote 47 h ago: inside the window now, not tomorrow morning
         s.scalar(select(Owner).where(Owner.openid == "o_wang")).last_inbound_at = frozen_clock.now() - timedelta(hours=47)
     cid = _announce("明早8点起小区主干道绿化修剪，请注意绕行。", {"owners": [1]})
-    from scheduler.campaigns import plan
+    from bot.campaigns import plan
     from store.models import Campaign
     with session_scope() as s:
         plan(s, s.get(Campaign, cid))
@@ -204,7 +204,7 @@ def test_a_word_suggests_urgency_but_only_the_tick_makes_an_emergency(demo, outb
                                                                      frozen_clock):
     """Issue 14: a planned 停水 notice not ticked 紧急 went to every owner at 01:59.
     Now it waits out the quiet hours and goes in the morning; ticked, it goes at once."""
-    from scheduler.campaigns import campaign_status, due_campaigns, urgency_hint
+    from bot.campaigns import campaign_status, due_campaigns, urgency_hint
     from store.db import session_scope
 
     text = "明天上午9点至12点1栋停水检修，请提前储水。"
@@ -234,7 +234,7 @@ def test_a_word_suggests_urgency_but_only_the_tick_makes_an_emergency(demo, outb
 def test_failed_deliveries_say_why_and_can_be_retried(demo, outbound_env, fake_platform, frozen_clock):
     """Issue 14: "已完成 0/12 · 失败 12" with no reason. The platform's error is kept in
     words per delivery, the status groups them, and a retry sends the failed ones again."""
-    from scheduler.campaigns import campaign_status, describe_error, retry_failed
+    from bot.campaigns import campaign_status, describe_error, retry_failed
     from store.db import session_scope
     from store.models import AuditLog, Delivery
 
@@ -265,7 +265,7 @@ def test_failed_deliveries_say_why_and_can_be_retried(demo, outbound_env, fake_p
 
 
 def test_audience_and_count_before_sending(demo):
-    from scheduler.campaigns import CampaignError, audience
+    from bot.campaigns import CampaignError, audience
     from store.db import session_scope
     from store.models import Owner
     from sqlalchemy import func
@@ -287,7 +287,7 @@ def test_group_notice_is_a_bulk_send_the_owner_confirms_tracked_until_sent(demo,
     against the per-group monthly limit; the ready-to-send task is the fall-back."""
     import requests
 
-    from scheduler.campaigns import campaign_status, track_group_msgs
+    from bot.campaigns import campaign_status, track_group_msgs
     from store.db import session_scope
     from store.models import Delivery, GroupBulkSend
 

@@ -61,7 +61,7 @@ def test_audience_and_count_are_confirmed_before_anything_is_sent(api, frozen_cl
 
 
 def test_the_list_says_why_deliveries_failed_and_offers_a_retry(api, outbound_env, fake_platform, frozen_clock):
-    from scheduler.campaigns import create_announcement, run_chunk
+    from bot.campaigns import create_announcement, run_chunk
     from store.db import session_scope
 
     frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))
@@ -93,7 +93,7 @@ def test_api_previews_the_audience_and_reports_failures(api, outbound_env, fake_
     fake_platform.fault("/cgi-bin/message/template/send", errcode=43004, times=1)
     r = api.post("/announcements", role="supervisor", json={"text": "周六亲子活动", "target": {"buildings": ["1栋"]}})
     assert r.status_code == 201 and r.json["emergency"] is False
-    from scheduler.campaigns import run_chunk
+    from bot.campaigns import run_chunk
 
     aid = r.json["id"]
     run_chunk(aid, max_seconds=20)
@@ -104,7 +104,7 @@ def test_api_previews_the_audience_and_reports_failures(api, outbound_env, fake_
 
 
 def test_the_list_shows_group_notices_waiting_for_the_owners_tap(api, outbound_env, fake_platform, frozen_clock):
-    from scheduler.campaigns import create_announcement, run_chunk
+    from bot.campaigns import create_announcement, run_chunk
     from store.db import session_scope
 
     frozen_clock.set(datetime(2026, 9, 15, 10, 10, tzinfo=CST))

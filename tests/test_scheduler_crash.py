@@ -32,7 +32,7 @@ NOW = "2026-09-15T10:10:00+08:00"
 
 
 def _schedule_file(tmp: Path, shards: int) -> Path:
-    from scheduler.config import SCHEDULE_FILE
+    from handlers.schedule.config import SCHEDULE_FILE
 
     text = SCHEDULE_FILE.read_text(encoding="utf-8")
     text = text.replace("  lease_seconds: 10 ", "  lease_seconds: 3 ").replace("  shards: 1 ", f"  shards: {shards} ")
@@ -70,8 +70,8 @@ def max_in_window(times: list[float], window: float) -> int:
 def _crash_run(monkeypatch, tmp_path, fake_platform, n: int, per_window: int, shards: int, sig: int) -> dict:
     from ground import clock
     from ground.config import reset_settings
-    from scheduler.config import reset_schedule
-    from scheduler.campaigns import create_announcement
+    from handlers.schedule.config import reset_schedule
+    from bot.campaigns import create_announcement
     from scheduler.tasks import enqueue_campaign, pump_campaigns
     from store.db import session_scope
     from store.models import Campaign, Delivery, Owner

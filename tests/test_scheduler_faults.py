@@ -33,7 +33,7 @@ def fast_scheduler(env, tmp_path, monkeypatch):
     """Short lock/renew/poll settings and a schedule file the test writes."""
     if not env["database_url"].startswith("sqlite"):
         pytest.skip("holds a SQLite file lock")
-    from scheduler.config import SCHEDULE_FILE, reset_schedule
+    from handlers.schedule.config import SCHEDULE_FILE, reset_schedule
 
     monkeypatch.setenv("GUANJIA_SCHEDULER_LOCK_TTL_S", "3")
     monkeypatch.setenv("GUANJIA_SCHEDULER_RENEW_S", "0.5")

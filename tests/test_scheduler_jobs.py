@@ -60,7 +60,7 @@ def _outbox(source_prefix: str):
 
 
 def test_schedule_yaml_validates_and_names_errors(tmp_path):
-    from scheduler.config import ScheduleError, load_schedule, SCHEDULE_FILE
+    from handlers.schedule.config import ScheduleError, load_schedule, SCHEDULE_FILE
     from scheduler.tasks import check_tasks
 
     from handlers.clocks import calendar
@@ -89,7 +89,7 @@ def test_periodic_jobs_fire_on_their_days_only():
     assert got == [("2026-09-01 09:17", "bills"), ("2026-09-20 10:20", "survey"), ("2026-10-01 09:17", "bills"),
                    ("2026-10-05 09:40", "census"), ("2026-11-01 09:17", "bills"), ("2026-11-10 10:25", "forum"),
                    ("2026-12-01 09:17", "bills"), ("2026-12-20 10:20", "survey")]
-    from scheduler.timing import in_quiet_hours
+    from handlers.schedule.timing import in_quiet_hours
     # Nothing owner-facing is scheduled in quiet hours.
     every = due_between(datetime(2026, 9, 1, tzinfo=CST), datetime(2026, 9, 3, tzinfo=CST),
                         ["arrears", "warranty", "bills", "greetings", "birthdays", "survey", "forum"])
@@ -199,7 +199,7 @@ def test_job_runs_once_per_slot(env, frozen_clock, monkeypatch):
 def test_the_capabilities_jobs_are_scheduled_and_run(demo, frozen_clock):
     """Each capability's periodic jobs (Capability.job) join schedule.yaml's and run."""
     from scheduler import tasks
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
 
     jobs = get_schedule().jobs
     owners = {"deadlines": "clocks", "ticket_surveys": "tickets", "memberships": "membership",
@@ -214,7 +214,7 @@ def test_a_job_name_is_one_job(env, tmp_path, monkeypatch):
     """schedule.yaml may not reuse a capability's job name: the error names both."""
     import pytest
 
-    from scheduler.config import SCHEDULE_FILE, ScheduleError, load_schedule
+    from handlers.schedule.config import SCHEDULE_FILE, ScheduleError, load_schedule
 
     text = SCHEDULE_FILE.read_text(encoding="utf-8").replace(
         "jobs:\n", "jobs:\n  ticket_surveys: {trigger: interval, minutes: 5, task: sweep}\n", 1)
@@ -233,7 +233,7 @@ def test_a_new_leader_keeps_a_missed_run(env):
     must run it on start (misfire), not reschedule it to next month."""
     from datetime import timezone
 
-    from scheduler.config import get_schedule
+    from handlers.schedule.config import get_schedule
     from scheduler.main import build_scheduler, sync_jobs
     from store.db import get_engine
 

@@ -50,7 +50,7 @@ class Proc:
 
 
 def test_one_leader_jobs_once_and_hand_over(env, tmp_path):
-    from scheduler.config import SCHEDULE_FILE
+    from handlers.schedule.config import SCHEDULE_FILE
     from store.db import session_scope
     from store.models import JobRun
 

@@ -7,9 +7,11 @@ from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ground.clock import CST
 from bot.console.auth import Principal, from_bearer
 from bot.console.queries import iso, row_dict, where_given  # noqa: F401  (the routes take them from here)
+from ground.clock import CST
+from handlers.registry import DuplicateRegistration
+from store.db import session_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -62,8 +64,6 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from store.db import session_scope
-
             with session_scope() as s:
                 g.db = s
                 who = from_bearer(s, request.headers.get("Authorization"),
@@ -100,7 +100,6 @@ def api_route(rule: str, methods: list[str], role: str, summary: str, *,
         for m in methods:
             old = _ROUTE_OWNERS.setdefault((rule, m), who)
             if old != who:  # Flask would keep the first quietly
-                from handlers.registry import DuplicateRegistration
 
                 raise DuplicateRegistration("API route", f"{m} {rule}", old, who)
             PATHS.setdefault(_openapi_path(rule), {})[m.lower()] = op

@@ -5,12 +5,18 @@ from __future__ import annotations
 from flask import g, jsonify
 from sqlalchemy import select
 
-from ground import clock
+from bot import campaigns
 from bot.api.common import (ApiError, api_route, body_json, iso, page_args, principal, query_args,
                             req_date, req_datetime, req_int, req_str, row_dict, where_given)
-from bot.console import queries as Q
+from bot.console import kb_queries, queries as Q
 from bot.console.auth import audit, event_actor
+from bot.console.group_queries import strikes
+from bot.console.satisfaction import results
+from ground import clock
+from handlers import privacy, scope
+from handlers.groups import ladder
 from handlers.membership.rules import tier_names
+from handlers.tickets.policy import roster as load
 from store.models import (Booking, Campaign, FaqMiss, MemberApplication, ModerationCase, Owner, Staff,
                           Ticket)
 
@@ -48,8 +54,6 @@ def tickets_list():
 
 
 def _ticket_or_404(ticket_id: int):
-    from handlers import scope
-
     t = g.db.get(Ticket, ticket_id)
     if t is None or not scope.can_see_ticket(Q.viewer(), t):  # outside one's scope reads as missing
         raise ApiError(404, f"no ticket T{ticket_id}", "ticket_id")
@@ -58,8 +62,6 @@ def _ticket_or_404(ticket_id: int):
 
 @api_route("/tickets/<int:ticket_id>", ["GET"], "staff", "One ticket: its fields, every clock and its full story (events)")
 def ticket_detail(ticket_id: int):
-    from handlers import privacy
-
     t = _ticket_or_404(ticket_id)
     d = Q.ticket_dict(t, Q.clock_views(g.db, [t.id], clock.now(), active_only=False)[t.id], Q.viewer())
     d["events"] = [{"at": iso(e.at), "actor": e.actor, "action": e.action,
@@ -71,8 +73,6 @@ def ticket_detail(ticket_id: int):
            "The ticket's contact number in full (staff views show it masked); the department's "
            "supervisor or a manager; every reveal is written to the audit log")
 def ticket_contact(ticket_id: int):
-    from handlers import privacy
-
     t = _ticket_or_404(ticket_id)
     if not privacy.may_reveal(Q.viewer(), t):
         audit(g.db, principal(), "phone.reveal_refused", f"ticket:{t.id}")
@@ -120,7 +120,6 @@ def bookings_list():
     service = req_str(q, "service", required=False, max_len=32)
     day = req_date(q, "day", required=False)
     limit, offset = page_args()
-    from handlers import scope
 
     # A building's staff see its owners' bookings (handlers/scope.py), managers all.
     stmt = scope.scoped_by_owner(select(Booking).order_by(Booking.start_at.desc(), Booking.id.desc()),
@@ -138,7 +137,6 @@ def bookings_list():
            query={"state": "string: pending/approved/rejected"})
 def applications_list():
     state = req_str(query_args(), "state", required=False, choices=("pending", "approved", "rejected"))
-    from handlers import scope
 
     stmt = scope.scoped_by_owner(select(MemberApplication).order_by(MemberApplication.id.desc()), MemberApplication.owner_id, Q.viewer())
     if state:
@@ -150,7 +148,6 @@ def applications_list():
 
 def _decision_target(model_name: str, obj_id: int, field: str):
     row = g.db.get({"Booking": Booking, "MemberApplication": MemberApplication}[model_name], obj_id)
-    from handlers import scope
 
     M = {"Booking": Booking, "MemberApplication": MemberApplication}[model_name]
     clause = scope.of_visible_owners(M.owner_id, Q.viewer())
@@ -194,8 +191,6 @@ def application_review(application_id: int):
 
 @api_route("/roster", ["GET"], "staff", "The duty roster: who is asked first per team and building, heads, escalation")
 def roster():
-    from handlers.tickets.policy import roster as load
-
     r = load()
     names = {s.userid: s.name for s in g.db.scalars(select(Staff))}
     teams = {}
@@ -207,14 +202,6 @@ def roster():
 
 
 # --- announcements -----------------------------------------------------------------------------------
-
-def _campaigns():
-    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
-    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
-    import importlib
-
-    return importlib.import_module("scheduler.campaigns")
-
 
 TARGET_HELP = ('object: {"everyone": true} | {"buildings": ["1栋"]} | {"tiers": ["金卡"]} | '
                '{"groups": [chat_id] or "all"} | {"owners": [id]} | {"staff": [userid]}')
@@ -273,7 +260,6 @@ def validate_target(data: dict) -> dict:
                  "send_at": "string: ISO date-time; omitted = now", "emergency": "boolean: send at once through quiet hours"},
            required=["text", "target"])
 def announcements_create():
-    mod = _campaigns()
     data = body_json()
     text = req_str(data, "text", max_len=2000)
     target = validate_target(data)
@@ -284,20 +270,20 @@ def announcements_create():
     if send_at is not None and send_at < clock.now():
         raise ApiError(400, "send_at is in the past", "send_at")
     try:
-        camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=emergency,
+        camp = campaigns.create_announcement(g.db, text, target, at=send_at, emergency=emergency,
                                        created_by=principal().actor)
-    except mod.CampaignError as exc:
+    except campaigns.CampaignError as exc:
         raise ApiError(400, str(exc), "target" if "target" in str(exc) else "text") from None
     # create_announcement writes the audit row itself (actor = created_by).
     return jsonify(announcement_dict(camp, {})), 201
 
 
-def _announcement_or_404(campaign_id: int):
-    """(the campaigns module, the announcement); 404 when there is no such announcement."""
+def _announcement_or_404(campaign_id: int) -> Campaign:
+    """The announcement; 404 when there is no such announcement."""
     camp = g.db.get(Campaign, campaign_id)
     if camp is None or camp.kind != "announcement":
         raise ApiError(404, f"no announcement {campaign_id}", "announcement_id")
-    return _campaigns(), camp
+    return camp
 
 
 def _announcement_json(camp, **extra):
@@ -309,29 +295,28 @@ def _announcement_json(camp, **extra):
            "Who an announcement would reach, before sending: the audience in words and its count",
            body={"target": TARGET_HELP}, required=["target"])
 def announcements_preview():
-    mod = _campaigns()
     target = validate_target(body_json())
     try:
-        return jsonify(mod.audience(g.db, target))
-    except mod.CampaignError as exc:
+        return jsonify(campaigns.audience(g.db, target))
+    except campaigns.CampaignError as exc:
         raise ApiError(400, str(exc), "target") from None
 
 
 @api_route("/announcements/<int:announcement_id>", ["GET"], "staff",
            "One announcement with delivery progress and why deliveries failed (in words)")
 def announcement_detail(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
-    failures = dict(mod.failure_reasons(g.db, [camp.id])[camp.id]) if hasattr(mod, "failure_reasons") else {}
+    camp = _announcement_or_404(announcement_id)
+    failures = dict(campaigns.failure_reasons(g.db, [camp.id])[camp.id])
     return _announcement_json(camp, failures=failures)
 
 
 @api_route("/announcements/<int:announcement_id>/retry", ["POST"], "supervisor",
            "Send an announcement's failed deliveries again")
 def announcement_retry(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
+    camp = _announcement_or_404(announcement_id)
     try:
-        n = mod.retry_failed(g.db, camp.id, retried_by=principal().actor)
-    except mod.CampaignError as exc:
+        n = campaigns.retry_failed(g.db, camp.id, retried_by=principal().actor)
+    except campaigns.CampaignError as exc:
         raise ApiError(409, str(exc), "announcement_id") from None
     return _announcement_json(camp, retried=n)
 
@@ -339,8 +324,8 @@ def announcement_retry(announcement_id: int):
 @api_route("/announcements/<int:announcement_id>/cancel", ["POST"], "supervisor",
            "Cancel whatever of an announcement has not gone out yet")
 def announcement_cancel(announcement_id: int):
-    mod, camp = _announcement_or_404(announcement_id)
-    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
+    camp = _announcement_or_404(announcement_id)
+    res = campaigns.cancel_announcement(g.db, camp.id, cancelled_by=principal().actor)
     if not res.get("cancelled"):
         raise ApiError(409, f"announcement {camp.id} is already {res.get('state')}", "announcement_id")
     return _announcement_json(camp, result=res)
@@ -353,8 +338,6 @@ def announcement_cancel(announcement_id: int):
            query={"source": "string: survey (quarterly survey answers) or tickets (post-ticket ratings)",
                   "by": "string: building/tier/category/none", "survey": "string: survey name (default satisfaction)"})
 def surveys_results():
-    from bot.console.satisfaction import results
-
     q = query_args()
     source = req_str(q, "source", required=False, choices=("survey", "tickets")) or "survey"
     by = req_str(q, "by", required=False, choices=("building", "tier", "category", "none")) or "none"
@@ -371,8 +354,6 @@ def surveys_results():
            query={"group": "string: group chat_id", "member": "string: member external_userid",
                   "status": "string: open/done/reversed/lifted", "limit": "integer: page size (1-500)"})
 def strikes_list():
-    from bot.console.group_queries import strikes
-
     q = query_args()
     group = req_str(q, "group", required=False, max_len=64)
     member = req_str(q, "member", required=False, max_len=64)
@@ -385,8 +366,6 @@ def strikes_list():
 # --- FAQ ------------------------------------------------------------------------------------------
 
 def _kb():
-    from bot.console import kb_queries
-
     return kb_queries
 
 
@@ -465,11 +444,9 @@ def strike_decide(case_id: int):
     data = body_json()
     decision = req_str(data, "decision", choices=("done", "fp"))
     case = g.db.get(ModerationCase, case_id)
-    from handlers import scope
 
     if case is None or not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # outside one's scope: missing
         raise ApiError(404, f"no moderation case {case_id}", "case_id")
-    from handlers.groups import ladder
 
     status = ladder.decide(g.db, clock.now(), case, decision, event_actor(g.db, principal()))
     if status.startswith("already"):

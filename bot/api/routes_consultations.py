@@ -3,22 +3,20 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from ground import clock
 from bot.api.common import ApiError, api_route, body_json, principal, query_args, req_str
 from bot.console.auth import event_actor
+from bot.console.queries import deliver, viewer
+from ground import clock
+from handlers import privacy, scope
+from handlers.consultations import core
 
 
 def _core():
-    from handlers.consultations import core
-
     return core
 
 
 def _case_or_404(case_id: int):
     """The case; 404 when missing or outside the caller's scope (handlers/scope.py)."""
-    from bot.console.queries import viewer
-    from handlers import scope
-
     c = _core().get_case(g.db, case_id)
     if c is None or not scope.can_see_consultation(g.db, viewer(), c):
         raise ApiError(404, f"no consultation C{case_id}", "case_id")
@@ -27,9 +25,6 @@ def _case_or_404(case_id: int):
 
 def _shown(d: dict) -> dict:
     """Owners' words with numbers masked unless the caller sees them in full (handlers/privacy.py)."""
-    from bot.console.queries import viewer
-    from handlers import privacy
-
     v = viewer()
     for key in ("title", "question"):
         d[key] = privacy.for_viewer(v, d.get(key))
@@ -39,8 +34,6 @@ def _shown(d: dict) -> dict:
 
 
 def _result(res, case_id: int):
-    from bot.console.queries import deliver
-
     if not res.ok:
         raise ApiError(409, res.message)
     now = clock.now()
@@ -55,7 +48,6 @@ def consultations_list():
                     choices=("open", "waiting", "answered", "closed", "all")) or "open"
     now = clock.now()
     core = _core()
-    from bot.console.queries import viewer
 
     return jsonify({"consultations": [_shown(core.as_dict(g.db, c, now, with_entries=False))
                                       for c in core.listing(g.db, state, viewer=viewer())]})

@@ -8,6 +8,8 @@ from sqlalchemy import select
 from bot.api.common import (PATHS, ApiError, api_route, body_json, bp, iso, page_args, principal, query_args,
                             req_str, row_dict)
 from bot.console.auth import audit, create_user, issue_token
+from bot.console.owner_import import run_import
+from bot.console.queries import viewer
 from handlers import scope
 from handlers.membership.rules import tier_names
 from store.models import AuditLog, ConsoleUser, Group, GroupMember, Home, Owner, Staff
@@ -97,8 +99,6 @@ def owner_detail(owner_id: int):
            query={"dry_run": "string: 1 (default) checks only, 0 imports when clean"},
            body={"file": "string: the CSV/XLSX upload"}, required=["file"], body_type="multipart/form-data")
 def owners_import():
-    from bot.console.owner_import import run_import
-
     up = request.files.get("file")
     if up is None:
         raise ApiError(400, "upload the CSV or Excel file as multipart field 'file'", "file")
@@ -133,9 +133,6 @@ def staff_list():
            query={"kind": "string: vip/building/staff"})
 def groups_list():
     kind = req_str(query_args(), "kind", required=False, choices=("vip", "building", "staff"))
-    from bot.console.queries import viewer
-    from handlers import scope
-
     stmt = select(Group).order_by(Group.id)
     clause = scope.group_clause(viewer())
     if clause is not None:

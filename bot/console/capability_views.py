@@ -11,31 +11,30 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ground import clock
-from bot.console import bp, queries as Q
-from bot.console.auth import audit
+from bot import campaigns
+from bot.console import bp, group_queries, kb_queries, labels, queries as Q
+from bot.console.auth import audit, event_actor
 from bot.console.queries import Item
+from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
 from bot.console.views import page
+from ground import clock
+from handlers import scope
+from handlers.groups import ladder
 from handlers.membership.rules import tier_names
-from store.models import Booking, Campaign, GroupSuggestion, MemberApplication, ModerationCase, Ticket
+from handlers.privacy import for_viewer
+from store.models import (Booking, Building, Campaign, Group, GroupSuggestion, MemberApplication, ModerationCase,
+                          Owner, Staff, Ticket)
 
 
 def _cst(dt: datetime | None) -> str:
-    from bot.console import labels
-
     return labels.fmt_time(dt)
 
 
 def unanswered(session: Session, limit: int = 10):
-    from bot.console import kb_queries
-
     return kb_queries.open_misses(session, limit)
 
 
 def pending_bookings(session: Session):
-    from bot.console import labels
-    from handlers import scope
-
     stmt = select(Booking).where(Booking.state.in_(("requested", "approved"))).order_by(Booking.start_at).limit(30)
     rows = list(session.scalars(scope.scoped_by_owner(stmt, Booking.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"booking:{b.id}" for b in rows], clock.now())
@@ -45,8 +44,6 @@ def pending_bookings(session: Session):
 
 
 def pending_applications(session: Session):
-    from handlers import scope
-
     stmt = select(MemberApplication).where(MemberApplication.state == "pending").order_by(MemberApplication.id).limit(30)
     rows = list(session.scalars(scope.scoped_by_owner(stmt, MemberApplication.owner_id, Q.viewer())))
     chips = Q.service_clock_views(session, [f"application:{a.id}" for a in rows], clock.now())
@@ -59,13 +56,11 @@ def my_work(session: Session, staff_id: int | None):
     sidebar): their open tickets and the group replies waiting for them to post."""
     if not staff_id:
         return None
-    from store.models import Staff
 
     me = session.get(Staff, staff_id)
     if me is None:
         return None
     items = []
-    from handlers.privacy import for_viewer
 
     rows = list(session.scalars(select(Ticket).where(Ticket.assignee == me.userid,
                                                      Ticket.state.in_(Q.OPEN_TICKET_STATES))))
@@ -80,8 +75,6 @@ def my_work(session: Session, staff_id: int | None):
 
 
 def moderation_waiting(session: Session):
-    from bot.console import group_queries
-
     return group_queries.moderation_waiting(session, Q.viewer())
 
 
@@ -90,11 +83,9 @@ def waiting_consultations(session: Session, limit: int = 30):
     in the viewer's scope, longest wait first: the question, who holds it, the O1 clock in words."""
     try:
         from handlers.consultations import core
+
     except ImportError:
         return None
-    from handlers.privacy import for_viewer
-    from store.models import Owner
-
     now = clock.now()
     items = []
     for c in core.listing(session, "waiting", limit=limit, viewer=Q.viewer()):
@@ -115,8 +106,6 @@ def waiting_consultations(session: Session, limit: int = 30):
 @bp.get("/satisfaction")
 @page("supervisor")
 def satisfaction():
-    from bot.console.satisfaction import bar_chart, clocks_by_month, line_chart, results
-
     by = request.args.get("by") if request.args.get("by") in ("building", "tier", "category") else "building"
     charts = []
     for source, label in (("survey", "季度满意度调查"), ("tickets", "工单评价")):
@@ -124,8 +113,6 @@ def satisfaction():
             continue  # survey answers are about the community, not a category
         series = results(g.db, source, by)
         if by == "category":
-            from bot.console import labels
-
             series = [{**x, "group": labels.category(x["group"])} for x in series]
         charts.append((label, Markup(line_chart(series, title=label)), series))
     months = clocks_by_month(g.db)
@@ -134,14 +121,6 @@ def satisfaction():
 
 
 # --- Announcements ----------------------------------------------------------------------------------
-
-def _campaigns():
-    # scheduler/ sits above bot/ (it imports the queues and the sender): its campaigns
-    # module is looked up by name here, as on main, so bot/ keeps no import edge up to it.
-    import importlib
-
-    return importlib.import_module("scheduler.campaigns")
-
 
 TARGET_LABELS = {"everyone": "全体业主", "buildings": "楼栋", "tiers": "会员等级", "groups": "业主群"}
 
@@ -156,12 +135,9 @@ def _target_text(target: dict) -> str:
 @bp.get("/announcements")
 @page("supervisor")
 def announcements():
-    mod = _campaigns()
-    from store.models import Building, Group
-
     rows = list(g.db.scalars(select(Campaign).where(Campaign.kind == "announcement").order_by(Campaign.id.desc()).limit(50)))
     prog = Q.delivery_progress(g.db, [c.id for c in rows])
-    reasons = mod.failure_reasons(g.db, [c.id for c in rows]) if hasattr(mod, "failure_reasons") else {}
+    reasons = campaigns.failure_reasons(g.db, [c.id for c in rows])
     buildings = list(g.db.scalars(select(Building).order_by(Building.code)))
     groups = list(g.db.scalars(select(Group).where(Group.kind.in_(("vip", "building"))).order_by(Group.id)))
     return render_template("announcements.html", rows=[(c, prog[c.id], _target_text(c.target)) for c in rows],
@@ -172,7 +148,6 @@ def announcements():
 @bp.post("/announcements")
 @page("supervisor")
 def announcements_create():
-    mod = _campaigns()
     f = request.form
     text = (f.get("text") or "").strip()
     scope = f.get("scope") or "everyone"
@@ -202,24 +177,24 @@ def announcements_create():
     if not errors and f.get("confirmed") != "1":
         # Before anything is sent: who it reaches and how many, to confirm (issue 14).
         try:
-            reach = mod.audience(g.db, target)
-        except mod.CampaignError as exc:
+            reach = campaigns.audience(g.db, target)
+        except campaigns.CampaignError as exc:
             errors.append(str(exc))
         else:
             return render_template("announcement_confirm.html", reach=reach, text=text, form=f,
                                    send_at=_cst(send_at) if send_at else None, emergency=bool(f.get("emergency")),
-                                   hint=mod.urgency_hint(text))
+                                   hint=campaigns.urgency_hint(text))
     if not errors:
         try:
             # Only the 紧急 tick makes an emergency; a word in the text never does (issue 14).
-            camp = mod.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
+            camp = campaigns.create_announcement(g.db, text, target, at=send_at, emergency=bool(f.get("emergency")),
                                            created_by=g.principal.actor)
-        except mod.CampaignError as exc:
+        except campaigns.CampaignError as exc:
             errors.append(str(exc))
         else:
             # create_announcement writes the audit row itself (actor = created_by).
             flash(f"公告 #{camp.id} 已{'安排在 ' + _cst(camp.send_at) + ' 发送' if send_at else '开始发送'}", "ok")
-            hint = getattr(mod, "urgency_hint", lambda _t: None)(text)
+            hint = campaigns.urgency_hint(text)
             if hint and not camp.emergency:
                 flash(f"内容含「{hint}」，但未勾选紧急：按普通公告发送，免打扰时段（21:00-08:00）内不发给业主，"
                       "顺延到早上。如确属紧急，请取消后勾选紧急重新发送。", "info")
@@ -230,25 +205,24 @@ def announcements_create():
 
 
 def _on_announcement(view: Callable) -> Callable:
-    """A view of one announcement (`campaign_id` in the URL) that gets the campaigns module and
-    the announcement; a campaign that is not an announcement is refused, saying so."""
+    """A view of one announcement (`campaign_id` in the URL) that gets the announcement; a campaign that is not an announcement is refused, saying so."""
     @functools.wraps(view)
     def wrapper(campaign_id: int):
         camp = g.db.get(Campaign, campaign_id)
         if camp is None or camp.kind != "announcement":
             flash("没有这条公告", "error")
             return redirect(url_for("console.announcements"))
-        return view(_campaigns(), camp)
+        return view(camp)
     return wrapper
 
 
 @bp.post("/announcements/<int:campaign_id>/retry")
 @page("supervisor")
 @_on_announcement
-def announcement_retry(mod, camp: Campaign):
+def announcement_retry(camp: Campaign):
     try:
-        n = mod.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
-    except mod.CampaignError as exc:
+        n = campaigns.retry_failed(g.db, camp.id, retried_by=g.principal.actor)
+    except campaigns.CampaignError as exc:
         flash(str(exc), "error")
     else:
         flash(f"公告 #{camp.id}：{n} 条失败的消息已重新发送" if n else f"公告 #{camp.id} 没有失败的消息", "ok")
@@ -258,8 +232,8 @@ def announcement_retry(mod, camp: Campaign):
 @bp.post("/announcements/<int:campaign_id>/cancel")
 @page("supervisor")
 @_on_announcement
-def announcement_cancel(mod, camp: Campaign):
-    res = mod.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
+def announcement_cancel(camp: Campaign):
+    res = campaigns.cancel_announcement(g.db, camp.id, cancelled_by=g.principal.actor)
     if res.get("cancelled"):
         flash(f"公告 #{camp.id} 已取消（已发出 {res.get('sent', 0)}，撤回 {res.get('withdrawn', 0)}）", "ok")
     else:
@@ -271,8 +245,6 @@ def announcement_cancel(mod, camp: Campaign):
 
 def _owner_row_visible(M, row_id: int) -> bool:
     """A booking or application that exists and belongs to an owner in the viewer's scope."""
-    from handlers import scope
-
     stmt = select(M.id).where(M.id == row_id)
     return g.db.scalar(scope.scoped_by_owner(stmt, M.owner_id, Q.viewer())) is not None
 
@@ -285,8 +257,6 @@ def _to_today(message: str, category: str):
 def _decided(decide: Callable[[str], str]):
     """Run a decision as the signed-in person (`decide(actor)` returns the sentence to show)
     and go back to Today with that sentence, or with why the decision was refused."""
-    from bot.console.auth import event_actor
-
     try:
         return _to_today(decide(event_actor(g.db, g.principal)), "ok")
     except Q.DecisionError as exc:
@@ -316,16 +286,12 @@ def application_decide(application_id: int, decision: str):
 @page("staff")
 def strike_decide(case_id: int, decision: str):
     """The group's staff admin (or a supervisor) settles a moderation card from the console."""
-    from bot.console.auth import event_actor
-
     case = g.db.get(ModerationCase, case_id)
-    from handlers import scope
 
     if case is None or decision not in ("done", "fp"):
         return _to_today("没有这个群管理事项", "error")
     if not scope.can_see_group(g.db, Q.viewer(), case.group_chat_id):  # not a group of theirs
         return render_template("forbidden.html", need="supervisor"), 403
-    from handlers.groups import ladder
 
     actor = event_actor(g.db, g.principal)
     if not (g.principal.at_least("supervisor") or ladder.can_decide(g.db, case.group_chat_id, actor)):

@@ -5,6 +5,10 @@ import sys
 
 import click
 
+from bot.console.auth import create_user, issue_token
+from store.db import session_scope
+from store.models import ConsoleUser
+
 
 @click.group("users")
 def users() -> None:
@@ -21,9 +25,7 @@ def users() -> None:
 def add(username: str, name: str | None, role: str, staff_userid: str | None, password: str | None,
         with_token: bool) -> None:
     """Create a console user."""
-    from bot.cli import _settings_or_exit
-    from bot.console.auth import create_user, issue_token
-    from store.db import session_scope
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     if password is None:
@@ -45,9 +47,7 @@ def add(username: str, name: str | None, role: str, staff_userid: str | None, pa
 @click.option("--label", default=None)
 def token(username: str, label: str | None) -> None:
     """Issue a new API token for USERNAME (printed once)."""
-    from bot.cli import _settings_or_exit
-    from bot.console.auth import issue_token
-    from store.db import session_scope
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
@@ -60,9 +60,7 @@ def list_users() -> None:
     """Every console user with role and state."""
     from sqlalchemy import select
 
-    from bot.cli import _settings_or_exit
-    from store.db import session_scope
-    from store.models import ConsoleUser
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
@@ -74,8 +72,7 @@ def list_users() -> None:
 @click.argument("username")
 def disable(username: str) -> None:
     """Disable a user: their logins and tokens stop working at once."""
-    from bot.cli import _settings_or_exit
-    from store.db import session_scope
+    from bot.cli import _settings_or_exit  # here: bot/cli.py loads this module while loading
 
     _settings_or_exit()
     with session_scope() as s:
@@ -87,8 +84,6 @@ def disable(username: str) -> None:
 def _user_or_exit(s, username: str):
     """The console user named `username`, or exit 2 saying there is none."""
     from sqlalchemy import select
-
-    from store.models import ConsoleUser
 
     user = s.scalar(select(ConsoleUser).where(ConsoleUser.username == username))
     if user is None:

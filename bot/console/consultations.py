@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from ground import clock
 from bot.console.auth import event_actor
+from bot.console.queries import deliver, viewer
 from bot.console.views import page
+from ground import clock
+from handlers import privacy, scope
+from handlers.consultations import core
 
 bp = Blueprint("consultations", __name__, url_prefix="/console/consultations")
 
@@ -15,21 +18,15 @@ FILTERS = {"open": "未关闭", "waiting": "等待回复", "answered": "已回�
 
 
 def _core():
-    from handlers.consultations import core
-
     return core
 
 
 def _viewer():
-    from bot.console.queries import viewer
-
     return viewer()
 
 
 def _visible(case_id: int):
     """The case, or None when missing or outside the sign-in's scope (handlers/scope.py)."""
-    from handlers import scope
-
     c = _core().get_case(g.db, case_id)
     return c if c is not None and scope.can_see_consultation(g.db, _viewer(), c) else None
 
@@ -40,8 +37,6 @@ def _missing(case_id: int):
 
 def _mask(text):
     """Owners' words as this sign-in may read them: numbers masked below a manager (handlers/privacy.py)."""
-    from handlers import privacy
-
     return privacy.for_viewer(_viewer(), text)
 
 
@@ -73,8 +68,6 @@ def case(case_id: int):
 
 
 def _act(case_id: int, fn, ok_text: str | None = None):
-    from bot.console.queries import deliver
-
     if _visible(case_id) is None:
         return _missing(case_id)
     now = clock.now()

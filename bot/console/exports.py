@@ -17,10 +17,13 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 
-from ground import clock
 from bot.console import bp, labels as L, queries as Q
 from bot.console.auth import audit
+from bot.console.pages import STATE_LABELS
+from bot.console.satisfaction import clocks_by_month, results
 from bot.console.views import names, page
+from ground import clock
+from handlers import privacy, scope
 from store.models import Booking, FaqMiss
 
 TIME_FORMAT = "yyyy-mm-dd hh:mm"
@@ -54,12 +57,9 @@ def add_sheet(wb: Workbook, title: str, header: list[str], rows: Iterable[list[A
 
 
 def tickets_book(session, filters: dict, now: datetime) -> Workbook:
-    from bot.console.pages import STATE_LABELS
-
     who = names()
     wb = Workbook()
     wb.remove(wb.active)
-    from handlers import privacy
 
     stmt = Q.ticket_query(filters, Q.viewer())  # the viewer's scope, numbers masked below a manager
     rows = [privacy.ticket_view(Q.viewer(), t) for t in session.scalars(stmt.limit(5000))]
@@ -80,7 +80,6 @@ def tickets_book(session, filters: dict, now: datetime) -> Workbook:
 def bookings_book(session) -> Workbook:
     wb = Workbook()
     wb.remove(wb.active)
-    from handlers import scope
 
     stmt = scope.scoped_by_owner(select(Booking), Booking.owner_id, Q.viewer()) if Booking else None
     rows = session.scalars(stmt.order_by(Booking.start_at.desc()).limit(5000)) if Booking else []
@@ -93,8 +92,6 @@ def bookings_book(session) -> Workbook:
 
 
 def satisfaction_book(session, by: str) -> Workbook:
-    from bot.console.satisfaction import clocks_by_month, results
-
     group_title = {"building": "楼栋", "tier": "会员等级", "category": "类别"}[by]
     wb = Workbook()
     wb.remove(wb.active)
@@ -113,8 +110,6 @@ def satisfaction_book(session, by: str) -> Workbook:
 
 
 def misses_book(session) -> Workbook:
-    from handlers import privacy
-
     wb = Workbook()
     wb.remove(wb.active)
     rows = session.execute(

@@ -6,15 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.console import labels
-from bot.console.queries import Item
+from bot.console.queries import Item, row_dict, where_given
+from handlers import scope
 from store.models import Group, GroupAdmission, ModerationCase, Owner
 
 
 def moderation_waiting(session: Session, viewer=None):
     """Open moderation cases and pending admissions (the cards staff admins have not decided),
     of the groups `viewer` may see (handlers/scope.py; None: all)."""
-    from handlers import scope
-
     def scoped(stmt, column):
         return stmt if viewer is None else scope.scoped_by_group(stmt, column, viewer)
 
@@ -43,9 +42,6 @@ def _member_names(session: Session) -> dict[str, str]:
 def strikes(session: Session, group: str | None = None, member: str | None = None, status: str | None = None,
             limit: int = 100, viewer=None) -> list[dict] | None:
     """Moderation cases, newest first, of the groups `viewer` may see (None: all)."""
-    from bot.console.queries import row_dict, where_given
-    from handlers import scope
-
     stmt = where_given(select(ModerationCase).order_by(ModerationCase.id.desc()),
                        (ModerationCase.group_chat_id, group), (ModerationCase.member_id, member),
                        (ModerationCase.status, status))

@@ -30,8 +30,13 @@ from sqlalchemy.orm import Session
 
 from bot.console import bp
 from bot.console.auth import audit
-from bot.console.queries import Item
+from bot.console.queries import Item, viewer
 from bot.console.views import page
+from faq import matcher
+from faq.kb import load
+from faq.normalize import clean
+from ground.rules import RulesError
+from handlers import privacy
 from store.models import FaqMiss
 
 CONSOLE_FILE = "console_added.yaml"
@@ -48,14 +53,10 @@ class KBEditError(ValueError):
 
 def data_dir() -> Path:
     """The directory the running matcher reads (tests point it at a copy)."""
-    from faq import matcher
-
     return Path(matcher.default().store.data_dir)
 
 
 def entries(query: str | None = None) -> list:
-    from faq import matcher
-
     kb = matcher.default().store.get()
     rows = list(kb.entries)
     if query:
@@ -79,9 +80,6 @@ def open_misses(session: Session, limit: int = 10):
 
 
 def _masked(text: str) -> str:
-    from bot.console.queries import viewer
-    from handlers import privacy
-
     try:
         return privacy.for_viewer(viewer(), text)
     except RuntimeError:  # outside a request (CLI): as stored
@@ -97,8 +95,6 @@ def miss_rows(session: Session, show_all: bool = False, limit: int = 200):
 
 def resolve_misses(session: Session, text: str) -> int:
     """Mark every unresolved miss with the same normalized text as answered."""
-    from faq.normalize import clean
-
     norm = clean(text)[:500]
     n = 0
     for m in session.scalars(select(FaqMiss).where(FaqMiss.resolved.is_(False), FaqMiss.normalized == norm)):
@@ -118,9 +114,6 @@ def _validate_phrase(phrase: str, field: str = "phrase") -> str:
 
 def _write_checked(path: Path, new_text: str) -> None:
     """Write atomically, then load the whole knowledge base; roll back on error."""
-    from faq.kb import load
-    from ground.rules import RulesError
-
     old = path.read_text(encoding="utf-8") if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".console-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -15,10 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ground import rules
+from ground import clock, rules
 from ground.rules import RulesError
-
-from ground import clock
+from handlers.clocks import calendar
+from handlers.membership.notify import service_policies
+from handlers.tickets.core import CATEGORY_LABELS
+from handlers.tickets.policy import policy
+from store.models import ConsoleUser, Owner, Staff
 
 DATA = Path(__file__).resolve().parent.parent.parent / "handlers" / "data"
 LABELS_FILE = DATA / "display_labels.yaml"
@@ -55,9 +58,6 @@ labels.cache_clear = LABELS.reload  # type: ignore[attr-defined]  (tests swap LA
 
 def _clock_specs() -> tuple[list, list]:
     """The clock policies: tickets' (clocks.yaml) and services' (member_clocks.yaml)."""
-    from handlers.membership.notify import service_policies
-    from handlers.tickets.policy import policy
-
     p = policy()
     tickets = [c for cls in p.classes.values() for c in cls.clocks]
     tickets += [c for cs in p.kinds.values() for c in cs] + list(p.all)
@@ -78,7 +78,6 @@ def missing_clock_names(data: dict | None = None) -> list[str]:
     tickets, services = _clock_specs()
     missing = sorted({c.id for c in tickets} - set(data["clocks"]))
     missing += sorted({c.id for c in services} - set(data["member_clocks"]))
-    from handlers.clocks import calendar
 
     missing += sorted(set(calendar.policies()) - set(data["calendar_clocks"]))
     return missing
@@ -150,7 +149,6 @@ def clock_color(state: str, started_at: datetime, due_at: datetime, warn_at: dat
 def category(key: str | None) -> str:
     if not key:
         return "其他"
-    from handlers.tickets.core import CATEGORY_LABELS
 
     return labels()["categories"].get(key) or CATEGORY_LABELS.get(key) or "其他"
 
@@ -190,8 +188,6 @@ class Names:
 
     def __init__(self, session) -> None:
         from sqlalchemy import select
-
-        from store.models import ConsoleUser, Owner, Staff
 
         self.session = session
         self.staff = {s.userid: s.name for s in session.scalars(select(Staff))}
@@ -308,8 +304,6 @@ def audit_target(target: str | None, names: Names, groups: dict[str, str] | None
     groups = groups or {}
     kind, _, ident = target.partition(":")
     if ident and kind == "owner" and ident.isdigit():
-        from store.models import Owner
-
         o = names.session.get(Owner, int(ident))
         return f"业主 {o.name}（{o.room or '未绑定'}）" if o else "业主（已删除）"
     prefixes = {"ticket": "工单 T", "booking": "预约 B", "application": "升级申请 M", "miss": "未回答问题 #",

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
-from ground import clock
-from bot.console import bp, queries as Q
+from bot.console import bp, capability_views as C, labels, labels as L, queries as Q
 from bot.console.auth import audit, event_actor
-from bot.console.views import page
+from bot.console.owner_import import run_import
+from bot.console.views import names, page
+from ground import clock
 from handlers import privacy, scope
-from store.models import Booking, Building, Group, GroupMember, Home, Owner, SpendEntry, Staff, Ticket
+from handlers.tickets.policy import roster as load
+from store.models import AuditLog, Booking, Building, Group, GroupMember, Home, Owner, SpendEntry, Staff, Ticket
 
 TICKET_STATES = ("open", "waiting_home", "accepted", "on_the_way", "on_site", "completed", "reopened", "closed")
 
 def _state_labels() -> dict[str, str]:
-    from bot.console import labels
-
     return dict(labels.labels()["ticket_states"])
 
 
@@ -30,8 +30,6 @@ STATE_LABELS = _state_labels()
 @bp.get("/today")
 @page("staff")
 def today():
-    from bot.console import capability_views as C
-
     now = clock.now()
     by_class = None
     tickets = list(g.db.scalars(Q.ticket_query({"state": "open"}, Q.viewer())))
@@ -72,8 +70,6 @@ def ticket_rows(f: dict, now, limit: int = 300) -> tuple[list, dict]:
 @bp.get("/tickets")
 @page("staff")
 def tickets():
-    from bot.console import labels as L
-
     f = _ticket_filters()
     now = clock.now()
     rows, clocks = ticket_rows(f, now)
@@ -120,9 +116,6 @@ def _to_ticket(t: Ticket, message: str, category: str):
 @page("staff")
 @_on_ticket
 def ticket(t: Ticket):
-    from bot.console import labels as L
-    from bot.console.views import names
-
     now = clock.now()
     clocks = Q.clock_views(g.db, [t.id], now, active_only=False)[t.id]
     staff = list(g.db.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.team, Staff.name)))
@@ -269,8 +262,6 @@ def owner_record(o: Owner, now) -> dict:
 @bp.route("/owners/import", methods=["GET", "POST"])
 @page("manager")
 def owners_import():
-    from bot.console.owner_import import run_import
-
     report = None
     if request.method == "POST":
         up = request.files.get("file")
@@ -289,8 +280,6 @@ def owners_import():
 @bp.get("/roster")
 @page("staff")
 def roster():
-    from handlers.tickets.policy import roster as load
-
     return render_template("roster.html", r=load())
 
 
@@ -299,10 +288,6 @@ def roster():
 @bp.get("/audit")
 @page("manager")
 def audit_log():
-    from bot.console import labels as L
-    from bot.console.views import names
-    from store.models import AuditLog
-
     action = (request.args.get("action") or "").strip()[:64]
     stmt = select(AuditLog).order_by(AuditLog.id.desc()).limit(300)
     if action:

@@ -8,8 +8,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import (Booking, Delivery, MemberApplication, ServiceClock, Staff, Ticket, TicketClock,
-                          TicketEvent)
+from bot.console import labels
+from bot.console.labels import word
+from bot.outbound import outbox
+from handlers import clocks, privacy, scope
+from handlers.bookings import ops
+from handlers.clocks import calendar
+from handlers.membership.service import review_application as review
+from handlers.tickets import core
+from store.models import (Booking, CalendarClock, Delivery, MemberApplication, ServiceClock, Staff, Ticket,
+                          TicketClock, TicketEvent)
 
 OPEN_TICKET_STATES = ("waiting_home", "open", "accepted", "on_the_way", "on_site", "reopened", "completed")
 PRIORITIES = ("urgent", "important", "general")
@@ -85,21 +93,15 @@ ENDED_WORDS = {"met": "按时完成", "late": "超时后完成", "cancelled": "�
 
 def clock_color(c, now: datetime) -> str:
     """red = broken, amber = about to break (thresholds in display_labels.yaml), green = time left."""
-    from bot.console import labels
-
     return labels.clock_color(c.state, c.started_at, c.due_at, c.warn_at, now)
 
 
 def human_delta(delta: timedelta) -> str:
-    from bot.console import labels
-
     return ("超时" if delta.total_seconds() < 0 else "剩余") + labels.human_span(delta)
 
 
 def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_only: bool = True) -> dict[int, list[ClockView]]:
     """Per ticket, one view per clock (the latest round of it), soonest deadline first."""
-    from bot.console import labels
-
     out: dict[int, list[ClockView]] = {i: [] for i in ticket_ids}
     if not ticket_ids:
         return out
@@ -119,8 +121,6 @@ def clock_views(session: Session, ticket_ids: list[int], now: datetime, active_o
 
 def service_clock_views(session: Session, subjects: list[str], now: datetime) -> dict[str, list[ClockView]]:
     """The running service clocks (审核 / 联系业主 / 服务反馈) of bookings and applications, per subject."""
-    from bot.console import labels
-
     out: dict[str, list[ClockView]] = {k: [] for k in subjects}
     if not subjects:
         return out
@@ -159,8 +159,6 @@ def viewer():
     """The request's scope (handlers/scope.py), computed once per request from g.principal."""
     from flask import g
 
-    from handlers import scope
-
     v = g.get("scope_viewer")
     if v is None:
         v = g.scope_viewer = scope.for_principal(g.db, g.principal)
@@ -170,8 +168,6 @@ def viewer():
 def ticket_query(filters: dict, viewer=None):
     """A select over tickets with the console/API filters applied, limited to what
     `viewer` may see (handlers/scope.py)."""
-    from handlers import scope
-
     stmt = select(Ticket)
     if viewer is not None:
         stmt = scope.tickets(stmt, viewer)
@@ -196,8 +192,6 @@ def late_ticket_ids(session: Session, now: datetime) -> set[int]:
 
 def ticket_dict(t, clocks: list[ClockView] | None = None, viewer=None) -> dict:
     """The ticket as JSON; numbers masked unless `viewer` may see them in full."""
-    from handlers import privacy
-
     if viewer is not None:
         t = privacy.ticket_view(viewer, t)
     d = row_dict(t, ["id", "kind", "priority", "category", "team", "content", "state", "channel", "room",
@@ -231,7 +225,6 @@ def reassign_ticket(session: Session, ticket, to_userid: str, by: str, reason: s
     """
     if ticket.state in ("closed", "completed"):
         raise ReassignError(f"T{ticket.id} is {ticket.state} and cannot be reassigned")
-    from handlers.tickets import core
 
     target = session.scalar(select(Staff).where(Staff.userid == to_userid))
     prev = ticket.assignee
@@ -258,8 +251,6 @@ def deliver(session: Session, pushes: list, now: datetime) -> None:
     not see the rows); if Redis is down the sweeper picks them up."""
     from sqlalchemy import event
 
-    from bot.outbound import outbox
-
     rows = [outbox.add(session, p, now) for p in pushes]
     session.flush()
     ids = [r.id for r in rows if r is not None]
@@ -274,8 +265,6 @@ class DecisionError(ValueError):
 def booking_action(session: Session, booking_id: int, action: str, actor: str, now: datetime) -> str:
     """approve / reject / contacted / done, through the bookings capability (its
     clocks O2/O3, cards and owner messages); returns its message."""
-    from handlers.bookings import ops
-
     b = session.get(Booking, booking_id)
     before = b.state
     text, pushes = ops.staff_action(session, action, booking_id, actor, now)
@@ -287,8 +276,6 @@ def booking_action(session: Session, booking_id: int, action: str, actor: str, n
 
 def review_application(session: Session, app_id: int, approve: bool, actor: str, now: datetime,
                        note: str | None = None) -> str:
-    from handlers.membership.service import review_application as review
-
     app = session.get(MemberApplication, app_id)
     if app.state != "pending":
         raise DecisionError(f"application M{app_id} is already {app.state}")
@@ -311,8 +298,6 @@ def ticket_action(session: Session, ticket, action: str, userid: str, note: str,
     commands and card buttons (handlers.tickets.core), so the clocks, the owner's
     messages and the cards are what「接单 T12」would have produced. Returns the
     message for the person; raises ActionError with it when refused."""
-    from handlers.tickets import core
-
     if action == "accept":
         res = core.accept(session, ticket.id, userid, now)
     elif action == "progress":
@@ -333,13 +318,10 @@ def close_ticket(session: Session, ticket, by: str, reason: str, now: datetime) 
     request, a completed one the owner never rated): recorded as a "closed"
     event with the reason, its running clocks stopped (a closed ticket must not
     escalate), its open cards closed, and the owner told."""
-    from handlers.tickets import core
-
     if ticket.state == "closed":
         raise ActionError(f"工单T{ticket.id}已办结")
     if not reason:
         raise ActionError("请写明办结原因")
-    from handlers import clocks
 
     ticket.state, ticket.closed_at = "closed", now
     core.fire(session, ticket, "closed", by, now, reason=reason, via="console")
@@ -377,10 +359,6 @@ class ObligationView:
 
 def calendar_obligations(session: Session) -> list[ObligationView]:
     """Every calendar obligation of the clock engine with its next (and last) occurrence."""
-    from bot.console.labels import word
-    from handlers.clocks import calendar
-    from store.models import CalendarClock
-
     live = {clock: (n, nxt) for clock, n, nxt in session.execute(
         select(CalendarClock.clock, func.count(), func.min(CalendarClock.due_at))
         .where(CalendarClock.state == "running").group_by(CalendarClock.clock))}

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, g
 from sqlalchemy import select
 
 from bot.console.views import page
+from store.models import TicketMedia
 
 bp = Blueprint("ticket_media", __name__, url_prefix="/console/tickets")
 
@@ -13,8 +14,6 @@ bp = Blueprint("ticket_media", __name__, url_prefix="/console/tickets")
 @bp.app_template_global("ticket_media_for")
 def ticket_media_for(ticket_id: int) -> list:
     """The ticket's photos and locations (without their bytes), oldest first."""
-    from store.models import TicketMedia
-
     if g.get("db") is None:
         return []
     return list(g.db.scalars(select(TicketMedia).where(TicketMedia.ticket_id == ticket_id).order_by(TicketMedia.id)))
@@ -23,8 +22,6 @@ def ticket_media_for(ticket_id: int) -> list:
 @bp.get("/<int:ticket_id>/media/<int:media_id>")
 @page("staff")
 def media(ticket_id: int, media_id: int):
-    from store.models import TicketMedia
-
     row = g.db.get(TicketMedia, media_id)
     if row is None or row.ticket_id != ticket_id or row.state != "fetched" or not row.content:
         abort(404)

@@ -12,9 +12,11 @@ from flask import (abort, current_app, flash, g, redirect, render_template, requ
                    url_for)
 from sqlalchemy import select
 
-from ground import clock
-from bot.console import bp
+from bot.console import bp, labels, sessions, throttle
 from bot.console.auth import ADMIN, Principal, audit, check_admin_token, principal_for, verify_login
+from bot.web_guard import client_address
+from ground import clock
+from store.db import session_scope
 from store.models import ConsoleUser
 
 NAV = [  # (endpoint, label, least role)
@@ -33,8 +35,6 @@ NAV = [  # (endpoint, label, least role)
 def _current_principal() -> Principal | None:
     """Who the cookie's session id (bot/console/sessions.py) belongs to, or None:
     unknown, signed out, idle, expired, a disabled user, a changed admin token."""
-    from bot.console import sessions
-
     row = sessions.resolve(g.db, session.get("sid"), clock.now())
     if row is None:
         return None
@@ -73,8 +73,6 @@ def page(role: str) -> Callable:
     def deco(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            from store.db import session_scope
-
             with session_scope() as s:
                 g.db = s
                 who = _current_principal()
@@ -91,8 +89,6 @@ def page(role: str) -> Callable:
 
 @bp.app_context_processor
 def _inject() -> dict:
-    from bot.console import labels
-
     who = g.get("principal")
     nav = [(ep, label) for ep, label, role in NAV if who and who.at_least(role)]
     return {"nav": nav, "me": who, "csrf_token": csrf_token, "now_local": labels.local(clock.now()),
@@ -113,8 +109,6 @@ ACTION_LABELS = {
 
 def names():
     """Who an actor is, for this request (staff, owners, console users by name)."""
-    from bot.console import labels
-
     n = g.get("_names")
     if n is None:
         n = g._names = labels.Names(g.db)
@@ -133,15 +127,11 @@ def staff_name(userid: str | None) -> str:
 @bp.app_template_filter("cst")
 def _cst(dt, fmt: str = "%m-%d %H:%M") -> str:
     """A time in the community's time zone (GUANJIA_TIMEZONE)."""
-    from bot.console import labels
-
     return labels.fmt_time(dt, fmt)
 
 
 @bp.app_template_filter("when")
 def _when(dt) -> str:
-    from bot.console import labels
-
     return labels.fmt_when(dt, clock.now())
 
 
@@ -149,10 +139,6 @@ def _when(dt) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    from bot.console import sessions, throttle
-    from bot.web_guard import client_address
-    from store.db import session_scope
-
     error = None
     nxt = request.values.get("next") or url_for("console.today")
     if not nxt.startswith("/console") or nxt.startswith("//"):  # no open redirects
@@ -192,9 +178,6 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    from bot.console import sessions
-    from store.db import session_scope
-
     _check_csrf()  # a forged sign-out is a nuisance; the token makes it impossible
     with session_scope() as s:
         sessions.end(s, session.get("sid"), clock.now(), "logout")

@@ -146,8 +146,6 @@ def take(limits: Sequence[Limit], hold_s: float, redis: Redis | None = None,
     if not active:
         return 0.0, ""
     if redis is None:
-        from bot.queues import get_redis
-
         redis = get_redis()
     if _take_script is None:
         _take_script = redis.register_script(_TAKE)
@@ -169,8 +167,6 @@ def landed(limits: Sequence[Limit], slot: str | None, redis: Redis | None = None
     if not active or not slot:
         return
     if redis is None:
-        from bot.queues import get_redis
-
         redis = get_redis()
     if _landed_script is None:
         _landed_script = redis.register_script(_LANDED)

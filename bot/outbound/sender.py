@@ -26,13 +26,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot import metrics
-from ground import clock
-from ground.config import get_settings
-from bot.outbound import ratelimit
+from bot.outbound import outbox, ratelimit
 from bot.outbound.clients import (ApiError, NotConfigured, PlatformError, TransportError, WeChatClient,
                                   WeComClient, get_wechat_client, get_wecom_client)
 from bot.outbound.options import OutboundOptions, get_options
 from bot.outbound.tokens import TokenUnavailable
+from ground import clock
+from ground.config import get_settings
+from handlers.message import Push
 from store.db import session_scope
 from store.models import OutboxMessage, Owner, Staff
 
@@ -408,9 +409,6 @@ def _preview(row: Row, limit: int) -> str:
 def _tell_supervisors(row: Row, what: str, compose: Callable[[Session], tuple[str, str]]) -> int | None:
     """One WeCom text about `row` to every active supervisor and manager;
     `compose(session)` gives its text and dedup key. The report's id, or None."""
-    from bot.outbound import outbox
-    from handlers.message import Push
-
     settings = get_settings()
     if not (settings.wecom.app_id and settings.wecom.secret and settings.wecom.agent_id):
         log.warning("outbox %s %s and WeCom is not configured: no staff report", row.id, what)

@@ -3,6 +3,5 @@ handlers/capability.py for what a capability declares."""
 from handlers.capability import Capability
 
 capability = Capability("consultations")
+# Its pages and API routes are in bot/ (bot/web.py::CAPABILITY_PAGES, CAPABILITY_API).
 capability.models("store.models.consultations")
-capability.page("bot.console.consultations:bp")
-capability.api("bot.api.routes_consultations")

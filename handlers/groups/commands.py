@@ -283,7 +283,7 @@ def _notice(ctx, msg, group, role, args):
     if not args:
         raise Reply(_usage("notice"), "bad_args")
     # 「/公告 紧急 ...」 is the admin's explicit tick: only it makes an emergency (sent through
-    # the quiet hours); a word like 停水 in the text never does (scheduler/campaigns.py).
+    # the quiet hours); a word like 停水 in the text never does (bot/campaigns.py).
     emergency = args[0] in ("紧急", "urgent") and len(args) > 1
     if emergency:
         args = args[1:]

@@ -3,8 +3,8 @@ brings besides the chat handlers its modules register (handlers/capability.py)."
 from handlers.capability import Capability
 
 capability = Capability("tickets")
+# Its pages and API routes are in bot/ (bot/web.py::CAPABILITY_PAGES, CAPABILITY_API).
 capability.models("store.models.tickets")
-capability.page("bot.console.ticket_media:bp")  # the photos and locations on the ticket page
 # The clocks themselves fire in the engine's `deadlines` job (handlers/clocks/capability.py).
 capability.job("ticket_surveys", "handlers.tickets.clocks:close_unanswered", trigger="interval", minutes=1,
                once_per="minute")  # a survey nobody answered closes (O20)

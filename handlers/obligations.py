@@ -16,13 +16,14 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import String, cast, literal, select
 from sqlalchemy.orm import Session
 
+from ground import ports
 from handlers.capability import Capability
 from handlers.clocks import ClockSpec, calendar
 from handlers.clocks.engine import Occurrence
 from handlers.message import Push
-from scheduler.campaigns import create_campaign, plan_owner, start_after_commit
-from scheduler.config import get_schedule
-from scheduler.timing import add_months, local, occasion, quarter_of
+from handlers.schedule.config import get_schedule
+from handlers.schedule.reach import plan_owner
+from handlers.schedule.timing import add_months, local, occasion, quarter_of
 from store.models import Clock, Group, Home, Owner, Staff
 
 capability = Capability("obligations")  # O12-O18: the calendar obligations' actions and subjects
@@ -58,9 +59,10 @@ def _target(tell: tuple[str, ...]) -> dict:
 def _campaign(occ: Occurrence, kind: str, title: str, text: str) -> int:
     """The community's campaign of this occurrence (its dedup key: rule and period, e.g.
     O14:2026-10), started as soon as the check's transaction commits."""
-    camp = create_campaign(occ.session, kind=kind, title=title, created_by="scheduler", target=_target(occ.spec.tell),
-                           text=text, dedup_key=f"{occ.spec.rule}:{occ.period}")
-    start_after_commit(occ.session, camp.id)
+    campaigns = ports.campaigns()  # the edge sends them (bot/campaigns.py)
+    camp = campaigns.create_campaign(occ.session, kind=kind, title=title, created_by="scheduler",
+                                     target=_target(occ.spec.tell), text=text, dedup_key=f"{occ.spec.rule}:{occ.period}")
+    campaigns.start_after_commit(occ.session, camp.id)
     occ.detail["campaign"] = camp.id
     return camp.id
 
@@ -184,8 +186,8 @@ def census(occ: Occurrence) -> list[Push]:
 @calendar.action("survey")
 def survey(occ: Occurrence) -> list[Push]:
     """O17: the quarterly satisfaction survey; answers come back in the chat
-    (scheduler.survey opens a short exchange with each owner)."""
-    from scheduler import survey as sv
+    (handlers.owner_survey opens a short exchange with each owner)."""
+    from handlers import owner_survey as sv
 
     q = quarter_of(local(occ.at).date())
     _campaign(occ, "survey", f"{q}满意度调查", get_schedule().texts["survey"].replace("{quarter}", q))

@@ -6,7 +6,7 @@ import calendar as _cal
 from datetime import date, datetime, timedelta
 
 from ground.clock import CST
-from scheduler.config import Schedule, get_schedule
+from handlers.schedule.config import Schedule, get_schedule
 
 
 def local(dt: datetime) -> datetime:

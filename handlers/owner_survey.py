@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from handlers import conversation
 from handlers.capability import Capability
 from handlers.message import Context, Message, Outcome, Push
-from scheduler.config import get_schedule
-from scheduler.timing import local
+from handlers.schedule.config import get_schedule
+from handlers.schedule.timing import local
 from store.models import Conversation, Owner, SurveyAnswer
 
 capability = Capability("survey")  # O17: the owners' answers in the chat

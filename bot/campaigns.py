@@ -33,14 +33,23 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.outbound.clients import PlatformError, get_wecom_client
+from bot.outbound.options import get_options
+from bot.outbound.ratelimit import Limit, landed, take
+from bot.outbound.sender import send_one
 from bot.queues import get_queue, get_redis
-from ground import clock, keys
+from faq.normalize import clean
+from ground import clock, keys, rules
 from ground.config import get_settings
 from ground.ports import CampaignError
-from ground import rules
-from scheduler.config import get_schedule, time_scale
-from scheduler.timing import local, may_send, month_days
-from store.models import (Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner, Staff)
+from handlers.message import Push
+from handlers.schedule.config import get_schedule, time_scale
+from handlers.schedule.reach import plan_owner  # noqa: F401  (also bot.campaigns.plan_owner)
+from handlers.schedule.timing import local, may_send, month_days
+from handlers.understanding import lexicons
+from store.db import session_scope
+from store.models import (AuditLog, Building, Campaign, Delivery, Group, GroupBulkSend, Home, OutboxMessage, Owner,
+                          Staff)
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +63,6 @@ def urgency_hint(text: str) -> str | None:
     """The first word in `text` that suggests urgency (for a hint next to the 紧急 tick),
     or None: the tick's own name, or one of the urgent words of handlers/data/priority.yaml
     (the same words that make an owner's report urgent: one list)."""
-    from faq.normalize import clean
-    from handlers.understanding import lexicons
-
     t = clean(text or "")
     found = [(t.find(w), w) for w in (EMERGENCY_TICK, *lexicons().priority["urgent"]) if w and w in t]
     return min(found)[1] if found else None
@@ -66,7 +72,7 @@ def urgency_hint(text: str) -> str | None:
 
 ERRORS_FILE = __import__("pathlib").Path(__file__).with_name("delivery_errors.yaml")
 _ENTRY = rules.MapOf(rules.Record(text=rules.Text(), retry=rules.Bool()))
-# scheduler/delivery_errors.yaml: every entry needs a text and a retry flag.
+# bot/delivery_errors.yaml: every entry needs a text and a retry flag.
 ERRORS = rules.RuleFile(ERRORS_FILE, schema=rules.Record(errors=_ENTRY, words=_ENTRY, unknown=rules.Text()))
 
 
@@ -142,7 +148,6 @@ def create_announcement(session: Session, text: str, target: dict, at: datetime 
         raise CampaignError("发送时间已过")
     camp = create_campaign(session, kind="announcement", title=text[:40], text=text, target=target,
                            send_at=at or now, emergency=bool(emergency), created_by=created_by)
-    from store.models import AuditLog
 
     session.add(AuditLog(actor=created_by, action="announcement.create", target=f"campaign:{camp.id}",
                          detail={"target": camp.target, "emergency": camp.emergency,
@@ -164,10 +169,30 @@ def enqueue_campaign(campaign_id: int, emergency: bool = False, shard: int | Non
         if not r.set(keys.campaign_queued(campaign_id, k), "1", nx=True,
                      ex=int(c["chunk_seconds"]) + 120):
             continue
-        get_queue("bulk").enqueue("scheduler.tasks.run_campaign", campaign_id, k, shards, at_front=emergency,
+        get_queue("bulk").enqueue("bot.campaigns.run_campaign", campaign_id, k, shards, at_front=emergency,
                                   job_timeout=int(c["chunk_seconds"]) + 300)
         queued = True
     return queued
+
+
+def run_campaign(campaign_id: int, shard: int = 0, shards: int = 1) -> dict:
+    """One chunk of a campaign (one shard of it); re-queues itself while there is more."""
+    r = get_redis()
+    lease_s = float(get_schedule().campaign.get("lease_seconds", 10))
+    deadline = time.monotonic() + 2 * lease_s + 1
+    while True:
+        res = run_chunk(campaign_id, shard=shard, shards=shards)
+        if res.get("state") != "busy":
+            break
+        # Another runner holds this shard, alive or dead: a dead one's lease
+        # lapses within lease_seconds, then this job carries on in its place.
+        if time.monotonic() > deadline:
+            return res  # a live runner: it keeps the "queued" marker alive itself
+        time.sleep(min(1.0, lease_s / 3))
+    r.delete(keys.campaign_queued(campaign_id, shard))
+    if res.get("more"):
+        enqueue_campaign(campaign_id, shard=shard)
+    return res
 
 
 def start_after_commit(session: Session, campaign_id: int, emergency: bool = False) -> None:
@@ -208,7 +233,6 @@ def cancel_announcement(session: Session, campaign_id: int, cancelled_by: str = 
             withdrawn += 1
     camp.state, camp.cancelled_at, camp.cancelled_by = "cancelled", now, cancelled_by
     sent = _count(session, camp.id, "sent")
-    from store.models import AuditLog
 
     session.add(AuditLog(actor=cancelled_by, action="announcement.cancel", target=f"campaign:{camp.id}",
                          detail={"sent": sent, "withdrawn": withdrawn}, created_at=now))
@@ -257,7 +281,6 @@ def retry_failed(session: Session, campaign_id: int, retried_by: str = "admin") 
                     .values(state="pending", error=None))
     if camp.state == "done":
         camp.state, camp.finished_at = "sending", None
-    from store.models import AuditLog
 
     session.add(AuditLog(actor=retried_by, action="announcement.retry", target=f"campaign:{camp.id}",
                          detail={"deliveries": len(failed)}, created_at=now))
@@ -348,23 +371,6 @@ def _fmt(text: str, **values) -> str:
         return text  # a brace in an announcement is text, not a placeholder
 
 
-def plan_owner(owner: Owner, text: str, now: datetime, template_id: str | None) -> tuple[str, str, str, dict] | None:
-    """(channel, kind, address, payload) for one owner, or None when unreachable.
-
-    PLATFORM.md: a customer-service message only within 48 h of the owner's
-    last message; outside it a template message."""
-    if not owner.openid:
-        return None
-    hours = get_schedule().campaign["window_hours"]
-    if owner.last_inbound_at and now - owner.last_inbound_at < timedelta(hours=hours) - timedelta(minutes=10):
-        return "mp", "text", owner.openid, {"content": text}
-    tid = template_id or get_schedule().campaign.get("template_id") or "notice"
-    return "mp", "template", owner.openid, {
-        "template_id": tid,
-        "data": {"first": {"value": text[:200]}, "keyword1": {"value": "物业通知"},
-                 "keyword2": {"value": local(now).strftime("%Y-%m-%d %H:%M")}, "remark": {"value": text}}}
-
-
 def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
     """Write one delivery per recipient (in the caller's transaction). Personal
     placeholders ({name}, {room}) are filled per owner."""
@@ -449,8 +455,6 @@ def plan(session: Session, camp: Campaign, now: datetime | None = None) -> int:
 # --- sending -----------------------------------------------------------------------------
 
 def _push_for(camp: Campaign, d: Delivery):
-    from handlers.message import Push
-
     payload = (d.payload or {"content": camp.text}) if d.kind == "text" else dict(d.payload or {})
     return Push(channel=d.channel, recipient=d.address, kind=d.kind, payload=payload,
                 dedup_key=f"campaign:{camp.id}:{d.recipient_key}", priority=0 if camp.emergency else 7,
@@ -465,9 +469,6 @@ class _Pace:
     platform's holds more than the limit, however late a call lands on a busy host."""
 
     def __init__(self, channel: str) -> None:
-        from bot.outbound.options import get_options
-        from bot.outbound.ratelimit import Limit
-
         c = get_schedule().campaign
         per_min = c.get("app_per_minute") or get_settings().wecom_app_per_minute
         if channel == "mp":
@@ -484,8 +485,6 @@ class _Pace:
 
     def acquire(self, deadline: float) -> str | None:
         """A slot (hand it to `landed` once the call is back), or None past `deadline`."""
-        from bot.outbound.ratelimit import take
-
         while True:
             wait, slot = take(self.limits, self.hold_s)
             if slot is not None:
@@ -495,8 +494,6 @@ class _Pace:
             time.sleep(min(wait, 0.5))
 
     def landed(self, slot: str | None) -> None:
-        from bot.outbound.ratelimit import landed
-
         landed(self.limits, slot)
 
 
@@ -557,8 +554,6 @@ def _replan_closed_windows(session: Session, camp: Campaign, rows: list, now: da
 
 
 def _send(outbox_id: int) -> str:
-    from bot.outbound.sender import send_one
-
     return send_one(outbox_id)
 
 
@@ -670,8 +665,6 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
     A big campaign can be sent by several workers at once: shard k of n takes
     the deliveries with id % n == k (each shard has its own lock and in-flight
     set; the pace is one Redis limiter for all of them). Shard 0 plans."""
-    from store.db import session_scope
-
     sched = get_schedule()
     max_seconds = max_seconds if max_seconds is not None else float(sched.campaign["chunk_seconds"])
     deadline = time.monotonic() + max_seconds
@@ -722,8 +715,6 @@ def run_chunk(campaign_id: int, max_seconds: float | None = None, shard: int = 0
 def _begin_chunk(r, campaign_id: int, shard: int, sched) -> dict | tuple[dict, bool]:
     """Plan (shard 0) and start the campaign, recover rows in flight at a crash:
     (recovered, emergency), or the result to return when there is nothing to send now."""
-    from store.db import session_scope
-
     with session_scope() as s:
         camp = s.get(Campaign, campaign_id)
         if camp is None or camp.state in ("done", "cancelled"):
@@ -747,8 +738,6 @@ def _begin_chunk(r, campaign_id: int, shard: int, sched) -> dict | tuple[dict, b
 def _next_work(campaign_id: int, emergency: bool, sched, paces: dict, mine) -> list[tuple[int, int, str]] | dict:
     """The next batch (delivery id, outbox id, channel), or the result to return
     when the campaign was cancelled or quiet hours began."""
-    from store.db import session_scope
-
     with session_scope() as s:
         camp = s.get(Campaign, campaign_id)
         if camp.state == "cancelled":
@@ -775,8 +764,6 @@ def _next_work(campaign_id: int, emergency: bool, sched, paces: dict, mine) -> l
 
 def _end_chunk(campaign_id: int, mine, sent: int, failed: int, recovered: dict) -> dict:
     """Settle what is still held, count the deliveries, close a finished campaign."""
-    from store.db import session_scope
-
     with session_scope() as s:
         held = [(d.id, d.outbox_id) for d in s.scalars(select(Delivery).where(
             Delivery.campaign_id == campaign_id, Delivery.state == "sending", mine))]
@@ -865,9 +852,6 @@ GROUP_STATUS = {2: "客户已不是企业好友，未发送", 3: "该群已收�
 
 def _send_group_msgs(campaign_id: int, mine) -> dict:
     """Create the bulk sends of a campaign's pending group deliveries (one call each)."""
-    from bot.outbound.clients import PlatformError, get_wecom_client
-    from store.db import session_scope
-
     out = {"created": 0, "fallback": 0}
     while True:
         with session_scope() as s:  # claim one (committed before the call: never two tasks)
@@ -902,8 +886,6 @@ def _platform_error_text(exc: Exception) -> str:
 def track_group_msgs(session: Session, now: datetime | None = None, max_age_hours: float = 72) -> dict:
     """Ask WeCom what each confirming bulk send did: sent (the owner tapped 发送), refused
     (why, in words), or still waiting; one not confirmed within `max_age_hours` fails."""
-    from bot.outbound.clients import PlatformError, get_wecom_client
-
     now = now or clock.now()
     rows = list(session.scalars(select(Delivery).where(Delivery.kind == "group_msg",
                                                        Delivery.state == "confirming").limit(500)))

@@ -1,4 +1,4 @@
-"""scheduler/schedule.yaml, loaded once and validated: a mistake names the
+"""handlers/schedule/schedule.yaml, loaded once and validated: a mistake names the
 file, the entry and the field instead of failing at 3 a.m. when a job fires."""
 from __future__ import annotations
 
