@@ -147,9 +147,17 @@ def main() -> None:
         import faq.matcher as m
 
         m._default = m.Matcher(kb_dir)
+        from handlers import load_capabilities
+        from handlers.capability import run_all
         from handlers.router import route
 
         t = time.perf_counter()
+        # What the worker parent does before it takes a message (bot/worker.py::warm_up):
+        # the understanding capability's warm-ups (index, models, question gate). Without
+        # them the first message that needs the question gate fits it inside the loop.
+        for cap in load_capabilities():
+            if cap.name == "understanding":
+                run_all(cap.warmups)
         route("银卡会员有哪些权益")
         first = time.perf_counter() - t
         n_entries = len(m.default().index().kb.entries)
@@ -172,7 +180,7 @@ def main() -> None:
             "p50_ms": round(statistics.median(lat), 3), "p99_ms": round(pct(lat, 99), 3), "max_ms": round(max(lat), 3),
             "cpu_mean_ms": round(statistics.mean(cpu), 3),
             "cpu_p50_ms": round(statistics.median(cpu), 3), "cpu_p99_ms": round(pct(cpu, 99), 3),
-            "index_build_s": round(first, 3),
+            "warm_up_s": round(first, 3),
             "cold_start_real_kb_s": {"wall": cold_real[0], "cpu": cold_real[1],
                                      "first_ever_wall": cold_real_first[0], "first_ever_cpu": cold_real_first[1]},
             "cold_start_2000_s": {"wall": cold_big[0], "cpu": cold_big[1],
