@@ -12,10 +12,12 @@ import logging
 import time
 from dataclasses import dataclass
 
+from redis.commands.core import Script
 from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
+from bot.channels.common import ReplayCheck
 from bot.tasks import process_inbox
 from ground import clock
 from bot.queues import get_redis
@@ -74,8 +76,64 @@ class _Duplicate(Exception):
     pass
 
 
+class Replayed(Exception):
+    """The request's timestamp+nonce was already used for another body (a copied URL
+    carrying other words): refuse it (403 replayed_nonce); nothing was recorded."""
+
+
+# The first layer in one round trip (was two: the nonce SET NX, then the dedup SET NX).
+# KEYS: the nonce key ('' = no replay check), the dedup key. ARGV: the body's digest, the
+# nonce's TTL, the pending mark, its TTL. Returns 'replayed', 'fresh', or the dedup key's
+# value ('pending' while the first delivery is being stored, '1' once it is).
+_FIRST_LAYER_LUA = b"""
+if KEYS[1] ~= '' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'replayed' end
+  end
+end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then return 'fresh' end
+return redis.call('GET', KEYS[2])
+"""
+_FIRST_LAYER = Script(None, _FIRST_LAYER_LUA)  # EVALSHA; loads the script once per server
+
+
+def _first_layer(replay: ReplayCheck | None, dkey: str) -> bytes:
+    nonce_args = (replay.key, replay.digest, replay.ttl_s) if replay is not None else ("", "", 0)
+    got = _FIRST_LAYER(keys=[nonce_args[0], dkey], args=[nonce_args[1], nonce_args[2], PENDING, PENDING_TTL_S],
+                       client=get_redis())
+    return got if isinstance(got, bytes) else str(got).encode()
+
+
+def _first_layer_check(msg: Message, key: str, dkey: str, replay: ReplayCheck | None) -> bool | None:
+    """The Redis layer: True = a new delivery (marked pending), None = a duplicate, False =
+    Redis is down (the inbox table's unique key is the only layer then)."""
+    try:
+        # "pending" while this delivery is being stored; "1" once it is. The platform
+        # retries after 5 s while a busy database may still hold the first try: that
+        # retry must hear "try again" (the first may yet fail and take the key back),
+        # never "success" for a message that is not stored (it would be lost).
+        # The request's replay check (timestamp+nonce, bot/channels/common.py) runs first,
+        # in the same round trip: a replayed nonce leaves the dedup key untouched.
+        seen = _first_layer(replay, dkey)
+    except Exception as exc:
+        if replay is not None:
+            log.warning("redis unavailable for the nonce check (%s); signature and window still checked",
+                        type(exc).__name__)
+        log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
+        return False
+    if seen == b"replayed":
+        raise Replayed(replay.key if replay else "")
+    if seen == b"fresh":
+        return True
+    if seen == PENDING.encode():
+        raise StoreUnavailable("the first delivery of this message is still being stored")
+    metrics.DUPLICATES.labels(msg.channel, "redis").inc()
+    log.info("duplicate %s %s dropped (redis)", msg.channel, key)
+    return None
+
+
 def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S,
-           claim: bool = False) -> Accepted:
+           claim: bool = False, replay: ReplayCheck | None = None) -> Accepted:
     """Deduplicate, store and queue one message. One database commit on the
     normal path (the row is written already marked `queued`), because this runs
     while the platform waits.
@@ -88,28 +146,16 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
 
     A busy database (another writer holds the lock) is waited for and retried for up
     to `store_budget_s`; if the row still cannot be written, StoreUnavailable is raised
-    and the Redis dedup key is taken back, so the platform's retry is stored then."""
-    key = msg.dedup_key()
-    redis_ok = True
-    dkey = keys.dedup(msg.channel, key)
-    try:
-        # "pending" while this delivery is being stored; "1" once it is. The platform
-        # retries after 5 s while a busy database may still hold the first try: that
-        # retry must hear "try again" (the first may yet fail and take the key back),
-        # never "success" for a message that is not stored (it would be lost).
-        fresh = get_redis().set(dkey, PENDING, nx=True, ex=PENDING_TTL_S)
-        if not fresh:
-            if get_redis().get(dkey) == PENDING.encode():
-                raise StoreUnavailable("the first delivery of this message is still being stored")
-            metrics.DUPLICATES.labels(msg.channel, "redis").inc()
-            log.info("duplicate %s %s dropped (redis)", msg.channel, key)
-            return Accepted(None, False)
-    except StoreUnavailable:
-        raise
-    except Exception as exc:
-        redis_ok = False
-        log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
+    and the Redis dedup key is taken back, so the platform's retry is stored then.
 
+    `replay`: the request's timestamp+nonce check (the channel's `Inbound.replay`), made
+    in the dedup's round trip; a nonce already used for another body raises Replayed and
+    nothing is recorded. Redis down: allowed, as the check alone allows it."""
+    key = msg.dedup_key()
+    dkey = keys.dedup(msg.channel, key)
+    redis_ok = _first_layer_check(msg, key, dkey, replay)
+    if redis_ok is None:
+        return Accepted(None, False)
     claim = claim and redis_ok
     try:
         inbox_id = _store(msg, key, redis_ok, store_budget_s, claim)
