@@ -158,11 +158,14 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
         return Accepted(None, False)
     claim = claim and redis_ok
     try:
-        inbox_id = _store(msg, key, redis_ok, store_budget_s, claim)
-    except (IntegrityError, _Duplicate):
+        # Once the row's transaction commits, the dedup key is marked stored ("1") by the
+        # group commit's after-commit hook (`_mark_stored`: one round trip per batch).
+        inbox_id = _store(msg, key, redis_ok, store_budget_s, claim, (dkey, dedup_ttl_s) if redis_ok else None)
+    except (IntegrityError, _Duplicate) as exc:
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)
-        _stored(dkey, dedup_ttl_s, redis_ok)
+        if isinstance(exc, IntegrityError):  # rolled back: the hook did not run
+            _stored(dkey, dedup_ttl_s, redis_ok)
         return Accepted(None, False)
     except DBAPIError as exc:
         if redis_ok:  # not stored: the platform's retry must not look like a duplicate
@@ -173,7 +176,6 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
         raise StoreUnavailable(f"inbox insert failed: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
                                f"{' (busy)' if is_busy(exc) else ''}") from None
     metrics.ACCEPTED.labels(msg.channel).inc()
-    _stored(dkey, dedup_ttl_s, redis_ok)
     if not redis_ok:
         return Accepted(inbox_id, False)
     if claim:
@@ -209,9 +211,29 @@ def _stored(dkey: str, ttl_s: int, redis_ok: bool) -> None:
         log.warning("could not mark %s stored in redis (%s)", dkey.rsplit(":", 1)[-1], exc)
 
 
-def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False) -> int:
+def _mark_stored(notes: list) -> None:
+    """The group commit's after-commit hook: the batch's deliveries are in the inbox table,
+    so from now on a retry of any of them is a duplicate. One pipelined round trip."""
+    marks = [n for n in notes if isinstance(n, tuple) and len(n) == 2]
+    if not marks:
+        return
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for dkey, ttl_s in marks:
+            pipe.set(dkey, "1", ex=ttl_s)
+        pipe.execute()
+    except Exception as exc:  # the table's unique key still drops the retries
+        log.warning("could not mark %d deliveries stored in redis (%s)", len(marks), exc)
+
+
+group_commit.set_after_commit(_mark_stored)
+
+
+def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False,
+           mark: tuple[str, int] | None = None) -> int:
     """Insert the inbox row, waiting for a busy database up to `budget_s` in all.
-    Through the process's group commit (store/group_commit.py) when it is on."""
+    Through the process's group commit (store/group_commit.py) when it is on; `mark`
+    (the dedup key, its TTL) is marked stored once the row is committed."""
     deadline = time.monotonic() + max(budget_s, 0.05)
     pause = 0.05
     now = clock.now()
@@ -238,7 +260,7 @@ def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool 
     while True:
         try:
             # Each try waits at most what is left of the budget for the other writer's lock.
-            inbox_id = group_commit.run(write, max(0.05, deadline - time.monotonic()))
+            inbox_id = group_commit.run(write, max(0.05, deadline - time.monotonic()), note=mark)
             if inbox_id is None:
                 raise _Duplicate(key)
             return inbox_id
