@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from redis.commands.core import Script
-from sqlalchemy import bindparam, insert, text, update
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
@@ -24,8 +24,9 @@ from bot.queues import get_redis
 from ground import keys
 from handlers.message import Message
 from store import group_commit
-from store.db import get_engine, is_busy, session_scope
-from store.models import InboxMessage, Owner
+from store.db import is_busy, session_scope
+from store.inbox_writes import INSERTS, NewRow
+from store.models import InboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -53,25 +54,6 @@ class StoreUnavailable(Exception):
 # inbox row is the durable record: a popped id whose worker died is re-queued by the
 # sweeper (STUCK_QUEUED), and a failure is recorded on the row (state `failed`, error).
 # Its key and the others below are in ground/keys.py.
-_INBOX = InboxMessage.__table__
-# Built once: a statement built per call costs its construction and cache key each time
-# (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
-_INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
-# In a group commit a duplicate must not fail the batch: it inserts nothing and returns no id.
-# Text, not the dialects' on_conflict_do_nothing(): that construct has no cache key, so it was
-# compiled for every message (0.6 ms); this one is compiled once. SQLite >= 3.35 and PostgreSQL.
-_NEW_ROW_COLUMNS = ("channel", "dedup_key", "sender", "kind", "payload", "state", "attempts", "queued_at",
-                    "claimed_at", "reply_mode", "created_at")
-_INSERT_NEW_INBOX = text(
-    f"INSERT INTO inbox ({', '.join(_NEW_ROW_COLUMNS)}) VALUES ({', '.join(':' + c for c in _NEW_ROW_COLUMNS)})"
-    " ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id"
-).bindparams(*[bindparam(c, type_=_INBOX.c[c].type) for c in _NEW_ROW_COLUMNS]).columns(_INBOX.c.id)
-_OWNERS = Owner.__table__
-# The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
-# when the worker claims a row; a row claimed at insert does it in the insert's transaction).
-_TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
-
-
 class _Duplicate(Exception):
     pass
 
@@ -248,19 +230,14 @@ def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool 
            "reply_mode": None if redis_ok else "push", "created_at": now}
     if claim:
         row |= {"state": "handling", "attempts": 1, "claimed_at": now}
-    touch = claim and msg.channel == "mp"
-    stmt = _INSERT_NEW_INBOX if get_engine().dialect.name in ("sqlite", "postgresql") else _INSERT_INBOX
-
-    def write(conn) -> int | None:
-        got = conn.execute(stmt, row).scalar()
-        if got is not None and touch:
-            conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
-        return got
+    # The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
+    # when the worker claims a row; a row claimed at insert does it in the insert's transaction).
+    new = NewRow(row, msg.sender if claim and msg.channel == "mp" else None)
 
     while True:
         try:
             # Each try waits at most what is left of the budget for the other writer's lock.
-            inbox_id = group_commit.run(write, max(0.05, deadline - time.monotonic()), note=mark)
+            inbox_id = group_commit.run_batched(INSERTS, new, max(0.05, deadline - time.monotonic()), note=mark)
             if inbox_id is None:
                 raise _Duplicate(key)
             return inbox_id

@@ -15,6 +15,11 @@ a driver error), its jobs are re-run one transaction each, so only the bad one f
 A busy database is retried within the jobs' budgets; a job whose budget is over
 before it was written gets an OperationalError (nothing of it was committed).
 
+A job may be `Batched`: one statement for every job of its kind in the batch, on
+PostgreSQL (store/inbox_writes.py: one multi-row INSERT, one UPDATE ... FROM VALUES), where
+each statement is a round trip to the server and the writer would otherwise send them one
+by one. Elsewhere (SQLite: a statement is a call, not a round trip) each runs on its own.
+
 A job may carry a `note`: once its transaction has committed, the notes of the batch go
 to the process's after-commit hook in one call (`set_after_commit`), before the jobs'
 callers are woken. bot/inbox.py marks the batch's dedup keys stored in Redis that way:
@@ -31,6 +36,7 @@ import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
@@ -44,11 +50,24 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256  # jobs in one transaction: bounded, so one commit stays short
 
 
-class _Job:
-    __slots__ = ("fn", "deadline", "done", "result", "error", "note")
+@dataclass(frozen=True)
+class Batched:
+    """A kind of write that can run for many jobs in one statement. `one(conn, item)` and
+    `many(conn, items)` give the same results as calling `one` for each item in turn
+    (`many` returns them in the items' order)."""
 
-    def __init__(self, fn: Callable[[Connection], Any], deadline: float, note: Any = None) -> None:
+    name: str
+    one: Callable[[Connection, Any], Any]
+    many: Callable[[Connection, list[Any]], list[Any]]
+
+
+class _Job:
+    __slots__ = ("fn", "deadline", "done", "result", "error", "note", "batched", "item")
+
+    def __init__(self, fn: Callable[[Connection], Any], deadline: float, note: Any = None,
+                 batched: Batched | None = None, item: Any = None) -> None:
         self.fn, self.deadline, self.note = fn, deadline, note
+        self.batched, self.item = batched, item
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -71,8 +90,9 @@ class Writer:
         self.jobs = 0
         threading.Thread(target=self._loop, daemon=True, name="group-commit").start()
 
-    def submit(self, fn: Callable[[Connection], Any], budget_s: float, note: Any = None) -> Any:
-        job = _Job(fn, time.monotonic() + budget_s, note)
+    def submit(self, fn: Callable[[Connection], Any], budget_s: float, note: Any = None,
+               batched: Batched | None = None, item: Any = None) -> Any:
+        job = _Job(fn, time.monotonic() + budget_s, note, batched, item)
         self.q.put(job)
         # A little past the budget: the writer itself refuses jobs whose budget is over,
         # so an answer always comes unless the thread is stuck in a commit.
@@ -120,7 +140,7 @@ class Writer:
             budget = max(0.05, min(j.deadline for j in batch) - now)
             try:
                 with connection_scope(busy_timeout_s=budget) as conn:
-                    results = [job.fn(conn) for job in batch]
+                    results = _run_jobs(conn, batch)
             except DBAPIError as exc:
                 if is_busy(exc):
                     time.sleep(pause)  # another process holds the lock past our wait: again
@@ -140,6 +160,25 @@ class Writer:
                 job.result = result
                 job.done.set()
             return
+
+
+def _run_jobs(conn: Connection, batch: list[_Job]) -> list[Any]:
+    """The jobs' results in their order; on PostgreSQL each Batched kind as one statement."""
+    if len(batch) == 1 or conn.dialect.name != "postgresql":
+        return [job.fn(conn) for job in batch]
+    results: list[Any] = [None] * len(batch)
+    kinds: dict[str, list[int]] = {}
+    for i, job in enumerate(batch):
+        if job.batched is None:
+            results[i] = job.fn(conn)
+        else:
+            kinds.setdefault(job.batched.name, []).append(i)
+    for where in kinds.values():
+        kind = batch[where[0]].batched
+        got = kind.many(conn, [batch[i].item for i in where]) if len(where) > 1 else [batch[where[0]].fn(conn)]
+        for i, result in zip(where, got):
+            results[i] = result
+    return results
 
 
 _writer: Writer | None = None
@@ -190,3 +229,14 @@ def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | Non
             _committed([note])
         return result
     return writer(linger_ms / 1000.0).submit(fn, budget_s, note)
+
+
+def run_batched(batched: Batched, item: Any, budget_s: float, linger_ms: float | None = None,
+                note: Any = None) -> Any:
+    """`run` for a Batched write: `batched.one(conn, item)`, or its share of one `many`."""
+    fn = lambda conn: batched.one(conn, item)  # noqa: E731
+    if linger_ms is None:
+        linger_ms = get_settings().group_commit_ms
+    if linger_ms <= 0:
+        return run(fn, budget_s, linger_ms, note)
+    return writer(linger_ms / 1000.0).submit(fn, budget_s, note, batched, item)
