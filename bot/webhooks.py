@@ -82,7 +82,8 @@ def _serve(endpoint: str, channel) -> Response:
             raise Refusal(404, "channel_off", f"{endpoint} is not configured")
         if request.method == "GET":
             return Response(channel.verify_url(request.args), mimetype="text/plain")
-        inbound = channel.open(request.args, _body(settings))
+        # The replay check is deferred to inbox.accept: one Redis round trip with the dedup.
+        inbound = channel.open(request.args, _body(settings), defer_replay=True)
         # A plain text is handled here (bot/tasks.py::handle_in_web); other kinds (images, events:
         # media fetches, cards) and everything when GUANJIA_HANDLE_IN_WEB=0 go to the worker lane.
         # Until this process has loaded its models (bot/worker.py::web_ready) the lane is used too.
