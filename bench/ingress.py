@@ -50,7 +50,7 @@ REQUEST_TIMEOUT_S = 10.0  # above the passive budget (3 s) and gunicorn's worst;
 SERVERS = ("bare", "werobot", "floor", "ours")
 LABELS = {"bare": "bare Flask 'success'", "werobot": "WeRoBot echo (peer)", "floor": "floor (bench/floor.py)",
           "ours": "guanjia /wechat/mp", "nowait": "  ours, no passive wait",
-          "lane": "  ours, worker-only path"}
+          "lane": "  ours, worker-only path", "base": "  ours, --baseline tree"}
 
 
 # --- a tiny HTTP/1.1 client ------------------------------------------------------------
@@ -161,7 +161,7 @@ def check_replies(ports: dict[str, int]) -> None:
         q, body = P.mp_text_request("o_bench_check", "你好", _run_id * 10**9 + 999_000_000 + port, mode="safe")
         r = http.post(f"http://127.0.0.1:{port}/wechat/mp", params=q, data=body, timeout=REQUEST_TIMEOUT_S)
         r.raise_for_status()
-        if name in ("werobot", "ours", "lane"):
+        if name in ("werobot", "ours", "lane", "base"):
             reply = P.mp_reply(r.content)  # checks the reply's signature and decrypts it
             if name == "werobot" and reply.get("Content") != "你好":
                 raise SystemExit(f"WeRoBot did not echo: {reply}")
@@ -175,13 +175,14 @@ def check_replies(ports: dict[str, int]) -> None:
 
 class Stack:
     def __init__(self, workers: int, rq_workers: int, database_url: str | None = None, nowait: bool = False,
-                 servers: tuple[str, ...] = SERVERS, lane: bool = False) -> None:
+                 servers: tuple[str, ...] = SERVERS, lane: bool = False, baseline: Path | None = None) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="guanjia-bench-"))
         self.procs: list[subprocess.Popen] = []
         self.names: list[str] = []
         self.redis_port, self.fake_port = free_port(), free_port()
         self.ports = {name: free_port() for name in servers + (("nowait",) if nowait else ())
-                      + (("lane",) if lane else ())}
+                      + (("lane",) if lane else ()) + (("base",) if baseline else ())}
+        self.baseline = baseline
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "WECOM_", "GUANJIA_"))}
         # Replies that miss the budget are pushed: to the fake platform, so they cost what a
         # real send costs and do not pile up as retries.
@@ -205,9 +206,9 @@ class Stack:
     def pids(self, *logs: str) -> list[int]:
         return [p.pid for p, name in zip(self.procs, self.names) if name in logs]
 
-    def _spawn(self, args: list[str], env: dict | None = None, log: str = "x") -> subprocess.Popen:
+    def _spawn(self, args: list[str], env: dict | None = None, log: str = "x", cwd: Path = ROOT) -> subprocess.Popen:
         out = open(self.tmp / f"{log}.log", "ab")
-        p = subprocess.Popen(args, cwd=ROOT, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(args, cwd=cwd, env=env or self.env, stdout=out, stderr=subprocess.STDOUT,
                              start_new_session=True)
         self.procs.append(p)
         self.names.append(log)
@@ -241,6 +242,13 @@ class Stack:
             self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["lane"])],
                         env=self.env | {"GUANJIA_HANDLE_IN_WEB": "0", "GUANJIA_GROUP_COMMIT_MS": "0",
                                         "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-lane")}, log="lane")
+        if "base" in self.ports:
+            # Another tree of this project (say `git archive main | tar -x -C /tmp/base`), served
+            # as deployed beside ours, on the same database, Redis and workers: a before/after
+            # from one run. Its schema must be this tree's (no migration in between).
+            self._spawn([py, "-m", "bot", "serve", "--port", str(self.ports["base"])], cwd=self.baseline,
+                        env=self.env | {"PYTHONPATH": str(self.baseline),
+                                        "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom-base")}, log="base")
         if "bare" in self.ports:
             self._gunicorn("bare", "bench.bare:create_app()")
         if "werobot" in self.ports:
@@ -256,7 +264,7 @@ class Stack:
         # Each web process of ours loads its models in the background and sends messages to the
         # workers until then (deploy/gunicorn.conf.py::post_fork): measure it once loaded.
         deadline = time.monotonic() + 240
-        for name in ("ours", "nowait"):
+        for name in ("ours", "nowait", "base"):
             if name not in self.ports:
                 continue
             while (self.tmp / f"{name}.log").read_text(errors="replace").count("models loaded") < self.web_workers:
@@ -350,6 +358,9 @@ def main() -> int:
                     help="GUANJIA_GROUP_COMMIT_MS for ours (default: the app's; 0 = each request commits)")
     ap.add_argument("--worker-only", action="store_true",
                     help="also serve ours as before issue 16 (GUANJIA_HANDLE_IN_WEB=0, GUANJIA_GROUP_COMMIT_MS=0)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also serve ours from this tree (another commit of the project, e.g. from git "
+                         "archive): before/after in one run")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="watchdog for the whole run (default: 60 + 40 x --seconds)")
     ap.add_argument("--database-url", default=None,
@@ -371,7 +382,8 @@ def main() -> int:
 
     _watchdog(args.max_seconds or 60 + 40 * args.seconds)
     load_before = os.getloadavg()
-    stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait, lane=args.worker_only)
+    stack = Stack(args.workers, args.rq_workers, args.database_url, args.nowait, lane=args.worker_only,
+                  baseline=args.baseline.resolve() if args.baseline else None)
     if args.group_commit_ms is not None:
         stack.env["GUANJIA_GROUP_COMMIT_MS"] = str(args.group_commit_ms)
     closed: dict[str, dict] = {}
@@ -395,7 +407,8 @@ def main() -> int:
         cpu_groups = {"bare": ["bare"], "werobot": ["werobot"], "floor": ["floor", "redis"],
                       "ours": ["ours", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
                       "nowait": ["nowait", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
-                      "lane": ["lane", "redis", *[f"worker{i}" for i in range(args.rq_workers)]]}
+                      "lane": ["lane", "redis", *[f"worker{i}" for i in range(args.rq_workers)]],
+                      "base": ["base", "redis", *[f"worker{i}" for i in range(args.rq_workers)]]}
         # Ours after the others in each phase: replies it pushes keep the workers busy afterwards.
         for name in names:
             pids = stack.pids(*cpu_groups[name])

@@ -12,18 +12,21 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, text, update
+from redis.commands.core import Script
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot import metrics
+from bot.channels.common import ReplayCheck
 from bot.heartbeat import Throttled
 from bot.queues import get_redis
 from bot.tasks import process_inbox
 from ground import clock, keys
 from handlers.message import Message
 from store import group_commit
-from store.db import get_engine, is_busy, session_scope
-from store.models import InboxMessage, Owner
+from store.db import is_busy, session_scope
+from store.inbox_writes import INSERTS, NewRow
+from store.models import InboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +54,68 @@ class StoreUnavailable(Exception):
 # inbox row is the durable record: a popped id whose worker died is re-queued by the
 # sweeper (STUCK_QUEUED), and a failure is recorded on the row (state `failed`, error).
 # Its key and the others below are in ground/keys.py.
-_INBOX = InboxMessage.__table__
-# Built once: a statement built per call costs its construction and cache key each time
-# (~0.2 ms), while the platform waits. The columns come from the parameters' keys.
-_INSERT_INBOX = insert(_INBOX).returning(_INBOX.c.id)
-# In a group commit a duplicate must not fail the batch: it inserts nothing and returns no id.
-# Text, not the dialects' on_conflict_do_nothing(): that construct has no cache key, so it was
-# compiled for every message (0.6 ms); this one is compiled once. SQLite >= 3.35 and PostgreSQL.
-_NEW_ROW_COLUMNS = ("channel", "dedup_key", "sender", "kind", "payload", "state", "attempts", "queued_at",
-                    "claimed_at", "reply_mode", "created_at")
-_INSERT_NEW_INBOX = text(
-    f"INSERT INTO inbox ({', '.join(_NEW_ROW_COLUMNS)}) VALUES ({', '.join(':' + c for c in _NEW_ROW_COLUMNS)})"
-    " ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id"
-).bindparams(*[bindparam(c, type_=_INBOX.c[c].type) for c in _NEW_ROW_COLUMNS]).columns(_INBOX.c.id)
-_OWNERS = Owner.__table__
-# The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
-# when the worker claims a row; a row claimed at insert does it in the insert's transaction).
-_TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
-
-
 class _Duplicate(Exception):
     pass
 
 
+class Replayed(Exception):
+    """The request's timestamp+nonce was already used for another body (a copied URL
+    carrying other words): refuse it (403 replayed_nonce); nothing was recorded."""
+
+
+# The first layer in one round trip (was two: the nonce SET NX, then the dedup SET NX).
+# KEYS: the nonce key ('' = no replay check), the dedup key. ARGV: the body's digest, the
+# nonce's TTL, the pending mark, its TTL. Returns 'replayed', 'fresh', or the dedup key's
+# value ('pending' while the first delivery is being stored, '1' once it is).
+_FIRST_LAYER_LUA = b"""
+if KEYS[1] ~= '' then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'replayed' end
+  end
+end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then return 'fresh' end
+return redis.call('GET', KEYS[2])
+"""
+_FIRST_LAYER = Script(None, _FIRST_LAYER_LUA)  # EVALSHA; loads the script once per server
+
+
+def _first_layer(replay: ReplayCheck | None, dkey: str) -> bytes:
+    nonce_args = (replay.key, replay.digest, replay.ttl_s) if replay is not None else ("", "", 0)
+    got = _FIRST_LAYER(keys=[nonce_args[0], dkey], args=[nonce_args[1], nonce_args[2], PENDING, PENDING_TTL_S],
+                       client=get_redis())
+    return got if isinstance(got, bytes) else str(got).encode()
+
+
+def _first_layer_check(msg: Message, key: str, dkey: str, replay: ReplayCheck | None) -> bool | None:
+    """The Redis layer: True = a new delivery (marked pending), None = a duplicate, False =
+    Redis is down (the inbox table's unique key is the only layer then)."""
+    try:
+        # "pending" while this delivery is being stored; "1" once it is. The platform
+        # retries after 5 s while a busy database may still hold the first try: that
+        # retry must hear "try again" (the first may yet fail and take the key back),
+        # never "success" for a message that is not stored (it would be lost).
+        # The request's replay check (timestamp+nonce, bot/channels/common.py) runs first,
+        # in the same round trip: a replayed nonce leaves the dedup key untouched.
+        seen = _first_layer(replay, dkey)
+    except Exception as exc:
+        if replay is not None:
+            log.warning("redis unavailable for the nonce check (%s); signature and window still checked",
+                        type(exc).__name__)
+        log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
+        return False
+    if seen == b"replayed":
+        raise Replayed(replay.key if replay else "")
+    if seen == b"fresh":
+        return True
+    if seen == PENDING.encode():
+        raise StoreUnavailable("the first delivery of this message is still being stored")
+    metrics.DUPLICATES.labels(msg.channel, "redis").inc()
+    log.info("duplicate %s %s dropped (redis)", msg.channel, key)
+    return None
+
+
 def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STORE_BUDGET_S,
-           claim: bool = False) -> Accepted:
+           claim: bool = False, replay: ReplayCheck | None = None) -> Accepted:
     """Deduplicate, store and queue one message. One database commit on the
     normal path (the row is written already marked `queued`), because this runs
     while the platform waits.
@@ -88,35 +128,26 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
 
     A busy database (another writer holds the lock) is waited for and retried for up
     to `store_budget_s`; if the row still cannot be written, StoreUnavailable is raised
-    and the Redis dedup key is taken back, so the platform's retry is stored then."""
-    key = msg.dedup_key()
-    redis_ok = True
-    dkey = keys.dedup(msg.channel, key)
-    try:
-        # "pending" while this delivery is being stored; "1" once it is. The platform
-        # retries after 5 s while a busy database may still hold the first try: that
-        # retry must hear "try again" (the first may yet fail and take the key back),
-        # never "success" for a message that is not stored (it would be lost).
-        fresh = get_redis().set(dkey, PENDING, nx=True, ex=PENDING_TTL_S)
-        if not fresh:
-            if get_redis().get(dkey) == PENDING.encode():
-                raise StoreUnavailable("the first delivery of this message is still being stored")
-            metrics.DUPLICATES.labels(msg.channel, "redis").inc()
-            log.info("duplicate %s %s dropped (redis)", msg.channel, key)
-            return Accepted(None, False)
-    except StoreUnavailable:
-        raise
-    except Exception as exc:
-        redis_ok = False
-        log.warning("redis unavailable for dedup (%s); relying on the inbox table", exc)
+    and the Redis dedup key is taken back, so the platform's retry is stored then.
 
+    `replay`: the request's timestamp+nonce check (the channel's `Inbound.replay`), made
+    in the dedup's round trip; a nonce already used for another body raises Replayed and
+    nothing is recorded. Redis down: allowed, as the check alone allows it."""
+    key = msg.dedup_key()
+    dkey = keys.dedup(msg.channel, key)
+    redis_ok = _first_layer_check(msg, key, dkey, replay)
+    if redis_ok is None:
+        return Accepted(None, False)
     claim = claim and redis_ok
     try:
-        inbox_id = _store(msg, key, redis_ok, store_budget_s, claim)
-    except (IntegrityError, _Duplicate):
+        # Once the row's transaction commits, the dedup key is marked stored ("1") by the
+        # group commit's after-commit hook (`_mark_stored`: one round trip per batch).
+        inbox_id = _store(msg, key, redis_ok, store_budget_s, claim, (dkey, dedup_ttl_s) if redis_ok else None)
+    except (IntegrityError, _Duplicate) as exc:
         metrics.DUPLICATES.labels(msg.channel, "db").inc()
         log.info("duplicate %s %s dropped (inbox table)", msg.channel, key)
-        _stored(dkey, dedup_ttl_s, redis_ok)
+        if isinstance(exc, IntegrityError):  # rolled back: the hook did not run
+            _stored(dkey, dedup_ttl_s, redis_ok)
         return Accepted(None, False)
     except DBAPIError as exc:
         if redis_ok:  # not stored: the platform's retry must not look like a duplicate
@@ -127,7 +158,6 @@ def accept(msg: Message, dedup_ttl_s: int = 600, store_budget_s: float = MIN_STO
         raise StoreUnavailable(f"inbox insert failed: {type(exc.orig).__name__ if exc.orig else type(exc).__name__}"
                                f"{' (busy)' if is_busy(exc) else ''}") from None
     metrics.ACCEPTED.labels(msg.channel).inc()
-    _stored(dkey, dedup_ttl_s, redis_ok)
     if not redis_ok:
         return Accepted(inbox_id, False)
     if claim:
@@ -163,9 +193,29 @@ def _stored(dkey: str, ttl_s: int, redis_ok: bool) -> None:
         log.warning("could not mark %s stored in redis (%s)", dkey.rsplit(":", 1)[-1], exc)
 
 
-def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False) -> int:
+def _mark_stored(notes: list) -> None:
+    """The group commit's after-commit hook: the batch's deliveries are in the inbox table,
+    so from now on a retry of any of them is a duplicate. One pipelined round trip."""
+    marks = [n for n in notes if isinstance(n, tuple) and len(n) == 2]
+    if not marks:
+        return
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for dkey, ttl_s in marks:
+            pipe.set(dkey, "1", ex=ttl_s)
+        pipe.execute()
+    except Exception as exc:  # the table's unique key still drops the retries
+        log.warning("could not mark %d deliveries stored in redis (%s)", len(marks), exc)
+
+
+group_commit.set_after_commit(_mark_stored)
+
+
+def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool = False,
+           mark: tuple[str, int] | None = None) -> int:
     """Insert the inbox row, waiting for a busy database up to `budget_s` in all.
-    Through the process's group commit (store/group_commit.py) when it is on."""
+    Through the process's group commit (store/group_commit.py) when it is on; `mark`
+    (the dedup key, its TTL) is marked stored once the row is committed."""
     deadline = time.monotonic() + max(budget_s, 0.05)
     pause = 0.05
     now = clock.now()
@@ -180,19 +230,14 @@ def _store(msg: Message, key: str, redis_ok: bool, budget_s: float, claim: bool 
            "reply_mode": None if redis_ok else "push", "created_at": now}
     if claim:
         row |= {"state": "handling", "attempts": 1, "claimed_at": now}
-    touch = claim and msg.channel == "mp"
-    stmt = _INSERT_NEW_INBOX if get_engine().dialect.name in ("sqlite", "postgresql") else _INSERT_INBOX
-
-    def write(conn) -> int | None:
-        got = conn.execute(stmt, row).scalar()
-        if got is not None and touch:
-            conn.execute(_TOUCH_OWNER, {"b_openid": msg.sender, "last_inbound_at": now})
-        return got
+    # The owner wrote: the 48 h customer-service window starts again (bot/tasks.py does the same
+    # when the worker claims a row; a row claimed at insert does it in the insert's transaction).
+    new = NewRow(row, msg.sender if claim and msg.channel == "mp" else None)
 
     while True:
         try:
             # Each try waits at most what is left of the budget for the other writer's lock.
-            inbox_id = group_commit.run(write, max(0.05, deadline - time.monotonic()))
+            inbox_id = group_commit.run_batched(INSERTS, new, max(0.05, deadline - time.monotonic()), note=mark)
             if inbox_id is None:
                 raise _Duplicate(key)
             return inbox_id

@@ -18,6 +18,7 @@ from handlers import dispatch  # dispatch.handle, looked up per call (tests patc
 from handlers.message import Context, Message, Push
 from store import group_commit
 from store.db import is_busy, new_session, retry_busy, session_scope, wrote
+from store.inbox_writes import FINISH_INBOX, FINISHES
 from store.models import InboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ _CLAIM_INBOX = update(_INBOX).where(
     _INBOX.c.payload, _INBOX.c.created_at, _INBOX.c.reply_mode, _INBOX.c.attempts)
 # The outcome is written only by the claim's holder: if this worker was too slow and the
 # sweeper gave the row to another (lease lapsed), this matches nothing and rolls back.
-_FINISH_INBOX = update(_INBOX).where(_INBOX.c.id == bindparam("b_id"), _INBOX.c.state == "handling",
-                                     _INBOX.c.attempts == bindparam("b_attempt"))
+_FINISH_INBOX = FINISH_INBOX
 _TOUCH_OWNER = update(_OWNERS).where(_OWNERS.c.openid == bindparam("b_openid"))
 
 # Passive replies only make sense while the web request can still be waiting.
@@ -118,8 +118,7 @@ def handle_in_web(inbox_id: int, msg: Message, passive_until: float) -> list[str
             else:
                 s.rollback()  # read only: nothing to keep; the outcome alone, grouped
                 budget = max(0.2, passive_until - time.monotonic())
-                done = group_commit.run(lambda conn: conn.execute(_FINISH_INBOX, finish).rowcount == 1, budget,
-                                        get_settings().group_commit_ms)
+                done = group_commit.run_batched(FINISHES, finish, budget, get_settings().group_commit_ms)
                 if not done:
                     raise _ClaimLost(inbox_id)
         finally:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 
 from bot import inbox, metrics
 from bot.worker import web_ready
-from bot.channels.common import Refusal
+from bot.channels.common import Refusal, replayed
 from bot.channels.mp import MpChannel
 from bot.channels.wecom import WeComChannel
 
@@ -82,16 +82,20 @@ def _serve(endpoint: str, channel) -> Response:
             raise Refusal(404, "channel_off", f"{endpoint} is not configured")
         if request.method == "GET":
             return Response(channel.verify_url(request.args), mimetype="text/plain")
-        inbound = channel.open(request.args, _body(settings))
+        # The replay check is deferred to inbox.accept: one Redis round trip with the dedup.
+        inbound = channel.open(request.args, _body(settings), defer_replay=True)
         # A plain text is handled here (bot/tasks.py::handle_in_web); other kinds (images, events:
         # media fetches, cards) and everything when GUANJIA_HANDLE_IN_WEB=0 go to the worker lane.
         # Until this process has loaded its models (bot/worker.py::web_ready) the lane is used too.
         here = settings.handle_in_web and inbound.message.kind == "text" and web_ready()
         try:  # a busy database is waited for within the passive budget (bot/inbox.py)
             accepted = inbox.accept(inbound.message, settings.dedup_ttl_s,
-                                    max(settings.passive_budget_s, inbox.MIN_STORE_BUDGET_S), claim=here)
+                                    max(settings.passive_budget_s, inbox.MIN_STORE_BUDGET_S), claim=here,
+                                    replay=inbound.replay)
         except inbox.StoreUnavailable as exc:  # not stored: not 200, so the platform tries again
             return _refuse(endpoint, Refusal(503, "store_unavailable", str(exc)))
+        except inbox.Replayed:  # a copied URL carrying another body (bot/channels/common.py)
+            raise replayed(inbound.timestamp) from None
         if accepted.inbox_id is None or not (accepted.queued or accepted.claimed):
             return Response("success", mimetype="text/plain")
         # What is left of the budget: the platform's 5 s include the insert and the time the

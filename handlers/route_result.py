@@ -1,7 +1,7 @@
 """The result of understanding one text, exactly as CONTRACT.md's `route --json`."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 INTENTS = ("faq", "complaint", "booking", "membership", "command", "smalltalk", "handoff")
 VIOLATIONS = ("none", "ad", "insult", "privacy", "illegal")
@@ -24,6 +24,9 @@ class RouteResult:
     args: dict = field(default_factory=dict, repr=False)
 
     def contract(self) -> dict:
-        """The CONTRACT.md fields only, in order."""
-        d = asdict(self)
-        return {k: d[k] for k in ("intent", "priority", "category", "faq_id", "score", "answer", "violation", "action", "why")}
+        """The CONTRACT.md fields only, in order. Read directly, not through asdict(), which
+        deep-copies every field (`args` included) and was measured on every message."""
+        return {k: getattr(self, k) for k in CONTRACT_FIELDS}
+
+
+CONTRACT_FIELDS = ("intent", "priority", "category", "faq_id", "score", "answer", "violation", "action", "why")

@@ -15,6 +15,16 @@ a driver error), its jobs are re-run one transaction each, so only the bad one f
 A busy database is retried within the jobs' budgets; a job whose budget is over
 before it was written gets an OperationalError (nothing of it was committed).
 
+A job may be `Batched`: one statement for every job of its kind in the batch, on
+PostgreSQL (store/inbox_writes.py: one multi-row INSERT, one UPDATE ... FROM VALUES), where
+each statement is a round trip to the server and the writer would otherwise send them one
+by one. Elsewhere (SQLite: a statement is a call, not a round trip) each runs on its own.
+
+A job may carry a `note`: once its transaction has committed, the notes of the batch go
+to the process's after-commit hook in one call (`set_after_commit`), before the jobs'
+callers are woken. bot/inbox.py marks the batch's dedup keys stored in Redis that way:
+one pipelined round trip per batch instead of one per message.
+
 `GUANJIA_GROUP_COMMIT_MS` (ground.config: `group_commit_ms`) is how long the writer
 lingers for more jobs after the first; 0 turns the writer off (each caller commits
 its own transaction, as before).
@@ -26,6 +36,7 @@ import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
@@ -39,11 +50,24 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256  # jobs in one transaction: bounded, so one commit stays short
 
 
-class _Job:
-    __slots__ = ("fn", "deadline", "done", "result", "error")
+@dataclass(frozen=True)
+class Batched:
+    """A kind of write that can run for many jobs in one statement. `one(conn, item)` and
+    `many(conn, items)` give the same results as calling `one` for each item in turn
+    (`many` returns them in the items' order)."""
 
-    def __init__(self, fn: Callable[[Connection], Any], deadline: float) -> None:
-        self.fn, self.deadline = fn, deadline
+    name: str
+    one: Callable[[Connection, Any], Any]
+    many: Callable[[Connection, list[Any]], list[Any]]
+
+
+class _Job:
+    __slots__ = ("fn", "deadline", "done", "result", "error", "note", "batched", "item")
+
+    def __init__(self, fn: Callable[[Connection], Any], deadline: float, note: Any = None,
+                 batched: Batched | None = None, item: Any = None) -> None:
+        self.fn, self.deadline, self.note = fn, deadline, note
+        self.batched, self.item = batched, item
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -66,8 +90,9 @@ class Writer:
         self.jobs = 0
         threading.Thread(target=self._loop, daemon=True, name="group-commit").start()
 
-    def submit(self, fn: Callable[[Connection], Any], budget_s: float) -> Any:
-        job = _Job(fn, time.monotonic() + budget_s)
+    def submit(self, fn: Callable[[Connection], Any], budget_s: float, note: Any = None,
+               batched: Batched | None = None, item: Any = None) -> Any:
+        job = _Job(fn, time.monotonic() + budget_s, note, batched, item)
         self.q.put(job)
         # A little past the budget: the writer itself refuses jobs whose budget is over,
         # so an answer always comes unless the thread is stuck in a commit.
@@ -115,7 +140,7 @@ class Writer:
             budget = max(0.05, min(j.deadline for j in batch) - now)
             try:
                 with connection_scope(busy_timeout_s=budget) as conn:
-                    results = [job.fn(conn) for job in batch]
+                    results = _run_jobs(conn, batch)
             except DBAPIError as exc:
                 if is_busy(exc):
                     time.sleep(pause)  # another process holds the lock past our wait: again
@@ -130,14 +155,51 @@ class Writer:
                 return
             self.batches += 1
             self.jobs += len(batch)
+            _committed([job.note for job in batch if job.note is not None])
             for job, result in zip(batch, results):
                 job.result = result
                 job.done.set()
             return
 
 
+def _run_jobs(conn: Connection, batch: list[_Job]) -> list[Any]:
+    """The jobs' results in their order; on PostgreSQL each Batched kind as one statement."""
+    if len(batch) == 1 or conn.dialect.name != "postgresql":
+        return [job.fn(conn) for job in batch]
+    results: list[Any] = [None] * len(batch)
+    kinds: dict[str, list[int]] = {}
+    for i, job in enumerate(batch):
+        if job.batched is None:
+            results[i] = job.fn(conn)
+        else:
+            kinds.setdefault(job.batched.name, []).append(i)
+    for where in kinds.values():
+        kind = batch[where[0]].batched
+        got = kind.many(conn, [batch[i].item for i in where]) if len(where) > 1 else [batch[where[0]].fn(conn)]
+        for i, result in zip(where, got):
+            results[i] = result
+    return results
+
+
 _writer: Writer | None = None
 _lock = threading.Lock()
+_after_commit: Callable[[list[Any]], None] | None = None
+
+
+def set_after_commit(fn: Callable[[list[Any]], None] | None) -> None:
+    """What runs, once per committed transaction, with the notes of its jobs (see above)."""
+    global _after_commit
+    _after_commit = fn
+
+
+def _committed(notes: list[Any]) -> None:
+    hook = _after_commit
+    if not notes or hook is None:
+        return
+    try:
+        hook(notes)
+    except Exception:  # the rows are committed whatever the hook does; never fail the batch
+        log.exception("group commit: after-commit hook failed")
 
 
 def writer(linger_s: float) -> Writer:
@@ -154,13 +216,27 @@ def writer(linger_s: float) -> Writer:
         return w
 
 
-def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | None = None) -> Any:
+def run(fn: Callable[[Connection], Any], budget_s: float, linger_ms: float | None = None, note: Any = None) -> Any:
     """Run `fn(conn)` in a transaction committed before this returns: the process's
     group commit if on, else a transaction of its own (waiting for a busy database up
-    to `budget_s`)."""
+    to `budget_s`). `note` goes to the after-commit hook once committed."""
     if linger_ms is None:
         linger_ms = get_settings().group_commit_ms
     if linger_ms <= 0:
         with connection_scope(busy_timeout_s=budget_s) as conn:
-            return fn(conn)
-    return writer(linger_ms / 1000.0).submit(fn, budget_s)
+            result = fn(conn)
+        if note is not None:
+            _committed([note])
+        return result
+    return writer(linger_ms / 1000.0).submit(fn, budget_s, note)
+
+
+def run_batched(batched: Batched, item: Any, budget_s: float, linger_ms: float | None = None,
+                note: Any = None) -> Any:
+    """`run` for a Batched write: `batched.one(conn, item)`, or its share of one `many`."""
+    fn = lambda conn: batched.one(conn, item)  # noqa: E731
+    if linger_ms is None:
+        linger_ms = get_settings().group_commit_ms
+    if linger_ms <= 0:
+        return run(fn, budget_s, linger_ms, note)
+    return writer(linger_ms / 1000.0).submit(fn, budget_s, note, batched, item)

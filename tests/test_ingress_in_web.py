@@ -221,3 +221,33 @@ def test_group_commit_gathers_concurrent_rows_and_a_duplicate_fails_alone(env, m
 
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(InboxMessage)) == 24
+
+
+def _calls(r: Redis, *names: str) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {n: int(stats.get(f"cmdstat_{n}", {}).get("calls", 0)) for n in names}
+
+
+def test_a_message_costs_two_redis_round_trips_and_a_replay_records_nothing(in_web_client, env):
+    """The nonce check runs in the dedup's round trip (bot/inbox.py::_first_layer, one script)
+    and the 'stored' mark goes after the commit (its batch's pipeline): no GET, one SET. A
+    nonce used again for another body is refused and leaves no dedup key behind."""
+    from ground import keys
+    from handlers.message import Message
+
+    r = Redis.from_url(env["redis_url"])
+    q0, body0 = P.mp_text_request("o_first", "你好", 9300)  # the server learns the script (SCRIPT LOAD once)
+    assert in_web_client.post("/wechat/mp", query_string=q0, data=body0).status_code == 200
+    q, body = P.mp_text_request("o_trip", "你好", 9301)
+    before = _calls(r, "evalsha", "eval", "set", "get")
+    assert in_web_client.post("/wechat/mp", query_string=q, data=body).status_code == 200
+    after = _calls(r, "evalsha", "eval", "set", "get")
+    assert after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"] == 1
+    # Redis counts the script's own SETs (nonce, pending) as commands, not as round trips.
+    assert (after["set"] - before["set"], after["get"] - before["get"]) == (2 + 1, 0)
+    assert r.get(keys.dedup("mp", Message(channel="mp", sender="o_trip", msg_id="9301").dedup_key())) == b"1"
+    _, other = P.mp_text_request("o_other", "冒充别人", 9302)  # a valid body of its own, under the first URL
+    resp = in_web_client.post("/wechat/mp", query_string=q, data=other)
+    assert resp.status_code == 403
+    assert r.get(keys.dedup("mp", Message(channel="mp", sender="o_other", msg_id="9302").dedup_key())) is None
+    assert [row[0] for row in _rows()] == ["o_first", "o_trip"]

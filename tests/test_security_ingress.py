@@ -178,3 +178,4 @@ def test_pages_cannot_be_framed(api):
         r = api.client.get(path)
         assert r.headers["X-Frame-Options"] == "DENY"
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+

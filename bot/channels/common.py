@@ -6,6 +6,7 @@ import hmac
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
@@ -79,7 +80,19 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
     return out
 
 
-def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s: int) -> None:
+@dataclass(frozen=True)
+class ReplayCheck:
+    """What the replay check needs to remember of one request: its timestamp+nonce key, the
+    digest of its body and how long to keep them. The channel only builds it; the check runs
+    in the same Redis round trip as the inbox's first dedup layer (bot/inbox.py::accept), one
+    trip instead of two per message (bench/PROFILE.md)."""
+
+    key: str
+    digest: str
+    ttl_s: int
+
+
+def replay_check(channel: str, timestamp: str, nonce: str, body: bytes, window_s: int) -> ReplayCheck | None:
     """Refuse a timestamp+nonce already used, within the window, for a different body.
 
     The URL signature covers only token, timestamp and nonce, so a copied URL
@@ -87,25 +100,37 @@ def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s
     request when we answer late (three tries, PLATFORM.md): an identical body
     is let through, and the inbox's dedup recognises it, so a retry after a
     failed store is never refused. Redis down: allowed (the signature and the
-    timestamp window still hold), logged.
+    timestamp window still hold), logged. None: the window is off (recorded
+    vectors), nothing to remember. Checked by `check_replay` or by `inbox.accept`.
     """
-    if window_s <= 0:  # the window is off (recorded vectors): nothing to remember
+    if window_s <= 0:
+        return None
+    # Kept twice the window: a timestamp stays acceptable from window before to window after it.
+    return ReplayCheck(keys.nonce(channel, timestamp, nonce), hashlib.sha256(body).hexdigest()[:32],
+                       2 * window_s + 60)
+
+
+def check_replay(channel: str, timestamp: str, nonce: str, body: bytes, window_s: int) -> None:
+    """The replay check on its own (its own round trip): see `replay_check`."""
+    check = replay_check(channel, timestamp, nonce, body, window_s)
+    if check is None:
         return
-    digest = hashlib.sha256(body).hexdigest()[:32]
-    key = keys.nonce(channel, timestamp, nonce)
     try:
         r = get_redis()
-        # Kept twice the window: a timestamp stays acceptable from window before to window after it.
-        if r.set(key, digest, nx=True, ex=2 * window_s + 60):
+        if r.set(check.key, check.digest, nx=True, ex=check.ttl_s):
             return
-        seen = r.get(key)
+        seen = r.get(check.key)
     except Exception as exc:
         log.warning("redis unavailable for the nonce check (%s); signature and window still checked",
                     type(exc).__name__)
         return
     seen = seen.decode() if isinstance(seen, bytes) else seen
-    if seen != digest:
-        raise Refusal(403, "replayed_nonce", f"timestamp {timestamp} and this nonce were already used")
+    if seen != check.digest:
+        raise replayed(timestamp)
+
+
+def replayed(timestamp: str) -> Refusal:
+    return Refusal(403, "replayed_nonce", f"timestamp {timestamp} and this nonce were already used")
 
 
 def require(fields: dict[str, str], *names: str) -> None:

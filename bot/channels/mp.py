@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.channels.common import Refusal, check_replay, check_signature, check_timestamp, parse_xml, text_reply_xml
+from bot.channels.common import (Refusal, ReplayCheck, check_replay, check_signature, check_timestamp, parse_xml,
+                                 replay_check, text_reply_xml)
 from bot.channels.crypto import ChannelCrypto
 from bot.channels.normalize import inbound_message
 from ground.config import ChannelSettings
@@ -16,6 +17,10 @@ class Inbound:
     encrypted: bool
     nonce: str
     timestamp: str
+    # The replay check of this request when the caller deferred it (`open(defer_replay=True)`,
+    # the webhook): bot/inbox.py::accept runs it in the dedup's round trip. None: checked
+    # already, or the timestamp window is off.
+    replay: ReplayCheck | None = None
 
 
 class MpChannel:
@@ -38,7 +43,7 @@ class MpChannel:
             raise Refusal(400, "missing_field", "echostr")
         return echostr
 
-    def open(self, args, body: bytes) -> Inbound:
+    def open(self, args, body: bytes, defer_replay: bool = False) -> Inbound:
         # The URL signature is sent in every mode; check it first, it costs nothing.
         self._check_url_signature(args)
         fields = parse_xml(body)
@@ -51,8 +56,11 @@ class MpChannel:
             if self.crypto is None:
                 raise Refusal(400, "encryption_not_configured", "WECHAT_AES_KEY is not set")
             fields = self.crypto.open_envelope(args, fields)
-        check_replay(self.name, args.get("timestamp", ""), args.get("nonce", ""), body, self.window_s)
-        return Inbound(inbound_message(fields, "mp"), encrypted, args.get("nonce", ""), args.get("timestamp", ""))
+        ts, nonce = args.get("timestamp", ""), args.get("nonce", "")
+        if not defer_replay:
+            check_replay(self.name, ts, nonce, body, self.window_s)
+        return Inbound(inbound_message(fields, "mp"), encrypted, nonce, ts,
+                       replay_check(self.name, ts, nonce, body, self.window_s) if defer_replay else None)
 
     def render_reply(self, inbound: Inbound, text: str) -> str:
         xml = text_reply_xml(inbound.message.sender, inbound.message.to or "", text)
