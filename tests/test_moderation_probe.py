@@ -1,0 +1,41 @@
+"""Issue 12 item 5 on a probe written before the fixes (tests/data/groups/evasion_probe.*).
+
+Violation recall >= 95% (the verdict must be one of the line's accepted
+categories) and no false flag at all on the hard negatives. Every miss is
+printed so a failing run says what to look at. Pure function: no DB, no Redis.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from handlers.groups.moderation import analyse
+
+PROBE = Path(__file__).parent / "data" / "groups" / "evasion_probe.jsonl"
+
+
+def _probe() -> list[tuple[set[str], str]]:
+    rows = [json.loads(line) for line in PROBE.read_text("utf-8").splitlines() if line.strip()]
+    return [(set(r["label"].split("|")), r["text"]) for r in rows]
+
+
+def test_probe_violations_caught_and_negatives_left_alone():
+    rows = _probe()
+    bad = [(labels, text) for labels, text in rows if labels != {"none"}]
+    good = [text for labels, text in rows if labels == {"none"}]
+    missed, false_flags = [], []
+    for labels, text in bad:
+        v = analyse(text)
+        if v.violation not in labels:
+            missed.append(f"MISS {'|'.join(sorted(labels))} got {v.violation}: {text}  [{v.why}]")
+    for text in good:
+        v = analyse(text)
+        if v.violation != "none":
+            false_flags.append(f"FALSE {v.violation}: {text}  [{v.why}]")
+    recall = 1 - len(missed) / len(bad)
+    print(f"\nprobe: recall {recall:.1%} ({len(bad) - len(missed)}/{len(bad)}), "
+          f"false flags {len(false_flags)}/{len(good)}")
+    for line in missed + false_flags:
+        print(line)
+    assert recall >= 0.95, "\n".join(missed)
+    assert not false_flags, "\n".join(false_flags)
