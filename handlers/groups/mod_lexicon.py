@@ -16,7 +16,7 @@ import ahocorasick
 
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers.groups.mod_normalize import PinyinFolder, normalize
+from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, normalize
 from handlers.groups.mod_normalize import fold as _fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
@@ -37,6 +37,9 @@ class Category:
     boosters: list[str]
     exceptions: dict[str, dict[str, list[str]]]
     model_support: list[str] = field(default_factory=list)
+    # Weak words do not count when one of these is in the message (a neighbour's
+    # own old sofa for self-pickup is no ad); strong words and combos still do.
+    weak_unless: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Lexicon:
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
+    latin: Any = None  # mod_normalize.LatinPinyinFolder over `latin_pinyin_words`
     combos: list[Combo] = field(default_factory=list)
     automaton: Any = None
     boosters: Any = None
@@ -103,7 +107,8 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
         cats[name] = Category(name, _str_list(body.get("strong"), f"categories.{name}.strong"),
                               _str_list(body.get("weak"), f"categories.{name}.weak"), needed,
                               _str_list(body.get("boosters"), f"categories.{name}.boosters"), exc,
-                              _str_list(body.get("model_support"), f"categories.{name}.model_support"))
+                              _str_list(body.get("model_support"), f"categories.{name}.model_support"),
+                              _str_list(body.get("weak_unless"), f"categories.{name}.weak_unless"))
     lex = Lexicon(variants, cats, _str_list(raw.get("allowed_domains"), "allowed_domains"),
                   [str(r) for r in raw.get("exempt_roles") or []],
                   [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
@@ -112,6 +117,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
+    lex.latin = LatinPinyinFolder(_str_list(raw.get("latin_pinyin_words"), "latin_pinyin_words"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
@@ -170,4 +176,4 @@ def lexicon() -> Lexicon:
 def compact(text: str) -> str:
     """The normal form terms are matched on (mod_normalize.normalize)."""
     lex = lexicon()
-    return normalize(text, lex.variants, lex.pinyin)
+    return normalize(text, lex.variants, lex.pinyin, lex.latin)

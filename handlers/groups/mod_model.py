@@ -149,7 +149,7 @@ def train(rows: list[dict], epochs: int = 100, l2: float = 1e-5, lr: float = 2.0
     return Model(vocab, W.astype(np.float32), b.astype(np.float32))
 
 
-TRAINING = "v1 epochs=100 lr=2.0 l2=1e-5 ngrams=1,2,3"  # change it when train() changes
+TRAINING = "v2 epochs=100 lr=2.0 l2=1e-5 ngrams=1,2,3"  # change it when train() changes
 
 
 def _cache_key() -> str:

@@ -9,6 +9,9 @@ Evasions this undoes (each step is linear in the text length):
 - homophones by sound: a span of characters whose toneless pinyin is that of a
   listed word (moderation.yaml `pinyin_words`, e.g. 卫星/威信 -> 微信) is read
   as the word (pypinyin);
+- words spelt out in Latin pinyin ("ban zheng ke zhang" -> 办证刻章; moderation.yaml
+  `latin_pinyin_words`), matched inside a run of Latin letters;
+- "+" before a word ("+微", "+V") read as 加 (a "+86" or "1+1" keeps its digits);
 - Chinese numerals in runs of four or more (一三八..., 壹叁捌, 幺洞拐) -> digits,
   so a spelt-out phone number reads as one.
 """
@@ -63,9 +66,13 @@ def _digits(m: re.Match) -> str:
     return run if run.isdigit() else run.translate(_CN_TO_DIGIT)
 
 
-def cn_numerals_to_digits(text: str) -> str:
-    """Runs of >= 4 Chinese numerals (or numerals mixed with digits) become digits."""
-    return _NUM_RUN.sub(_digits, text)
+_NUM_RUN3 = re.compile("[" + "".join(CN_DIGITS) + r"0-9]{3,}")
+
+
+def cn_numerals_to_digits(text: str, shortest: int = _CN_RUN) -> str:
+    """Runs of >= 4 Chinese numerals (or numerals mixed with digits) become digits;
+    `shortest=3` where a phone cue says digits are being spelt out (一三九 ...)."""
+    return (_NUM_RUN3 if shortest == 3 else _NUM_RUN).sub(_digits, text)
 
 
 @lru_cache(maxsize=8192)
@@ -142,11 +149,56 @@ class PinyinFolder:
         return "".join(out)
 
 
-def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None) -> str:
+class LatinPinyinFolder:
+    """Replaces a listed word spelt in toneless Latin pinyin ("banzheng", "daikai")
+    with the word. Keys are at least MIN_LETTERS long so that short syllables
+    inside English words or ids are left alone; one Aho-Corasick pass (linear)."""
+
+    MIN_LETTERS = 6
+
+    def __init__(self, words: list[str]):
+        self.auto = None
+        keys = {}
+        for w in words:
+            key = "".join(_syllable(ch) if "\u4e00" <= ch <= "\u9fff" else ch for ch in w)
+            if key.isascii() and key.isalpha() and len(key) >= self.MIN_LETTERS:
+                keys[key] = w
+        if keys:
+            self.auto = ahocorasick.Automaton()
+            for key, w in keys.items():
+                self.auto.add_word(key, (len(key), w))
+            self.auto.make_automaton()
+
+    def fold(self, text: str) -> str:
+        if self.auto is None or not any("a" <= c <= "z" for c in text):
+            return text
+        hits = sorted(((end - n + 1, end + 1, w) for end, (n, w) in self.auto.iter(text)),
+                      key=lambda h: (h[0], -h[1]))
+        out, last = [], 0
+        for a, b, word in hits:
+            if a < last:
+                continue  # overlapping: the leftmost, then longest, wins
+            out.append(text[last:a])
+            out.append(word)
+            last = b
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+
+# "+微", "+ V", "+威": a plus before a letter or CJK character is 加; "+86", "1+1" stay.
+_PLUS_WORD = re.compile(r"[+＋➕]\s*(?=[^\W\d_])")
+
+
+def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None,
+              latin: LatinPinyinFolder | None = None) -> str:
     """The compact normal form: folded, noise stripped, numerals as digits,
     spellings and homophones replaced by the canonical word."""
-    # ➕ is read as 加 ("➕V"); every other symbol is noise.
-    comp = strip_noise(fold(text).replace("➕", "加"))
+    # ➕ / + before a word is read as 加 ("➕V", "+微"); every other symbol is noise.
+    comp = strip_noise(_PLUS_WORD.sub("加", fold(text)).replace("➕", "加"))
+    if latin is not None:
+        comp = latin.fold(comp)
     comp = cn_numerals_to_digits(comp)
     for form, canon in variants:
         if form in comp:

@@ -29,7 +29,8 @@ ROOM = re.compile(r"\d{1,2}\s*(?:栋|幢|号楼|座|期)\s*(?:\d{1,2}\s*单元\s
                   r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
 PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*[a-z0-9]{5,6}(?![a-z0-9])")
 # A bare room number ("304的许某某", "住1102"): only counted next to a full name.
-ROOM_BARE = re.compile(r"(?<![\d.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+# Not the digits of an id ("love888，..."): no letter right before it.
+ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
@@ -54,7 +55,7 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
-AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)(?:的|是|业主|住户|住的是)?([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
                         r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是)")
 
 
@@ -105,6 +106,19 @@ def _spread_phone(text: str) -> bool:
     return False
 
 
+SPREAD_PHONE = "privacy: a mobile number given in parts"
+
+
+def names_someone(text: str) -> bool:
+    """A third person in the text: a room, plate, name, surname with a title, 他/她 or
+    a person word. Without one, a WeChat id or number is the writer's own, offered."""
+    r = rules()
+    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    return bool(ROOM.search(t) or PLATE.search(t) or ROOM_BARE.search(t) or NAMED.search(t)
+                or _surname_ref(t, r) or any(p in t for p in r.person_refs)
+                or re.search("[他她]", t) or _full_names(t, r))
+
+
 def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str, str]:
     """{"privacy": reason} when the combination identifies someone, else {}."""
     if "privacy" in found:
@@ -112,8 +126,8 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     r = rules()
     t = fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS])
     t = cn_numerals_to_digits(t)
-    if any(c in comp for c in r.phone_cues) and _spread_phone(t):
-        return {"privacy": "privacy: a mobile number given in parts"}
+    if any(c in comp for c in r.phone_cues) and _spread_phone(cn_numerals_to_digits(t, shortest=3)):
+        return {"privacy": SPREAD_PHONE}
     room = ROOM.search(t)
     plate = PLATE.search(t)
     bare = ROOM_BARE.search(t)

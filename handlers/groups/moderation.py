@@ -23,7 +23,7 @@ from handlers.groups.ladder import first_action
 from handlers.groups.mod_lexicon import Lexicon, compact, lexicon
 from handlers.groups.mod_model import cache_path, model, opinion, save_cache
 from handlers.groups.mod_normalize import fold as _fold
-from handlers.groups.mod_privacy import privacy_combination
+from handlers.groups.mod_privacy import SPREAD_PHONE, names_someone, privacy_combination
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
 
@@ -324,7 +324,8 @@ def analyse(text: str) -> Verdict:
         need = lex.categories[cat].weak_needed
         if strong:
             found[cat] = f"{cat}: {'、'.join(strong)}"
-        elif weak and (len(weak) >= need or contact or cat in boosted):
+        elif weak and (contact or not any(u in comp for u in lex.categories[cat].weak_unless)) \
+                and (len(weak) >= need or contact or cat in boosted):
             extra = " + contact details" if contact else (" + offer words" if cat in boosted else "")
             found[cat] = f"{cat}: {'、'.join(weak)}{extra}"
         v.terms[cat] = strong + weak
@@ -349,6 +350,8 @@ def analyse(text: str) -> Verdict:
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
     found.update(privacy_combination(text, comp, found))
+    if found.get("privacy") == SPREAD_PHONE:
+        contact = True  # a number spelt out in parts is contact details all the same
 
     if contact and "privacy" in found and "ad" not in found and "illegal" not in found:
         # Contact details next to an offer are an ad first ("专业搬家 138..."):
@@ -357,6 +360,11 @@ def analyse(text: str) -> Verdict:
         offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
         if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
+    if handles and "privacy" in found and "ad" not in found and "illegal" not in found \
+            and not names_someone(text):
+        # A WeChat / QQ id with nobody else in the message is the writer's own,
+        # posted for members to add: soliciting contact, which is advertising.
+        found["ad"] = "ad: a contact id offered (no one else named)"
     if not found:
         # The model's word alone, when it is very sure; or fairly sure with one
         # weak word or offer word of the same category behind it. Never for
