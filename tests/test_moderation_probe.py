@@ -1,4 +1,5 @@
-"""Issue 12 item 5 on a probe written before the fixes (tests/data/groups/evasion_probe.*).
+"""Issue 12 item 5 on probes written before the fixes (tests/data/groups/evasion_probe*.jsonl,
+rules and history in evasion_probe.md; probe2 was written after the first round).
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -9,18 +10,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from handlers.groups.moderation import analyse
 
-PROBE = Path(__file__).parent / "data" / "groups" / "evasion_probe.jsonl"
+DATA = Path(__file__).parent / "data" / "groups"
 
 
-def _probe() -> list[tuple[set[str], str]]:
-    rows = [json.loads(line) for line in PROBE.read_text("utf-8").splitlines() if line.strip()]
+def _probe(name: str) -> list[tuple[set[str], str]]:
+    rows = [json.loads(line) for line in (DATA / name).read_text("utf-8").splitlines() if line.strip()]
     return [(set(r["label"].split("|")), r["text"]) for r in rows]
 
 
-def test_probe_violations_caught_and_negatives_left_alone():
-    rows = _probe()
+@pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl"])
+def test_probe_violations_caught_and_negatives_left_alone(name):
+    rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]
     good = [text for labels, text in rows if labels == {"none"}]
     missed, false_flags = [], []
@@ -33,7 +37,7 @@ def test_probe_violations_caught_and_negatives_left_alone():
         if v.violation != "none":
             false_flags.append(f"FALSE {v.violation}: {text}  [{v.why}]")
     recall = 1 - len(missed) / len(bad)
-    print(f"\nprobe: recall {recall:.1%} ({len(bad) - len(missed)}/{len(bad)}), "
+    print(f"\n{name}: recall {recall:.1%} ({len(bad) - len(missed)}/{len(bad)}), "
           f"false flags {len(false_flags)}/{len(good)}")
     for line in missed + false_flags:
         print(line)

@@ -58,6 +58,8 @@ class Lexicon:
     exempt_roles: list[str]
     precedence: list[str]
     report_cues: list[str] = field(default_factory=list)
+    # "不是骗子": a cue negated is no report; removed before cues and combos' `not` are read.
+    report_negations: list[str] = field(default_factory=list)
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
@@ -113,6 +115,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   [str(r) for r in raw.get("exempt_roles") or []],
                   [str(c) for c in raw.get("precedence") or ["illegal", "ad", "insult", "privacy"]],
                   report_cues=_str_list(raw.get("report_cues"), "report_cues"),
+                  report_negations=_str_list(raw.get("report_negations"), "report_negations"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)

@@ -12,6 +12,7 @@ Evasions this undoes (each step is linear in the text length):
 - words spelt out in Latin pinyin ("ban zheng ke zhang" -> 办证刻章; moderation.yaml
   `latin_pinyin_words`), matched inside a run of Latin letters;
 - "+" before a word ("+微", "+V") read as 加 (a "+86" or "1+1" keeps its digits);
+  "$" between letters read as s (nm$l);
 - Chinese numerals in runs of four or more (一三八..., 壹叁捌, 幺洞拐) -> digits,
   so a spelt-out phone number reads as one.
 """
@@ -191,12 +192,16 @@ class LatinPinyinFolder:
 _PLUS_WORD = re.compile(r"[+＋➕]\s*(?=[^\W\d_])")
 
 
+# "nm$l": a dollar sign between letters is an s.
+_LEET_S = re.compile(r"(?<=[a-z])\$(?=[a-z])")
+
+
 def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None,
               latin: LatinPinyinFolder | None = None) -> str:
     """The compact normal form: folded, noise stripped, numerals as digits,
     spellings and homophones replaced by the canonical word."""
     # ➕ / + before a word is read as 加 ("➕V", "+微"); every other symbol is noise.
-    comp = strip_noise(_PLUS_WORD.sub("加", fold(text)).replace("➕", "加"))
+    comp = strip_noise(_LEET_S.sub("s", _PLUS_WORD.sub("加", fold(text)).replace("➕", "加")))
     if latin is not None:
         comp = latin.fold(comp)
     comp = cn_numerals_to_digits(comp)

@@ -114,7 +114,8 @@ def names_someone(text: str) -> bool:
     a person word. Without one, a WeChat id or number is the writer's own, offered."""
     r = rules()
     t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
-    return bool(ROOM.search(t) or PLATE.search(t) or ROOM_BARE.search(t) or NAMED.search(t)
+    # Not ROOM_BARE: a bare number is as likely the id's own digits ("jia ju 2026 家具").
+    return bool(ROOM.search(t) or PLATE.search(t) or NAMED.search(t)
                 or _surname_ref(t, r) or any(p in t for p in r.person_refs)
                 or re.search("[他她]", t) or _full_names(t, r))
 

@@ -312,7 +312,10 @@ def analyse(text: str) -> Verdict:
             boosted.update(cats)
 
     # Quoting an ad to report it is not advertising (data: report_cues).
-    reporting = not contact and any(c in comp for c in lex.report_cues)
+    cues = comp
+    for neg in lex.report_negations:  # "卖保险的不是骗子" reports nothing
+        cues = cues.replace(neg, "")
+    reporting = not contact and any(c in cues for c in lex.report_cues)
     found: dict[str, str] = {}
     for cat, by in hits.items():
         if reporting and cat in ("ad", "illegal"):
@@ -334,7 +337,7 @@ def analyse(text: str) -> Verdict:
     for combo in lex.combos:
         if combo.category in found or (reporting and combo.category in ("ad", "illegal")):
             continue
-        if all(p.search(comp) for p in combo.groups) and not any(w in comp for w in combo.unless):
+        if all(p.search(comp) for p in combo.groups) and not any(w in cues for w in combo.unless):
             found[combo.category] = f"{combo.category}: {combo.why}"
     if comp in lex.whole_insults:
         found.setdefault("insult", f"insult: {comp}")
