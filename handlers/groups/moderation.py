@@ -294,6 +294,29 @@ def _term_hits(comp: str, lex: Lexicon) -> dict[str, dict[str, set[str]]]:
     return hits
 
 
+def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, boosted: set[str],
+                   reporting: bool) -> dict[str, str]:
+    """The categories the lexicon's words decide (one strong word, or enough weak ones, or
+    weak ones beside contact details or offer words); every word found goes to v.terms."""
+    found: dict[str, str] = {}
+    for cat, by in hits.items():
+        if reporting and cat in ("ad", "illegal"):
+            v.terms[cat] = sorted(set().union(*by.values()))
+            continue
+        strong, weak = sorted(by.get("strong", ())), sorted(by.get("weak", ()))
+        # 优惠 inside 优惠券 is one word, not two signals.
+        weak = [w for w in weak if not any(w != o and w in o for o in strong + weak)]
+        need = lex.categories[cat].weak_needed
+        if strong:
+            found[cat] = f"{cat}: {'、'.join(strong)}"
+        elif weak and (contact or not any(u in comp for u in lex.categories[cat].weak_unless)) \
+                and (len(weak) >= need or contact or cat in boosted):
+            extra = " + contact details" if contact else (" + offer words" if cat in boosted else "")
+            found[cat] = f"{cat}: {'、'.join(weak)}{extra}"
+        v.terms[cat] = strong + weak
+    return found
+
+
 def analyse(text: str) -> Verdict:
     """Every rule the text breaks, and the one that wins (data: precedence)."""
     lex = lexicon()
@@ -316,22 +339,7 @@ def analyse(text: str) -> Verdict:
     for neg in lex.report_negations:  # "卖保险的不是骗子" reports nothing
         cues = cues.replace(neg, "")
     reporting = not contact and any(c in cues for c in lex.report_cues)
-    found: dict[str, str] = {}
-    for cat, by in hits.items():
-        if reporting and cat in ("ad", "illegal"):
-            v.terms[cat] = sorted(set().union(*by.values()))
-            continue
-        strong, weak = sorted(by.get("strong", ())), sorted(by.get("weak", ()))
-        # 优惠 inside 优惠券 is one word, not two signals.
-        weak = [w for w in weak if not any(w != o and w in o for o in strong + weak)]
-        need = lex.categories[cat].weak_needed
-        if strong:
-            found[cat] = f"{cat}: {'、'.join(strong)}"
-        elif weak and (contact or not any(u in comp for u in lex.categories[cat].weak_unless)) \
-                and (len(weak) >= need or contact or cat in boosted):
-            extra = " + contact details" if contact else (" + offer words" if cat in boosted else "")
-            found[cat] = f"{cat}: {'、'.join(weak)}{extra}"
-        v.terms[cat] = strong + weak
+    found = _term_findings(v, hits, comp, lex, contact, boosted, reporting)
     if links:
         found.setdefault("ad", "ad: link")
     for combo in lex.combos:
