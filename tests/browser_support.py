@@ -134,9 +134,27 @@ def login(driver, base: str, username: str, password: str) -> None:
     button.click()
     # The click only starts the form post: wait for the next page, or a loaded
     # machine lets the test read the old one.
-    from selenium.webdriver.support import expected_conditions as EC
+    wait_for(driver, gone(button), timeout=15.0)
 
-    wait_for(driver, EC.staleness_of(button), timeout=15.0)
+
+def gone(element):
+    """A wait condition: the element has left the document (the next page is there).
+    Like selenium's staleness_of, but Chromium sometimes answers a node it is just
+    discarding with an "unknown error ... does not belong to the document" instead of
+    a stale-element error: that means gone too."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def check(_driver) -> bool:
+        try:
+            element.is_enabled()
+            return False
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+    return check
 
 
 def wait_for(driver, cond, timeout: float = 5.0):

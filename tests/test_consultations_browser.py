@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from tests import platform as P
-from tests.browser_support import browser, live_app, live_env, login, screenshot_on_failure, wait_for  # noqa: F401
+from tests.browser_support import browser, gone, live_app, live_env, login, screenshot_on_failure, wait_for  # noqa: F401
 from tests.console_support import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -82,7 +82,7 @@ def test_inbox_reply_reaches_the_owner(live_app, live_env, browser, fake_platfor
     browser.find_element(By.ID, "consult-reply-text").send_keys(answer)
     button = browser.find_element(By.ID, "consult-reply-btn")
     button.click()
-    wait_for(browser, EC.staleness_of(button), timeout=15.0)
+    wait_for(browser, gone(button), timeout=15.0)
     assert "已回复业主" in browser.find_element(By.TAG_NAME, "main").text
     assert answer in browser.find_element(By.ID, "consult-entries").text
     assert browser.find_element(By.ID, "consult-state").text == "已回复"
