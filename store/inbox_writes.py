@@ -110,7 +110,10 @@ def _flat(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _insert_many(conn: Connection, news: list[NewRow]) -> list[int | None]:
     """One INSERT for the batch's rows (and one UPDATE for the owners they touch)."""
-    rows = [{c: new.row[c] for c in NEW_ROW_COLUMNS} for new in news]
+    # In key order: two web processes inserting the same deliveries (a platform retry reaching
+    # the other one) then wait on each other's keys in one order, never in a circle (deadlock).
+    ordered = sorted(news, key=lambda new: (new.row["channel"], new.row["dedup_key"]))
+    rows = [{c: new.row[c] for c in NEW_ROW_COLUMNS} for new in ordered]
     got = {(ch, key): i for i, ch, key in conn.execute(_statement("insert", len(rows)), _flat(rows))}
     results: list[int | None] = []
     touch: dict[str, Any] = {}
@@ -123,7 +126,7 @@ def _insert_many(conn: Connection, news: list[NewRow]) -> list[int | None]:
             touch[new.touch] = max(at, touch.get(new.touch, at))
     if touch:
         conn.execute(_statement("touch", len(touch)),
-                     _flat([{"b_openid": o, "last_inbound_at": at} for o, at in touch.items()]))
+                     _flat([{"b_openid": o, "last_inbound_at": at} for o, at in sorted(touch.items())]))
     return results
 
 
