@@ -158,6 +158,17 @@ def gone(element):
 
 
 def wait_for(driver, cond, timeout: float = 5.0):
+    """Wait until cond holds. A node the page re-rendered while cond read it is "not yet",
+    as selenium takes a stale element: Chromium sometimes reports it as an "unknown error
+    ... does not belong to the document" instead."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(cond)
+    def guarded(d):
+        try:
+            return cond(d)
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+    return WebDriverWait(driver, timeout).until(guarded)
