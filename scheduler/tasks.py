@@ -13,17 +13,17 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from bot.queues import get_redis
-from ground import clock
 # run_campaign: rq jobs queued before campaigns moved to bot/ name scheduler.tasks.run_campaign.
 from bot.campaigns import due_campaigns, enqueue_campaign, recover_orphans, run_campaign, track_group_msgs  # noqa: F401
+from bot.outbound import outbox
+from bot.queues import get_redis
+from bot.sweeper import sweep as do_sweep
+from ground import clock
+from handlers.capability import resolve
+from handlers.message import Outcome, Push
 from handlers.schedule.config import Schedule, ScheduleError, capability_jobs, get_schedule
 from store.db import session_scope
 from store.models import Campaign
-from bot.outbound import outbox
-from bot.sweeper import sweep as do_sweep
-from handlers.capability import resolve
-from handlers.message import Outcome, Push
 
 log = logging.getLogger(__name__)
 

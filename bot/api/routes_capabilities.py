@@ -365,27 +365,21 @@ def strikes_list():
 
 # --- FAQ ------------------------------------------------------------------------------------------
 
-def _kb():
-    return kb_queries
-
-
 @api_route("/faq/entries", ["GET"], "staff", "Knowledge-base entries (as the bot currently serves them)",
            query={"q": "string: text in a question, the answer or the title, or an exact id"})
 def faq_entries():
-    kbq = _kb()
     q = req_str(query_args(), "q", required=False, max_len=64)
     return jsonify({"entries": [{"id": e.id, "title": e.title, "questions": list(e.questions), "answer": e.answer,
                                  "tags": list(e.tags), "source": e.source, "file": e.file}
-                                for e in kbq.entries(q)]})
+                                for e in kb_queries.entries(q)]})
 
 
 @api_route("/faq/misses", ["GET"], "staff", "Questions the bot could not answer outright, newest first",
            query={"all": "string: 1 = include resolved ones", "limit": "integer: page size (1-500)"})
 def faq_misses():
-    kbq = _kb()
     show_all = req_str(query_args(), "all", required=False, choices=("0", "1")) == "1"
     limit, _ = page_args(100)
-    rows = kbq.miss_rows(g.db, show_all, limit)
+    rows = kb_queries.miss_rows(g.db, show_all, limit)
     return jsonify({"misses": [row_dict(m, ["id", "text", "chat", "kind", "best_id", "best_score", "candidates",
                                             "resolved", "created_at"]) for m in rows]})
 
@@ -396,7 +390,6 @@ def faq_misses():
            body={"phrase": "string: the new way of asking", "miss_id": "integer: the miss it answers (optional)"},
            required=["phrase"])
 def faq_add_phrasing(entry_id: str):
-    kbq = _kb()
     data = body_json()
     phrase = req_str(data, "phrase", max_len=200)
     miss_id = req_int(data, "miss_id", required=False, minimum=1)
@@ -404,10 +397,10 @@ def faq_add_phrasing(entry_id: str):
     if miss_id and miss is None:
         raise ApiError(400, f"no miss {miss_id}", "miss_id")
     try:
-        file = kbq.add_phrasing(entry_id, phrase)
-    except kbq.KBEditError as exc:
+        file = kb_queries.add_phrasing(entry_id, phrase)
+    except kb_queries.KBEditError as exc:
         raise ApiError(404 if "no entry" in str(exc) else 400, str(exc), exc.field) from None
-    resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
+    resolved = kb_queries.resolve_misses(g.db, miss.text) if miss else 0
     audit(g.db, principal(), "faq.add_phrasing", f"faq:{entry_id}", {"phrase": phrase, "file": file, "miss": miss_id})
     return jsonify({"entry_id": entry_id, "phrase": phrase, "file": file, "resolved_misses": resolved}), 201
 
@@ -417,7 +410,6 @@ def faq_add_phrasing(entry_id: str):
                  "answer": "string: at most 400 characters", "tags": "array: keywords", "miss_id": "integer: optional"},
            required=["id", "title", "questions", "answer"])
 def faq_add_entry():
-    kbq = _kb()
     data = body_json()
     qs = data.get("questions")
     if not isinstance(qs, list) or not all(isinstance(x, str) for x in qs):
@@ -427,12 +419,12 @@ def faq_add_entry():
         raise ApiError(400, "tags must be a list of texts", "tags")
     miss_id = req_int(data, "miss_id", required=False, minimum=1)
     try:
-        file = kbq.add_entry(req_str(data, "id", max_len=64), req_str(data, "title", max_len=64), qs,
+        file = kb_queries.add_entry(req_str(data, "id", max_len=64), req_str(data, "title", max_len=64), qs,
                              req_str(data, "answer", max_len=2000), tags)
-    except kbq.KBEditError as exc:
+    except kb_queries.KBEditError as exc:
         raise ApiError(400, str(exc), "id" if exc.field == "entry_id" else exc.field) from None
     miss = g.db.get(FaqMiss, miss_id) if miss_id else None
-    resolved = kbq.resolve_misses(g.db, miss.text) if miss else 0
+    resolved = kb_queries.resolve_misses(g.db, miss.text) if miss else 0
     audit(g.db, principal(), "faq.add_entry", f"faq:{data['id']}", {"file": file, "miss": miss_id})
     return jsonify({"id": data["id"], "file": file, "resolved_misses": resolved}), 201
 

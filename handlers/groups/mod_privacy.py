@@ -106,6 +106,11 @@ def _spread_phone(text: str) -> bool:
     return False
 
 
+def _plain(text: str) -> str:
+    """The text the privacy patterns read: NFKC, folded, bounded, Chinese numerals as digits."""
+    return cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+
+
 SPREAD_PHONE = "privacy: a mobile number given in parts"
 
 
@@ -113,7 +118,7 @@ def names_someone(text: str) -> bool:
     """A third person in the text: a room, plate, name, surname with a title, 他/她 or
     a person word. Without one, a WeChat id or number is the writer's own, offered."""
     r = rules()
-    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    t = _plain(text)
     # Not ROOM_BARE: a bare number is as likely the id's own digits ("jia ju 2026 家具").
     return bool(ROOM.search(t) or PLATE.search(t) or NAMED.search(t)
                 or _surname_ref(t, r) or any(p in t for p in r.person_refs)
@@ -125,8 +130,7 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     if "privacy" in found:
         return {}
     r = rules()
-    t = fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS])
-    t = cn_numerals_to_digits(t)
+    t = _plain(text)
     if any(c in comp for c in r.phone_cues) and _spread_phone(cn_numerals_to_digits(t, shortest=3)):
         return {"privacy": SPREAD_PHONE}
     room = ROOM.search(t)
@@ -150,6 +154,6 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
 def has_person_or_home(text: str) -> bool:
     """A room, plate, full name or a reference to someone: what a leak is about."""
     r = rules()
-    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    t = _plain(text)
     return bool(ROOM.search(t) or PLATE.search(t) or NAMED.search(t) or _surname_ref(t, r)
                 or any(p in t for p in r.person_refs) or re.search(r"\d{5,}", t))
