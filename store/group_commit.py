@@ -26,8 +26,9 @@ callers are woken. bot/inbox.py marks the batch's dedup keys stored in Redis tha
 one pipelined round trip per batch instead of one per message.
 
 `GUANJIA_GROUP_COMMIT_MS` (ground.config: `group_commit_ms`) is how long the writer
-lingers for more jobs after the first; 0 turns the writer off (each caller commits
-its own transaction, as before).
+lingers for more jobs after the first, when jobs are coming in together (the previous
+batch had more than one, or more are queued); a lone job is written at once. 0 turns
+the writer off (each caller commits its own transaction, as before).
 """
 from __future__ import annotations
 
@@ -103,9 +104,14 @@ class Writer:
         return job.result
 
     def _loop(self) -> None:
+        last = 1
         while True:
             batch = [self.q.get()]
-            lingered = self.linger_s <= 0
+            # Linger only while requests come in together (the last batch had company, or
+            # more are queued already): a lone request at a quiet hour is written at once
+            # instead of waiting the linger twice (inbox row, outcome) for company that is
+            # not coming (sequential requests: 6.4 ms -> 2.9 ms each at 2 ms linger).
+            lingered = self.linger_s <= 0 or (last <= 1 and self.q.empty())
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self.q.get_nowait())
@@ -117,6 +123,7 @@ class Writer:
                         batch.append(self.q.get(timeout=self.linger_s))
                     except queue.Empty:
                         break
+            last = len(batch)
             try:
                 self._write(batch)
             except BaseException as exc:  # never let the thread die: every waiter gets an answer

@@ -8,6 +8,7 @@ the worker, replies pushed when the budget is gone. The worker-only path is what
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from redis import Redis
@@ -251,3 +252,26 @@ def test_a_message_costs_two_redis_round_trips_and_a_replay_records_nothing(in_w
     assert resp.status_code == 403
     assert r.get(keys.dedup("mp", Message(channel="mp", sender="o_other", msg_id="9302").dedup_key())) is None
     assert [row[0] for row in _rows()] == ["o_first", "o_trip"]
+
+
+def test_group_commit_writes_a_lone_row_at_once(env, monkeypatch):
+    """At a quiet hour a message is not held back waiting for company: the writer lingers
+    only while requests come in together (a lingering writer would hold each
+    write the whole 50 ms)."""
+    monkeypatch.setenv("GUANJIA_GROUP_COMMIT_MS", "50")
+    from ground.config import reset_settings
+    from bot.inbox import _store
+    from handlers.message import Message
+    from store import group_commit
+
+    reset_settings()
+    took = []
+    for i in range(5):
+        msg = Message(channel="mp", sender=f"o_lone_{i}", text="你好", msg_id=str(9300 + i))
+        t0 = time.monotonic()
+        assert isinstance(_store(msg, msg.dedup_key(), True, 5.0), int)
+        took.append(time.monotonic() - t0)
+    w = group_commit.writer(0.05)
+    assert w.batches == 5
+    # Lingering, every write would take 50 ms or more (min: a loaded machine may slow one).
+    assert min(took[1:]) < 0.045, took
