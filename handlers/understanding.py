@@ -104,6 +104,7 @@ class Lexicons:
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
     complaint_words: tuple[str, ...] = ()
+    not_hazard: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -154,6 +155,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         asking=_words(priority_file, "asking", pr.get("asking") or []),
         hypothetical=_words(priority_file, "hypothetical", pr.get("hypothetical") or []),
         reporting=_words(priority_file, "reporting", pr.get("reporting") or []),
+        not_hazard=_words(priority_file, "not_hazard", pr.get("not_hazard") or []),
         urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
@@ -436,8 +438,11 @@ def _forms(raw_clean: str) -> str:
 
 
 def safety_hit(c: str) -> str | None:
-    """The hazard word or pattern of priority.yaml's urgent class in the text, if any."""
+    """The hazard word or pattern of priority.yaml's urgent class in the text, if any
+    (not inside a not_hazard phrase: "电瓶没电" is a car's battery, not a power cut)."""
     lx = lexicons()
+    for w in lx.not_hazard:
+        c = c.replace(w, "|")
     hit = _hits(c, lx.priority["urgent"])
     if hit:
         return max(hit, key=len)
