@@ -47,10 +47,13 @@ TRAIN_DIR = ROOT / "handlers" / "data" / "train"
 # intents_asking.jsonl: asking about a service, a plan or a rule vs reporting a problem;
 # intents_fresh.jsonl: more of that contrast in owners' own words (stories, hearsay, praise first);
 # intents_fresh2.jsonl: tier rules vs own record, worries vs a person, notices vs bookings, who pays vs a fault;
-# intents_asking2.jsonl: questions told with a problem, a person or an event vs complaints worded as questions.
+# intents_asking2.jsonl: questions told with a problem, a person or an event vs complaints worded as questions;
+# intents_priority.jsonl: hazards told by their effect (urgent) vs look-alikes that are not (a dry old
+# stain, cigarette smoke, a loose socket cover) and questions about an outage or a hazard.
 CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", TRAIN_DIR / "faq_pairs.jsonl",
                 TRAIN_DIR / "intents_asking.jsonl", TRAIN_DIR / "intents_fresh.jsonl",
                 TRAIN_DIR / "intents_fresh2.jsonl", TRAIN_DIR / "intents_asking2.jsonl",
+                TRAIN_DIR / "intents_priority.jsonl",
                 ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")

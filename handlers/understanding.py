@@ -104,7 +104,9 @@ class Lexicons:
     priority_text: dict[str, str]
     category: dict[str, tuple[str, ...]]
     complaint_words: tuple[str, ...] = ()
-    not_hazard: tuple[str, ...] = ()
+    not_hazard: tuple[re.Pattern, ...] = ()
+    asking_in_question: tuple[str, ...] = ()
+    not_urgent: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -155,8 +157,10 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         asking=_words(priority_file, "asking", pr.get("asking") or []),
         hypothetical=_words(priority_file, "hypothetical", pr.get("hypothetical") or []),
         reporting=_words(priority_file, "reporting", pr.get("reporting") or []),
-        not_hazard=_words(priority_file, "not_hazard", pr.get("not_hazard") or []),
         urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
+        not_hazard=_patterns(priority_file, "not_hazard", pr.get("not_hazard") or []),
+        asking_in_question=_words(priority_file, "asking_in_question", pr.get("asking_in_question") or []),
+        not_urgent=_words(priority_file, "not_urgent", pr.get("not_urgent") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
 
@@ -181,7 +185,7 @@ def classify_priority(text: str) -> tuple[str, str | None]:
     general with a word in the text; general when none (every request has a clock)."""
     c = clean(text)
     for p in PRIORITIES:
-        hit = _hits(c, lexicons().priority[p])
+        hit = _hits(_masked(c) if p == "urgent" else c, lexicons().priority[p])
         if hit:
             return p, max(hit, key=len)
     return "general", None
@@ -256,7 +260,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     hazard = safety_hit(c)
     reporting = _hits(c, lx.reporting)
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
-    asking = _hits(c, lx.hypothetical) or ([] if reporting else _hits(c, lx.asking))
+    asking = _hits(c, lx.hypothetical) or ([] if reporting else _asking(c, lx))
     hand = _hits(c, lx.handoff)
     intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
 
@@ -437,12 +441,37 @@ def _forms(raw_clean: str) -> str:
     return c if bare == raw_clean else f"{c}|{bare}"
 
 
+def _asking(c: str, lx: Lexicons) -> list[str]:
+    """The asking words in the text; those of asking_in_question ("的时候") only in a question."""
+    hit = _hits(c, lx.asking)
+    return hit + _hits(c, lx.asking_in_question) if _QUESTION.search(c) else hit
+
+
+def _lookalike(c: str, lx: Lexicons) -> str | None:
+    """A word of priority.yaml's not_urgent list, or a not_hazard span, in the text."""
+    hit = _hits(c, lx.not_urgent)
+    if hit:
+        return max(hit, key=len)
+    for rx in lx.not_hazard:
+        m = rx.search(c)
+        if m:
+            return m.group(0)
+    return None
+
+
+def _masked(c: str) -> str:
+    """The text with priority.yaml's not_hazard spans ("没人被困", "门铃没电", "差点摔倒")
+    replaced by a separator, so that they match no urgent word or pattern."""
+    for rx in lexicons().not_hazard:
+        c = rx.sub("|", c)
+    return c
+
+
 def safety_hit(c: str) -> str | None:
     """The hazard word or pattern of priority.yaml's urgent class in the text, if any
-    (not inside a not_hazard phrase: "电瓶没电" is a car's battery, not a power cut)."""
+    (not in a span that says there is none: not_hazard)."""
     lx = lexicons()
-    for w in lx.not_hazard:
-        c = c.replace(w, "|")
+    c = _masked(c)
     hit = _hits(c, lx.priority["urgent"])
     if hit:
         return max(hit, key=len)
@@ -476,7 +505,12 @@ def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, a
     learned = max(pp, key=pp.get)
     prio, by = learned, f"model {learned} {pp[learned]:.2f}"
     important = _hits(c, lx.priority["important"])
-    if hazard and not asking:
+    lookalike = _lookalike(c, lx) if learned == "urgent" and not hazard else None
+    if lookalike:
+        # Cigarette smoke, a dry stain, "没人被困": the model's "urgent" with no hazard in the text
+        # gives way to important, never general (the model may see what the words miss).
+        prio, by = "important", f"model urgent {pp['urgent']:.2f}, but no hazard and a look-alike {lookalike!r}"
+    elif hazard and not asking:
         prio, by = "urgent", f"safety rule {hazard!r}"
     elif hazard and prio == "general":
         prio, by = "important", f"safety rule {hazard!r} in a what-if ({asking[0]})"
