@@ -181,7 +181,10 @@ URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|n
 # A domain with a path, whatever its ending ("bit.ly/3xyz", "dwz.cn/ab3"): a link to click.
 URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-9]{1,64}")
 # Dots in disguise between the parts of a domain: "bit·ly", "abc[dot]com", "abc(.)cn".
-_FAKE_DOT = re.compile(r"(?<=[a-z0-9])\s{0,3}(?:[·•。｡]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}(?=[a-z])")
+# Also a plain dot with a space before it, a slash with spaces ("bit . ly / abc"); not a
+# dot followed by a space only (the end of an English sentence) nor 。 ("thanks。me too").
+_FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
+_SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
@@ -196,7 +199,7 @@ def find_handles(text: str) -> list[str]:
 
 def find_links(text: str) -> list[str]:
     folded = EMAIL.sub(" ", _fold(text))  # an e-mail's domain is not a link
-    dotted = _FAKE_DOT.sub(".", folded)
+    dotted = _SPACED_SLASH.sub("/", _FAKE_DOT.sub(".", folded))
     found = [u for u in URL.findall(dotted)] or URL_PATH.findall(dotted)
     allowed = lexicon().allowed_domains
     found = [u for u in found if not any(d in u for d in allowed)]
