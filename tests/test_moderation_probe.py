@@ -1,5 +1,6 @@
 """Issue 12 item 5 on probes written before the fixes (tests/data/groups/evasion_probe*.jsonl,
-rules and history in evasion_probe.md; probe2 was written after the first round).
+rules and history in evasion_probe.md; probe2 was written after the first round,
+probe3 after the second).
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -22,7 +23,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
     return [(set(r["label"].split("|")), r["text"]) for r in rows]
 
 
-@pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl"])
+@pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

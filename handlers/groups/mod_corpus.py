@@ -1173,6 +1173,69 @@ APP上的报修功能用不了 一直闪退
 """.strip().splitlines()
 
 
+# Written for the third evasion probe's round (evasion_probe.md), in new words: tutoring,
+# beauty, loans, renting, self-promotion, gambling, snooping, traffic points, invoices,
+# laced vapes, curses, and ordinary talk that shares their words (股市开盘, 菠菜, 手机定位,
+# 驾照扣分, 本人…) or is in English (Latin-letter ads alone made the model flag English chat).
+AD6 = """
+小升初数学冲刺班本周开课，前五名报名减两百
+本人在师范大学读研，可辅导初中物理，每次两小时
+少儿英语外教课，第一节不收费，带孩子来体验
+周末美术兴趣班还剩三个名额，欢迎家长来咨询
+睫毛嫁接、纹绣眉毛，到家服务，老顾客打八折
+代餐奶昔喝一个月掉肉八斤，代理价更低
+皮肤管理套餐特惠，光子嫩肤做三次送一次
+经营贷、抵押贷都能办，额度高流程快，需要的来问
+名下有房就能借，三十万以内当天审批
+本人承接室内水电改造，老房翻新报价透明
+专营家电清洗业务，空调油烟机一起洗更划算
+小区隔壁新盘内部认购，首付十五万起，带看请私信
+精装一室户出租，押一付三，可短租，看房找我
+家里开了个小作坊做手工皂，十块钱一块，下单找我
+搜索我的抖音小店，业主买满一百送洗衣液
+复制整段文字打开拼多多，帮我砍一下还能领现金
+""".strip().splitlines()
+INSULT6 = """
+物业那帮人都不得好死
+楼下那个老太婆全家死绝才好
+你这个傻 x 少在群里放屁
+""".strip().splitlines()
+ILLEGAL6 = """
+世界杯投注平台，充值一百送五十，提现秒到
+有玩网上牌局的吗，真钱局，上下分找我
+押大小赢了马上打款，平台靠谱
+查人找人，通话清单行程轨迹都能调，私聊报价
+驾照十二分帮忙处理，不用去学习
+出售各种抬头的发票，点数好说
+聚会嗨气一箱起批，送货上门
+手里有点上头的东西，一克几百，要的老规矩
+处方药不用医生开，镇静类的都有
+假币批发，比例一比五，同城当面交
+""".strip().splitlines()
+ORDINARY6 = """
+周一股市开盘就跌了，基金都绿了
+菠菜和油麦菜哪个适合小孩吃
+老人走失了可以用手机定位找人吗
+孩子报了个游泳班，老师很专业
+请问小区附近有做美甲的吗，想约周末
+减肥茶喝了会拉肚子吗，有人试过没
+家里的冰块化了，冰箱是不是坏了
+驾照扣了三分，下次开车注意点
+物业的发票抬头要写公司名还是个人名
+世界杯决赛谁赢，赔率我看了下阿根廷高
+彩金和黄金的项链哪个不容易掉色
+Does anyone have a spare key for the bike shed?
+The lift in block 5 is making a weird noise again
+Thanks for sorting out the leak so quickly
+Is the community event still on this Saturday afternoon?
+My parcel was left at the gate, has anyone seen it
+Happy holidays neighbours, see you at the courtyard party
+本人整理了一张各楼栋停水时间的表，大家参考一下
+我本人最在意价格透明，物业费能不能公示明细
+本人住了八年，头一次见电梯坏这么久
+""".strip().splitlines()
+
+
 # Ordinary lines with numbers, prices, rooms, times (filled from slots below).
 ORD_TEMPLATES = """
 {room}的邻居，你家{thing}
@@ -1343,9 +1406,10 @@ def build(seed: int = 20261201) -> list[dict]:
     rng = random.Random(seed)
     rows: list[dict] = []
     add = lambda t, lab, src: rows.append({"text": t, "label": lab, "src": src})  # noqa: E731
-    for lab, lines in (("ad", AD + AD2 + AD3 + AD4 + AD5), ("insult", INSULT + INSULT2 + INSULT3 + INSULT4 + INSULT5),
-                       ("illegal", ILLEGAL + ILLEGAL2 + ILLEGAL3 + ILLEGAL4 + ILLEGAL5), ("privacy", PRIVACY + PRIV4),
-                       ("none", ORDINARY + ORDINARY2 + ORDINARY3 + ORDINARY4 + ORDINARY5)):
+    for lab, lines in (("ad", AD + AD2 + AD3 + AD4 + AD5 + AD6),
+                       ("insult", INSULT + INSULT2 + INSULT3 + INSULT4 + INSULT5 + INSULT6),
+                       ("illegal", ILLEGAL + ILLEGAL2 + ILLEGAL3 + ILLEGAL4 + ILLEGAL5 + ILLEGAL6), ("privacy", PRIVACY + PRIV4),
+                       ("none", ORDINARY + ORDINARY2 + ORDINARY3 + ORDINARY4 + ORDINARY5 + ORDINARY6)):
         for t in lines:
             if t.strip():
                 add(t.strip(), lab, "hand")

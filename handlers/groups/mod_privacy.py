@@ -86,10 +86,13 @@ def _full_names(text: str, r: Rules) -> list[str]:
             and n[1] != n[0] and not set(n[1:]) & _NOT_GIVEN]
 
 
-def _surname_ref(text: str, r: Rules) -> bool:
+def _surname_ref(text: str, r: Rules, household: bool = False) -> bool:
+    """姓王, 王先生, 李阿姨; with `household` also 李家 (next to a plate and a room,
+    "李家的车" names the family as surely as 李先生)."""
     if re.search(f"姓[{SURNAMES}]", text):
         return True
-    return any(f"{s}{h}" in text for s in set(text) & set(SURNAMES) for h in r.honorifics if h != "家")
+    return any(f"{s}{h}" in text for s in set(text) & set(SURNAMES) for h in r.honorifics
+               if household or h != "家")
 
 
 def _spread_phone(text: str) -> bool:
@@ -112,6 +115,11 @@ def _plain(text: str) -> str:
 
 
 SPREAD_PHONE = "privacy: a mobile number given in parts"
+
+
+def full_name_in(text: str) -> bool:
+    """A full name (surname + given name) of someone in the text."""
+    return bool(_full_names(_plain(text), rules()))
 
 
 def names_someone(text: str) -> bool:
@@ -143,7 +151,7 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)
     room = room or bare
-    if plate and room and named:
+    if plate and room and (named or _surname_ref(t, r, household=True)):
         return {"privacy": "privacy: plate + room + name"}
     person = named or any(p in t for p in r.person_refs)
     if person and any(d in t for d in r.details):

@@ -23,7 +23,7 @@ from handlers.groups.ladder import first_action
 from handlers.groups.mod_lexicon import Lexicon, compact, lexicon
 from handlers.groups.mod_model import cache_path, model, opinion, save_cache
 from handlers.groups.mod_normalize import fold as _fold
-from handlers.groups.mod_privacy import SPREAD_PHONE, names_someone, privacy_combination
+from handlers.groups.mod_privacy import SPREAD_PHONE, full_name_in, names_someone, privacy_combination
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
 
@@ -178,6 +178,13 @@ SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,1
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
+# A domain with a path, whatever its ending ("bit.ly/3xyz", "dwz.cn/ab3"): a link to click.
+URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-9]{1,64}")
+# Dots in disguise between the parts of a domain: "bit·ly", "abc[dot]com", "abc(.)cn".
+# Also a plain dot with a space before it, a slash with spaces ("bit . ly / abc"); not a
+# dot followed by a space only (the end of an English sentence) nor 。 ("thanks。me too").
+_FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
+_SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
@@ -192,7 +199,8 @@ def find_handles(text: str) -> list[str]:
 
 def find_links(text: str) -> list[str]:
     folded = EMAIL.sub(" ", _fold(text))  # an e-mail's domain is not a link
-    found = [u for u in URL.findall(folded)]
+    dotted = _SPACED_SLASH.sub("/", _FAKE_DOT.sub(".", folded))
+    found = [u for u in URL.findall(dotted)] or URL_PATH.findall(dotted)
     allowed = lexicon().allowed_domains
     found = [u for u in found if not any(d in u for d in allowed)]
     if not found and not EMAIL.search(folded.replace(" ", "")) and URL_SPOKEN.search(compact(EMAIL.sub(" ", _fold(text)))):
@@ -369,6 +377,10 @@ def analyse(text: str) -> Verdict:
         # the model tells an offer from a neighbour's number being exposed.
         p = model().proba(text)
         offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
+        if offer and p["ad"] < 0.2 and full_name_in(text):
+            # "王芳 电话 137…，就是楼下开店那个": an offer word describing the person
+            # named, whose number it is, is no offer when the model sees none either.
+            offer = False
         if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
     if handles and "privacy" in found and "ad" not in found and "illegal" not in found \
