@@ -260,6 +260,7 @@ def _key(examples: list[Example]) -> str:
     here = Path(__file__).resolve()
     h.update(here.read_bytes())
     h.update((here.parent / "normalize.py").read_bytes())
+    h.update((here.parent / "semantic.py").read_bytes())  # what the embedding reads (prepare)
     h.update(f"{version('scikit-learn')}|{np.__version__}|{semantic.model_name()}".encode())
     for e in examples:
         h.update(f"{e.text}\x00{e.intent}\x00{e.priority}\x01".encode("utf-8"))

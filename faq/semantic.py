@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faq.normalize import clean
+from faq.normalize import clean_words
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def model():
 
 
 def prepare(text: str) -> str:
-    return clean(text or "")[:MAX_CHARS] or "空"
+    return clean_words(text or "")[:MAX_CHARS] or "空"
 
 
 def embed(texts: list[str]) -> np.ndarray:

@@ -260,7 +260,7 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     hazard = safety_hit(c)
     reporting = _hits(c, lx.reporting)
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
-    asking = _hits(c, lx.hypothetical) or ([] if reporting else _asking(c, lx))
+    asking = _what_if(c, lx) or ([] if reporting else _asking(c, lx))
     hand = _hits(c, lx.handoff)
     intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
 
@@ -317,11 +317,12 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
     if hazard and not asking and intent != "complaint" and (reporting or pi.get("complaint", 0.0) >= HAZARD_COMPLAINT_MIN):
         return "complaint", (f"{feats}; safety rule {hazard!r}, reported"
                              f" ({reporting[0] if reporting else 'complaint %.2f' % pi['complaint']})")
-    if intent == "complaint" and _hits(c, lx.hypothetical) and (pi.get("faq", 0.0) >= 0.2 or
-                                                               (_QUESTION.search(c) and not _now(reporting))):
+    what_if = _what_if(c, lx)
+    if intent == "complaint" and what_if and (pi.get("faq", 0.0) >= 0.2 or
+                                              (_QUESTION.search(c) and not _now(reporting))):
         # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
         # (asked as a question and told by nobody living it now, whatever the model leans to).
-        return "faq", f"{feats}; what-if ({_hits(c, lx.hypothetical)[0]}) with faq {pi['faq']:.2f}"
+        return "faq", f"{feats}; what-if ({what_if[0]}) with faq {pi['faq']:.2f}"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
     if intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
@@ -375,6 +376,17 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
     menu = [retrieval.Candidate(entry=e, fused=0.0, cos=0.0, bm25=0.0) for e in named[:3]]
     return RouteResult(intent="faq", score=0.5, answer=_clarify_text(menu, lx), why=why,
                        args={"clarify": [e.id for e in named[:3]]})
+
+
+def _what_if(c: str, lx: Lexicons) -> list[str]:
+    """The what-if words of the text ("要是", "万一"), unless a hazard is told before the
+    first of them: "水管爆了 万一淹到楼下怎么办" reports a burst pipe and asks about what may
+    follow; only "万一水管爆了…" asks about a hazard nobody has."""
+    hits = _hits(c, lx.hypothetical)
+    if not hits:
+        return []
+    first = min(i for i in (c.find(w) for w in hits) if i >= 0)
+    return [] if safety_hit(c[:first]) else hits
 
 
 def _now(reporting: list[str]) -> list[str]:

@@ -33,6 +33,10 @@ def router():
     "电表箱冒烟了 还有焦味",
     "my son is stuck in the lift between floors",
     "插座冒火花 一碰就电人",
+    # A hazard told first, then a what-if about what may follow: a report, not a question.
+    "水管爆了 万一淹到楼下怎么办",
+    "厨房着火了 要是烧到客厅怎么办",
+    "my kitchen is on fire what should i do if it spreads",
 ])
 def test_hazards_are_urgent_complaints(router, text):
     r = router(text)
