@@ -515,26 +515,35 @@ def _category(c: str, pc: dict[str, float]) -> tuple[str, str]:
 def _complaint(c: str, lx: Lexicons, pp: dict[str, float], hazard: str | None, asking: list[str],
                feats: str, pc: dict[str, float] | None = None) -> RouteResult:
     learned = max(pp, key=pp.get)
-    prio, by = learned, f"model {learned} {pp[learned]:.2f}"
-    important = _hits(c, lx.priority["important"])
-    lookalike = _lookalike(c, lx) if learned == "urgent" and not hazard else None
-    if lookalike:
-        # Cigarette smoke, a dry stain, "没人被困": the model's "urgent" with no hazard in the text
-        # gives way to important, never general (the model may see what the words miss).
-        prio, by = "important", f"model urgent {pp['urgent']:.2f}, but no hazard and a look-alike {lookalike!r}"
-    elif hazard and not asking:
-        prio, by = "urgent", f"safety rule {hazard!r}"
-    elif hazard and prio == "general":
-        prio, by = "important", f"safety rule {hazard!r} in a what-if ({asking[0]})"
-    elif important and prio == "general":
-        prio, by = "important", f"rule {max(important, key=len)!r}"
-    elif prio == "general" and pp.get("urgent", 0.0) >= 0.3:
-        # Never grade a possibly urgent case general: the cost of the two errors is not the same.
-        prio, by = "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
+    prio, by = _complaint_priority(c, lx, pp, learned, hazard, asking)
     cat, cat_by = _category(c, pc or {})
     answer = lx.answers["complaint"].format(priority_text=lx.priority_text[prio])
     return RouteResult(intent="complaint", priority=prio, category=cat, score=round(pp[learned], 3), answer=answer,
                        why=f"complaint ({feats}); priority {prio} by {by}; category {cat} by {cat_by}")
+
+
+def _complaint_priority(c: str, lx: Lexicons, pp: dict[str, float], learned: str, hazard: str | None,
+                        asking: list[str]) -> tuple[str, str]:
+    """(priority, why): the model's, unless a rule of priority.yaml says otherwise (first wins)."""
+    if learned == "urgent" and not hazard:
+        lookalike = _lookalike(c, lx)
+        if lookalike:
+            # Cigarette smoke, a dry stain, "没人被困": the model's "urgent" with no hazard in the
+            # text gives way to important, never general (the model may see what the words miss).
+            return "important", f"model urgent {pp['urgent']:.2f}, but no hazard and a look-alike {lookalike!r}"
+    if hazard and not asking:
+        return "urgent", f"safety rule {hazard!r}"
+    if learned != "general":
+        return learned, f"model {learned} {pp[learned]:.2f}"
+    if hazard:
+        return "important", f"safety rule {hazard!r} in a what-if ({asking[0]})"
+    important = _hits(c, lx.priority["important"])
+    if important:
+        return "important", f"rule {max(important, key=len)!r}"
+    if pp.get("urgent", 0.0) >= 0.3:
+        # Never grade a possibly urgent case general: the cost of the two errors is not the same.
+        return "important", f"model urgent {pp['urgent']:.2f} (not sure enough for urgent, too likely for general)"
+    return learned, f"model {learned} {pp[learned]:.2f}"
 
 
 def _faq(text: str, vec, c: str, lx: Lexicons, in_group: bool, feats: str, p_faq: float) -> RouteResult:

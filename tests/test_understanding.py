@@ -305,9 +305,10 @@ def test_heldout_floor(router):
             wrong += r.faq_id not in exp
         elif any(x in exp for x in r.args.get("clarify", [])) or None in exp:
             good += 1
-    # Written against a 95-entry KB: since the KB grew (184+ entries) a few of
-    # its "nothing answers this" questions get a related entry (养几只狗 -> the
-    # dog rules, 经理电话 -> the hotline entry, 收快递 -> the delivery rules); at most those 3 of the 7 may.
+    # Written against a 95-entry KB: since the KB grew (289 entries) a few of its "nothing
+    # answers this" questions get a related entry (养几只狗 -> the pet rules, 经理电话 -> the
+    # hotline, 收快递 -> the delivery rules); 业委会什么时候换届 has its own entry now and was
+    # relabelled. At most those 3 of the 6 may.
     assert offtopic_answered <= 3
     assert good >= 0.85 * n and wrong <= 2, (good, wrong, n)
 
