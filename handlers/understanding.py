@@ -461,14 +461,7 @@ def _asking(c: str, lx: Lexicons) -> list[str]:
 
 def _lookalike(c: str, lx: Lexicons) -> str | None:
     """A word of priority.yaml's not_urgent list, or a not_hazard span, in the text."""
-    hit = _hits(c, lx.not_urgent)
-    if hit:
-        return max(hit, key=len)
-    for rx in lx.not_hazard:
-        m = rx.search(c)
-        if m:
-            return m.group(0)
-    return None
+    return _first_hit(c, lx.not_urgent, lx.not_hazard)
 
 
 def _masked(c: str) -> str:
@@ -483,11 +476,15 @@ def safety_hit(c: str) -> str | None:
     """The hazard word or pattern of priority.yaml's urgent class in the text, if any
     (not in a span that says there is none: not_hazard)."""
     lx = lexicons()
-    c = _masked(c)
-    hit = _hits(c, lx.priority["urgent"])
+    return _first_hit(_masked(c), lx.priority["urgent"], lx.urgent_patterns)
+
+
+def _first_hit(c: str, words: tuple[str, ...], patterns: tuple[re.Pattern, ...]) -> str | None:
+    """The longest of the words in the text, else the first pattern's match, else None."""
+    hit = _hits(c, words)
     if hit:
         return max(hit, key=len)
-    for rx in lx.urgent_patterns:
+    for rx in patterns:
         m = rx.search(c)
         if m:
             return m.group(0)
