@@ -273,9 +273,10 @@ def _key(kb) -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     for p in (here, here.parent / "candidates.py", here.parent / "retrieval.py", here.parent / "matcher.py", here.parent / "semantic.py",
-              PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
+              here.parent / "normalize.py", PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
         if p.exists():
             h.update(p.read_bytes())
+    h.update(repr(kb.lexicon).encode())  # its rewriting and English gloss change every BM25 score
     for e in kb.entries:
         h.update(f"{e.id}\x00{e.title}\x00{'|'.join(e.questions)}\x00{e.answer}\x00{'|'.join(e.tags)}\x01".encode())
     return h.hexdigest()[:16]

@@ -47,6 +47,10 @@ class Lexicon:
     canonical: dict[str, list[str]] = field(default_factory=dict)
     user_words: list[str] = field(default_factory=list)
     stopwords: set[str] = field(default_factory=set)
+    # English words -> the KB's Chinese word (faq.normalize.EnglishGloss), and English
+    # function words dropped before matching.
+    english: dict[str, list[str]] = field(default_factory=dict)
+    english_stopwords: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +78,8 @@ def _str_list(file: str, eid: str, name: str, value, min_len: int) -> tuple[str,
         raise _err(file, eid, name, f"must be a list of at least {min_len} text(s)")
     out = []
     for i, v in enumerate(value):
+        if isinstance(v, bool):  # YAML reads a bare yes/no/on/off as true/false
+            raise _err(file, eid, f"{name}[{i}]", f"reads as {v}: put it in quotes ('{'yes' if v else 'no'}')")
         if not isinstance(v, (str, int, float)) or not str(v).strip():
             raise _err(file, eid, f"{name}[{i}]", "must be non-empty text")
         out.append(str(v).strip())
@@ -123,8 +129,20 @@ def parse_lexicon(file: str, data) -> Lexicon:
     words = data.get("user_words") or []
     stops = data.get("stopwords") or []
     _str_list(file, None, "user_words", words, 0) if words else None
+    english = data.get("english") or {}
+    if not isinstance(english, dict):
+        raise _err(file, None, "english", "must map a Chinese word to a list of English words or phrases")
+    for k, v in english.items():
+        _str_list(file, str(k), "english", v, 1)
+        latin = [x for x in v if not re.fullmatch(r"[A-Za-z0-9' _-]+", str(x))]
+        if latin:
+            raise _err(file, str(k), "english", f"not an English word or phrase: {latin[0]!r}")
+    e_stops = data.get("english_stopwords") or []
+    _str_list(file, None, "english_stopwords", e_stops, 0) if e_stops else None
     return Lexicon(canonical={str(k): [str(x) for x in v] for k, v in canon.items()},
-                   user_words=[str(w) for w in words], stopwords={str(s) for s in stops})
+                   user_words=[str(w) for w in words], stopwords={str(s) for s in stops},
+                   english={str(k): [str(x) for x in v] for k, v in english.items()},
+                   english_stopwords=[str(w) for w in e_stops])
 
 
 def _files(data_dir: Path) -> list[Path]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faq.kb import DATA_DIR, Entry, KnowledgeBase, Store
-from faq.normalize import Rewriter, clean
+from faq.normalize import EnglishGloss, Rewriter, clean
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,12 @@ class Index:
     def __init__(self, kb: KnowledgeBase) -> None:
         self.kb = kb
         self.rewrite = Rewriter(kb.lexicon.canonical)
+        self.english = EnglishGloss(kb.lexicon.english, kb.lexicon.english_stopwords)
         self.stop = {clean(s) for s in kb.lexicon.stopwords}
         # Single characters carry meaning only when the lexicon says so (群, 狗...).
         self.keep1 = {w for w in self.rewrite.mapping.values() if len(w) == 1} | \
                      {clean(w) for w in kb.lexicon.user_words if len(clean(w)) == 1}
-        self.jieba = _jieba([clean(w) for w in kb.lexicon.user_words] + list(self.rewrite.mapping.values()))
+        self.jieba = self._load_jieba()
         entries = kb.entries
         q_words, q_bi, self.q_owner = [], [], []
         e_words, e_bi = [], []
@@ -150,9 +151,9 @@ class Index:
             all_b.update(ans_b)
             e_words.append(all_w)
             e_bi.append(all_b)
-            tagset = set(tag_w) | {self.rewrite(clean(tag)) for tag in e.tags}
+            tagset = set(tag_w) | {self.canon(tag) for tag in e.tags}
             self.e_tags.append(tagset)
-            self.e_chars.append(set(self.rewrite(clean(" ".join([e.title, *e.questions, e.answer, *e.tags])))))
+            self.e_chars.append(set(self.canon(" ".join([e.title, *e.questions, e.answer, *e.tags]))))
             for t in tagset:
                 self.tag_post[t].append(n)
             self.e_vocab.append(set(all_w) | tagset)
@@ -182,7 +183,21 @@ class Index:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.jieba = _jieba([clean(w) for w in self.kb.lexicon.user_words] + list(self.rewrite.mapping.values()))
+        self.jieba = self._load_jieba()
+
+    def _load_jieba(self):
+        """jieba with the words it must keep whole: the lexicon's and its canonical forms,
+        and those English-gloss words its dictionary lacks (a dictionary word such as 宠物
+        added with a domain word's weight would split 宠物狗 in Chinese text)."""
+        lex = self.kb.lexicon
+        jb = _jieba([clean(w) for w in lex.user_words] + list(self.rewrite.mapping.values()))
+        gloss = [w for w in map(clean, lex.english) if len(w) > 1 and not jb.get_FREQ(w)]
+        return _jieba(gloss) if gloss else jb
+
+    def canon(self, text: str) -> str:
+        """The text in canonical form: English read as the KB's words, then `clean`, then
+        the lexicon's rewriting."""
+        return self.rewrite(clean(self.english(text)))
 
     def tokens(self, text: str) -> tuple[list[str], list[str]]:
         """(words, bigrams) of a text in canonical form."""
@@ -191,7 +206,7 @@ class Index:
 
     def _tokens(self, text: str) -> tuple[list[str], list[str], list[str]]:
         """(words, bigrams, meaningful single characters)."""
-        t = self.rewrite(clean(text))
+        t = self.canon(text)
         words, singles = [], []
         # No HMM: its guesses glue unknown pairs into fake words (长能, 打折扣).
         for w in self.jieba.lcut(t, HMM=False):

@@ -103,5 +103,48 @@ class Rewriter:
         return self._re.sub(lambda m: self.mapping[m.group(0)], text)
 
 
+class EnglishGloss:
+    """English words and phrases read as the knowledge base's Chinese words
+    ("how do i pay the property fee" -> " 缴费 物业费 "), before `clean` glues English
+    words together. Whole words only, any case, an s/es plural included, the longest
+    phrase first; `drop` (function words) become nothing. Text without Latin letters
+    is returned as it is, at the cost of one regex search."""
+
+    _LATIN = re.compile("[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
+
+    def __init__(self, words: dict[str, list[str]], drop: list[str] | tuple[str, ...] = ()) -> None:
+        mapping: dict[str, str] = {}
+        for zh, variants in words.items():
+            for v in variants:
+                mapping.setdefault(self._key(v), f" {zh} ")
+        for w in drop:
+            mapping.setdefault(self._key(w), " ")
+        self.mapping = mapping
+        self.words = tuple(words)  # the Chinese side (the matcher keeps these whole)
+        alts = sorted(mapping, key=len, reverse=True)
+        # A phrase's words may be split by any spaces, hyphens or underscores.
+        body = "|".join(r"[\s_-]+".join(re.escape(p) for p in k.split(" ")) for k in alts)
+        self._re = re.compile(rf"(?<![a-z0-9'])(?:{body})(?:e?s)?(?![a-z0-9'])", re.I) if alts else None
+
+    @staticmethod
+    def _key(phrase: str) -> str:
+        return " ".join(unicodedata.normalize("NFKC", phrase).lower().split())
+
+    def __call__(self, text: str) -> str:
+        if self._re is None or not self._LATIN.search(text):
+            return text
+        t = unicodedata.normalize("NFKC", text)
+        return self._re.sub(lambda m: self.mapping.get(self._plural_base(m.group(0)), " "), t)
+
+    def _plural_base(self, found: str) -> str:
+        k = self._key(found.replace("-", " ").replace("_", " "))
+        if k in self.mapping:
+            return k
+        for cut in (2, 1):  # "fees" -> "fee", "boxes" -> "box"
+            if k[:-cut] in self.mapping:
+                return k[:-cut]
+        return k
+
+
 def canonical(text: str, rewriter: Rewriter) -> str:
     return rewriter(clean(text))
