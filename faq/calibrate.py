@@ -276,7 +276,9 @@ def _key(kb) -> str:
               here.parent / "normalize.py", PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
         if p.exists():
             h.update(p.read_bytes())
-    h.update(repr(kb.lexicon).encode())  # its rewriting and English gloss change every BM25 score
+    lex = kb.lexicon  # its rewriting and English gloss change every BM25 score
+    h.update(repr((sorted(lex.canonical.items()), lex.user_words, sorted(lex.stopwords),
+                   sorted(lex.english.items()), lex.english_stopwords)).encode())  # no set's own order
     for e in kb.entries:
         h.update(f"{e.id}\x00{e.title}\x00{'|'.join(e.questions)}\x00{e.answer}\x00{'|'.join(e.tags)}\x01".encode())
     return h.hexdigest()[:16]

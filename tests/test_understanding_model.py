@@ -242,3 +242,18 @@ def test_unbounded_pattern_is_refused(tmp_path):
     bad.write_text(src.replace('      - "(天花板|', '      - "漏.*水"\n      - "(天花板|', 1), encoding="utf-8")
     with pytest.raises(understanding.LexiconError, match=r"priority.yaml: priority.urgent.patterns: '漏.\*水'"):
         understanding.load_lexicons(priority_file=bad)
+
+
+def test_calibrator_key_is_the_same_in_every_process():
+    """The key names the cached calibrator: one that changed with a process's hash seed (a
+    set's order) made every worker start refit it (~20 s)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = "from faq import calibrate; print(calibrate._key(calibrate.shipped_kb()))"
+    keys = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                           env=os.environ | {"PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    assert len(keys) == 1, keys
