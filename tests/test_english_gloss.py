@@ -1,13 +1,13 @@
 """Owners who write in English (or mix it in) are answered from the Chinese knowledge
 base: the lexicon's `english` section reads their words as the KB's before matching.
 
-tests/data/english_probe.jsonl (70 English or code-mixed questions over 70 entries, 10
-off-topic English lines) was written by a helper who saw neither the glossary nor the
+tests/data/english_probe.jsonl (69 English or code-mixed questions over 69 entries, 10
+off-topic English lines; one line that came near a training line was dropped) was written by a helper who saw neither the glossary nor the
 evaluation and training sets, after the glossary was written and before it was measured;
 it has not been tuned on. Measured 2026-12-03 with `guanjia faq eval
-tests/data/english_probe.jsonl --baseline-nn`: before the gloss, answers 51/70 (72.9%),
-14 points under a plain nearest neighbour (61/70) and intent 90.0%; with it, answers
-62/70 (88.6%) and intent 97.5%. The bars sit a little below.
+tests/data/english_probe.jsonl --baseline-nn`: before the gloss, answers 50/69 (72.5%),
+14.5 points under a plain nearest neighbour (60/69) and intent 89.9%; with it, answers
+61/69 (88.4%) and intent 97.5%. The bars sit a little below.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def report():
 
 def test_english_questions_are_answered_with_the_right_fact(report):
     wrong = [(f["id"], f["text"], f["problem"]) for f in report.failures if f["field"] == "answer"]
-    assert report.checked["answer"] >= 70
+    assert report.checked["answer"] >= 69
     assert report.passed["answer"] / report.checked["answer"] >= MIN_ANSWERS, wrong
 
 

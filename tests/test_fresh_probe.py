@@ -1,11 +1,12 @@
 """Fresh Chinese owner phrasing, answered with the right fact.
 
-tests/data/zh_fresh_probe.jsonl (80 questions over 80 entries: colloquial, typos,
+tests/data/zh_fresh_probe.jsonl (79 questions over 79 entries: colloquial, typos,
 traditional characters, voice run-ons, stories, anger, dialect) was written on
 2026-12-03 by a helper who read only the entries' ids, titles and answers, never their
-phrasings, the training data or the evaluation sets. Measured once and not tuned on
-(`guanjia faq eval tests/data/zh_fresh_probe.jsonl --baseline-nn`): answers 73/80
-(91.2%), the same as a plain nearest neighbour; intent 92.5%, every miss an angry or
+phrasings, the training data or the evaluation sets (one line near a training line was
+dropped). Measured once and not tuned on (`guanjia faq eval
+tests/data/zh_fresh_probe.jsonl --baseline-nn`): answers 72/79 (91.1%), the same as a
+plain nearest neighbour (73/79 before the English gloss: a near tie flipped); intent 92.4%, every miss an angry or
 rhetorical question ("物业费说涨就涨啊？") taken for a complaint. The bars sit a little below.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ def report():
 
 def test_fresh_questions_are_answered_with_the_right_fact(report):
     wrong = [(f["id"], f["text"], f["problem"]) for f in report.failures if f["field"] == "answer"]
-    assert report.checked["answer"] == 80
+    assert report.checked["answer"] == 79
     assert report.passed["answer"] / report.checked["answer"] >= MIN_ANSWERS, wrong
 
 
