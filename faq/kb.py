@@ -134,9 +134,9 @@ def parse_lexicon(file: str, data) -> Lexicon:
         raise _err(file, None, "english", "must map a Chinese word to a list of English words or phrases")
     for k, v in english.items():
         _str_list(file, str(k), "english", v, 1)
-        latin = [x for x in v if not re.fullmatch(r"[A-Za-z0-9' _-]+", str(x))]
-        if latin:
-            raise _err(file, str(k), "english", f"not an English word or phrase: {latin[0]!r}")
+        not_english = [x for x in v if not re.fullmatch(r"[A-Za-z0-9' _-]+", str(x))]
+        if not_english:
+            raise _err(file, str(k), "english", f"not an English word or phrase: {not_english[0]!r}")
     e_stops = data.get("english_stopwords") or []
     _str_list(file, None, "english_stopwords", e_stops, 0) if e_stops else None
     return Lexicon(canonical={str(k): [str(x) for x in v] for k, v in canon.items()},

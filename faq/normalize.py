@@ -5,8 +5,9 @@ Two forms:
   (OpenCC t2s), lower case, emoji and whitespace removed. The intent
   classifier reads this.
 - `canonical(text, table)`: `clean` plus the lexicon's rewriting of typos,
-  homophones and synonyms to one written form. The matcher reads this, and
-  the knowledge base is indexed through the same function, so a synonym is
+  homophones and synonyms to one written form. The matcher reads this, after
+  `EnglishGloss` has read English words as the KB's (`faq.matcher.Index.canon`),
+  and the knowledge base is indexed through the same steps, so a synonym is
   expanded on both sides by construction.
 """
 from __future__ import annotations
@@ -120,7 +121,6 @@ class EnglishGloss:
         for w in drop:
             mapping.setdefault(self._key(w), " ")
         self.mapping = mapping
-        self.words = tuple(words)  # the Chinese side (the matcher keeps these whole)
         alts = sorted(mapping, key=len, reverse=True)
         # A phrase's words may be split by any spaces, hyphens or underscores.
         body = "|".join(r"[\s_-]+".join(re.escape(p) for p in k.split(" ")) for k in alts)
