@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faq import intent_model, semantic
+from faq import intent_model, normalize, semantic
 from faq.candidates import fuse
 from faq.kb import DATA_DIR, KnowledgeBase, load
 from faq.matcher import Index
@@ -273,7 +273,7 @@ def _key(kb) -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     for p in (here, here.parent / "candidates.py", here.parent / "retrieval.py", here.parent / "matcher.py", here.parent / "semantic.py",
-              here.parent / "normalize.py", PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
+              *normalize.KEY_FILES, PAIRS_FILE, CASES_FILE, *intent_model.CORPUS_FILES):
         if p.exists():
             h.update(p.read_bytes())
     lex = kb.lexicon  # its rewriting and English gloss change every BM25 score

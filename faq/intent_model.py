@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faq import matcher, semantic
+from faq import matcher, normalize, semantic
 from faq.ngrams import char_ngrams, softmax
 from faq.normalize import clean
 from faq.pickle_cache import load_or_build
@@ -259,7 +259,8 @@ def _key(examples: list[Example]) -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve()
     h.update(here.read_bytes())
-    h.update((here.parent / "normalize.py").read_bytes())
+    for p in normalize.KEY_FILES:  # what clean() makes of the corpus (dialect table included)
+        h.update(p.read_bytes())
     h.update((here.parent / "semantic.py").read_bytes())  # what the embedding reads (prepare)
     h.update(f"{version('scikit-learn')}|{np.__version__}|{semantic.model_name()}".encode())
     for e in examples:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 LEXICON_FILE = "lexicon.yaml"
+# Read by faq.normalize at start (what clean() does), not a file of entries, not reloaded.
+DIALECT_FILE = "dialect.yaml"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 _CJK_SPACE = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
 # How often (seconds) a process looks at the files' mtimes: a stat per file is
@@ -146,7 +148,7 @@ def parse_lexicon(file: str, data) -> Lexicon:
 
 
 def _files(data_dir: Path) -> list[Path]:
-    return sorted(p for p in data_dir.glob("*.yaml") if p.is_file())
+    return sorted(p for p in data_dir.glob("*.yaml") if p.is_file() and p.name != DIALECT_FILE)
 
 
 def load(data_dir: Path = DATA_DIR) -> KnowledgeBase:

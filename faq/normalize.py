@@ -2,8 +2,9 @@
 
 Two forms:
 - `clean(text)`: NFKC (full-width -> half-width), traditional -> simplified
-  (OpenCC t2s), lower case, emoji and whitespace removed. The intent
-  classifier reads this.
+  (OpenCC t2s), lower case, dialect words read as Mandarin (`data/dialect.yaml`:
+  边个 -> 谁, 咋个 -> 怎么), emoji and whitespace removed. The intent classifier
+  and the embedding read this.
 - `canonical(text, table)`: `clean` plus the lexicon's rewriting of typos,
   homophones and synonyms to one written form. The matcher reads this, after
   `EnglishGloss` has read English words as the KB's (`faq.matcher.Index.canon`),
@@ -15,6 +16,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
+
+from ground.rules import RulesError, read_yaml, register_check
+
+DIALECT_FILE = Path(__file__).resolve().parent / "data" / "dialect.yaml"
+# What `clean` returns depends on these files: every cache of something learned from
+# cleaned text (intent model, calibrator, question gate) keys on their bytes.
+KEY_FILES = (Path(__file__).resolve(), DIALECT_FILE)
 
 _WS = re.compile(r"\s+")
 # Zero-width joiners, variation selectors, keycaps and skin tones glue emoji together.
@@ -52,11 +61,67 @@ def strip_emoji(text: str) -> str:
 _WECHAT_FACE = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
 
 
-def _folded(text: str) -> str:
+def _plain(text: str) -> str:
     t = unicodedata.normalize("NFKC", text or "")
     t = _WECHAT_FACE.sub("", t)
     t = strip_emoji(t)
     return _t2s(t).lower()
+
+
+def _folded(text: str) -> str:
+    return _dialect()(_plain(text))
+
+
+_CJK_ONLY = re.compile(r"[\u3400-\u9fff\U00020000-\U0002ffff]+")
+
+
+def load_dialect(path: Path = DIALECT_FILE) -> dict[str, list[str]]:
+    """Mandarin -> its dialect forms, validated: `words` of two or more characters,
+    `characters` of one; Chinese only (English has its own gloss); a form listed once
+    and never another entry's Mandarin side (one pass must leave nothing to rewrite)."""
+    data = read_yaml(path)
+    name = path.name
+    if not isinstance(data, dict) or set(data) - {"words", "characters"}:
+        raise RulesError(f"{name}: must be a mapping with words and characters")
+    table: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for section, one_char in (("words", False), ("characters", True)):
+        part = data.get(section) or {}
+        if not isinstance(part, dict):
+            raise RulesError(f"{name}: {section} must map a Mandarin word to a list of dialect forms")
+        for zh, forms in part.items():
+            zh = str(zh)
+            if not _CJK_ONLY.fullmatch(zh):
+                raise RulesError(f"{name}: {section}.{zh}: the Mandarin side must be Chinese characters")
+            if not isinstance(forms, list) or not forms:
+                raise RulesError(f"{name}: {section}.{zh}: must be a non-empty list of dialect forms")
+            for f in forms:
+                f = str(f)
+                if not _CJK_ONLY.fullmatch(f):
+                    raise RulesError(f"{name}: {section}.{zh}: {f!r} is not Chinese characters only")
+                if (len(f) == 1) != one_char:
+                    want = "one character (else put it under words)" if one_char else "two or more characters (single ones go under characters, if Mandarin never uses them)"
+                    raise RulesError(f"{name}: {section}.{zh}: {f!r} must be {want}")
+                if f in seen:
+                    raise RulesError(f"{name}: {section}.{zh}: {f!r} is listed twice (also under {seen[f]})")
+                seen[f] = zh
+                table.setdefault(zh, []).append(f)
+    clash = sorted(set(seen) & set(table))
+    if clash:
+        raise RulesError(f"{name}: {clash[0]!r} is both a dialect form (of {seen[clash[0]]}) and a Mandarin side")
+    return table
+
+
+register_check("faq/data/dialect.yaml", lambda: load_dialect())  # `guanjia check` validates it
+
+_dialect_rw = None
+
+
+def _dialect() -> "Rewriter":
+    global _dialect_rw
+    if _dialect_rw is None:  # read once per process: clean() is cached, so no reload
+        _dialect_rw = Rewriter(load_dialect(), prep=lambda w: _WS.sub("", _plain(w)))
+    return _dialect_rw
 
 
 @lru_cache(maxsize=4096)
@@ -87,13 +152,14 @@ class Rewriter:
     already-correct word (e.g. 住满 in 居住满) is not rewritten twice.
     """
 
-    def __init__(self, canonical: dict[str, list[str]]) -> None:
+    def __init__(self, canonical: dict[str, list[str]], prep=None) -> None:
+        prep = prep or clean  # the dialect table itself is read before clean exists
         mapping: dict[str, str] = {}
         for canon, variants in canonical.items():
-            c = clean(canon)
+            c = prep(canon)
             mapping.setdefault(c, c)
             for v in variants:
-                mapping[clean(str(v))] = c
+                mapping[prep(str(v))] = c
         self.mapping = mapping
         keys = sorted(mapping, key=len, reverse=True)
         self._re = re.compile("|".join(re.escape(k) for k in keys)) if keys else None

@@ -35,7 +35,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from faq import calibrate, intent_model, matcher, retrieval, semantic
+from faq import calibrate, intent_model, matcher, normalize, retrieval, semantic
 from faq.pickle_cache import load_or_build
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ def fit(cues_of: Callable[[str], Mapping[str, float]]) -> Gate:
 def _key(extra: tuple[Path, ...]) -> str:
     h = hashlib.sha256()
     here = Path(__file__).resolve()
-    for p in (here, *extra, *intent_model.CORPUS_FILES, Path(intent_model.__file__), Path(calibrate.__file__)):
+    for p in (here, *extra, *intent_model.CORPUS_FILES, Path(intent_model.__file__), Path(calibrate.__file__),
+              *normalize.KEY_FILES):
         if p.exists():
             h.update(p.read_bytes())
     for e in matcher.default().store.get().entries:
