@@ -71,6 +71,22 @@ def test_no_false_flag_on_any_ordinary_message():
     ("辦證刻章，各類證件", "illegal"),
     ("冰糖到货了，老客户私我", "illegal"),
     ("收各种银行卡，一张三百", "illegal"),
+    # Tone-marked pinyin, emoji that stand for a sound, "$" among spaces, half in pinyin.
+    ("门口那个 shǎ bī 又乱停车", "insult"),
+    ("加 wēi xìn 领新人红包 专业保洁", "ad"),
+    ("你 🐴 的 又停我车位", "insult"),
+    ("楼下那个 2🅱️ 天天半夜剁肉", "insult"),
+    ("那个保安 n m $ l", "insult"),
+    ("隔壁那个 jian人 又在造谣", "insult"),
+    ("管家是 nao残 吧 说了三遍", "insult"),
+    # Contact digits split by bullets; offers found by what they offer.
+    ("专业开锁 换锁芯 电话 一五九•八八六六•二三一零", "ad"),
+    ("快手搜 老王生鲜 每晚直播 下单立减", "ad"),
+    ("高价上门回收旧家电 冰箱空调都要", "ad"),
+    ("麻 将 局 每晚都有 抽水一成 熟人带进", "illegal"),
+    ("仿真枪 现货 隐蔽发货", "illegal"),
+    ("驾驶证不用考 包拿 七天出证", "illegal"),
+    ("出本楼业主信息 电话房号齐全 一份五十", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -85,6 +101,9 @@ def test_evasions(text, expected):
     "卡号 6222 0212 3456 7890 128 是她的",           # bank card passing Luhn
     "她电话一三九零零零零一二三四，去找她",          # phone in Chinese numerals
     "手机前三位139 中间0000 尾号1234 找他",          # phone given in parts
+    "7栋1502的 孙 立 新 天天把垃圾堆楼道",            # a full name spaced out
+    "苏E·3Q8W1 老停消防通道 打听了是 9栋602 姓 钱 的",  # plate + room + a spaced surname
+    "3号楼二单元801那个林国栋家里天天吵",            # unit in Chinese numerals
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -103,6 +122,13 @@ def test_privacy_by_combination(text):
     "冰糖雪梨炖好了",
     "办房产证要带什么材料",
     "物业费的发票能开专票吗",
+    "karma的问题 别想太多",                        # "ma的" inside an English word
+    "我家🐶今天走丢了 谁看到了告诉我",
+    "小区冰壶体验课报名了吗",
+    "闲鱼搜了一下 二手婴儿床有没有人要",
+    "物业组织旧家电回收 上门收 周六在南门",
+    "孩子的水枪坏了 有人知道哪里修吗",
+    "物业 $ 收费标准 $ 能公示一下吗",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

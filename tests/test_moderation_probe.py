@@ -1,6 +1,10 @@
 """Issue 12 item 5 on probes written before the fixes (tests/data/groups/evasion_probe*.jsonl,
 rules and history in evasion_probe.md; probe2 was written after the first round,
-probe3 after the second).
+probe3 after the second). probe5 was written by a helper who saw only the seeds and
+evasion_probe.md, and measured once before any change: 70.4% in the right category
+(76/108), 0 false flags of 86; the fixes it led to (tone marks, emoji sounds, spaced
+names, bullets between digits, half-pinyin insults, offer families) took it to 100%, so it
+is a dev set now. evasion_probe6 is the fresh measurement after them.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -23,7 +27,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
     return [(set(r["label"].split("|")), r["text"]) for r in rows]
 
 
-@pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl"])
+@pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
+                                  "evasion_probe5.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

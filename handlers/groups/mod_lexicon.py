@@ -16,7 +16,7 @@ import ahocorasick
 
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, normalize
+from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, _syllable, normalize
 from handlers.groups.mod_normalize import fold as _fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
@@ -65,6 +65,8 @@ class Lexicon:
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
     latin: Any = None  # mod_normalize.LatinPinyinFolder over `latin_pinyin_words`
     combos: list[Combo] = field(default_factory=list)
+    # Emoji read as the sound they stand for (ord -> text, for str.translate).
+    sounds: dict[int, str] = field(default_factory=dict)
     automaton: Any = None
     boosters: Any = None
 
@@ -119,14 +121,17 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)
+    lex.sounds = _sounds(raw.get("emoji_sounds"), path)
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     lex.latin = LatinPinyinFolder(_str_list(raw.get("latin_pinyin_words"), "latin_pinyin_words"))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
             for w in words:
-                # One key may belong to several categories: keep a list per key.
-                auto.add_word(w, list(auto.get(w, [])) + [(cat.name, strength, w)])
+                forms = [w] + (half_pinyin(w) if cat.name == "insult" and strength == "strong" else [])
+                for f in forms:
+                    # One key may belong to several categories: keep a list per key.
+                    auto.add_word(f, list(auto.get(f, [])) + [(cat.name, strength, w, len(f))])
     auto.make_automaton()
     lex.automaton = auto
     boost = ahocorasick.Automaton()
@@ -138,6 +143,35 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
         boost.make_automaton()
     lex.boosters = boost if len(boost) else None
     return lex
+
+
+def half_pinyin(word: str) -> list[str]:
+    """An insult with one character spelt in toneless pinyin ("弱zhi", "jian人", "sha逼"):
+    the usual half-way dodge. Words of 2-4 Chinese characters; syllables of 2+ letters."""
+    if not 2 <= len(word) <= 4 or not all("\u4e00" <= c <= "\u9fff" for c in word):
+        return []
+    out = []
+    for i, ch in enumerate(word):
+        syl = _syllable(ch)
+        if len(syl) >= 2 and syl.isascii() and syl.isalpha():
+            out.append(word[:i] + syl + word[i + 1:])
+    return out
+
+
+def _sounds(raw: Any, path: Path) -> dict[int, str]:
+    """emoji_sounds: {sound: [emoji, ...]} -> a str.translate table (emoji as folded)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ModerationDataError(f"{path.name}: emoji_sounds must map a sound to a list of emoji")
+    table: dict[int, str] = {}
+    for sound, emoji in raw.items():
+        for e in _str_list(emoji, f"emoji_sounds.{sound}"):
+            e = e.replace("\ufe0f", "")
+            if len(e) != 1 or e.isalnum():
+                raise ModerationDataError(f"{path.name}: emoji_sounds.{sound}: {e!r} must be one emoji")
+            table[ord(e)] = _fold(str(sound))
+    return table
 
 
 def _combos(raw: Any, path: Path) -> list[Combo]:
@@ -179,4 +213,4 @@ def lexicon() -> Lexicon:
 def compact(text: str) -> str:
     """The normal form terms are matched on (mod_normalize.normalize)."""
     lex = lexicon()
-    return normalize(text, lex.variants, lex.pinyin, lex.latin)
+    return normalize(text, lex.variants, lex.pinyin, lex.latin, lex.sounds)

@@ -11,6 +11,8 @@ Evasions this undoes (each step is linear in the text length):
   as the word (pypinyin);
 - words spelt out in Latin pinyin ("ban zheng ke zhang" -> 办证刻章; moderation.yaml
   `latin_pinyin_words`), matched inside a run of Latin letters;
+- Latin tone marks dropped ("shǎ bī" reads shabi); emoji that stand for a sound
+  (moderation.yaml `emoji_sounds`: 🐴 马, 🅱 b) read as it;
 - "+" before a word ("+微", "+V") read as 加 (a "+86" or "1+1" keeps its digits);
   "$" between letters read as s (nm$l);
 - Chinese numerals in runs of four or more (一三八..., 壹叁捌, 幺洞拐) -> digits,
@@ -42,9 +44,17 @@ def _t2s():
         return None
 
 
+# Latin letters with accents or tone marks (shǎ bī, wēi xìn): read without them.
+_MARKED_LATIN = re.compile("[\u00c0-\u024f\u1e00-\u1eff]+")
+
+
+def _unmark(m: re.Match) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", m.group(0)) if not unicodedata.combining(c))
+
+
 def fold(text: str) -> str:
-    """NFKC + simplified + lower case."""
-    text = unicodedata.normalize("NFKC", text or "")
+    """NFKC + simplified + lower case, tone marks dropped (pinyin reads as plain letters)."""
+    text = _MARKED_LATIN.sub(_unmark, unicodedata.normalize("NFKC", text or ""))
     conv = _t2s()
     if conv is not None:
         text = conv.convert(text)
@@ -192,16 +202,19 @@ class LatinPinyinFolder:
 _PLUS_WORD = re.compile(r"[+＋➕]\s*(?=[^\W\d_])")
 
 
-# "nm$l": a dollar sign between letters is an s.
-_LEET_S = re.compile(r"(?<=[a-z])\$(?=[a-z])")
+# "nm$l", "n m $ l": a dollar sign between letters is an s.
+_LEET_S = re.compile(r"(?<=[a-z])\s*\$\s*(?=[a-z])")
 
 
 def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None,
-              latin: LatinPinyinFolder | None = None) -> str:
-    """The compact normal form: folded, noise stripped, numerals as digits,
-    spellings and homophones replaced by the canonical word."""
+              latin: LatinPinyinFolder | None = None, sounds: dict[int, str] | None = None) -> str:
+    """The compact normal form: folded, emoji that stand for a sound read as it ("尼🐴"),
+    noise stripped, numerals as digits, spellings and homophones replaced by the canonical word."""
+    folded = fold(text)
+    if sounds:
+        folded = folded.translate(sounds)
     # ➕ / + before a word is read as 加 ("➕V", "+微"); every other symbol is noise.
-    comp = strip_noise(_LEET_S.sub("s", _PLUS_WORD.sub("加", fold(text)).replace("➕", "加")))
+    comp = strip_noise(_LEET_S.sub("s", _PLUS_WORD.sub("加", folded).replace("➕", "加")))
     if latin is not None:
         comp = latin.fold(comp)
     comp = cn_numerals_to_digits(comp)

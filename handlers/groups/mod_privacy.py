@@ -24,7 +24,7 @@ DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 MAX_CHARS = 2000
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
             "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧")
-ROOM = re.compile(r"\d{1,2}\s*(?:栋|幢|号楼|座|期)\s*(?:\d{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
+ROOM = re.compile(r"\d{1,2}\s*(?:栋|幢|号楼|座|期)\s*(?:[\d一二三四五六七八九十]{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
                   r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
                   r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
 PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*[a-z0-9]{5,6}(?![a-z0-9])")
@@ -109,9 +109,15 @@ def _spread_phone(text: str) -> bool:
     return False
 
 
+# "周 文 斌", "姓 郑": a name spelt with spaces between its characters is the same name.
+_CJK_GAP = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
+
+
 def _plain(text: str) -> str:
-    """The text the privacy patterns read: NFKC, folded, bounded, Chinese numerals as digits."""
-    return cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    """The text the privacy patterns read: NFKC, folded, bounded, Chinese numerals as
+    digits, no spaces between Chinese characters."""
+    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    return _CJK_GAP.sub("", t)
 
 
 SPREAD_PHONE = "privacy: a mobile number given in parts"

@@ -32,7 +32,7 @@ DIGIT_MAP = {**{str(i): str(i) for i in range(10)},
              "两": "2", "三": "3", "叁": "3", "四": "4", "肆": "4", "五": "5", "伍": "5", "六": "6", "陆": "6",
              "七": "7", "柒": "7", "拐": "7", "八": "8", "捌": "8", "九": "9", "玖": "9", "勾": "9"}
 # Characters people put between digits to dodge filters; they keep a run going.
-SEPARATORS = set(" \t-_.,，、·*/|~+()（）[]【】:：;；'\"`^=#")
+SEPARATORS = set(" \t-_.,，、·•‧∙・⋅—–‐*/|~+()（）[]【】:：;；'\"`^=#")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*[:：是为]?\s*\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dxX](?!\d)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -284,13 +284,16 @@ class Verdict:
 def _term_hits(comp: str, lex: Lexicon) -> dict[str, dict[str, set[str]]]:
     hits: dict[str, dict[str, set[str]]] = {}
     for end, entries in lex.automaton.iter(comp):
-        for cat, strength, word in entries:
-            start = end - len(word) + 1
-            if word.isascii():  # "sb" inside "usb" is not an insult
-                before = comp[start - 1] if start > 0 else ""
-                after = comp[end + 1] if end + 1 < len(comp) else ""
-                if (before.isascii() and before.isalnum()) or (after.isascii() and after.isalnum()):
-                    continue
+        for cat, strength, word, n in entries:  # n: the length of the form matched
+            start = end - n + 1
+            # Latin at a term's edge must not be inside a longer Latin word:
+            # "sb" in "usb", "ma的" (妈的 half in pinyin) in "karma的" are not insults.
+            key = comp[start:end + 1]
+            before = comp[start - 1] if start > 0 else ""
+            after = comp[end + 1] if end + 1 < len(comp) else ""
+            if (key[0].isascii() and key[0].isalnum() and before.isascii() and before.isalnum()) or \
+                    (key[-1].isascii() and key[-1].isalnum() and after.isascii() and after.isalnum()):
+                continue
             rule = lex.categories[cat].exceptions.get(word)
             if rule:
                 rest, prev = comp[end + 1:], comp[:start]
