@@ -87,6 +87,14 @@ def test_no_false_flag_on_any_ordinary_message():
     ("仿真枪 现货 隐蔽发货", "illegal"),
     ("驾驶证不用考 包拿 七天出证", "illegal"),
     ("出本楼业主信息 电话房号齐全 一份五十", "illegal"),
+    ("有需要保洁的找我 威❤：clean_0571", "ad"),
+    ("问三遍都不懂 真是个 2 5 0", "insult"),
+    ("8楼那个你是zz吗 天天半夜装修", "insult"),
+    ("保安大爷就是个老b登", "insult"),
+    ("一群 混 蛋 🥚 都不管事", "insult"),
+    ("物业那个经理就是个 asshole", "insult"),
+    ("帮人走流水 一天结 私聊", "illegal"),
+    ("专业查人定位 通话记录都能查", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -104,6 +112,8 @@ def test_evasions(text, expected):
     "7栋1502的 孙 立 新 天天把垃圾堆楼道",            # a full name spaced out
     "苏E·3Q8W1 老停消防通道 打听了是 9栋602 姓 钱 的",  # plate + room + a spaced surname
     "3号楼二单元801那个林国栋家里天天吵",            # unit in Chinese numerals
+    "苏E·3Q8W1 是B座1801 吴家的车 堵了消防通道",      # a lettered block
+    "她电话138-2266-0945 住隔壁楼",                  # a phone split by dashes
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -129,6 +139,10 @@ def test_privacy_by_combination(text):
     "物业组织旧家电回收 上门收 周六在南门",
     "孩子的水枪坏了 有人知道哪里修吗",
     "物业 $ 收费标准 $ 能公示一下吗",
+    "维修工单号 WX20251103-0017 还没人接",            # a reference, not a WeChat id
+    "快递单号 YT1388 2266 0945 三天没动了",          # a reference, not a phone
+    "周六烧烤报名：1. 2-801 2. 5-1202 3. 7-303",     # rooms in a sign-up list
+    "小区门口新开的水果店打折 榴莲很便宜",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

@@ -4,7 +4,12 @@ probe3 after the second). probe5 was written by a helper who saw only the seeds 
 evasion_probe.md, and measured once before any change: 70.4% in the right category
 (76/108), 0 false flags of 86; the fixes it led to (tone marks, emoji sounds, spaced
 names, bullets between digits, half-pinyin insults, offer families) took it to 100%, so it
-is a dev set now. evasion_probe6 is the fresh measurement after them.
+is a dev set now. evasion_probe6 (same author, same rules, written in parallel) was the
+fresh measurement: before any of this 73.7% (70/95) with 3 false flags of 72; after the
+probe-5 fixes 87.4% (83/95), 3 false flags; its misses and false flags then led to a second
+round (references after 工单号/单号, room numbers in sign-up lists, one-character WeChat
+labels, number and letter insults, English insults beside Chinese, tracking people):
+98.9% and 0. Both are dev sets now.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -28,7 +33,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
-                                  "evasion_probe5.jsonl"])
+                                  "evasion_probe5.jsonl", "evasion_probe6.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -62,6 +62,8 @@ class Lexicon:
     report_negations: list[str] = field(default_factory=list)
     whole_insults: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
+    # "工单号 WX2024…", "单号 SF1402 8837 6620": what follows is a reference, not a phone or a WeChat id.
+    reference_labels: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
     latin: Any = None  # mod_normalize.LatinPinyinFolder over `latin_pinyin_words`
     combos: list[Combo] = field(default_factory=list)
@@ -119,6 +121,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   report_cues=_str_list(raw.get("report_cues"), "report_cues"),
                   report_negations=_str_list(raw.get("report_negations"), "report_negations"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
+                  reference_labels=_str_list(raw.get("reference_labels"), "reference_labels"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)
     lex.sounds = _sounds(raw.get("emoji_sounds"), path)

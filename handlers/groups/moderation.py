@@ -120,9 +120,28 @@ def find_numbers(text: str) -> list[NumberHit]:
     """Phones, ID numbers and bank cards however they are spelt or split
     (an ID or card number right after 订单号/快递单号... is a reference, not one)."""
     text = _aligned(text or "")
-    labels = lexicon().number_labels
-    return [h for h in _find_numbers(text)
-            if h.kind == "phone" or not any(w in _fold(text[max(0, h.positions[0] - 8):h.positions[0]]) for w in labels)]
+    lex = lexicon()
+    rooms = _room_digits(text)
+    out = []
+    for h in _find_numbers(text):
+        before = _fold(text[max(0, h.positions[0] - 8):h.positions[0]])
+        # A phone right after 快递 is the courier's; after 单号 / 工单号 it is a reference.
+        labels = lex.reference_labels if h.kind == "phone" else lex.number_labels
+        if any(w in before for w in labels):
+            continue
+        if 2 * sum(p in rooms for p in h.positions) > len(h.positions):
+            continue  # mostly room numbers read on ("1. 3-502 2. 6-1101"): a sign-up list
+        out.append(h)
+    return out
+
+
+# A room on its own ("3-502", "6栋1101"), not digits inside a longer run (138-1234-5678).
+ROOM_NUMBER = re.compile(r"(?<![\d\-])\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*\d{3,4}(?![\d\-])")
+
+
+def _room_digits(text: str) -> set[int]:
+    """Positions of the digits that belong to room numbers (3-502, 6栋1101)."""
+    return {i for m in ROOM_NUMBER.finditer(text) for i in range(m.start(), m.end())}
 
 
 def _find_numbers(text: str) -> list[NumberHit]:
@@ -173,7 +192,8 @@ def _find_numbers(text: str) -> list[NumberHit]:
 _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
 HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
-SHORT_HANDLE = re.compile(r"(?<![a-z0-9])[vq]\s*[:：]\s*([a-z0-9][a-z0-9_-]{4,19})")
+# "V:zx8899", "q：334455667", "薇❤:lin_8866": a one-letter (or one-character) label needs the colon.
+SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:：]{0,2}\s*[:：]\s*([a-z0-9][a-z0-9_.-]{4,19})")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
@@ -192,7 +212,8 @@ ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{
 def find_handles(text: str) -> list[str]:
     """WeChat / QQ ids after a label (微信号 abc123), in the compact form."""
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
-    found = [m.group(2) for m in HANDLE.finditer(comp)]
+    refs = lexicon().reference_labels  # 工单号 WX2024...: a reference, not a WeChat id
+    found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
     found += SHORT_HANDLE.findall(_fold(text).translate(_CN_DIGITS))
     return found + EMAIL.findall(_fold(text))
 
@@ -286,14 +307,16 @@ def _term_hits(comp: str, lex: Lexicon) -> dict[str, dict[str, set[str]]]:
     for end, entries in lex.automaton.iter(comp):
         for cat, strength, word, n in entries:  # n: the length of the form matched
             start = end - n + 1
-            # Latin at a term's edge must not be inside a longer Latin word:
-            # "sb" in "usb", "ma的" (妈的 half in pinyin) in "karma的" are not insults.
-            key = comp[start:end + 1]
-            before = comp[start - 1] if start > 0 else ""
-            after = comp[end + 1] if end + 1 < len(comp) else ""
-            if (key[0].isascii() and key[0].isalnum() and before.isascii() and before.isalnum()) or \
-                    (key[-1].isascii() and key[-1].isalnum() and after.isascii() and after.isalnum()):
-                continue
+            # A Latin word, or a word half in pinyin (n differs from its length), must not be
+            # inside a longer Latin word: "sb" in "usb", "ma的" (妈的) in "karma的" are no insults.
+            # (加v before an id, "加vmm520", is matched as it stands.)
+            if word.isascii() or n != len(word):
+                key = comp[start:end + 1]
+                before = comp[start - 1] if start > 0 else ""
+                after = comp[end + 1] if end + 1 < len(comp) else ""
+                if (key[0].isascii() and key[0].isalnum() and before.isascii() and before.isalnum()) or \
+                        (key[-1].isascii() and key[-1].isalnum() and after.isascii() and after.isalnum()):
+                    continue
             rule = lex.categories[cat].exceptions.get(word)
             if rule:
                 rest, prev = comp[end + 1:], comp[:start]
