@@ -107,6 +107,7 @@ class Lexicons:
     not_hazard: tuple[re.Pattern, ...] = ()
     asking_in_question: tuple[str, ...] = ()
     not_urgent: tuple[str, ...] = ()
+    contact_asks: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -145,6 +146,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
     return Lexicons(
         command_prefixes=tuple(sec(it, "command_prefixes", f)),
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
+        contact_asks=_words(f, "contact_asks", it.get("contact_asks") or []),
         complaint_words=_words(f, "complaint_words", it.get("complaint_words") or []),
         greetings=_words(f, "smalltalk.greetings", sec(it, "smalltalk.greetings", f)),
         thanks=_words(f, "smalltalk.thanks", sec(it, "smalltalk.thanks", f)),
@@ -261,7 +263,8 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     reporting = _hits(c, lx.reporting)
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
     asking = _what_if(c, lx) or ([] if reporting else _asking(c, lx))
-    hand = _hits(c, lx.handoff)
+    # "人工客服电话多少" asks for a number, which the KB has: no hand-off for that.
+    hand = [] if _hits(c, lx.contact_asks) else _hits(c, lx.handoff)
     intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
 
     answered = _gate_answer(text, vec, c, len(raw_clean), lx, intent, pi, hazard, asking, hand)
