@@ -95,6 +95,12 @@ def test_no_false_flag_on_any_ordinary_message():
     ("物业那个经理就是个 asshole", "insult"),
     ("帮人走流水 一天结 私聊", "illegal"),
     ("专业查人定位 通话记录都能查", "illegal"),
+    ("保洁上门 电话 1️⃣3️⃣6️⃣0️⃣1️⃣1️⃣2️⃣8️⃣8️⃣7️⃣3️⃣ 随叫随到", "ad"),   # keycap digits
+    ("这物业就是群 王 8 蛋", "insult"),
+    ("前台那位 chǔn huò 一个", "insult"),
+    ("the guards here are total morons", "insult"),
+    ("线上葡京 注册送彩金 私我", "illegal"),
+    ("车上装个定位器 老公去哪一查便知 私聊", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -114,6 +120,8 @@ def test_evasions(text, expected):
     "3号楼二单元801那个林国栋家里天天吵",            # unit in Chinese numerals
     "苏E·3Q8W1 是B座1801 吴家的车 堵了消防通道",      # a lettered block
     "她电话138-2266-0945 住隔壁楼",                  # a phone split by dashes
+    "1703住的是 Zhou Jiahui 天天半夜弹琴",             # a full name in pinyin
+    "6栋902的宋佳琪每天早上七点出门",                  # a name, then her routine
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -143,6 +151,9 @@ def test_privacy_by_combination(text):
     "快递单号 YT1388 2266 0945 三天没动了",          # a reference, not a phone
     "周六烧烤报名：1. 2-801 2. 5-1202 3. 7-303",     # rooms in a sign-up list
     "小区门口新开的水果店打折 榴莲很便宜",
+    "1201 He said the lift is fixed",                 # English after a room is no name
+    "周末去澳门玩 有人一起吗",
+    "these idiotic rules about parking 能不能改改",      # criticism, no one called names
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

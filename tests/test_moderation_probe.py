@@ -9,7 +9,10 @@ fresh measurement: before any of this 73.7% (70/95) with 3 false flags of 72; af
 probe-5 fixes 87.4% (83/95), 3 false flags; its misses and false flags then led to a second
 round (references after 工单号/单号, room numbers in sign-up lists, one-character WeChat
 labels, number and letter insults, English insults beside Chinese, tracking people):
-98.9% and 0. Both are dev sets now.
+98.9% and 0. Both are dev sets now. evasion_probe7 (written in parallel with that round,
+measured once after it): 85.0% (68/80) with 0 false flags of 70 (before this session 77.5%);
+a third round on its misses (keycap digits, English insults word by word, pinyin names after
+a home, a name followed by a routine, online casinos, spying devices) took it to 100%.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -33,7 +36,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
-                                  "evasion_probe5.jsonl", "evasion_probe6.jsonl"])
+                                  "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

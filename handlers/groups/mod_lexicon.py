@@ -71,6 +71,8 @@ class Lexicon:
     sounds: dict[int, str] = field(default_factory=dict)
     automaton: Any = None
     boosters: Any = None
+    # Terms that are English words (idiot, moron): also looked up word by word in the text.
+    latin_terms: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def _str_list(value: Any, where: str) -> list[str]:
@@ -131,6 +133,8 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
             for w in words:
+                if w.isascii() and w.isalpha() and len(w) >= 4:
+                    lex.latin_terms.setdefault(w, []).append((cat.name, strength, w))
                 forms = [w] + (half_pinyin(w) if cat.name == "insult" and strength == "strong" else [])
                 for f in forms:
                     # One key may belong to several categories: keep a list per key.

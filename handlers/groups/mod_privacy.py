@@ -56,7 +56,10 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
 AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
-                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是)")
+                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
+# A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
+LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
+                              r"([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")
 
 
 _NOT_GIVEN = set("你我他她它们的了在是和就也都还又很吗呢吧啊")
@@ -84,6 +87,25 @@ def _full_names(text: str, r: Rules) -> list[str]:
     # 谢谢你, 高兴的: words and pronouns are no given names.
     return [n for n in names if not any(n.endswith(h) or n[1:].startswith(h) for h in r.honorifics)
             and n[1] != n[0] and not set(n[1:]) & _NOT_GIVEN]
+
+
+_SURNAME_SOUNDS: set[str] = set()
+
+
+def _pinyin_surnames() -> set[str]:
+    """The toneless pinyin of SURNAMES (li, wang, zhang ...)."""
+    if not _SURNAME_SOUNDS:
+        from handlers.groups.mod_normalize import _syllable
+
+        _SURNAME_SOUNDS.update(_syllable(c) for c in SURNAMES)
+    return _SURNAME_SOUNDS
+
+
+def _latin_names(text: str) -> list[str]:
+    """Full names in pinyin right after a home, as written (capitals kept): "601 Zhang Wei"."""
+    t = unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]
+    return [f"{m.group(1)} {m.group(2)}" for m in LATIN_AFTER_HOME.finditer(t)
+            if m.group(1).lower() in _pinyin_surnames()]
 
 
 def _surname_ref(text: str, r: Rules, household: bool = False) -> bool:
@@ -152,7 +174,7 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     bare = ROOM_BARE.search(t)
     if not room and not plate and not bare:
         return {}
-    names = _full_names(t, r)
+    names = _full_names(t, r) + _latin_names(text)
     if (room or bare) and names:
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)

@@ -59,7 +59,8 @@ def _runs(text: str) -> list[list[list[tuple[str, int]]]]:
                 group = []
             pending_sep = False
             group.append((d, i))
-        elif (ch in SEPARATORS or unicodedata.category(ch) in ("So", "Sk", "Sm")) and (group or groups):
+        elif (ch in SEPARATORS or unicodedata.category(ch) in ("So", "Sk", "Sm", "Mn", "Me", "Cf")) and (group or groups):
+            # Mn/Me/Cf: the variation selector and keycap of 1️⃣5️⃣9️⃣ keep a number going.
             pending_sep = True
         else:
             if group:
@@ -302,8 +303,17 @@ class Verdict:
         return "; ".join(self.reasons)
 
 
-def _term_hits(comp: str, lex: Lexicon) -> dict[str, dict[str, set[str]]]:
+_LATIN_WORD = re.compile(r"[a-z]+")
+
+
+def _term_hits(comp: str, lex: Lexicon, text: str = "") -> dict[str, dict[str, set[str]]]:
     hits: dict[str, dict[str, set[str]]] = {}
+    # English words are looked up as words of the text as written ("a bunch of morons"):
+    # the compact form glues a sentence into one run, where no word has an edge.
+    for tok in set(_LATIN_WORD.findall(_fold(text))) if lex.latin_terms else ():
+        for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
+            for cat, strength, word in lex.latin_terms.get(form, ()):
+                hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     for end, entries in lex.automaton.iter(comp):
         for cat, strength, word, n in entries:  # n: the length of the form matched
             start = end - n + 1
@@ -356,7 +366,7 @@ def analyse(text: str) -> Verdict:
     lex = lexicon()
     comp = compact(text)
     v = Verdict()
-    hits = _term_hits(comp, lex)
+    hits = _term_hits(comp, lex, text)
     numbers = find_numbers(text)
     handles = find_handles(text)
     links = find_links(text)
