@@ -101,6 +101,12 @@ def test_no_false_flag_on_any_ordinary_message():
     ("the guards here are total morons", "insult"),
     ("线上葡京 注册送彩金 私我", "illegal"),
     ("车上装个定位器 老公去哪一查便知 私聊", "illegal"),
+    ("手工蛋糕 下单看这里 tiantian 点 shop", "ad"),
+    ("做家政十年了 加绿色泡泡 clean_home88", "ad"),
+    ("楼上那个🐷头 半夜拖椅子", "insult"),
+    ("2货快递员 又把箱子扔地上", "insult"),
+    ("免实名手机卡 接码专用 量大从优", "illegal"),
+    ("高仿100元 一比八 验钞都能过", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -122,6 +128,8 @@ def test_evasions(text, expected):
     "她电话138-2266-0945 住隔壁楼",                  # a phone split by dashes
     "1703住的是 Zhou Jiahui 天天半夜弹琴",             # a full name in pinyin
     "6栋902的宋佳琪每天早上七点出门",                  # a name, then her routine
+    "3栋1101的业主叫 wang xiao li 家里老漏水",          # a name in lower-case pinyin after 叫
+    "zhōu yǎ tíng 住 8-1602 平时一个人在家",              # a name spelt with its tones
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -154,6 +162,11 @@ def test_privacy_by_combination(text):
     "1201 He said the lift is fixed",                 # English after a room is no name
     "周末去澳门玩 有人一起吗",
     "these idiotic rules about parking 能不能改改",      # criticism, no one called names
+    "发财树叶子发黄了 有懂的邻居吗",
+    "孩子英语要带SB和WB 别忘了",
+    "过年买了个猪头 卤好了分邻居",
+    "物业这个月来了2货车 把建筑垃圾拉走了",
+    "we live in 1203 and the lift is noisy",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

@@ -13,6 +13,10 @@ labels, number and letter insults, English insults beside Chinese, tracking peop
 measured once after it): 85.0% (68/80) with 0 false flags of 70 (before this session 77.5%);
 a third round on its misses (keycap digits, English insults word by word, pinyin names after
 a home, a name followed by a routine, online casinos, spying devices) took it to 100%.
+evasion_probe8 (fresh after that round): 78.8% (67/85), 2 false flags of 74 (before this
+session 72.9%, the same 2); a fourth round (spoken links to .shop, 绿色泡泡, pinyin names
+in lower case after 叫 or with tone marks, accounts in bulk, counterfeit money by face value,
+sick notes, textbook SB/WB, a plant's 叶子 among neighbours who 懂) took it to 98.8%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -36,7 +40,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
-                                  "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl"])
+                                  "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
+                                  "evasion_probe8.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

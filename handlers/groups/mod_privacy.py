@@ -101,11 +101,26 @@ def _pinyin_surnames() -> set[str]:
     return _SURNAME_SOUNDS
 
 
+# After a word that says a name follows ("业主叫 zhang wei ming"), lower case is as good.
+LATIN_NAMED = re.compile(r"(?:叫|名叫|全名|姓名|名字是)\s{0,3}([a-z]{1,6})\s?([a-z]{1,6})(?:\s?([a-z]{1,6}))?(?![a-z])")
+# Pinyin written with its tone marks is a name being spelt ("lín xiǎo yǔ"): two or three
+# syllables, at least one marked.
+_MARKED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü"
+TONED_NAME = re.compile(rf"(?<![a-z{_MARKED}])([a-z{_MARKED}]{{1,6}})\s([a-z{_MARKED}]{{1,6}})(?:\s([a-z{_MARKED}]{{1,6}}))?(?![a-z{_MARKED}])")
+
+
 def _latin_names(text: str) -> list[str]:
-    """Full names in pinyin right after a home, as written (capitals kept): "601 Zhang Wei"."""
-    t = unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]
-    return [f"{m.group(1)} {m.group(2)}" for m in LATIN_AFTER_HOME.finditer(t)
-            if m.group(1).lower() in _pinyin_surnames()]
+    """Full names in pinyin: after a home as written (capitals kept: "601 Zhang Wei"), after
+    叫 / 姓名 in any case, or spelt with tone marks anywhere; the first syllable a surname."""
+    t = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", text or "")[:MAX_CHARS])
+    out = [f"{m.group(1)} {m.group(2)}" for m in LATIN_AFTER_HOME.finditer(t)
+           if m.group(1).lower() in _pinyin_surnames()]
+    low = t.lower()
+    out += [m.group(0) for m in LATIN_NAMED.finditer(low) if m.group(1) in _pinyin_surnames()]
+    for m in TONED_NAME.finditer(low):
+        if any(c in _MARKED.replace("ü", "") for c in m.group(0)) and fold(m.group(1)) in _pinyin_surnames():
+            out.append(m.group(0))
+    return out
 
 
 def _surname_ref(text: str, r: Rules, household: bool = False) -> bool:

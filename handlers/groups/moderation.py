@@ -206,7 +206,7 @@ URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-
 # dot followed by a space only (the end of an English sentence) nor 。 ("thanks。me too").
 _FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
 _SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
-URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
+URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|shop|club|store|site|link|info)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
