@@ -108,6 +108,8 @@ class Lexicons:
     asking_in_question: tuple[str, ...] = ()
     not_urgent: tuple[str, ...] = ()
     contact_asks: tuple[str, ...] = ()
+    planned: tuple[str, ...] = ()
+    living_now: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -163,6 +165,8 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         not_hazard=_patterns(priority_file, "not_hazard", pr.get("not_hazard") or []),
         asking_in_question=_words(priority_file, "asking_in_question", pr.get("asking_in_question") or []),
         not_urgent=_words(priority_file, "not_urgent", pr.get("not_urgent") or []),
+        planned=_words(priority_file, "planned", pr.get("planned") or []),
+        living_now=_words(priority_file, "living_now", pr.get("living_now") or []),
         category={c: _words(priority_file, f"category.{c}", v) for c, v in cats.items()},
     )
 
@@ -261,8 +265,9 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     feats = f"model {intent} {p_top:.2f}, next {ranked[1][0]} {ranked[1][1]:.2f}"
     hazard = safety_hit(c)
     reporting = _hits(c, lx.reporting)
-    # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now.
-    asking = _what_if(c, lx) or ([] if reporting else _asking(c, lx))
+    # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now; a planned
+    # outage asked about asks even in a run-on that says 我家 ("通知说要停水 我家有老人 停多久").
+    asking = _what_if(c, lx) or _planned(c, lx) or ([] if reporting else _asking(c, lx))
     # "人工客服电话多少" asks for a number, which the KB has: no hand-off for that.
     hand = [] if _hits(c, lx.contact_asks) else _hits(c, lx.handoff)
     intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
@@ -390,6 +395,12 @@ def _what_if(c: str, lx: Lexicons) -> list[str]:
         return []
     first = min(i for i in (c.find(w) for w in hits) if i >= 0)
     return [] if safety_hit(c[:first]) else hits
+
+
+def _planned(c: str, lx: Lexicons) -> list[str]:
+    """The words of a planned outage or works asked about, unless it is happening now."""
+    hits = _hits(c, lx.planned)
+    return [] if not hits or _hits(c, lx.living_now) else hits
 
 
 def _now(reporting: list[str]) -> list[str]:

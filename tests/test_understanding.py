@@ -370,3 +370,23 @@ def test_a_fairly_sure_answer_is_hedged_and_listed_for_managers(env, session, mo
 def test_a_question_about_something_the_kb_lacks_is_not_hedged(router):
     r = router("请问小区附近有没有好的钢琴老师推荐")  # shares only 附近/推荐 with an entry
     assert r.faq_id is None and not r.args.get("hedge")
+
+
+@pytest.mark.parametrize("text, entry", [
+    ("你好 刚在电梯里看到贴了通知说后天要停水 我家有老人 想问停多久 要不要提前接点水", "utility-planned-water"),
+    ("业主群发了通知说周末要停电检修 我们家冰箱东西多 大概几点恢复啊", "utility-planned-power"),
+])
+def test_a_planned_outage_asked_about_in_a_run_on_is_answered_not_a_ticket(router, text, entry):
+    # The worst page: an outage asked about must not open an urgent repair.
+    r = router(text).contract()
+    assert (r["intent"], r["faq_id"], r["priority"]) == ("faq", entry, None), r["why"]
+
+
+@pytest.mark.parametrize("text", [
+    "通知说今天停水 可是现在已经停了一整天还没来水",   # the outage is happening now: a report
+    "dian ti li kun zhu ren le, 3 dong",               # trapped, in pinyin
+    "wo jia shui guan bao le",                         # burst pipe, in pinyin
+])
+def test_an_outage_happening_now_or_a_hazard_in_pinyin_is_urgent(router, text):
+    r = router(text).contract()
+    assert (r["intent"], r["priority"]) == ("complaint", "urgent"), r["why"]
