@@ -107,6 +107,12 @@ def test_no_false_flag_on_any_ordinary_message():
     ("2货快递员 又把箱子扔地上", "insult"),
     ("免实名手机卡 接码专用 量大从优", "illegal"),
     ("高仿100元 一比八 验钞都能过", "illegal"),
+    ("专业疏通下水道 50元起 热线 0755-26638815", "ad"),           # a landline with an offer
+    ("这帮保安全是 lj 只会玩手机", "insult"),
+    ("❄️和🍃都有 老地方 私我", "illegal"),
+    ("高价收 yin hang 卡 私聊", "illegal"),                       # 行 read as hang
+    ("dai开各类fapiao 私我", "illegal"),
+    ("selling fake invoices, any company name, message me", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -130,6 +136,9 @@ def test_evasions(text, expected):
     "6栋902的宋佳琪每天早上七点出门",                  # a name, then her routine
     "3栋1101的业主叫 wang xiao li 家里老漏水",          # a name in lower-case pinyin after 叫
     "zhōu yǎ tíng 住 8-1602 平时一个人在家",              # a name spelt with its tones
+    "七栋六零一的杜海涛 天天把车停消防通道",               # a home in Chinese numerals
+    "浙A 5·Q·2·7·M 是三号楼 八零二 周家的车",             # a plate split by dots
+    "住在2栋302的是 liu jian guo",                         # a lower-case pinyin name
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -167,6 +176,10 @@ def test_privacy_by_combination(text):
     "过年买了个猪头 卤好了分邻居",
     "物业这个月来了2货车 把建筑垃圾拉走了",
     "we live in 1203 and the lift is noisy",
+    "绘本看完了 送给需要的小朋友 3栋门口自取",
+    "物业服务中心电话 0571-88776655 有事可以打",
+    "我们三个人打牌 不玩钱的 来吗",
+    "零食三包 十块钱 谁要",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

@@ -17,6 +17,12 @@ evasion_probe8 (fresh after that round): 78.8% (67/85), 2 false flags of 74 (bef
 session 72.9%, the same 2); a fourth round (spoken links to .shop, 绿色泡泡, pinyin names
 in lower case after 叫 or with tone marks, accounts in bulk, counterfeit money by face value,
 sick notes, textbook SB/WB, a plant's 叶子 among neighbours who 懂) took it to 98.8%, 0.
+evasion_probe9 (fresh after that round): 84.9% (73/86), 1 false flag of 79 (before this
+session 76.7%, the same 1); a fifth round (landlines with an offer, homes and plates in
+Chinese numerals or split by dots, lower-case pinyin names after 的是, 🍃 and ❄️, every
+reading of a polyphone in Latin pinyin (yinhang), half-pinyin illegal words, English
+phrases read word pair by word pair, a giveaway's 送给需要的 never an ad by the model alone)
+took it to 100%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -41,7 +47,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
-                                  "evasion_probe8.jsonl"])
+                                  "evasion_probe8.jsonl", "evasion_probe9.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -135,7 +135,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
             for w in words:
                 if w.isascii() and w.isalpha() and len(w) >= 4:
                     lex.latin_terms.setdefault(w, []).append((cat.name, strength, w))
-                forms = [w] + (half_pinyin(w) if cat.name == "insult" and strength == "strong" else [])
+                forms = [w] + (half_pinyin(w) if cat.name in ("insult", "illegal") and strength == "strong" else [])
                 for f in forms:
                     # One key may belong to several categories: keep a list per key.
                     auto.add_word(f, list(auto.get(f, [])) + [(cat.name, strength, w, len(f))])
@@ -153,7 +153,8 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
 
 
 def half_pinyin(word: str) -> list[str]:
-    """An insult with one character spelt in toneless pinyin ("弱zhi", "jian人", "sha逼"):
+    """An insult or an illegal offer with one character spelt in toneless pinyin ("弱zhi",
+    "jian人", "dai开"):
     the usual half-way dodge. Words of 2-4 Chinese characters; syllables of 2+ letters."""
     if not 2 <= len(word) <= 4 or not all("\u4e00" <= c <= "\u9fff" for c in word):
         return []

@@ -99,6 +99,25 @@ def _syllable(ch: str) -> str:
     return lazy_pinyin(ch)[0]
 
 
+@lru_cache(maxsize=4096)
+def _readings(ch: str) -> tuple[str, ...]:
+    """A character's toneless readings, the usual one first (pypinyin heteronyms)."""
+    if not "\u4e00" <= ch <= "\u9fff":
+        return (ch,)
+    from pypinyin import Style, pinyin
+
+    first = _syllable(ch)
+    return (first, *[r for r in dict.fromkeys(pinyin(ch, style=Style.NORMAL, heteronym=True)[0]) if r != first][:2])
+
+
+def _spellings(word: str, limit: int = 8) -> list[str]:
+    """The word spelt in toneless pinyin, one spelling per mix of its characters' readings."""
+    out = [""]
+    for ch in word:
+        out = [o + r for o in out for r in _readings(ch)][:limit]
+    return out
+
+
 class PinyinFolder:
     """Replaces spans that sound like a listed word with the word itself."""
 
@@ -171,9 +190,10 @@ class LatinPinyinFolder:
         self.auto = None
         keys = {}
         for w in words:
-            key = "".join(_syllable(ch) if "\u4e00" <= ch <= "\u9fff" else ch for ch in w)
-            if key.isascii() and key.isalpha() and len(key) >= self.MIN_LETTERS:
-                keys[key] = w
+            # Every reading of a polyphone (行 is xing and hang: yinhang is 银行).
+            for key in _spellings(w):
+                if key.isascii() and key.isalpha() and len(key) >= self.MIN_LETTERS:
+                    keys[key] = w
         if keys:
             self.auto = ahocorasick.Automaton()
             for key, w in keys.items():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from ground import rules as rulefiles
-from handlers.groups.mod_normalize import cn_numerals_to_digits, fold
+from handlers.groups.mod_normalize import CN_DIGITS, cn_numerals_to_digits, fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 MAX_CHARS = 2000
@@ -27,7 +27,9 @@ SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 ROOM = re.compile(r"(?:\d{1,2}|(?<![a-z])[a-z])\s*(?:栋|幢|号楼|座|期)\s*(?:[\d一二三四五六七八九十]{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
                   r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
                   r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
-PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*[a-z0-9]{5,6}(?![a-z0-9])")
+# A plate, its characters maybe split by dots or spaces ("沪B 3·9·2·L·8").
+PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*"
+                   r"(?:[a-z0-9]\s?[·•.\-]?\s?){4,5}[a-z0-9](?![a-z0-9])")
 # A bare room number ("304的许某某", "住1102"): only counted next to a full name.
 # Not the digits of an id ("love888，..."): no letter right before it.
 ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
@@ -102,7 +104,7 @@ def _pinyin_surnames() -> set[str]:
 
 
 # After a word that says a name follows ("业主叫 zhang wei ming"), lower case is as good.
-LATIN_NAMED = re.compile(r"(?:叫|名叫|全名|姓名|名字是)\s{0,3}([a-z]{1,6})\s?([a-z]{1,6})(?:\s?([a-z]{1,6}))?(?![a-z])")
+LATIN_NAMED = re.compile(r"(?:叫|名叫|全名|姓名|名字是|的是|住的是|业主是)\s{0,3}([a-z]{1,6})\s?([a-z]{1,6})(?:\s?([a-z]{1,6}))?(?![a-z])")
 # Pinyin written with its tone marks is a name being spelt ("lín xiǎo yǔ"): two or three
 # syllables, at least one marked.
 _MARKED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü"
@@ -150,11 +152,30 @@ def _spread_phone(text: str) -> bool:
 _CJK_GAP = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 
 
+_NUMERALS = "一二三四五六七八九十零〇两"
+# Homes in Chinese numerals too short for cn_numerals_to_digits: "九栋七零二", "六号楼 五零三".
+_CN_BUILDING = re.compile(rf"[{_NUMERALS}]{{1,3}}(?=\s*(?:栋|幢|号楼|座|单元))")
+_CN_ROOM = re.compile(rf"(?<=栋|幢|楼|座|元)\s*[{_NUMERALS}]{{3,4}}|[{_NUMERALS}]*[零〇][{_NUMERALS}]*(?=\s*(?:的|室|号房|房|住))")
+
+
+def _cn_home(m: re.Match) -> str:
+    run = m.group(0).strip()
+    if "十" in run:  # 十二栋 -> 12, 二十栋 -> 20 (buildings; rooms are read digit by digit)
+        a, _, b = run.partition("十")
+        return str(int(_digit_run(a) or 1) * 10 + int(_digit_run(b) or 0))
+    return _digit_run(run)
+
+
+def _digit_run(run: str) -> str:
+    return run.translate(str.maketrans(CN_DIGITS))
+
+
 def _plain(text: str) -> str:
     """The text the privacy patterns read: NFKC, folded, bounded, Chinese numerals as
-    digits, no spaces between Chinese characters."""
+    digits (also a building or room written short in them), no spaces between Chinese characters."""
     t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
-    return _CJK_GAP.sub("", t)
+    t = _CJK_GAP.sub("", t)
+    return _CN_ROOM.sub(_cn_home, _CN_BUILDING.sub(_cn_home, t))
 
 
 SPREAD_PHONE = "privacy: a mobile number given in parts"

@@ -207,6 +207,9 @@ URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-
 _FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
 _SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|shop|club|store|site|link|info)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
+# A landline (area code, then 7-8 digits) or a 400/800 number: no one's personal number,
+# but an offer's contact all the same.
+LANDLINE = re.compile(r"(?<!\d)(?:0\d{2,3}[\s-]?\d{7,8}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -310,7 +313,9 @@ def _term_hits(comp: str, lex: Lexicon, text: str = "") -> dict[str, dict[str, s
     hits: dict[str, dict[str, set[str]]] = {}
     # English words are looked up as words of the text as written ("a bunch of morons"):
     # the compact form glues a sentence into one run, where no word has an edge.
-    for tok in set(_LATIN_WORD.findall(_fold(text))) if lex.latin_terms else ():
+    toks = _LATIN_WORD.findall(_fold(text)) if lex.latin_terms else []
+    # Each word, and each pair of words read as one ("fake invoices" -> fakeinvoice).
+    for tok in set(toks) | {a + b for a, b in zip(toks, toks[1:])}:
         for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
             for cat, strength, word in lex.latin_terms.get(form, ()):
                 hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
@@ -419,6 +424,13 @@ def analyse(text: str) -> Verdict:
             offer = False
         if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
+    if not found and LANDLINE.search(unicodedata.normalize("NFKC", text)) and "ad" in lex.categories:
+        # A landline or 400 number with an offer ("搬家199元起 热线021-5883…"): an ad, unless
+        # it is the property's own (物业, 管家, 服务中心 named) or a question about one.
+        offer = any(w in comp for w in lex.categories["ad"].model_support)
+        own = any(w in comp for w in ("物业", "管家", "服务中心", "居委会", "社区", "派出所", "医院", "吗"))
+        if offer and not own:
+            found["ad"] = "ad: an offer with a hotline"
     if handles and "privacy" in found and "ad" not in found and "illegal" not in found \
             and not names_someone(text):
         # A WeChat / QQ id with nobody else in the message is the writer's own,
@@ -431,6 +443,8 @@ def analyse(text: str) -> Verdict:
         support = {c for c, t in v.terms.items() if t} | boosted
         support |= {c.name for c in lex.categories.values() if any(w in comp for w in c.model_support)}
         guess = opinion(text, support=support)
+        if guess and guess[0] == "ad" and any(u in comp for u in lex.categories["ad"].weak_unless):
+            guess = None  # "送给需要的小朋友 门卫自取": a neighbour's own thing given away
         if guess:
             found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
     for cat in lex.precedence:
