@@ -113,6 +113,14 @@ def test_no_false_flag_on_any_ordinary_message():
     ("高价收 yin hang 卡 私聊", "illegal"),                       # 行 read as hang
     ("dai开各类fapiao 私我", "illegal"),
     ("selling fake invoices, any company name, message me", "illegal"),
+    ("复制口令打开某宝 童装店铺 群友专享券", "ad"),
+    ("家电清洗 价目表见主页 上门服务", "ad"),
+    ("新开的烧腊店 报我名字打九折 电话 0757-8832 1146", "ad"),   # a landline split by a space
+    ("车库那间每晚有场子 底注20 有兴趣的兄弟来", "illegal"),
+    ("本人有业主名单 电话房号都有 五千条打包卖", "illegal"),
+    ("没走海关的烟 一条两百 懂的来", "illegal"),
+    ("can sort out a fake work permit for you, DM", "illegal"),
+    ("谁家装修的 生孩子没屁眼 垃圾全倒楼道", "insult"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -139,6 +147,7 @@ def test_evasions(text, expected):
     "七栋六零一的杜海涛 天天把车停消防通道",               # a home in Chinese numerals
     "浙A 5·Q·2·7·M 是三号楼 八零二 周家的车",             # a plate split by dots
     "住在2栋302的是 liu jian guo",                         # a lower-case pinyin name
+    "9栋402住的就是孙振华 天天半夜唱歌",
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -180,6 +189,9 @@ def test_privacy_by_combination(text):
     "物业服务中心电话 0571-88776655 有事可以打",
     "我们三个人打牌 不玩钱的 来吗",
     "零食三包 十块钱 谁要",
+    "物业你好 我是3栋1102业主 电话13912345678 厨房下水堵了 麻烦安排师傅上门看看",   # own details
+    "新来的保安尼玛扎西小伙子很热心",                        # Nyima, a Tibetan name
+    "周末踢football 有人一起吗",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)
@@ -222,6 +234,13 @@ def test_combo_errors_name_the_entry(tmp_path):
     bad = tmp_path / "m.yaml"
     bad.write_text("combos:\n  - category: ad\n    all: [['(']]\n", encoding="utf-8")
     with pytest.raises(ModerationDataError, match=r"combos\[0\]"):
+        load_lexicon(bad)
+    # An unbounded repeat would make a long run of digits cost quadratic time: refused.
+    bad.write_text("combos:\n  - category: ad\n    all: [['[0-9]+条']]\n", encoding="utf-8")
+    with pytest.raises(ModerationDataError, match=r"combos\[0\].all\[0\].*bound every repeat"):
+        load_lexicon(bad)
+    bad.write_text("emoji_sounds:\n  马: [马]\n", encoding="utf-8")
+    with pytest.raises(ModerationDataError, match=r"emoji_sounds"):
         load_lexicon(bad)
 
 

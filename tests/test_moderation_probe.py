@@ -22,7 +22,10 @@ session 76.7%, the same 1); a fifth round (landlines with an offer, homes and pl
 Chinese numerals or split by dots, lower-case pinyin names after 的是, 🍃 and ❄️, every
 reading of a polyphone in Latin pinyin (yinhang), half-pinyin illegal words, English
 phrases read word pair by word pair, a giveaway's 送给需要的 never an ad by the model alone)
-took it to 100%, 0.
+took it to 100%, 0. evasion_probe10 (fresh after that round): 82.4% (75/91), 2 false flags
+of 77 (before this session 72.5%, 3): the writer's own number given to the property, and
+尼玛次仁 (a Tibetan name); a sixth round fixed both (moderation.yaml `own_details`, a
+尼玛 exception) and most misses: 97.8%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -47,7 +50,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
-                                  "evasion_probe8.jsonl", "evasion_probe9.jsonl"])
+                                  "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -71,6 +71,8 @@ class Lexicon:
     sounds: dict[int, str] = field(default_factory=dict)
     automaton: Any = None
     boosters: Any = None
+    # The writer's own details given to the property (addressed / self / request words).
+    own_details: dict[str, list[str]] = field(default_factory=dict)
     # Terms that are English words (idiot, moron): also looked up word by word in the text.
     latin_terms: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
@@ -127,6 +129,10 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)
     lex.sounds = _sounds(raw.get("emoji_sounds"), path)
+    own = raw.get("own_details") or {}
+    if not isinstance(own, dict) or set(own) - {"addressed", "self", "request"}:
+        raise ModerationDataError(f"{path.name}: own_details must map addressed, self and request to word lists")
+    lex.own_details = {k: _str_list(v, f"own_details.{k}") for k, v in own.items()}
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     lex.latin = LatinPinyinFolder(_str_list(raw.get("latin_pinyin_words"), "latin_pinyin_words"))
     auto = ahocorasick.Automaton()
@@ -182,6 +188,10 @@ def _sounds(raw: Any, path: Path) -> dict[int, str]:
     return table
 
 
+# An unescaped + or * (or {n,}) after a character or class: an unbounded repeat.
+_UNBOUNDED = re.compile(r"(?<!\\)[+*]|\{\d+,\}")
+
+
 def _combos(raw: Any, path: Path) -> list[Combo]:
     out = []
     for i, item in enumerate(raw or []):
@@ -196,6 +206,10 @@ def _combos(raw: Any, path: Path) -> list[Combo]:
             words = _str_list(g, f"combos[{i}].all[{j}]")
             if not words:
                 raise ModerationDataError(f"{where}.all[{j}]: empty")
+            loose = [w for w in words if _UNBOUNDED.search(w)]
+            if loose:
+                raise ModerationDataError(f"{where}.all[{j}]: {loose[0]!r}: bound every repeat ({{1,6}}, not + or *), "
+                                          "so a long message costs linear time")
             try:
                 pats.append(re.compile("|".join(f"(?:{w})" for w in words)))
             except re.error as exc:

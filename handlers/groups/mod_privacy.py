@@ -57,7 +57,7 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
-AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
                         r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
 # A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
 LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
@@ -154,8 +154,9 @@ _CJK_GAP = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 
 _NUMERALS = "一二三四五六七八九十零〇两"
 # Homes in Chinese numerals too short for cn_numerals_to_digits: "九栋七零二", "六号楼 五零三".
+# Bounded repeats, one try per position: a 100 KB run of 一 stays linear.
 _CN_BUILDING = re.compile(rf"[{_NUMERALS}]{{1,3}}(?=\s*(?:栋|幢|号楼|座|单元))")
-_CN_ROOM = re.compile(rf"(?<=栋|幢|楼|座|元)\s*[{_NUMERALS}]{{3,4}}|[{_NUMERALS}]*[零〇][{_NUMERALS}]*(?=\s*(?:的|室|号房|房|住))")
+_CN_ROOM = re.compile(rf"(?<=栋|幢|楼|座|元)\s*[{_NUMERALS}]{{3,4}}|(?<![{_NUMERALS}])[{_NUMERALS}]{{0,3}}[零〇][{_NUMERALS}]{{0,3}}(?=\s*(?:的|室|号房|房|住))")
 
 
 def _cn_home(m: re.Match) -> str:

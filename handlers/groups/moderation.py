@@ -140,6 +140,13 @@ def find_numbers(text: str) -> list[NumberHit]:
 ROOM_NUMBER = re.compile(r"(?<![\d\-])\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*\d{3,4}(?![\d\-])")
 
 
+def _own_request(comp: str, lex: Lexicon) -> bool:
+    """The writer asks the property for something and gives their own details to be reached
+    (moderation.yaml `own_details`: addressed to, a self word and a request word all present)."""
+    own = lex.own_details
+    return bool(own) and all(any(w in comp for w in own.get(k, ())) for k in ("addressed", "self", "request"))
+
+
 def _room_digits(text: str) -> set[int]:
     """Positions of the digits that belong to room numbers (3-502, 6栋1101)."""
     return {i for m in ROOM_NUMBER.finditer(text) for i in range(m.start(), m.end())}
@@ -209,7 +216,7 @@ _SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|shop|club|store|site|link|info)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 # A landline (area code, then 7-8 digits) or a 400/800 number: no one's personal number,
 # but an offer's contact all the same.
-LANDLINE = re.compile(r"(?<!\d)(?:0\d{2,3}[\s-]?\d{7,8}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)")
+LANDLINE = re.compile(r"(?<!\d)(?:0\d{2,3}[\s-]?\d{3,4}[\s-]?\d{4}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -314,8 +321,8 @@ def _term_hits(comp: str, lex: Lexicon, text: str = "") -> dict[str, dict[str, s
     # English words are looked up as words of the text as written ("a bunch of morons"):
     # the compact form glues a sentence into one run, where no word has an edge.
     toks = _LATIN_WORD.findall(_fold(text)) if lex.latin_terms else []
-    # Each word, and each pair of words read as one ("fake invoices" -> fakeinvoice).
-    for tok in set(toks) | {a + b for a, b in zip(toks, toks[1:])}:
+    # Each word, and each pair or triple of words read as one ("fake invoices" -> fakeinvoice).
+    for tok in set(toks) | {a + b for a, b in zip(toks, toks[1:])} | {a + b + c for a, b, c in zip(toks, toks[1:], toks[2:])}:
         for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
             for cat, strength, word in lex.latin_terms.get(form, ()):
                 hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
@@ -409,6 +416,11 @@ def analyse(text: str) -> Verdict:
         found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
+    if "privacy" in found and _own_request(comp, lex):
+        # "管家你好，我是6栋2102业主，手机136…，卫生间漏水，麻烦安排师傅": the writer's own home and
+        # number, given to the property to be reached, are no leak (and no offer).
+        found.pop("privacy")
+        v.reasons.append("own details given to the property")
     found.update(privacy_combination(text, comp, found))
     if found.get("privacy") == SPREAD_PHONE:
         contact = True  # a number spelt out in parts is contact details all the same
