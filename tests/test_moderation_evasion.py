@@ -121,6 +121,8 @@ def test_no_false_flag_on_any_ordinary_message():
     ("没走海关的烟 一条两百 懂的来", "illegal"),
     ("can sort out a fake work permit for you, DM", "illegal"),
     ("谁家装修的 生孩子没屁眼 垃圾全倒楼道", "insult"),
+    ("卖号 实名认证的支付宝号 带流水 私聊", "illegal"),
+    ("护照 学位证都能做 跟真的一模一样 滴滴我", "illegal"),
 ])
 def test_evasions(text, expected):
     assert analyse(text).violation == expected, analyse(text)
@@ -148,6 +150,8 @@ def test_evasions(text, expected):
     "浙A 5·Q·2·7·M 是三号楼 八零二 周家的车",             # a plate split by dots
     "住在2栋302的是 liu jian guo",                         # a lower-case pinyin name
     "9栋402住的就是孙振华 天天半夜唱歌",
+    "3栋 一 〇 〇 六 住的是何 志 强",                     # spaced numerals and name
+    "京A·7K3M9 是5号楼1201 司马家的车",                   # a compound surname
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -192,6 +196,10 @@ def test_privacy_by_combination(text):
     "物业你好 我是3栋1102业主 电话13912345678 厨房下水堵了 麻烦安排师傅上门看看",   # own details
     "新来的保安尼玛扎西小伙子很热心",                        # Nyima, a Tibetan name
     "周末踢football 有人一起吗",
+    "我叫刘海涛，住5栋1702，门禁卡坏了想补办一张",         # the writer's own name and home
+    "提醒大家：有人冒充物业发短信让点链接退物业费，千万别点",  # a warning quoting the scam
+    "警方提醒：不要出借自己的银行卡，会涉嫌帮信罪",
+    "请问南门新开的粥铺 说业主打九折是真的吗",
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)

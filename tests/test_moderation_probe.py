@@ -25,7 +25,12 @@ phrases read word pair by word pair, a giveaway's 送给需要的 never an ad by
 took it to 100%, 0. evasion_probe10 (fresh after that round): 82.4% (75/91), 2 false flags
 of 77 (before this session 72.5%, 3): the writer's own number given to the property, and
 尼玛次仁 (a Tibetan name); a sixth round fixed both (moderation.yaml `own_details`, a
-尼玛 exception) and most misses: 97.8%, 0.
+尼玛 exception) and most misses: 97.8%, 0. evasion_probe11 (fresh after that round): 84.4%
+(76/90), 5 false flags of 73 (before this session 75.6%, 6): warnings that quote a scam,
+the writer introducing themself with their home, a question about a shop's discount; a
+seventh round fixed those (report cues, 我叫 + name, the offer combo's `not`) and most
+misses (Wu insults, spaced 〇 and keycap digits in homes, compound surnames, accounts for
+sale, smuggled phones): 95.6%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -50,7 +55,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
-                                  "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl"])
+                                  "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
+                                  "evasion_probe11.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -24,6 +24,7 @@ DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 MAX_CHARS = 2000
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
             "姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤欧")
+COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "慕容", "司徒", "夏侯", "尉迟", "公孙", "长孙", "宇文", "令狐")
 ROOM = re.compile(r"(?:\d{1,2}|(?<![a-z])[a-z])\s*(?:栋|幢|号楼|座|期)\s*(?:[\d一二三四五六七八九十]{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
                   r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
                   r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
@@ -130,6 +131,8 @@ def _surname_ref(text: str, r: Rules, household: bool = False) -> bool:
     "李家的车" names the family as surely as 李先生)."""
     if re.search(f"姓[{SURNAMES}]", text):
         return True
+    if any(f"{c}{h}" in text for c in COMPOUND_SURNAMES if c in text for h in r.honorifics):
+        return True  # 欧阳家, 司马先生
     return any(f"{s}{h}" in text for s in set(text) & set(SURNAMES) for h in r.honorifics
                if household or h != "家")
 
@@ -149,10 +152,11 @@ def _spread_phone(text: str) -> bool:
 
 
 # "周 文 斌", "姓 郑": a name spelt with spaces between its characters is the same name.
-_CJK_GAP = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
+_CJK_GAP = re.compile(r"(?<=[\u3007\u4e00-\u9fff])\s+(?=[\u3007\u4e00-\u9fff])")  # 〇 is U+3007
 
 
 _NUMERALS = "一二三四五六七八九十零〇两"
+_KEYCAP = re.compile("[\ufe0f\u20e3]")
 # Homes in Chinese numerals too short for cn_numerals_to_digits: "九栋七零二", "六号楼 五零三".
 # Bounded repeats, one try per position: a 100 KB run of 一 stays linear.
 _CN_BUILDING = re.compile(rf"[{_NUMERALS}]{{1,3}}(?=\s*(?:栋|幢|号楼|座|单元))")
@@ -174,8 +178,9 @@ def _digit_run(run: str) -> str:
 def _plain(text: str) -> str:
     """The text the privacy patterns read: NFKC, folded, bounded, Chinese numerals as
     digits (also a building or room written short in them), no spaces between Chinese characters."""
-    t = cn_numerals_to_digits(fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
-    t = _CJK_GAP.sub("", t)
+    # Spaces and keycaps go first, so "一 〇 〇 二" and "1️⃣0️⃣0️⃣1️⃣" read as one number.
+    t = _KEYCAP.sub("", fold(unicodedata.normalize("NFKC", text or "")[:MAX_CHARS]))
+    t = cn_numerals_to_digits(_CJK_GAP.sub("", t))
     return _CN_ROOM.sub(_cn_home, _CN_BUILDING.sub(_cn_home, t))
 
 
@@ -211,7 +216,9 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     bare = ROOM_BARE.search(t)
     if not room and not plate and not bare:
         return {}
-    names = _full_names(t, r) + _latin_names(text)
+    # "我叫王建，住9栋1201，想申请门禁卡": the writer's own name and home are theirs to tell.
+    names = [n for n in _full_names(t, r) + _latin_names(text)
+             if not any(f"{w}{n}" in t for w in ("我叫", "我是", "本人", "我的名字是", "我名字叫"))]
     if (room or bare) and names:
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)

@@ -374,7 +374,9 @@ def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, booste
 
 
 def analyse(text: str) -> Verdict:
-    """Every rule the text breaks, and the one that wins (data: precedence)."""
+    """Every rule the text breaks, and the one that wins (data: precedence). The steps, in
+    order: the lexicon's words and combinations, personal numbers and ids, privacy by
+    combination, contact details beside an offer, and the model's word when nothing else spoke."""
     lex = lexicon()
     comp = compact(text)
     v = Verdict()
@@ -398,21 +400,45 @@ def analyse(text: str) -> Verdict:
     found = _term_findings(v, hits, comp, lex, contact, boosted, reporting)
     if links:
         found.setdefault("ad", "ad: link")
+    _combo_findings(found, comp, cues, lex, reporting)
+    if comp in lex.whole_insults:
+        found.setdefault("insult", f"insult: {comp}")
+    _number_findings(found, v, text, comp, lex, numbers, handles)
+    found.update(privacy_combination(text, comp, found))
+    if found.get("privacy") == SPREAD_PHONE:
+        contact = True  # a number spelt out in parts is contact details all the same
+    _offer_findings(found, text, comp, lex, contact, boosted, handles)
+    if not found:
+        _model_finding(found, v, text, comp, lex, boosted, reporting)
+    for cat in lex.precedence:
+        if cat in found:
+            if v.violation == "none":
+                v.violation = cat
+            v.reasons.append(found[cat])
+    return v
+
+
+def _combo_findings(found: dict[str, str], comp: str, cues: str, lex: Lexicon, reporting: bool) -> None:
     for combo in lex.combos:
         if combo.category in found or (reporting and combo.category in ("ad", "illegal")):
             continue
         if all(p.search(comp) for p in combo.groups) and not any(w in cues for w in combo.unless):
             found[combo.category] = f"{combo.category}: {combo.why}"
-    if comp in lex.whole_insults:
-        found.setdefault("insult", f"insult: {comp}")
-    kinds = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
+
+
+_KINDS = {"phone": "mobile number", "id": "ID card number", "card": "bank card number"}
+
+
+def _number_findings(found: dict[str, str], v: Verdict, text: str, comp: str, lex: Lexicon,
+                     numbers: list[NumberHit], handles: list[str]) -> None:
+    """Phones, IDs, bank cards and WeChat/QQ ids disclosed (not the writer's own, given to the property)."""
     if not any(n.kind == "id" for n in numbers) and ID_LABELLED.search(unicodedata.normalize("NFKC", text)):
         # "身份证号 1101011990...": a labelled 18-digit number with a real birth date,
         # whatever its check digit (a typo does not make it less personal).
         numbers.append(NumberHit("id", []))
         v.numbers.append("id")
     if numbers or handles:
-        what = sorted({kinds[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
+        what = sorted({_KINDS[n.kind] for n in numbers} | ({"WeChat/QQ id"} if handles else set()))
         found["privacy"] = "privacy: " + "、".join(what) + " disclosed"
         if ROOM.search(unicodedata.normalize("NFKC", text)):
             found["privacy"] += " with a room number"
@@ -421,50 +447,50 @@ def analyse(text: str) -> Verdict:
         # number, given to the property to be reached, are no leak (and no offer).
         found.pop("privacy")
         v.reasons.append("own details given to the property")
-    found.update(privacy_combination(text, comp, found))
-    if found.get("privacy") == SPREAD_PHONE:
-        contact = True  # a number spelt out in parts is contact details all the same
 
+
+def _offer_findings(found: dict[str, str], text: str, comp: str, lex: Lexicon, contact: bool,
+                    boosted: set[str], handles: list[str]) -> None:
+    """Contact details (a number, an id, a hotline) beside an offer: advertising."""
+    offer_words = lex.categories["ad"].model_support if "ad" in lex.categories else []
     if contact and "privacy" in found and "ad" not in found and "illegal" not in found:
         # Contact details next to an offer are an ad first ("专业搬家 138..."):
         # the model tells an offer from a neighbour's number being exposed.
         p = model().proba(text)
-        offer = any(w in comp for w in lex.categories["ad"].model_support) if "ad" in lex.categories else False
+        offer = any(w in comp for w in offer_words)
         if offer and p["ad"] < 0.2 and full_name_in(text):
             # "王芳 电话 137…，就是楼下开店那个": an offer word describing the person
             # named, whose number it is, is no offer when the model sees none either.
             offer = False
         if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
-    if not found and LANDLINE.search(unicodedata.normalize("NFKC", text)) and "ad" in lex.categories:
+    if not found and LANDLINE.search(unicodedata.normalize("NFKC", text)) and offer_words:
         # A landline or 400 number with an offer ("搬家199元起 热线021-5883…"): an ad, unless
         # it is the property's own (物业, 管家, 服务中心 named) or a question about one.
-        offer = any(w in comp for w in lex.categories["ad"].model_support)
         own = any(w in comp for w in ("物业", "管家", "服务中心", "居委会", "社区", "派出所", "医院", "吗"))
-        if offer and not own:
+        if any(w in comp for w in offer_words) and not own:
             found["ad"] = "ad: an offer with a hotline"
     if handles and "privacy" in found and "ad" not in found and "illegal" not in found \
             and not names_someone(text):
         # A WeChat / QQ id with nobody else in the message is the writer's own,
         # posted for members to add: soliciting contact, which is advertising.
         found["ad"] = "ad: a contact id offered (no one else named)"
-    if not found:
-        # The model's word alone, when it is very sure; or fairly sure with one
-        # weak word or offer word of the same category behind it. Never for
-        # privacy: a leak is shown by what the rules find (numbers, a home + a name).
-        support = {c for c, t in v.terms.items() if t} | boosted
-        support |= {c.name for c in lex.categories.values() if any(w in comp for w in c.model_support)}
-        guess = opinion(text, support=support)
-        if guess and guess[0] == "ad" and any(u in comp for u in lex.categories["ad"].weak_unless):
-            guess = None  # "送给需要的小朋友 门卫自取": a neighbour's own thing given away
-        if guess:
-            found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
-    for cat in lex.precedence:
-        if cat in found:
-            if v.violation == "none":
-                v.violation = cat
-            v.reasons.append(found[cat])
-    return v
+
+
+def _model_finding(found: dict[str, str], v: Verdict, text: str, comp: str, lex: Lexicon,
+                   boosted: set[str], reporting: bool) -> None:
+    """The model's word alone, when it is very sure; or fairly sure with one weak word or
+    offer word of the same category behind it. Never for privacy (a leak is shown by what
+    the rules find: numbers, a home + a name), nor an ad or offence that is being reported."""
+    support = {c for c, t in v.terms.items() if t} | boosted
+    support |= {c.name for c in lex.categories.values() if any(w in comp for w in c.model_support)}
+    guess = opinion(text, support=support)
+    if guess and guess[0] == "ad" and any(u in comp for u in lex.categories["ad"].weak_unless):
+        guess = None  # "送给需要的小朋友 门卫自取": a neighbour's own thing given away
+    if guess and reporting and guess[0] in ("ad", "illegal"):
+        guess = None  # "公安提醒：不要出租自己的银行卡": a warning quotes the offence
+    if guess:
+        found[guess[0]] = f"{guess[0]}: model {guess[1]:.2f}"
 
 
 def check(text: str, chat: str, role: str) -> tuple[str, str, str]:
