@@ -108,6 +108,7 @@ class Lexicons:
     asking_in_question: tuple[str, ...] = ()
     not_urgent: tuple[str, ...] = ()
     contact_asks: tuple[str, ...] = ()
+    demand_words: tuple[str, ...] = ()
     planned: tuple[str, ...] = ()
     living_now: tuple[str, ...] = ()
 
@@ -149,6 +150,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         command_prefixes=tuple(sec(it, "command_prefixes", f)),
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
         contact_asks=_words(f, "contact_asks", it.get("contact_asks") or []),
+        demand_words=_words(f, "demand_words", it.get("demand_words") or []),
         complaint_words=_words(f, "complaint_words", it.get("complaint_words") or []),
         greetings=_words(f, "smalltalk.greetings", sec(it, "smalltalk.greetings", f)),
         thanks=_words(f, "smalltalk.thanks", sec(it, "smalltalk.thanks", f)),
@@ -333,6 +335,10 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         return "faq", f"{feats}; what-if ({what_if[0]}) with faq {pi['faq']:.2f}"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
+    demand = _hits(c, lx.demand_words)
+    if intent == "faq" and demand and not what_if and not _planned(c, lx):
+        # "楼上天天电钻，有没有人管？": asks for something to be dealt with, not how a rule works.
+        return "complaint", f"{feats}; asks for it to be dealt with: {demand[0]}"
     if intent in ("handoff", "smalltalk", "offtopic") and _hits(c, lx.complaint_words):
         # 「我想投诉」 / 「你好，我要报修」 names the wish outright: a complaint, whose intake asks what happened.
         return "complaint", f"{feats}; says it is a complaint: {_hits(c, lx.complaint_words)[0]}"
@@ -433,8 +439,10 @@ def _gate_answer(text: str, vec, c: str, n_chars: int, lx: Lexicons, intent: str
                  asking: list[str], hand: list[str]) -> RouteResult | None:
     """A question the model takes for another intent, answered when the question gate
     (handlers/question_gate.py) takes it for a question and retrieval is sure of one entry.
-    Never over a reported hazard, words asking for a person or saying it is a complaint."""
-    if intent not in question_gate.OVERRIDABLE or (hazard and not asking) or hand or _hits(c, lx.complaint_words):
+    Never over a reported hazard, words asking for a person, saying it is a complaint or
+    asking for something to be dealt with (demand_words)."""
+    if (intent not in question_gate.OVERRIDABLE or (hazard and not asking) or hand or _hits(c, lx.complaint_words)
+            or _hits(c, lx.demand_words)):
         return None
     d = retrieval.search(text, vec, pi.get("faq", 0.0))
     top = d.top

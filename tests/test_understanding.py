@@ -390,3 +390,13 @@ def test_a_planned_outage_asked_about_in_a_run_on_is_answered_not_a_ticket(route
 def test_an_outage_happening_now_or_a_hazard_in_pinyin_is_urgent(router, text):
     r = router(text).contract()
     assert (r["intent"], r["priority"]) == ("complaint", "urgent"), r["why"]
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("地库里那辆僵尸车停了半年了 你们打算什么时候处理？", "complaint"),   # asks for it to be dealt with
+    ("楼下棋牌室天天吵到半夜，能不能管管？", "complaint"),
+    ("下水道堵了归物业管还是自己找人修？", "faq"),                          # who is responsible: a question
+])
+def test_asking_for_something_to_be_dealt_with_is_a_complaint(router, text, intent):
+    r = router(text)
+    assert r.intent == intent, (text, r.why)
