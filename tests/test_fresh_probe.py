@@ -8,6 +8,15 @@ dropped). Measured once and not tuned on (`guanjia faq eval
 tests/data/zh_fresh_probe.jsonl --baseline-nn`): answers 72/79 (91.1%), the same as a
 plain nearest neighbour (73/79 before the English gloss: a near tie flipped); intent 92.4%, every miss an angry or
 rhetorical question ("物业费说涨就涨啊？") taken for a complaint. The bars sit a little below.
+Since tuned on (dev): with the dialect table and two training batches, answers 75/79, intent 97.5%.
+
+tests/data/wild_probe.jsonl (205 lines over every intent, 173 after 30 that repeat training
+or KB phrasings were dropped) was written the same way on 2026-12-03 and measured first
+against main as it was that morning: intent 94.2%, priority 92.4% with one urgent case
+(a lift entrapment in pinyin) graded general, answers 88.2% against a plain nearest
+neighbour's 98.8% (its questions came from the answers' own words). Its misses then led to
+the planned-outage, pinyin and training-batch work (the brief quoted some of its patterns),
+so it is a dev set: 97.1%, 97.7% with none graded general, 95.3%.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ import pytest
 from tests.conftest import ROOT
 
 PROBE = ROOT / "tests" / "data" / "zh_fresh_probe.jsonl"
+WILD = ROOT / "tests" / "data" / "wild_probe.jsonl"
 MIN_ANSWERS = 0.88
 MIN_INTENT = 0.90
 
@@ -36,3 +46,19 @@ def test_fresh_questions_are_answered_with_the_right_fact(report):
 def test_fresh_questions_are_not_ticketed(report):
     wrong = [(f["id"], f["text"], f["problem"]) for f in report.failures if f["field"] == "intent"]
     assert report.passed["intent"] / report.checked["intent"] >= MIN_INTENT, wrong
+
+
+@pytest.fixture(scope="module")
+def wild():
+    from handlers.evaluate import evaluate, load_cases
+
+    return evaluate(load_cases(WILD))
+
+
+def test_wild_probe_intent_priority_and_answers(wild):
+    def rate(f: str) -> float:
+        return wild.passed[f] / wild.checked[f]
+
+    wrong = [(f["id"], f["field"], f["text"]) for f in wild.failures if f["field"] in ("intent", "priority", "answer")]
+    assert rate("intent") >= 0.95 and rate("priority") >= 0.95 and rate("answer") >= 0.92, wrong
+    assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
