@@ -381,6 +381,9 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
     named = [e for e in kb.entries if core in e.title or core in e.tags or any(core in q for q in e.questions)]
     if not named:
         return None
+    titled = [e for e in named if core in e.title or core in e.tags]
+    if len(titled) == 1:
+        named = titled  # "客服热线": the one entry whose title or tags name it is the answer, not a menu
     rank = {x.id: i for i, x in enumerate(retrieval.search(text, vec, 1.0).ranked)}
     named.sort(key=lambda e: rank.get(e.id, len(rank)))
     why = f"one topic word {core!r}: {len(named)} entries name it; {feats}"

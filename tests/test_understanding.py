@@ -400,3 +400,9 @@ def test_an_outage_happening_now_or_a_hazard_in_pinyin_is_urgent(router, text):
 def test_asking_for_something_to_be_dealt_with_is_a_complaint(router, text, intent):
     r = router(text)
     assert r.intent == intent, (text, r.why)
+
+
+def test_one_topic_word_named_by_one_entrys_title_gets_that_entry_not_a_menu(router):
+    # "客服热线" is in one entry's title and in another's phrasing: the title decides.
+    r = router("客服热线")
+    assert r.faq_id == "hotline" and not r.args.get("clarify"), r.why
