@@ -17,6 +17,12 @@ against main as it was that morning: intent 94.2%, priority 92.4% with one urgen
 neighbour's 98.8% (its questions came from the answers' own words). Its misses then led to
 the planned-outage, pinyin and training-batch work (the brief quoted some of its patterns),
 so it is a dev set: 97.1%, 97.7% with none graded general, 95.3%.
+
+tests/data/wild2_probe.jsonl (176 lines, 152 after 24 that came near training or KB
+phrasings were dropped; FAQ questions written from the seeds, the KB's ids and titles only
+to label them) was measured once at the end of that day's work and is not tuned on: against
+that morning's main intent 94.1%, priority 96.7%, answers 89.6% (= NN); at the end 95.4%,
+96.7% (no urgent case graded general), 90.9% against NN's 88.3%. The bars sit a little below.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from tests.conftest import ROOT
 
 PROBE = ROOT / "tests" / "data" / "zh_fresh_probe.jsonl"
 WILD = ROOT / "tests" / "data" / "wild_probe.jsonl"
+WILD2 = ROOT / "tests" / "data" / "wild2_probe.jsonl"
 MIN_ANSWERS = 0.88
 MIN_INTENT = 0.90
 
@@ -62,3 +69,13 @@ def test_wild_probe_intent_priority_and_answers(wild):
     wrong = [(f["id"], f["field"], f["text"]) for f in wild.failures if f["field"] in ("intent", "priority", "answer")]
     assert rate("intent") >= 0.95 and rate("priority") >= 0.95 and rate("answer") >= 0.92, wrong
     assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
+
+
+def test_wild2_probe_never_tuned_on(tmp_path):
+    from handlers.evaluate import evaluate, load_cases
+
+    rep = evaluate(load_cases(WILD2))
+    rate = {f: rep.passed[f] / rep.checked[f] for f in ("intent", "priority", "answer")}
+    wrong = [(f["id"], f["field"], f["text"]) for f in rep.failures if f["field"] in rate]
+    assert rate["intent"] >= 0.93 and rate["priority"] >= 0.93 and rate["answer"] >= 0.88, (rate, wrong)
+    assert not rep.urgent_as_general, rep.urgent_as_general
