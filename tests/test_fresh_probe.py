@@ -71,7 +71,7 @@ def test_wild_probe_intent_priority_and_answers(wild):
     assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
 
 
-def test_wild2_probe_never_tuned_on(tmp_path):
+def test_wild2_probe_never_tuned_on():
     from handlers.evaluate import evaluate, load_cases
 
     rep = evaluate(load_cases(WILD2))

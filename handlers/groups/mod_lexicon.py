@@ -16,7 +16,7 @@ import ahocorasick
 
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, _syllable, normalize
+from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, normalize, syllable
 from handlers.groups.mod_normalize import fold as _fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
@@ -64,6 +64,8 @@ class Lexicon:
     number_labels: list[str] = field(default_factory=list)
     # "工单号 WX2024…", "单号 SF1402 8837 6620": what follows is a reference, not a phone or a WeChat id.
     reference_labels: list[str] = field(default_factory=list)
+    # A hotline beside these is the property's or a public one asked about, not an offer's.
+    hotline_not_an_offer: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
     latin: Any = None  # mod_normalize.LatinPinyinFolder over `latin_pinyin_words`
     combos: list[Combo] = field(default_factory=list)
@@ -126,6 +128,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   report_negations=_str_list(raw.get("report_negations"), "report_negations"),
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   reference_labels=_str_list(raw.get("reference_labels"), "reference_labels"),
+                  hotline_not_an_offer=_str_list(raw.get("hotline_not_an_offer"), "hotline_not_an_offer"),
                   whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
     lex.combos = _combos(raw.get("combos"), path)
     lex.sounds = _sounds(raw.get("emoji_sounds"), path)
@@ -166,7 +169,7 @@ def half_pinyin(word: str) -> list[str]:
         return []
     out = []
     for i, ch in enumerate(word):
-        syl = _syllable(ch)
+        syl = syllable(ch)
         if len(syl) >= 2 and syl.isascii() and syl.isalpha():
             out.append(word[:i] + syl + word[i + 1:])
     return out

@@ -87,7 +87,7 @@ def cn_numerals_to_digits(text: str, shortest: int = _CN_RUN) -> str:
 
 
 @lru_cache(maxsize=8192)
-def _syllable(ch: str) -> str:
+def syllable(ch: str) -> str:
     import os
     import sys
 
@@ -106,7 +106,7 @@ def _readings(ch: str) -> tuple[str, ...]:
         return (ch,)
     from pypinyin import Style, pinyin
 
-    first = _syllable(ch)
+    first = syllable(ch)
     return (first, *[r for r in dict.fromkeys(pinyin(ch, style=Style.NORMAL, heteronym=True)[0]) if r != first][:2])
 
 
@@ -137,7 +137,7 @@ class PinyinFolder:
     @staticmethod
     def _syllables(text: str) -> list[str]:
         # One syllable per CJK character; anything else stands for itself.
-        return [_syllable(ch) if "\u4e00" <= ch <= "\u9fff" else ch for ch in text]
+        return [syllable(ch) if "\u4e00" <= ch <= "\u9fff" else ch for ch in text]
 
     def _key(self, word: str) -> str:
         return "".join(s + "|" for s in self._syllables(word))

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 
 from ground import rules as rulefiles
-from handlers.groups.mod_normalize import CN_DIGITS, cn_numerals_to_digits, fold
+from handlers.groups.mod_normalize import CN_DIGITS, cn_numerals_to_digits, fold, syllable
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 MAX_CHARS = 2000
@@ -92,23 +93,18 @@ def _full_names(text: str, r: Rules) -> list[str]:
             and n[1] != n[0] and not set(n[1:]) & _NOT_GIVEN]
 
 
-_SURNAME_SOUNDS: set[str] = set()
-
-
-def _pinyin_surnames() -> set[str]:
-    """The toneless pinyin of SURNAMES (li, wang, zhang ...)."""
-    if not _SURNAME_SOUNDS:
-        from handlers.groups.mod_normalize import _syllable
-
-        _SURNAME_SOUNDS.update(_syllable(c) for c in SURNAMES)
-    return _SURNAME_SOUNDS
+@lru_cache(maxsize=1)
+def _pinyin_surnames() -> frozenset[str]:
+    """The toneless pinyin of SURNAMES (li, wang, zhang ...), read once when first needed."""
+    return frozenset(syllable(c) for c in SURNAMES)
 
 
 # After a word that says a name follows ("业主叫 zhang wei ming"), lower case is as good.
 LATIN_NAMED = re.compile(r"(?:叫|名叫|全名|姓名|名字是|的是|住的是|业主是)\s{0,3}([a-z]{1,6})\s?([a-z]{1,6})(?:\s?([a-z]{1,6}))?(?![a-z])")
 # Pinyin written with its tone marks is a name being spelt ("lín xiǎo yǔ"): two or three
 # syllables, at least one marked.
-_MARKED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü"
+_TONES = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
+_MARKED = _TONES + "ü"  # ü alone is a letter of the name, not a tone
 TONED_NAME = re.compile(rf"(?<![a-z{_MARKED}])([a-z{_MARKED}]{{1,6}})\s([a-z{_MARKED}]{{1,6}})(?:\s([a-z{_MARKED}]{{1,6}}))?(?![a-z{_MARKED}])")
 
 
@@ -121,7 +117,7 @@ def _latin_names(text: str) -> list[str]:
     low = t.lower()
     out += [m.group(0) for m in LATIN_NAMED.finditer(low) if m.group(1) in _pinyin_surnames()]
     for m in TONED_NAME.finditer(low):
-        if any(c in _MARKED.replace("ü", "") for c in m.group(0)) and fold(m.group(1)) in _pinyin_surnames():
+        if any(c in _TONES for c in m.group(0)) and fold(m.group(1)) in _pinyin_surnames():
             out.append(m.group(0))
     return out
 
@@ -171,8 +167,11 @@ def _cn_home(m: re.Match) -> str:
     return _digit_run(run)
 
 
+_TO_DIGITS = str.maketrans(CN_DIGITS)
+
+
 def _digit_run(run: str) -> str:
-    return run.translate(str.maketrans(CN_DIGITS))
+    return run.translate(_TO_DIGITS)
 
 
 def _plain(text: str) -> str:

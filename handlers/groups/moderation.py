@@ -136,10 +136,6 @@ def find_numbers(text: str) -> list[NumberHit]:
     return out
 
 
-# A room on its own ("3-502", "6栋1101"), not digits inside a longer run (138-1234-5678).
-ROOM_NUMBER = re.compile(r"(?<![\d\-])\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*\d{3,4}(?![\d\-])")
-
-
 def _own_request(comp: str, lex: Lexicon) -> bool:
     """The writer asks the property for something and gives their own details to be reached
     (moderation.yaml `own_details`: addressed to, a self word and a request word all present)."""
@@ -217,6 +213,9 @@ URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|
 # A landline (area code, then 7-8 digits) or a 400/800 number: no one's personal number,
 # but an offer's contact all the same.
 LANDLINE = re.compile(r"(?<!\d)(?:0\d{2,3}[\s-]?\d{3,4}[\s-]?\d{4}|[48]00[\s-]?\d{3}[\s-]?\d{4})(?!\d)")
+# ROOM, bounded: a room on its own ("3-502", "6栋1101"), not digits inside a longer run
+# (138-1234-5678); its digits are not read into a phone (find_numbers).
+ROOM_NUMBER = re.compile(r"(?<![\d\-])\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*\d{3,4}(?![\d\-])")
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
@@ -316,7 +315,7 @@ class Verdict:
 _LATIN_WORD = re.compile(r"[a-z]+")
 
 
-def _term_hits(comp: str, lex: Lexicon, text: str = "") -> dict[str, dict[str, set[str]]]:
+def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[str]]]:
     hits: dict[str, dict[str, set[str]]] = {}
     # English words are looked up as words of the text as written ("a bunch of morons"):
     # the compact form glues a sentence into one run, where no word has an edge.
@@ -466,8 +465,8 @@ def _offer_findings(found: dict[str, str], text: str, comp: str, lex: Lexicon, c
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
     if not found and LANDLINE.search(unicodedata.normalize("NFKC", text)) and offer_words:
         # A landline or 400 number with an offer ("搬家199元起 热线021-5883…"): an ad, unless
-        # it is the property's own (物业, 管家, 服务中心 named) or a question about one.
-        own = any(w in comp for w in ("物业", "管家", "服务中心", "居委会", "社区", "派出所", "医院", "吗"))
+        # it is the property's own or a question about one (moderation.yaml hotline_not_an_offer).
+        own = any(w in comp for w in lex.hotline_not_an_offer)
         if any(w in comp for w in offer_words) and not own:
             found["ad"] = "ad: an offer with a hotline"
     if handles and "privacy" in found and "ad" not in found and "illegal" not in found \
