@@ -23,6 +23,13 @@ phrasings were dropped; FAQ questions written from the seeds, the KB's ids and t
 to label them) was measured once at the end of that day's work and is not tuned on: against
 that morning's main intent 94.1%, priority 96.7%, answers 89.6% (= NN); at the end 95.4%,
 96.7% (no urgent case graded general), 90.9% against NN's 88.3%. The bars sit a little below.
+
+tests/data/wild3_probe.jsonl (180 lines written the evening of 2026-12-03 the same way, FAQ
+questions written before the helper looked at any answer; 144 after 36 that share 45% or more
+of their character bigrams with a training line or a KB phrasing were dropped) was measured
+once at d443f3e before anything was changed for it: intent 95.8%, priority 93.9% (no urgent
+case graded general; 5 of the 7 misses graded higher than the label), answers 91.7% against
+NN's 88.9%. It is not tuned on.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ from tests.conftest import ROOT
 PROBE = ROOT / "tests" / "data" / "zh_fresh_probe.jsonl"
 WILD = ROOT / "tests" / "data" / "wild_probe.jsonl"
 WILD2 = ROOT / "tests" / "data" / "wild2_probe.jsonl"
+WILD3 = ROOT / "tests" / "data" / "wild3_probe.jsonl"
 MIN_ANSWERS = 0.88
 MIN_INTENT = 0.90
 
@@ -71,10 +79,11 @@ def test_wild_probe_intent_priority_and_answers(wild):
     assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
 
 
-def test_wild2_probe_never_tuned_on():
+@pytest.mark.parametrize("path", [WILD2, WILD3], ids=["wild2", "wild3"])
+def test_wild_probes_never_tuned_on(path):
     from handlers.evaluate import evaluate, load_cases
 
-    rep = evaluate(load_cases(WILD2))
+    rep = evaluate(load_cases(path))
     rate = {f: rep.passed[f] / rep.checked[f] for f in ("intent", "priority", "answer")}
     wrong = [(f["id"], f["field"], f["text"]) for f in rep.failures if f["field"] in rate]
     assert rate["intent"] >= 0.93 and rate["priority"] >= 0.93 and rate["answer"] >= 0.88, (rate, wrong)

@@ -30,7 +30,12 @@ of 77 (before this session 72.5%, 3): the writer's own number given to the prope
 the writer introducing themself with their home, a question about a shop's discount; a
 seventh round fixed those (report cues, 我叫 + name, the offer combo's `not`) and most
 misses (Wu insults, spaced 〇 and keycap digits in homes, compound surnames, accounts for
-sale, smuggled phones): 95.6%, 0.
+sale, smuggled phones): 95.6%, 0. evasion_probe12 (written 2026-12-03 evening by a helper
+who read only the seeds, RULES/CONTRACT and evasion_probe.md; fresh after that round):
+88.9% (88/99), 1 false flag of 80 (the writer's own number for the repair man); an eighth
+round (English digit words in a number, an id after "v❤ " or "w x" without a colon, 点 as a
+dot in a link, 冰妹, weed, sex services and spyware on offer, "是不是 nc", sha13, more
+profile hints, "打我电话" as a request) took it to 100%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -56,7 +61,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
-                                  "evasion_probe11.jsonl"])
+                                  "evasion_probe11.jsonl", "evasion_probe12.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -194,20 +194,25 @@ def _find_numbers(text: str) -> list[NumberHit]:
 # --- contact handles and links ---------------------------------------------------------
 
 _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
-HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|\d{5,12})")
+# An id after the label: letters first, digits only (QQ), or digits first with letters in it
+# ("w x 5 5 8 8 t j" compacts to 微信5588tj).
+HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 # "V:zx8899", "q：334455667", "薇❤:lin_8866": a one-letter (or one-character) label needs the colon.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:：]{0,2}\s*[:：]\s*([a-z0-9][a-z0-9_.-]{4,19})")
+# Without the colon, a symbol or space between the label and an id that mixes letters and
+# digits, like a handle does ("v❤ fit_coach77", "vx  lin_8866"); "v 5g" or "q 2024" are too short.
+SYMBOL_HANDLE = re.compile(r"(?<![a-z0-9])(?:v|vx|wx|[微薇威溦])[^\w:：]{1,3}((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{5,19})(?![a-z0-9])")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
 # A domain with a path, whatever its ending ("bit.ly/3xyz", "dwz.cn/ab3"): a link to click.
 URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-9]{1,64}")
-# Dots in disguise between the parts of a domain: "bit·ly", "abc[dot]com", "abc(.)cn".
+# Dots in disguise between the parts of a domain: "bit·ly", "bit点ly", "abc[dot]com", "abc(.)cn".
 # Also a plain dot with a space before it, a slash with spaces ("bit . ly / abc"); not a
 # dot followed by a space only (the end of an English sentence) nor 。 ("thanks。me too").
-_FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
+_FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•点]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
 _SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|shop|club|store|site|link|info)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 # A landline (area code, then 7-8 digits) or a 400/800 number: no one's personal number,
@@ -224,7 +229,8 @@ def find_handles(text: str) -> list[str]:
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
     refs = lexicon().reference_labels  # 工单号 WX2024...: a reference, not a WeChat id
     found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
-    found += SHORT_HANDLE.findall(_fold(text).translate(_CN_DIGITS))
+    folded = _fold(text).translate(_CN_DIGITS)
+    found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded)
     return found + EMAIL.findall(_fold(text))
 
 
@@ -288,12 +294,28 @@ def mask(text: str, strict: bool = True) -> str:
 
 
 def _aligned(text: str) -> str:
-    """NFKC character by character, keeping a character whose form would change length."""
+    """NFKC character by character, keeping a character whose form would change length;
+    English digit words in a number ("one three eight 2046…") read as digits, padded with
+    spaces so every position stays where it was (masking uses them)."""
     out = []
     for c in text:
         n = unicodedata.normalize("NFKC", c)
         out.append(n if len(n) == 1 else c)
-    return "".join(out)
+    return _EN_NUMBER.sub(_en_digits, "".join(out))
+
+
+_EN_DIGITS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+              "seven": "7", "eight": "8", "nine": "9"}
+_EN_WORD = "(?:zero|one|two|three|four|five|six|seven|eight|nine)"
+# Digit words in a number: two or more in a row, or one beside digits ("one three eight 2046").
+# "one or two of us" and "at nine" stay words; repeats bounded (linear on any text).
+_EN_NUMBER = re.compile(rf"(?i)(?<![a-z]){_EN_WORD}(?:[\s\-,.]{{1,3}}{_EN_WORD}){{1,12}}(?![a-z])"
+                        rf"|(?<![a-z]){_EN_WORD}(?=[\s\-]{{1,3}}\d)|(?<=\d)[\s\-]{{1,3}}{_EN_WORD}(?:[\s\-,.]{{1,3}}{_EN_WORD}){{0,12}}(?![a-z])")
+_EN_ONE = re.compile(rf"(?i){_EN_WORD}")
+
+
+def _en_digits(m: re.Match) -> str:
+    return _EN_ONE.sub(lambda w: _EN_DIGITS[w.group(0).lower()].ljust(len(w.group(0))), m.group(0))
 
 
 # --- the verdict -----------------------------------------------------------------------------
