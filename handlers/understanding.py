@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -403,7 +404,23 @@ def _what_if(c: str, lx: Lexicons) -> list[str]:
     if not hits:
         return []
     first = min(i for i in (c.find(w) for w in hits) if i >= 0)
-    return [] if safety_hit(c[:first]) else hits
+    if safety_hit(c[:first]):
+        return []
+    # A hazard told outside the what-if clause is lived: "万一着火了怎么办 家里煤气味很重"
+    # (cleaned text has no spaces, so a clause ends at its question word or punctuation).
+    rest = _what_if_clause(tuple(lx.hypothetical)).sub("|", c)
+    return [] if safety_hit(rest) else hits
+
+
+_CLAUSE_END = r"(?:怎么办|咋办|怎么弄|怎么处理|找谁|吗|呢|么|[,.!?|，。！？；;])"
+
+
+@lru_cache(maxsize=8)
+def _what_if_clause(markers: tuple[str, ...]) -> re.Pattern:
+    """A what-if word and its clause: up to its question word or punctuation, at most 16
+    characters (bounded: linear on any text)."""
+    words = "|".join(re.escape(w) for w in sorted(set(markers), key=len, reverse=True))
+    return re.compile(rf"(?:{words})[^,.!?|，。！？；;]{{0,16}}?{_CLAUSE_END}|(?:{words})[^,.!?|，。！？；;]{{0,16}}")
 
 
 def _planned(c: str, lx: Lexicons) -> list[str]:

@@ -37,6 +37,9 @@ def router():
     "水管爆了 万一淹到楼下怎么办",
     "厨房着火了 要是烧到客厅怎么办",
     "my kitchen is on fire what should i do if it spreads",
+    # A what-if first, then a hazard lived now, outside its clause.
+    "万一着火了怎么办 家里煤气味很重",
+    "如果燃气泄漏该怎么办？我现在闻到很大的燃气味",
 ])
 def test_hazards_are_urgent_complaints(router, text):
     r = router(text)
@@ -48,6 +51,7 @@ def test_hazards_are_urgent_complaints(router, text):
     "下周计划停电吗 会提前通知吗",
     "要是水管爆了一般多久能到",
     "is there a scheduled power cut this week",
+    "万一水管爆了 家里没人怎么办",
 ])
 def test_asking_about_an_outage_or_a_rule_is_not_a_ticket(router, text):
     r = router(text)
@@ -257,3 +261,15 @@ def test_calibrator_key_is_the_same_in_every_process():
     keys = {subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                            env=os.environ | {"PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
     assert len(keys) == 1, keys
+
+
+@pytest.mark.parametrize("text, want", [
+    ("消防通道被几辆车堵得严严实实 真要着火了消防车都进不来", "important"),  # a fire only imagined
+    ("单元门口的地砖翘起来了 绊倒老人就麻烦了", "important"),  # an injury only feared
+    ("The fire exit door on floor 3 will not close properly", "important"),  # fire equipment, no fire
+    ("楼道里冒烟了 好像是配电箱着火了", "urgent"),
+    ("刚才有人在大堂摔倒了 流了很多血", "urgent"),
+])
+def test_a_hazard_imagined_or_named_is_not_one_happening(router, text, want):
+    r = router(text)
+    assert r.intent == "complaint" and r.priority == want, r.why
