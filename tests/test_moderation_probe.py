@@ -35,7 +35,12 @@ who read only the seeds, RULES/CONTRACT and evasion_probe.md; fresh after that r
 88.9% (88/99), 1 false flag of 80 (the writer's own number for the repair man); an eighth
 round (English digit words in a number, an id after "v❤ " or "w x" without a colon, 点 as a
 dot in a link, 冰妹, weed, sex services and spyware on offer, "是不是 nc", sha13, more
-profile hints, "打我电话" as a request) took it to 100%, 0.
+profile hints, "打我电话" as a request) took it to 100%, 0. evasion_probe13 (same way, written in
+parallel with that round, harder): 72.0% (77/107), 1 false flag of 80 (a warning quoting the
+scam's WeChat id); a ninth round (numbers after WhatsApp / Line / Telegram labels, QQ groups
+and 🐧, digits one per line, "t dot me slash", mini-program links, fa票, Shanghainese,
+northeastern and Cantonese insults, sarcasm, a found ID card no contact for an offer, a
+quotation in a warning not read for contact details) took it to 97.2%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -61,7 +66,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
 @pytest.mark.parametrize("name", ["evasion_probe.jsonl", "evasion_probe2.jsonl", "evasion_probe3.jsonl",
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
-                                  "evasion_probe11.jsonl", "evasion_probe12.jsonl"])
+                                  "evasion_probe11.jsonl", "evasion_probe12.jsonl",
+                                  "evasion_probe13.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

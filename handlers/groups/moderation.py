@@ -32,7 +32,7 @@ DIGIT_MAP = {**{str(i): str(i) for i in range(10)},
              "两": "2", "三": "3", "叁": "3", "四": "4", "肆": "4", "五": "5", "伍": "5", "六": "6", "陆": "6",
              "七": "7", "柒": "7", "拐": "7", "八": "8", "捌": "8", "九": "9", "玖": "9", "勾": "9"}
 # Characters people put between digits to dodge filters; they keep a run going.
-SEPARATORS = set(" \t-_.,，、·•‧∙・⋅—–‐*/|~+()（）[]【】:：;；'\"`^=#")
+SEPARATORS = set(" \t\r\n-_.,，、·•‧∙・⋅—–‐*/|~+()（）[]【】:：;；'\"`^=#")
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 ID_LABELLED = re.compile(r"身份证(?:号码|号)?\s*[:：是为]?\s*\d{6}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dxX](?!\d)")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -196,7 +196,7 @@ def _find_numbers(text: str) -> list[NumberHit]:
 _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
 # An id after the label: letters first, digits only (QQ), or digits first with letters in it
 # ("w x 5 5 8 8 t j" compacts to 微信5588tj).
-HANDLE = re.compile(r"(微信号?|qq号?|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
+HANDLE = re.compile(r"(微信号?|qq群?号?|q群号?|群号|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 # "V:zx8899", "q：334455667", "薇❤:lin_8866": a one-letter (or one-character) label needs the colon.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:：]{0,2}\s*[:：]\s*([a-z0-9][a-z0-9_.-]{4,19})")
@@ -205,7 +205,7 @@ SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:�
 SYMBOL_HANDLE = re.compile(r"(?<![a-z0-9])(?:v|vx|wx|[微薇威溦])[^\w:：]{1,3}((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{5,19})(?![a-z0-9])")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
-URL = re.compile(r"(https?://\S+|www\.\S+|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
+URL = re.compile(r"(https?://\S+|www\.\S+|#?小程序://\S+|(?<![a-z0-9.])t\.me/[a-z0-9_]{3,64}|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
 # Links spelt out or with spaces between the letters ("h t t p : / /", "abc点com").
 # A domain with a path, whatever its ending ("bit.ly/3xyz", "dwz.cn/ab3"): a link to click.
 URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-9]{1,64}")
@@ -213,6 +213,9 @@ URL_PATH = re.compile(r"(?<![a-z0-9.])[a-z0-9][a-z0-9-]{1,62}\.[a-z]{2,6}/[a-z0-
 # Also a plain dot with a space before it, a slash with spaces ("bit . ly / abc"); not a
 # dot followed by a space only (the end of an English sentence) nor 。 ("thanks。me too").
 _FAKE_DOT = re.compile(r"(?<=[a-z0-9])(?:\s{0,3}(?:[·•点]|\[dot\]|\(dot\)|\[\.\]|\(\.\))\s{0,3}|\s{1,3}\.\s{0,3})(?=[a-z])")
+# "t dot me slash quickcash": the dot and the slash said in words.
+_SPOKEN_DOT = re.compile(r"(?<=[a-z0-9])\s{1,3}dot\s{1,3}(?=[a-z])")
+_SPOKEN_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}slash\s{1,3}(?=[a-z0-9])")
 _SPACED_SLASH = re.compile(r"(?<=[a-z0-9])\s{1,3}/\s{0,3}(?=[a-z0-9])|(?<=[a-z0-9])/\s{1,3}(?=[a-z0-9])")
 URL_SPOKEN = re.compile(r"[a-z0-9]{1,30}(?:点|dot)(?:com|cn|net|top|xyz|cc|vip|shop|club|store|site|link|info)(?![a-z])|https?[a-z0-9]{3,}|www[a-z0-9]{3,}")
 # A landline (area code, then 7-8 digits) or a 400/800 number: no one's personal number,
@@ -224,6 +227,11 @@ ROOM_NUMBER = re.compile(r"(?<![\d\-])\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*\d{3,
 ROOM = re.compile(r"(\d{1,2}\s*(?:栋|幢|号楼|座|-)\s*(?:\d\s*单元\s*)?\d{3,4}\s*(?:室|房|号)?)")
 
 
+# A number after another app's label ("WhatsApp: +852 9341 6602", "Line 861390077", "tg：…"),
+# digit words and Chinese numerals already read as digits.
+APP_NUMBER = re.compile(r"(?<![a-z])(?:whatsapp|line|telegram|tg|signal|skype|kakao|飞机号?|电报)[^\w]{0,3}(?:id|号)?[^\w]{0,3}(?:plus\s{1,3})?\+?\d(?:[\s\-,]{0,6}\d){6,14}(?!\d)")
+
+
 def find_handles(text: str) -> list[str]:
     """WeChat / QQ ids after a label (微信号 abc123), in the compact form."""
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
@@ -231,11 +239,13 @@ def find_handles(text: str) -> list[str]:
     found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
     folded = _fold(text).translate(_CN_DIGITS)
     found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded)
+    found += APP_NUMBER.findall(_fold(_aligned(text)).translate(_CN_DIGITS))
     return found + EMAIL.findall(_fold(text))
 
 
 def find_links(text: str) -> list[str]:
     folded = EMAIL.sub(" ", _fold(text))  # an e-mail's domain is not a link
+    folded = _SPOKEN_SLASH.sub("/", _SPOKEN_DOT.sub(".", folded))
     dotted = _SPACED_SLASH.sub("/", _FAKE_DOT.sub(".", folded))
     found = [u for u in URL.findall(dotted)] or URL_PATH.findall(dotted)
     allowed = lexicon().allowed_domains
@@ -394,6 +404,10 @@ def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, booste
     return found
 
 
+# A quotation (bounded: linear on any text).
+_QUOTED = re.compile(r"[“\"「『‘][^”\"」』’]{1,120}[”\"」』’]")
+
+
 def analyse(text: str) -> Verdict:
     """Every rule the text breaks, and the one that wins (data: precedence). The steps, in
     order: the lexicon's words and combinations, personal numbers and ids, privacy by
@@ -402,22 +416,26 @@ def analyse(text: str) -> Verdict:
     comp = compact(text)
     v = Verdict()
     hits = _term_hits(comp, lex, text)
-    numbers = find_numbers(text)
-    handles = find_handles(text)
-    links = find_links(text)
-    v.numbers = [n.kind for n in numbers]
-    v.handles, v.links = len(handles), len(links)
-    contact = bool(numbers or handles or links)
-    boosted: set[str] = set()
-    if lex.boosters is not None:
-        for _, cats in lex.boosters.iter(comp):
-            boosted.update(cats)
-
     # Quoting an ad to report it is not advertising (data: report_cues).
     cues = comp
     for neg in lex.report_negations:  # "卖保险的不是骗子" reports nothing
         cues = cues.replace(neg, "")
-    reporting = not contact and any(c in cues for c in lex.report_cues)
+    warned = any(c in cues for c in lex.report_cues)
+    # A warning that quotes the scam's contact ("有人冒充物业说“加微信wy-tuikuan退费”，千万别信")
+    # gives nobody's details: what is inside the quotation marks is not looked at for them.
+    seen = _QUOTED.sub(" ", text) if warned else text
+    numbers = find_numbers(seen)
+    handles = find_handles(seen)
+    links = find_links(seen)
+    v.numbers = [n.kind for n in numbers]
+    v.handles, v.links = len(handles), len(links)
+    # A way to reach someone: an ID or bank card number is personal data, not a contact.
+    contact = bool([n for n in numbers if n.kind == "phone"] or handles or links)
+    boosted: set[str] = set()
+    if lex.boosters is not None:
+        for _, cats in lex.boosters.iter(comp):
+            boosted.update(cats)
+    reporting = not contact and warned
     found = _term_findings(v, hits, comp, lex, contact, boosted, reporting)
     if links:
         found.setdefault("ad", "ad: link")
