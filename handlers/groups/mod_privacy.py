@@ -34,7 +34,7 @@ PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘�
                    r"(?:[a-z0-9]\s?[·•.\-]?\s?){4,5}[a-z0-9](?![a-z0-9])")
 # A bare room number ("304的许某某", "住1102"): only counted next to a full name.
 # Not the digits of an id ("love888，..."): no letter right before it.
-ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s)(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
