@@ -40,7 +40,7 @@ parallel with that round, harder): 72.0% (77/107), 1 false flag of 80 (a warning
 scam's WeChat id); a ninth round (numbers after WhatsApp / Line / Telegram labels, QQ groups
 and 🐧, digits one per line, "t dot me slash", mini-program links, fa票, Shanghainese,
 northeastern and Cantonese insults, sarcasm, a found ID card no contact for an offer, a
-quotation in a warning not read for contact details) took it to 97.2%, 0.
+quotation in a warning not read for contact details, a bare room before 家) took it to 98.1%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
