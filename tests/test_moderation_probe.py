@@ -35,8 +35,8 @@ who read only the seeds, RULES/CONTRACT and evasion_probe.md; fresh after that r
 88.9% (88/99), 1 false flag of 80 (the writer's own number for the repair man); an eighth
 round (English digit words in a number, an id after "v❤ " or "w x" without a colon, 点 as a
 dot in a link, 冰妹, weed, sex services and spyware on offer, "是不是 nc", sha13, more
-profile hints, "打我电话" as a request) took it to 100%, 0. evasion_probe13 (same way, written in
-parallel with that round, harder): 72.0% (77/107), 1 false flag of 80 (a warning quoting the
+profile hints, "打我电话" as a request) took it to 100%, 0. evasion_probe13 (same way, written after that
+round was committed, harder): 72.0% (77/107), 1 false flag of 80 (a warning quoting the
 scam's WeChat id); a ninth round (numbers after WhatsApp / Line / Telegram labels, QQ groups
 and 🐧, digits one per line, "t dot me slash", mini-program links, fa票, Shanghainese,
 northeastern and Cantonese insults, sarcasm, a found ID card no contact for an offer, a
