@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from faq import intent_model, matcher, retrieval, semantic
