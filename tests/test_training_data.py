@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -151,11 +152,17 @@ def test_fresh_lines_are_not_near_copies_of_held_out_cases():
     not paraphrases of evaluation cases: no line shares 45% or more of its
     character bigrams (Jaccard) with a frozen, held-out or dev case."""
     held = [_bigrams(t) for t in _held_out_texts()]
+    by_bigram: dict[str, list[int]] = {}
+    for i, h in enumerate(held):
+        for g in h:
+            by_bigram.setdefault(g, []).append(i)
     near = []
     for p in WRITTEN_FRESH:
         for r in _lines(p):
             b = _bigrams(r["text"])
-            best = max((len(b & h) / max(1, len(b | h)) for h in held), default=0.0)
+            # Only the cases sharing a bigram can be near (the same Jaccard, ~10x faster).
+            shared = Counter(i for g in b for i in by_bigram.get(g, ()))
+            best = max((n / max(1, len(b) + len(held[i]) - n) for i, n in shared.items()), default=0.0)
             if best >= 0.45:
                 near.append((p.name, r["text"], round(best, 2)))
     assert not near, near[:10]
