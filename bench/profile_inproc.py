@@ -51,7 +51,7 @@ def _app():
 
     app = create_app()
     worker.warm_in_background()
-    while worker._web_warm != "warm":  # until then texts would go to the (absent) workers
+    while not worker.web_ready():  # until then texts would go to the (absent) workers
         time.sleep(0.2)
     return app
 

@@ -397,17 +397,15 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
 
 
 def _what_if(c: str, lx: Lexicons) -> list[str]:
-    """The what-if words of the text ("要是", "万一"), unless a hazard is told before the
-    first of them: "水管爆了 万一淹到楼下怎么办" reports a burst pipe and asks about what may
+    """The what-if words of the text ("要是", "万一"), unless a hazard is told outside their
+    clauses: "水管爆了 万一淹到楼下怎么办" reports a burst pipe and asks about what may
     follow; only "万一水管爆了…" asks about a hazard nobody has."""
     hits = _hits(c, lx.hypothetical)
     if not hits:
         return []
-    first = min(i for i in (c.find(w) for w in hits) if i >= 0)
-    if safety_hit(c[:first]):
-        return []
-    # A hazard told outside the what-if clause is lived: "万一着火了怎么办 家里煤气味很重"
-    # (cleaned text has no spaces, so a clause ends at its question word or punctuation).
+    # A hazard told outside the what-if clause, before it or after, is lived: "万一着火了怎么办
+    # 家里煤气味很重" (cleaned text has no spaces, so a clause ends at its question word or
+    # punctuation).
     rest = _what_if_clause(tuple(lx.hypothetical)).sub("|", c)
     return [] if safety_hit(rest) else hits
 

@@ -237,10 +237,11 @@ def find_handles(text: str) -> list[str]:
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
     refs = lexicon().reference_labels  # 工单号 WX2024...: a reference, not a WeChat id
     found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
-    folded = _fold(text).translate(_CN_DIGITS)
+    plain = _fold(text)
+    folded = plain.translate(_CN_DIGITS)
     found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded)
-    found += APP_NUMBER.findall(_fold(_aligned(text)).translate(_CN_DIGITS))
-    return found + EMAIL.findall(_fold(text))
+    found += APP_NUMBER.findall(_fold(_aligned(text)).translate(_CN_DIGITS))  # digit words read
+    return found + EMAIL.findall(plain)
 
 
 def find_links(text: str) -> list[str]:
@@ -430,7 +431,7 @@ def analyse(text: str) -> Verdict:
     v.numbers = [n.kind for n in numbers]
     v.handles, v.links = len(handles), len(links)
     # A way to reach someone: an ID or bank card number is personal data, not a contact.
-    contact = bool([n for n in numbers if n.kind == "phone"] or handles or links)
+    contact = any(n.kind == "phone" for n in numbers) or bool(handles or links)
     boosted: set[str] = set()
     if lex.boosters is not None:
         for _, cats in lex.boosters.iter(comp):
