@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from faq import intent_model, matcher, retrieval, semantic
+from faq import intent_model, matcher, pinyin, retrieval, semantic
 from faq.normalize import clean
 from ground import rules as rulefiles
 from ground.rules import RulesError
@@ -43,7 +43,7 @@ capability = Capability("understanding")
 capability.models("store.models.faq")
 capability.cli("handlers.evaluate:faq")  # the faq group, with `eval` added beside the router
 for _warm in ("faq.matcher:warm_up", "faq.retrieval:warm_up", "faq.intent_model:warm_up",
-              "handlers.understanding:warm_up_gate"):
+              "handlers.understanding:warm_up_gate", "faq.pinyin:warm_up"):
     capability.warm_up(_warm)
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -252,7 +252,19 @@ def classify(text: str, chat: str = "private", role: str = "owner") -> RouteResu
     small talk); the learned model (faq.intent_model) decides the intent; the
     safety rules of priority.yaml sit on top (a reported hazard is a complaint,
     never below urgent); FAQ answers come from faq.retrieval's calibrated decision.
-    The order of the decisions below is the router's: keep it."""
+    The order of the decisions below is the router's: keep it.
+
+    A line typed in pinyin ("shuidianfei zai nali jiao") is read as the Chinese it
+    sounds like first (faq/pinyin.py): every model and rule below reads characters."""
+    reading = pinyin.read(text)
+    if reading is None:
+        return _classify(text, chat, role)
+    result = _classify(reading, chat, role)
+    result.why = f"pinyin read as 「{reading}」; {result.why}"
+    return result
+
+
+def _classify(text: str, chat: str, role: str) -> RouteResult:
     lx = lexicons()
     raw_clean = clean(text)
     in_group = chat in ("vip", "building")

@@ -32,6 +32,14 @@ case graded general; 5 of the 7 misses graded higher than the label), answers 91
 NN's 88.9%. Its priority misses (a fire only imagined, an injury only feared or days old, the
 fire equipment named, a stairwell light) then led to the not_hazard spans of that evening, so
 for priority it is a dev set (98.3% since); intent and answers are not tuned on.
+
+tests/data/wild4_probe.jsonl (200 lines written 2026-12-03 late evening the same way; 155
+after 45 near copies were dropped) was measured once at 29ace46 before anything was changed
+for it: intent 92.9%, priority 95.5% with one urgent case graded general (a line in pinyin:
+no water at all, a child not yet bathed), answers 85.7% against NN's 90.0%. Six of its misses
+were lines typed in toneless pinyin; the pinyin reader (faq/pinyin.py), written before this
+probe was seen and not tuned on it, took it to 96.8%, 98.1% (none graded general), answers
+90.0% (= NN). Measured after that; not tuned on.
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ PROBE = ROOT / "tests" / "data" / "zh_fresh_probe.jsonl"
 WILD = ROOT / "tests" / "data" / "wild_probe.jsonl"
 WILD2 = ROOT / "tests" / "data" / "wild2_probe.jsonl"
 WILD3 = ROOT / "tests" / "data" / "wild3_probe.jsonl"
+WILD4 = ROOT / "tests" / "data" / "wild4_probe.jsonl"
 MIN_ANSWERS = 0.88
 MIN_INTENT = 0.90
 
@@ -81,7 +90,7 @@ def test_wild_probe_intent_priority_and_answers(wild):
     assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
 
 
-@pytest.mark.parametrize("path", [WILD2, WILD3], ids=["wild2", "wild3"])
+@pytest.mark.parametrize("path", [WILD2, WILD3, WILD4], ids=["wild2", "wild3", "wild4"])
 def test_wild_probes_never_tuned_on(path):
     from handlers.evaluate import evaluate, load_cases
 

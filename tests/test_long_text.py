@@ -29,17 +29,22 @@ def _long_texts() -> dict[str, str]:
     mixed = []
     while sum(len(p.encode()) for p in mixed) < 100 * 1024:
         mixed.append(rnd.choice(pieces))
+    syllables = ["wo", "jia", "dian", "ti", "shui", "zhuang", "a", "er", "xiong", "de"]
     return {"latin": "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5000)),
+            # read as pinyin first (faq/pinyin.py): one long run, and one run of short words
+            "pinyin_run": "".join(rnd.choice(syllables) for _ in range(1500)),
+            "pinyin_words": " ".join(rnd.choice(syllables) for _ in range(1500)),
             "digits": "".join(rnd.choice("0123456789") for _ in range(5000)),
             "mixed_100kb": "".join(mixed)}
 
 
-@pytest.mark.parametrize("kind", ["latin", "digits", "mixed_100kb"])
+@pytest.mark.parametrize("kind", ["latin", "digits", "mixed_100kb", "pinyin_run", "pinyin_words"])
 def test_route_of_a_long_text_is_bounded(env, kind):
     from faq import matcher
     from handlers.router import route
 
     route("车库停车费一个月多少钱")  # load jieba, the lexicons, the models and the index outside the measurement
+    route("tingche fei duoshao")  # and the pinyin reader's
     text = _long_texts()[kind]
     t0 = time.process_time()
     result = route(text)

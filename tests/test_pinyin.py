@@ -1,0 +1,44 @@
+"""A line typed in toneless pinyin is read as the Chinese it sounds like (faq/pinyin.py)
+before it is understood: owners without a Chinese keyboard get an answer, and a hazard
+typed in pinyin is still urgent. English, codes and Chinese are never read as pinyin."""
+from __future__ import annotations
+
+import pytest
+
+from faq import pinyin
+
+
+@pytest.mark.parametrize("line, expect", [
+    ("wuyefei zenme jiao", "物业费怎么交"),
+    ("tingchechang zai nali", "停车场在哪里"),
+    ("dian ti li kun zhu ren le", "电梯里困住人了"),  # one syllable a word
+    ("louxia you ren chou yan", "楼下有人抽烟"),
+    ("wo jia 1802 de shuiguan bao le", "我家1802的水管爆了"),  # digits stay
+    ("WO JIA DE MEN SUO HUAI LE", "我家的门锁坏了"),  # capitals
+    ("xi'an lai de pengyou ke yi ting che ma", "西安"),  # an apostrophe cuts syllables
+    ("wifi mima shi duoshao", "密码是多少"),  # an English word among pinyin stays
+])
+def test_pinyin_lines_are_read_as_chinese(line, expect):
+    assert expect in (pinyin.read(line) or ""), pinyin.read(line)
+
+
+@pytest.mark.parametrize("line", [
+    "Can I book the gym tomorrow?", "you can change a man", "hello, my door is broken", "ok", "nihao",
+    "Zhang Wei", "沪A12345", "物业费怎么交", "我家门口 abc 123", "https://example.com/a/b", "A-3-1202",
+    "The lift is broken again, please send someone", "SOS", "www",
+])
+def test_other_lines_are_not_read(line):
+    assert pinyin.read(line) is None
+
+
+def test_a_pinyin_line_routes_like_its_chinese(env):
+    from handlers.router import route
+
+    trapped = route("dian ti li kun zhu ren le, kuai lai")
+    assert (trapped.intent, trapped.priority) == ("complaint", "urgent")
+    assert "pinyin read as" in trapped.why
+    fee = route("wuyefei zai nali jiao")
+    assert fee.intent == "faq" and fee.answer
+    # Asking about a planned outage in pinyin asks; it pages nobody.
+    outage = route("mingtian tingshui ma, ting duo jiu")
+    assert outage.intent == "faq" and outage.priority is None, outage.why
