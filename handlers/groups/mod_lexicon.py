@@ -16,10 +16,13 @@ import ahocorasick
 
 from ground import rules as rulefiles
 from ground.rules import RulesError
-from handlers.groups.mod_normalize import LatinPinyinFolder, PinyinFolder, normalize, syllable
+from handlers.groups.mod_normalize import LatinPinyinFolder, MixedPinyinFolder, PinyinFolder, normalize, syllable
 from handlers.groups.mod_normalize import fold as _fold
 
 DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
+# The labelled messages the model learns from (mod_model); their words are also the
+# vocabulary half-pinyin is read into (MixedPinyinFolder).
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
 CATEGORIES = ("ad", "insult", "illegal")
 
 
@@ -68,6 +71,7 @@ class Lexicon:
     hotline_not_an_offer: list[str] = field(default_factory=list)
     pinyin: Any = None  # mod_normalize.PinyinFolder over `pinyin_words`
     latin: Any = None  # mod_normalize.LatinPinyinFolder over `latin_pinyin_words`
+    mixed: Any = None  # mod_normalize.MixedPinyinFolder over the lexicon's and the corpus's words
     combos: list[Combo] = field(default_factory=list)
     # Emoji read as the sound they stand for (ord -> text, for str.translate).
     sounds: dict[int, str] = field(default_factory=dict)
@@ -138,6 +142,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
     lex.own_details = {k: _str_list(v, f"own_details.{k}") for k, v in own.items()}
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     lex.latin = LatinPinyinFolder(_str_list(raw.get("latin_pinyin_words"), "latin_pinyin_words"))
+    lex.mixed = MixedPinyinFolder(_vocabulary(lex))
     auto = ahocorasick.Automaton()
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
@@ -159,6 +164,39 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
         boost.make_automaton()
     lex.boosters = boost if len(boost) else None
     return lex
+
+
+_CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,4}")
+
+
+def _vocabulary(lex: Lexicon) -> list[str]:
+    """The words half-pinyin may be read into: every word the lexicon names (terms, support
+    words, boosters, combos' plain alternatives, variants) and the words the training
+    corpus uses twice or more (jieba), so "fang子出zu" reads 房子出租 though no rule lists it."""
+    words: list[str] = [canon for _, canon in lex.variants] + [form for form, _ in lex.variants]
+    for cat in lex.categories.values():
+        words += cat.strong + cat.weak + cat.model_support + cat.boosters + cat.weak_unless
+    for combo in lex.combos:
+        for g in combo.groups:
+            words += _CJK_WORD.findall(g.pattern)
+    return words + _corpus_words()
+
+
+def _corpus_words() -> list[str]:
+    try:
+        import jieba
+    except ImportError:  # jieba missing: the lexicon's own words still serve
+        return []
+    counts: dict[str, int] = {}
+    try:
+        lines = CORPUS.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        for w in jieba.cut(_fold(line)):
+            if 2 <= len(w) <= 4:
+                counts[w] = counts.get(w, 0) + 1
+    return [w for w, n in counts.items() if n >= 2]
 
 
 def half_pinyin(word: str) -> list[str]:
@@ -238,4 +276,4 @@ def lexicon() -> Lexicon:
 def compact(text: str) -> str:
     """The normal form terms are matched on (mod_normalize.normalize)."""
     lex = lexicon()
-    return normalize(text, lex.variants, lex.pinyin, lex.latin, lex.sounds)
+    return normalize(text, lex.variants, lex.pinyin, lex.latin, lex.sounds, lex.mixed)

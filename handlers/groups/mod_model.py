@@ -27,9 +27,7 @@ import numpy as np
 
 from faq.ngrams import char_ngrams, softmax
 from ground.rules import RulesError, read_jsonl
-from handlers.groups.mod_lexicon import DATA_FILE, compact
-
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
+from handlers.groups.mod_lexicon import CORPUS, DATA_FILE, compact
 LABELS = ("none", "ad", "insult", "privacy", "illegal")
 THRESHOLD = 0.92  # the model alone
 SUPPORTED = 0.75  # the model with a weak word of the same category

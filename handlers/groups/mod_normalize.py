@@ -218,6 +218,90 @@ class LatinPinyinFolder:
         return "".join(out)
 
 
+class MixedPinyinFolder:
+    """Reads Latin pinyin written beside Chinese characters as the word they make together
+    ("shua单" 刷单, "fang子出zu" 房子出租, "ma将馆" 麻将馆, "sha比" 傻比): the half-way dodge,
+    for any word of the vocabulary (the lexicon's own words and the training corpus's), not
+    only the listed ones. A word must join at least one Latin syllable to at least one of
+    the characters actually written, so pure Latin (ids, English) and pure Chinese are left
+    alone; a run of letters that is not pinyin ("wifi", "vx", "ok") is never touched.
+    Linear: each syllable tries words of at most MAX_CHARS units around it."""
+
+    MAX_CHARS = 4
+    MAX_RUN = 24
+
+    def __init__(self, words: list[str]):
+        self.keys: dict[str, list[str]] = {}
+        for w in dict.fromkeys(words):
+            if 2 <= len(w) <= self.MAX_CHARS and all("\u4e00" <= c <= "\u9fff" for c in w):
+                for key in _spellings(w, limit=4):
+                    self.keys.setdefault(key, []).append(w)
+        self.syllables = frozenset(r for w in self.keys.values() for x in w for ch in x for r in _readings(ch))
+
+    def _cut(self, run: str) -> list[str] | None:
+        """The run cut into syllables of the vocabulary's characters, fewest first; None if it
+        is no pinyin. A run longer than MAX_RUN letters is no half-way dodge (and is left alone)."""
+        if len(run) > self.MAX_RUN:
+            return None
+        count: list[int | None] = [0] + [None] * len(run)
+        back = [0] * (len(run) + 1)
+        for j in range(1, len(run) + 1):
+            for i in range(max(0, j - 6), j):
+                c = count[i]
+                if c is not None and run[i:j] in self.syllables and (count[j] is None or c + 1 < count[j]):
+                    count[j], back[j] = c + 1, i
+        if count[-1] is None:
+            return None
+        out, j = [], len(run)
+        while j > 0:
+            out.append(run[back[j]:j])
+            j = back[j]
+        return out[::-1]
+
+    def fold(self, text: str) -> str:
+        if not self.keys or not _LATIN_BESIDE_CJK.search(text):
+            return text
+        units: list[tuple[str, bool]] = []  # (character or syllable, written in Latin)
+        for piece in _LATIN_OR_CHAR.findall(text):
+            syl = self._cut(piece) if piece.isascii() and piece.isalpha() else None
+            units.extend([(sy, True) for sy in syl] if syl else [(piece, False)])
+        out, i = [], 0
+        while i < len(units):
+            word = self._word_at(units, i)
+            if word is None:
+                out.append(units[i][0])
+                i += 1
+            else:
+                out.append(word)
+                i += len(word)
+        return "".join(out)
+
+    def _word_at(self, units: list[tuple[str, bool]], i: int) -> str | None:
+        """The longest vocabulary word starting at unit i that joins Latin and written characters."""
+        for n in range(min(self.MAX_CHARS, len(units) - i), 1, -1):
+            span = units[i:i + n]
+            if not any(lat for _, lat in span) or all(lat for _, lat in span):
+                continue
+            if any(not lat and not "\u4e00" <= u <= "\u9fff" for u, lat in span):
+                continue
+            for key in self._span_keys(span):
+                for w in self.keys.get(key, ()):
+                    if all(lat or w[k] == u for k, (u, lat) in enumerate(span)):
+                        return w
+        return None
+
+    @staticmethod
+    def _span_keys(span: list[tuple[str, bool]]) -> list[str]:
+        keys = [""]
+        for u, lat in span:
+            keys = [k + r for k in keys for r in ((u,) if lat else _readings(u))][:8]
+        return keys
+
+
+_LATIN_BESIDE_CJK = re.compile(r"[a-z][\u4e00-\u9fff]|[\u4e00-\u9fff][a-z]")
+_LATIN_OR_CHAR = re.compile(r"[a-z]+|.", re.S)
+
+
 # "+微", "+ V", "+威": a plus before a letter or CJK character is 加; "+86", "1+1" stay.
 _PLUS_WORD = re.compile(r"[+＋➕]\s*(?=[^\W\d_])")
 
@@ -227,7 +311,8 @@ _LEET_S = re.compile(r"(?<=[a-z])\s*\$\s*(?=[a-z])")
 
 
 def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder | None,
-              latin: LatinPinyinFolder | None = None, sounds: dict[int, str] | None = None) -> str:
+              latin: LatinPinyinFolder | None = None, sounds: dict[int, str] | None = None,
+              mixed: MixedPinyinFolder | None = None) -> str:
     """The compact normal form: folded, emoji that stand for a sound read as it ("尼🐴"),
     noise stripped, numerals as digits, spellings and homophones replaced by the canonical word."""
     folded = fold(text)
@@ -235,6 +320,8 @@ def normalize(text: str, variants: list[tuple[str, str]], pinyin: PinyinFolder |
         folded = folded.translate(sounds)
     # ➕ / + before a word is read as 加 ("➕V", "+微"); every other symbol is noise.
     comp = strip_noise(_LEET_S.sub("s", _PLUS_WORD.sub("加", folded).replace("➕", "加")))
+    if mixed is not None:
+        comp = mixed.fold(comp)
     if latin is not None:
         comp = latin.fold(comp)
     comp = cn_numerals_to_digits(comp)
