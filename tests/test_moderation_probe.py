@@ -40,7 +40,14 @@ round was committed, harder): 72.0% (77/107), 1 false flag of 80 (a warning quot
 scam's WeChat id); a ninth round (numbers after WhatsApp / Line / Telegram labels, QQ groups
 and 🐧, digits one per line, "t dot me slash", mini-program links, fa票, Shanghainese,
 northeastern and Cantonese insults, sarcasm, a found ID card no contact for an offer, a
-quotation in a warning not read for contact details, a bare room before 家) took it to 98.1%, 0.
+quotation in a warning not read for contact details, a bare room before 家) took it to 98.1%, 0. evasion_probe14
+(written 2026-12-03 night the same way, fresh after that round): 82.1% (101/123), 2 false flags of
+90 (the writer's own number in parts to the property; the owners' group's QR code asked for); a
+tenth round (half-pinyin read into any word of the lexicon or corpus: shua单, fang子出zu, ma将馆;
+企鹅 and an emoji before 号 as id labels; SB written as a word of its own; platform search
+hints, tutoring, gambling with stakes, weapons, dk and 车抵/房抵 loans, bz/kz papers, invoices
+"什么名目都能开"; "vx同手机号" as the writer's number offered; a room, a full name and 的) took it
+to 100%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -67,7 +74,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
-                                  "evasion_probe13.jsonl"])
+                                  "evasion_probe13.jsonl", "evasion_probe14.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

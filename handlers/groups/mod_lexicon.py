@@ -81,6 +81,9 @@ class Lexicon:
     own_details: dict[str, list[str]] = field(default_factory=dict)
     # Terms that are English words (idiot, moron): also looked up word by word in the text.
     latin_terms: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # Short Latin terms (sb, cnm): also looked up as words written on their own ("一帮 rz,SB+1"),
+    # where the compact form glues them to the letters around them.
+    short_latin: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def _str_list(value: Any, where: str) -> list[str]:
@@ -137,8 +140,8 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
     lex.combos = _combos(raw.get("combos"), path)
     lex.sounds = _sounds(raw.get("emoji_sounds"), path)
     own = raw.get("own_details") or {}
-    if not isinstance(own, dict) or set(own) - {"addressed", "self", "request"}:
-        raise ModerationDataError(f"{path.name}: own_details must map addressed, self and request to word lists")
+    if not isinstance(own, dict) or set(own) - {"addressed", "self", "request", "offered"}:
+        raise ModerationDataError(f"{path.name}: own_details must map addressed, self, request and offered to word lists")
     lex.own_details = {k: _str_list(v, f"own_details.{k}") for k, v in own.items()}
     lex.pinyin = PinyinFolder(_str_list(raw.get("pinyin_words"), "pinyin_words"))
     lex.latin = LatinPinyinFolder(_str_list(raw.get("latin_pinyin_words"), "latin_pinyin_words"))
@@ -147,12 +150,7 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
     for cat in cats.values():
         for strength, words in (("strong", cat.strong), ("weak", cat.weak)):
             for w in words:
-                if w.isascii() and w.isalpha() and len(w) >= 4:
-                    lex.latin_terms.setdefault(w, []).append((cat.name, strength, w))
-                forms = [w] + (half_pinyin(w) if cat.name in ("insult", "illegal") and strength == "strong" else [])
-                for f in forms:
-                    # One key may belong to several categories: keep a list per key.
-                    auto.add_word(f, list(auto.get(f, [])) + [(cat.name, strength, w, len(f))])
+                _add_term(lex, auto, cat.name, strength, w)
     auto.make_automaton()
     lex.automaton = auto
     boost = ahocorasick.Automaton()
@@ -164,6 +162,18 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
         boost.make_automaton()
     lex.boosters = boost if len(boost) else None
     return lex
+
+
+def _add_term(lex: Lexicon, auto: Any, cat: str, strength: str, w: str) -> None:
+    """One term into the automaton (with its half-pinyin forms) and the Latin word tables."""
+    if w.isascii() and w.isalpha() and len(w) >= 4:
+        lex.latin_terms.setdefault(w, []).append((cat, strength, w))
+    elif w.isascii() and w.isalpha() and strength == "strong":
+        lex.short_latin.setdefault(w, []).append((cat, strength, w))
+    forms = [w] + (half_pinyin(w) if cat in ("insult", "illegal") and strength == "strong" else [])
+    for f in forms:
+        # One key may belong to several categories: keep a list per key.
+        auto.add_word(f, list(auto.get(f, [])) + [(cat, strength, w, len(f))])
 
 
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,4}")

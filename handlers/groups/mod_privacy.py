@@ -60,7 +60,7 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
 AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
-                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
+                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|的|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
 # A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
 LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
                               r"([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")

@@ -196,13 +196,15 @@ def _find_numbers(text: str) -> list[NumberHit]:
 _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit()})
 # An id after the label: letters first, digits only (QQ), or digits first with letters in it
 # ("w x 5 5 8 8 t j" compacts to 微信5588tj).
-HANDLE = re.compile(r"(微信号?|qq群?号?|q群号?|群号|vx号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
+HANDLE = re.compile(r"(微信号?|qq群?号?|q群号?|群号|vx号?|企鹅号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 # "V:zx8899", "q：334455667", "薇❤:lin_8866": a one-letter (or one-character) label needs the colon.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:：]{0,2}\s*[:：]\s*([a-z0-9][a-z0-9_.-]{4,19})")
 # Without the colon, a symbol or space between the label and an id that mixes letters and
 # digits, like a handle does ("v❤ fit_coach77", "vx  lin_8866"); "v 5g" or "q 2024" are too short.
 SYMBOL_HANDLE = re.compile(r"(?<![a-z0-9])(?:v|vx|wx|[微薇威溦])[^\w:：]{1,3}((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{5,19})(?![a-z0-9])")
+# An emoji standing for the app, then 号 and a colon: "🛰️号:rose_home_2024", "🐧号：lin_8866".
+EMOJI_HANDLE = re.compile(r"(?:(?<=[^\w\s])|(?<=[^\w\s]\s))号\s*[:：]\s*((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{4,19})")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|#?小程序://\S+|(?<![a-z0-9.])t\.me/[a-z0-9_]{3,64}|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
@@ -239,7 +241,7 @@ def find_handles(text: str) -> list[str]:
     found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
     plain = _fold(text)
     folded = plain.translate(_CN_DIGITS)
-    found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded)
+    found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded) or EMOJI_HANDLE.findall(folded)
     found += APP_NUMBER.findall(_fold(_aligned(text)).translate(_CN_DIGITS))  # digit words read
     return found + EMAIL.findall(plain)
 
@@ -358,6 +360,7 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
         for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
             for cat, strength, word in lex.latin_terms.get(form, ()):
                 hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
+    _short_latin_hits(hits, text, lex)
     for end, entries in lex.automaton.iter(comp):
         for cat, strength, word, n in entries:  # n: the length of the form matched
             start = end - n + 1
@@ -380,6 +383,26 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
                     continue
             hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     return hits
+
+
+def _short_latin_hits(hits: dict, text: str, lex: Lexicon) -> None:
+    """A short Latin term written as a word of its own ("一帮 rz,SB+1"), which the compact form
+    glues to the letters around it; its exceptions are read on what is written beside it."""
+    if not lex.short_latin:
+        return
+    folded = _fold(text)
+    for m in _LATIN_WORD.finditer(folded):
+        for cat, strength, word in lex.short_latin.get(m.group(0), ()):
+            rule = lex.categories[cat].exceptions.get(word) or {}
+            rest = _NOT_WORD.sub("", folded[m.end():m.end() + 24])
+            prev = _NOT_WORD.sub("", folded[max(0, m.start() - 24):m.start()])
+            if any(rest.startswith(x) for x in rule.get("not_before", [])) or \
+                    any(prev.endswith(x) for x in rule.get("not_after", [])):
+                continue
+            hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, boosted: set[str],
@@ -447,6 +470,8 @@ def analyse(text: str) -> Verdict:
     found.update(privacy_combination(text, comp, found))
     if found.get("privacy") == SPREAD_PHONE:
         contact = True  # a number spelt out in parts is contact details all the same
+        if _own_request(comp, lex):
+            found.pop("privacy")  # the writer's own number, given to the property to be reached
     _offer_findings(found, text, comp, lex, contact, boosted, handles)
     if not found:
         _model_finding(found, v, text, comp, lex, boosted, reporting)
@@ -504,6 +529,9 @@ def _offer_findings(found: dict[str, str], text: str, comp: str, lex: Lexicon, c
             offer = False
         if p["ad"] >= 0.35 or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
+        elif any(w in comp for w in lex.own_details.get("offered", ())) and not full_name_in(text):
+            # "vx同手机号 159…": the writer's own number offered to be reached, nobody else's.
+            found["ad"] = "ad: the writer's number offered for contact"
     if not found and LANDLINE.search(unicodedata.normalize("NFKC", text)) and offer_words:
         # A landline or 400 number with an offer ("搬家199元起 热线021-5883…"): an ad, unless
         # it is the property's own or a question about one (moderation.yaml hotline_not_an_offer).
