@@ -185,22 +185,29 @@ def _cache_key(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def _cache_path(files: list[Path]) -> Path:
+    # The same var dir as every other learned cache (faq/semantic.py::_var).
+    var = Path(os.environ.get("GUANJIA_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    return var / "cache" / f"pinyin-{_cache_key(files)}.pkl"
+
+
 def index() -> Index:
     global _index
     with _lock:
         if _index is None:
             files = _domain_files()
-            var = Path(os.environ.get("GUANJIA_VAR_DIR", "var"))
-            path = var / "cache" / f"pinyin-{_cache_key(files)}.pkl"
-            _index = pickle_cache.load_or_build(path, lambda: _build(_domain_words(files)), "pinyin index")
+            _index = pickle_cache.load_or_build(_cache_path(files), lambda: _build(_domain_words(files)),
+                                                "pinyin index")
         return _index
 
 
 def warm_up() -> None:
-    """Builds the index's cache file (once per content) but keeps nothing in memory: the
-    first pinyin line then loads it in a fraction of a second, and a worker that never
-    reads one does not carry its ~15 MB."""
+    """Makes sure the index's cache file exists (built once per content, ~3 s) but keeps
+    nothing in memory: the first pinyin line loads it in a fraction of a second, and a
+    worker that never reads one does not carry its ~15 MB."""
     global _index
+    if _cache_path(_domain_files()).exists():
+        return
     with _lock:
         loaded = _index is not None
     index()
