@@ -54,7 +54,7 @@ CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", 
                 TRAIN_DIR / "intents_asking.jsonl", TRAIN_DIR / "intents_fresh.jsonl",
                 TRAIN_DIR / "intents_fresh2.jsonl", TRAIN_DIR / "intents_asking2.jsonl",
                 TRAIN_DIR / "intents_priority.jsonl", TRAIN_DIR / "intents_asking3.jsonl",
-                TRAIN_DIR / "intents_complaint_questions.jsonl",
+                TRAIN_DIR / "intents_complaint_questions.jsonl", TRAIN_DIR / "intents_lookups.jsonl",
                 ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")

@@ -112,6 +112,7 @@ class Lexicons:
     demand_words: tuple[str, ...] = ()
     planned: tuple[str, ...] = ()
     living_now: tuple[str, ...] = ()
+    not_reporting: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -164,6 +165,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         asking=_words(priority_file, "asking", pr.get("asking") or []),
         hypothetical=_words(priority_file, "hypothetical", pr.get("hypothetical") or []),
         reporting=_words(priority_file, "reporting", pr.get("reporting") or []),
+        not_reporting=_words(priority_file, "not_reporting", pr.get("not_reporting") or []),
         urgent_patterns=_patterns(priority_file, "priority.urgent.patterns", pr["priority"]["urgent"].get("patterns") or []),
         not_hazard=_patterns(priority_file, "not_hazard", pr.get("not_hazard") or []),
         asking_in_question=_words(priority_file, "asking_in_question", pr.get("asking_in_question") or []),
@@ -187,6 +189,14 @@ def lexicons() -> Lexicons:
 
 def _hits(text: str, words: tuple[str, ...]) -> list[str]:
     return [w for w in words if w in text]
+
+
+def _reporting(c: str, lx: Lexicons) -> list[str]:
+    """The words saying someone lives it (我家, 现在, 了), not counting those inside words
+    that only look like them (priority.yaml not_reporting: 了解, 为了)."""
+    for w in lx.not_reporting:
+        c = c.replace(w, "|")
+    return _hits(c, lx.reporting)
 
 
 def classify_priority(text: str) -> tuple[str, str | None]:
@@ -279,7 +289,7 @@ def _classify(text: str, chat: str, role: str) -> RouteResult:
     intent, p_top = ranked[0]
     feats = f"model {intent} {p_top:.2f}, next {ranked[1][0]} {ranked[1][1]:.2f}"
     hazard = safety_hit(c)
-    reporting = _hits(c, lx.reporting)
+    reporting = _reporting(c, lx)
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now; a planned
     # outage asked about asks even in a run-on that says 我家 ("通知说要停水 我家有老人 停多久").
     asking = _what_if(c, lx) or _planned(c, lx) or ([] if reporting else _asking(c, lx))
@@ -458,7 +468,7 @@ def cues(text: str) -> dict[str, float]:
 
 
 def _cues(c: str, lx: Lexicons, n_chars: int) -> dict[str, float]:
-    reporting = _hits(c, lx.reporting)
+    reporting = _reporting(c, lx)
     return {"asks": float(bool(_QUESTION.search(c))), "reports_now": float(bool(_now(reporting))),
             "what_if": float(bool(_hits(c, lx.hypothetical))), "asking_words": float(bool(_hits(c, lx.asking))),
             "hand": float(bool(_hits(c, lx.handoff))), "complaint_words": float(bool(_hits(c, lx.complaint_words))),

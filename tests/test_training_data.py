@@ -117,7 +117,7 @@ TRAIN_DIR = ROOT / "handlers" / "data" / "train"
 WRITTEN_FRESH = [TRAIN_DIR / "faq_pairs.jsonl", TRAIN_DIR / "intents_asking.jsonl", TRAIN_DIR / "intents_fresh.jsonl",
                  TRAIN_DIR / "intents_fresh2.jsonl", TRAIN_DIR / "intents_asking2.jsonl",
                  TRAIN_DIR / "intents_priority.jsonl", TRAIN_DIR / "intents_asking3.jsonl",
-                 TRAIN_DIR / "intents_complaint_questions.jsonl"]
+                 TRAIN_DIR / "intents_complaint_questions.jsonl", TRAIN_DIR / "intents_lookups.jsonl"]
 
 
 def _held_out_texts() -> list[str]:
@@ -183,7 +183,8 @@ def test_faq_pairs_name_kb_entries_and_are_labelled_lines():
     fresh = (_lines(TRAIN_DIR / "intents_fresh.jsonl") + _lines(TRAIN_DIR / "intents_fresh2.jsonl")
              + _lines(TRAIN_DIR / "intents_asking2.jsonl") + _lines(TRAIN_DIR / "intents_priority.jsonl")
              + _lines(TRAIN_DIR / "intents_asking3.jsonl")
-             + _lines(TRAIN_DIR / "intents_complaint_questions.jsonl"))
+             + _lines(TRAIN_DIR / "intents_complaint_questions.jsonl")
+             + _lines(TRAIN_DIR / "intents_lookups.jsonl"))
     for r in fresh:  # the fresh lines also label off-topic asks as `offtopic` (the model's label)
         assert set(r) == {"text", "intent", "priority", "category"} and r["intent"] in INTENTS | {"offtopic"}, r
         assert (r["intent"] == "complaint") == (r["priority"] is not None) == (r["category"] in cats), r
