@@ -211,6 +211,18 @@ def test_chinese_numerals_become_digits_only_in_number_runs():
     assert compact("Ｗ·Ｅ·Ｃ·Ｈ·Ａ·Ｔ") == "微信"
 
 
+def test_half_pinyin_read_into_the_word_it_makes_with_the_characters_written():
+    # Any word of the lexicon or the training corpus, not only listed ones.
+    assert "刷单" in compact("s h u a 单,佣金立返")
+    assert "麻将馆" in compact("ma将馆开业")
+    assert "出租" in compact("fang 子 出 zu")
+    assert analyse("s h u a 单,佣金立返,新手第一单就返").violation != "none"
+    # Latin that is not pinyin, or pinyin with no character beside it, is left as written.
+    for text in ("wifi密码是多少", "B区3栋", "ok的 谢谢", "vx号", "我在shopping mall", "hao"):
+        assert compact(text) == compact(text.replace(" ", "")) and analyse(text).violation == "none"
+    assert "wifi" in compact("wifi密码是多少")
+
+
 def test_corpus_is_large_and_mostly_ordinary():
     rows = mod_model.load_corpus()
     labels = [r["label"] for r in rows]
