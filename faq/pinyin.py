@@ -39,6 +39,7 @@ TOP_WORDS = 60000  # jieba's most frequent words indexed (of 349k)
 DOMAIN_BOOST = 20.0  # a KB / training word counts this many times its jieba frequency,
 DOMAIN_FREQ = 500  # and at least this much for each time the community's texts use it
 MAX_KEY = 24  # letters in the longest word key tried at one position
+INSIDE_TOKEN_COST = 3.0  # a word ending inside a run the typist wrote as one ("li keyi": 里 可以, not 立刻 一...)
 MIN_SYLLABLES = 3  # fewer is a word or a name, not a sentence
 MIN_PINYIN_SHARE = 0.8  # of the letter tokens, these many must cut into syllables
 MAX_CJK = 4  # a line with more Chinese characters than this is Chinese with a word of pinyin
@@ -274,15 +275,18 @@ def _extend(letters: str, i: int, nxt: list[int], best: list, ix: Index) -> None
     """Every word or lone character that can follow position i, kept where it is the best
     path to its end."""
     base = best[i][0]
-    for j in range(i + 1, min(len(letters), i + MAX_KEY) + 1):
+    n = len(letters)
+    for j in range(i + 1, min(n, i + MAX_KEY) + 1):
         key = letters[i:j]
         inside = nxt[i] < j  # a forced cut falls inside this key
+        # Ending where the typist did not put a space costs: they group a word's syllables.
+        end = base - (INSIDE_TOKEN_COST if j < n and nxt[j - 1] != j else 0.0)
         got = ix.words.get(key)
         if got is not None and (not inside or _cuts_agree(got[2], i, j, nxt)):
-            _keep(best, j, base + got[1], i, got[0], 1)
+            _keep(best, j, end + got[1], i, got[0], 1)
         ch = ix.chars.get(key) if not inside and j - i <= 6 else None
         if ch is not None:
-            _keep(best, j, base + ch[1] - 2.0, i, ch[0], 0)  # a lone character is the last resort
+            _keep(best, j, end + ch[1] - 2.0, i, ch[0], 0)  # a lone character is the last resort
 
 
 def _keep(best: list, j: int, score: float, i: int, piece: str, is_word: int) -> None:

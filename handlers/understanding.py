@@ -113,6 +113,8 @@ class Lexicons:
     planned: tuple[str, ...] = ()
     living_now: tuple[str, ...] = ()
     not_reporting: tuple[str, ...] = ()
+    permission_asks: tuple[re.Pattern, ...] = ()
+    not_permission: tuple[str, ...] = ()
 
 
 def load_lexicons(intents_file: Path = INTENTS_FILE, priority_file: Path = PRIORITY_FILE) -> Lexicons:
@@ -153,6 +155,8 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
         contact_asks=_words(f, "contact_asks", it.get("contact_asks") or []),
         demand_words=_words(f, "demand_words", it.get("demand_words") or []),
+        permission_asks=_patterns(f, "permission_asks", it.get("permission_asks") or []),
+        not_permission=_words(f, "not_permission", it.get("not_permission") or []),
         complaint_words=_words(f, "complaint_words", it.get("complaint_words") or []),
         greetings=_words(f, "smalltalk.greetings", sec(it, "smalltalk.greetings", f)),
         thanks=_words(f, "smalltalk.thanks", sec(it, "smalltalk.thanks", f)),
@@ -189,6 +193,19 @@ def lexicons() -> Lexicons:
 
 def _hits(text: str, words: tuple[str, ...]) -> list[str]:
     return [w for w in words if w in text]
+
+
+def _asks_permission(c: str, lx: Lexicons) -> str | None:
+    """The ending that asks whether one may ("行不行", "允许吗", "能放家里不"), unless someone
+    else does it or the property is asked to act (intents.yaml permission_asks, not_permission)."""
+    core = _PUNCT.sub("", c)
+    if _hits(core, lx.not_permission):
+        return None
+    for rx in lx.permission_asks:
+        m = rx.search(core)
+        if m:
+            return m.group(0)
+    return None
 
 
 def _reporting(c: str, lx: Lexicons) -> list[str]:
@@ -356,6 +373,10 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         # "要是哪天水管爆了 先关总阀还是先找你们": a what-if is a question, not a ticket
         # (asked as a question and told by nobody living it now, whatever the model leans to).
         return "faq", f"{feats}; what-if ({what_if[0]}) with faq {pi['faq']:.2f}"
+    may = _asks_permission(c, lx)
+    if intent == "complaint" and may and not (hazard and _now(reporting)):
+        # "我放个鞋柜和婴儿车行不行": whether one may do something is a rule to tell, not a ticket.
+        return "faq", f"{feats}; asks whether one may ({may})"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
     demand = _hits(c, lx.demand_words)

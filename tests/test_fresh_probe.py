@@ -43,6 +43,14 @@ probe was seen and not tuned on it, took it to 96.8%, 98.1% (none graded general
 since: 了 inside 了解 was read as "it happened" (priority.yaml not_reporting) and personal
 look-ups were taken for membership (training batch intents_lookups.jsonl): 99.4%, 98.7%,
 answers 91.4% (NN 90.0%). Answers were not tuned on.
+
+tests/data/wild5_probe.jsonl (200 lines written the same way late on 2026-12-03, with dialect
+and about ten pinyin lines; 169 after 31 near copies were dropped) was measured once at
+70c150a (after the pinyin reader and the look-ups batch): intent 93.5%, priority 92.9% (none graded
+general), answers 85.9% (= NN). Its misses then led to two changes, so it is a dev set since:
+a pinyin word may not end inside a run typed as one ("li keyi" is 里 可以, not 立刻 一), and
+asking whether one may do something ("我放个鞋柜行不行", intents.yaml permission_asks) is a
+question, not a ticket: 95.3%, 94.7%, 89.7% (NN 85.9%).
 """
 from __future__ import annotations
 
@@ -55,6 +63,7 @@ WILD = ROOT / "tests" / "data" / "wild_probe.jsonl"
 WILD2 = ROOT / "tests" / "data" / "wild2_probe.jsonl"
 WILD3 = ROOT / "tests" / "data" / "wild3_probe.jsonl"
 WILD4 = ROOT / "tests" / "data" / "wild4_probe.jsonl"
+WILD5 = ROOT / "tests" / "data" / "wild5_probe.jsonl"
 MIN_ANSWERS = 0.88
 MIN_INTENT = 0.90
 
@@ -93,7 +102,7 @@ def test_wild_probe_intent_priority_and_answers(wild):
     assert not wild.urgent_as_general, wild.urgent_as_general  # the worst error: a hazard graded general
 
 
-@pytest.mark.parametrize("path", [WILD2, WILD3, WILD4], ids=["wild2", "wild3", "wild4"])
+@pytest.mark.parametrize("path", [WILD2, WILD3, WILD4, WILD5], ids=["wild2", "wild3", "wild4", "wild5"])
 def test_wild_probes_never_tuned_on(path):
     from handlers.evaluate import evaluate, load_cases
 

@@ -17,6 +17,7 @@ from faq import pinyin
     ("WO JIA DE MEN SUO HUAI LE", "我家的门锁坏了"),  # capitals
     ("xi'an lai de pengyou ke yi ting che ma", "西安"),  # an apostrophe cuts syllables
     ("wifi mima shi duoshao", "密码是多少"),  # an English word among pinyin stays
+    ("xiaoqu li keyi yang mao ma", "可以养猫"),  # "keyi" typed as one word is read as one (not 立刻 + 一)
 ])
 def test_pinyin_lines_are_read_as_chinese(line, expect):
     assert expect in (pinyin.read(line) or ""), pinyin.read(line)

@@ -273,3 +273,20 @@ def test_calibrator_key_is_the_same_in_every_process():
 def test_a_hazard_imagined_or_named_is_not_one_happening(router, text, want):
     r = router(text)
     assert r.intent == "complaint" and r.priority == want, r.why
+
+
+# --- asking whether one may --------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["我想在电梯厅放个鞋柜 行不行", "想把书房那堵墙拆了 允许吗", "老家带回来两桶汽油 能放家里不"])
+def test_asking_whether_one_may_opens_no_ticket(text):
+    from handlers.understanding import classify
+
+    r = classify(text)
+    assert r.intent != "complaint" and r.priority is None, r.why
+
+
+@pytest.mark.parametrize("text", ["楼上天天装修到晚上十点 这样行吗", "家里燃气味很重 现在能不能来人", "隔壁把鞋柜堆到楼道 能不能管管"])
+def test_a_complaint_ending_in_a_question_stays_a_complaint(text):
+    from handlers.understanding import classify
+
+    assert classify(text).intent == "complaint", classify(text).why
