@@ -228,6 +228,12 @@ def _cuts(token: str, syllables: frozenset[str]) -> bool:
     return True
 
 
+def looks_like_syllables(word: str) -> bool:
+    """Whether a run of letters cuts into pinyin syllables ("kexin": ke xin)."""
+    w = _plain(word)
+    return w.isalpha() and _cuts(w, _syllables_cached())
+
+
 def looks_like_pinyin(text: str) -> bool:
     """A cheap test before any index is loaded: mostly letter tokens that cut into syllables."""
     t = _plain(text)

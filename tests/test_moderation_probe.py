@@ -47,7 +47,13 @@ tenth round (half-pinyin read into any word of the lexicon or corpus: shua单, f
 企鹅 and an emoji before 号 as id labels; SB written as a word of its own; platform search
 hints, tutoring, gambling with stakes, weapons, dk and 车抵/房抵 loans, bz/kz papers, invoices
 "什么名目都能开"; "vx同手机号" as the writer's number offered; a room, a full name and 的) took it
-to 100%, 0.
+to 100%, 0. evasion_probe15 (written the same way after that round, more inventive by
+request): 79.5% (101/127), 2 false flags of 90 (a scam text asked about, "是不是诈骗"; the writer's
+own number for the plumber); an eleventh round (a message spaced out character by character read
+whole, a room + full name before 这家, a lower-case pinyin name after a home and 的, pyq, zz, nt,
+health cures, pyramid recruiting, bred pets, English "DM me", betting on matches, slang "不是X那种",
+guaranteed returns, side-job shorthand, 🛰信 as a label, "是不是" never a negation) took it to
+97.6%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -74,7 +80,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe5.jsonl", "evasion_probe6.jsonl", "evasion_probe7.jsonl",
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
-                                  "evasion_probe13.jsonl", "evasion_probe14.jsonl"])
+                                  "evasion_probe13.jsonl", "evasion_probe14.jsonl",
+                                  "evasion_probe15.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

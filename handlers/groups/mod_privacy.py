@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 
+from faq import pinyin
 from ground import rules as rulefiles
 from handlers.groups.mod_normalize import CN_DIGITS, cn_numerals_to_digits, fold, syllable
 
@@ -60,7 +61,7 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
 AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
-                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|的|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
+                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|的|这家|这人|那家|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
 # A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
 LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
                               r"([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")
@@ -101,6 +102,7 @@ def _pinyin_surnames() -> frozenset[str]:
 
 # After a word that says a name follows ("业主叫 zhang wei ming"), lower case is as good.
 LATIN_NAMED = re.compile(r"(?:叫|名叫|全名|姓名|名字是|的是|住的是|业主是)\s{0,3}([a-z]{1,6})\s?([a-z]{1,6})(?:\s?([a-z]{1,6}))?(?![a-z])")
+LATIN_AFTER_HOME_DE = re.compile(r"(?:\d{3,4}|室|房)的\s{0,3}([a-z]{1,6})\s([a-z]{2,12})(?:\s([a-z]{1,6}))?(?![a-z])")
 # Pinyin written with its tone marks is a name being spelt ("lín xiǎo yǔ"): two or three
 # syllables, at least one marked.
 _TONES = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
@@ -116,6 +118,9 @@ def _latin_names(text: str) -> list[str]:
            if m.group(1).lower() in _pinyin_surnames()]
     low = t.lower()
     out += [m.group(0) for m in LATIN_NAMED.finditer(low) if m.group(1) in _pinyin_surnames()]
+    # "1501的 yang kexin 家长": lower case after a home and 的, when the rest is pinyin too.
+    out += [m.group(0) for m in LATIN_AFTER_HOME_DE.finditer(low) if m.group(1) in _pinyin_surnames()
+            and all(pinyin.looks_like_syllables(g) for g in m.groups()[1:] if g)]
     for m in TONED_NAME.finditer(low):
         if any(c in _TONES for c in m.group(0)) and fold(m.group(1)) in _pinyin_surnames():
             out.append(m.group(0))

@@ -203,8 +203,8 @@ SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:�
 # Without the colon, a symbol or space between the label and an id that mixes letters and
 # digits, like a handle does ("v❤ fit_coach77", "vx  lin_8866"); "v 5g" or "q 2024" are too short.
 SYMBOL_HANDLE = re.compile(r"(?<![a-z0-9])(?:v|vx|wx|[微薇威溦])[^\w:：]{1,3}((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{5,19})(?![a-z0-9])")
-# An emoji standing for the app, then 号 and a colon: "🛰️号:rose_home_2024", "🐧号：lin_8866".
-EMOJI_HANDLE = re.compile(r"(?:(?<=[^\w\s])|(?<=[^\w\s]\s))号\s*[:：]\s*((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{4,19})")
+# An emoji standing for the app, then 号 or 信 and a colon: "🛰️号:rose_home_2024", "🛰信：jia_0571".
+EMOJI_HANDLE = re.compile(r"(?:(?<=[^\w\s])|(?<=[^\w\s]\s))[号信]\s*[:：]\s*((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{4,19})")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|#?小程序://\S+|(?<![a-z0-9.])t\.me/[a-z0-9_]{3,64}|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
@@ -432,16 +432,26 @@ def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, booste
 _QUOTED = re.compile(r"[“\"「『‘][^”\"」』’]{1,120}[”\"」』’]")
 
 
+def _unspaced(text: str) -> str:
+    """A message spaced out character by character ("车 牌 粤 B D 1 2 3 4 5 那 家", "收 企 业 对 公
+    账 户") read without its spaces, so plates, rooms, numbers and words are whole again."""
+    tokens = text.split()
+    if len(tokens) >= 5 and sum(len(t) == 1 for t in tokens) >= 0.6 * len(tokens):
+        return "".join(tokens)
+    return text
+
+
 def analyse(text: str) -> Verdict:
     """Every rule the text breaks, and the one that wins (data: precedence). The steps, in
     order: the lexicon's words and combinations, personal numbers and ids, privacy by
     combination, contact details beside an offer, and the model's word when nothing else spoke."""
     lex = lexicon()
+    text = _unspaced(text)
     comp = compact(text)
     v = Verdict()
     hits = _term_hits(comp, lex, text)
     # Quoting an ad to report it is not advertising (data: report_cues).
-    cues = comp
+    cues = comp.replace("是不是", "是否")  # "是不是诈骗" asks about a scam: no negation in it
     for neg in lex.report_negations:  # "卖保险的不是骗子" reports nothing
         cues = cues.replace(neg, "")
     warned = any(c in cues for c in lex.report_cues)
