@@ -16,9 +16,10 @@ A homophone picked wrongly costs little: the embedding and the matcher are
 forgiving of one wrong character, and a reading that needs one character per
 syllable throughout (no word found) is rejected as not pinyin.
 
-The index is built once (about 2 s) and cached in var/cache keyed by this
-file, jieba's dictionary and the extra words; it is loaded on the first line
-that looks like pinyin, so a worker that never sees one never pays for it.
+The index is built once (about 3 s) by the worker's warm-up and cached in
+var/cache, keyed by this file, jieba's dictionary and the KB and training files;
+it is loaded on the first line that looks like pinyin, so a worker that never
+sees one never carries it.
 Cost per line is linear: every position tries word keys up to MAX_KEY letters.
 """
 from __future__ import annotations
@@ -50,8 +51,8 @@ _BOTH = frozenset(
     "a an ban bang bin can change china dang den die gang hang he hen long ma man me men "
     "pan ping ran she sun tan ten tie you zen lie pie ha hi la pa".split())
 
-_TOKEN = re.compile(r"[a-zv]+(?:'[a-zv]+)*|[\u3400-\u9fff]|[^\sa-zv\u3400-\u9fff]+")
-_LETTERS = re.compile(r"[a-zv]+(?:'[a-zv]+)*")
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)*|[\u3400-\u9fff]|[^\sa-z\u3400-\u9fff]+")
+_LETTERS = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -78,9 +79,10 @@ def _syllables() -> frozenset[str]:
             p = _plain(r)
             if p.isalpha():
                 out.add(p)
-    # Keyboards write lüe / nüe as lue / nue too.
+    # Keyboards write lüe / nüe as lue / nue too; m, n, ng, hm, hng and r are interjections
+    # (呣, 嗯, 哼) that would let a consonant on its own pass for a syllable.
     out |= {"lue", "nue"}
-    return frozenset(out - {"m", "n", "ng", "hm", "hng", "r", "ê", "e", "o"}) | {"e", "o", "a"}
+    return frozenset(out - {"m", "n", "ng", "hm", "hng", "r"})
 
 
 _SYL: frozenset[str] | None = None

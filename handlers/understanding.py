@@ -374,7 +374,7 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         # (asked as a question and told by nobody living it now, whatever the model leans to).
         return "faq", f"{feats}; what-if ({what_if[0]}) with faq {pi['faq']:.2f}"
     may = _asks_permission(c, lx)
-    if intent == "complaint" and may and not (hazard and _now(reporting)):
+    if intent == "complaint" and may and not (hazard and reporting):  # a hazard told stays a ticket
         # "我放个鞋柜和婴儿车行不行": whether one may do something is a rule to tell, not a ticket.
         return "faq", f"{feats}; asks whether one may ({may})"
     if hand and intent not in ("complaint",):

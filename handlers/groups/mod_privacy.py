@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-
 from faq import pinyin
 from ground import rules as rulefiles
 from handlers.groups.mod_normalize import CN_DIGITS, cn_numerals_to_digits, fold, syllable
