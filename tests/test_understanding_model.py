@@ -196,6 +196,47 @@ def test_kb_vectors_cached_on_disk_by_content(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("emb-kb-*.npy"))) == 2  # new content, new key
 
 
+def test_a_changed_kb_embeds_only_its_new_texts(tmp_path, monkeypatch):
+    """The vector bank: an entry's new phrasing costs that phrasing, not the whole KB."""
+    from faq import semantic
+    from faq.kb import Entry
+
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path))
+    def banked() -> int:
+        with np.load(semantic._bank_path()) as bank:
+            return len(bank["keys"])
+
+    first = semantic.KBVectors([Entry("a1", "停车费多少", ("停车怎么收费",), "月租300元。", ("停车",), "test")])
+    assert banked() == 3  # the title, the phrasing and the answer
+    again = semantic.KBVectors([Entry("a1", "停车费多少", ("停车怎么收费", "车位月租多少钱"), "月租300元。", ("停车",), "test")])
+    assert banked() == 4  # only the new phrasing was embedded
+    assert np.allclose(first.vectors[0], again.vectors[0])
+
+
+def test_one_process_builds_a_cache_while_the_others_wait(tmp_path):
+    """Two warm-ups at once (web and worker) fit a model once; the other reads it."""
+    import threading
+    import time
+
+    from faq.pickle_cache import load_or_build
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"fitted": True}
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(load_or_build(tmp_path / "m.pickle", build, "test")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and got == [{"fitted": True}] * 3
+
+
 def test_query_cache_is_bounded(monkeypatch):
     from faq import semantic
 
