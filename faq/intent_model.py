@@ -306,7 +306,7 @@ def evaluate_split() -> dict:
     m = Model(wrapped(train))
     ok_i = ok_p = n_p = ok_c = n_c = 0
     confusion: Counter = Counter()
-    # The dev texts' vectors in one go (from the vector bank: the warm-up embedded them all).
+    # The dev texts' vectors in one batch (cached by content), not one call per line.
     vecs = semantic.cached_vectors("train", [semantic.prepare(e.text) for e in dev])
     for e, v in zip(dev, vecs):
         pi, pp = m.predict(e.text, v)

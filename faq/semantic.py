@@ -194,9 +194,10 @@ def _var() -> Path:
 
 def cached_vectors(kind: str, texts: list[str]) -> np.ndarray:
     """Vectors of `texts` (prepared), kept on disk keyed by their content and the model.
-    A list not seen before is assembled from the vector bank (every text ever embedded
-    here, by its hash) and only its new texts are embedded: a manager's new phrasing, or a
-    split of the training data, costs its own texts, not the whole list's."""
+    The whole list is embedded in one call, never assembled from vectors embedded in other
+    batches: a vector differs in its last bits with the batch it was embedded in (padding,
+    BLAS blocking), and the fitted models must not depend on which process embedded what
+    first (a bank of vectors by text did, and flipped a borderline probe line in CI)."""
     h = hashlib.sha256()
     h.update(f"{model_name()}|{MAX_CHARS}|".encode())
     for t in texts:
@@ -211,59 +212,9 @@ def cached_vectors(kind: str, texts: list[str]) -> np.ndarray:
         pass
     except Exception as exc:  # a truncated cache is only a missed shortcut
         log.info("embedding cache %s not used (%s)", path.name, exc)
-    v = _from_bank(texts)
+    v = embed(texts)
     _save(path, lambda f: np.save(f, v, allow_pickle=False))
     return v
-
-
-def _text_key(t: str) -> str:
-    return hashlib.sha1(t.encode("utf-8")).hexdigest()[:20]
-
-
-def _bank_path() -> Path:
-    return _var() / f"emb-bank-{model_name()}-{MAX_CHARS}.npz"
-
-
-def _from_bank(texts: list[str]) -> np.ndarray:
-    """The texts' vectors: those in the bank read from it, the rest embedded and added."""
-    keys = [_text_key(t) for t in texts]
-    known: dict[str, np.ndarray] = {}
-    try:
-        with np.load(_bank_path(), allow_pickle=False) as bank:
-            bank_keys = bank["keys"].tolist()  # an npz member is read from the file at each access
-            rows = {k: n for n, k in enumerate(bank_keys)}
-            want = sorted({rows[k] for k in keys if k in rows})
-            if want:
-                got = bank["vectors"][want]
-                known = {bank_keys[r]: got[i] for i, r in enumerate(want)}
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # a broken bank is rebuilt from what is embedded now
-        log.info("embedding bank not used (%s)", exc)
-    missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in known))
-    if missing:
-        fresh = embed(missing)
-        for t, vec in zip(missing, fresh):
-            known[_text_key(t)] = vec
-        _add_to_bank(np.array([_text_key(t) for t in missing]), fresh)
-    if not texts:
-        return embed([])
-    return np.stack([known[k] for k in keys])
-
-
-def _add_to_bank(keys: np.ndarray, vecs: np.ndarray) -> None:
-    """The bank as it is on disk now, plus these rows (read again just before writing, so two
-    processes embedding side by side, as the tests' warm-up does, keep each other's rows)."""
-    try:
-        with np.load(_bank_path(), allow_pickle=False) as bank:
-            old_keys, old_vecs = bank["keys"], bank["vectors"]
-        new = ~np.isin(keys, old_keys)
-        keys, vecs = np.concatenate([old_keys, keys[new]]), np.concatenate([old_vecs, vecs[new]])
-    except FileNotFoundError:
-        pass
-    except Exception as exc:  # a broken bank is replaced by these rows
-        log.info("embedding bank replaced (%s)", exc)
-    _save(_bank_path(), lambda f: np.savez(f, keys=keys, vectors=vecs))
 
 
 def _save(path: Path, write) -> None:

@@ -196,21 +196,19 @@ def test_kb_vectors_cached_on_disk_by_content(tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("emb-kb-*.npy"))) == 2  # new content, new key
 
 
-def test_a_changed_kb_embeds_only_its_new_texts(tmp_path, monkeypatch):
-    """The vector bank: an entry's new phrasing costs that phrasing, not the whole KB."""
+def test_a_list_of_vectors_does_not_depend_on_what_was_embedded_before(tmp_path, monkeypatch):
+    """A cached list is embedded in one call: embedding some of its texts earlier (another
+    list, another process) leaves it bit for bit what a cold start gives (the fitted models
+    must not change with the order warm-ups ran in)."""
     from faq import semantic
-    from faq.kb import Entry
 
-    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path))
-    def banked() -> int:
-        with np.load(semantic._bank_path()) as bank:
-            return len(bank["keys"])
-
-    first = semantic.KBVectors([Entry("a1", "停车费多少", ("停车怎么收费",), "月租300元。", ("停车",), "test")])
-    assert banked() == 3  # the title, the phrasing and the answer
-    again = semantic.KBVectors([Entry("a1", "停车费多少", ("停车怎么收费", "车位月租多少钱"), "月租300元。", ("停车",), "test")])
-    assert banked() == 4  # only the new phrasing was embedded
-    assert np.allclose(first.vectors[0], again.vectors[0])
+    texts = [semantic.prepare(t) for t in ("停车费多少", "电梯坏了", "楼上漏水到我家天花板了", "会员积分怎么查")]
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path / "cold"))
+    cold = semantic.cached_vectors("t", texts)
+    monkeypatch.setenv("GUANJIA_VAR_DIR", str(tmp_path / "warm"))
+    semantic.cached_vectors("t", texts[1:3])
+    semantic.cached_vectors("t", texts[:1])
+    assert np.array_equal(semantic.cached_vectors("t", texts), cold)
 
 
 def test_one_process_builds_a_cache_while_the_others_wait(tmp_path):
