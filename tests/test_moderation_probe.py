@@ -53,7 +53,11 @@ own number for the plumber); an eleventh round (a message spaced out character b
 whole, a room + full name before 这家, a lower-case pinyin name after a home and 的, pyq, zz, nt,
 health cures, pyramid recruiting, bred pets, English "DM me", betting on matches, slang "不是X那种",
 guaranteed returns, side-job shorthand, 🛰信 as a label, "是不是" never a negation) took it to
-97.6%, 0.
+97.6%, 0. evasion_probe16 (written the same way after that round): 95.0% (114/120), 2 false flags
+of 90 (the writer's own number, "来之前先打给我"; a warning quoting in ASCII quotes); a twelfth
+round (English insults in leetspeak, m0r0n, 1d10t; '…' as a quotation; "有需要X的吗" an offer,
+its 吗 no question; an id before its label, "yxh9988 这个是我的绿泡泡"; cards and mahjong for
+stakes; a person called a dog; more drug slang) took it to 100%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -81,7 +85,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
                                   "evasion_probe13.jsonl", "evasion_probe14.jsonl",
-                                  "evasion_probe15.jsonl"])
+                                  "evasion_probe15.jsonl", "evasion_probe16.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -197,6 +197,8 @@ _CN_DIGITS = str.maketrans({k: v for k, v in DIGIT_MAP.items() if not k.isdigit(
 # An id after the label: letters first, digits only (QQ), or digits first with letters in it
 # ("w x 5 5 8 8 t j" compacts to 微信5588tj).
 HANDLE = re.compile(r"(微信号?|qq群?号?|q群号?|群号|vx号?|企鹅号?)(?:是|为|号|id)?([a-z][a-z0-9]{5,19}|(?=[0-9]{1,19}[a-z])[0-9][a-z0-9]{5,19}|\d{5,12})")
+# The id first, then the label: "yxh9988 这个是我的绿泡泡", "334455667是我q".
+HANDLE_BEFORE = re.compile(r"(?<![a-z0-9])((?=[a-z0-9]{0,19}[0-9])(?=[a-z0-9]{0,19}[a-z])[a-z][a-z0-9]{4,19}|[1-9][0-9]{5,10})(?![a-z0-9])(?:这个|这)?就?是?(?:我的?|本人的?)(?:微信号?|vx号?|qq号?|企鹅号?)")
 # "V:zx8899", "q：334455667": a one-letter label needs the colon to count.
 # "V:zx8899", "q：334455667", "薇❤:lin_8866": a one-letter (or one-character) label needs the colon.
 SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:：]{0,2}\s*[:：]\s*([a-z0-9][a-z0-9_.-]{4,19})")
@@ -239,6 +241,7 @@ def find_handles(text: str) -> list[str]:
     comp = compact(text).translate(_CN_DIGITS)  # QQ 一二三四五六七八九
     refs = lexicon().reference_labels  # 工单号 WX2024...: a reference, not a WeChat id
     found = [m.group(2) for m in HANDLE.finditer(comp) if not any(comp[:m.start()].endswith(w) for w in refs)]
+    found += HANDLE_BEFORE.findall(comp)
     plain = _fold(text)
     folded = plain.translate(_CN_DIGITS)
     found += SHORT_HANDLE.findall(folded) or SYMBOL_HANDLE.findall(folded) or EMOJI_HANDLE.findall(folded)
@@ -348,13 +351,33 @@ class Verdict:
 
 
 _LATIN_WORD = re.compile(r"[a-z]+")
+# A word in leetspeak ("m0r0n", "1d10t", "@sshole"): letters with digits standing for letters.
+# A run of letters, digits, @ and $ with two letters or more is read as letters when every
+# character reads as one; otherwise its letter runs are its words, as before ("wx123" -> wx).
+# (One pass over runs: a pattern needing a letter somewhere inside backtracked on long digit runs.)
+_LATIN_RUN = re.compile(r"[a-z@$0-9]+")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
+
+
+def _latin_words(folded: str) -> list[str]:
+    words: list[str] = []
+    for run in _LATIN_RUN.findall(folded):
+        if run.isalpha():
+            words.append(run)
+            continue
+        read = run.translate(_LEET)
+        if read.isalpha() and sum(c.isalpha() for c in run) >= 2:
+            words.append(read)
+        else:
+            words += _LATIN_WORD.findall(run)
+    return words
 
 
 def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[str]]]:
     hits: dict[str, dict[str, set[str]]] = {}
     # English words are looked up as words of the text as written ("a bunch of morons"):
     # the compact form glues a sentence into one run, where no word has an edge.
-    toks = _LATIN_WORD.findall(_fold(text)) if lex.latin_terms else []
+    toks = _latin_words(_fold(text)) if lex.latin_terms else []
     # Each word, and each pair or triple of words read as one ("fake invoices" -> fakeinvoice).
     for tok in set(toks) | {a + b for a, b in zip(toks, toks[1:])} | {a + b + c for a, b, c in zip(toks, toks[1:], toks[2:])}:
         for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
@@ -429,7 +452,11 @@ def _term_findings(v: Verdict, hits: dict, comp: str, lex, contact: bool, booste
 
 
 # A quotation (bounded: linear on any text).
-_QUOTED = re.compile(r"[“\"「『‘][^”\"」』’]{1,120}[”\"」』’]")
+_QUOTED = re.compile(r"[“\"「『‘][^”\"」』’]{1,120}[”\"」』’]|'[^'\n]{1,120}'")
+
+
+# An offer put as a question ("有需要查人的吗", "有没有要办证的吗"): its 吗 is no real question.
+_OFFER_ASKED = re.compile(r"有(?:没有)?(?:需要|要)[\u4e00-\u9fffa-z]{1,8}?的吗")
 
 
 def _unspaced(text: str) -> str:
@@ -452,6 +479,7 @@ def analyse(text: str) -> Verdict:
     hits = _term_hits(comp, lex, text)
     # Quoting an ad to report it is not advertising (data: report_cues).
     cues = comp.replace("是不是", "是否")  # "是不是诈骗" asks about a scam: no negation in it
+    cues = _OFFER_ASKED.sub("", cues)  # "有需要查人的吗" offers: its 吗 asks nothing
     for neg in lex.report_negations:  # "卖保险的不是骗子" reports nothing
         cues = cues.replace(neg, "")
     warned = any(c in cues for c in lex.report_cues)
