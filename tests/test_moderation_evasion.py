@@ -259,12 +259,16 @@ def test_combo_errors_name_the_entry(tmp_path):
     bad.write_text("combos:\n  - category: ad\n    all: [['[0-9]+条']]\n", encoding="utf-8")
     with pytest.raises(ModerationDataError, match=r"combos\[0\].all\[0\].*bound every repeat"):
         load_lexicon(bad)
+    # The same combo twice (an edit pasted at two places) is refused, naming both.
+    bad.write_text("combos:\n  - category: ad\n    all: [[a]]\n  - category: ad\n    all: [[a]]\n", encoding="utf-8")
+    with pytest.raises(ModerationDataError, match=r"combos\[1\]: the same combo as combos\[0\]"):
+        load_lexicon(bad)
     bad.write_text("emoji_sounds:\n  马: [马]\n", encoding="utf-8")
     with pytest.raises(ModerationDataError, match=r"emoji_sounds"):
         load_lexicon(bad)
 
 
-@pytest.mark.parametrize("unit", ["一", "8", "8-", "a", "加微信", "1栋1201王建国 ", "🌸"])
+@pytest.mark.parametrize("unit", ["一", "8", "8-", "a", "m0", "加微信", "1栋1201王建国 ", "🌸"])
 def test_long_texts_in_linear_time(unit):
     """100 KB of one pattern costs about 10x what 10 KB costs (no super-linear step)."""
     analyse("预热")

@@ -245,10 +245,17 @@ _UNBOUNDED = re.compile(r"(?<!\\)[+*]|\{\d+,\}")
 
 def _combos(raw: Any, path: Path) -> list[Combo]:
     out = []
+    seen: dict[str, int] = {}
     for i, item in enumerate(raw or []):
         where = f"{path.name}: combos[{i}]"
         if not isinstance(item, dict) or item.get("category") not in CATEGORIES:
             raise ModerationDataError(f"{where}: category must be one of {CATEGORIES}")
+        # A combo pasted twice (an edit applied at two places) doubles nothing but the
+        # work and hides which copy a later change should go to.
+        same = repr((item.get("category"), item.get("all"), item.get("not")))
+        if same in seen:
+            raise ModerationDataError(f"{where}: the same combo as combos[{seen[same]}]")
+        seen[same] = i
         groups = item.get("all")
         if not isinstance(groups, list) or not groups:
             raise ModerationDataError(f"{where}.all: a list of pattern lists is needed")
