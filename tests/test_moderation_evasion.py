@@ -152,6 +152,9 @@ def test_evasions(text, expected):
     "9栋402住的就是孙振华 天天半夜唱歌",
     "3栋 一 〇 〇 六 住的是何 志 强",                     # spaced numerals and name
     "京A·7K3M9 是5号楼1201 司马家的车",                   # a compound surname
+    "Ms. Wang Lifang in Room 2203 lets her dog bark all day",   # an English home and title
+    "住喺5座8樓C室嘅林國強 成日好嘈",                        # a Hong Kong style home
+    "7栋那个刘振东(1903) 总是占两个车位",                      # the room in brackets
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -200,9 +203,25 @@ def test_privacy_by_combination(text):
     "提醒大家：有人冒充物业发短信让点链接退物业费，千万别点",  # a warning quoting the scam
     "警方提醒：不要出借自己的银行卡，会涉嫌帮信罪",
     "请问南门新开的粥铺 说业主打九折是真的吗",
+    "停车费一个月250 跟物业费一起交吗",                       # 250 as a price
+    "社区组织免费量血压 需要的老人周六上午去活动室",            # the community's own free service
+    "捡到一串车钥匙 失主私聊我说下车型",                      # lost and found
+    "3栋的赵姐 你订的菜我帮你拿上来了 下班来拿",               # 下班 is no detail about her
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)
+
+
+@pytest.mark.parametrize("category,text", [
+    ("ad", "代购日本药妆 Вх: riko_shop"),                 # Cyrillic letters for vx
+    ("ad", "新茶上市 邻居八折 🛰️信 tea_88"),              # an emoji label, a space, the id
+    ("insult", "you b*tch, stop parking in my spot"),      # a starred vowel
+    ("insult", "保安是个伞兵吧 叫了半小时没人来"),
+    ("illegal", "笑气弹现货 聚会必备"),
+    ("illegal", "高仿💵 能过点钞机 私聊"),                  # an emoji for the banknote
+])
+def test_dodges_of_round_13(category, text):
+    assert analyse(text).violation == category, analyse(text)
 
 
 def test_chinese_numerals_become_digits_only_in_number_runs():

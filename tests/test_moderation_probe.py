@@ -57,7 +57,13 @@ guaranteed returns, side-job shorthand, 🛰信 as a label, "是不是" never a 
 of 90 (the writer's own number, "来之前先打给我"; a warning quoting in ASCII quotes); a twelfth
 round (English insults in leetspeak, m0r0n, 1d10t; '…' as a quotation; "有需要X的吗" an offer,
 its 吗 no question; an id before its label, "yxh9988 这个是我的绿泡泡"; cards and mahjong for
-stakes; a person called a dog; more drug slang) took it to 100%, 0.
+stakes; a person called a dog; more drug slang) took it to 100%, 0. evasion_probe17 (written
+2026-12-07 the same way, fresh after that round): 84.2% (101/120), 4 false flags of 90 (a price of
+250, "1102的张姐 … 下班来拿", the property's free knife sharpening, lost and found "私聊我"); a
+thirteenth round (Cyrillic and Greek look-alike letters, starred vowels "f*ck", an emoji label and a
+space before an id, 维xin, homes in English and Hong Kong style, a room in brackets, Mr/Ms + a
+pinyin name, a name and a debt beside a number read as exposed not offered, 伞兵, 绿茶婊, 笑气,
+Taobao codes, soft-sold samples; exceptions `not_with`) took it to 97.5%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -85,7 +91,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
                                   "evasion_probe13.jsonl", "evasion_probe14.jsonl",
-                                  "evasion_probe15.jsonl", "evasion_probe16.jsonl"])
+                                  "evasion_probe15.jsonl", "evasion_probe16.jsonl", "evasion_probe17.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -115,9 +115,10 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
             raise ModerationDataError(f"{path.name}: categories.{name} must be a mapping")
         exc = {}
         for term, rule in (body.get("exceptions") or {}).items():
-            if not isinstance(rule, dict) or set(rule) - {"not_before", "not_after"}:
+            # not_with: the hit does not count when one of these is anywhere in the message.
+            if not isinstance(rule, dict) or set(rule) - {"not_before", "not_after", "not_with"}:
                 raise ModerationDataError(f"{path.name}: categories.{name}.exceptions.{term}: "
-                                          "only not_before / not_after lists are allowed")
+                                          "only not_before / not_after / not_with lists are allowed")
             exc[_fold(str(term))] = {k: _str_list(v, f"categories.{name}.exceptions.{term}.{k}")
                                      for k, v in rule.items()}
         needed = body.get("weak_needed", 2)

@@ -52,9 +52,23 @@ def _unmark(m: re.Match) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", m.group(0)) if not unicodedata.combining(c))
 
 
+# Cyrillic and Greek letters that pass for Latin ones ("Вх: fitcoach", "wеchat" with a
+# Cyrillic е): read as the Latin letter they stand for. В is read as v, as it sounds: "Вх"
+# is vx. NFKC keeps them apart from Latin, so a filter on Latin words never sees them.
+_CONFUSABLE = str.maketrans({
+    "а": "a", "А": "a", "в": "v", "В": "v", "е": "e", "Е": "e", "ё": "e", "к": "k", "К": "k",
+    "м": "m", "М": "m", "н": "h", "Н": "h", "о": "o", "О": "o", "р": "p", "Р": "p", "с": "c",
+    "С": "c", "т": "t", "Т": "t", "у": "y", "У": "y", "х": "x", "Х": "x", "і": "i", "І": "i",
+    "ј": "j", "ѕ": "s", "α": "a", "Α": "a", "β": "b", "Β": "b", "ε": "e", "Ε": "e", "ι": "i",
+    "Ι": "i", "κ": "k", "Κ": "k", "ν": "v", "Ν": "n", "ο": "o", "Ο": "o", "ρ": "p", "Ρ": "p",
+    "τ": "t", "Τ": "t", "υ": "u", "χ": "x", "Χ": "x", "Μ": "m", "Ζ": "z", "Η": "h"})
+
+
 def fold(text: str) -> str:
-    """NFKC + simplified + lower case, tone marks dropped (pinyin reads as plain letters)."""
-    text = _MARKED_LATIN.sub(_unmark, unicodedata.normalize("NFKC", text or ""))
+    """NFKC + simplified + lower case, tone marks dropped (pinyin reads as plain letters),
+    Cyrillic and Greek look-alikes read as Latin."""
+    text = unicodedata.normalize("NFKC", text or "").translate(_CONFUSABLE)
+    text = _MARKED_LATIN.sub(_unmark, text)
     conv = _t2s()
     if conv is not None:
         text = conv.convert(text)

@@ -28,13 +28,17 @@ SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 COMPOUND_SURNAMES = ("欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "慕容", "司徒", "夏侯", "尉迟", "公孙", "长孙", "宇文", "令狐")
 ROOM = re.compile(r"(?:\d{1,2}|(?<![a-z])[a-z])\s*(?:栋|幢|号楼|座|期)\s*(?:[\d一二三四五六七八九十]{1,2}\s*单元\s*)?\d{3,4}(?!\d)"
                   r"|(?<!\d)\d{1,2}-\d{1,2}-\d{3,4}(?!\d)|(?<!\d)\d{1,2}-\d{3,4}(?!\d)"
-                  r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)")
+                  r"|\d{1,2}\s*单元\s*\d{3,4}(?!\d)|(?<!\d)\d{3,4}\s*(?:室|房)"
+                  # Hong Kong style, a floor and a flat letter: "3座12樓B室", "12楼b室".
+                  r"|(?<!\d)\d{1,2}\s*楼\s*[a-z]\s*(?:室|座|户)"
+                  # In English: "Room 1502", "Flat 12B", "Apt 601", "Unit 3-1502".
+                  r"|\b(?:room|rm|flat|apt|apartment|unit)\.?\s*#?\s*(?:\d{1,2}-)?\d{3,4}(?!\d)|\bflat\s*\d{1,2}[a-z]\b")
 # A plate, its characters maybe split by dots or spaces ("沪B 3·9·2·L·8").
 PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][a-z]\s*[·•.\-]?\s*"
                    r"(?:[a-z0-9]\s?[·•.\-]?\s?){4,5}[a-z0-9](?![a-z0-9])")
-# A bare room number ("304的许某某", "住1102"): only counted next to a full name.
+# A bare room number ("304的许某某", "住1102", "孙某某(1702)"): only counted next to a full name.
 # Not the digits of an id ("love888，..."): no letter right before it.
-ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|[)）]|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
@@ -59,8 +63,9 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
-AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
-                        r"(?=[，,。.！!？?、\s]|$|他|她|在|就|欠|是|家|的|这家|这人|那家|天天|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|嘅|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+                        # (嘅, 佢, 成日: the same words in Cantonese)
+                        r"(?=[，,。.！!？?、\s]|$|他|她|佢|在|就|欠|是|家|的|这家|这人|那家|天天|成日|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
 # A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
 LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
                               r"([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")
@@ -109,12 +114,18 @@ _MARKED = _TONES + "ü"  # ü alone is a letter of the name, not a tone
 TONED_NAME = re.compile(rf"(?<![a-z{_MARKED}])([a-z{_MARKED}]{{1,6}})\s([a-z{_MARKED}]{{1,6}})(?:\s([a-z{_MARKED}]{{1,6}}))?(?![a-z{_MARKED}])")
 
 
+# A title in English before a name in pinyin: "Mr. Zhou Jianhua", "Ms Li Na".
+LATIN_TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Mr\.|Mrs\.|Ms\.|Dr\.)\.?\s+([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")
+
+
 def _latin_names(text: str) -> list[str]:
     """Full names in pinyin: after a home as written (capitals kept: "601 Zhang Wei"), after
     叫 / 姓名 in any case, or spelt with tone marks anywhere; the first syllable a surname."""
     t = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", text or "")[:MAX_CHARS])
     out = [f"{m.group(1)} {m.group(2)}" for m in LATIN_AFTER_HOME.finditer(t)
            if m.group(1).lower() in _pinyin_surnames()]
+    out += [f"{m.group(1)} {m.group(2)}" for m in LATIN_TITLED.finditer(t)
+            if m.group(1).lower() in _pinyin_surnames() and pinyin.looks_like_syllables(m.group(2).lower())]
     low = t.lower()
     out += [m.group(0) for m in LATIN_NAMED.finditer(low) if m.group(1) in _pinyin_surnames()]
     # "1501的 yang kexin 家长": lower case after a home and 的, when the rest is pinyin too.
@@ -193,6 +204,14 @@ SPREAD_PHONE = "privacy: a mobile number given in parts"
 def full_name_in(text: str) -> bool:
     """A full name (surname + given name) of someone in the text."""
     return bool(_full_names(_plain(text), rules()))
+
+
+def tells_about_someone(text: str) -> bool:
+    """A full name and a personal detail of theirs ("陈国栋 139… 欠我装修款半年了"): the
+    number beside it is that person's, exposed, not the writer's offered."""
+    r = rules()
+    t = _plain(text)
+    return any(d in t for d in r.details) and bool(_full_names(t, r))
 
 
 def names_someone(text: str) -> bool:

@@ -23,7 +23,8 @@ from handlers.groups.ladder import first_action
 from handlers.groups.mod_lexicon import Lexicon, compact, lexicon
 from handlers.groups.mod_model import cache_path, model, opinion, save_cache
 from handlers.groups.mod_normalize import fold as _fold
-from handlers.groups.mod_privacy import SPREAD_PHONE, full_name_in, names_someone, privacy_combination
+from handlers.groups.mod_privacy import (SPREAD_PHONE, full_name_in, names_someone, privacy_combination,
+                                        tells_about_someone)
 
 # --- numbers: phones, ID cards, bank cards -------------------------------------------
 
@@ -205,8 +206,9 @@ SHORT_HANDLE = re.compile(r"(?<![a-z0-9])(?:[vq]|vx|wx|[微薇威溦卫])[^\w:�
 # Without the colon, a symbol or space between the label and an id that mixes letters and
 # digits, like a handle does ("v❤ fit_coach77", "vx  lin_8866"); "v 5g" or "q 2024" are too short.
 SYMBOL_HANDLE = re.compile(r"(?<![a-z0-9])(?:v|vx|wx|[微薇威溦])[^\w:：]{1,3}((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{5,19})(?![a-z0-9])")
-# An emoji standing for the app, then 号 or 信 and a colon: "🛰️号:rose_home_2024", "🛰信：jia_0571".
-EMOJI_HANDLE = re.compile(r"(?:(?<=[^\w\s])|(?<=[^\w\s]\s))[号信]\s*[:：]\s*((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{4,19})")
+# An emoji standing for the app, then 号 or 信 and a colon or a space: "🛰️号:rose_home_2024",
+# "🛰信：jia_0571", "🛰️信 carport_b2" (the id mixes letters and digits).
+EMOJI_HANDLE = re.compile(r"(?:(?<=[^\w\s])|(?<=[^\w\s]\s))[号信](?:\s*[:：]\s*|\s+)((?=[a-z0-9_.-]{0,19}[0-9])(?=[a-z0-9_.-]{0,19}[a-z])[a-z0-9][a-z0-9_.-]{4,19})")
 # Repeats are bounded so a 100 KB run of letters costs linear time (no rescans to its end).
 EMAIL = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{1,64}@[a-z0-9.-]{1,253}\.[a-z]{2,24}")
 URL = re.compile(r"(https?://\S+|www\.\S+|#?小程序://\S+|(?<![a-z0-9.])t\.me/[a-z0-9_]{3,64}|\b[a-z0-9][a-z0-9-]{1,62}\.(?:com|cn|net|top|xyz|cc|vip|shop|io|me|org|link|info|site)(?:/\S*)?\b)")
@@ -355,13 +357,28 @@ _LATIN_WORD = re.compile(r"[a-z]+")
 # A run of letters, digits, @ and $ with two letters or more is read as letters when every
 # character reads as one; otherwise its letter runs are its words, as before ("wx123" -> wx).
 # (One pass over runs: a pattern needing a letter somewhere inside backtracked on long digit runs.)
-_LATIN_RUN = re.compile(r"[a-z@$0-9]+")
+_LATIN_RUN = re.compile(r"[a-z@$0-9*]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 
 
-def _latin_words(folded: str) -> list[str]:
+def _unmasked(run: str, terms: str) -> str:
+    """A word with its vowels starred out ("f*ck", "b*tch", "id**t") read with the vowel
+    that makes it part of a listed term (`terms`: the Latin terms, one per line); without
+    one, the stars are dropped."""
+    for vowel in "uioae":
+        cand = run.replace("*", vowel)
+        if cand in terms:
+            return cand
+    return run.replace("*", "")
+
+
+def _latin_words(folded: str, terms: str = "") -> list[str]:
     words: list[str] = []
     for run in _LATIN_RUN.findall(folded):
+        if "*" in run:
+            run = _unmasked(run, terms) if run.strip("*") and run.count("*") <= 3 else run.replace("*", "")
+            if not run:
+                continue
         if run.isalpha():
             words.append(run)
             continue
@@ -377,13 +394,14 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
     hits: dict[str, dict[str, set[str]]] = {}
     # English words are looked up as words of the text as written ("a bunch of morons"):
     # the compact form glues a sentence into one run, where no word has an edge.
-    toks = _latin_words(_fold(text)) if lex.latin_terms else []
+    terms = "\n".join(lex.latin_terms) if "*" in text else ""  # only a starred word needs them
+    toks = _latin_words(_fold(text), terms) if lex.latin_terms else []
     # Each word, and each pair or triple of words read as one ("fake invoices" -> fakeinvoice).
     for tok in set(toks) | {a + b for a, b in zip(toks, toks[1:])} | {a + b + c for a, b, c in zip(toks, toks[1:], toks[2:])}:
         for form in (tok, tok[:-1] if tok.endswith("s") else "", tok[:-2] if tok.endswith("es") else ""):
             for cat, strength, word in lex.latin_terms.get(form, ()):
                 hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
-    _short_latin_hits(hits, text, lex)
+    _short_latin_hits(hits, text, lex, comp)
     for end, entries in lex.automaton.iter(comp):
         for cat, strength, word, n in entries:  # n: the length of the form matched
             start = end - n + 1
@@ -404,11 +422,13 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
                     continue
                 if any(prev.endswith(x) for x in rule.get("not_after", [])):
                     continue
+                if any(x in comp for x in rule.get("not_with", [])):
+                    continue
             hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     return hits
 
 
-def _short_latin_hits(hits: dict, text: str, lex: Lexicon) -> None:
+def _short_latin_hits(hits: dict, text: str, lex: Lexicon, comp: str = "") -> None:
     """A short Latin term written as a word of its own ("一帮 rz,SB+1"), which the compact form
     glues to the letters around it; its exceptions are read on what is written beside it."""
     if not lex.short_latin:
@@ -420,7 +440,8 @@ def _short_latin_hits(hits: dict, text: str, lex: Lexicon) -> None:
             rest = _NOT_WORD.sub("", folded[m.end():m.end() + 24])
             prev = _NOT_WORD.sub("", folded[max(0, m.start() - 24):m.start()])
             if any(rest.startswith(x) for x in rule.get("not_before", [])) or \
-                    any(prev.endswith(x) for x in rule.get("not_after", [])):
+                    any(prev.endswith(x) for x in rule.get("not_after", [])) or \
+                    any(x in comp for x in rule.get("not_with", [])):
                 continue
             hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
 
@@ -565,7 +586,9 @@ def _offer_findings(found: dict[str, str], text: str, comp: str, lex: Lexicon, c
             # "王芳 电话 137…，就是楼下开店那个": an offer word describing the person
             # named, whose number it is, is no offer when the model sees none either.
             offer = False
-        if p["ad"] >= 0.35 or "ad" in boosted or offer:
+        # A name with a detail of theirs (欠我…) and no offer word: that person's number exposed.
+        exposed = not offer and "ad" not in boosted and p["ad"] < 0.6 and tells_about_someone(text)
+        if (p["ad"] >= 0.35 and not exposed) or "ad" in boosted or offer:
             found["ad"] = f"ad: offer + contact details (model {p['ad']:.2f})"
         elif any(w in comp for w in lex.own_details.get("offered", ())) and not full_name_in(text):
             # "vx同手机号 159…": the writer's own number offered to be reached, nobody else's.
