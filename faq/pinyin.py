@@ -165,13 +165,18 @@ def _domain_words(files: list[Path]) -> dict[str, int]:
     """The community's own words (the knowledge base's and the training data's) and how
     often they are used, which a reading should prefer: 物业 before 无业, 水电费 before
     说电费. Two neighbouring words of four characters or fewer count as one too (物业 + 费:
-    jieba cuts 物业费, which owners type as one sound, wuyefei)."""
+    jieba cuts 物业费, which owners type as one sound, wuyefei).
+
+    Cut with jieba as shipped, in a tokenizer of its own (dropped after the build): the
+    process-wide one has the KB's words added by faq.matcher, so an index built after the
+    matcher loaded differed from one built before it (gou ma read 鉤嗎, not 狗吗)."""
     import jieba
 
+    stock = jieba.Tokenizer()
     words: dict[str, int] = {}
     for p in files:
         for line in p.read_text(encoding="utf-8").splitlines():
-            cut = [w for w in jieba.cut(line) if _CJK.match(w)]
+            cut = [w for w in stock.cut(line) if _CJK.match(w)]
             pairs = [a + b for a, b in zip(cut, cut[1:]) if len(a + b) <= 4]
             for piece in [w for w in cut if len(w) >= 2] + pairs:
                 words[piece] = words.get(piece, 0) + 1

@@ -109,6 +109,7 @@ class Lexicons:
     asking_in_question: tuple[str, ...] = ()
     not_urgent: tuple[str, ...] = ()
     contact_asks: tuple[str, ...] = ()
+    not_handoff: tuple[str, ...] = ()
     demand_words: tuple[str, ...] = ()
     planned: tuple[str, ...] = ()
     living_now: tuple[str, ...] = ()
@@ -154,6 +155,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         command_prefixes=tuple(sec(it, "command_prefixes", f)),
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
         contact_asks=_words(f, "contact_asks", it.get("contact_asks") or []),
+        not_handoff=_words(f, "not_handoff", it.get("not_handoff") or []),
         demand_words=_words(f, "demand_words", it.get("demand_words") or []),
         permission_asks=_patterns(f, "permission_asks", it.get("permission_asks") or []),
         not_permission=_words(f, "not_permission", it.get("not_permission") or []),
@@ -310,9 +312,11 @@ def _classify(text: str, chat: str, role: str) -> RouteResult:
     # "要是水管爆了找谁" always asks; "停电通知几点" asks unless someone lives it now; a planned
     # outage asked about asks even in a run-on that says 我家 ("通知说要停水 我家有老人 停多久").
     asking = _what_if(c, lx) or _planned(c, lx) or ([] if reporting else _asking(c, lx))
-    # "人工客服电话多少" asks for a number, which the KB has: no hand-off for that.
-    hand = [] if _hits(c, lx.contact_asks) else _hits(c, lx.handoff)
-    intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand)
+    # "人工客服电话多少" asks for a number, which the KB has: no hand-off for that (unless the
+    # owner gives their own number to be called back); "是真人还是机器人" asks about the bot.
+    contact = [] if _OWN_NUMBER.search(c) else _hits(c, lx.contact_asks)
+    hand = [] if contact or _hits(c, lx.not_handoff) else _hits(c, lx.handoff)
+    intent, feats = _overruled(intent, feats, pi, c, lx, hazard, reporting, asking, hand, contact)
 
     answered = _gate_answer(text, vec, c, len(raw_clean), lx, intent, pi, hazard, asking, hand)
     if answered is not None:
@@ -359,8 +363,13 @@ def _certain(text: str, raw_clean: str, lx: Lexicons, in_group: bool) -> RouteRe
     return None
 
 
+# A phone number in the text: the owner gives theirs, and asks for nothing to be looked up.
+_OWN_NUMBER = re.compile(r"\d{7,}")
+
+
 def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexicons, hazard: str | None,
-               reporting: list[str], asking: list[str], hand: list[str]) -> tuple[str, str]:
+               reporting: list[str], asking: list[str], hand: list[str],
+               contact: list[str] = ()) -> tuple[str, str]:
     """The model's intent, unless a rule says otherwise (first that applies wins), and why."""
     # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
     # owner may be reporting is a complaint, even when the model leans elsewhere.
@@ -379,6 +388,9 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         return "faq", f"{feats}; asks whether one may ({may})"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
+    if intent == "handoff" and contact:
+        # "物业客服电话是多少 我找不到": the number is in the knowledge base; nobody need be paged.
+        return "faq", f"{feats}; asks for a number: {contact[0]}"
     demand = _hits(c, lx.demand_words)
     if intent == "faq" and demand and not what_if and not _planned(c, lx):
         # "楼上天天电钻，有没有人管？": asks for something to be dealt with, not how a rule works.

@@ -43,3 +43,23 @@ def test_a_pinyin_line_routes_like_its_chinese(env):
     # Asking about a planned outage in pinyin asks; it pages nobody.
     outage = route("mingtian tingshui ma, ting duo jiu")
     assert outage.intent == "faq" and outage.priority is None, outage.why
+
+
+def test_the_index_does_not_depend_on_what_loaded_jieba_first():
+    """The words the index prefers are the same in a fresh process and in one where the
+    matcher has added the KB's words to the process-wide jieba (the worker parent's
+    order): an index built after the matcher once read "gou ma" as 鉤嗎, not 狗吗."""
+    import json
+    import subprocess
+    import sys
+
+    from faq import retrieval
+
+    retrieval.warm_up()  # the KB's words added to the shared tokenizer, as in a warmed worker
+    warm = pinyin._domain_words(pinyin._domain_files())
+    code = ("import json; from faq import pinyin; "
+            "print(json.dumps(pinyin._domain_words(pinyin._domain_files())))")
+    cold = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout.strip().splitlines()[-1])
+    assert warm == cold
+    assert "狗" in pinyin.read("xiaoqu li keyi yang da gou ma")

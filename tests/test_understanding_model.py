@@ -330,3 +330,27 @@ def test_a_complaint_ending_in_a_question_stays_a_complaint(text):
     from handlers.understanding import classify
 
     assert classify(text).intent == "complaint", classify(text).why
+
+
+# --- asking for a number, or whether the bot is a person ------------------------------------
+
+@pytest.mark.parametrize("text", ["管家的電話係幾多 想打過去問下", "人工客服的联系电话是多少 我一直打不通"])
+def test_asking_for_the_number_is_answered_not_handed_off(text):
+    from handlers.understanding import classify
+
+    r = classify(text)
+    assert r.intent == "faq" and r.answer, r.why
+
+
+def test_asking_whether_the_bot_is_a_person_pages_nobody():
+    from handlers.understanding import classify
+
+    r = classify("你们是真人还是机器人 回得这么快")
+    assert r.intent != "handoff" and r.answer, r.why
+
+
+def test_an_owner_leaving_a_number_to_be_called_is_handed_off():
+    from handlers.understanding import classify
+
+    r = classify("麻烦找个真人客服联系我 我的电话号码13912340000")
+    assert r.intent == "handoff", r.why
