@@ -155,6 +155,8 @@ def test_evasions(text, expected):
     "Ms. Wang Lifang in Room 2203 lets her dog bark all day",   # an English home and title
     "住喺5座8樓C室嘅林國強 成日好嘈",                        # a Hong Kong style home
     "7栋那个刘振东(1903) 总是占两个车位",                      # the room in brackets
+    "9栋那个一个人住的姑娘赵晓燕 每天半夜12点才下班回来",          # a building, a name, when alone
+    "5栋801的刘秀英阿姨家里就她一个人 白天门都不锁",               # a full name, then 阿姨
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -207,6 +209,12 @@ def test_privacy_by_combination(text):
     "社区组织免费量血压 需要的老人周六上午去活动室",            # the community's own free service
     "捡到一串车钥匙 失主私聊我说下车型",                      # lost and found
     "3栋的赵姐 你订的菜我帮你拿上来了 下班来拿",               # 下班 is no detail about her
+    "顺丰 2291836457012 到前台了 业委会的快递",               # a mobile's digits inside a longer run
+    "我这个猪脑子 又把门禁卡锁家里了",                          # the writer about themself
+    "孩子考试用2B涂卡 别忘了带",
+    "有人私聊我让加微信进什么群 是不是骗子",                     # reported, not offered
+    "圣诞节的糖果买多了 要的小朋友来拿",                         # sweets, not drug slang
+    "我是6栋1101的业主李建华 卫生间漏水了 麻烦安排师傅",           # the writer's own name and home
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)
@@ -219,6 +227,10 @@ def test_ordinary_with_numbers_rooms_and_slang_words(text):
     ("insult", "保安是个伞兵吧 叫了半小时没人来"),
     ("illegal", "笑气弹现货 聚会必备"),
     ("illegal", "高仿💵 能过点钞机 私聊"),                  # an emoji for the banknote
+    ("ad", "办宽带找我 ᴡx: net_fast88"),                   # small capitals
+    ("insult", "保安那帮人 草🦙的 叫半天不来"),                # the llama for 泥马
+    ("ad", "我是老板 本群邻居来店里报暗号打九折"),
+    ("illegal", "病假条 体检报告 要哪个出哪个"),
 ])
 def test_dodges_of_round_13(category, text):
     assert analyse(text).violation == category, analyse(text)

@@ -63,7 +63,15 @@ stakes; a person called a dog; more drug slang) took it to 100%, 0. evasion_prob
 thirteenth round (Cyrillic and Greek look-alike letters, starred vowels "f*ck", an emoji label and a
 space before an id, 维xin, homes in English and Hong Kong style, a room in brackets, Mr/Ms + a
 pinyin name, a name and a debt beside a number read as exposed not offered, 伞兵, 绿茶婊, 笑气,
-Taobao codes, soft-sold samples; exceptions `not_with`) took it to 97.5%, 0.
+Taobao codes, soft-sold samples; exceptions `not_with`) took it to 97.5%, 0. evasion_probe18
+(written the same day after that round was committed, with 300 fresh hard negatives in
+ordinary_7_hard.txt): 76.7% (92/120), 3 false flags of 90, and 11 of the 300 (a mobile's digits
+inside an EMS number, 2B and SB as pencil and textbook, a seal shop asked about, 请喝奶茶 for a lost
+key, a drug warning, a spam message reported, "我这个猪脑子", the writer's own name after 我是 and a
+home, a Sichuan pet name explained); a fourteenth round (those, plus small capitals, 🦙 for 泥马, a
+building + full name + when alone, a name before 奶奶, jieba's nrfg names, referral codes, platform
+search hints, commissions, the owner's own shop, papers issued to order) took it to 95.8%, 0, and
+0 of the 300.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -91,7 +99,8 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe8.jsonl", "evasion_probe9.jsonl", "evasion_probe10.jsonl",
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
                                   "evasion_probe13.jsonl", "evasion_probe14.jsonl",
-                                  "evasion_probe15.jsonl", "evasion_probe16.jsonl", "evasion_probe17.jsonl"])
+                                  "evasion_probe15.jsonl", "evasion_probe16.jsonl", "evasion_probe17.jsonl",
+                                  "evasion_probe18.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     rows = _probe(name)
     bad = [(labels, text) for labels, text in rows if labels != {"none"}]

@@ -64,6 +64,8 @@ class Lexicon:
     # "不是骗子": a cue negated is no report; removed before cues and combos' `not` are read.
     report_negations: list[str] = field(default_factory=list)
     whole_insults: list[str] = field(default_factory=list)
+    # "我这个猪脑子": an insult word right after one of these is the writer about themself.
+    self_refs: list[str] = field(default_factory=list)
     number_labels: list[str] = field(default_factory=list)
     # "工单号 WX2024…", "单号 SF1402 8837 6620": what follows is a reference, not a phone or a WeChat id.
     reference_labels: list[str] = field(default_factory=list)
@@ -137,7 +139,8 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                   number_labels=_str_list(raw.get("number_labels_not_personal"), "number_labels_not_personal"),
                   reference_labels=_str_list(raw.get("reference_labels"), "reference_labels"),
                   hotline_not_an_offer=_str_list(raw.get("hotline_not_an_offer"), "hotline_not_an_offer"),
-                  whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"))
+                  whole_insults=_str_list(raw.get("whole_message_insults"), "whole_message_insults"),
+                  self_refs=_str_list(raw.get("self_refs"), "self_refs"))
     lex.combos = _combos(raw.get("combos"), path)
     lex.sounds = _sounds(raw.get("emoji_sounds"), path)
     own = raw.get("own_details") or {}

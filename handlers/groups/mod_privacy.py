@@ -39,6 +39,7 @@ PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘�
 # A bare room number ("304的许某某", "住1102", "孙某某(1702)"): only counted next to a full name.
 # Not the digits of an id ("love888，..."): no letter right before it.
 ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|[)）]|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+BUILDING = re.compile(r"(?<!\d)\d{1,2}\s*(?:栋|幢|号楼|座)")
 NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
@@ -63,9 +64,11 @@ def rules(path: Path = DATA_FILE) -> Rules:
 
 
 # Right after a home: "3栋902的郑国强，", "304的万波" (checked against jieba's dictionary below).
-AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|嘅|是|业主|住户|住的是|住的就是|就是)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
+AFTER_HOME = re.compile(rf"(?:\d{{3,4}}|栋|单元|室|房)\s{{0,3}}(?:的|嘅|是|业主|住户|住的是|住的就是|就是|那个|这个|那位|这位)?\s{{0,3}}([{SURNAMES}][\u4e00-\u9fff]{{1,2}})"
                         # (嘅, 佢, 成日: the same words in Cantonese)
-                        r"(?=[，,。.！!？?、\s]|$|他|她|佢|在|就|欠|是|家|的|这家|这人|那家|天天|成日|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和)")
+                        r"(?=[，,。.！!？?、\s]|$|他|她|佢|在|就|欠|是|家|的|这家|这人|那家|天天|成日|老是|总是|每|经常|平时|常常|白天|晚上|周|去|又|也|都|把|被|跟|和"
+                        # a full name and then how neighbours call them: "陈桂兰奶奶"
+                        r"|奶奶|爷爷|阿姨|叔叔|大爷|大妈|老师|先生|女士|一个人)")
 # A full name in pinyin right after a home: "801住的是 Li Mingyang" (capitals as written).
 LATIN_AFTER_HOME = re.compile(r"(?:\d{3,4}|栋|单元|室|房)\s{0,3}(?:的|是|业主|住户|住的是|住着)?\s{0,3}"
                               r"([A-Z][a-z]{0,5})\s?([A-Z][a-z]{1,11})(?![A-Za-z])")
@@ -91,7 +94,7 @@ def _full_names(text: str, r: Rules) -> list[str]:
     names = [m.group(1) for m in NAMED.finditer(text)]
     names += [m.group(1) for m in AFTER_HOME.finditer(text) if _not_a_word(m.group(1))]
     for w in pseg.cut(text):
-        if w.flag == "nr" and 2 <= len(w.word) <= 3 and w.word[0] in SURNAMES:
+        if w.flag.startswith("nr") and 2 <= len(w.word) <= 3 and w.word[0] in SURNAMES:  # nr, nrfg, nrt
             names.append(w.word)
     # 谢谢你, 高兴的: words and pronouns are no given names.
     return [n for n in names if not any(n.endswith(h) or n[1:].startswith(h) for h in r.honorifics)
@@ -237,10 +240,16 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     plate = PLATE.search(t)
     bare = ROOM_BARE.search(t)
     if not room and not plate and not bare:
+        # A building, a full name and when they are alone ("6栋那个一个人住的王某某，每晚11点
+        # 走小路回来"): enough to find the person, without the room.
+        if BUILDING.search(t) and any(d in t for d in r.details) and _full_names(t, r):
+            return {"privacy": "privacy: building + full name + personal details"}
         return {}
     # "我叫王建，住9栋1201，想申请门禁卡": the writer's own name and home are theirs to tell.
+    # ("我是8栋1203的业主王建明": the name after 我是 and the writer's home is theirs too.)
     names = [n for n in _full_names(t, r) + _latin_names(text)
-             if not any(f"{w}{n}" in t for w in ("我叫", "我是", "本人", "我的名字是", "我名字叫"))]
+             if not any(f"{w}{n}" in t for w in ("我叫", "我是", "本人", "我的名字是", "我名字叫"))
+             and not re.search(rf"(?:我是|本人是?|我叫)[^，,。！？!?]{{0,14}}{re.escape(n)}", t)]
     if (room or bare) and names:
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)

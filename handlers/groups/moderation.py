@@ -158,9 +158,11 @@ def _find_numbers(text: str) -> list[NumberHit]:
             hits.append(found)
             continue
         n = len(flat)
-        # +86 / 0086 prefixes and one stray digit glued on either side.
-        for a, b in ((2, n), (3, n), (4, n), (1, n), (0, n - 1), (1, n - 1)):
-            if 0 <= a < b <= n and b - a == 11 and flat[a][0] == "1":
+        # +86 / 086 / 0086 prefixes and one stray digit glued on either side; not a mobile
+        # inside any other longer run (an EMS number 1191827364507 holds 19182736450).
+        run = "".join(d for d, _ in flat)
+        for a, b, prefix in ((2, n, "86"), (3, n, "086"), (4, n, "0086"), (1, n, ""), (0, n - 1, "")):
+            if 0 <= a < b <= n and b - a == 11 and flat[a][0] == "1" and run.startswith(prefix):
                 found = _classify(flat[a:b])
                 if found:
                     hits.append(found)
@@ -415,6 +417,8 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
                 if (key[0].isascii() and key[0].isalnum() and before.isascii() and before.isalnum()) or \
                         (key[-1].isascii() and key[-1].isalnum() and after.isascii() and after.isalnum()):
                     continue
+            if cat == "insult" and any(comp[:start].endswith(x) for x in lex.self_refs):
+                continue  # "我这个猪脑子": the writer about themself
             rule = lex.categories[cat].exceptions.get(word)
             if rule:
                 rest, prev = comp[end + 1:], comp[:start]
