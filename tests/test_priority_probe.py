@@ -70,3 +70,41 @@ def test_questions_about_a_hazard_stay_questions(graded):
     ticketed = [(r["text"], res.priority, res.why) for r, res in graded
                 if r["intent"] == "faq" and res.intent == "complaint"]
     assert len(ticketed) <= QUESTIONS_TICKETED_MAX, ticketed
+
+
+# --- tests/data/priority_probe2.jsonl ---------------------------------------------------------
+# Written 2026-12-07 by a helper who read only RULES.md, the seeds and the first three lines of
+# the probe above (100 urgent, 60 important or general, 60 questions). Measured once at 9b40113
+# before anything was changed for it: 4 urgent reports graded general (a switch too hot to
+# touch with a smell of burning plastic, a child locked in a toilet in Cantonese, a break-in
+# going on, a dog that had bitten a child), 6 more graded important (things about to fall where
+# people pass), intent 89.5%, priority 84.4%, 15 questions ticketed. The round that followed
+# (priority.yaml patterns and not_hazard spans marked "priority_probe2") makes it a dev set:
+# none graded general, intent 93.2%, priority 90.6%, 6 questions ticketed. One urgent label is
+# not followed on purpose: a balcony railing "松了 晃得厉害" over a road is important, as a
+# loose tile swaying over a path is in wild3 (loose is a hazard to fix within the hour; falling
+# or hanging by a thread is urgent).
+PROBE2 = Path(__file__).resolve().parent / "data" / "priority_probe2.jsonl"
+
+
+@pytest.fixture(scope="module")
+def graded2():
+    from handlers.router import route
+
+    rows = [json.loads(x) for x in PROBE2.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return [(r, route(r["text"])) for r in rows]
+
+
+def test_probe2_no_urgent_report_graded_general_or_left_untold(graded2):
+    low = [(r["text"], res.intent, res.priority, res.why) for r, res in graded2
+           if r["priority"] == "urgent" and (res.intent != "complaint" or res.priority == "general")]
+    assert not low, low
+
+
+def test_probe2_intent_priority_and_questions(graded2):
+    intent_ok = sum(res.intent == r["intent"] for r, res in graded2) / len(graded2)
+    complaints = [(r, res) for r, res in graded2 if r["intent"] == "complaint"]
+    prio_ok = sum(res.intent == "complaint" and res.priority == r["priority"] for r, res in complaints) / len(complaints)
+    ticketed = [r["text"] for r, res in graded2 if r["intent"] == "faq" and res.intent == "complaint"]
+    assert intent_ok >= 0.91 and prio_ok >= 0.88, (intent_ok, prio_ok)
+    assert len(ticketed) <= 8, ticketed
