@@ -74,13 +74,15 @@ def test_questions_about_a_hazard_stay_questions(graded):
 
 # --- tests/data/priority_probe2.jsonl ---------------------------------------------------------
 # Written 2026-12-07 by a helper who read only RULES.md, the seeds and the first three lines of
-# the probe above (100 urgent, 60 important or general, 60 questions). Measured once at 9b40113
-# before anything was changed for it: 4 urgent reports graded general (a switch too hot to
+# the probe above (100 urgent, 60 important or general, 60 questions; 214 after the 6 lines that
+# share 45% or more of their character bigrams with a training line or a KB phrasing were
+# dropped, as for the wild probes). Measured once at 9b40113 before anything was changed for it
+# (figures on the 214): 4 urgent reports graded general (a switch too hot to
 # touch with a smell of burning plastic, a child locked in a toilet in Cantonese, a break-in
 # going on, a dog that had bitten a child), 6 more graded important (things about to fall where
-# people pass), intent 89.5%, priority 84.4%, 15 questions ticketed. The round that followed
+# people pass), intent 89.3%, priority 84.0%, 15 questions ticketed. The round that followed
 # (priority.yaml patterns and not_hazard spans marked "priority_probe2") makes it a dev set:
-# none graded general, intent 93.2%, priority 90.6%, 6 questions ticketed. One urgent label is
+# none graded general, intent 93.0%, priority 90.4%, 6 questions ticketed. One urgent label is
 # not followed on purpose: a balcony railing "松了 晃得厉害" over a road is important, as a
 # loose tile swaying over a path is in wild3 (loose is a hazard to fix within the hour; falling
 # or hanging by a thread is urgent).
