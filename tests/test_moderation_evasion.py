@@ -157,6 +157,8 @@ def test_evasions(text, expected):
     "7栋那个刘振东(1903) 总是占两个车位",                      # the room in brackets
     "9栋那个一个人住的姑娘赵晓燕 每天半夜12点才下班回来",          # a building, a name, when alone
     "5栋801的刘秀英阿姨家里就她一个人 白天门都不锁",               # a full name, then 阿姨
+    "对门的小姑娘叫陈佳怡 周末爸妈出差 她一个人在家",                # a full name and home alone
+    "那辆白色宝马 苏E·7M2K9 车主真名叫吴海峰",                      # a plate and its owner
 ])
 def test_privacy_by_combination(text):
     assert analyse(text).violation == "privacy", analyse(text)
@@ -215,6 +217,9 @@ def test_privacy_by_combination(text):
     "有人私聊我让加微信进什么群 是不是骗子",                     # reported, not offered
     "圣诞节的糖果买多了 要的小朋友来拿",                         # sweets, not drug slang
     "我是6栋1101的业主李建华 卫生间漏水了 麻烦安排师傅",           # the writer's own name and home
+    "我是3栋的张先生 苏A·8K2M7 是我的车 被人挡住了",                # the writer's own plate
+    "社区医院下周三打流感疫苗 60岁以上免费 需要的老人带身份证",       # a public health service
+    "有人在门口说免费送油 要扫码登记 大家别去",                       # a warning
 ])
 def test_ordinary_with_numbers_rooms_and_slang_words(text):
     assert analyse(text).violation == "none", analyse(text)
@@ -231,6 +236,9 @@ def test_ordinary_with_numbers_rooms_and_slang_words(text):
     ("insult", "保安那帮人 草🦙的 叫半天不来"),                # the llama for 泥马
     ("ad", "我是老板 本群邻居来店里报暗号打九折"),
     ("illegal", "病假条 体检报告 要哪个出哪个"),
+    ("ad", "这家理发店是我表哥开的 报我名字剪发立减十块"),             # a relative's shop
+    ("ad", "免费领纸巾一包 只要下载注册我们的APP"),                    # free, with a catch
+    ("illegal", "新的一百块 跟真的一模一样 谁要私我"),                  # counterfeit money
 ])
 def test_dodges_of_round_13(category, text):
     assert analyse(text).violation == category, analyse(text)

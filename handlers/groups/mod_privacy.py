@@ -38,9 +38,9 @@ PLATE = re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘�
                    r"(?:[a-z0-9]\s?[·•.\-]?\s?){4,5}[a-z0-9](?![a-z0-9])")
 # A bare room number ("304的许某某", "住1102", "孙某某(1702)"): only counted next to a full name.
 # Not the digits of an id ("love888，..."): no letter right before it.
-ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|[)）]|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
+ROOM_BARE = re.compile(r"(?<![\da-z_.:：\-])\d{3,4}(?=的|住|室|房|号房|业主|那家|是|,|，|\s|[)）。]|家(?!店|公司|企业|商户|商家|门店|单位|医院|银行|餐厅|超市|店铺|机构))(?![\d年月日号点元块分度%])|住\s*\d{3,4}(?!\d)")
 BUILDING = re.compile(r"(?<!\d)\d{1,2}\s*(?:栋|幢|号楼|座)")
-NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
+NAMED = re.compile(rf"(?:叫|名叫|全名|姓名|名字是|业主|真名|大名)\s*([{SURNAMES}][\u4e00-\u9fff]{{1,2}})")
 
 
 @dataclass
@@ -49,14 +49,18 @@ class Rules:
     person_refs: tuple[str, ...]
     details: tuple[str, ...]
     phone_cues: tuple[str, ...]
+    # Details that put someone at risk whoever reads them (home alone, the door code): with
+    # a full name they are a disclosure even when no home is given.
+    unsafe_details: tuple[str, ...] = ()
 
 
 _WORDS = rulefiles.Opt(rulefiles.ListOf(rulefiles.Text()), [])
 # Only the `privacy` section of moderation.yaml is read here (moderation.py reads the rest).
 PRIVACY = rulefiles.RuleFile(DATA_FILE, name="handlers/groups/data/moderation.yaml#privacy", schema=rulefiles.Record(
-    privacy=rulefiles.Opt(rulefiles.Record(honorifics=_WORDS, person_refs=_WORDS, details=_WORDS, phone_cues=_WORDS), {})),
+    privacy=rulefiles.Opt(rulefiles.Record(honorifics=_WORDS, person_refs=_WORDS, details=_WORDS, phone_cues=_WORDS,
+                                           unsafe_details=_WORDS), {})),
     build=lambda data, src: Rules(**{k: tuple(fold(v) for v in data["privacy"][k])
-                                     for k in ("honorifics", "person_refs", "details", "phone_cues")}))
+                                     for k in ("honorifics", "person_refs", "details", "phone_cues", "unsafe_details")}))
 
 
 def rules(path: Path = DATA_FILE) -> Rules:
@@ -228,6 +232,14 @@ def names_someone(text: str) -> bool:
                 or re.search("[他她]", t) or _full_names(t, r))
 
 
+def _others_full_names(t: str, text: str, r: Rules) -> list[str]:
+    """Full names in the text that are not the writer's own ("我叫王建，住9栋1201": theirs to
+    tell; "我是8栋1203的业主王建明": the name after 我是 and the writer's home is theirs too)."""
+    return [n for n in _full_names(t, r) + _latin_names(text)
+            if not any(f"{w}{n}" in t for w in ("我叫", "我是", "本人", "我的名字是", "我名字叫"))
+            and not re.search(rf"(?:我是|本人是?|我叫)[^，,。！？!?]{{0,14}}{re.escape(n)}", t)]
+
+
 def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str, str]:
     """{"privacy": reason} when the combination identifies someone, else {}."""
     if "privacy" in found:
@@ -242,20 +254,23 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     if not room and not plate and not bare:
         # A building, a full name and when they are alone ("6栋那个一个人住的王某某，每晚11点
         # 走小路回来"): enough to find the person, without the room.
-        if BUILDING.search(t) and any(d in t for d in r.details) and _full_names(t, r):
+        if BUILDING.search(t) and any(d in t for d in r.details) and _others_full_names(t, text, r):
             return {"privacy": "privacy: building + full name + personal details"}
+        if any(d in t for d in r.unsafe_details) and _others_full_names(t, text, r):
+            return {"privacy": "privacy: full name + when they are alone or how to get in"}
         return {}
     # "我叫王建，住9栋1201，想申请门禁卡": the writer's own name and home are theirs to tell.
-    # ("我是8栋1203的业主王建明": the name after 我是 and the writer's home is theirs too.)
-    names = [n for n in _full_names(t, r) + _latin_names(text)
-             if not any(f"{w}{n}" in t for w in ("我叫", "我是", "本人", "我的名字是", "我名字叫"))
-             and not re.search(rf"(?:我是|本人是?|我叫)[^，,。！？!?]{{0,14}}{re.escape(n)}", t)]
+    names = _others_full_names(t, text, r)
     if (room or bare) and names:
         return {"privacy": f"privacy: room + full name ({names[0][0]}**)"}
     named = bool(names) or _surname_ref(t, r)
     room = room or bare
     if plate and room and (named or _surname_ref(t, r, household=True)):
         return {"privacy": "privacy: plate + room + name"}
+    own = any(w in t for w in ("我是", "我的车", "我家车", "我家的车", "本人"))
+    if plate and (names or (named and BUILDING.search(t) and not own)):
+        # "真名李某某，车牌京N·9A7Q3", "车牌鲁B·F7290 住6栋 姓邱": the car and its owner
+        return {"privacy": "privacy: plate + name"}
     person = named or any(p in t for p in r.person_refs)
     if person and any(d in t for d in r.details):
         return {"privacy": "privacy: where someone lives + personal details"}
