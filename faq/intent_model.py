@@ -55,7 +55,7 @@ CORPUS_FILES = (TRAIN_DIR / "intents.jsonl", TRAIN_DIR / "intents_extra.jsonl", 
                 TRAIN_DIR / "intents_fresh2.jsonl", TRAIN_DIR / "intents_asking2.jsonl",
                 TRAIN_DIR / "intents_priority.jsonl", TRAIN_DIR / "intents_asking3.jsonl",
                 TRAIN_DIR / "intents_complaint_questions.jsonl", TRAIN_DIR / "intents_lookups.jsonl",
-                ROOT / "tests" / "data" / "route_cases.jsonl")
+                TRAIN_DIR / "intents_story_questions.jsonl", ROOT / "tests" / "data" / "route_cases.jsonl")
 INTENT_LABELS = ("faq", "complaint", "booking", "membership", "smalltalk", "handoff", "offtopic")
 PRIORITY_LABELS = ("urgent", "important", "general")
 # A complaint's category (001 三.1), learned like the priority (handlers/data/priority.yaml

@@ -424,10 +424,12 @@ def _topic_word(text: str, vec, raw_clean: str, c: str, lx: Lexicons, in_group: 
                 pi: dict[str, float], hazard: str | None, reporting: list[str], hand: list[str],
                 feats: str) -> RouteResult | None:
     """One topic word: the entry it fits, or a menu of the (up to three) entries that
-    name it, in retrieval's order; None when it is not one bare topic word."""
+    name it, in retrieval's order; None when it is not one bare topic word. Also when the
+    model reads the word as a question: retrieval alone offers one word only a menu or
+    nothing, and "客服热线" has one entry whose title names it."""
     core = _core(raw_clean)
     if (len(core) > TOPIC_WORD_MAX or in_group or hazard or reporting or hand or _hits(c, lx.complaint_words)
-            or not (intent in ("smalltalk", "offtopic") or
+            or not (intent in ("smalltalk", "offtopic", "faq") or
                     (intent == "complaint" and pi.get("complaint", 0.0) < TOPIC_COMPLAINT_BELOW))):
         return None
     found = _faq(text, vec, c, lx, in_group, feats, pi.get("faq", 0.0))

@@ -23,7 +23,7 @@ PRIORITIES = {None, "urgent", "important", "general"}
 # Safety first: anything that floods, burns, electrocutes, traps or poisons.
 SAFETY = re.compile(r"水管爆|爆管|着火|起火|漏电|触电|被电|冒火花|燃气泄漏|煤气泄漏|一氧化碳|被困|困人|关人")
 # ... unless the words are negated or hypothetical ("打不着火", "万一困人怎么办").
-NOT_AN_EVENT = re.compile(r"打不着火|万一|如果")
+NOT_AN_EVENT = re.compile(r"打不着火|万一|如果|真要着火|要真着火|真要是着火")
 
 _t2s = OpenCC("t2s")
 
@@ -117,7 +117,8 @@ TRAIN_DIR = ROOT / "handlers" / "data" / "train"
 WRITTEN_FRESH = [TRAIN_DIR / "faq_pairs.jsonl", TRAIN_DIR / "intents_asking.jsonl", TRAIN_DIR / "intents_fresh.jsonl",
                  TRAIN_DIR / "intents_fresh2.jsonl", TRAIN_DIR / "intents_asking2.jsonl",
                  TRAIN_DIR / "intents_priority.jsonl", TRAIN_DIR / "intents_asking3.jsonl",
-                 TRAIN_DIR / "intents_complaint_questions.jsonl", TRAIN_DIR / "intents_lookups.jsonl"]
+                 TRAIN_DIR / "intents_complaint_questions.jsonl", TRAIN_DIR / "intents_lookups.jsonl",
+                 TRAIN_DIR / "intents_story_questions.jsonl"]
 
 
 def _held_out_texts() -> list[str]:
@@ -125,7 +126,8 @@ def _held_out_texts() -> list[str]:
             ROOT / "tests" / "data" / "zh_fresh_probe.jsonl", ROOT / "tests" / "data" / "wild_probe.jsonl",
             ROOT / "tests" / "data" / "wild2_probe.jsonl", ROOT / "tests" / "data" / "wild3_probe.jsonl",
             ROOT / "tests" / "data" / "wild4_probe.jsonl", ROOT / "tests" / "data" / "wild5_probe.jsonl",
-            ROOT / "tests" / "data" / "wild6_probe.jsonl", ROOT / "tests" / "data" / "priority_probe2.jsonl"]
+            ROOT / "tests" / "data" / "wild6_probe.jsonl", ROOT / "tests" / "data" / "priority_probe2.jsonl",
+            ROOT / "tests" / "data" / "wild7_probe.jsonl"]
     if (SHARED / "eval").is_dir():
         held += sorted((SHARED / "eval").glob("*.jsonl"))
     return [c["text"] for p in held if p.exists() for c in _lines(p)]
@@ -185,7 +187,8 @@ def test_faq_pairs_name_kb_entries_and_are_labelled_lines():
              + _lines(TRAIN_DIR / "intents_asking2.jsonl") + _lines(TRAIN_DIR / "intents_priority.jsonl")
              + _lines(TRAIN_DIR / "intents_asking3.jsonl")
              + _lines(TRAIN_DIR / "intents_complaint_questions.jsonl")
-             + _lines(TRAIN_DIR / "intents_lookups.jsonl"))
+             + _lines(TRAIN_DIR / "intents_lookups.jsonl")
+             + _lines(TRAIN_DIR / "intents_story_questions.jsonl"))
     for r in fresh:  # the fresh lines also label off-topic asks as `offtopic` (the model's label)
         assert set(r) == {"text", "intent", "priority", "category"} and r["intent"] in INTENTS | {"offtopic"}, r
         assert (r["intent"] == "complaint") == (r["priority"] is not None) == (r["category"] in cats), r
