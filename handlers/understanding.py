@@ -110,6 +110,7 @@ class Lexicons:
     not_urgent: tuple[str, ...] = ()
     contact_asks: tuple[str, ...] = ()
     not_handoff: tuple[str, ...] = ()
+    bot_complaints: tuple[str, ...] = ()
     demand_words: tuple[str, ...] = ()
     planned: tuple[str, ...] = ()
     living_now: tuple[str, ...] = ()
@@ -156,6 +157,7 @@ def _build_lexicons(it, pr, _clocks, srcs: tuple[rulefiles.Source, ...]) -> Lexi
         handoff=_words(f, "handoff", sec(it, "handoff", f)),
         contact_asks=_words(f, "contact_asks", it.get("contact_asks") or []),
         not_handoff=_words(f, "not_handoff", it.get("not_handoff") or []),
+        bot_complaints=_words(f, "bot_complaints", it.get("bot_complaints") or []),
         demand_words=_words(f, "demand_words", it.get("demand_words") or []),
         permission_asks=_patterns(f, "permission_asks", it.get("permission_asks") or []),
         not_permission=_words(f, "not_permission", it.get("not_permission") or []),
@@ -388,6 +390,9 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         return "faq", f"{feats}; asks whether one may ({may})"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
+    if hand and not hazard and _hits(c, lx.bot_complaints):
+        # "说了半天你都听不懂 换个人来": the complaint is about this conversation; a person answers it.
+        return "handoff", f"{feats}; asked for a person ({hand[0]}) after {_hits(c, lx.bot_complaints)[0]}"
     if intent == "handoff" and contact:
         # "物业客服电话是多少 我找不到": the number is in the knowledge base; nobody need be paged.
         return "faq", f"{feats}; asks for a number: {contact[0]}"

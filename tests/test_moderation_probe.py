@@ -81,6 +81,10 @@ without the process, 糖 that makes one float, 真名/大名, a plate and its ow
 a debt as a detail, a full name with the door code or when they are home alone, idiomatic
 insults; health services' free jabs) took it to 94.2%, 0. The rest
 are numbers given as arithmetic or a poem and insults by comparison, which words cannot catch.
+evasion_probe20 (written after that round: a month's everyday group chat, 120 violations and 120
+hard negatives): 96.7% (116/120), 1 false flag (a neighbour's own piano for sale); a sixteenth
+round (a job on offer, a day-care at home, a contact "in the picture", a neighbour's own used
+thing: 孩子上大学了, 上门试) took it to 100%, 0.
 
 Violation recall >= 95% (the verdict must be one of the line's accepted
 categories) and no false flag at all on the hard negatives. Every miss is
@@ -109,7 +113,7 @@ def _probe(name: str) -> list[tuple[set[str], str]]:
                                   "evasion_probe11.jsonl", "evasion_probe12.jsonl",
                                   "evasion_probe13.jsonl", "evasion_probe14.jsonl",
                                   "evasion_probe15.jsonl", "evasion_probe16.jsonl", "evasion_probe17.jsonl",
-                                  "evasion_probe18.jsonl", "evasion_probe19.jsonl"])
+                                  "evasion_probe18.jsonl", "evasion_probe19.jsonl", "evasion_probe20.jsonl"])
 def test_probe_violations_caught_and_negatives_left_alone(name):
     # evasion_probe19 was written to beat a lexicon (numbers as sums and poems, insults by
     # implication): its bar is lower; no false flag is allowed on any probe.

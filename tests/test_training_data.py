@@ -127,7 +127,7 @@ def _held_out_texts() -> list[str]:
             ROOT / "tests" / "data" / "wild2_probe.jsonl", ROOT / "tests" / "data" / "wild3_probe.jsonl",
             ROOT / "tests" / "data" / "wild4_probe.jsonl", ROOT / "tests" / "data" / "wild5_probe.jsonl",
             ROOT / "tests" / "data" / "wild6_probe.jsonl", ROOT / "tests" / "data" / "priority_probe2.jsonl",
-            ROOT / "tests" / "data" / "wild7_probe.jsonl"]
+            ROOT / "tests" / "data" / "wild7_probe.jsonl", ROOT / "tests" / "data" / "wild8_probe.jsonl"]
     if (SHARED / "eval").is_dir():
         held += sorted((SHARED / "eval").glob("*.jsonl"))
     return [c["text"] for p in held if p.exists() for c in _lines(p)]

@@ -354,3 +354,15 @@ def test_an_owner_leaving_a_number_to_be_called_is_handed_off():
 
     r = classify("麻烦找个真人客服联系我 我的电话号码13912340000")
     assert r.intent == "handoff", r.why
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("吃饭了没", "smalltalk"),                       # a greeting, not a question
+    ("你一直答非所问 换个客服来", "handoff"),
+    ("真碰上着火了 楼道里该往哪边跑", "faq"),         # a what-if put with 真碰上
+])
+def test_greetings_asking_for_another_person_and_what_ifs(text, intent):
+    from handlers.understanding import classify
+
+    r = classify(text)
+    assert r.intent == intent, r.why
