@@ -307,7 +307,8 @@ def test_combo_errors_name_the_entry(tmp_path):
         load_lexicon(bad)
 
 
-@pytest.mark.parametrize("unit", ["一", "8", "8-", "a", "m0", "加微信", "1栋1201王建国 ", "🌸"])
+@pytest.mark.parametrize("unit", ["一", "8", "8-", "a", "m0", "加微信", "1栋1201王建国 ", "🌸", "我这个猪脑子",
+                                  "私聊我", "f*ck "])
 def test_long_texts_in_linear_time(unit):
     """100 KB of one pattern costs about 10x what 10 KB costs (no super-linear step)."""
     analyse("预热")

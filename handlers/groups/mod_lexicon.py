@@ -23,6 +23,9 @@ DATA_FILE = Path(__file__).with_name("data") / "moderation.yaml"
 # The labelled messages the model learns from (mod_model); their words are also the
 # vocabulary half-pinyin is read into (MixedPinyinFolder).
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "train" / "moderation.jsonl"
+# Characters read before and after a hit for its exceptions (moderation._term_hits): bounded,
+# so a long text full of hits costs linear time; no not_before / not_after word may be longer.
+AROUND_CHARS = 40
 CATEGORIES = ("ad", "insult", "illegal")
 
 
@@ -123,6 +126,11 @@ def _build_lexicon(raw: Any, src: rulefiles.Source) -> Lexicon:
                                           "only not_before / not_after / not_with lists are allowed")
             exc[_fold(str(term))] = {k: _str_list(v, f"categories.{name}.exceptions.{term}.{k}")
                                      for k, v in rule.items()}
+            long = [x for k in ("not_before", "not_after") for x in exc[_fold(str(term))].get(k, [])
+                    if len(x) > AROUND_CHARS]
+            if long:
+                raise ModerationDataError(f"{path.name}: categories.{name}.exceptions.{term}: {long[0]!r} is longer "
+                                          f"than the {AROUND_CHARS} characters read around a hit")
         needed = body.get("weak_needed", 2)
         if not isinstance(needed, int) or needed < 1:
             raise ModerationDataError(f"{path.name}: categories.{name}.weak_needed must be a positive whole number")

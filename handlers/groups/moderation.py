@@ -20,7 +20,7 @@ from datetime import date
 
 
 from handlers.groups.ladder import first_action
-from handlers.groups.mod_lexicon import Lexicon, compact, lexicon
+from handlers.groups.mod_lexicon import AROUND_CHARS, Lexicon, compact, lexicon
 from handlers.groups.mod_model import cache_path, model, opinion, save_cache
 from handlers.groups.mod_normalize import fold as _fold
 from handlers.groups.mod_privacy import (SPREAD_PHONE, full_name_in, names_someone, privacy_combination,
@@ -376,9 +376,13 @@ def _unmasked(run: str, terms: str) -> str:
 
 def _latin_words(folded: str, terms: str = "") -> list[str]:
     words: list[str] = []
+    unmasked: dict[str, str] = {}  # each starred word read once per text
     for run in _LATIN_RUN.findall(folded):
         if "*" in run:
-            run = _unmasked(run, terms) if run.strip("*") and run.count("*") <= 3 else run.replace("*", "")
+            if run not in unmasked:
+                unmasked[run] = (_unmasked(run, terms) if run.strip("*") and run.count("*") <= 3
+                                 else run.replace("*", ""))
+            run = unmasked[run]
             if not run:
                 continue
         if run.isalpha():
@@ -390,6 +394,9 @@ def _latin_words(folded: str, terms: str = "") -> list[str]:
         else:
             words += _LATIN_WORD.findall(run)
     return words
+
+
+_AROUND = AROUND_CHARS  # characters read before and after a hit for its exceptions
 
 
 def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[str]]]:
@@ -404,6 +411,7 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
             for cat, strength, word in lex.latin_terms.get(form, ()):
                 hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     _short_latin_hits(hits, text, lex, comp)
+    anywhere: dict[str, bool] = {}
     for end, entries in lex.automaton.iter(comp):
         for cat, strength, word, n in entries:  # n: the length of the form matched
             start = end - n + 1
@@ -417,17 +425,23 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
                 if (key[0].isascii() and key[0].isalnum() and before.isascii() and before.isalnum()) or \
                         (key[-1].isascii() and key[-1].isalnum() and after.isascii() and after.isalnum()):
                     continue
-            if cat == "insult" and any(comp[:start].endswith(x) for x in lex.self_refs):
+            # What is read around a hit is bounded (_AROUND characters), so a long text full of
+            # hits costs linear time, not a copy of the text per hit.
+            prev = comp[max(0, start - _AROUND):start]
+            if cat == "insult" and any(prev.endswith(x) for x in lex.self_refs):
                 continue  # "我这个猪脑子": the writer about themself
             rule = lex.categories[cat].exceptions.get(word)
             if rule:
-                rest, prev = comp[end + 1:], comp[:start]
+                rest = comp[end + 1:end + 1 + _AROUND]
                 if any(rest.startswith(x) for x in rule.get("not_before", [])):
                     continue
                 if any(prev.endswith(x) for x in rule.get("not_after", [])):
                     continue
-                if any(x in comp for x in rule.get("not_with", [])):
-                    continue
+                if rule.get("not_with"):
+                    if word not in anywhere:  # once per word and text
+                        anywhere[word] = any(x in comp for x in rule["not_with"])
+                    if anywhere[word]:
+                        continue
             hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     return hits
 
