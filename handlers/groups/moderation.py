@@ -431,19 +431,22 @@ def _term_hits(comp: str, lex: Lexicon, text: str) -> dict[str, dict[str, set[st
             if cat == "insult" and any(prev.endswith(x) for x in lex.self_refs):
                 continue  # "我这个猪脑子": the writer about themself
             rule = lex.categories[cat].exceptions.get(word)
-            if rule:
-                rest = comp[end + 1:end + 1 + _AROUND]
-                if any(rest.startswith(x) for x in rule.get("not_before", [])):
-                    continue
-                if any(prev.endswith(x) for x in rule.get("not_after", [])):
-                    continue
-                if rule.get("not_with"):
-                    if word not in anywhere:  # once per word and text
-                        anywhere[word] = any(x in comp for x in rule["not_with"])
-                    if anywhere[word]:
-                        continue
+            if rule and _excepted(rule, word, comp, prev, comp[end + 1:end + 1 + _AROUND], anywhere):
+                continue
             hits.setdefault(cat, {}).setdefault(strength, set()).add(word)
     return hits
+
+
+def _excepted(rule: dict, word: str, comp: str, prev: str, rest: str, anywhere: dict[str, bool]) -> bool:
+    """Whether a hit is one of its exceptions: what follows it (not_before), what comes before
+    it (not_after), or a word anywhere in the message (not_with, looked up once per word)."""
+    if any(rest.startswith(x) for x in rule.get("not_before", [])):
+        return True
+    if any(prev.endswith(x) for x in rule.get("not_after", [])):
+        return True
+    if rule.get("not_with") and word not in anywhere:
+        anywhere[word] = any(x in comp for x in rule["not_with"])
+    return anywhere.get(word, False)
 
 
 def _short_latin_hits(hits: dict, text: str, lex: Lexicon, comp: str = "") -> None:
