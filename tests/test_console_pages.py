@@ -176,7 +176,10 @@ def test_satisfaction_charts_are_inline_svg(api):
     _login(c, "supervisor")
     for by in ("building", "tier", "category"):
         html = c.get(f"/console/satisfaction?by={by}").get_data(as_text=True)
-        assert html.count("<svg") >= 2 and "<script src=\"http" not in html and "cdn" not in html.lower()
+        # No chart library fetched from outside: no src/href naming a CDN (not "cdn" anywhere:
+        # a random CSRF token once held those three letters and failed CI at 013aeff).
+        assert html.count("<svg") >= 2 and "<script src=\"http" not in html
+        assert not re.search(r"""(?:src|href)=["'][^"']*cdn""", html, re.I), html
     html = c.get("/console/satisfaction?by=building").get_data(as_text=True)
     assert "2026-07" in html and "2026Q3" in html and "<polyline" in html and "<rect" in html
     r = api.get("/surveys/results?source=tickets&by=category", role="supervisor")
