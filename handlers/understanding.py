@@ -371,7 +371,7 @@ _OWN_NUMBER = re.compile(r"\d{7,}")
 
 def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexicons, hazard: str | None,
                reporting: list[str], asking: list[str], hand: list[str],
-               contact: list[str] = ()) -> tuple[str, str]:
+               contact: list[str]) -> tuple[str, str]:
     """The model's intent, unless a rule says otherwise (first that applies wins), and why."""
     # Safety on top: a hazard (flood, fire, electricity, trapped, poison) that the
     # owner may be reporting is a complaint, even when the model leans elsewhere.
@@ -390,9 +390,10 @@ def _overruled(intent: str, feats: str, pi: dict[str, float], c: str, lx: Lexico
         return "faq", f"{feats}; asks whether one may ({may})"
     if hand and intent not in ("complaint",):
         return "handoff", f"{feats}; asked for a person: {hand[0]}"
-    if hand and not hazard and _hits(c, lx.bot_complaints):
+    about_bot = _hits(c, lx.bot_complaints) if hand and not hazard else []
+    if about_bot:
         # "说了半天你都听不懂 换个人来": the complaint is about this conversation; a person answers it.
-        return "handoff", f"{feats}; asked for a person ({hand[0]}) after {_hits(c, lx.bot_complaints)[0]}"
+        return "handoff", f"{feats}; asked for a person ({hand[0]}) after {about_bot[0]}"
     if intent == "handoff" and contact:
         # "物业客服电话是多少 我找不到": the number is in the knowledge base; nobody need be paged.
         return "faq", f"{feats}; asks for a number: {contact[0]}"

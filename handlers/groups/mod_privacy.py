@@ -240,6 +240,18 @@ def _others_full_names(t: str, text: str, r: Rules) -> list[str]:
             and not re.search(rf"(?:我是|本人是?|我叫)[^，,。！？!?]{{0,14}}{re.escape(n)}", t)]
 
 
+def _without_home(t: str, text: str, r: Rules) -> dict[str, str]:
+    """No room or plate: a building, a full name and a personal detail ("6栋那个一个人住的王某某，
+    每晚11点走小路回来"), or a full name and an unsafe detail (home alone, the door code), is
+    still enough to find the person. The names (jieba) are read only when a detail is there."""
+    in_building = bool(BUILDING.search(t)) and any(d in t for d in r.details)
+    if not (in_building or any(d in t for d in r.unsafe_details)) or not _others_full_names(t, text, r):
+        return {}
+    if in_building:
+        return {"privacy": "privacy: building + full name + personal details"}
+    return {"privacy": "privacy: full name + when they are alone or how to get in"}
+
+
 def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str, str]:
     """{"privacy": reason} when the combination identifies someone, else {}."""
     if "privacy" in found:
@@ -252,13 +264,7 @@ def privacy_combination(text: str, comp: str, found: dict[str, str]) -> dict[str
     plate = PLATE.search(t)
     bare = ROOM_BARE.search(t)
     if not room and not plate and not bare:
-        # A building, a full name and when they are alone ("6栋那个一个人住的王某某，每晚11点
-        # 走小路回来"): enough to find the person, without the room.
-        if BUILDING.search(t) and any(d in t for d in r.details) and _others_full_names(t, text, r):
-            return {"privacy": "privacy: building + full name + personal details"}
-        if any(d in t for d in r.unsafe_details) and _others_full_names(t, text, r):
-            return {"privacy": "privacy: full name + when they are alone or how to get in"}
-        return {}
+        return _without_home(t, text, r)
     # "我叫王建，住9栋1201，想申请门禁卡": the writer's own name and home are theirs to tell.
     names = _others_full_names(t, text, r)
     if (room or bare) and names:
